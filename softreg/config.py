@@ -1,0 +1,431 @@
+"""The training configuration: defaults and rules declared once, checked as a whole.
+
+A config is a YAML mapping with the sections ``data``, ``model``, ``optim``,
+``output`` and the top-level ``seed``. Every key has a default (except
+``data.source``) and a rule; `load_config` rejects unknown keys with a
+"did you mean" suggestion and names the file and key of every bad value before
+any work starts. ``--set section.key=value`` overrides are YAML-typed and go
+through the same rules.
+"""
+
+import difflib
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from softreg.errors import ConfigError
+from softreg.optim import SCHEDULES
+
+REQUIRED = object()
+BUILTIN_PREFIX = "builtin:"
+BUILTINS = ("iris", "digits", "wine", "breast_cancer")
+PLOT_NAMES = (
+    "learning_curves",
+    "confusion_matrix",
+    "reliability",
+    "weights",
+    "decision_regions",
+    "class_probabilities",
+)
+
+
+# -- value rules: each returns the normalized value or raises ValueError("must be ..., got ...")
+
+
+def _describe(value):
+    return "nothing" if value is None else repr(value)
+
+
+def number(minimum=None, maximum=None, min_open=False, max_open=False, integer=False):
+    """A real (or integer) in a range; strings such as "1e-4" (YAML 1.1 reads them as text) are accepted."""
+    kind = "an integer" if integer else "a number"
+
+    def check(value):
+        if isinstance(value, str) and not integer:
+            try:
+                value = float(value)
+            except ValueError:
+                pass
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValueError(f"must be {kind}, got {_describe(value)}")
+        if integer and not isinstance(value, int):
+            if not float(value).is_integer():
+                raise ValueError(f"must be {kind}, got {value!r}")
+            value = int(value)
+        if not integer:
+            value = float(value)
+            if not math.isfinite(value):
+                raise ValueError(f"must be finite, got {value!r}")
+        if minimum is not None and (value <= minimum if min_open else value < minimum):
+            raise ValueError(f"must be {'>' if min_open else '>='} {minimum}, got {value!r}")
+        if maximum is not None and (value >= maximum if max_open else value > maximum):
+            raise ValueError(f"must be {'<' if max_open else '<='} {maximum}, got {value!r}")
+        return value
+
+    return check
+
+
+def boolean(value):
+    if not isinstance(value, bool):
+        raise ValueError(f"must be true or false, got {_describe(value)}")
+    return value
+
+
+def text(value):
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"must be a non-empty string, got {_describe(value)}")
+    return value
+
+
+def choice(*options):
+    def check(value):
+        if value not in options:
+            hint = _suggestion(str(value), options)
+            raise ValueError(f"must be one of {', '.join(options)}, got {_describe(value)}{hint}")
+        return value
+
+    return check
+
+
+def optional(rule):
+    def check(value):
+        return None if value is None else rule(value)
+
+    return check
+
+
+def column_ref(value):
+    """A column name (string) or a 0-based index (negative counts from the end)."""
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise ValueError(f"must be a column name or index, got {_describe(value)}")
+    return value
+
+
+def fraction_or_path(value):
+    if isinstance(value, str):
+        return value
+    return number(0.0, 1.0, max_open=True)(value)
+
+
+def class_list(value):
+    if not isinstance(value, list) or len(value) < 2:
+        raise ValueError(f"must be a list of at least two class labels, got {_describe(value)}")
+    if len(set(map(str, value))) != len(value):
+        raise ValueError(f"must not repeat a class, got {value!r}")
+    return value
+
+
+def delimiter(value):
+    if value not in (None, ",", ";", "\t", "|", " "):
+        raise ValueError(f"must be one of ',', ';', '\\t', '|', ' ' (or null to detect), got {value!r}")
+    return value
+
+
+EARLY_STOPPING_RULES = {
+    "patience": (5, number(1, integer=True)),
+    "min_delta": (0.0, number(0.0)),
+}
+
+
+def early_stopping(value):
+    """``null``/``false`` disables; ``true`` or a mapping with ``patience``/``min_delta`` enables."""
+    if value is None or value is False:
+        return None
+    if value is True:
+        value = {}
+    if not isinstance(value, dict):
+        raise ValueError(f"must be false or a mapping with patience and min_delta, got {_describe(value)}")
+    resolved = {}
+    for key in value:
+        if key not in EARLY_STOPPING_RULES:
+            hint = _suggestion(str(key), EARLY_STOPPING_RULES)
+            raise ValueError(f"has no key {key!r} (expected patience, min_delta){hint}")
+    for key, (default, rule) in EARLY_STOPPING_RULES.items():
+        try:
+            resolved[key] = rule(value.get(key, default))
+        except ValueError as error:
+            raise ValueError(f".{key} {error}") from None
+    return resolved
+
+
+def plots(value):
+    """``true`` (all), ``false`` (none), or a list of plot names."""
+    if isinstance(value, bool):
+        return value
+    if not isinstance(value, list):
+        raise ValueError(f"must be true, false or a list of plot names, got {_describe(value)}")
+    for name in value:
+        choice(*PLOT_NAMES)(name)
+    return value
+
+
+# -- the schema: section -> key -> (default, rule, help)
+
+SCHEMA = {
+    "data": {
+        "source": (REQUIRED, text, "builtin:iris|digits|wine|breast_cancer, or a .csv/.tsv/.npz/svmlight path"),
+        "label": (None, optional(column_ref), "label column name or 0-based index (default: the last column)"),
+        "test": (0.2, fraction_or_path, "test fraction in [0, 1), or a path to a separate labelled file"),
+        "val": (0.1, number(0.0, 1.0, max_open=True), "validation fraction of the training part (0 disables)"),
+        "split": (
+            "random",
+            choice("random", "ordered"),
+            "random (stratified if data.stratify) or ordered (test = last rows, val = last rows before)",
+        ),
+        "stratify": (True, boolean, "keep class proportions in the random splits"),
+        "standardize": (True, boolean, "scale features by the training part's mean and standard deviation"),
+        "classes": (None, optional(class_list), "train on this subset of labels only"),
+        "delimiter": (None, delimiter, "field delimiter of delimited text (null: detect)"),
+    },
+    "model": {
+        "weight_decay": (1e-4, number(0.0), "lambda in (lambda/2)*||W||^2; the intercept is not decayed"),
+        "fit_intercept": (True, boolean, "learn one intercept per class"),
+        "dtype": ("float64", choice("float64", "float32"), "floating-point precision of training"),
+    },
+    "optim": {
+        "lr": (0.1, number(0.0, min_open=True), "base learning rate"),
+        "batch_size": (64, number(1, integer=True), "minibatch size"),
+        "epochs": (20, number(1, integer=True), "passes over the training part"),
+        "momentum": (0.9, number(0.0, 1.0, max_open=True), "heavy-ball momentum (0 disables)"),
+        "nesterov": (False, boolean, "use Nesterov momentum"),
+        "schedule": ("constant", choice(*SCHEDULES), "learning-rate schedule"),
+        "step_size": (10, number(1, integer=True), "schedule=step: epochs between decays"),
+        "gamma": (0.1, number(0.0, 1.0, min_open=True), "schedule=step: decay factor"),
+        "decay": (1.0, number(0.0), "schedule=inverse_time: lr / (1 + decay * epoch)"),
+        "early_stopping": (None, early_stopping, "false, or {patience, min_delta} on the validation loss"),
+    },
+    "output": {
+        "dir": (None, optional(text), "run directory (default: a fresh runs/NAME-TIMESTAMP)"),
+        "plots": (True, plots, "true, false, or a list of plot names"),
+        "eval_every": (
+            None,
+            optional(number(1, integer=True)),
+            "epochs between full-data objective evaluations (null: adaptive, <10% of training time)",
+        ),
+    },
+    "seed": (0, number(0, integer=True), "fixes the split, the initialization and the batch order"),
+}
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    source: str
+    label: object
+    test: object
+    val: float
+    split: str
+    stratify: bool
+    standardize: bool
+    classes: object
+    delimiter: object
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    weight_decay: float
+    fit_intercept: bool
+    dtype: str
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    lr: float
+    batch_size: int
+    epochs: int
+    momentum: float
+    nesterov: bool
+    schedule: str
+    step_size: int
+    gamma: float
+    decay: float
+    early_stopping: object
+
+
+@dataclass(frozen=True)
+class OutputConfig:
+    dir: object
+    plots: object
+    eval_every: object
+
+
+@dataclass(frozen=True)
+class Config:
+    data: DataConfig
+    model: ModelConfig
+    optim: OptimConfig
+    output: OutputConfig
+    seed: int
+    path: object = None  # the file it came from, for messages and relative paths
+
+    def to_dict(self):
+        """The resolved config as plain YAML-able data (the form saved with a run)."""
+        sections = {name: vars(getattr(self, name)).copy() for name in ("data", "model", "optim", "output")}
+        return {**sections, "seed": self.seed}
+
+
+def _suggestion(word, candidates):
+    close = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def read_yaml(path):
+    """Parse a YAML file with ``safe_load``; errors name the file."""
+    path = Path(path)
+    try:
+        text_content = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigError(f"{path}: cannot read config file ({error.__class__.__name__}: {error})") from None
+    try:
+        document = yaml.safe_load(text_content)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(error, "problem", None) or str(error)
+        raise ConfigError(f"{path}: invalid YAML{where}: {problem}") from None
+    if document is None:
+        document = {}
+    if not isinstance(document, dict):
+        raise ConfigError(f"{path}: a config must be a YAML mapping of sections, got {type(document).__name__}")
+    return document
+
+
+def parse_override(assignment):
+    """``"optim.lr=0.05"`` -> (["optim", "lr"], 0.05), the value read as YAML."""
+    key, sep, raw = assignment.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"--set {assignment!r}: expected KEY=VALUE, e.g. --set optim.lr=0.05")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError:
+        value = raw
+    return key.strip().split("."), value
+
+
+def apply_overrides(document, assignments):
+    """Return a copy of ``document`` with each ``--set`` assignment applied.
+
+    Returns the new document and the set of dotted keys that came from the command line.
+    """
+    document = {key: (dict(value) if isinstance(value, dict) else value) for key, value in document.items()}
+    from_command_line = set()
+    for assignment in assignments:
+        keys, value = parse_override(assignment)
+        dotted = ".".join(keys)
+        if len(keys) == 1:
+            document[keys[0]] = value
+        elif len(keys) == 2:
+            section = document.setdefault(keys[0], {})
+            if not isinstance(section, dict):
+                raise ConfigError(f"--set {dotted}: {keys[0]} is not a section")
+            section[keys[1]] = value
+        elif len(keys) == 3:
+            section = document.setdefault(keys[0], {})
+            inner = section.get(keys[1]) if isinstance(section, dict) else None
+            inner = dict(inner) if isinstance(inner, dict) else {}
+            inner[keys[2]] = value
+            section[keys[1]] = inner
+        else:
+            raise ConfigError(f"--set {dotted}: keys have the form section.key")
+        from_command_line.add(".".join(keys[:2]))
+    return document, from_command_line
+
+
+def _resolve_path(value, base_dir):
+    if value is None or value.startswith(BUILTIN_PREFIX):
+        return value
+    expanded = Path(os.path.expanduser(value))
+    return str(expanded if expanded.is_absolute() else (Path(base_dir) / expanded).resolve())
+
+
+def resolve(document, origin="config", base_dir=".", from_command_line=()):
+    """Validate a whole config mapping and fill in defaults.
+
+    Parameters
+    ----------
+    document : dict
+        Parsed YAML (after overrides).
+    origin : str
+        Named in every message (the config file's path).
+    base_dir : path
+        Relative data paths resolve against it (the config file's folder).
+    from_command_line : set of str
+        Dotted keys given with ``--set``; their relative paths resolve against the
+        current directory instead.
+
+    Returns
+    -------
+    Config
+    """
+    resolved = {}
+    for key in document:
+        if key not in SCHEMA:
+            hint = _suggestion(str(key), SCHEMA)
+            raise ConfigError(f"{origin}: unknown key {key!r}{hint}; expected one of {', '.join(SCHEMA)}")
+    for name, spec in SCHEMA.items():
+        if isinstance(spec, tuple):
+            resolved[name] = _check(origin, name, document.get(name, spec[0]), spec)
+            continue
+        section = document.get(name, {})
+        if section is None:
+            section = {}
+        if not isinstance(section, dict):
+            raise ConfigError(f"{origin}: {name} must be a mapping of keys, got {_describe(section)}")
+        for key in section:
+            if key not in spec:
+                hint = _suggestion(str(key), spec)
+                raise ConfigError(f"{origin}: unknown key {name}.{key}{hint}")
+        resolved[name] = {key: _check(origin, f"{name}.{key}", section.get(key, rule[0]), rule) for key, rule in spec.items()}
+    data = resolved["data"]
+    for key in ("source", "test"):
+        if isinstance(data[key], str):
+            base = "." if f"data.{key}" in from_command_line else base_dir
+            data[key] = _resolve_path(data[key], base)
+    _check_builtin(origin, data["source"])
+    if resolved["optim"]["early_stopping"] and data["val"] == 0:
+        raise ConfigError(f"{origin}: optim.early_stopping needs a validation split: set data.val > 0 (e.g. 0.1)")
+    return Config(
+        data=DataConfig(**data),
+        model=ModelConfig(**resolved["model"]),
+        optim=OptimConfig(**resolved["optim"]),
+        output=OutputConfig(**resolved["output"]),
+        seed=resolved["seed"],
+        path=None if origin == "config" else origin,
+    )
+
+
+def _check(origin, dotted, value, spec):
+    default, rule, _help = spec
+    if value is REQUIRED:
+        raise ConfigError(f"{origin}: {dotted} is required ({_help})")
+    try:
+        return rule(value)
+    except ValueError as error:
+        raise ConfigError(f"{origin}: {dotted} {error}") from None
+
+
+def _check_builtin(origin, source):
+    if source.startswith(BUILTIN_PREFIX):
+        name = source[len(BUILTIN_PREFIX):]
+        if name not in BUILTINS:
+            hint = _suggestion(name, BUILTINS)
+            raise ConfigError(
+                f"{origin}: data.source {source!r} is not a bundled dataset; "
+                f"expected builtin:{'|'.join(BUILTINS)}{hint}"
+            )
+
+
+def load_config(path, overrides=()):
+    """Read, override and validate a config file; return a `Config`."""
+    document = read_yaml(path)
+    document, from_command_line = apply_overrides(document, overrides)
+    return resolve(document, origin=str(path), base_dir=Path(path).resolve().parent, from_command_line=from_command_line)
+
+
+def dump_config(config):
+    """The resolved config as YAML text."""
+    return yaml.safe_dump(config.to_dict(), sort_keys=False, default_flow_style=False)

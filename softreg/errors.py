@@ -1,0 +1,66 @@
+"""Exception types that carry their exit code.
+
+The core raises these and never prints or exits; `softreg.cli` is the one place
+that maps them to a message on stderr and an exit status.
+"""
+
+EXIT_OK = 0
+EXIT_FAILURE = 1  # the run itself failed (diverged, disk full, a bug)
+EXIT_USAGE = 2  # the user must change something (config, data, flags)
+EXIT_INTERRUPTED = 130
+
+
+class SoftregError(Exception):
+    """Base class; `exit_code` is what the CLI exits with."""
+
+    exit_code = EXIT_FAILURE
+
+
+class UsageError(SoftregError):
+    """Bad flags or a combination of them."""
+
+    exit_code = EXIT_USAGE
+
+
+class ConfigError(SoftregError):
+    """An invalid, unknown or out-of-range configuration value."""
+
+    exit_code = EXIT_USAGE
+
+
+class DataError(SoftregError):
+    """Input data that cannot be used (missing, empty, non-numeric, ...)."""
+
+    exit_code = EXIT_USAGE
+
+
+class RunDirError(SoftregError):
+    """A run directory that is missing, incomplete, corrupted or incompatible."""
+
+    exit_code = EXIT_USAGE
+
+
+class DivergedError(SoftregError):
+    """Training produced a non-finite loss or weights."""
+
+    exit_code = EXIT_FAILURE
+
+    def __init__(self, epoch, lr):
+        self.epoch = epoch
+        self.lr = lr
+        super().__init__(
+            f"training diverged at epoch {epoch} (loss or weights are no longer finite); "
+            f"no model was written. Try a smaller optim.lr (now {lr:g}), e.g. {lr / 10:g}."
+        )
+
+
+class OutputError(SoftregError):
+    """An output that cannot be written (exists, unwritable, disk full)."""
+
+    exit_code = EXIT_FAILURE
+
+
+class OutputExistsError(OutputError):
+    """Refusing to overwrite a user's file or directory without --force."""
+
+    exit_code = EXIT_USAGE

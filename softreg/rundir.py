@@ -1,0 +1,314 @@
+"""The run directory: atomic writes, a staging directory committed by one rename,
+and saving/loading the model with everything it needs (classes, feature names,
+the standardizer).
+
+A run directory is built in a hidden sibling ``.NAME.staging-*`` and renamed onto
+``NAME`` only when complete, so an interrupted run never leaves a model that loads.
+Nothing is ever unpickled: arrays load with ``allow_pickle=False``.
+"""
+
+import io
+import json
+import os
+import shutil
+import tempfile
+import time
+import zipfile
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from softreg import __version__, softmax
+from softreg.data import standardize
+from softreg.errors import OutputError, OutputExistsError, RunDirError
+
+FORMAT_VERSION = 1
+MODEL_ARRAYS = ("coef", "intercept", "classes", "feature_mean", "feature_scale")
+
+
+# -- atomic writes
+
+
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+@contextmanager
+def atomic_open(path, mode="w", **kwargs):
+    """Write to a temporary file beside ``path``, then rename it onto ``path``.
+
+    On any exception the temporary file is removed and ``path`` is left as it was.
+    """
+    path = Path(path)
+    try:
+        descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.fchmod(descriptor, 0o666 & ~_umask())  # mkstemp's 0600 would hide results from other users
+    except OSError as error:
+        raise OutputError(f"{path}: cannot write ({error.strerror or error})") from None
+    try:
+        with os.fdopen(descriptor, mode, **kwargs) as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException as error:
+        Path(temporary).unlink(missing_ok=True)
+        if isinstance(error, OSError):
+            raise OutputError(f"{path}: cannot write ({error.strerror or error})") from None
+        raise
+
+
+def write_text(path, content):
+    with atomic_open(path, "w", encoding="utf-8", newline="") as handle:
+        handle.write(content)
+
+
+def write_json(path, document):
+    write_text(path, json.dumps(document, indent=2, default=_json_default) + "\n")
+
+
+def write_npz(path, **arrays):
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    with atomic_open(path, "wb") as handle:
+        handle.write(buffer.getvalue())
+
+
+def _json_default(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(f"not JSON serializable: {type(value).__name__}")
+
+
+# -- the run directory as a whole
+
+
+def default_run_dir(name, root="runs"):
+    """A fresh ``runs/NAME-YYYYmmdd-HHMMSS`` (with ``-2``, ``-3``... if taken)."""
+    base = Path(root) / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    candidate, counter = base, 1
+    while candidate.exists():
+        counter += 1
+        candidate = base.with_name(f"{base.name}-{counter}")
+    return candidate
+
+
+def check_output_dir(path, force):
+    """Refuse an existing non-empty directory (or a file) unless ``force``."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise OutputExistsError(f"{path}: exists and is not a directory; choose another --out")
+    if path.is_dir() and any(path.iterdir()) and not force:
+        raise OutputExistsError(f"{path}: run directory already exists and is not empty; use --force to replace it")
+
+
+@contextmanager
+def staging_dir(target, force=False):
+    """Yield a fresh hidden directory beside ``target``; on success rename it onto ``target``.
+
+    On failure the staging directory is removed and ``target`` is untouched.
+    """
+    target = Path(target)
+    check_output_dir(target, force)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.staging-", dir=target.parent))
+        os.chmod(staging, 0o777 & ~_umask())
+    except OSError as error:
+        raise OutputError(f"{target}: cannot create the run directory ({error.strerror or error})") from None
+    try:
+        yield staging
+        _commit(staging, target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+def _commit(staging, target):
+    """Replace ``target`` by ``staging`` with renames; the old one is removed last."""
+    retired = None
+    if target.exists():
+        retired = target.with_name(f".{target.name}.old-{os.getpid()}")
+        os.rename(target, retired)
+    try:
+        os.rename(staging, target)
+    except OSError as error:
+        if retired is not None:
+            os.rename(retired, target)
+        raise OutputError(f"{target}: cannot create the run directory ({error.strerror or error})") from None
+    if retired is not None:
+        shutil.rmtree(retired, ignore_errors=True)
+
+
+# -- the model
+
+
+@dataclass
+class Model:
+    """A trained model with what it needs to read raw features.
+
+    coef : ndarray of shape (n_classes, n_features), in standardized feature space
+    intercept : ndarray of shape (n_classes,)
+    classes : ndarray of shape (n_classes,)
+    feature_mean, feature_scale : ndarray of shape (n_features,)
+    """
+
+    coef: np.ndarray
+    intercept: np.ndarray
+    classes: np.ndarray
+    feature_mean: np.ndarray
+    feature_scale: np.ndarray
+    feature_names: list
+    label_name: str
+    dtype: str = "float64"
+
+    @property
+    def n_features(self):
+        return self.coef.shape[1]
+
+    def predict_proba(self, X_raw):
+        """Probabilities (n_samples, n_classes) for raw (unstandardized) features (n_samples, n_features)."""
+        X = standardize(X_raw, self.feature_mean, self.feature_scale, self.coef.dtype)
+        return self.predict_proba_standardized(X)
+
+    def predict_proba_standardized(self, X):
+        """Probabilities (n_samples, n_classes) for features already standardized."""
+        return softmax.predict_proba(self.coef, self.intercept, X)
+
+
+def save_model(directory, model, training_summary=None):
+    """Write ``model.npz`` and ``model.json`` atomically into ``directory``."""
+    directory = Path(directory)
+    write_npz(
+        directory / "model.npz",
+        coef=model.coef,
+        intercept=model.intercept,
+        classes=np.asarray(model.classes),
+        feature_mean=model.feature_mean,
+        feature_scale=model.feature_scale,
+    )
+    write_json(
+        directory / "model.json",
+        {
+            "softreg_version": __version__,
+            "format_version": FORMAT_VERSION,
+            "n_features": model.n_features,
+            "n_classes": len(model.classes),
+            "classes": [str(label) for label in model.classes],
+            "feature_names": list(model.feature_names),
+            "label_name": model.label_name,
+            "dtype": model.dtype,
+            "training": training_summary or {},
+        },
+    )
+
+
+def load_model(directory):
+    """Load and check a run directory's model; every problem is a RunDirError naming the file."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise RunDirError(f"{directory}: run directory not found")
+    npz_path, json_path = directory / "model.npz", directory / "model.json"
+    if not npz_path.exists():
+        raise RunDirError(f"{directory}: no model.npz (the run did not finish, or this is not a softreg run directory)")
+    meta = read_model_json(json_path)
+    arrays = _read_arrays(npz_path)
+    n_classes, n_features = arrays["coef"].shape
+    expected = {"intercept": (n_classes,), "classes": (n_classes,), "feature_mean": (n_features,), "feature_scale": (n_features,)}
+    for name, shape in expected.items():
+        if arrays[name].shape != shape:
+            raise RunDirError(f"{npz_path}: {name} has shape {arrays[name].shape}, expected {shape} to match coef {arrays['coef'].shape}")
+    for name in ("coef", "intercept", "feature_mean", "feature_scale"):
+        if not np.all(np.isfinite(arrays[name])):
+            raise RunDirError(f"{npz_path}: {name} contains NaN or inf; the model is not usable")
+    if len(meta.get("feature_names", [])) != n_features:
+        raise RunDirError(f"{json_path}: lists {len(meta.get('feature_names', []))} feature names, but model.npz has {n_features} features")
+    if [str(label) for label in arrays["classes"]] != meta.get("classes", [str(label) for label in arrays["classes"]]):
+        raise RunDirError(f"{json_path}: its classes disagree with model.npz")
+    return Model(
+        coef=arrays["coef"],
+        intercept=arrays["intercept"],
+        classes=arrays["classes"],
+        feature_mean=arrays["feature_mean"],
+        feature_scale=arrays["feature_scale"],
+        feature_names=[str(name) for name in meta["feature_names"]],
+        label_name=str(meta.get("label_name", "label")),
+        dtype=str(meta.get("dtype", "float64")),
+    )
+
+
+def read_model_json(path):
+    try:
+        meta = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise RunDirError(f"{path}: missing; the run directory is incomplete") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise RunDirError(f"{path}: not valid JSON ({error})") from None
+    if not isinstance(meta, dict):
+        raise RunDirError(f"{path}: expected a JSON object")
+    version = meta.get("format_version")
+    if not isinstance(version, int):
+        raise RunDirError(f"{path}: no format_version; not a softreg model")
+    if version > FORMAT_VERSION:
+        raise RunDirError(
+            f"{path}: model format version {version} is newer than this softreg "
+            f"({__version__}) reads (up to {FORMAT_VERSION}); upgrade softreg"
+        )
+    if not isinstance(meta.get("feature_names"), list):
+        raise RunDirError(f"{path}: feature_names is missing")
+    return meta
+
+
+def _read_arrays(path):
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            missing = [name for name in MODEL_ARRAYS if name not in archive.files]
+            if missing:
+                raise RunDirError(f"{path}: missing array(s) {', '.join(missing)}")
+            arrays = {name: archive[name] for name in MODEL_ARRAYS}
+    except RunDirError:
+        raise
+    except ValueError as error:
+        raise RunDirError(f"{path}: holds object arrays or is corrupted ({error}); refusing to unpickle") from None
+    except (OSError, EOFError, zipfile.BadZipFile, KeyError) as error:
+        raise RunDirError(f"{path}: corrupted or truncated ({error.__class__.__name__}: {error})") from None
+    for name in ("coef", "intercept", "feature_mean", "feature_scale"):
+        if arrays[name].dtype.kind != "f":
+            raise RunDirError(f"{path}: {name} must be a floating-point array, got dtype {arrays[name].dtype}")
+    if arrays["coef"].ndim != 2:
+        raise RunDirError(f"{path}: coef must be 2-D (n_classes, n_features), got shape {arrays['coef'].shape}")
+    return arrays
+
+
+def save_test_split(directory, X_raw, y):
+    """The test rows (raw features, class indices) so that `evaluate` needs nothing else."""
+    import scipy.sparse as sp
+
+    if sp.issparse(X_raw):
+        X_raw = X_raw.tocsr()
+        write_npz(directory / "test.npz", data=X_raw.data, indices=X_raw.indices, indptr=X_raw.indptr, shape=np.array(X_raw.shape), y=y)
+    else:
+        write_npz(directory / "test.npz", X=X_raw, y=y)
+
+
+def load_test_split(directory):
+    """``(X_raw, y)`` saved by `save_test_split`, or a RunDirError."""
+    import scipy.sparse as sp
+
+    path = Path(directory) / "test.npz"
+    if not path.exists():
+        raise RunDirError(f"{path}: missing; this run kept no test split (give --data SOURCE)")
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            if "X" in archive.files:
+                return archive["X"], archive["y"]
+            X = sp.csr_matrix((archive["data"], archive["indices"], archive["indptr"]), shape=tuple(archive["shape"]))
+            return X, archive["y"]
+    except (ValueError, OSError, EOFError, KeyError, zipfile.BadZipFile) as error:
+        raise RunDirError(f"{path}: corrupted or truncated ({error.__class__.__name__}: {error})") from None

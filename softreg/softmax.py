@@ -1,0 +1,162 @@
+"""The model: softmax, log-softmax, loss and gradient of L2-regularized softmax regression.
+
+For features ``x`` in R^d, classes 0..K-1, ``coef`` W of shape (K, d) and ``intercept``
+b of shape (K,)::
+
+    z = W x + b                      logits, shape (K,)
+    log p_k = z_k - logsumexp(z)     log-softmax, with the max subtracted first
+    J(W, b) = (1/n) sum_i -log p_{y_i}(x_i) + (weight_decay / 2) ||W||_F^2
+    dJ/dZ = (P - Y) / n,   dJ/dW = (P - Y)^T X / n + weight_decay * W,   dJ/db = sum_i (P - Y)_i / n
+
+The intercept is not decayed. Everything here is a plain function of explicit arrays:
+no state, no I/O. ``X`` may be a dense ndarray or a scipy sparse matrix (CSR); the
+dtype of ``X`` (float64 or float32) is the dtype of the computation.
+"""
+
+import numpy as np
+
+
+def log_softmax(logits):
+    """Row-wise log-softmax, stable for any finite input.
+
+    Parameters
+    ----------
+    logits : ndarray of shape (n_samples, n_classes)
+
+    Returns
+    -------
+    log_proba : ndarray of shape (n_samples, n_classes)
+        ``z - max z - log(sum(exp(z - max z)))``; finite whenever ``logits`` is.
+    """
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+
+
+def softmax(logits):
+    """Row-wise softmax, ``exp(z - max z) / sum(exp(z - max z))``.
+
+    Parameters
+    ----------
+    logits : ndarray of shape (n_samples, n_classes)
+
+    Returns
+    -------
+    proba : ndarray of shape (n_samples, n_classes)
+        Rows sum to one; no NaN or inf for finite input.
+    """
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    np.exp(shifted, out=shifted)
+    shifted /= shifted.sum(axis=1, keepdims=True)
+    return shifted
+
+
+def decision_function(coef, intercept, X):
+    """Logits ``X @ coef.T + intercept``.
+
+    Parameters
+    ----------
+    coef : ndarray of shape (n_classes, n_features)
+    intercept : ndarray of shape (n_classes,)
+    X : {ndarray, sparse matrix} of shape (n_samples, n_features)
+
+    Returns
+    -------
+    logits : ndarray of shape (n_samples, n_classes)
+    """
+    logits = np.asarray(X @ coef.T)  # (n, K)
+    logits += intercept
+    return logits
+
+
+def predict_proba(coef, intercept, X):
+    """Class probabilities, shape (n_samples, n_classes)."""
+    return softmax(decision_function(coef, intercept, X))
+
+
+def cross_entropy(coef, intercept, X, y):
+    """Mean cross-entropy ``(1/n) sum_i -log p_{y_i}(x_i)`` (no weight decay).
+
+    Parameters
+    ----------
+    coef : ndarray of shape (n_classes, n_features)
+    intercept : ndarray of shape (n_classes,)
+    X : {ndarray, sparse matrix} of shape (n_samples, n_features)
+    y : ndarray of shape (n_samples,)
+        Class indices in ``0..n_classes-1``.
+    """
+    log_proba = log_softmax(decision_function(coef, intercept, X))
+    return float(-log_proba[np.arange(len(y)), y].mean())
+
+
+def loss_gradient(coef, intercept, X, y, weight_decay):
+    """Objective J and its gradient, computing the logits once.
+
+    Parameters
+    ----------
+    coef : ndarray of shape (n_classes, n_features)
+    intercept : ndarray of shape (n_classes,)
+    X : {ndarray, sparse matrix} of shape (n_samples, n_features)
+    y : ndarray of shape (n_samples,)
+        Class indices in ``0..n_classes-1``.
+    weight_decay : float
+        lambda >= 0; the penalty is ``lambda / 2 * ||coef||_F^2``.
+
+    Returns
+    -------
+    data_loss : float
+        Mean cross-entropy (without the penalty).
+    objective : float
+        ``data_loss + weight_decay / 2 * ||coef||^2``.
+    grad_coef : ndarray of shape (n_classes, n_features)
+    grad_intercept : ndarray of shape (n_classes,)
+    """
+    n_samples = X.shape[0]
+    rows = np.arange(n_samples)
+    logits = decision_function(coef, intercept, X)  # (n, K)
+    logits -= logits.max(axis=1, keepdims=True)
+    proba = np.exp(logits)
+    norm = proba.sum(axis=1)  # (n,)
+    data_loss = float(np.log(norm).sum() - logits[rows, y].sum()) / n_samples
+    proba /= norm[:, None]
+    proba[rows, y] -= 1.0  # now dJ/dZ * n
+    proba /= n_samples
+    grad_coef = _transpose_product(proba, X)
+    grad_coef += weight_decay * coef
+    grad_intercept = proba.sum(axis=0)
+    objective = data_loss + 0.5 * weight_decay * float(np.vdot(coef, coef))
+    return data_loss, objective, grad_coef, grad_intercept
+
+
+def _transpose_product(residual, X):
+    """``residual.T @ X`` of shape (K, d), efficient for dense and CSR ``X``."""
+    if isinstance(X, np.ndarray):
+        return residual.T @ X
+    return np.asarray((X.T @ residual).T)
+
+
+def gradient_norm(grad_coef, grad_intercept):
+    """Euclidean norm of the full gradient (coef and intercept together)."""
+    return float(np.sqrt(np.vdot(grad_coef, grad_coef) + np.vdot(grad_intercept, grad_intercept)))
+
+
+def full_loss_gradient(coef, intercept, X, y, weight_decay, chunk_rows=16384):
+    """`loss_gradient` over all rows, computed in chunks to bound the (n, K) temporaries.
+
+    Returns the same tuple as `loss_gradient`, with identical meaning.
+    """
+    n_samples = X.shape[0]
+    if n_samples <= chunk_rows:
+        return loss_gradient(coef, intercept, X, y, weight_decay)
+    data_loss = 0.0
+    grad_coef = np.zeros_like(coef)
+    grad_intercept = np.zeros_like(intercept)
+    for start in range(0, n_samples, chunk_rows):
+        rows = slice(start, start + chunk_rows)
+        weight = (min(start + chunk_rows, n_samples) - start) / n_samples
+        part_loss, _, part_coef, part_intercept = loss_gradient(coef, intercept, X[rows], y[rows], 0.0)
+        data_loss += weight * part_loss
+        grad_coef += weight * part_coef
+        grad_intercept += weight * part_intercept
+    grad_coef += weight_decay * coef
+    objective = data_loss + 0.5 * weight_decay * float(np.vdot(coef, coef))
+    return data_loss, objective, grad_coef, grad_intercept
