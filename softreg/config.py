@@ -60,9 +60,9 @@ def number(minimum=None, maximum=None, min_open=False, max_open=False, integer=F
             if not math.isfinite(value):
                 raise ValueError(f"must be finite, got {value!r}")
         if minimum is not None and (value <= minimum if min_open else value < minimum):
-            raise ValueError(f"must be {'>' if min_open else '>='} {minimum}, got {value!r}")
+            raise ValueError(f"must be {'>' if min_open else '>='} {minimum:g}, got {value!r}")
         if maximum is not None and (value >= maximum if max_open else value > maximum):
-            raise ValueError(f"must be {'<' if max_open else '<='} {maximum}, got {value!r}")
+            raise ValueError(f"must be {'<' if max_open else '<='} {maximum:g}, got {value!r}")
         return value
 
     return check
@@ -368,7 +368,7 @@ def resolve(document, origin="config", base_dir=".", from_command_line=()):
             raise ConfigError(f"{origin}: unknown key {key!r}{hint}; expected one of {', '.join(SCHEMA)}")
     for name, spec in SCHEMA.items():
         if isinstance(spec, tuple):
-            resolved[name] = _check(origin, name, document.get(name, spec[0]), spec)
+            resolved[name] = _check("--set" if name in from_command_line else origin, name, document.get(name, spec[0]), spec)
             continue
         section = document.get(name, {})
         if section is None:
@@ -379,7 +379,10 @@ def resolve(document, origin="config", base_dir=".", from_command_line=()):
             if key not in spec:
                 hint = _suggestion(str(key), spec)
                 raise ConfigError(f"{origin}: unknown key {name}.{key}{hint}")
-        resolved[name] = {key: _check(origin, f"{name}.{key}", section.get(key, rule[0]), rule) for key, rule in spec.items()}
+        resolved[name] = {
+            key: _check("--set" if f"{name}.{key}" in from_command_line else origin, f"{name}.{key}", section.get(key, rule[0]), rule)
+            for key, rule in spec.items()
+        }
     data = resolved["data"]
     for key in ("source", "test"):
         if isinstance(data[key], str):

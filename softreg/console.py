@@ -14,11 +14,11 @@ def _number(value, digits=4):
 
 
 def epoch_line(record, total):
-    parts = [f"epoch {record.epoch}/{total}", f"lr={record.lr:.4g}", f"train_loss={record.train_loss:.5f}"]
+    parts = [f"epoch {record.epoch}/{total}", f"lr={record.lr:.4g}", f"train_loss={record.train_loss:.6g}"]
     if record.objective is not None:
-        parts.append(f"objective={record.objective:.6f}")
+        parts.append(f"objective={record.objective:.7g}")
     if record.val_loss is not None:
-        parts.append(f"val_loss={record.val_loss:.5f}")
+        parts.append(f"val_loss={record.val_loss:.6g}")
         parts.append(f"val_acc={record.val_accuracy:.4f}")
     parts.append(f"({record.seconds:.2f}s)")
     return "  ".join(parts)
@@ -59,7 +59,7 @@ class Progress:
 
 
 def _bar_item(record):
-    text = f"loss {record.train_loss:.4f}"
+    text = f"loss {record.train_loss:.5g}"
     if record.val_accuracy is not None:
         text += f"  val acc {record.val_accuracy:.4f}"
     return text

@@ -47,15 +47,21 @@ class Dataset:
 
 
 def load_source(source, label=None, delimiter=None):
-    """Load any supported source into a `Dataset`."""
-    if source.startswith(BUILTIN_PREFIX):
+    """Load any supported source into a `Dataset`.
+
+    ``label`` names the label column of delimited text; other sources carry their labels.
+    """
+    builtin = source.startswith(BUILTIN_PREFIX)
+    suffix = Path(source).suffix.lower()
+    if label is not None and (builtin or suffix == ".npz" or suffix in SVMLIGHT_SUFFIXES):
+        raise DataError(f"{source}: data.label applies to delimited text only; this source carries its own labels")
+    if builtin:
         return _load_builtin(source[len(BUILTIN_PREFIX):])
     path = Path(source)
     if not path.exists():
         raise DataError(f"{source}: data file not found")
     if path.is_dir():
         raise DataError(f"{source}: is a directory, expected a data file")
-    suffix = path.suffix.lower()
     if suffix == ".npz":
         return _load_npz(path)
     if suffix in SVMLIGHT_SUFFIXES or (suffix not in DELIMITED_SUFFIXES and _looks_like_svmlight(path)):
@@ -224,7 +230,7 @@ def _typed_labels(label_cells):
 
 def _load_npz(path):
     try:
-        with np.load(path, allow_pickle=False) as archive:
+        with open(path, "rb") as handle, np.load(handle, allow_pickle=False) as archive:
             missing = [key for key in ("X", "y") if key not in archive.files]
             if missing:
                 raise DataError(f"{path}: missing array(s) {', '.join(missing)}; an .npz source needs X and y")
@@ -317,7 +323,7 @@ def encode_labels(dataset):
     """
     classes, y = np.unique(dataset.labels, return_inverse=True)
     if len(classes) < 2:
-        raise DataError(f"{dataset.source}: only one class ({classes[0]!r}) in the labels; need at least two")
+        raise DataError(f"{dataset.source}: only one class ({str(classes[0])!r}) in the labels; need at least two")
     return classes, y.astype(np.int64)
 
 

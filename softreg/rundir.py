@@ -267,7 +267,7 @@ def read_model_json(path):
 
 def _read_arrays(path):
     try:
-        with np.load(path, allow_pickle=False) as archive:
+        with open(path, "rb") as handle, np.load(handle, allow_pickle=False) as archive:
             missing = [name for name in MODEL_ARRAYS if name not in archive.files]
             if missing:
                 raise RunDirError(f"{path}: missing array(s) {', '.join(missing)}")
@@ -305,7 +305,7 @@ def load_test_split(directory):
     if not path.exists():
         raise RunDirError(f"{path}: missing; this run kept no test split (give --data SOURCE)")
     try:
-        with np.load(path, allow_pickle=False) as archive:
+        with open(path, "rb") as handle, np.load(handle, allow_pickle=False) as archive:
             if "X" in archive.files:
                 return archive["X"], archive["y"]
             X = sp.csr_matrix((archive["data"], archive["indices"], archive["indptr"]), shape=tuple(archive["shape"]))

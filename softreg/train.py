@@ -76,7 +76,8 @@ def validation(coef, intercept, part):
     return loss, float(np.mean(logits.argmax(axis=1) == part.y))
 
 
-def fit(train, val, n_classes, model, optim, batch_rng, eval_every=None, on_epoch=None):
+@np.errstate(over="ignore", invalid="ignore")  # divergence is detected and reported, not warned about
+def fit(train, val, n_classes, model, optim, batch_rng, eval_every=None, on_epoch=None, on_step=None):
     """Train softmax regression by minibatch SGD.
 
     Parameters
@@ -94,6 +95,9 @@ def fit(train, val, n_classes, model, optim, batch_rng, eval_every=None, on_epoc
         cost under 10% of training time. The last epoch is always evaluated.
     on_epoch : callable(EpochRecord, total_epochs) or None
         Called after every epoch (progress display).
+    on_step : callable(coef, intercept) or None
+        Called after every SGD step with the live (not copied) weights, e.g. to follow
+        the trajectory step by step (``compare-logistic``). It must not modify them.
 
     Returns
     -------
@@ -121,13 +125,15 @@ def fit(train, val, n_classes, model, optim, batch_rng, eval_every=None, on_epoc
         loss_sum = 0.0
         for step, (X_batch, y_batch) in enumerate(iter_minibatches(train.X, train.y, optim.batch_size, batch_rng)):
             lr = _lr(optim, epoch - 1 + step / steps_per_epoch)
-            data_loss, _, grad_coef, grad_intercept = softmax.loss_gradient(
+            data_loss, objective, grad_coef, grad_intercept = softmax.loss_gradient(
                 coef, intercept, X_batch, y_batch, model.weight_decay
             )
-            if not math.isfinite(data_loss):
+            if not math.isfinite(objective):  # includes ||W||^2: catches weights on their way to inf
                 raise DivergedError(epoch, optim.lr)
             loss_sum += data_loss * len(y_batch)
             sgd.step(params, (grad_coef, grad_intercept), lr)
+            if on_step is not None:
+                on_step(coef, intercept)
         if not (np.isfinite(coef).all() and np.isfinite(intercept).all()):
             raise DivergedError(epoch, optim.lr)
         record = EpochRecord(epoch=epoch, lr=_lr(optim, epoch - 1), train_loss=loss_sum / train.n_samples)

@@ -1,0 +1,34 @@
+"""Shared Hypothesis strategies."""
+
+import numpy as np
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+finite = st.floats(min_value=-1e6, max_value=1e6, allow_nan=False, allow_infinity=False)
+
+
+@st.composite
+def logits(draw, max_rows=6, max_classes=6, elements=finite):
+    """(n, K) finite logits with 1 <= n, 2 <= K."""
+    n_rows = draw(st.integers(1, max_rows))
+    n_classes = draw(st.integers(2, max_classes))
+    return draw(hnp.arrays(np.float64, (n_rows, n_classes), elements=elements))
+
+
+@st.composite
+def problems(draw, max_rows=12, max_features=5, max_classes=4):
+    """A small random problem: X (n, d), y (n,) class indices, coef (K, d), intercept (K,)."""
+    seed = draw(st.integers(0, 2**32 - 1))
+    rng = np.random.default_rng(seed)
+    n_rows = draw(st.integers(1, max_rows))
+    n_features = draw(st.integers(1, max_features))
+    n_classes = draw(st.integers(2, max_classes))
+    scale = draw(st.sampled_from([0.1, 1.0, 10.0]))
+    X = rng.normal(size=(n_rows, n_features)) * scale
+    y = rng.integers(0, n_classes, size=n_rows)
+    coef = rng.normal(size=(n_classes, n_features))
+    intercept = rng.normal(size=n_classes)
+    return X, y, coef, intercept
+
+
+cell_text = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs", "Cc")), max_size=8)

@@ -1,0 +1,132 @@
+"""Atomic writes and the model's save/load checks."""
+
+import json
+
+import numpy as np
+import pytest
+
+from softreg import rundir
+from softreg.errors import OutputExistsError, RunDirError
+
+
+def make_model(n_classes=3, n_features=4, classes=None):
+    rng = np.random.default_rng(0)
+    return rundir.Model(
+        coef=rng.normal(size=(n_classes, n_features)),
+        intercept=rng.normal(size=n_classes),
+        classes=np.array(classes if classes is not None else ["a", "b", "c"][:n_classes]),
+        feature_mean=rng.normal(size=n_features),
+        feature_scale=rng.random(n_features) + 0.5,
+        feature_names=[f"f{j}" for j in range(n_features)],
+        label_name="y",
+    )
+
+
+def test_save_load_round_trip_with_string_classes(tmp_path):
+    """A saved model loads back identical, string classes included, without pickle."""
+    model = make_model()
+    rundir.save_model(tmp_path, model, {"epochs_run": 3})
+    loaded = rundir.load_model(tmp_path)
+    np.testing.assert_array_equal(loaded.coef, model.coef)
+    assert loaded.classes.tolist() == ["a", "b", "c"] and loaded.feature_names == model.feature_names
+    X = np.random.default_rng(1).normal(size=(5, 4))
+    np.testing.assert_array_equal(loaded.predict_proba(X), model.predict_proba(X))
+
+
+def test_failed_atomic_write_leaves_the_old_file(tmp_path):
+    """An exception inside the write keeps the previous content and leaves no temporary file."""
+    target = tmp_path / "f.txt"
+    target.write_text("old")
+    with pytest.raises(RuntimeError):
+        with rundir.atomic_open(target) as handle:
+            handle.write("half")
+            raise RuntimeError("interrupted")
+    assert target.read_text() == "old" and [p.name for p in tmp_path.iterdir()] == ["f.txt"]
+
+
+def test_failed_staging_leaves_nothing(tmp_path):
+    """A run that fails before its commit leaves neither the target nor the staging directory."""
+    target = tmp_path / "run"
+    with pytest.raises(RuntimeError):
+        with rundir.staging_dir(target) as staging:
+            (staging / "model.npz").write_text("x")
+            raise RuntimeError("failed")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_staging_refuses_non_empty_target_without_force(tmp_path):
+    """An existing non-empty run directory is refused before any work; force replaces it."""
+    target = tmp_path / "run"
+    target.mkdir()
+    (target / "x").write_text("1")
+    with pytest.raises(OutputExistsError):
+        with rundir.staging_dir(target):
+            pass
+    with rundir.staging_dir(target, force=True) as staging:
+        (staging / "y").write_text("2")
+    assert [p.name for p in target.iterdir()] == ["y"] and len(list(tmp_path.iterdir())) == 1
+
+
+@pytest.fixture
+def saved(tmp_path):
+    rundir.save_model(tmp_path, make_model())
+    return tmp_path
+
+
+def test_truncated_npz_is_refused(saved):
+    """A truncated model.npz is a RunDirError naming the file."""
+    path = saved / "model.npz"
+    path.write_bytes(path.read_bytes()[:100])
+    with pytest.raises(RunDirError, match=r"model.npz: corrupted or truncated"):
+        rundir.load_model(saved)
+
+
+def test_object_arrays_are_never_unpickled(saved):
+    """A model.npz with object arrays is refused instead of unpickled."""
+    np.savez(saved / "model.npz", coef=np.array([[1, 2]], dtype=object), intercept=np.zeros(1),
+             classes=np.array(["a"]), feature_mean=np.zeros(2), feature_scale=np.ones(2))
+    with pytest.raises(RunDirError, match=r"holds object arrays or is corrupted .*refusing to unpickle"):
+        rundir.load_model(saved)
+
+
+def test_wrong_shapes_are_refused(saved):
+    """Arrays whose shapes disagree with coef are named."""
+    with np.load(saved / "model.npz") as archive:
+        arrays = dict(archive)
+    arrays["intercept"] = np.zeros(5)
+    np.savez(saved / "model.npz", **arrays)
+    with pytest.raises(RunDirError, match=r"intercept has shape \(5,\), expected \(3,\) to match coef \(3, 4\)"):
+        rundir.load_model(saved)
+
+
+def test_newer_format_version_is_refused(saved):
+    """A model written by a newer format says to upgrade."""
+    meta = json.loads((saved / "model.json").read_text())
+    meta["format_version"] = rundir.FORMAT_VERSION + 1
+    (saved / "model.json").write_text(json.dumps(meta))
+    with pytest.raises(RunDirError, match=r"model format version 2 is newer than this softreg .* upgrade softreg"):
+        rundir.load_model(saved)
+
+
+def test_disagreeing_model_json_is_refused(saved):
+    """model.json whose classes or feature count disagree with model.npz is refused."""
+    meta = json.loads((saved / "model.json").read_text())
+    (saved / "model.json").write_text(json.dumps({**meta, "classes": ["a", "b", "z"]}))
+    with pytest.raises(RunDirError, match=r"its classes disagree with model.npz"):
+        rundir.load_model(saved)
+    (saved / "model.json").write_text(json.dumps({**meta, "feature_names": ["f0"]}))
+    with pytest.raises(RunDirError, match=r"lists 1 feature names, but model.npz has 4 features"):
+        rundir.load_model(saved)
+    (saved / "model.json").write_text("{not json")
+    with pytest.raises(RunDirError, match=r"model.json: not valid JSON"):
+        rundir.load_model(saved)
+
+
+def test_non_finite_weights_are_refused(saved):
+    """A model with NaN weights never loads as if it were valid."""
+    with np.load(saved / "model.npz") as archive:
+        arrays = dict(archive)
+    arrays["coef"][0, 0] = np.nan
+    np.savez(saved / "model.npz", **arrays)
+    with pytest.raises(RunDirError, match=r"coef contains NaN or inf"):
+        rundir.load_model(saved)
