@@ -7,9 +7,11 @@ where it applies, the line and column.
 """
 
 import csv
-import io
+import itertools
 import math
+import os
 import re
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -84,19 +86,6 @@ def _load_builtin(name):
     )
 
 
-def _read_text(path):
-    try:
-        raw = path.read_bytes()
-    except OSError as error:
-        raise DataError(f"{path}: cannot read ({error.strerror or error})") from None
-    if not raw.strip():
-        raise DataError(f"{path}: file is empty")
-    try:
-        return raw.decode("utf-8-sig")
-    except UnicodeDecodeError as error:
-        raise DataError(f"{path}: not UTF-8 text (byte {error.start}); is it a binary file?") from None
-
-
 def _looks_like_svmlight(path):
     with open(path, "rb") as handle:
         head = handle.read(4096).decode("utf-8", errors="replace")
@@ -119,45 +108,90 @@ def _is_number(cell):
     return True
 
 
-def read_delimited_rows(path, delimiter=None):
-    """Header and data rows of a delimited file, with each row's line number.
+CHUNK_ROWS = 65536
 
-    Handles a UTF-8 BOM, CRLF line ends, quoted fields and blank lines. A header is
-    assumed unless every cell of the first row is a number (then columns are named
-    ``col0, col1, ...``).
 
-    Returns
-    -------
-    header : list of str
-    rows : list of list of str
-    line_numbers : list of int
-    """
-    content = _read_text(path)
-    first_line = content.lstrip("\r\n").split("\n", 1)[0]
-    delimiter = delimiter or sniff_delimiter(first_line)
-    reader = csv.reader(io.StringIO(content, newline=""), delimiter=delimiter)
-    rows, line_numbers = [], []
+def _data_rows(path, handle, delimiter):
+    """(cells, line number) of every non-blank row; decoding and quoting errors name the line."""
+    reader = csv.reader(handle, delimiter=delimiter)
     try:
         for row in reader:
-            if not row or all(not cell.strip() for cell in row):
-                continue
-            rows.append(row)
-            line_numbers.append(reader.line_num)
+            if row and any(cell.strip() for cell in row):
+                yield row, reader.line_num
     except csv.Error as error:
         raise DataError(f"{path}: line {reader.line_num}: malformed delimited text ({error})") from None
-    header = [cell.strip() for cell in rows[0]]
-    if all(_is_number(cell) for cell in header):
-        header = [f"col{index}" for index in range(len(header))]
-    else:
-        rows, line_numbers = rows[1:], line_numbers[1:]
-    duplicates = sorted({name for name in header if header.count(name) > 1})
-    if duplicates:
-        raise DataError(f"{path}: duplicate column name(s) {', '.join(map(repr, duplicates))} in the header")
-    if not rows:
-        raise DataError(f"{path}: has a header but no data rows")
-    for row, line in zip(rows, line_numbers):
+    except UnicodeDecodeError:
+        raise DataError(f"{path}: not UTF-8 text (after line {reader.line_num}); is it a binary file?") from None
+
+
+@contextmanager
+def delimited_chunks(path, delimiter=None, chunk_rows=CHUNK_ROWS):
+    """Open a delimited file; yield its header and an iterator of row chunks.
+
+    Streams the file (memory bounded by ``chunk_rows``). Handles a UTF-8 BOM, CRLF
+    line ends, quoted fields and blank lines. A header is assumed unless every cell of
+    the first row is a number (then columns are named ``col0, col1, ...``).
+
+    Yields
+    ------
+    header : list of str
+    chunks : iterator of (rows, line_numbers)
+        ``rows`` a list of lists of str, each as long as the header; ``line_numbers``
+        the file line of each row.
+    """
+    try:
+        handle = open(path, encoding="utf-8-sig", newline="")
+    except OSError as error:
+        raise DataError(f"{path}: cannot read ({error.strerror or error})") from None
+    with handle:
+        rows = _data_rows(path, handle, delimiter or _sniff_file(path, handle))
+        first = next(rows, None)
+        if first is None:
+            raise DataError(f"{path}: file is empty")
+        header = [cell.strip() for cell in first[0]]
+        pending = []
+        if all(_is_number(cell) for cell in header):
+            header = [f"col{index}" for index in range(len(header))]
+            pending = [first]
+        duplicates = sorted({name for name in header if header.count(name) > 1})
+        if duplicates:
+            raise DataError(f"{path}: duplicate column name(s) {', '.join(map(repr, duplicates))} in the header")
+        yield header, _chunks(path, header, itertools.chain(pending, rows), chunk_rows)
+
+
+def _sniff_file(path, handle):
+    try:
+        first_line = next((line for line in handle if line.strip()), "")
+    except UnicodeDecodeError:
+        raise DataError(f"{path}: not UTF-8 text; is it a binary file?") from None
+    handle.seek(0)
+    return sniff_delimiter(first_line)
+
+
+def _chunks(path, header, rows, chunk_rows):
+    chunk, lines, total = [], [], 0
+    for row, line in rows:
         if len(row) != len(header):
             raise DataError(f"{path}: line {line} has {len(row)} fields, expected {len(header)} (as in the header)")
+        chunk.append(row)
+        lines.append(line)
+        if len(chunk) == chunk_rows:
+            total += len(chunk)
+            yield chunk, lines
+            chunk, lines = [], []
+    if chunk:
+        yield chunk, lines
+    elif total == 0:
+        raise DataError(f"{path}: has a header but no data rows")
+
+
+def read_delimited_rows(path, delimiter=None):
+    """Header, all data rows and their line numbers (see `delimited_chunks`)."""
+    rows, line_numbers = [], []
+    with delimited_chunks(path, delimiter) as (header, chunks):
+        for chunk, lines in chunks:
+            rows.extend(chunk)
+            line_numbers.extend(lines)
     return header, rows, line_numbers
 
 
@@ -466,6 +500,26 @@ class Prepared:
     source: str
 
 
+def available_memory():
+    """Bytes of memory available now (physical pages not in use), or None where unknown."""
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def check_memory(shape, dtype, source):
+    """Refuse before allocating when the standardized copy of the data cannot fit."""
+    needed = shape[0] * shape[1] * dtype.itemsize
+    available = available_memory()
+    if available is not None and needed > available:
+        hint = " Set model.dtype: float32 to halve it." if dtype == np.float64 else ""
+        raise DataError(
+            f"{source}: the standardized data need {needed / 2**30:.1f} GiB as {dtype.name} "
+            f"({shape[0]} x {shape[1]}), but only {available / 2**30:.1f} GiB of memory are free.{hint}"
+        )
+
+
 def generators(seed, count=3):
     """Independent generators (split, batch order, spare) spawned from one seed."""
     return [np.random.default_rng(child) for child in np.random.SeedSequence(seed).spawn(count)]
@@ -488,6 +542,8 @@ def prepare(data_config, dtype, split_rng):
             dataset.n_samples, data_config.test, y, data_config.split, data_config.stratify, split_rng
         )
         X_test, y_test = X[test_index], y[test_index]
+    if not sp.issparse(X):
+        check_memory(X.shape, np.dtype(dtype), dataset.source)
     kept, val_index = split_indices(len(rest), data_config.val, y[rest], data_config.split, data_config.stratify, split_rng)
     train_index, val_index = rest[kept], rest[val_index]
     mean, scale = fit_standardizer(X[train_index], data_config.standardize)

@@ -196,3 +196,17 @@ def test_csv_round_trip_is_exact(tmp_path_factory, X, delimiter):
     dataset = load_source(str(path))
     np.testing.assert_array_equal(dataset.X, X)
     assert dataset.feature_names == names
+
+
+def test_data_too_large_for_memory_suggests_float32(monkeypatch):
+    """Data whose standardized copy cannot fit are refused before allocation, suggesting float32."""
+    import softreg.data
+
+    monkeypatch.setattr(softreg.data, "available_memory", lambda: 2**30)
+    with pytest.raises(DataError) as caught:
+        softreg.data.check_memory((100_000_000, 10), np.dtype(np.float64), "big.csv")
+    assert str(caught.value) == (
+        "big.csv: the standardized data need 7.5 GiB as float64 (100000000 x 10), but only 1.0 GiB of memory "
+        "are free. Set model.dtype: float32 to halve it."
+    )
+    softreg.data.check_memory((1000, 10), np.dtype(np.float64), "small.csv")
