@@ -6,13 +6,13 @@ modules (numpy, scikit-learn, matplotlib) are imported inside the commands so th
 """
 
 import functools
+import os
 import sys
-import traceback
 
 import click
 
 from softreg import __version__
-from softreg.errors import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_USAGE, SoftregError
+from softreg.errors import EXIT_FAILURE, EXIT_INTERRUPTED, SoftregError
 
 
 def _fail(message, code):
@@ -32,6 +32,13 @@ def handle_errors(command):
             if debug:
                 raise
             _fail(str(error), error.exit_code)
+        except BrokenPipeError:  # stdout closed early (`softreg predict ... | head`): stop quietly
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            sys.exit(EXIT_FAILURE)
+        except MemoryError:
+            if debug:
+                raise
+            _fail("out of memory; try model.dtype: float32, a smaller optim.batch_size, or fewer rows", EXIT_FAILURE)
         except KeyboardInterrupt:
             if debug:
                 raise
@@ -62,6 +69,7 @@ def main(debug):
       softreg train --config configs/digits.yaml --out runs/digits
       softreg evaluate --run runs/digits
       softreg predict --run runs/digits --input new.csv --output predictions.csv
+      softreg report --run runs/digits
     """
 
 
@@ -108,24 +116,34 @@ def train(config_path, overrides, out, force, print_config, quiet, as_json):
 @click.option("--data", help="Another labelled source (same forms as data.source) instead of the saved test split.")
 @click.option("--label", help="Label column of --data (default: the model's label column if present, else the last).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document instead of the table.")
+@click.option("--optimum", is_flag=True, help="Also solve the exact optimum of the objective and report the gap to it.")
+@click.option("--out", type=click.Path(file_okay=False), help="Directory for metrics.json and plots/ of this evaluation.")
+@click.option("--force", is_flag=True, help="Replace an existing non-empty --out directory.")
 @handle_errors
-def evaluate(run_dir, data, label, as_json):
+def evaluate(run_dir, data, label, as_json, optimum, out, force):
     """Report metrics of a saved model on its test split (or --data).
+
+    With --optimum, the exact optimum of the same objective is solved on the run's
+    training part (rebuilt from its config.yaml and seed), and its objective, the
+    saved model's relative gap to it and the optimum's accuracy are reported.
 
     \b
     Example:
       softreg evaluate --run runs/digits
+      softreg evaluate --run runs/digits --optimum --out runs/digits-eval
       softreg evaluate --run runs/letters --data data/letter-recognition.csv --json
     """
     from softreg import console, pipeline
     from softreg.evaluate import most_confused
 
     label = int(label) if label is not None and label.lstrip("-").isdigit() else label
-    metrics = pipeline.evaluate_run(run_dir, data=data, label=label)
+    metrics = pipeline.evaluate_run(run_dir, data=data, label=label, optimum=optimum, out=out, force=force)
     if as_json:
         console.print_json(metrics)
     else:
         click.echo(console.metrics_table(metrics, most_confused(metrics["confusion_matrix"], metrics["classes"])))
+    if out is not None:
+        click.echo(f"wrote metrics.json and plots/ to {out}", err=as_json)
 
 
 @main.command()
@@ -147,13 +165,94 @@ def predict(run_dir, input_path, output, force):
     from softreg import pipeline, rundir
 
     pipeline.refuse_existing(output, force)
-    labels, proba, classes = pipeline.predict_file(run_dir, input_path)
-    text = pipeline.predictions_csv(labels, proba, classes)
-    if output is None:
-        click.echo(text, nl=False)
+    with pipeline.prediction_stream(run_dir, input_path) as (classes, predictions):
+        if output is None:
+            pipeline.write_predictions(sys.stdout, classes, predictions)
+            return
+        with rundir.atomic_open(output, "w", encoding="utf-8", newline="") as handle:
+            count = pipeline.write_predictions(handle, classes, predictions)
+    click.echo(f"wrote {count} predictions to {output}", err=True)
+
+
+@main.command()
+@click.option("--run", "run_dir", required=True, type=click.Path(), help="Run directory written by train.")
+@click.option("--output", type=click.Path(dir_okay=False), help="HTML file to write (default: RUN/report.html).")
+@click.option("--force", is_flag=True, help="Overwrite an existing --output file (the default is always rewritten).")
+@handle_errors
+def report(run_dir, output, force):
+    """Write one self-contained HTML report of a run.
+
+    The page holds the config, the data summary (rows, features, classes, class
+    balance), the metrics, every plot (embedded, no network needed) and the history.
+
+    \b
+    Example:
+      softreg report --run runs/digits
+      softreg report --run runs/digits --output digits.html --force
+    """
+    from softreg import pipeline
+
+    path, n_plots = pipeline.report_run(run_dir, output=output, force=force)
+    click.echo(f"wrote {path} ({n_plots} plots)")
+
+
+@main.command("compare-logistic")
+@click.option(
+    "--config", "config_path", type=click.Path(dir_okay=False), help="A train config (its data, model, optim and seed)."
+)
+@click.option("--data", help="A data source, as data.source takes it (instead of --config).")
+@click.option("--label", help="Label column (name or 0-based index; default data.label, else the last column).")
+@click.option("--classes", metavar="A,B", help="The two classes to compare, e.g. 3,8 (needed when the data has more).")
+@click.option(
+    "--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a config key, e.g. optim.lr=0.05. Repeatable."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document instead of the table.")
+@click.option("--out", type=click.Path(file_okay=False), help="Write both models, report.json and plots/ here.")
+@click.option("--force", is_flag=True, help="Replace an existing non-empty --out directory.")
+@handle_errors
+def compare_logistic(config_path, data, label, classes, overrides, as_json, out, force):
+    """Show that two-class softmax regression is logistic regression.
+
+    Softmax SGD (decay λ, rate η, the code path of train) and an independent binary
+    logistic SGD (decay λ/2, rate 2η) run on the same batches, on every row of the
+    data, standardized. After every step their probabilities and w₂ − w₁ against w
+    must agree to rounding; the exact optima (L-BFGS) must agree, and so must
+    scikit-learn's LogisticRegression with C = 2/(nλ). Exit 0 when every check
+    holds, 1 when one fails. With --data, the defaults are λ = 0.01, η = 0.05,
+    batches of 8, 200 epochs, momentum 0.9, cosine schedule. Computes in float64.
+    --out writes softmax/ (a model directory evaluate and predict accept; its
+    test split is every row), logistic/model.npz, report.json and plots/.
+
+    \b
+    Example:
+      softreg compare-logistic --data builtin:wine --classes class_0,class_1
+      softreg compare-logistic --data builtin:digits --classes 3,8 --json
+      softreg compare-logistic --config configs/wine.yaml --classes class_0,class_2 --out runs/wine-logistic
+    """
+    from softreg import compare, console
+    from softreg.rundir import check_output_dir
+
+    label = int(label) if label is not None and label.lstrip("-").isdigit() else label
+    config = compare.compare_config(config_path, data, label, classes, overrides)
+    if out is not None:
+        check_output_dir(out, force)
+    problem = compare.load_problem(config.data)
+    # a bar on a terminal only: stdout carries the table or the JSON document
+    progress = console.Progress(quiet=not sys.stderr.isatty(), to_stderr=True)
+    try:
+        comparison = compare.compare(config, problem, on_epoch=progress)
+    finally:
+        progress.close()
+    if out is not None:
+        compare.save_comparison(comparison, out, force=force)
+    if as_json:
+        console.print_json(comparison.report)
     else:
-        rundir.write_text(output, text)
-        click.echo(f"wrote {len(labels)} predictions to {output}", err=True)
+        click.echo(console.compare_logistic_report(comparison.report))
+    if out is not None:
+        click.echo(f"wrote softmax/, logistic/, report.json and plots/ to {out}", err=as_json)
+    if not comparison.equivalent:
+        sys.exit(EXIT_FAILURE)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -115,9 +115,74 @@ def metrics_table(metrics, confused=()):
         lines.append(f"top-{k} accuracy     {value:.4f}")
     if metrics.get("objective") is not None:
         lines.append(f"train objective    {metrics['objective']:.6f}   gradient norm {_number(metrics['grad_norm'])}")
+    optimum = metrics.get("optimum")
+    if optimum is not None:
+        lines.append(
+            f"exact optimum      objective {optimum['objective']:.6f}   relative gap {optimum['gap']:.2e}   "
+            f"accuracy {optimum['accuracy']:.4f}"
+        )
     if confused:
         lines.append("")
         lines.append("most confused (true -> predicted: count)")
         for true_label, predicted, count in confused:
             lines.append(f"  {true_label} -> {predicted}: {count}")
+    return "\n".join(lines)
+
+
+COMPARE_CHECK_LABELS = {
+    "trajectory.max_abs_prob_diff": "trajectory  max |p_softmax(B) − p_logistic| over all steps",
+    "trajectory.max_abs_coef_diff": "trajectory  max |(w₂ − w₁) − w|, |(b₂ − b₁) − b| over all steps",
+    "optimum.max_abs_prob_diff": "optimum     max |p_softmax(B) − p_logistic|",
+    "optimum.coef_rel_diff": "optimum     ‖(w₂ − w₁, b₂ − b₁) − (w, b)‖ / ‖(w, b)‖",
+    "optimum.sum_norm": "optimum     ‖w₁ + w₂‖ at the softmax optimum",
+    "sklearn.max_abs_prob_diff": "sklearn     C = 2/(nλ) = {C:.4g}: max |p − p*|",
+}
+COMPARE_WHY = (
+    "Why: with two classes only the logit difference matters, p(B) = σ((w₂ − w₁)·x + b₂ − b₁), and the "
+    "softmax gradient\nof w₂ − w₁ is 2(p − t)x + λ(w₂ − w₁): twice the logistic gradient with decay λ/2. "
+    "So every softmax SGD step with\nrate η moves w₂ − w₁ exactly as a logistic step with rate 2η moves w "
+    "(momentum and schedules are linear in the\ngradient), while w₁ + w₂ only decays and stays 0 from a zero start."
+)
+
+
+def compare_logistic_report(report):
+    """The ``compare-logistic`` table: a ✓/✗ per check, the naive scikit-learn mapping, why."""
+    optim = report["optim"]
+    momentum = f"momentum {optim['momentum']:g}{' (Nesterov)' if optim['nesterov'] else ''}"
+    decay, rate = report["weight_decay"], report["learning_rate"]
+    lines = [
+        (
+            f"{report['source']}: A = {report['classes'][0]} vs B = {report['positive_class']} "
+            f"({report['n_samples']} rows, {report['n_features']} features, every row, standardized)"
+        ),
+        (
+            f"softmax:  decay λ = {decay['softmax']:g}, rate η = {rate['softmax']:g}    "
+            f"logistic:  decay λ/2 = {decay['logistic']:g}, rate 2η = {rate['logistic']:g}"
+        ),
+        (
+            f"SGD from zero: {optim['epochs']} epochs of batches of {optim['batch_size']} "
+            f"({report['trajectory']['steps']} steps), {momentum}, {optim['schedule']} schedule, seed {report['seed']}"
+        ),
+        "",
+        f"  {'check':<66}{'value':>10}   threshold",
+    ]
+    for check in report["checks"]:
+        label = COMPARE_CHECK_LABELS[check["name"]].format(C=report["sklearn"]["C"])
+        mark = "✓" if check["ok"] else "✗"
+        lines.append(f"{mark} {label:<66}{check['value']:>10.1e}   ≤ {check['threshold']:.0e}")
+    for label, value, note in (
+        (f"sklearn     C = 1/(nλ) = {report['sklearn_naive']['C']:.4g} (naive): max |p − p*|",
+         report["sklearn_naive"]["max_abs_prob_diff"], "twice the right decay"),
+        ("SGD         the final softmax SGD model: max |p − p*|",
+         report["sgd_vs_optimum"]["max_abs_prob_diff"], "how far training got"),
+    ):
+        lines.append(f"  {label:<66}{value:>10.1e}   (not a check: {note})")
+    lines += ["  (p* is the exact softmax optimum's p(B) on every row)", "", COMPARE_WHY, ""]
+    failed = [check["name"] for check in report["checks"] if not check["ok"]]
+    if failed:
+        lines.append(
+            f"✗ not equivalent: {len(failed)} of {len(report['checks'])} checks failed ({', '.join(failed)})"
+        )
+    else:
+        lines.append(f"✓ equivalent: all {len(report['checks'])} checks hold")
     return "\n".join(lines)

@@ -3,27 +3,32 @@ run, predict a file. No printing; progress goes through a callback."""
 
 import csv
 import io
+import json
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import scipy.sparse as sp
 
-from softreg import plots, rundir
-from softreg.config import dump_config
+from softreg import plots, report, rundir, softmax
+from softreg.config import PLOT_NAMES, dump_config, read_yaml, resolve
 from softreg.data import (
+    CHUNK_ROWS,
     align_features,
+    delimited_chunks,
     encode_with,
     generators,
     load_source,
     parse_features,
     prepare,
     read_delimited_rows,
+    standardize,
 )
-from softreg.errors import DataError, OutputExistsError
-from softreg.evaluate import classification_metrics
-from softreg.train import HISTORY_FIELDS, fit, history_rows
-
-DEFAULT_PLOTS = ("learning_curves", "confusion_matrix")
+from softreg.errors import DataError, OutputExistsError, RunDirError, UsageError
+from softreg.evaluate import classification_metrics, most_confused, reliability_bins
+from softreg.solve import exact_optimum
+from softreg.train import HISTORY_FIELDS, evaluate_objective, fit, history_rows
 
 
 @dataclass
@@ -69,7 +74,8 @@ def train_run(config, target, force=False, on_epoch=None):
             dtype=config.model.dtype,
         )
         split_name, part = next((name, p) for name, p in (("test", prepared.test), ("validation", prepared.val), ("train", prepared.train)) if p is not None)
-        metrics = classification_metrics(part.y, model.predict_proba_standardized(part.X), prepared.classes)
+        proba = model.predict_proba_standardized(part.X)
+        metrics = classification_metrics(part.y, proba, prepared.classes)
         training = {
             **result.summary(),
             "n_train": prepared.train.n_samples,
@@ -77,6 +83,7 @@ def train_run(config, target, force=False, on_epoch=None):
             "n_test": prepared.test.n_samples if prepared.test is not None else 0,
             "n_features": len(prepared.feature_names),
             "source": prepared.source,
+            "class_counts": _class_counts(prepared),
         }
         metrics.update(split=split_name, objective=result.objective, grad_norm=result.grad_norm)
         rundir.write_text(staging / "config.yaml", dump_config(config))
@@ -84,7 +91,10 @@ def train_run(config, target, force=False, on_epoch=None):
         rundir.write_json(staging / "metrics.json", metrics)
         if prepared.test is not None:
             rundir.save_test_split(staging, prepared.test_raw, prepared.test.y)
-        draw_plots(staging / "plots", config.output.plots, history_rows(result.history), metrics, prepared.classes)
+        draw_plots(
+            staging / "plots", config.output.plots, history_rows(result.history), model, metrics, part.y, proba,
+            X_raw=_raw_points(part.X, model), points=split_name,
+        )
         # the model last: a directory with model.npz is a finished one
         rundir.save_model(staging, model, training)
     return TrainOutcome(run_dir=Path(target), metrics=metrics, training=training)
@@ -102,44 +112,230 @@ def history_csv(rows):
 def read_history(run_dir):
     """history.csv as a list of dicts with floats (None for empty cells)."""
     path = Path(run_dir) / "history.csv"
-    with open(path, encoding="utf-8", newline="") as handle:
-        return [
-            {key: (None if value == "" else float(value)) for key, value in row.items()}
-            for row in csv.DictReader(handle)
-        ]
+    try:
+        with open(path, encoding="utf-8", newline="") as handle:
+            return [
+                {key: (None if value == "" else float(value)) for key, value in row.items()}
+                for row in csv.DictReader(handle)
+            ]
+    except FileNotFoundError:
+        raise RunDirError(f"{path}: missing; the run directory is incomplete") from None
+    except (OSError, UnicodeDecodeError, ValueError, csv.Error) as error:
+        raise RunDirError(f"{path}: unreadable ({error})") from None
 
 
-def draw_plots(directory, selection, history, metrics, classes):
-    """The plots ``output.plots`` selects (true: all available, false: none)."""
+def draw_plots(
+    directory, selection, history, model, metrics, y, proba, X_raw=None, optimum_objective=None, points="test"
+):
+    """Draw the plots ``selection`` names (``output.plots``: true all, false none) into ``directory``.
+
+    Parameters
+    ----------
+    history : list of dict, the ``history.csv`` rows
+    model : rundir.Model
+    metrics : dict, `classification_metrics` of the evaluated part
+    y : ndarray of shape (n_samples,), class indices of the evaluated part
+    proba : ndarray of shape (n_samples, n_classes), the model's probabilities for it
+    X_raw : ndarray of shape (n_samples, n_features) or None
+        Raw features of the evaluated part; the decision regions need them (two features only).
+    optimum_objective : float or None
+        J* when known: the learning curves then show the gap to it.
+
+    Returns
+    -------
+    list of Path, the files drawn.
+    """
     if selection is False:
         return []
-    wanted = DEFAULT_PLOTS if selection is True else [name for name in selection if name in DEFAULT_PLOTS]
+    figures = {
+        "learning_curves": lambda path: plots.learning_curves(history, path, optimum_objective),
+        "confusion_matrix": lambda path: plots.confusion_matrix(metrics["confusion_matrix"], model.classes, path),
+        "reliability": lambda path: plots.reliability(reliability_bins(y, proba), metrics["ece"], path),
+        "weights": lambda path: plots.weights(model.coef, model.classes, model.feature_names, path),
+        "decision_regions": lambda path: plots.decision_regions(
+            model.coef, model.intercept, model.feature_mean, model.feature_scale, X_raw, y, model.classes,
+            model.feature_names, path, points=points,
+        ),
+        "class_probabilities": lambda path: plots.class_probabilities(proba, y, model.classes, path),
+    }
+    if not history:
+        del figures["learning_curves"]
+    if model.n_features != 2 or X_raw is None:
+        del figures["decision_regions"]  # drawn only for two-feature data
+    wanted = PLOT_NAMES if selection is True else selection
     directory.mkdir(exist_ok=True)
-    drawn = []
-    if "learning_curves" in wanted:
-        drawn.append(plots.learning_curves(history, directory / "learning_curves.png"))
-    if "confusion_matrix" in wanted:
-        drawn.append(plots.confusion_matrix(metrics["confusion_matrix"], classes, directory / "confusion_matrix.png"))
-    return drawn
+    return [figures[name](directory / f"{name}.png") for name in PLOT_NAMES if name in wanted and name in figures]
 
 
-def evaluate_run(run_dir, data=None, label=None):
-    """Metrics of a saved run on its test split, or on another labelled ``data`` source."""
+def _raw_points(X, model):
+    """Raw features (n_samples, 2) of a standardized part, for the decision regions; None unless two features."""
+    if model.n_features != 2:
+        return None
+    X = X.toarray() if sp.issparse(X) else np.asarray(X)
+    return X.astype(np.float64) * model.feature_scale + model.feature_mean
+
+
+def _class_counts(prepared):
+    """Rows per class in each part, ``{"train": {class: count}, ...}`` (the report's class balance)."""
+    names = [str(label) for label in prepared.classes]
+    parts = {"train": prepared.train, "val": prepared.val, "test": prepared.test}
+    return {
+        name: dict(zip(names, np.bincount(part.y, minlength=len(names)).tolist()))
+        for name, part in parts.items()
+        if part is not None
+    }
+
+
+def evaluate_run(run_dir, data=None, label=None, optimum=False, out=None, force=False):
+    """Metrics of a saved run on its test split, or on another labelled ``data`` source.
+
+    With ``optimum``, ``metrics["optimum"]`` holds the exact optimum's objective J*, the
+    saved model's relative gap to it and the optimum's accuracy on the same data. With
+    ``out``, the metrics and the plots of the evaluated data are written into that
+    directory (refused when it exists and is not empty, unless ``force``).
+    """
+    if out is not None:
+        _check_evaluation_out(run_dir, out, force)
     model = rundir.load_model(run_dir)
+    X_raw, y, source = _evaluated_data(run_dir, model, data, label)
+    proba = model.predict_proba(X_raw)
+    metrics = classification_metrics(y, proba, model.classes)
+    training = rundir.read_model_json(Path(run_dir) / "model.json").get("training", {})
+    metrics.update(source=source, objective=training.get("objective"), grad_norm=training.get("grad_norm"))
+    solved = None
+    if optimum:
+        solved, model_objective = solve_optimum(run_dir, model)
+        X = standardize(X_raw, model.feature_mean, model.feature_scale)
+        optimum_predicted = softmax.decision_function(solved.coef, solved.intercept, X).argmax(axis=1)
+        metrics["optimum"] = {
+            "objective": solved.objective,
+            "gap": (model_objective - solved.objective) / abs(solved.objective),
+            "accuracy": float(np.mean(optimum_predicted == y)),
+            "model_objective": model_objective,
+            "grad_norm": solved.grad_norm,
+            "iterations": solved.iterations,
+        }
+    if out is not None:
+        with rundir.staging_dir(out, force=True) as staging:
+            rundir.write_json(staging / "metrics.json", metrics)
+            draw_plots(
+                staging / "plots", True, _read_history_if_any(run_dir), model, metrics, y, proba,
+                X_raw=_raw_features(X_raw, model), optimum_objective=solved.objective if solved else None,
+                points="evaluated",
+            )
+    return metrics
+
+
+def _check_evaluation_out(run_dir, out, force):
+    out, run = Path(out).resolve(), Path(run_dir).resolve()
+    if out == run or out in run.parents:
+        raise UsageError(f"--out {out}: would replace the run directory {run_dir}; choose another directory")
+    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not force:
+        raise OutputExistsError(f"{out}: exists and is not empty; use --force to replace it")
+
+
+def _evaluated_data(run_dir, model, data, label):
+    """Raw features (n, d), class indices (n,) and a description of what is evaluated."""
     if data is None:
         X_raw, y = rundir.load_test_split(run_dir)
         if X_raw.shape[1] != model.n_features:
             raise DataError(f"{run_dir}/test.npz: has {X_raw.shape[1]} features, the model has {model.n_features}")
-        source = f"{run_dir} (saved test split)"
-    else:
-        dataset = load_source(data, label if label is not None else _label_for(data, model))
-        X_raw = align_features(dataset, model.feature_names, data)
-        y = encode_with(model.classes, dataset.labels, data)
-        source = data
-    metrics = classification_metrics(y, model.predict_proba(X_raw), model.classes)
-    training = rundir.read_model_json(Path(run_dir) / "model.json").get("training", {})
-    metrics.update(source=source, objective=training.get("objective"), grad_norm=training.get("grad_norm"))
-    return metrics
+        return X_raw, y, f"{run_dir} (saved test split)"
+    dataset = load_source(data, label if label is not None else _label_for(data, model))
+    X_raw = align_features(dataset, model.feature_names, data)
+    return X_raw, encode_with(model.classes, dataset.labels, data), data
+
+
+def _raw_features(X_raw, model):
+    """Dense float64 raw features for the decision regions; None unless the model has two features."""
+    if model.n_features != 2:
+        return None
+    return (X_raw.toarray() if sp.issparse(X_raw) else np.asarray(X_raw)).astype(np.float64)
+
+
+def _read_history_if_any(run_dir):
+    return read_history(run_dir) if (Path(run_dir) / "history.csv").exists() else []
+
+
+def solve_optimum(run_dir, model):
+    """The exact optimum of the run's objective on its training part, and the model's objective there.
+
+    The training part is rebuilt from the saved config: the split depends only on the
+    data and the seed. Both objectives are computed in float64.
+
+    Returns
+    -------
+    optimum : softreg.solve.Optimum
+    model_objective : float, J of the saved model on the same training part
+    """
+    path = Path(run_dir) / "config.yaml"
+    if not path.exists():
+        raise RunDirError(f"{path}: missing; --optimum needs the run's config to rebuild its training part")
+    config = resolve(read_yaml(path), origin=str(path))
+    prepared = prepare(config.data, np.dtype(np.float64), generators(config.seed)[0])
+    same = [str(label) for label in prepared.classes] == [str(label) for label in model.classes] and np.allclose(
+        prepared.feature_mean, model.feature_mean
+    ) and np.allclose(prepared.feature_scale, model.feature_scale)
+    if not same:
+        raise DataError(
+            f"{config.data.source}: no longer gives the training part this run was trained on "
+            "(its classes or feature statistics changed); cannot compute the optimum"
+        )
+    train = prepared.train
+    decay, fit_intercept = config.model.weight_decay, config.model.fit_intercept
+    optimum = exact_optimum(train.X, train.y, len(model.classes), decay, fit_intercept)
+    coef, intercept = model.coef.astype(np.float64), model.intercept.astype(np.float64)
+    model_objective, _ = evaluate_objective(coef, intercept, train, decay, fit_intercept)
+    return optimum, model_objective
+
+
+def report_run(run_dir, output=None, force=False):
+    """Write the run's one-file HTML report (default ``run_dir/report.html``).
+
+    Another ``output`` that exists is refused unless ``force``; the default is rewritten.
+
+    Returns
+    -------
+    path : Path, the report written
+    n_plots : int, the plots embedded
+    """
+    run_dir = Path(run_dir)
+    default = run_dir / "report.html"
+    target = default if output is None else Path(output)
+    if target.resolve() != default.resolve():
+        refuse_existing(target, force)
+    rundir.load_model(run_dir)  # a finished, loadable run, or a RunDirError naming what is wrong
+    meta = rundir.read_model_json(run_dir / "model.json")
+    metrics = _read_json(run_dir / "metrics.json")
+    config_path = run_dir / "config.yaml"
+    try:
+        config_text = config_path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise RunDirError(
+            f"{config_path}: cannot read ({error.__class__.__name__}); the run directory is incomplete"
+        ) from None
+    plot_dir = run_dir / "plots"
+    files = sorted(plot_dir.glob("*.png")) if plot_dir.is_dir() else []
+    order = {name: index for index, name in enumerate(PLOT_NAMES)}
+    files.sort(key=lambda path: (order.get(path.stem, len(order)), path.stem))
+    images = [(path.stem, path.read_bytes()) for path in files]
+    confused = most_confused(metrics["confusion_matrix"], metrics["classes"]) if "confusion_matrix" in metrics else []
+    history = read_history(run_dir)
+    page = report.render_html(run_dir.resolve().name, config_text, meta, metrics, history, images, confused)
+    rundir.write_text(target, page)
+    return target, len(images)
+
+
+def _read_json(path):
+    try:
+        document = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise RunDirError(f"{path}: missing; the run directory is incomplete") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise RunDirError(f"{path}: not valid JSON ({error})") from None
+    if not isinstance(document, dict):
+        raise RunDirError(f"{path}: expected a JSON object")
+    return document
 
 
 def _label_for(source, model):
@@ -153,38 +349,50 @@ def _label_for(source, model):
     return model.label_name if model.label_name in header else None
 
 
-def predict_file(run_dir, input_path):
-    """Predicted labels and probabilities for a delimited file of raw features.
+@contextmanager
+def prediction_stream(run_dir, input_path, chunk_rows=CHUNK_ROWS):
+    """Predictions for a delimited file of raw features, streamed chunk by chunk.
 
-    Returns
-    -------
-    labels : ndarray of shape (n_samples,)
-    proba : ndarray of shape (n_samples, n_classes)
+    Columns are matched by the model's feature names (any other column, such as the
+    label, is ignored). Everything that can be refused up front (the model, a missing
+    file, missing columns) is refused before the first chunk.
+
+    Yields
+    ------
     classes : ndarray of shape (n_classes,)
+    predictions : iterator of (labels, proba)
+        ``labels`` (chunk,) predicted classes, ``proba`` (chunk, n_classes).
     """
     model = rundir.load_model(run_dir)
     path = Path(input_path)
-    if not path.exists():
+    if not path.is_file():
         raise DataError(f"{path}: input file not found")
-    header, rows, line_numbers = read_delimited_rows(path)
-    position = {name: index for index, name in enumerate(header)}
-    missing = [name for name in model.feature_names if name not in position]
-    if missing:
-        shown = ", ".join(map(repr, missing[:10])) + (f" and {len(missing) - 10} more" if len(missing) > 10 else "")
-        raise DataError(f"{path}: missing feature column(s) {shown} that the model needs")
-    cells = np.array(rows, dtype=str)[:, [position[name] for name in model.feature_names]]
-    X_raw = parse_features(path, cells, model.feature_names, line_numbers)
-    proba = model.predict_proba(X_raw)
-    return model.classes[proba.argmax(axis=1)], proba, model.classes
+    with delimited_chunks(path, chunk_rows=chunk_rows) as (header, chunks):
+        position = {name: index for index, name in enumerate(header)}
+        missing = [name for name in model.feature_names if name not in position]
+        if missing:
+            shown = ", ".join(map(repr, missing[:10])) + (f" and {len(missing) - 10} more" if len(missing) > 10 else "")
+            raise DataError(f"{path}: missing feature column(s) {shown} that the model needs")
+        columns = [position[name] for name in model.feature_names]
+
+        def predictions():
+            for rows, line_numbers in chunks:
+                cells = np.array(rows, dtype=str)[:, columns]
+                proba = model.predict_proba(parse_features(path, cells, model.feature_names, line_numbers))
+                yield model.classes[proba.argmax(axis=1)], proba
+
+        yield model.classes, predictions()
 
 
-def predictions_csv(labels, proba, classes):
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
+def write_predictions(handle, classes, predictions):
+    """CSV with ``label`` and one ``prob_<class>`` column per class; returns the row count."""
+    writer = csv.writer(handle, lineterminator="\n")
     writer.writerow(["label"] + [f"prob_{label}" for label in classes])
-    for label, row in zip(labels, proba):
-        writer.writerow([label] + [f"{value:.10g}" for value in row])
-    return buffer.getvalue()
+    count = 0
+    for labels, proba in predictions:
+        writer.writerows([label, *(f"{value:.10g}" for value in row)] for label, row in zip(labels.tolist(), proba))
+        count += len(labels)
+    return count
 
 
 def refuse_existing(path, force):

@@ -1,0 +1,226 @@
+"""Metrics against scikit-learn's, the calibration error by hand, and `softreg evaluate`."""
+
+import json
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from sklearn import metrics as skm
+
+from softreg.cli import main
+from softreg.evaluate import classification_metrics, expected_calibration_error, most_confused, reliability_bins
+from softreg.softmax import softmax
+
+REPO = Path(__file__).resolve().parent.parent
+PINNED_KEYS = {
+    "n_samples", "accuracy", "balanced_accuracy", "log_loss", "brier_score", "top_k_accuracy", "ece",
+    "macro_precision", "macro_recall", "macro_f1", "per_class", "confusion_matrix", "classes",
+}
+
+
+def run(*args):
+    result = CliRunner().invoke(main, [str(arg) for arg in args], catch_exceptions=False)
+    return result.exit_code, result.stdout, result.stderr
+
+
+def predictions(n_samples, n_classes, seed, absent=()):
+    """Labels (n,) and informative but imperfect probabilities (n, K); ``absent`` classes never occur in y."""
+    rng = np.random.default_rng(seed)
+    present = np.setdiff1d(np.arange(n_classes), absent)
+    y = rng.choice(present, size=n_samples)
+    logits = rng.normal(size=(n_samples, n_classes))
+    logits[np.arange(n_samples), y] += 1.5
+    return y, softmax(logits)
+
+
+CASES = {
+    "26 classes": dict(n_samples=600, n_classes=26, seed=0),
+    "2 classes": dict(n_samples=200, n_classes=2, seed=1),
+    "data lack a class": dict(n_samples=150, n_classes=4, seed=2, absent=(2,)),
+}
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_metrics_equal_scikit_learn(case):
+    """Every metric equals scikit-learn's on the same predictions (26 classes, 2 classes, a class absent)."""
+    y, proba = predictions(**CASES[case])
+    n_classes = proba.shape[1]
+    labels = np.arange(n_classes)
+    classes = np.array([f"c{index}" for index in labels])
+    predicted = proba.argmax(axis=1)
+    metrics = classification_metrics(y, proba, classes)
+    assert PINNED_KEYS <= set(metrics)
+    assert metrics["n_samples"] == len(y) and metrics["classes"] == list(classes)
+    assert metrics["accuracy"] == pytest.approx(skm.accuracy_score(y, predicted))
+    with warnings.catch_warnings():  # "y_pred contains classes not in y_true" when the data lack a class
+        warnings.simplefilter("ignore", UserWarning)
+        assert metrics["balanced_accuracy"] == pytest.approx(skm.balanced_accuracy_score(y, predicted))
+    assert metrics["log_loss"] == pytest.approx(skm.log_loss(y, proba, labels=labels))
+    assert metrics["brier_score"] == pytest.approx(skm.brier_score_loss(y, proba, labels=labels))
+    for k, value in metrics["top_k_accuracy"].items():
+        assert value == pytest.approx(skm.top_k_accuracy_score(y, proba, k=int(k), labels=labels))
+    precision, recall, f1, _ = skm.precision_recall_fscore_support(y, predicted, average="macro", zero_division=0)
+    macro = (metrics["macro_precision"], metrics["macro_recall"], metrics["macro_f1"])
+    assert macro == pytest.approx((precision, recall, f1))
+    report = skm.classification_report(
+        y, predicted, labels=labels, target_names=classes, output_dict=True, zero_division=0
+    )
+    for name in classes:
+        row = metrics["per_class"][name]
+        expected = report[name]
+        assert (row["precision"], row["recall"], row["f1"], row["support"]) == pytest.approx(
+            (expected["precision"], expected["recall"], expected["f1-score"], expected["support"])
+        )
+    assert metrics["confusion_matrix"] == skm.confusion_matrix(y, predicted, labels=labels).tolist()
+    json.dumps(metrics, allow_nan=False)  # plain, standard JSON
+
+
+def test_two_classes_brier_is_the_binary_brier_score():
+    """With K = 2 the Brier score is scikit-learn's binary one on the second column (no factor 2)."""
+    y, proba = predictions(**CASES["2 classes"])
+    metrics = classification_metrics(y, proba, np.array([0, 1]))
+    assert metrics["brier_score"] == pytest.approx(skm.brier_score_loss(y, proba[:, 1]))
+
+
+def test_absent_class_has_zero_support_and_balanced_accuracy_over_present_classes():
+    """A class the data lack gets support 0; balanced accuracy is the mean recall of the classes present."""
+    y, proba = predictions(**CASES["data lack a class"])
+    metrics = classification_metrics(y, proba, np.array(["a", "b", "c", "d"]))
+    assert metrics["per_class"]["c"]["support"] == 0
+    assert sum(row["support"] for row in metrics["per_class"].values()) == len(y)
+    recalls = [metrics["per_class"][name]["recall"] for name in ("a", "b", "d")]
+    assert metrics["balanced_accuracy"] == pytest.approx(np.mean(recalls))
+
+
+@pytest.mark.parametrize("n_classes, keys", [(2, []), (3, ["2"]), (6, list("2345")), (26, list("2345"))])
+def test_top_k_keys_are_k_below_n_classes_up_to_5(n_classes, keys):
+    """top_k_accuracy has the keys k = 2 .. min(K - 1, 5)."""
+    y, proba = predictions(60, n_classes, seed=3)
+    assert list(classification_metrics(y, proba, np.arange(n_classes))["top_k_accuracy"]) == keys
+
+
+def test_ece_matches_a_hand_computed_example():
+    """ECE = sum over 15 equal-width bins of (n_b / n) |accuracy_b - confidence_b|, computed by hand."""
+    proba = np.array([
+        [0.90, 0.05, 0.05],  # confidence 0.90, bin 13, right
+        [0.90, 0.05, 0.05],  # confidence 0.90, bin 13, wrong (y = 1)
+        [0.50, 0.30, 0.20],  # confidence 0.50, bin 7, right
+        [0.30, 0.45, 0.25],  # confidence 0.45, bin 6, right
+        [0.62, 0.18, 0.20],  # confidence 0.62, bin 9, wrong (y = 2)
+    ])
+    y = np.array([0, 1, 0, 1, 2])
+    # bin 13: 2 rows, accuracy 0.5, confidence 0.9; bin 7: 1, 1.0, 0.5; bin 6: 1, 1.0, 0.45; bin 9: 1, 0.0, 0.62
+    expected = (2 * 0.4 + 0.5 + 0.55 + 0.62) / 5
+    assert expected_calibration_error(y, proba) == pytest.approx(expected)
+    bins = reliability_bins(y, proba)
+    assert bins["count"].tolist() == [0] * 6 + [1, 1, 0, 1, 0, 0, 0, 2, 0]
+    assert bins["accuracy"][13] == 0.5 and bins["confidence"][13] == pytest.approx(0.9)
+
+
+def test_most_confused_lists_off_diagonal_cells_largest_first():
+    """The most confused pairs are the largest off-diagonal cells, named by class."""
+    confusion = [[5, 3, 0], [1, 7, 4], [0, 0, 9]]
+    assert most_confused(confusion, ["a", "b", "c"]) == [("b", "c", 4), ("a", "b", 3), ("b", "a", 1)]
+
+
+# -- the command
+
+
+@pytest.fixture(scope="module")
+def iris_run(tmp_path_factory):
+    """A converged iris run (configs/iris-csv.yaml: string labels), without plots to keep it quick."""
+    out = tmp_path_factory.mktemp("runs") / "iris"
+    code, _, stderr = run("train", "--config", REPO / "configs" / "iris-csv.yaml", "--out", out, "--quiet",
+                          "--set", "output.plots=false")
+    assert code == 0, stderr
+    return out
+
+
+def test_evaluate_json_equals_metrics_json_on_the_saved_test_split(iris_run):
+    """`evaluate --json` on the saved test split reproduces the metrics.json written by train."""
+    code, stdout, stderr = run("evaluate", "--run", iris_run, "--json")
+    assert code == 0, stderr
+    evaluated = json.loads(stdout)
+    saved = json.loads((iris_run / "metrics.json").read_text())
+    assert evaluated["accuracy"] == saved["accuracy"]
+    for key in PINNED_KEYS | {"objective", "grad_norm"}:
+        assert evaluated[key] == saved[key], key
+
+
+def test_evaluate_table_has_classes_averages_and_confused_pairs(iris_run):
+    """The human table lists each class, the macro average, the headline metrics and the confused pairs."""
+    code, stdout, _ = run("evaluate", "--run", iris_run)
+    assert code == 0
+    expected = ("setosa", "virginica", "macro avg", "balanced accuracy", "ECE (15 bins)", "top-2 accuracy")
+    for text in expected:
+        assert text in stdout
+
+
+def test_evaluate_data_missing_a_class_gives_it_zero_support(iris_run, tmp_path):
+    """`evaluate --data` on a file without one of the model's classes works; that class has support 0."""
+    lines = (REPO / "data" / "iris.csv").read_text().splitlines()
+    partial = tmp_path / "no-setosa.csv"
+    partial.write_text("\n".join([lines[0]] + [line for line in lines[1:] if "setosa" not in line]) + "\n")
+    code, stdout, stderr = run("evaluate", "--run", iris_run, "--data", partial, "--json")
+    assert code == 0, stderr
+    metrics = json.loads(stdout)
+    assert metrics["per_class"]["setosa"]["support"] == 0
+    assert metrics["n_samples"] == 100 and metrics["confusion_matrix"][0] == [0, 0, 0]
+    code, stdout, _ = run("evaluate", "--run", iris_run, "--data", partial)
+    assert code == 0 and "setosa" in stdout
+
+
+def test_evaluate_optimum_gap_is_small_and_out_writes_metrics_and_plots(iris_run, tmp_path):
+    """`--optimum`: J* <= J of a converged run, a small relative gap; `--out` gets metrics.json and the plots."""
+    out = tmp_path / "eval"
+    code, stdout, stderr = run("evaluate", "--run", iris_run, "--optimum", "--json", "--out", out)
+    assert code == 0, stderr
+    metrics = json.loads(stdout)
+    optimum = metrics["optimum"]
+    assert 0 <= optimum["gap"] < 1e-3
+    assert optimum["objective"] <= metrics["objective"] * (1 + 1e-9)
+    assert 0.9 <= optimum["accuracy"] <= 1.0
+    assert json.loads((out / "metrics.json").read_text())["optimum"] == optimum
+    drawn = sorted(path.name for path in (out / "plots").iterdir())
+    assert drawn == sorted(f"{name}.png" for name in
+                           ("learning_curves", "confusion_matrix", "reliability", "weights", "class_probabilities"))
+    assert f"wrote metrics.json and plots/ to {out}" in stderr
+    code, stdout, _ = run("evaluate", "--run", iris_run, "--optimum")
+    assert code == 0 and "exact optimum" in stdout and "relative gap" in stdout
+
+
+def test_evaluate_out_refuses_an_existing_directory_and_the_run_itself(iris_run, tmp_path):
+    """`--out` refuses a non-empty directory without --force, and never replaces the run directory."""
+    out = tmp_path / "taken"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    code, stdout, stderr = run("evaluate", "--run", iris_run, "--out", out)
+    assert code == 2 and stdout == "" and "exists and is not empty; use --force" in stderr
+    assert (out / "keep.txt").read_text() == "mine"
+    for target in (iris_run, iris_run.parent):
+        code, _, stderr = run("evaluate", "--run", iris_run, "--out", target, "--force")
+        assert code == 2 and "would replace the run directory" in stderr
+    assert (iris_run / "model.npz").exists()
+
+
+@pytest.mark.parametrize("command", ["evaluate", "report"])
+def test_missing_run_directory_is_a_usage_error(command, tmp_path):
+    """A missing run directory: exit 2, one line on stderr naming it, nothing on stdout."""
+    missing = tmp_path / "no-such-run"
+    code, stdout, stderr = run(command, "--run", missing)
+    assert code == 2 and stdout == ""
+    assert stderr == f"softreg: error: {missing}: run directory not found\n"
+
+
+def test_evaluate_optimum_without_config_names_the_file(iris_run, tmp_path):
+    """`--optimum` needs config.yaml to rebuild the training part; its absence is named (exit 2)."""
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(iris_run, copy)
+    (copy / "config.yaml").unlink()
+    code, stdout, stderr = run("evaluate", "--run", copy, "--optimum")
+    assert code == 2 and stdout == ""
+    assert f"{copy / 'config.yaml'}: missing" in stderr

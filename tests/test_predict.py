@@ -1,0 +1,71 @@
+"""Streaming prediction: chunks give the one-shot result; bad input is refused up front."""
+
+import io
+
+import numpy as np
+import pytest
+
+from softreg import pipeline, rundir
+from softreg.errors import DataError
+
+
+@pytest.fixture
+def model_dir(tmp_path):
+    rng = np.random.default_rng(0)
+    model = rundir.Model(
+        coef=rng.normal(size=(3, 2)), intercept=rng.normal(size=3), classes=np.array(["ant", "bee", "cat"]),
+        feature_mean=np.array([1.0, -2.0]), feature_scale=np.array([2.0, 0.5]), feature_names=["u", "v"], label_name="kind",
+    )
+    rundir.save_model(tmp_path, model)
+    return tmp_path, model
+
+
+def write_input(tmp_path, X, extra_label=True):
+    lines = ["v,kind,u" if extra_label else "v,u"]
+    for i, (u, v) in enumerate(X):
+        lines.append(f"{float(v)!r},x{i},{float(u)!r}" if extra_label else f"{float(v)!r},{float(u)!r}")
+    path = tmp_path / "in.csv"
+    path.write_text("\r\n".join(lines) + "\r\n\r\n")
+    return path
+
+
+@pytest.mark.parametrize("chunk_rows", [1, 7, 1000])
+def test_chunked_predictions_equal_one_shot(model_dir, tmp_path, chunk_rows):
+    """Any chunk size gives the same CSV, chunks never exceed chunk_rows, the label column is ignored."""
+    run_dir, model = model_dir
+    X = np.random.default_rng(1).normal(size=(50, 2)) * 3
+    path = write_input(tmp_path, X)
+    with pipeline.prediction_stream(run_dir, path, chunk_rows=chunk_rows) as (classes, predictions):
+        chunks = list(predictions)
+    assert all(len(labels) <= chunk_rows for labels, _ in chunks)
+    proba = np.concatenate([p for _, p in chunks])
+    np.testing.assert_allclose(proba, model.predict_proba(X), rtol=1e-12)
+    assert np.concatenate([labels for labels, _ in chunks]).tolist() == model.classes[proba.argmax(axis=1)].tolist()
+    buffer = io.StringIO()
+    with pipeline.prediction_stream(run_dir, path, chunk_rows=chunk_rows) as (classes, predictions):
+        assert pipeline.write_predictions(buffer, classes, predictions) == 50
+    assert buffer.getvalue().splitlines()[0] == "label,prob_ant,prob_bee,prob_cat"
+
+
+def test_bad_cell_deep_in_the_file_names_its_line(model_dir, tmp_path):
+    """A non-numeric cell in a later chunk is reported with its file line."""
+    run_dir, _ = model_dir
+    rows = ["u,v"] + [f"{i},{i}" for i in range(30)] + ["1,zz"]
+    path = tmp_path / "in.csv"
+    path.write_text("\n".join(rows))
+    with pytest.raises(DataError, match=r"in.csv: line 32, column 'v': 'zz' is not a number"):
+        with pipeline.prediction_stream(run_dir, path, chunk_rows=4) as (_, predictions):
+            list(predictions)
+
+
+def test_missing_columns_and_missing_file_are_refused_before_any_output(model_dir, tmp_path):
+    """Missing feature columns and a missing input are refused before the first chunk."""
+    run_dir, _ = model_dir
+    path = tmp_path / "in.csv"
+    path.write_text("u,w\n1,2\n")
+    with pytest.raises(DataError, match=r"in.csv: missing feature column\(s\) 'v' that the model needs"):
+        with pipeline.prediction_stream(run_dir, path):
+            pass
+    with pytest.raises(DataError, match=r"nope.csv: input file not found"):
+        with pipeline.prediction_stream(run_dir, tmp_path / "nope.csv"):
+            pass
