@@ -17,7 +17,7 @@ from pathlib import Path
 import yaml
 
 from softreg.errors import ConfigError
-from softreg.optim import SCHEDULES
+from softreg.optim import SCHEDULES, VARIANCE_REDUCTION
 
 REQUIRED = object()
 BUILTIN_PREFIX = "builtin:"
@@ -196,6 +196,12 @@ SCHEMA = {
         "gamma": (0.1, number(0.0, 1.0, min_open=True), "schedule=step: decay factor"),
         "decay": (1.0, number(0.0), "schedule=inverse_time: lr / (1 + decay * epoch)"),
         "early_stopping": (None, early_stopping, "false, or {patience, min_delta} on the validation loss"),
+        "variance_reduction": (
+            "none",
+            choice(*VARIANCE_REDUCTION),
+            "none, or svrg: after a first plain epoch, each epoch ends with a full-data gradient "
+            "that removes the next epoch's batch noise, so a constant lr converges (Johnson & Zhang 2013)",
+        ),
     },
     "output": {
         "dir": (None, optional(text), "run directory (default: a fresh runs/NAME-TIMESTAMP)"),
@@ -205,6 +211,7 @@ SCHEMA = {
             optional(number(1, integer=True)),
             "epochs between full-data objective evaluations (null: adaptive, <10% of training time)",
         ),
+        "checkpoint_every": (1, number(1, integer=True), "epochs between checkpoints that --resume continues from"),
     },
     "seed": (0, number(0, integer=True), "fixes the split, the initialization and the batch order"),
 }
@@ -242,6 +249,7 @@ class OptimConfig:
     gamma: float
     decay: float
     early_stopping: object
+    variance_reduction: str = "none"
 
 
 @dataclass(frozen=True)
@@ -249,6 +257,7 @@ class OutputConfig:
     dir: object
     plots: object
     eval_every: object
+    checkpoint_every: int = 1
 
 
 @dataclass(frozen=True)

@@ -368,7 +368,7 @@ def encode_with(classes, labels, source):
     unknown = sorted(set(text_labels) - set(known))
     if unknown:
         raise DataError(
-            f"{source}: label(s) {', '.join(map(repr, unknown[:10]))} are not classes of the model "
+            f"{source}: label(s) {', '.join(repr(str(label)) for label in unknown[:10])} are not classes of the model "
             f"({', '.join(map(str, classes))})"
         )
     return np.array([known[label] for label in text_labels], dtype=np.int64)
@@ -463,7 +463,9 @@ def iter_minibatches(X, y, batch_size, rng):
         index = order[start:start + batch_size]
         if dense:
             X_batch = buffer[: len(index)]
-            np.take(X, index, axis=0, out=X_batch)
+            # the indices come from a permutation, so no bounds check is needed; with the
+            # default mode="raise" numpy gathers into a temporary first and copies it over
+            np.take(X, index, axis=0, out=X_batch, mode="clip")
         else:
             X_batch = X[index]
         yield X_batch, y[index]

@@ -64,3 +64,16 @@ class OutputExistsError(OutputError):
     """Refusing to overwrite a user's file or directory without --force."""
 
     exit_code = EXIT_USAGE
+
+
+class Interrupted(SoftregError):
+    """Training stopped by Ctrl-C or SIGTERM; ``state`` is the last completed epoch's
+    training state (None before the first), checkpointed so that `--resume` continues."""
+
+    exit_code = EXIT_INTERRUPTED
+
+    def __init__(self, state, saved=False):
+        self.state = state
+        self.saved = saved  # whether that state is already the checkpoint on disk
+        self.run_dir = None
+        super().__init__("interrupted")

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 SCHEDULES = ("constant", "step", "cosine", "inverse_time")
+VARIANCE_REDUCTION = ("none", "svrg")  # the gradient estimators: see softmax.variance_reduced_gradient
 
 
 def learning_rate(schedule, base_lr, progress, total_epochs, step_size=10, gamma=0.1, decay=1.0):

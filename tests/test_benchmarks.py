@@ -1,0 +1,50 @@
+"""The benchmark runs end to end: ``benchmarks/run.py --quick`` in a subprocess (digits, a few
+epochs) prints one table with every contender and writes its raw figures. No timing is asserted."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory):
+    results = tmp_path_factory.mktemp("bench")
+    done = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "run.py"), "--quick", "--results", str(results)],
+        capture_output=True, text=True, timeout=300, cwd=REPO,
+    )
+    return done, results
+
+
+def test_quick_benchmark_exits_0_and_prints_one_table_of_every_contender(quick_run):
+    """Exit 0; the digits table names every contender (PyTorch as skipped when it is not installed)."""
+    done, _ = quick_run
+    assert done.returncode == 0, done.stderr
+    table = done.stdout.split("digits 1437×64×10 float64")[1]
+    for name in ("softreg (fast recipe)", "softreg (plain SGD)", "numpy reference loop", "PyTorch CPU loop",
+                 "SGDClassifier (OvR)", "LogisticRegression lbfgs"):
+        assert name in table
+    assert "targets (issue 7), measured in this run:" in done.stdout
+
+
+def test_quick_benchmark_writes_raw_figures_and_caches_the_optimum(quick_run):
+    """The JSON holds per-contender epoch times, curves and memory, the machine, and the targets; f* is cached."""
+    _, results = quick_run
+    (path,) = results.glob("quick-*.json")
+    document = json.loads(path.read_text())
+    entry = document["results"]["digits-float64"]
+    assert entry["meta"]["n_train"] == 1437 and entry["meta"]["objective"] > 0
+    for label in ("softreg", "softreg-sgd", "reference", "sgdclassifier", "lbfgs"):
+        summary = entry["contenders"][label]
+        assert summary["epoch_seconds"] > 0 and summary["peak_bytes"] >= 0
+        assert 0 <= summary["test_accuracy"] <= 1
+        # one objective per epoch, or per logged epoch for softreg's plain SGD (adaptive logging)
+        assert all(1 <= len(run["curve"]) <= len(run["epoch_seconds"]) for run in entry["runs"][label])
+    assert entry["contenders"]["lbfgs"]["final_gap"] <= 1e-4  # stopped at the smallest gap
+    assert document["machine"]["cores"] >= 1 and document["targets"]
+    assert (results / "cache" / "digits-float64" / "meta.json").exists()
