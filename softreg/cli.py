@@ -7,6 +7,7 @@ modules (numpy, scikit-learn, matplotlib) are imported inside the commands so th
 
 import functools
 import os
+import signal
 import sys
 
 import click
@@ -74,7 +75,8 @@ def main(debug):
 
 
 @main.command()
-@click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False), help="YAML config file.")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), help="YAML config file.")
+@click.option("--resume", "resume_dir", type=click.Path(file_okay=False), help="Continue an interrupted run directory from its last checkpoint.")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a config key (YAML-typed), e.g. optim.lr=0.05. Repeatable.")
 @click.option("--out", type=click.Path(file_okay=False), help="Run directory (default: output.dir, else runs/NAME-TIME).")
 @click.option("--force", is_flag=True, help="Replace an existing non-empty run directory.")
@@ -82,33 +84,57 @@ def main(debug):
 @click.option("--quiet", "-q", is_flag=True, help="No progress output.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document instead of the summary.")
 @handle_errors
-def train(config_path, overrides, out, force, print_config, quiet, as_json):
+def train(config_path, resume_dir, overrides, out, force, print_config, quiet, as_json):
     """Train a model from a YAML config into a run directory.
+
+    Ctrl-C (or SIGTERM) stops after checkpointing the last finished epoch; --resume
+    continues from there and ends with the same model, bit for bit.
 
     \b
     Example:
       softreg train --config configs/digits.yaml
       softreg train --config configs/digits.yaml --set optim.lr=0.05 --out runs/lr005 --force
+      softreg train --resume runs/lr005                      # after an interruption
+      softreg train --resume runs/lr005 --set optim.epochs=200   # train a finished run further
     """
     from softreg import console, pipeline
     from softreg.config import dump_config, load_config
+    from softreg.errors import Interrupted, UsageError
     from softreg.rundir import check_output_dir
 
-    config = load_config(config_path, overrides)
-    if print_config:
-        click.echo(dump_config(config), nl=False)
-        return
-    target = pipeline.output_dir_for(config, out)
-    check_output_dir(target, force)
+    if (config_path is None) == (resume_dir is None):
+        raise UsageError("give either --config FILE (a new run) or --resume DIR (continue one)")
+    if resume_dir is not None and (out or force or print_config):
+        raise UsageError("--resume continues the run in place: --out, --force and --print-config do not apply")
     progress = console.Progress(quiet=quiet, to_stderr=as_json)
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
-        outcome = pipeline.train_run(config, target, force=force, on_epoch=progress)
+        if resume_dir is not None:
+            outcome = pipeline.resume_run(resume_dir, overrides, on_epoch=progress)
+        else:
+            config = load_config(config_path, overrides)
+            if print_config:
+                click.echo(dump_config(config), nl=False)
+                return
+            target = pipeline.output_dir_for(config, out)
+            check_output_dir(target, force)
+            outcome = pipeline.train_run(config, target, force=force, on_epoch=progress)
+    except Interrupted as stop:
+        click.echo(console.interrupted_message(stop), err=True)
+        sys.exit(stop.exit_code)
     finally:
         progress.close()
-    if as_json:
+    if outcome.already_finished:
+        click.echo(f"{outcome.run_dir}: run already finished ({outcome.training['epochs_run']} epochs); nothing to do")
+    elif as_json:
         console.print_json({"run_dir": str(outcome.run_dir), "metrics": outcome.metrics, "training": outcome.training})
     else:
         click.echo(console.train_summary(outcome))
+
+
+def _interrupt(signum, frame):
+    """SIGTERM stops training the way Ctrl-C does: checkpoint, then exit 130."""
+    raise KeyboardInterrupt
 
 
 @main.command()

@@ -93,6 +93,19 @@ def train_summary(outcome):
     return "\n".join(lines)
 
 
+def interrupted_message(stop):
+    """Two lines: where training stopped, and the exact command that continues it."""
+    if stop.run_dir is None:
+        return "softreg: interrupted; nothing was written"
+    if stop.state is None:
+        where = "before the first epoch ended (resume starts it again)"
+    elif stop.state.finished:
+        where = "while saving the final model (resume finishes it)"
+    else:
+        where = f"after epoch {stop.state.epoch}; checkpoint saved"
+    return f"softreg: interrupted {where}.\nResume with: softreg train --resume {stop.run_dir}"
+
+
 def metrics_table(metrics, confused=()):
     """Per-class rows, then the averages, then the most confused pairs."""
     names = list(metrics["per_class"])

@@ -4,6 +4,7 @@ run, predict a file. No printing; progress goes through a callback."""
 import csv
 import io
 import json
+import shutil
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,7 +13,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from softreg import plots, report, rundir, softmax
-from softreg.config import PLOT_NAMES, dump_config, read_yaml, resolve
+from softreg.config import PLOT_NAMES, dump_config, load_config, read_yaml, resolve
 from softreg.data import (
     CHUNK_ROWS,
     align_features,
@@ -25,10 +26,10 @@ from softreg.data import (
     read_delimited_rows,
     standardize,
 )
-from softreg.errors import DataError, OutputExistsError, RunDirError, UsageError
+from softreg.errors import DataError, DivergedError, Interrupted, OutputExistsError, RunDirError, UsageError
 from softreg.evaluate import classification_metrics, most_confused, reliability_bins
 from softreg.solve import exact_optimum
-from softreg.train import HISTORY_FIELDS, evaluate_objective, fit, history_rows
+from softreg.train import HISTORY_FIELDS, TrainingState, evaluate_objective, fit, history_rows
 
 
 @dataclass
@@ -36,6 +37,7 @@ class TrainOutcome:
     run_dir: Path
     metrics: dict
     training: dict
+    already_finished: bool = False
 
 
 def output_dir_for(config, out=None):
@@ -49,11 +51,81 @@ def output_dir_for(config, out=None):
 
 
 def train_run(config, target, force=False, on_epoch=None):
-    """Load, split, standardize, fit, evaluate and save a run into ``target`` atomically."""
+    """Load, split and standardize, then train into the run directory ``target``.
+
+    The data are loaded before anything is written, so bad data leave no trace. The
+    directory appears with its config.yaml only (made in a hidden staging directory and
+    renamed); a checkpoint follows every ``output.checkpoint_every`` epochs, and
+    model.npz comes last. A diverged run's directory is removed.
+    """
     split_rng, batch_rng, _ = generators(config.seed)
+    prepared = prepare(config.data, np.dtype(config.model.dtype), split_rng)
     with rundir.staging_dir(target, force=force) as staging:
-        prepared = prepare(config.data, np.dtype(config.model.dtype), split_rng)
-        result = fit(
+        rundir.write_text(staging / "config.yaml", dump_config(config))
+    try:
+        result = _fit_with_checkpoints(config, prepared, batch_rng, target, on_epoch)
+    except DivergedError:
+        shutil.rmtree(target, ignore_errors=True)
+        raise
+    return _finish(config, prepared, result, target)
+
+
+RESUMABLE_OVERRIDES = ("optim.epochs", "output.plots", "output.eval_every", "output.checkpoint_every")
+
+
+def resume_run(run_dir, overrides=(), on_epoch=None):
+    """Continue an interrupted run from its last checkpoint, or finish one killed while saving.
+
+    The result is bit-identical to an uninterrupted run. ``optim.epochs`` may grow to
+    train a finished run further; any other override that changes the model is refused.
+    """
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise RunDirError(f"{run_dir}: run directory not found")
+    config_path = run_dir / "config.yaml"
+    if not config_path.is_file():
+        raise RunDirError(f"{run_dir}: no config.yaml; not a softreg run directory")
+    rundir.remove_stale_temporaries(run_dir)
+    saved = load_config(config_path)
+    config = load_config(config_path, overrides)
+    state = TrainingState.from_checkpoint(*checkpoint) if (checkpoint := rundir.load_checkpoint(run_dir)) else None
+    _check_resume(saved, config, overrides, state)
+    if state is not None and state.finished and (run_dir / "model.npz").is_file() and not _extends(state, config):
+        return TrainOutcome(run_dir=run_dir, metrics={}, training={"epochs_run": state.epoch}, already_finished=True)
+    split_rng, batch_rng, _ = generators(config.seed)
+    prepared = prepare(config.data, np.dtype(config.model.dtype), split_rng)
+    if config.to_dict() != saved.to_dict():
+        rundir.write_text(config_path, dump_config(config))
+    if state is not None and state.finished and not _extends(state, config):
+        result = state.result()  # killed while saving the final artifacts: write them, unchanged
+    else:
+        result = _fit_with_checkpoints(config, prepared, batch_rng, run_dir, on_epoch, start=state)
+    return _finish(config, prepared, result, run_dir)
+
+
+def _extends(state, config):
+    """Whether ``config`` asks a finished run for more epochs (an early-stopped run is done)."""
+    return not state.stopped_early and config.optim.epochs > state.epoch
+
+
+def _check_resume(saved, config, overrides, state):
+    for assignment in overrides:
+        key = assignment.partition("=")[0].strip()
+        if ".".join(key.split(".")[:2]) not in RESUMABLE_OVERRIDES:
+            raise UsageError(f"--set {key}: cannot change on --resume (it changes the model); start a new run with --config")
+    if state is not None and config.optim.epochs < state.epoch:
+        raise UsageError(f"--set optim.epochs: optim.epochs must be at least the {state.epoch} epochs already run")
+
+
+def _fit_with_checkpoints(config, prepared, batch_rng, run_dir, on_epoch, start=None):
+    """`fit` with a checkpoint every ``output.checkpoint_every`` epochs; on Ctrl-C or
+    SIGTERM the last completed epoch is checkpointed before `Interrupted` propagates."""
+
+    def save(state):
+        rundir.save_checkpoint(run_dir, *state.to_checkpoint())
+
+    try:
+        return fit(
             prepared.train,
             prepared.val,
             len(prepared.classes),
@@ -62,42 +134,66 @@ def train_run(config, target, force=False, on_epoch=None):
             batch_rng,
             eval_every=config.output.eval_every,
             on_epoch=on_epoch,
+            start=start,
+            on_checkpoint=save,
+            checkpoint_every=config.output.checkpoint_every,
         )
-        model = rundir.Model(
-            coef=result.coef,
-            intercept=result.intercept,
-            classes=prepared.classes,
-            feature_mean=prepared.feature_mean,
-            feature_scale=prepared.feature_scale,
-            feature_names=prepared.feature_names,
-            label_name=prepared.label_name,
-            dtype=config.model.dtype,
-        )
-        split_name, part = next((name, p) for name, p in (("test", prepared.test), ("validation", prepared.val), ("train", prepared.train)) if p is not None)
-        proba = model.predict_proba_standardized(part.X)
-        metrics = classification_metrics(part.y, proba, prepared.classes)
-        training = {
-            **result.summary(),
-            "n_train": prepared.train.n_samples,
-            "n_val": prepared.val.n_samples if prepared.val is not None else 0,
-            "n_test": prepared.test.n_samples if prepared.test is not None else 0,
-            "n_features": len(prepared.feature_names),
-            "source": prepared.source,
-            "class_counts": _class_counts(prepared),
-        }
-        metrics.update(split=split_name, objective=result.objective, grad_norm=result.grad_norm)
-        rundir.write_text(staging / "config.yaml", dump_config(config))
-        rundir.write_text(staging / "history.csv", history_csv(history_rows(result.history)))
-        rundir.write_json(staging / "metrics.json", metrics)
-        if prepared.test is not None:
-            rundir.save_test_split(staging, prepared.test_raw, prepared.test.y)
-        draw_plots(
-            staging / "plots", config.output.plots, history_rows(result.history), model, metrics, part.y, proba,
-            X_raw=_raw_points(part.X, model), points=split_name,
-        )
-        # the model last: a directory with model.npz is a finished one
-        rundir.save_model(staging, model, training)
-    return TrainOutcome(run_dir=Path(target), metrics=metrics, training=training)
+    except Interrupted as interrupted:
+        if interrupted.state is not None and not interrupted.saved:
+            save(interrupted.state)
+        interrupted.run_dir = run_dir
+        raise
+
+
+def _finish(config, prepared, result, run_dir):
+    """`finish_run`, where an interruption leaves the finished checkpoint for --resume."""
+    try:
+        return finish_run(config, prepared, result, run_dir)
+    except KeyboardInterrupt:
+        stop = Interrupted(result.state, saved=True)
+        stop.run_dir = Path(run_dir)
+        raise stop from None
+
+
+def finish_run(config, prepared, result, run_dir):
+    """Evaluate, plot and save the final artifacts into ``run_dir``; model.npz last."""
+    run_dir = Path(run_dir)
+    model = rundir.Model(
+        coef=result.coef,
+        intercept=result.intercept,
+        classes=prepared.classes,
+        feature_mean=prepared.feature_mean,
+        feature_scale=prepared.feature_scale,
+        feature_names=prepared.feature_names,
+        label_name=prepared.label_name,
+        dtype=config.model.dtype,
+    )
+    split_name, part = next(
+        (name, p) for name, p in (("test", prepared.test), ("validation", prepared.val), ("train", prepared.train)) if p is not None
+    )
+    proba = model.predict_proba_standardized(part.X)
+    metrics = classification_metrics(part.y, proba, prepared.classes)
+    training = {
+        **result.summary(),
+        "n_train": prepared.train.n_samples,
+        "n_val": prepared.val.n_samples if prepared.val is not None else 0,
+        "n_test": prepared.test.n_samples if prepared.test is not None else 0,
+        "n_features": len(prepared.feature_names),
+        "source": prepared.source,
+        "class_counts": _class_counts(prepared),
+    }
+    metrics.update(split=split_name, objective=result.objective, grad_norm=result.grad_norm)
+    rundir.write_text(run_dir / "history.csv", history_csv(history_rows(result.history)))
+    rundir.write_json(run_dir / "metrics.json", metrics)
+    if prepared.test is not None:
+        rundir.save_test_split(run_dir, prepared.test_raw, prepared.test.y)
+    draw_plots(
+        run_dir / "plots", config.output.plots, history_rows(result.history), model, metrics, part.y, proba,
+        X_raw=_raw_points(part.X, model), points=split_name,
+    )
+    # the model last: a directory with model.npz is a finished one
+    rundir.save_model(run_dir, model, training)
+    return TrainOutcome(run_dir=run_dir, metrics=metrics, training=training)
 
 
 def history_csv(rows):

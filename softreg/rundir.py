@@ -312,3 +312,38 @@ def load_test_split(directory):
             return X, archive["y"]
     except (ValueError, OSError, EOFError, KeyError, zipfile.BadZipFile) as error:
         raise RunDirError(f"{path}: corrupted or truncated ({error.__class__.__name__}: {error})") from None
+
+
+def remove_stale_temporaries(directory):
+    """Delete temporary files that a killed process left behind (``.NAME.*.tmp``)."""
+    for path in [*Path(directory).glob(".*.tmp"), *Path(directory).glob("plots/.*.tmp")]:
+        path.unlink(missing_ok=True)
+
+
+# -- checkpoints
+
+CHECKPOINT = "checkpoint.npz"
+
+
+def save_checkpoint(directory, arrays, meta):
+    """Write ``checkpoint.npz`` atomically: plain arrays plus ``meta`` as JSON text.
+
+    A reader sees the previous checkpoint or this one, never a mixture.
+    """
+    write_npz(Path(directory) / CHECKPOINT, meta=np.array(json.dumps(meta, default=_json_default)), **arrays)
+
+
+def load_checkpoint(directory):
+    """``(arrays, meta)`` of the run's checkpoint, or None when there is none."""
+    path = Path(directory) / CHECKPOINT
+    if not path.exists():
+        return None
+    try:
+        with open(path, "rb") as handle, np.load(handle, allow_pickle=False) as archive:
+            arrays = {name: archive[name] for name in archive.files if name != "meta"}
+            meta = json.loads(str(archive["meta"]))
+    except (ValueError, OSError, EOFError, KeyError, zipfile.BadZipFile, json.JSONDecodeError) as error:
+        raise RunDirError(f"{path}: corrupted or truncated ({error.__class__.__name__}: {error})") from None
+    if not isinstance(meta, dict) or meta.get("format_version") != FORMAT_VERSION:
+        raise RunDirError(f"{path}: written by an incompatible softreg (format {meta.get('format_version')!r})")
+    return arrays, meta

@@ -1,0 +1,165 @@
+"""Interrupt, kill and resume: nothing is lost and the resumed model is bit-identical."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from softreg import rundir
+from softreg.cli import main
+from softreg.errors import RunDirError
+
+REPO = Path(__file__).resolve().parent.parent
+# long enough (about two seconds of training) to be killed in the middle
+SLOW = ["--set", "optim.epochs=120", "--set", "output.plots=false", "--set", "optim.batch_size=32"]
+CONFIG = REPO / "configs" / "letters.yaml"
+
+
+def cli(*args):
+    result = CliRunner().invoke(main, [str(arg) for arg in args], catch_exceptions=False)
+    return result.exit_code, result.stdout, result.stderr
+
+
+def start(out, *extra):
+    return subprocess.Popen(
+        [sys.executable, "-m", "softreg.cli", "train", "--config", str(CONFIG), "--out", str(out), *SLOW, *extra],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+
+
+def model_bytes(run_dir):
+    with np.load(Path(run_dir) / "model.npz", allow_pickle=False) as archive:
+        return {name: archive[name].tobytes() for name in archive.files}
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """The uninterrupted run every resumed run must reproduce bit for bit."""
+    out = tmp_path_factory.mktemp("ref") / "run"
+    code, _, stderr = cli("train", "--config", CONFIG, "--out", out, "--quiet", *SLOW)
+    assert code == 0, stderr
+    return out
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_sigkill_at_a_random_moment_then_resume_is_bit_identical(tmp_path, reference, seed):
+    """After kill -9 the directory has no model.npz or a complete one; resume finishes the identical model."""
+    out = tmp_path / "run"
+    process = start(out)
+    time.sleep(np.random.default_rng(seed).uniform(0.8, 3.0))
+    process.send_signal(signal.SIGKILL)
+    process.communicate()
+    if (out / "model.npz").exists():
+        rundir.load_model(out)  # a model that exists is complete and loads
+    if not out.exists():  # killed before the run directory was made: start again
+        code, _, stderr = cli("train", "--config", CONFIG, "--out", out, "--quiet", *SLOW)
+    else:
+        code, _, stderr = cli("train", "--resume", out, "--quiet")
+    assert code == 0, stderr
+    assert model_bytes(out) == model_bytes(reference)
+    history = (out / "history.csv").read_text().splitlines()
+    assert len(history) == 121 and [row.split(",")[0] for row in history[1:]] == [str(n) for n in range(1, 121)]
+    assert not [p for p in out.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_sigint_writes_a_checkpoint_and_says_how_to_resume(tmp_path, reference):
+    """Ctrl-C: exit 130, the exact resume command on stderr, a checkpoint, no model.npz; resume is identical."""
+    out = tmp_path / "run"
+    process = start(out)
+    for line in process.stdout:
+        if line.startswith("epoch 5/"):
+            break
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr
+    assert f"softreg train --resume {out}" in stderr and "Traceback" not in stderr
+    assert not (out / "model.npz").exists() and (out / "checkpoint.npz").exists()
+    with pytest.raises(RunDirError):
+        rundir.load_model(out)
+    code, _, stderr = cli("train", "--resume", out, "--quiet")
+    assert code == 0, stderr
+    assert model_bytes(out) == model_bytes(reference)
+
+
+def test_sigterm_is_handled_like_sigint(tmp_path):
+    """SIGTERM also checkpoints and exits 130."""
+    out = tmp_path / "run"
+    process = start(out)
+    for line in process.stdout:
+        if line.startswith("epoch 3/"):
+            break
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130 and "--resume" in stderr
+    assert (out / "checkpoint.npz").exists() and not (out / "model.npz").exists()
+
+
+def test_resume_of_a_finished_run_changes_nothing(tmp_path):
+    """--resume on a finished run says so and exits 0, touching no file."""
+    out = tmp_path / "run"
+    assert cli("train", "--config", REPO / "configs" / "iris.yaml", "--out", out, "--quiet", "--set", "output.plots=false")[0] == 0
+    before = {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in out.iterdir() if p.is_file()}
+    code, stdout, _ = cli("train", "--resume", out)
+    assert code == 0 and "already finished" in stdout
+    assert before == {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in out.iterdir() if p.is_file()}
+
+
+def test_finished_run_trains_further_with_more_epochs(tmp_path):
+    """--resume --set optim.epochs=N continues a finished run; the history records every epoch."""
+    out = tmp_path / "run"
+    config = REPO / "configs" / "iris.yaml"
+    fast = ["--set", "output.plots=false", "--set", "optim.schedule=constant"]
+    assert cli("train", "--config", config, "--out", out, "--quiet", "--set", "optim.epochs=5", *fast)[0] == 0
+    code, _, stderr = cli("train", "--resume", out, "--quiet", "--set", "optim.epochs=9")
+    assert code == 0, stderr
+    assert len((out / "history.csv").read_text().splitlines()) == 10
+    # with a constant rate, 5 + 4 epochs are the same as 9 in one go
+    straight = tmp_path / "straight"
+    assert cli("train", "--config", config, "--out", straight, "--quiet", "--set", "optim.epochs=9", *fast)[0] == 0
+    assert model_bytes(out) == model_bytes(straight)
+    assert json.loads((out / "model.json").read_text())["training"]["epochs_run"] == 9
+
+
+def test_resume_refuses_overrides_that_change_the_model(tmp_path):
+    """Overrides other than optim.epochs and output.* would change the model: exit 2."""
+    out = tmp_path / "run"
+    assert cli("train", "--config", REPO / "configs" / "iris.yaml", "--out", out, "--quiet", "--set", "output.plots=false", "--set", "optim.epochs=3")[0] == 0
+    code, _, stderr = cli("train", "--resume", out, "--set", "optim.lr=0.5")
+    assert code == 2
+    assert stderr.strip() == "softreg: error: --set optim.lr: cannot change on --resume (it changes the model); start a new run with --config"
+    code, _, stderr = cli("train", "--resume", out, "--set", "optim.epochs=2")
+    assert code == 2 and "optim.epochs must be at least the 3 epochs already run" in stderr
+
+
+def test_resume_errors(tmp_path):
+    """--resume of a missing or foreign directory, and --resume with --config, are refused (exit 2)."""
+    code, _, stderr = cli("train", "--resume", tmp_path / "nope")
+    assert code == 2 and "run directory not found" in stderr
+    (tmp_path / "empty").mkdir()
+    code, _, stderr = cli("train", "--resume", tmp_path / "empty")
+    assert code == 2 and "no config.yaml" in stderr
+    code, _, stderr = cli("train", "--resume", tmp_path / "empty", "--config", CONFIG)
+    assert code == 2 and stderr.strip() == "softreg: error: give either --config FILE (a new run) or --resume DIR (continue one)"
+
+
+def test_corrupted_checkpoint_is_refused(tmp_path):
+    """A checkpoint that was damaged after the fact is named, not read back."""
+    out = tmp_path / "run"
+    process = start(out)
+    for line in process.stdout:
+        if line.startswith("epoch 3/"):
+            break
+    process.send_signal(signal.SIGINT)
+    process.communicate(timeout=60)
+    assert process.returncode == 130
+    checkpoint = out / "checkpoint.npz"
+    checkpoint.write_bytes(checkpoint.read_bytes()[:200])
+    code, _, stderr = cli("train", "--resume", out)
+    assert code == 2 and "checkpoint.npz: corrupted or truncated" in stderr
