@@ -231,3 +231,30 @@ def test_unexpected_exception_is_an_internal_error_not_a_user_error(tmp_path, mo
     assert code == 1 and stderr.strip() == "softreg: internal error: ZeroDivisionError: boom (rerun with --debug for the traceback)"
     with pytest.raises(ZeroDivisionError):
         CliRunner().invoke(main, ["train", "--config", str(REPO / "configs" / "iris.yaml"), "--out", str(tmp_path / "x"), "--debug"], catch_exceptions=False)
+
+
+def test_unwritable_outputs_exit_1_naming_the_path(tmp_path):
+    """An output that cannot be written (a file where a folder should be) is exit 1 with the path."""
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file, not a folder")
+    code, _, stderr = run("train", "--config", REPO / "configs" / "iris.yaml", "--out", blocker / "run", *FAST)
+    assert code == 1 and stderr.startswith(f"softreg: error: {blocker / 'run'}: cannot create the run directory")
+    assert blocker.read_text() == "a file, not a folder"
+    out = tmp_path / "iris"
+    assert run("train", "--config", REPO / "configs" / "iris-csv.yaml", "--out", out, "--quiet", *FAST)[0] == 0
+    code, _, stderr = run("predict", "--run", out, "--input", REPO / "data" / "iris.csv", "--output", blocker / "p.csv")
+    assert code == 1 and stderr.startswith(f"softreg: error: {blocker / 'p.csv'}: cannot write")
+
+
+def test_failed_predict_keeps_the_previous_output(tmp_path):
+    """predict --force onto an existing file that then fails midway leaves the old file intact."""
+    out = tmp_path / "iris"
+    assert run("train", "--config", REPO / "configs" / "iris-csv.yaml", "--out", out, "--quiet", *FAST)[0] == 0
+    bad = tmp_path / "bad.csv"
+    bad.write_text("sepal_length,sepal_width,petal_length,petal_width\n" + "1,2,3,4\n" * 70000 + "1,2,x,4\n")
+    target = tmp_path / "pred.csv"
+    target.write_text("previous predictions")
+    code, _, stderr = run("predict", "--run", out, "--input", bad, "--output", target, "--force")
+    assert code == 2 and "line 70002, column 'petal_length': 'x' is not a number" in stderr
+    assert target.read_text() == "previous predictions"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.csv", "iris", "pred.csv"]
