@@ -124,7 +124,9 @@ def train(config_path, resume_dir, overrides, out, force, print_config, quiet, a
         sys.exit(stop.exit_code)
     finally:
         progress.close()
-    if outcome.already_finished:
+    if outcome.already_finished and as_json:
+        console.print_json({"run_dir": str(outcome.run_dir), "already_finished": True, "training": outcome.training})
+    elif outcome.already_finished:
         click.echo(f"{outcome.run_dir}: run already finished ({outcome.training['epochs_run']} epochs); nothing to do")
     elif as_json:
         console.print_json({"run_dir": str(outcome.run_dir), "metrics": outcome.metrics, "training": outcome.training})

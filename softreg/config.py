@@ -179,6 +179,11 @@ SCHEMA = {
         "standardize": (True, boolean, "scale features by the training part's mean and standard deviation"),
         "classes": (None, optional(class_list), "train on this subset of labels only"),
         "delimiter": (None, delimiter, "field delimiter of delimited text (null: detect)"),
+        "header": (
+            None,
+            optional(boolean),
+            "whether delimited text starts with a header row (null: yes, unless its first row is all numbers)",
+        ),
     },
     "model": {
         "weight_decay": (1e-4, number(0.0), "lambda in (lambda/2)*||W||^2; the intercept is not decayed"),
@@ -228,6 +233,7 @@ class DataConfig:
     standardize: bool
     classes: object
     delimiter: object
+    header: object = None
 
 
 @dataclass(frozen=True)
@@ -327,17 +333,19 @@ def apply_overrides(document, assignments):
         dotted = ".".join(keys)
         if len(keys) == 1:
             document[keys[0]] = value
-        elif len(keys) == 2:
-            section = document.setdefault(keys[0], {})
+        elif len(keys) in (2, 3):
+            section = document.get(keys[0])
+            section = {} if section is None else section  # "optim:" with nothing under it
             if not isinstance(section, dict):
                 raise ConfigError(f"--set {dotted}: {keys[0]} is not a section")
-            section[keys[1]] = value
-        elif len(keys) == 3:
-            section = document.setdefault(keys[0], {})
-            inner = section.get(keys[1]) if isinstance(section, dict) else None
-            inner = dict(inner) if isinstance(inner, dict) else {}
-            inner[keys[2]] = value
-            section[keys[1]] = inner
+            document[keys[0]] = section
+            if len(keys) == 2:
+                section[keys[1]] = value
+            else:
+                inner = section.get(keys[1])
+                inner = dict(inner) if isinstance(inner, dict) else {}
+                inner[keys[2]] = value
+                section[keys[1]] = inner
         else:
             raise ConfigError(f"--set {dotted}: keys have the form section.key")
         from_command_line.add(".".join(keys[:2]))

@@ -39,6 +39,7 @@ class Dataset:
     feature_names: list
     label_name: str
     source: str
+    named: bool = True  # whether feature_names came from the data (else x0, x1, ... or col0, ...)
 
     @property
     def n_samples(self):
@@ -48,7 +49,7 @@ class Dataset:
 # -- loading
 
 
-def load_source(source, label=None, delimiter=None):
+def load_source(source, label=None, delimiter=None, header=None):
     """Load any supported source into a `Dataset`.
 
     ``label`` names the label column of delimited text; other sources carry their labels.
@@ -68,7 +69,7 @@ def load_source(source, label=None, delimiter=None):
         return _load_npz(path)
     if suffix in SVMLIGHT_SUFFIXES or (suffix not in DELIMITED_SUFFIXES and _looks_like_svmlight(path)):
         return _load_svmlight(path)
-    return load_delimited(path, label=label, delimiter=delimiter or DELIMITED_SUFFIXES.get(suffix))
+    return load_delimited(path, label=label, delimiter=delimiter or DELIMITED_SUFFIXES.get(suffix), header=header)
 
 
 def _load_builtin(name):
@@ -124,13 +125,19 @@ def _data_rows(path, handle, delimiter):
         raise DataError(f"{path}: not UTF-8 text (after line {reader.line_num}); is it a binary file?") from None
 
 
+def generated_names(count):
+    """Column names of a file without a header: col0, col1, ..."""
+    return [f"col{index}" for index in range(count)]
+
+
 @contextmanager
-def delimited_chunks(path, delimiter=None, chunk_rows=CHUNK_ROWS):
+def delimited_chunks(path, delimiter=None, chunk_rows=CHUNK_ROWS, header=None):
     """Open a delimited file; yield its header and an iterator of row chunks.
 
     Streams the file (memory bounded by ``chunk_rows``). Handles a UTF-8 BOM, CRLF
-    line ends, quoted fields and blank lines. A header is assumed unless every cell of
-    the first row is a number (then columns are named ``col0, col1, ...``).
+    line ends, quoted fields and blank lines. ``header`` None assumes a header row
+    unless every cell of the first row is a number; False reads the first row as data.
+    Without a header the columns are named ``col0, col1, ...``.
 
     Yields
     ------
@@ -148,11 +155,11 @@ def delimited_chunks(path, delimiter=None, chunk_rows=CHUNK_ROWS):
         first = next(rows, None)
         if first is None:
             raise DataError(f"{path}: file is empty")
-        header = [cell.strip() for cell in first[0]]
+        names = [cell.strip() for cell in first[0]]
         pending = []
-        if all(_is_number(cell) for cell in header):
-            header = [f"col{index}" for index in range(len(header))]
-            pending = [first]
+        if header is False or (header is None and all(_is_number(cell) for cell in names)):
+            names, pending = generated_names(len(names)), [first]
+        header = names
         duplicates = sorted({name for name in header if header.count(name) > 1})
         if duplicates:
             raise DataError(f"{path}: duplicate column name(s) {', '.join(map(repr, duplicates))} in the header")
@@ -185,10 +192,10 @@ def _chunks(path, header, rows, chunk_rows):
         raise DataError(f"{path}: has a header but no data rows")
 
 
-def read_delimited_rows(path, delimiter=None):
+def read_delimited_rows(path, delimiter=None, header=None):
     """Header, all data rows and their line numbers (see `delimited_chunks`)."""
     rows, line_numbers = [], []
-    with delimited_chunks(path, delimiter) as (header, chunks):
+    with delimited_chunks(path, delimiter, header=header) as (header, chunks):
         for chunk, lines in chunks:
             rows.extend(chunk)
             line_numbers.extend(lines)
@@ -238,8 +245,8 @@ def check_finite(path, X, names, line_numbers=None):
         )
 
 
-def load_delimited(path, label=None, delimiter=None):
-    header, rows, line_numbers = read_delimited_rows(path, delimiter)
+def load_delimited(path, label=None, delimiter=None, header=None):
+    header, rows, line_numbers = read_delimited_rows(path, delimiter, header)
     target = label_index(path, header, label)
     if len(header) < 2:
         raise DataError(f"{path}: needs at least one feature column besides the label; columns are: {', '.join(header)}")
@@ -250,14 +257,21 @@ def load_delimited(path, label=None, delimiter=None):
         raise DataError(f"{path}: line {line_numbers[blank[0]]}: empty label in column {header[target]!r}")
     names = header[:target] + header[target + 1:]
     X = parse_features(path, np.delete(cells, target, axis=1), names, line_numbers)
-    return Dataset(X=X, labels=_typed_labels(label_cells), feature_names=names, label_name=header[target], source=str(path))
+    return Dataset(
+        X=X,
+        labels=_typed_labels(label_cells),
+        feature_names=names,
+        label_name=header[target],
+        source=str(path),
+        named=header != generated_names(len(header)),
+    )
 
 
 def _typed_labels(label_cells):
     """Integer labels when every label is an integer, otherwise strings."""
     try:
         as_int = label_cells.astype(np.int64)
-    except ValueError:
+    except (ValueError, OverflowError):  # text, or integers too large for int64: keep them as text
         return label_cells.astype(str)
     return as_int
 
@@ -283,12 +297,13 @@ def _load_npz(path):
     if X.dtype.kind not in "biuf":
         raise DataError(f"{path}: X must be numeric, got dtype {X.dtype}")
     X = X.astype(np.float64)
+    named = bool(names)
     names = [str(name) for name in names] if names else [f"x{index}" for index in range(X.shape[1])]
     check_finite(path, X, names)
     labels = y.astype(np.int64) if y.dtype.kind in "biu" or (y.dtype.kind == "f" and np.all(y == np.round(y))) else y
     if labels.dtype.kind not in "iU":
         labels = labels.astype(str)
-    return Dataset(X=X, labels=labels, feature_names=names, label_name="y", source=str(path))
+    return Dataset(X=X, labels=labels, feature_names=names, label_name="y", source=str(path), named=named)
 
 
 def _load_svmlight(path, n_features=None):
@@ -304,35 +319,51 @@ def _load_svmlight(path, n_features=None):
         raise DataError(f"{path}: contains NaN or inf feature values")
     labels = y.astype(np.int64) if np.all(y == np.round(y)) else y.astype(str)
     names = [f"x{index}" for index in range(X.shape[1])]
-    return Dataset(X=X.tocsr(), labels=labels, feature_names=names, label_name="label", source=str(path))
+    return Dataset(X=X.tocsr(), labels=labels, feature_names=names, label_name="label", source=str(path), named=False)
 
 
 def align_features(dataset, feature_names, what):
-    """Reorder ``dataset``'s columns to ``feature_names`` (by name); refuse missing ones."""
+    """``dataset``'s columns in the order of ``feature_names``.
+
+    Named columns (a delimited header) are matched by name, in any order; unnamed ones
+    (an .npz without feature_names, svmlight, a headerless file) by position, which
+    needs the same count.
+    """
+    n_features = len(feature_names)
     if dataset.feature_names == list(feature_names):
         return dataset.X
     if sp.issparse(dataset.X):
-        if dataset.X.shape[1] > len(feature_names):
-            raise DataError(f"{what}: has {dataset.X.shape[1]} features, the model has {len(feature_names)}")
-        return sp.csr_matrix((dataset.X.data, dataset.X.indices, dataset.X.indptr), shape=(dataset.X.shape[0], len(feature_names)))
+        if dataset.X.shape[1] > n_features:
+            raise DataError(f"{what}: has {dataset.X.shape[1]} features, the model expects {n_features}")
+        return sp.csr_matrix((dataset.X.data, dataset.X.indices, dataset.X.indptr), shape=(dataset.X.shape[0], n_features))
+    if not dataset.named:
+        if dataset.X.shape[1] != n_features:
+            raise DataError(f"{what}: has {dataset.X.shape[1]} unnamed feature columns, the model expects {n_features}")
+        return dataset.X
     position = {name: index for index, name in enumerate(dataset.feature_names)}
     missing = [name for name in feature_names if name not in position]
     if missing:
-        shown = ", ".join(map(repr, missing[:10])) + (f" and {len(missing) - 10} more" if len(missing) > 10 else "")
-        raise DataError(f"{what}: missing feature column(s) {shown} that the model needs")
+        raise DataError(f"{what}: missing feature column(s) {shown_names(missing)} that the model needs")
     return dataset.X[:, [position[name] for name in feature_names]]
+
+
+def shown_names(names, limit=10):
+    """``'a', 'b' and 3 more``: a list of names short enough for a one-line message."""
+    shown = ", ".join(repr(str(name)) for name in names[:limit])
+    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
 
 
 # -- labels
 
 
-def select_classes(dataset, classes):
-    """Keep only rows whose label is in ``classes`` (compared as text); refuse unknown ones."""
+def select_classes(dataset, classes, require_all=True):
+    """Keep only rows whose label is in ``classes`` (compared as text); with
+    ``require_all``, refuse a class the data do not have."""
     if classes is None:
         return dataset
     present = {str(label) for label in np.unique(dataset.labels)}
     unknown = [str(label) for label in classes if str(label) not in present]
-    if unknown:
+    if unknown and require_all:
         raise DataError(
             f"{dataset.source}: class(es) {', '.join(map(repr, unknown))} not in the data; "
             f"its classes are: {', '.join(sorted(present))}"
@@ -344,6 +375,7 @@ def select_classes(dataset, classes):
         feature_names=dataset.feature_names,
         label_name=dataset.label_name,
         source=dataset.source,
+        named=dataset.named,
     )
 
 
@@ -503,11 +535,16 @@ class Prepared:
 
 
 def available_memory():
-    """Bytes of memory available now (physical pages not in use), or None where unknown."""
+    """Bytes of memory available without swapping (Linux MemAvailable, which counts
+    reclaimable cache), or None where unknown."""
     try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):
-        return None
+        with open("/proc/meminfo", encoding="ascii") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
 
 
 def check_memory(shape, dtype, source):
@@ -529,12 +566,16 @@ def generators(seed, count=3):
 
 def prepare(data_config, dtype, split_rng):
     """Load, select classes, encode labels, split and standardize, as ``data_config`` says."""
-    dataset = select_classes(load_source(data_config.source, data_config.label, data_config.delimiter), data_config.classes)
+    dataset = select_classes(
+        load_source(data_config.source, data_config.label, data_config.delimiter, data_config.header), data_config.classes
+    )
     classes, y = encode_labels(dataset)
     X = dataset.X
     if isinstance(data_config.test, str):
         test_set = select_classes(
-            load_source(data_config.test, data_config.label, data_config.delimiter), data_config.classes
+            load_source(data_config.test, data_config.label, data_config.delimiter, data_config.header),
+            data_config.classes,
+            require_all=False,  # a test file may lack a class; its labels outside the model are refused below
         )
         X_test = align_features(test_set, dataset.feature_names, data_config.test)
         y_test = encode_with(classes, test_set.labels, data_config.test)

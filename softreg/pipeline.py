@@ -3,6 +3,7 @@ run, predict a file. No printing; progress goes through a callback."""
 
 import csv
 import io
+import hashlib
 import json
 import shutil
 from contextlib import contextmanager
@@ -19,11 +20,13 @@ from softreg.data import (
     align_features,
     delimited_chunks,
     encode_with,
+    generated_names,
     generators,
     load_source,
     parse_features,
     prepare,
     read_delimited_rows,
+    shown_names,
     standardize,
 )
 from softreg.errors import DataError, DivergedError, Interrupted, OutputExistsError, RunDirError, UsageError
@@ -94,13 +97,31 @@ def resume_run(run_dir, overrides=(), on_epoch=None):
         return TrainOutcome(run_dir=run_dir, metrics={}, training={"epochs_run": state.epoch}, already_finished=True)
     split_rng, batch_rng, _ = generators(config.seed)
     prepared = prepare(config.data, np.dtype(config.model.dtype), split_rng)
+    if checkpoint is not None and checkpoint[1].get("data_fingerprint") not in (None, data_fingerprint(prepared)):
+        raise RunDirError(
+            f"{run_dir}: the training data changed since this run started ({config.data.source}); "
+            "resuming would mix two datasets. Start a new run with --config"
+        )
     if config.to_dict() != saved.to_dict():
         rundir.write_text(config_path, dump_config(config))
     if state is not None and state.finished and not _extends(state, config):
         result = state.result()  # killed while saving the final artifacts: write them, unchanged
     else:
+        # a finished run trained further: its old model must not outlive the new epochs
+        (run_dir / "model.npz").unlink(missing_ok=True)
         result = _fit_with_checkpoints(config, prepared, batch_rng, run_dir, on_epoch, start=state)
     return _finish(config, prepared, result, run_dir)
+
+
+def data_fingerprint(prepared):
+    """SHA-256 of the standardized training part and its classes: resume refuses other data."""
+    digest = hashlib.sha256()
+    X = prepared.train.X
+    for array in ((X.data, X.indices, X.indptr) if sp.issparse(X) else (X,)):
+        digest.update(np.ascontiguousarray(array).tobytes())
+    digest.update(prepared.train.y.tobytes())
+    digest.update("\x00".join(map(str, prepared.classes)).encode())
+    return digest.hexdigest()
 
 
 def _extends(state, config):
@@ -121,8 +142,11 @@ def _fit_with_checkpoints(config, prepared, batch_rng, run_dir, on_epoch, start=
     """`fit` with a checkpoint every ``output.checkpoint_every`` epochs; on Ctrl-C or
     SIGTERM the last completed epoch is checkpointed before `Interrupted` propagates."""
 
+    fingerprint = data_fingerprint(prepared)
+
     def save(state):
-        rundir.save_checkpoint(run_dir, *state.to_checkpoint())
+        arrays, meta = state.to_checkpoint()
+        rundir.save_checkpoint(run_dir, arrays, {**meta, "data_fingerprint": fingerprint})
 
     try:
         return fit(
@@ -158,6 +182,8 @@ def _finish(config, prepared, result, run_dir):
 def finish_run(config, prepared, result, run_dir):
     """Evaluate, plot and save the final artifacts into ``run_dir``; model.npz last."""
     run_dir = Path(run_dir)
+    # an older model (a run trained further) must not outlive the files about to change
+    (run_dir / "model.npz").unlink(missing_ok=True)
     model = rundir.Model(
         coef=result.coef,
         intercept=result.intercept,
@@ -464,12 +490,7 @@ def prediction_stream(run_dir, input_path, chunk_rows=CHUNK_ROWS):
     if not path.is_file():
         raise DataError(f"{path}: input file not found")
     with delimited_chunks(path, chunk_rows=chunk_rows) as (header, chunks):
-        position = {name: index for index, name in enumerate(header)}
-        missing = [name for name in model.feature_names if name not in position]
-        if missing:
-            shown = ", ".join(map(repr, missing[:10])) + (f" and {len(missing) - 10} more" if len(missing) > 10 else "")
-            raise DataError(f"{path}: missing feature column(s) {shown} that the model needs")
-        columns = [position[name] for name in model.feature_names]
+        columns = _feature_columns(path, header, model)
 
         def predictions():
             for rows, line_numbers in chunks:
@@ -478,6 +499,18 @@ def prediction_stream(run_dir, input_path, chunk_rows=CHUNK_ROWS):
                 yield model.classes[proba.argmax(axis=1)], proba
 
         yield model.classes, predictions()
+
+
+def _feature_columns(path, header, model):
+    """Indices of the model's features among the file's columns: by name, or by position
+    in a file without a header that has exactly the model's feature count."""
+    if header == generated_names(len(header)) and len(header) == model.n_features:
+        return list(range(model.n_features))
+    position = {name: index for index, name in enumerate(header)}
+    missing = [name for name in model.feature_names if name not in position]
+    if missing:
+        raise DataError(f"{path}: missing feature column(s) {shown_names(missing)} that the model needs")
+    return [position[name] for name in model.feature_names]
 
 
 def write_predictions(handle, classes, predictions):

@@ -99,13 +99,27 @@ def default_run_dir(name, root="runs"):
     return candidate
 
 
+RUN_MARKERS = ("config.yaml", "model.npz", "metrics.json")
+
+
 def check_output_dir(path, force):
-    """Refuse an existing non-empty directory (or a file) unless ``force``."""
+    """Refuse an existing non-empty directory (or a file) unless ``force``; even with
+    ``force``, replace only a directory that softreg wrote (never a user's folder or the
+    current directory)."""
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise OutputExistsError(f"{path}: exists and is not a directory; choose another --out")
-    if path.is_dir() and any(path.iterdir()) and not force:
+    if not path.is_dir() or not any(path.iterdir()):
+        return
+    if not force:
         raise OutputExistsError(f"{path}: run directory already exists and is not empty; use --force to replace it")
+    if Path.cwd().resolve().is_relative_to(path.resolve()):
+        raise OutputExistsError(f"{path}: is the current directory or contains it; refusing to replace it even with --force")
+    if not any((path / name).exists() for name in RUN_MARKERS):
+        raise OutputExistsError(
+            f"{path}: is not a softreg output directory (no {', '.join(RUN_MARKERS)}); "
+            "refusing to replace it even with --force"
+        )
 
 
 @contextmanager
@@ -114,7 +128,7 @@ def staging_dir(target, force=False):
 
     On failure the staging directory is removed and ``target`` is untouched.
     """
-    target = Path(target)
+    target = Path(target).resolve()  # "." and "runs/.." have no name to stage beside
     check_output_dir(target, force)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -133,13 +147,13 @@ def staging_dir(target, force=False):
 def _commit(staging, target):
     """Replace ``target`` by ``staging`` with renames; the old one is removed last."""
     retired = None
-    if target.exists():
-        retired = target.with_name(f".{target.name}.old-{os.getpid()}")
-        os.rename(target, retired)
     try:
+        if target.exists():
+            retired = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
+            os.replace(target, retired)
         os.rename(staging, target)
     except OSError as error:
-        if retired is not None:
+        if retired is not None and not target.exists():
             os.rename(retired, target)
         raise OutputError(f"{target}: cannot create the run directory ({error.strerror or error})") from None
     if retired is not None:
@@ -185,14 +199,6 @@ class Model:
 def save_model(directory, model, training_summary=None):
     """Write ``model.npz`` and ``model.json`` atomically into ``directory``."""
     directory = Path(directory)
-    write_npz(
-        directory / "model.npz",
-        coef=model.coef,
-        intercept=model.intercept,
-        classes=np.asarray(model.classes),
-        feature_mean=model.feature_mean,
-        feature_scale=model.feature_scale,
-    )
     write_json(
         directory / "model.json",
         {
@@ -206,6 +212,15 @@ def save_model(directory, model, training_summary=None):
             "dtype": model.dtype,
             "training": training_summary or {},
         },
+    )
+    # model.npz last: its presence marks a complete model
+    write_npz(
+        directory / "model.npz",
+        coef=model.coef,
+        intercept=model.intercept,
+        classes=np.asarray(model.classes),
+        feature_mean=model.feature_mean,
+        feature_scale=model.feature_scale,
     )
 
 
@@ -323,6 +338,7 @@ def remove_stale_temporaries(directory):
 # -- checkpoints
 
 CHECKPOINT = "checkpoint.npz"
+CHECKPOINT_KEYS = ("epoch", "n_classes", "n_features", "n_velocity", "n_best", "rng_state", "history", "finished")
 
 
 def save_checkpoint(directory, arrays, meta):
@@ -330,6 +346,7 @@ def save_checkpoint(directory, arrays, meta):
 
     A reader sees the previous checkpoint or this one, never a mixture.
     """
+    meta = {**meta, "format_version": FORMAT_VERSION}
     write_npz(Path(directory) / CHECKPOINT, meta=np.array(json.dumps(meta, default=_json_default)), **arrays)
 
 
@@ -345,5 +362,9 @@ def load_checkpoint(directory):
     except (ValueError, OSError, EOFError, KeyError, zipfile.BadZipFile, json.JSONDecodeError) as error:
         raise RunDirError(f"{path}: corrupted or truncated ({error.__class__.__name__}: {error})") from None
     if not isinstance(meta, dict) or meta.get("format_version") != FORMAT_VERSION:
-        raise RunDirError(f"{path}: written by an incompatible softreg (format {meta.get('format_version')!r})")
+        version = meta.get("format_version") if isinstance(meta, dict) else None
+        raise RunDirError(f"{path}: written by an incompatible softreg (format {version!r})")
+    missing = [key for key in CHECKPOINT_KEYS if key not in meta]
+    if missing:
+        raise RunDirError(f"{path}: incomplete checkpoint (no {', '.join(missing)})")
     return arrays, meta

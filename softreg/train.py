@@ -89,13 +89,10 @@ class TrainingState:
 
     def to_checkpoint(self):
         """Plain arrays and JSON-able metadata (see `softreg.rundir.save_checkpoint`)."""
-        from softreg.rundir import FORMAT_VERSION
-
         arrays = {"weights": self.weights}
         arrays.update({f"velocity_{index}": array for index, array in enumerate(self.velocity)})
         arrays.update({f"best_{index}": array for index, array in enumerate(self.best_params)})
         meta = {
-            "format_version": FORMAT_VERSION,
             "epoch": self.epoch,
             "n_classes": self.n_classes,
             "n_features": self.n_features,
@@ -119,18 +116,21 @@ class TrainingState:
             velocity=[arrays[f"velocity_{index}"] for index in range(meta["n_velocity"])],
             rng_state=meta["rng_state"],
             history=[EpochRecord(**record) for record in meta["history"]],
-            early_stopping=meta["early_stopping"],
+            early_stopping=meta.get("early_stopping"),
             best_params=[arrays[f"best_{index}"] for index in range(meta["n_best"])],
             finished=meta["finished"],
-            summary=meta["summary"],
+            summary=meta.get("summary"),
         )
 
     def result(self):
-        """The FitResult of a finished state."""
+        """The FitResult of a finished state: the best weights when early stopping kept some."""
         size = self.n_classes * self.n_features
+        weights = self.weights.copy()
+        if self.best_params:  # one flat vector, or the coef alone when the intercept is not fitted
+            weights[: self.best_params[0].size] = self.best_params[0].ravel()
         return FitResult(
-            coef=self.weights[:size].reshape(self.n_classes, self.n_features),
-            intercept=self.weights[size:],
+            coef=weights[:size].reshape(self.n_classes, self.n_features),
+            intercept=weights[size:],
             history=list(self.history),
             objective=self.summary["objective"],
             grad_norm=self.summary["grad_norm"],
@@ -303,13 +303,17 @@ def fit(
             if stop:
                 result.stopped_early = True
                 break
+        # the final state keeps the last weights (a longer run continues from them), taken
+        # before early stopping puts the best ones into the result
+        final = _state(len(result.history), n_classes, n_features, weights, sgd, stopper, batch_rng, result)
         _finish(result, train, model, stopper, params, full_pass_work, started, start)
+        final.finished, final.summary = True, result.summary()
+        result.state = state = final
+        state_saved = False
+        if on_checkpoint is not None:
+            on_checkpoint(final)
     except KeyboardInterrupt:
         raise Interrupted(state, saved=state_saved) from None
-    result.state = _state(len(result.history), n_classes, n_features, weights, sgd, stopper, batch_rng, result)
-    result.state.finished, result.state.summary = True, result.summary()
-    if on_checkpoint is not None:
-        on_checkpoint(result.state)
     return result
 
 

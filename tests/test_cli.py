@@ -131,17 +131,35 @@ def test_same_config_and_seed_give_bit_identical_models(tmp_path):
 
 
 def test_existing_run_directory_is_refused_without_force(tmp_path):
-    """An existing non-empty --out is refused (exit 2) and kept; --force replaces it."""
+    """An existing non-empty --out is refused (exit 2) and kept; --force replaces a run directory."""
     out = tmp_path / "run"
-    out.mkdir()
-    (out / "precious.txt").write_text("mine")
     config = REPO / "configs" / "iris.yaml"
+    assert run("train", "--config", config, "--out", out, "--quiet", *FAST)[0] == 0
+    first = (out / "model.npz").read_bytes()
     code, _, stderr = run("train", "--config", config, "--out", out, *FAST)
     assert code == 2
     assert stderr.strip() == f"softreg: error: {out}: run directory already exists and is not empty; use --force to replace it"
-    assert (out / "precious.txt").read_text() == "mine"
-    code, _, _ = run("train", "--config", config, "--out", out, "--force", "--quiet", *FAST)
-    assert code == 0 and (out / "model.npz").exists() and not (out / "precious.txt").exists()
+    assert (out / "model.npz").read_bytes() == first
+    code, _, _ = run("train", "--config", config, "--out", out, "--force", "--quiet", *FAST, "--set", "seed=3")
+    assert code == 0 and (out / "model.npz").read_bytes() != first
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]  # nothing left beside it
+
+
+@pytest.mark.parametrize("where", ["user folder", "current directory"])
+def test_force_never_replaces_a_folder_softreg_did_not_write(tmp_path, monkeypatch, where):
+    """--force replaces only softreg's own directories: a user's folder (or the cwd) is refused."""
+    folder = tmp_path / "project"
+    folder.mkdir()
+    (folder / "precious.txt").write_text("mine")
+    if where == "current directory":
+        (folder / "config.yaml").write_text("not ours, but looks like it")
+        monkeypatch.chdir(folder)
+        out = "."
+    else:
+        out = folder
+    code, _, stderr = run("train", "--config", REPO / "configs" / "iris.yaml", "--out", out, "--force", *FAST)
+    assert code == 2 and "refusing to replace it even with --force" in stderr
+    assert (folder / "precious.txt").read_text() == "mine"
 
 
 def test_divergence_exits_1_and_writes_no_model(tmp_path):

@@ -184,3 +184,10 @@ def test_apply_overrides_does_not_mutate_the_document():
     document = {"optim": {"lr": 0.1}}
     new, keys = apply_overrides(document, ["optim.lr=0.2"])
     assert document == {"optim": {"lr": 0.1}} and new["optim"]["lr"] == 0.2 and keys == {"optim.lr"}
+
+
+def test_overrides_fill_an_empty_section(tmp_path):
+    """`optim:` with nothing under it is an empty section that --set can fill."""
+    path = write(tmp_path, "data:\n  source: builtin:iris\noptim:\n")
+    config = load_config(path, ["optim.lr=0.05", "optim.early_stopping.patience=3", "data.val=0.2"])
+    assert config.optim.lr == 0.05 and config.optim.early_stopping["patience"] == 3

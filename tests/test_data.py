@@ -210,3 +210,42 @@ def test_data_too_large_for_memory_suggests_float32(monkeypatch):
         "are free. Set model.dtype: float32 to halve it."
     )
     softreg.data.check_memory((1000, 10), np.dtype(np.float64), "small.csv")
+
+
+def test_headerless_file_with_text_labels_needs_header_false(tmp_path):
+    """data.header: false reads the first row as data (the UCI iris.data layout), losing no row."""
+    path = write(tmp_path, "5.1,3.5,1.4,0.2,setosa\n4.9,3.0,1.4,0.2,setosa\n7.0,3.2,4.7,1.4,versicolor\n")
+    dataset = load_source(str(path), header=False)
+    assert dataset.n_samples == 3 and dataset.feature_names == ["col0", "col1", "col2", "col3"]
+    assert dataset.labels.tolist() == ["setosa", "setosa", "versicolor"] and not dataset.named
+
+
+def test_integer_looking_labels_too_large_for_int64_stay_text(tmp_path):
+    """Labels like 99999999999999999999 are kept as text instead of overflowing."""
+    dataset = load_source(str(write(tmp_path, "a,y\n1,99999999999999999999\n2,1\n")))
+    assert dataset.labels.tolist() == ["99999999999999999999", "1"]
+
+
+def test_unnamed_features_align_by_position_and_count(tmp_path):
+    """An .npz without feature names matches a model by position; a wrong count is named."""
+    from softreg.data import align_features
+
+    path = tmp_path / "d.npz"
+    np.savez(path, X=np.arange(8.0).reshape(2, 4), y=np.array([0, 1]))
+    dataset = load_source(str(path))
+    names = ["sepal length (cm)", "sepal width (cm)", "petal length (cm)", "petal width (cm)"]
+    np.testing.assert_array_equal(align_features(dataset, names, "d.npz"), dataset.X)
+    with pytest.raises(DataError, match=r"^d.npz: has 4 unnamed feature columns, the model expects 3$"):
+        align_features(dataset, names[:3], "d.npz")
+
+
+def test_separate_test_file_may_lack_a_selected_class(tmp_path):
+    """With data.classes, a separate test file lacking one of them still loads."""
+    from softreg.config import resolve
+    from softreg.data import generators, prepare
+
+    write(tmp_path, "a,y\n" + "".join(f"{i},{'ABC'[i % 3]}\n" for i in range(30)), name="train.csv")
+    write(tmp_path, "a,y\n1,A\n2,A\n4,A\n", name="test.csv")
+    config = resolve({"data": {"source": "train.csv", "test": "test.csv", "classes": ["A", "B"], "val": 0}}, base_dir=tmp_path)
+    prepared = prepare(config.data, np.float64, generators(0)[0])
+    assert prepared.test.n_samples == 3 and prepared.classes.tolist() == ["A", "B"]

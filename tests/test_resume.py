@@ -163,3 +163,46 @@ def test_corrupted_checkpoint_is_refused(tmp_path):
     checkpoint.write_bytes(checkpoint.read_bytes()[:200])
     code, _, stderr = cli("train", "--resume", out)
     assert code == 2 and "checkpoint.npz: corrupted or truncated" in stderr
+
+
+def test_interrupted_extension_leaves_no_stale_model(tmp_path):
+    """Training a finished run further removes its old model.npz first: an interruption then
+    leaves no model that no longer matches the run's config and checkpoint."""
+    out = tmp_path / "run"
+    code, _, _ = cli("train", "--config", CONFIG, "--out", out, "--quiet", "--set", "optim.epochs=2", "--set", "output.plots=false")
+    assert code == 0 and (out / "model.npz").exists()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "softreg.cli", "train", "--resume", str(out), "--set", "optim.epochs=400"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    for line in process.stdout:
+        if line.startswith("epoch 6/"):
+            break
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr
+    assert not (out / "model.npz").exists()
+    with pytest.raises(RunDirError):
+        rundir.load_model(out)
+
+
+def test_resume_refuses_changed_training_data(tmp_path):
+    """A run whose data file changed since it started is not resumed on the new data."""
+    data = tmp_path / "d.csv"
+    data.write_text((REPO / "data" / "iris.csv").read_text())
+    config = tmp_path / "c.yaml"
+    config.write_text("data:\n  source: d.csv\n  val: 0\noutput:\n  plots: false\n")
+    out = tmp_path / "run"
+    assert cli("train", "--config", config, "--out", out, "--quiet", "--set", "optim.epochs=3")[0] == 0
+    lines = data.read_text().splitlines()
+    data.write_text("\n".join(lines[:1] + [line.replace("5.1", "5.2") for line in lines[1:]]) + "\n")
+    code, _, stderr = cli("train", "--resume", out, "--set", "optim.epochs=5")
+    assert code == 2 and "the training data changed since this run started" in stderr
+
+
+def test_resume_json_of_a_finished_run_is_json(tmp_path):
+    """--resume --json on a finished run prints one JSON document saying so."""
+    out = tmp_path / "run"
+    assert cli("train", "--config", REPO / "configs" / "iris.yaml", "--out", out, "--quiet", "--set", "output.plots=false", "--set", "optim.epochs=2")[0] == 0
+    code, stdout, _ = cli("train", "--resume", out, "--json")
+    assert code == 0 and json.loads(stdout) == {"run_dir": str(out), "already_finished": True, "training": {"epochs_run": 2}}

@@ -59,9 +59,13 @@ def test_staging_refuses_non_empty_target_without_force(tmp_path):
     target = tmp_path / "run"
     target.mkdir()
     (target / "x").write_text("1")
-    with pytest.raises(OutputExistsError):
+    with pytest.raises(OutputExistsError, match="use --force to replace it"):
         with rundir.staging_dir(target):
             pass
+    with pytest.raises(OutputExistsError, match="is not a softreg output directory"):
+        with rundir.staging_dir(target, force=True):
+            pass
+    (target / "config.yaml").write_text("seed: 0\n")
     with rundir.staging_dir(target, force=True) as staging:
         (staging / "y").write_text("2")
     assert [p.name for p in target.iterdir()] == ["y"] and len(list(tmp_path.iterdir())) == 1
@@ -130,3 +134,19 @@ def test_non_finite_weights_are_refused(saved):
     np.savez(saved / "model.npz", **arrays)
     with pytest.raises(RunDirError, match=r"coef contains NaN or inf"):
         rundir.load_model(saved)
+
+
+@pytest.mark.parametrize(
+    ("meta", "message"),
+    [
+        ([1, 2], r"written by an incompatible softreg \(format None\)"),
+        ({"format_version": 1, "epoch": 3}, r"incomplete checkpoint \(no n_classes, "),
+    ],
+)
+def test_malformed_checkpoint_meta_is_refused(tmp_path, meta, message):
+    """A checkpoint whose metadata is not what softreg writes is a RunDirError, not a crash."""
+    import json as json_module
+
+    np.savez(tmp_path / "checkpoint.npz", meta=np.array(json_module.dumps(meta)), weights=np.zeros(3))
+    with pytest.raises(RunDirError, match=message):
+        rundir.load_checkpoint(tmp_path)

@@ -1,0 +1,92 @@
+"""The training loop: interruption and resume are exact in every configuration."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from sklearn.datasets import load_wine
+from sklearn.preprocessing import StandardScaler
+
+from softreg import rundir
+from softreg.config import resolve
+from softreg.data import Part
+from softreg.errors import Interrupted
+from softreg.train import TrainingState, fit
+
+VARIANTS = {
+    "plain": {},
+    "nesterov cosine": {"optim": {"nesterov": True, "schedule": "cosine"}},
+    "svrg": {"optim": {"variance_reduction": "svrg", "momentum": 0.5, "lr": 0.05}},
+    "early stopping": {"optim": {"early_stopping": {"patience": 3}, "lr": 0.5}},
+    "no intercept": {"model": {"fit_intercept": False}},
+    "float32": {"model": {"dtype": "float32"}},
+    "sparse": {"sparse": True},
+}
+
+
+def problem(variant):
+    X, y = load_wine(return_X_y=True)
+    X = StandardScaler().fit_transform(X)
+    settings = VARIANTS[variant]
+    document = {"data": {"source": "builtin:wine"}, "optim": {"epochs": 12, "batch_size": 16, "lr": 0.1}}
+    for section in ("optim", "model"):
+        document.setdefault(section, {}).update(settings.get(section, {}))
+    config = resolve(document)
+    dtype = np.dtype(config.model.dtype)
+    X = X.astype(dtype)
+    if settings.get("sparse"):
+        X = sp.csr_matrix(X * (np.abs(X) > 0.5))
+    train, val = Part(X[:140], y[:140]), Part(X[140:], y[140:])
+    return train, val, config
+
+
+def run(variant, **kwargs):
+    train, val, config = problem(variant)
+    return fit(train, val, 3, config.model, config.optim, np.random.default_rng(7), **kwargs)
+
+
+def interrupt_at(epoch):
+    def on_epoch(record, total):
+        if record.epoch == epoch:
+            raise KeyboardInterrupt
+
+    return on_epoch
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+@pytest.mark.parametrize("checkpoint_every", [1, 4])
+def test_interrupt_and_resume_give_the_uninterrupted_model_bit_for_bit(tmp_path, variant, checkpoint_every):
+    """Ctrl-C while epoch 6 reports (before its state is taken), the last completed state through a
+    checkpoint file, then resume: identical weights and history."""
+    reference = run(variant)
+    saved = []
+    with pytest.raises(Interrupted) as caught:
+        run(variant, on_epoch=interrupt_at(6), on_checkpoint=saved.append, checkpoint_every=checkpoint_every)
+    state = caught.value.state
+    assert state.epoch == 5 and caught.value.saved == (5 % checkpoint_every == 0)
+    rundir.save_checkpoint(tmp_path, *state.to_checkpoint())
+    resumed = run(variant, start=TrainingState.from_checkpoint(*rundir.load_checkpoint(tmp_path)))
+    assert resumed.coef.tobytes() == reference.coef.tobytes()
+    assert resumed.intercept.tobytes() == reference.intercept.tobytes()
+    assert [r.train_loss for r in resumed.history] == [r.train_loss for r in reference.history]
+    assert resumed.stopped_early == reference.stopped_early
+
+
+def test_finished_state_continues_from_the_last_weights_not_the_best():
+    """Training a finished early-stopping run further continues from its last weights:
+    8 epochs then 4 more equal 12 in one go (constant rate, patience never reached)."""
+    train, val, config = problem("plain")
+    optim = dataclasses.replace(config.optim, early_stopping={"patience": 100, "min_delta": 0.0}, lr=0.5, batch_size=4)
+    short = fit(train, val, 3, config.model, dataclasses.replace(optim, epochs=8), np.random.default_rng(7))
+    longer = fit(train, val, 3, config.model, optim, np.random.default_rng(7), start=short.state)
+    straight = fit(train, val, 3, config.model, optim, np.random.default_rng(7))
+    assert longer.coef.tobytes() == straight.coef.tobytes()
+    assert longer.best_epoch == straight.best_epoch
+
+
+def test_finished_state_result_holds_the_best_weights():
+    """A finished state's result() is the model fit returned (best weights restored)."""
+    result = run("early stopping")
+    again = result.state.result()
+    assert again.coef.tobytes() == result.coef.tobytes() and again.objective == result.objective
