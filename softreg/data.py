@@ -40,6 +40,7 @@ class Dataset:
     label_name: str
     source: str
     named: bool = True  # whether feature_names came from the data (else x0, x1, ... or col0, ...)
+    index_base: object = None  # svmlight only: whether its feature indices start at 0 or 1
 
     @property
     def n_samples(self):
@@ -49,7 +50,7 @@ class Dataset:
 # -- loading
 
 
-def load_source(source, label=None, delimiter=None, header=None):
+def load_source(source, label=None, delimiter=None, header=None, index_base=None):
     """Load any supported source into a `Dataset`.
 
     ``label`` names the label column of delimited text; other sources carry their labels.
@@ -68,7 +69,7 @@ def load_source(source, label=None, delimiter=None, header=None):
     if suffix == ".npz":
         return _load_npz(path)
     if suffix in SVMLIGHT_SUFFIXES or (suffix not in DELIMITED_SUFFIXES and _looks_like_svmlight(path)):
-        return _load_svmlight(path)
+        return _load_svmlight(path, index_base)
     return load_delimited(path, label=label, delimiter=delimiter or DELIMITED_SUFFIXES.get(suffix), header=header)
 
 
@@ -306,20 +307,34 @@ def _load_npz(path):
     return Dataset(X=X, labels=labels, feature_names=names, label_name="y", source=str(path), named=named)
 
 
-def _load_svmlight(path, n_features=None):
+def _load_svmlight(path, index_base=None):
+    """svmlight/libsvm text as CSR. Feature indices are 1-based by libsvm's convention and
+    0-based as scikit-learn writes them; ``index_base`` None detects it (0 when index 0
+    occurs), and a test or evaluation file reuses the training file's base so that
+    columns never shift between them."""
     from sklearn.datasets import load_svmlight_file
 
     try:
-        X, y = load_svmlight_file(str(path), n_features=n_features, dtype=np.float64)
+        X, y = load_svmlight_file(str(path), dtype=np.float64, zero_based=True)  # indices as written
     except (ValueError, OSError) as error:
         raise DataError(f"{path}: not valid svmlight/libsvm text ({error})") from None
     if X.shape[0] == 0:
         raise DataError(f"{path}: file has no rows")
     if not np.all(np.isfinite(X.data)):
         raise DataError(f"{path}: contains NaN or inf feature values")
+    X = X.tocsr()
+    uses_zero = X.nnz > 0 and X.indices.min() == 0
+    if index_base is None:
+        index_base = 0 if uses_zero else 1
+    if index_base == 1:
+        if uses_zero:
+            raise DataError(f"{path}: uses feature index 0, but the training data's indices start at 1")
+        X = X[:, 1:] if X.shape[1] > 1 else sp.csr_matrix((X.shape[0], 0))
     labels = y.astype(np.int64) if np.all(y == np.round(y)) else y.astype(str)
     names = [f"x{index}" for index in range(X.shape[1])]
-    return Dataset(X=X.tocsr(), labels=labels, feature_names=names, label_name="label", source=str(path), named=False)
+    return Dataset(
+        X=X, labels=labels, feature_names=names, label_name="label", source=str(path), named=False, index_base=index_base
+    )
 
 
 def align_features(dataset, feature_names, what):
@@ -376,6 +391,7 @@ def select_classes(dataset, classes, require_all=True):
         label_name=dataset.label_name,
         source=dataset.source,
         named=dataset.named,
+        index_base=dataset.index_base,
     )
 
 
@@ -532,6 +548,7 @@ class Prepared:
     feature_mean: np.ndarray
     feature_scale: np.ndarray
     source: str
+    index_base: object = None  # svmlight sources: the training file's feature index base
 
 
 def available_memory():
@@ -573,7 +590,7 @@ def prepare(data_config, dtype, split_rng):
     X = dataset.X
     if isinstance(data_config.test, str):
         test_set = select_classes(
-            load_source(data_config.test, data_config.label, data_config.delimiter, data_config.header),
+            load_source(data_config.test, data_config.label, data_config.delimiter, data_config.header, dataset.index_base),
             data_config.classes,
             require_all=False,  # a test file may lack a class; its labels outside the model are refused below
         )
@@ -605,4 +622,5 @@ def prepare(data_config, dtype, split_rng):
         feature_mean=mean,
         feature_scale=scale,
         source=dataset.source,
+        index_base=dataset.index_base,
     )

@@ -207,6 +207,7 @@ def finish_run(config, prepared, result, run_dir):
         "n_features": len(prepared.feature_names),
         "source": prepared.source,
         "class_counts": _class_counts(prepared),
+        "svmlight_index_base": prepared.index_base,
     }
     metrics.update(split=split_name, objective=result.objective, grad_norm=result.grad_norm)
     rundir.write_text(run_dir / "history.csv", history_csv(history_rows(result.history)))
@@ -363,7 +364,10 @@ def _evaluated_data(run_dir, model, data, label):
         if X_raw.shape[1] != model.n_features:
             raise DataError(f"{run_dir}/test.npz: has {X_raw.shape[1]} features, the model has {model.n_features}")
         return X_raw, y, f"{run_dir} (saved test split)"
-    dataset = load_source(data, label if label is not None else _label_for(data, model))
+    training = rundir.read_model_json(Path(run_dir) / "model.json").get("training", {})
+    dataset = load_source(
+        data, label if label is not None else _label_for(data, model), index_base=training.get("svmlight_index_base")
+    )
     X_raw = align_features(dataset, model.feature_names, data)
     return X_raw, encode_with(model.classes, dataset.labels, data), data
 

@@ -249,3 +249,18 @@ def test_separate_test_file_may_lack_a_selected_class(tmp_path):
     config = resolve({"data": {"source": "train.csv", "test": "test.csv", "classes": ["A", "B"], "val": 0}}, base_dir=tmp_path)
     prepared = prepare(config.data, np.float64, generators(0)[0])
     assert prepared.test.n_samples == 3 and prepared.classes.tolist() == ["A", "B"]
+
+
+def test_svmlight_test_file_keeps_the_training_index_base(tmp_path):
+    """A 0-based test file that never uses index 0 is not misread as 1-based: columns never shift."""
+    from softreg.config import resolve
+    from softreg.data import generators, prepare
+
+    (tmp_path / "train.svm").write_text("0 0:1 1:2 2:3\n1 0:4 2:1\n0 1:1\n1 0:2 2:2\n")
+    (tmp_path / "test.svm").write_text("1 1:2.0 2:3.0\n")
+    config = resolve({"data": {"source": "train.svm", "test": "test.svm", "val": 0, "standardize": False}}, base_dir=tmp_path)
+    prepared = prepare(config.data, np.float64, generators(0)[0])
+    np.testing.assert_array_equal(prepared.test.X.toarray(), [[0.0, 2.0, 3.0]])
+    (tmp_path / "one.svm").write_text("0 1:1 3:2\n1 2:5\n")
+    one_based = load_source(str(tmp_path / "one.svm"))
+    assert one_based.index_base == 1 and one_based.X.toarray().tolist() == [[1.0, 0.0, 2.0], [0.0, 5.0, 0.0]]
