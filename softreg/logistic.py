@@ -24,7 +24,7 @@ only decays and stays 0 from a zero start, so ``w_1 = -w / 2`` and ``w_2 = w / 2
 import numpy as np
 
 from softreg.optim import SGD
-from softreg.solve import Optimum
+from softreg.solve import Optimum, minimize_lbfgs
 
 
 def sigmoid(margin):
@@ -148,9 +148,6 @@ def exact_optimum(X, target, weight_decay, fit_intercept=True, gtol=1e-10, max_i
     Optimum
         coef (1, n_features), intercept (1,), objective, grad_norm, iterations.
     """
-    from scipy.optimize import minimize
-    from threadpoolctl import threadpool_limits
-
     n_features = X.shape[1]
 
     def unpack(theta):
@@ -161,16 +158,8 @@ def exact_optimum(X, target, weight_decay, fit_intercept=True, gtol=1e-10, max_i
         _, objective, grad_coef, grad_intercept = loss_gradient(coef, intercept, X, target, weight_decay)
         return objective, np.concatenate([grad_coef[0], grad_intercept if fit_intercept else grad_intercept[:0]])
 
-    start = np.zeros(n_features + (1 if fit_intercept else 0))
-    # competing numpy/scipy BLAS pools slow small solves by an order of magnitude
-    with threadpool_limits(limits=1, user_api="blas"):
-        solution = minimize(
-            objective_and_gradient,
-            start,
-            jac=True,
-            method="L-BFGS-B",
-            options={"maxiter": max_iter, "maxfun": 2 * max_iter, "gtol": gtol, "ftol": 1e-16, "maxcor": 30},
-        )
+    # the same minimizer as the softmax side; the objective and its gradient are this module's own
+    solution = minimize_lbfgs(objective_and_gradient, n_features + (1 if fit_intercept else 0), gtol, max_iter)
     objective, gradient = objective_and_gradient(solution.x)
     coef, intercept = unpack(solution.x)
     return Optimum(

@@ -432,7 +432,7 @@ def report_run(run_dir, output=None, force=False):
         refuse_existing(target, force)
     rundir.load_model(run_dir)  # a finished, loadable run, or a RunDirError naming what is wrong
     meta = rundir.read_model_json(run_dir / "model.json")
-    metrics = _read_json(run_dir / "metrics.json")
+    metrics = rundir.read_json_object(run_dir / "metrics.json")
     config_path = run_dir / "config.yaml"
     try:
         config_text = config_path.read_text(encoding="utf-8")
@@ -450,18 +450,6 @@ def report_run(run_dir, output=None, force=False):
     page = report.render_html(run_dir.resolve().name, config_text, meta, metrics, history, images, confused)
     rundir.write_text(target, page)
     return target, len(images)
-
-
-def _read_json(path):
-    try:
-        document = json.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise RunDirError(f"{path}: missing; the run directory is incomplete") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise RunDirError(f"{path}: not valid JSON ({error})") from None
-    if not isinstance(document, dict):
-        raise RunDirError(f"{path}: expected a JSON object")
-    return document
 
 
 def _label_for(source, model):

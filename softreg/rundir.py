@@ -258,15 +258,22 @@ def load_model(directory):
     )
 
 
-def read_model_json(path):
+def read_json_object(path):
+    """A run directory's JSON file as a dict; a missing or broken one is a RunDirError."""
     try:
-        meta = json.loads(Path(path).read_text(encoding="utf-8"))
+        document = json.loads(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise RunDirError(f"{path}: missing; the run directory is incomplete") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
         raise RunDirError(f"{path}: not valid JSON ({error})") from None
-    if not isinstance(meta, dict):
+    if not isinstance(document, dict):
         raise RunDirError(f"{path}: expected a JSON object")
+    return document
+
+
+def read_model_json(path):
+    """model.json, checked for a format this softreg reads."""
+    meta = read_json_object(path)
     version = meta.get("format_version")
     if not isinstance(version, int):
         raise RunDirError(f"{path}: no format_version; not a softreg model")

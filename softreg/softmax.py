@@ -141,27 +141,10 @@ def gradient_norm(grad_coef, grad_intercept):
 
 
 def full_loss_gradient(coef, intercept, X, y, weight_decay, chunk_rows=16384):
-    """`loss_gradient` over all rows, computed in chunks to bound the (n, K) temporaries.
-
-    Returns the same tuple as `loss_gradient`, with identical meaning.
-    """
-    n_samples = X.shape[0]
-    if n_samples <= chunk_rows:
-        return loss_gradient(coef, intercept, X, y, weight_decay)
-    data_loss = 0.0
-    grad_coef = np.zeros_like(coef)
-    grad_intercept = np.zeros_like(intercept)
-    for start in range(0, n_samples, chunk_rows):
-        rows = slice(start, start + chunk_rows)
-        weight = (min(start + chunk_rows, n_samples) - start) / n_samples
-        part_loss, _, part_coef, part_intercept = loss_gradient(coef, intercept, X[rows], y[rows], 0.0)
-        data_loss += weight * part_loss
-        grad_coef += weight * part_coef
-        grad_intercept += weight * part_intercept
-    grad_coef += weight_decay * coef
-    objective = data_loss + 0.5 * weight_decay * float(np.vdot(coef, coef))
-    return data_loss, objective, grad_coef, grad_intercept
-
+    """`loss_gradient` over all rows, in chunks of ``chunk_rows`` that bound the (n, K)
+    temporaries. Returns the same tuple as `loss_gradient`, with identical meaning."""
+    work = Workspace(*coef.shape, max(1, min(chunk_rows, X.shape[0])), coef.dtype)
+    return chunked_loss_gradient(coef, intercept, X, y, weight_decay, work)
 
 
 # -- the training loop's hot path: the same quantities, computed in preallocated buffers

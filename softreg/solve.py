@@ -39,9 +39,6 @@ def exact_optimum(X, y, n_classes, weight_decay, fit_intercept=True, gtol=1e-10,
     -------
     Optimum
     """
-    from scipy.optimize import minimize
-    from threadpoolctl import threadpool_limits
-
     n_features = X.shape[1]
     size = n_classes * n_features
 
@@ -56,15 +53,7 @@ def exact_optimum(X, y, n_classes, weight_decay, fit_intercept=True, gtol=1e-10,
         gradient = np.concatenate([grad_coef.ravel(), grad_intercept]) if fit_intercept else grad_coef.ravel()
         return objective, gradient
 
-    start = np.zeros(size + (n_classes if fit_intercept else 0))
-    with threadpool_limits(limits=1, user_api="blas"):
-        solution = minimize(
-            objective_and_gradient,
-            start,
-            jac=True,
-            method="L-BFGS-B",
-            options={"maxiter": max_iter, "maxfun": 2 * max_iter, "gtol": gtol, "ftol": 1e-16, "maxcor": 30},
-        )
+    solution = minimize_lbfgs(objective_and_gradient, size + (n_classes if fit_intercept else 0), gtol, max_iter)
     coef, intercept = unpack(solution.x)
     objective, gradient = objective_and_gradient(solution.x)
     if fit_intercept:
@@ -77,3 +66,22 @@ def exact_optimum(X, y, n_classes, weight_decay, fit_intercept=True, gtol=1e-10,
         grad_norm=float(np.linalg.norm(gradient)),
         iterations=int(solution.nit),
     )
+
+
+def minimize_lbfgs(objective_and_gradient, size, gtol=1e-10, max_iter=20000):
+    """scipy's L-BFGS-B from zero to tight tolerance, with scipy's BLAS pool at one thread.
+
+    ``objective_and_gradient(theta) -> (float, ndarray of shape (size,))``. Returns
+    scipy's OptimizeResult.
+    """
+    from scipy.optimize import minimize
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="blas"):
+        return minimize(
+            objective_and_gradient,
+            np.zeros(size),
+            jac=True,
+            method="L-BFGS-B",
+            options={"maxiter": max_iter, "maxfun": 2 * max_iter, "gtol": gtol, "ftol": 1e-16, "maxcor": 30},
+        )

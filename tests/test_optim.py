@@ -75,17 +75,17 @@ def test_batch_loss_gradient_is_finite_for_extreme_logits():
     assert np.all(np.isfinite(work.gradient))
 
 
-def test_chunked_loss_gradient_equals_full_loss_gradient():
+def test_chunked_loss_gradient_equals_the_one_shot_loss_gradient():
     """Chunks of 50 rows (the last one short) give the one-shot objective and gradient, to 1e-12."""
     X, y, coef, intercept = problem()
     work = softmax.Workspace(*coef.shape, 50, X.dtype)
     chunked = softmax.chunked_loss_gradient(coef, intercept, X, y, 0.3, work)
-    for got, expected in zip(chunked, softmax.full_loss_gradient(coef, intercept, X, y, 0.3)):
+    for got, expected in zip(chunked, softmax.loss_gradient(coef, intercept, X, y, 0.3)):
         np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-15)
 
 
 def snapshot_at(coef, intercept, X, y):
-    _, _, grad_coef, grad_intercept = softmax.full_loss_gradient(coef, intercept, X, y, 0.0)
+    _, _, grad_coef, grad_intercept = softmax.loss_gradient(coef, intercept, X, y, 0.0)
     return softmax.Snapshot(coef.copy(), intercept.copy(), grad_coef, grad_intercept)
 
 
@@ -115,7 +115,7 @@ def test_variance_reduced_gradient_averages_to_the_full_gradient():
     for X_batch, y_batch in iter_minibatches(X, y, 64, np.random.default_rng(3)):
         softmax.variance_reduced_gradient(coef, intercept, snapshot, X_batch, y_batch, 0.3, work)
         total += work.gradient * len(y_batch) / len(y)
-    _, _, grad_coef, grad_intercept = softmax.full_loss_gradient(coef, intercept, X, y, 0.3)
+    _, _, grad_coef, grad_intercept = softmax.loss_gradient(coef, intercept, X, y, 0.3)
     np.testing.assert_allclose(total, np.concatenate([grad_coef.ravel(), grad_intercept]), rtol=1e-12, atol=1e-14)
 
 
@@ -125,7 +125,7 @@ def test_variance_reduced_gradient_at_the_snapshot_is_the_full_gradient():
     snapshot = snapshot_at(coef, intercept, X, y)
     work = softmax.Workspace(*coef.shape, 16, X.dtype, n_models=2)
     softmax.variance_reduced_gradient(coef, intercept, snapshot, X[5:21], y[5:21], 0.3, work)
-    _, _, grad_coef, grad_intercept = softmax.full_loss_gradient(coef, intercept, X, y, 0.3)
+    _, _, grad_coef, grad_intercept = softmax.loss_gradient(coef, intercept, X, y, 0.3)
     np.testing.assert_allclose(work.grad_coef, grad_coef, rtol=1e-12, atol=1e-15)
     np.testing.assert_allclose(work.grad_intercept, grad_intercept, rtol=1e-12, atol=1e-15)
 
