@@ -239,11 +239,9 @@ def fit(
     params, grads = ([weights], [work.gradient]) if model.fit_intercept else ([coef], [work.grad_coef])
     sgd = SGD(momentum=optim.momentum, nesterov=optim.nesterov)
     stopper = EarlyStopping(**optim.early_stopping) if optim.early_stopping and val is not None else None
-    steps_per_epoch = math.ceil(train.n_samples / optim.batch_size)
     result = FitResult(coef=coef, intercept=intercept)
     objective_args = (model.weight_decay, model.fit_intercept)
-    train_seconds = eval_seconds = 0.0
-    eval_cost = None  # seconds one full-data evaluation takes, once known
+    budget = _EvaluationBudget(eval_every, optim.epochs)
     snapshot = None  # SVRG's first epoch is plain SGD: a warm start, as in Johnson & Zhang (2013)
     started = time.perf_counter()
     if start is not None:
@@ -257,40 +255,21 @@ def fit(
     try:
         for epoch in range(first_epoch, optim.epochs + 1):
             epoch_start = time.perf_counter()
-            loss_sum = 0.0
-            for step, (X_batch, y_batch) in enumerate(iter_minibatches(train.X, train.y, optim.batch_size, batch_rng)):
-                lr = _lr(optim, epoch - 1 + step / steps_per_epoch)
-                if snapshot is not None:
-                    data_loss = softmax.variance_reduced_gradient(
-                        coef, intercept, snapshot, X_batch, y_batch, model.weight_decay, work
-                    )
-                else:
-                    data_loss = softmax.batch_loss_gradient(coef, intercept, X_batch, y_batch, model.weight_decay, work)
-                if not math.isfinite(data_loss):  # overflowing weights make the logits, so the loss, non-finite
-                    raise DivergedError(epoch, optim.lr)
-                loss_sum += data_loss * len(y_batch)
-                sgd.step(params, grads, lr)
-                if on_step is not None:
-                    on_step(coef, intercept)
+            train_loss = _sgd_epoch(epoch, coef, intercept, train, model, optim, sgd, params, grads, work, snapshot, batch_rng, on_step)
             if not np.isfinite(weights).all():
                 raise DivergedError(epoch, optim.lr)
-            record = EpochRecord(epoch=epoch, lr=_lr(optim, epoch - 1), train_loss=loss_sum / train.n_samples)
+            record = EpochRecord(epoch=epoch, lr=_lr(optim, epoch - 1), train_loss=train_loss)
             eval_start = time.perf_counter()
-            train_seconds += eval_start - epoch_start
+            budget.train_seconds += eval_start - epoch_start
             if svrg:  # the next epoch's snapshot is this epoch's evaluation: it costs nothing extra
                 snapshot, record.objective, record.grad_norm = _snapshot(coef, intercept, train, model, full_pass_work)
-            else:
-                if eval_cost is None and eval_every is None:
-                    eval_cost = _evaluation_cost(coef, intercept, train, full_pass_work)
-                if _evaluation_due(epoch, optim.epochs, eval_every, train_seconds, eval_seconds, eval_cost):
-                    evaluated = time.perf_counter()
-                    record.objective, record.grad_norm = evaluate_objective(
-                        coef, intercept, train, *objective_args, full_pass_work
-                    )
-                    eval_cost = time.perf_counter() - evaluated
+            elif budget.due(epoch, lambda: _evaluation_cost(coef, intercept, train, full_pass_work)):
+                evaluated = time.perf_counter()
+                record.objective, record.grad_norm = evaluate_objective(coef, intercept, train, *objective_args, full_pass_work)
+                budget.cost = time.perf_counter() - evaluated
             if val is not None:
                 record.val_loss, record.val_accuracy = validation(coef, intercept, val)
-            eval_seconds += time.perf_counter() - eval_start
+            budget.eval_seconds += time.perf_counter() - eval_start
             record.seconds = time.perf_counter() - epoch_start
             result.history.append(record)
             if on_epoch is not None:
@@ -384,15 +363,48 @@ def _snapshot(coef, intercept, part, model, work):
     return snapshot, objective, grad_norm
 
 
-def _evaluation_due(epoch, epochs, eval_every, train_seconds, eval_seconds, cost):
-    """The last epoch always; with ``eval_every`` the first and every ``eval_every``-th;
-    otherwise when the evaluations so far, this one and the final one (``cost`` seconds
-    each) stay within EVAL_BUDGET of the training time so far."""
-    if epoch == epochs:
-        return True
-    if eval_every is not None:
-        return epoch == 1 or epoch % eval_every == 0
-    return eval_seconds + 2 * cost <= EVAL_BUDGET * train_seconds
+def _sgd_epoch(epoch, coef, intercept, train, model, optim, sgd, params, grads, work, snapshot, batch_rng, on_step):
+    """One pass of minibatch steps over ``train`` (SVRG steps when ``snapshot`` is given).
+
+    Returns the mean minibatch loss; raises DivergedError on a non-finite loss.
+    """
+    steps_per_epoch = math.ceil(train.n_samples / optim.batch_size)
+    loss_sum = 0.0
+    for step, (X_batch, y_batch) in enumerate(iter_minibatches(train.X, train.y, optim.batch_size, batch_rng)):
+        lr = _lr(optim, epoch - 1 + step / steps_per_epoch)
+        if snapshot is not None:
+            data_loss = softmax.variance_reduced_gradient(coef, intercept, snapshot, X_batch, y_batch, model.weight_decay, work)
+        else:
+            data_loss = softmax.batch_loss_gradient(coef, intercept, X_batch, y_batch, model.weight_decay, work)
+        if not math.isfinite(data_loss):  # overflowing weights make the logits, so the loss, non-finite
+            raise DivergedError(epoch, optim.lr)
+        loss_sum += data_loss * len(y_batch)
+        sgd.step(params, grads, lr)
+        if on_step is not None:
+            on_step(coef, intercept)
+    return loss_sum / train.n_samples
+
+
+@dataclass
+class _EvaluationBudget:
+    """When the full-data objective is evaluated: the last epoch always; with ``eval_every``
+    the first and every ``eval_every``-th; otherwise when the evaluations so far, this one and
+    the final one (``cost`` seconds each) stay within EVAL_BUDGET of the training time so far."""
+
+    eval_every: object
+    epochs: int
+    train_seconds: float = 0.0
+    eval_seconds: float = 0.0
+    cost: object = None  # seconds one full-data evaluation takes, once known
+
+    def due(self, epoch, measure_cost):
+        if epoch == self.epochs:
+            return True
+        if self.eval_every is not None:
+            return epoch == 1 or epoch % self.eval_every == 0
+        if self.cost is None:
+            self.cost = measure_cost()
+        return self.eval_seconds + 2 * self.cost <= EVAL_BUDGET * self.train_seconds
 
 
 def _evaluation_cost(coef, intercept, part, work):
