@@ -45,12 +45,13 @@ class DivergedError(SoftregError):
 
     exit_code = EXIT_FAILURE
 
-    def __init__(self, epoch, lr):
+    def __init__(self, epoch, lr, suggested=None):
         self.epoch = epoch
         self.lr = lr
+        suggested = lr / 10 if suggested is None else suggested
         super().__init__(
             f"training diverged at epoch {epoch} (loss or weights are no longer finite); "
-            f"no model was written. Try a smaller optim.lr (now {lr:g}), e.g. {lr / 10:g}."
+            f"no model was written. Try a smaller optim.lr (now {lr:g}), e.g. {suggested:.2g}."
         )
 
 

@@ -257,7 +257,7 @@ def fit(
             epoch_start = time.perf_counter()
             train_loss = _sgd_epoch(epoch, coef, intercept, train, model, optim, sgd, params, grads, work, snapshot, batch_rng, on_step)
             if not np.isfinite(weights).all():
-                raise DivergedError(epoch, optim.lr)
+                raise diverged(epoch, train, model, optim)
             record = EpochRecord(epoch=epoch, lr=_lr(optim, epoch - 1), train_loss=train_loss)
             eval_start = time.perf_counter()
             budget.train_seconds += eval_start - epoch_start
@@ -377,12 +377,26 @@ def _sgd_epoch(epoch, coef, intercept, train, model, optim, sgd, params, grads, 
         else:
             data_loss = softmax.batch_loss_gradient(coef, intercept, X_batch, y_batch, model.weight_decay, work)
         if not math.isfinite(data_loss):  # overflowing weights make the logits, so the loss, non-finite
-            raise DivergedError(epoch, optim.lr)
+            raise diverged(epoch, train, model, optim)
         loss_sum += data_loss * len(y_batch)
         sgd.step(params, grads, lr)
         if on_step is not None:
             on_step(coef, intercept)
     return loss_sum / train.n_samples
+
+
+def diverged(epoch, train, model, optim):
+    """DivergedError with a rate that is stable for this data.
+
+    The cross-entropy's Hessian in the logits is diag(p) - pp^T, whose norm is at most 1/2,
+    so J is L-smooth with L <= lambda + max_i ||x_i||^2 / 2; heavy-ball momentum mu is
+    stable on such a quadratic for lr < 2 (1 + mu) / L. Suggest half that bound.
+    """
+    X = train.X
+    row_norms = np.asarray(X.multiply(X).sum(axis=1)) if not isinstance(X, np.ndarray) else np.einsum("ij,ij->i", X, X)
+    smoothness = model.weight_decay + 0.5 * float(row_norms.max())
+    stable = (1.0 + optim.momentum) / smoothness
+    return DivergedError(epoch, optim.lr, suggested=min(optim.lr / 10, stable))
 
 
 @dataclass

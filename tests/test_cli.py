@@ -169,8 +169,12 @@ def test_divergence_exits_1_and_writes_no_model(tmp_path):
                           "--set", "optim.lr=100", "--set", "model.weight_decay=1")
     assert code == 1
     assert stderr.startswith("softreg: error: training diverged at epoch ")
-    assert "Try a smaller optim.lr (now 100), e.g. 10." in stderr and "Traceback" not in stderr
+    assert "Try a smaller optim.lr (now 100), e.g. 0.26." in stderr and "Traceback" not in stderr
     assert not out.exists() and not list(tmp_path.glob(".*"))
+    # the suggested rate trains
+    code, _, _ = run("train", "--config", REPO / "configs" / "iris.yaml", "--out", out, "--quiet",
+                     "--set", "optim.lr=0.26", "--set", "model.weight_decay=1", "--set", "output.plots=false")
+    assert code == 0
 
 
 @pytest.mark.parametrize(
