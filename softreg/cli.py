@@ -120,6 +120,7 @@ def train(config_path, resume_dir, overrides, out, force, print_config, quiet, a
             check_output_dir(target, force)
             outcome = pipeline.train_run(config, target, force=force, on_epoch=progress)
     except Interrupted as stop:
+        progress.finish_line()  # the message starts on a line of its own, not on the bar's
         click.echo(console.interrupted_message(stop), err=True)
         sys.exit(stop.exit_code)
     finally:
@@ -187,8 +188,10 @@ def predict(run_dir, input_path, output, force):
     ignored. The CSV has `label` and one `prob_<class>` column per class.
 
     \b
-    Example:
-      softreg predict --run runs/iris --input data/iris_new.csv --output predictions.csv
+    Example (a model trained on data/iris.csv, then applied to its rows):
+      softreg train --config configs/iris-csv.yaml --out runs/iris-csv
+      softreg predict --run runs/iris-csv --input data/iris.csv --output predictions.csv
+      softreg predict --run runs/iris-csv --input data/iris.csv | head
     """
     from softreg import pipeline, rundir
 
@@ -203,7 +206,9 @@ def predict(run_dir, input_path, output, force):
 
 
 @main.command()
-@click.option("--run", "run_dir", required=True, type=click.Path(), help="Run directory written by train.")
+@click.option(
+    "--run", "run_dir", required=True, type=click.Path(), help="Run directory of train (or OUT/softmax of compare-logistic)."
+)
 @click.option("--output", type=click.Path(dir_okay=False), help="HTML file to write (default: RUN/report.html).")
 @click.option("--force", is_flag=True, help="Overwrite an existing --output file (the default is always rewritten).")
 @handle_errors
@@ -217,6 +222,7 @@ def report(run_dir, output, force):
     Example:
       softreg report --run runs/digits
       softreg report --run runs/digits --output digits.html --force
+      softreg report --run runs/wine-logistic/softmax    # after compare-logistic --out runs/wine-logistic
     """
     from softreg import pipeline
 
@@ -246,10 +252,10 @@ def compare_logistic(config_path, data, label, classes, overrides, as_json, out,
     data, standardized. After every step their probabilities and w₂ − w₁ against w
     must agree to rounding; the exact optima (L-BFGS) must agree, and so must
     scikit-learn's LogisticRegression with C = 2/(nλ). Exit 0 when every check
-    holds, 1 when one fails. With --data, the defaults are λ = 0.01, η = 0.05,
+    holds, 1 when one fails or SGD is unstable at the rate. With --data, the defaults are λ = 0.01, η = 0.05,
     batches of 8, 200 epochs, momentum 0.9, cosine schedule. Computes in float64.
-    --out writes softmax/ (a model directory evaluate and predict accept; its
-    test split is every row), logistic/model.npz, report.json and plots/.
+    --out writes softmax/ (a run directory evaluate, predict and report accept;
+    its test split is every row), logistic/model.npz, report.json and plots/.
 
     \b
     Example:

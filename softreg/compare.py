@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from softreg import logistic, plots, rundir, softmax
-from softreg.config import apply_overrides, read_yaml, resolve
+from softreg.config import apply_overrides, dump_config, read_yaml, resolve
 from softreg.data import (
     Part,
     encode_labels,
@@ -35,10 +35,11 @@ from softreg.data import (
     select_classes,
     standardize,
 )
-from softreg.errors import UsageError
+from softreg.evaluate import classification_metrics
+from softreg.errors import DivergedError, SoftregError, UsageError
 from softreg.optim import learning_rate
 from softreg.solve import exact_optimum
-from softreg.train import fit
+from softreg.train import fit, history_rows, stable_learning_rate
 
 # --data runs get these instead of train's defaults: enough decay for a well-conditioned
 # optimum and a cosine-annealed SGD that ends within 0.02 in probability of it
@@ -47,7 +48,7 @@ COMPARE_DEFAULTS = {
     "optim": {"lr": 0.05, "batch_size": 8, "epochs": 200, "schedule": "cosine"},
 }
 SAMPLE_ROWS = 1000  # rows whose probabilities are compared after every step
-TRACKED_FEATURES = 6  # coefficient paths kept for the plot (largest |w*| first)
+TRACKED_FEATURES = 4  # coefficient paths kept for the plot (see `tracked_features`)
 THRESHOLDS = {  # float64; the checks pass when value <= threshold
     "trajectory.max_abs_prob_diff": 1e-9,
     "trajectory.max_abs_coef_diff": 1e-9,
@@ -56,6 +57,25 @@ THRESHOLDS = {  # float64; the checks pass when value <= threshold
     "optimum.sum_norm": 1e-6,
     "sklearn.max_abs_prob_diff": 1e-4,
 }
+# the sensitivity run changes every logistic rate by this relative amount, a rounding-sized
+# nudge; SGD that amplifies it more than AMPLIFICATION_LIMIT-fold is unstable at that rate
+# (stable runs measure 0.5 to 100, unstable ones 1e11 and more)
+PERTURBATION = 1e-12
+AMPLIFICATION_LIMIT = 1e3
+
+
+class UnstableError(DivergedError):
+    """The trajectories parted because SGD at this rate amplifies rounding, not because the identity fails."""
+
+    def __init__(self, lr, weight_gap, prob_gap, suggested):
+        self.epoch, self.lr = None, lr
+        SoftregError.__init__(
+            self,
+            f"training is unstable at optim.lr = {lr:g}: SGD grows a relative change of {PERTURBATION:.0e} in the "
+            f"rate into weights {weight_gap:.2g} apart, so rounding alone parts the softmax and logistic runs "
+            f"(probabilities up to {prob_gap:.2g} apart).\n"
+            f"The identity is about exact arithmetic: use a smaller optim.lr, e.g. {suggested:.2g}.",
+        )
 
 
 # -- the problem
@@ -92,6 +112,8 @@ def _parse_classes(text):
     names = [name.strip() for name in text.split(",")]
     if len(names) != 2 or not all(names):
         raise UsageError(f"--classes takes two class labels separated by a comma, e.g. --classes 3,8; got {text!r}")
+    if names[0] == names[1]:
+        raise UsageError(f"--classes must name two different classes, got {text!r}")
     return names
 
 
@@ -180,6 +202,7 @@ class Trajectory:
     logistic_coef: np.ndarray = None
     logistic_intercept: np.ndarray = None
     fit_summary: dict = field(default_factory=dict)
+    history: list = field(default_factory=list)  # the softmax run's EpochRecords
 
     @classmethod
     def empty(cls, n_steps, tracked):
@@ -274,7 +297,26 @@ def follow_trajectories(X, y, model, optim, batch_rng, sample_rows=None, tracked
     trajectory.softmax_coef, trajectory.softmax_intercept = result.coef, result.intercept
     trajectory.logistic_coef, trajectory.logistic_intercept = latest
     trajectory.fit_summary = result.summary()
+    trajectory.history = result.history
     return trajectory
+
+
+def tracked_features(coef, count=TRACKED_FEATURES, separation=0.15):
+    """Indices of up to ``count`` features whose paths the plot shows.
+
+    The largest ``|w*|`` first, skipping a feature whose optimum lies within ``separation``
+    times the largest ``|w*|`` of one already taken: paths that end together cannot be told
+    apart. ``coef`` is the logistic optimum, shape (n_features,).
+    """
+    coef = np.asarray(coef, dtype=float)
+    gap = separation * float(np.abs(coef).max(initial=0.0))
+    chosen = []
+    for index in np.argsort(-np.abs(coef), kind="stable"):
+        if len(chosen) == count:
+            break
+        if all(abs(coef[index] - coef[other]) >= gap for other in chosen):
+            chosen.append(int(index))
+    return np.asarray(chosen, dtype=np.intp)
 
 
 # -- 2. the exact optima
@@ -373,6 +415,7 @@ class Comparison:
     trajectory: Trajectory
     optima: Optima
     problem: Problem
+    config: object  # the resolved `Config`
 
     @property
     def equivalent(self):
@@ -393,7 +436,7 @@ def compare(config, problem, on_epoch=None):
     started = time.perf_counter()
     _, batch_rng, sample_rng = generators(config.seed)
     optima = exact_optima(problem.X, problem.y, weight_decay, fit_intercept)
-    tracked = np.argsort(-np.abs(optima.logistic.coef[0]), kind="stable")[:TRACKED_FEATURES]
+    tracked = tracked_features(optima.logistic.coef[0])
     sample_rows = _sample(problem.X.shape[0], sample_rng)
     trajectory = follow_trajectories(
         problem.X, problem.y, config.model, config.optim, batch_rng, sample_rows, tracked, on_epoch=on_epoch
@@ -401,9 +444,50 @@ def compare(config, problem, on_epoch=None):
     report = _report(config, problem, trajectory, optima)
     report.update(sklearn_gaps(problem.X, problem.y, weight_decay, fit_intercept, optima))
     report["checks"] = _checks(report)
+    if not all(check["ok"] for check in report["checks"] if check["name"].startswith("trajectory.")):
+        _refuse_unstable(config, problem, report)
     report["equivalent"] = all(check["ok"] for check in report["checks"])
     report["seconds"] = time.perf_counter() - started
-    return Comparison(report=report, trajectory=trajectory, optima=optima, problem=problem)
+    return Comparison(report=report, trajectory=trajectory, optima=optima, problem=problem, config=config)
+
+
+def rounding_amplification(X, y, model, optim, batch_rng):
+    """How much logistic SGD amplifies a rounding-sized change: ``(gap, amplification)``.
+
+    Runs logistic SGD twice on the batches of ``batch_rng`` (a fresh generator, as
+    `follow_trajectories` gets), the second time with every rate times ``1 + PERTURBATION``.
+    ``gap`` is the largest difference between the two runs' weights over all steps;
+    ``amplification`` is ``gap / (PERTURBATION * max(1, largest |weight|))``: about 1 when
+    SGD is stable, above 1e10 when it amplifies every nudge to the size of the weights.
+    """
+    decay = logistic.logistic_weight_decay(model.weight_decay)
+
+    def run(factor, rng):
+        batches = ((X_batch, y_batch, lr * factor) for X_batch, y_batch, lr in logistic_batches(X, y, optim, rng))
+        return logistic.sgd_path(batches, X.shape[1], decay, optim.momentum, optim.nesterov, model.fit_intercept)
+
+    gap = largest = 0.0
+    with np.errstate(over="ignore", invalid="ignore"):
+        paths = zip(run(1.0, copy.deepcopy(batch_rng)), run(1.0 + PERTURBATION, copy.deepcopy(batch_rng)))
+        for (coef, intercept), (nudged_coef, nudged_intercept) in paths:
+            gap = max(gap, np.abs(coef - nudged_coef).max(), np.abs(intercept - nudged_intercept).max())
+            largest = max(largest, np.abs(coef).max(), np.abs(intercept).max())
+    gap = float(gap) if math.isfinite(gap) else math.inf
+    return gap, gap / (PERTURBATION * max(1.0, float(largest)))
+
+
+def _refuse_unstable(config, problem, report):
+    """Failed trajectory checks: raise `UnstableError` when SGD itself amplifies rounding at this rate.
+
+    Otherwise the failure stands (the report says "not equivalent"), with the measured
+    ``trajectory.rounding_amplification`` added to the report.
+    """
+    _, batch_rng, _ = generators(config.seed)
+    gap, amplification = rounding_amplification(problem.X, problem.y, config.model, config.optim, batch_rng)
+    report["trajectory"]["rounding_amplification"] = amplification
+    if not amplification <= AMPLIFICATION_LIMIT:  # NaN or inf count as unstable
+        suggested = min(config.optim.lr / 10, stable_learning_rate(problem.X, config.model.weight_decay, config.optim.momentum))
+        raise UnstableError(config.optim.lr, gap, report["trajectory"]["max_abs_prob_diff"], suggested)
 
 
 def _check_supported(config):
@@ -475,10 +559,11 @@ def _checks(report):
 
 
 def save_comparison(comparison, target, force=False):
-    """Write both SGD models, the JSON report and the plots into ``target`` atomically.
+    """Write both SGD models, the JSON report, the config and the plots into ``target`` atomically.
 
-    ``softmax/`` is a model directory ``evaluate`` and ``predict`` accept; its ``test.npz``
-    holds every row the models were trained on (there is no held-out split: the claim is
+    ``softmax/`` is a run directory ``evaluate``, ``predict`` and ``report`` accept: model,
+    config, history, metrics and plots, where the "test" part (``test.npz``, the metrics)
+    is every row the models were trained on (there is no held-out split: the claim is
     about the training problem). ``logistic/model.npz`` holds coef (1, d) and intercept (1,)
     with the same classes and standardizer.
     """
@@ -498,6 +583,7 @@ def save_comparison(comparison, target, force=False):
             **shared,
         )
         rundir.write_json(staging / "report.json", comparison.report)
+        rundir.write_text(staging / "config.yaml", _config_text(comparison.config))  # also marks it as softreg's
         draw_comparison_plots(comparison, staging / "plots")
         model = rundir.Model(
             coef=trajectory.softmax_coef,
@@ -506,16 +592,49 @@ def save_comparison(comparison, target, force=False):
             label_name=problem.label_name,
             **shared,
         )
-        summary = {**trajectory.fit_summary, "n_train": int(problem.X.shape[0]), "source": problem.source}
-        rundir.save_test_split(staging / "softmax", problem.X_raw, problem.y)
-        rundir.save_model(staging / "softmax", model, summary)  # last: a directory with model.npz is finished
+        _save_softmax_run(staging / "softmax", comparison, model)
     return Path(target)
+
+
+def _config_text(config):
+    return (
+        "# compare-logistic: trained on every row of data.source (data.test and data.val are not used), "
+        "in float64\n" + dump_config(config)
+    )
+
+
+def _save_softmax_run(directory, comparison, model):
+    """The softmax SGD model as a run directory, its metrics and plots on every row; model.npz last."""
+    from softreg.pipeline import draw_plots, history_csv  # the run-directory layout train writes
+
+    problem, trajectory = comparison.problem, comparison.trajectory
+    proba = softmax.predict_proba(model.coef, model.intercept, problem.X)  # (n_samples, 2)
+    metrics = classification_metrics(problem.y, proba, problem.classes)
+    summary = trajectory.fit_summary
+    metrics.update(split="train", objective=summary.get("objective"), grad_norm=summary.get("grad_norm"))
+    history = history_rows(trajectory.history)
+    rundir.write_text(directory / "config.yaml", _config_text(comparison.config))
+    rundir.write_text(directory / "history.csv", history_csv(history))
+    rundir.write_json(directory / "metrics.json", metrics)
+    rundir.save_test_split(directory, problem.X_raw, problem.y)
+    X_raw = _dense(problem.X_raw) if problem.X.shape[1] == 2 else None
+    draw_plots(directory / "plots", True, history, model, metrics, problem.y, proba, X_raw=X_raw, points="training")
+    training = {
+        **summary,
+        "n_train": int(problem.X.shape[0]),
+        "n_val": 0,
+        "n_test": int(problem.X.shape[0]),
+        "n_features": int(problem.X.shape[1]),
+        "source": problem.source,
+    }
+    rundir.save_model(directory, model, training)
 
 
 def draw_comparison_plots(comparison, directory):
     """Coefficient paths, per-step probability gaps and, for two features, the decision boundaries."""
     problem, trajectory = comparison.problem, comparison.trajectory
-    names = [problem.feature_names[index] for index in trajectory.tracked]
+    optimum = comparison.optima.logistic.coef[0]
+    names = [f"{problem.feature_names[index]} (w* = {optimum[index]:.3g})" for index in trajectory.tracked]
     drawn = [
         plots.coefficient_paths(
             trajectory.softmax_path, trajectory.logistic_path, names, directory / "coefficient_paths.png"

@@ -37,51 +37,61 @@ def _column(history, name):
 def learning_curves(history, path, optimum_objective=None):
     """Train/validation loss, validation accuracy and the lr per epoch.
 
-    ``history`` is a list of dicts with the ``history.csv`` fields. With a known optimum
-    J*, a fourth panel shows the relative objective gap (J - J*) / |J*| on a log axis.
+    ``history`` is a list of dicts with the ``history.csv`` fields. The validation-accuracy
+    panel is drawn only when there is a validation split. With a known optimum J*, one more
+    panel shows the relative objective gap (J - J*) / |J*| on a log axis. Every panel spans
+    the same epochs. J is often evaluated at a few epochs only (``output.eval_every``): its
+    points are drawn large and joined, and a note says how to get every epoch.
     """
     plt = _pyplot()
     epochs = _column(history, "epoch")
-    panels = 4 if optimum_objective is not None else 3
-    figure, axes = plt.subplots(1, panels, figsize=(4.6 * panels, 4.0), layout="constrained")
-    loss_axis, accuracy_axis, lr_axis = axes[:3]
+    val_accuracy = _column(history, "val_accuracy")
+    has_validation = not np.all(np.isnan(val_accuracy))
+    panels = 2 + has_validation + (optimum_objective is not None)
+    figure, axes = plt.subplots(1, panels, figsize=(4.6 * panels, 4.0), layout="constrained", squeeze=False)
+    axes = list(axes[0])
+    loss_axis, lr_axis = axes[0], axes[1 + has_validation]
     marker = "." if len(epochs) <= 60 else None
-    loss_axis.plot(epochs, _column(history, "train_loss"), marker=marker, label="train loss (epoch's minibatches)")
     objective = _column(history, "objective")
     shown = ~np.isnan(objective)
-    sparse = 2 * np.count_nonzero(shown) < len(epochs)  # J evaluated at a few epochs only (output.eval_every)
-    loss_axis.plot(epochs[shown], objective[shown], marker="o", markersize=3.5, linestyle="none" if sparse else "--",
-                   label="train objective J (loss + decay)")
+    n_shown = int(np.count_nonzero(shown))
+    # J's few points drawn large and joined, so that two of them still read as a curve
+    j_style = {"marker": "o" if n_shown <= 60 else None, "markersize": 6, "markeredgecolor": "black",
+               "markeredgewidth": 0.6, "linestyle": "--", "linewidth": 1.0, "zorder": 3}
+    loss_axis.plot(epochs, _column(history, "train_loss"), marker=marker, label="train loss (epoch's minibatches)")
+    j_label = "train objective J (loss + decay)"
+    if n_shown < len(epochs):
+        j_label += f", at {n_shown} of {len(epochs)} epochs"
+    loss_axis.plot(epochs[shown], objective[shown], color="tab:orange", label=j_label, **j_style)
     val_loss = _column(history, "val_loss")
     if not np.all(np.isnan(val_loss)):
-        loss_axis.plot(epochs, val_loss, marker=marker, label="validation loss")
+        loss_axis.plot(epochs, val_loss, marker=marker, color="tab:green", label="validation loss")
     loss_axis.set(title="Loss", xlabel="epoch", ylabel="cross-entropy")
     loss_axis.legend(fontsize=8)
-    val_accuracy = _column(history, "val_accuracy")
-    if np.all(np.isnan(val_accuracy)):
-        accuracy_axis.text(0.5, 0.5, "no validation split\n(data.val = 0)", ha="center", va="center",
-                           transform=accuracy_axis.transAxes)
-        accuracy_axis.set(xticks=[], yticks=[])
-    else:
+    if has_validation:
+        accuracy_axis = axes[1]
         accuracy_axis.plot(epochs, val_accuracy, marker=marker, color="tab:green")
         best = int(np.nanargmax(val_accuracy))
-        accuracy_axis.set_title(f"Validation accuracy (best {val_accuracy[best]:.4f}, epoch {epochs[best]:.0f})")
-    if not accuracy_axis.get_title():
-        accuracy_axis.set_title("Validation accuracy")
-    accuracy_axis.set(xlabel="epoch", ylabel="accuracy")
+        accuracy_axis.set(title=f"Validation accuracy (best {val_accuracy[best]:.4f}, epoch {epochs[best]:.0f})",
+                          xlabel="epoch", ylabel="accuracy")
     lr_axis.plot(epochs, _column(history, "lr"), marker=marker, color="tab:purple")
     lr_axis.set(title="Learning rate (start of epoch)", xlabel="epoch", ylabel="lr")
     if optimum_objective is not None:
         gap = (objective[shown] - optimum_objective) / max(abs(optimum_objective), 1e-300)
-        axes[3].semilogy(epochs[shown], np.maximum(gap, 1e-16), marker="o", markersize=3.5, color="tab:red",
-                         linestyle=":" if sparse else "-")
+        axes[-1].semilogy(epochs[shown], np.maximum(gap, 1e-16), color="tab:red", **j_style)
         final = f"{gap[-1]:.2e}" if gap.size else "-"
-        axes[3].set(title=f"Relative gap to the exact optimum (last {final})", xlabel="epoch", ylabel="(J - J*) / |J*|")
-        if sparse:
-            axes[3].text(0.98, 0.98, f"J was evaluated at {gap.size} of {len(epochs)} epochs;\n"
-                         "output.eval_every: 1 draws every epoch", transform=axes[3].transAxes,
-                         ha="right", va="top", fontsize=8, color="0.3")
+        axes[-1].set(title=f"Relative gap to the exact optimum (last {final})", xlabel="epoch",
+                     ylabel="(J - J*) / |J*|")
+    if n_shown < min(5, len(epochs)):
+        figure.supxlabel(
+            f"J was evaluated at {n_shown} of {len(epochs)} epochs (output.eval_every adapts to keep evaluation "
+            "cheap); set output.eval_every: 1 to evaluate it every epoch",
+            fontsize=9, color="0.3",
+        )
+    first, last = (epochs[0], epochs[-1]) if len(epochs) else (1.0, 1.0)
+    margin = max(0.5, 0.03 * (last - first))
     for axis in axes:
+        axis.set_xlim(first - margin, last + margin)
         axis.grid(alpha=0.3)
     return _save(figure, path)
 
@@ -338,23 +348,33 @@ def coefficient_paths(softmax_path, logistic_path, feature_names, path):
     Parameters
     ----------
     softmax_path, logistic_path : ndarray of shape (n_steps, n_tracked)
-    feature_names : list of str, the tracked features (n_tracked,)
+    feature_names : list of str, the tracked features (n_tracked,), shown in the legend
+
+    One colour per feature: the softmax path is a solid line, the logistic path circles on
+    it at a few dozen steps (log-spaced, like the step axis, so that the fast start shows).
     """
     plt = _pyplot()
-    steps = np.arange(1, softmax_path.shape[0] + 1)
+    n_steps = softmax_path.shape[0]
+    steps = np.arange(1, n_steps + 1)
+    marked = np.unique(np.geomspace(1, max(n_steps, 1), 40).round().astype(int)) - 1 if n_steps else np.arange(0)
     colors = _class_colors(max(len(feature_names), 1))
     figure, axis = plt.subplots(figsize=(9.0, 5.0), layout="constrained")
     for index, name in enumerate(feature_names):
-        axis.plot(steps, softmax_path[:, index], color=colors[index], linewidth=4.0, alpha=0.45, label=str(name))
-        axis.plot(steps, logistic_path[:, index], color="black", linewidth=0.9, linestyle=(0, (4, 3)))
-    axis.plot([], [], color="gray", linewidth=4.0, alpha=0.45, label="softmax SGD: w₂ − w₁ (wide)")
-    axis.plot([], [], color="black", linewidth=0.9, linestyle=(0, (4, 3)),
-              label="logistic SGD (rate 2η, decay λ/2): w (dashed)")
+        axis.plot(steps, softmax_path[:, index], color=colors[index], linewidth=1.4, label=str(name))
+        axis.plot(steps[marked], logistic_path[marked, index], linestyle="none", marker="o", markersize=6,
+                  markerfacecolor="none", markeredgecolor=colors[index], markeredgewidth=1.2)
+    # style keys in black: they match no feature's colour, on purpose
+    axis.plot([], [], color="black", linewidth=1.4, label="softmax SGD: w₂ − w₁ (line)")
+    axis.plot([], [], color="black", linestyle="none", marker="o", markersize=6, markerfacecolor="none",
+              label="logistic SGD (rate 2η, decay λ/2): w (circles)")
     axis.axhline(0.0, color="gray", linewidth=0.5)
-    axis.set(xlabel="SGD step", ylabel="coefficient (standardized features)",
-             title="Coefficient paths: the dashed logistic path runs inside the softmax one")
-    axis.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    if n_steps > 1:
+        axis.set_xscale("log")
+    axis.set(xlabel="SGD step (log scale)" if n_steps > 1 else "SGD step", ylabel="coefficient (standardized features)",
+             title="Coefficient paths: the logistic circles sit on the softmax lines")
+    axis.legend(title="feature", fontsize=8, title_fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     axis.grid(alpha=0.3)
+    axis.grid(alpha=0.1, which="minor")
     return _save(figure, path)
 
 

@@ -37,7 +37,9 @@ pre { background: #f7f7f9; border: 1px solid #e3e3e8; padding: 0.8rem; overflow-
 """
 
 PLOT_CAPTIONS = {
-    "learning_curves": "Learning curves: losses, validation accuracy and the learning rate per epoch.",
+    "learning_curves": (
+        "Learning curves: losses, validation accuracy (with a validation split) and the learning rate per epoch."
+    ),
     "confusion_matrix": "Confusion matrix: counts and row-normalized percentages (rows: true class).",
     "reliability": "Reliability diagram: accuracy against confidence per bin; bin counts below.",
     "weights": "Weights per class (standardized features).",

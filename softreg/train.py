@@ -385,17 +385,21 @@ def _sgd_epoch(epoch, coef, intercept, train, model, optim, sgd, params, grads, 
     return loss_sum / train.n_samples
 
 
-def diverged(epoch, train, model, optim):
-    """DivergedError with a rate that is stable for this data.
+def stable_learning_rate(X, weight_decay, momentum):
+    """Half the heavy-ball stability bound 2 (1 + momentum) / L for this data.
 
     The cross-entropy's Hessian in the logits is diag(p) - pp^T, whose norm is at most 1/2,
-    so J is L-smooth with L <= lambda + max_i ||x_i||^2 / 2; heavy-ball momentum mu is
-    stable on such a quadratic for lr < 2 (1 + mu) / L. Suggest half that bound.
+    so J is L-smooth with L <= weight_decay + max_i ||x_i||^2 / 2.
+
+    X : {ndarray, sparse matrix} of shape (n_samples, n_features), standardized
     """
-    X = train.X
-    row_norms = np.asarray(X.multiply(X).sum(axis=1)) if not isinstance(X, np.ndarray) else np.einsum("ij,ij->i", X, X)
-    smoothness = model.weight_decay + 0.5 * float(row_norms.max())
-    stable = (1.0 + optim.momentum) / smoothness
+    row_norms = np.einsum("ij,ij->i", X, X) if isinstance(X, np.ndarray) else np.asarray(X.multiply(X).sum(axis=1))
+    return (1.0 + momentum) / (weight_decay + 0.5 * float(row_norms.max()))
+
+
+def diverged(epoch, train, model, optim):
+    """DivergedError suggesting a rate that is stable for this data."""
+    stable = stable_learning_rate(train.X, model.weight_decay, optim.momentum)
     return DivergedError(epoch, optim.lr, suggested=min(optim.lr / 10, stable))
 
 

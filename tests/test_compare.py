@@ -320,8 +320,12 @@ def test_cli_unknown_class_is_exit_2():
             ["--data", "builtin:breast_cancer", "--set", "model.weight_decay=0"],
             "compare-logistic needs model.weight_decay > 0 (the optimum is unique only then), got 0",
         ),
+        (
+            ["--data", "builtin:wine", "--classes", "class_0,class_0"],
+            "--classes must name two different classes, got 'class_0,class_0'",
+        ),
     ],
-    ids=["one-class", "no-source", "no-decay"],
+    ids=["one-class", "no-source", "no-decay", "same-class-twice"],
 )
 def test_cli_bad_usage_is_exit_2(args, message):
     """Bad flags: exit 2 and one line on stderr."""
@@ -338,3 +342,82 @@ def test_cli_a_failed_check_is_exit_1(monkeypatch):
     assert (
         "✗ not equivalent: 2 of 6 checks failed (trajectory.max_abs_prob_diff, trajectory.max_abs_coef_diff)" in stdout
     )
+
+
+# -- a rate at which SGD amplifies rounding
+
+
+def test_rounding_amplification_separates_stable_from_unstable_rates(wine_pair):
+    """On wine a rounding-sized change of the rate stays that size at lr 0.05 and grows to the weights' at lr 100."""
+    config, problem = wine_pair
+    measured = {}
+    for lr in (0.05, 100.0):
+        model, optim = configs(0.01, lr=lr, batch_size=8, epochs=20, momentum=0.9, schedule="cosine")
+        measured[lr] = compare.rounding_amplification(problem.X, problem.y, model, optim, np.random.default_rng(0))
+    assert measured[0.05][1] < 100 and measured[0.05][0] < 1e-9
+    assert measured[100.0][1] > 1e9 and measured[100.0][0] > 1.0
+
+
+def test_cli_unstable_rate_is_exit_1_and_says_why():
+    """optim.lr=100 on wine: the trajectories part by rounding alone; exit 1 with the reason, not "not equivalent"."""
+    code, stdout, stderr = run(
+        "--data", "builtin:wine", "--classes", "class_0,class_1", "--set", "optim.lr=100", "--set", "optim.epochs=20"
+    )
+    assert (code, stdout) == (1, "")
+    first, second = stderr.splitlines()
+    assert first.startswith("softreg: error: training is unstable at optim.lr = 100: ")
+    assert "rounding alone parts the softmax and logistic runs" in first
+    assert second.startswith("The identity is about exact arithmetic: use a smaller optim.lr, e.g. ")
+    suggested = float(second.rsplit(" ", 1)[1].rstrip("."))
+    assert suggested < 10
+    code, stdout, stderr = run(
+        "--data", "builtin:wine", "--classes", "class_0,class_1", "--set", f"optim.lr={suggested}",
+        "--set", "optim.epochs=20",
+    )
+    assert code == 0 and "✓ equivalent" in stdout, stderr
+
+
+def test_tracked_features_skip_paths_that_end_together():
+    """The largest |w*| first, but not one within 15% of the largest |w*| of a feature already taken."""
+    coef = np.array([1.0, 0.97, -0.9, 0.5, 0.45, 0.05, -0.3])
+    assert compare.tracked_features(coef).tolist() == [0, 2, 3, 6]
+    assert compare.tracked_features(coef, count=2).tolist() == [0, 2]
+    assert compare.tracked_features(np.zeros(5)).tolist() == [0, 1, 2, 3]  # all zero: nothing to separate
+
+
+# -- --out is a run directory report accepts, and --force replaces it
+
+
+@pytest.fixture(scope="module")
+def small_out(tmp_path_factory):
+    out = tmp_path_factory.mktemp("small") / "wine"
+    code, _, stderr = run("--data", "builtin:wine", "--classes", "class_0,class_1", "--set", "optim.epochs=3", "--out", out)
+    assert code == 0, stderr
+    return out
+
+
+def test_cli_out_softmax_is_a_complete_run_directory(small_out):
+    """softmax/ has the config, history, metrics (on every row) and plots a train run has."""
+    softmax_dir = small_out / "softmax"
+    for name in ("config.yaml", "history.csv", "metrics.json", "model.npz", "model.json", "test.npz"):
+        assert (softmax_dir / name).is_file(), name
+    assert (softmax_dir / "config.yaml").read_text().startswith("# compare-logistic: trained on every row")
+    metrics = json.loads((softmax_dir / "metrics.json").read_text())
+    assert metrics["split"] == "train" and metrics["n_samples"] == 130
+    assert len((softmax_dir / "history.csv").read_text().splitlines()) == 1 + 3
+    assert sorted(path.stem for path in (softmax_dir / "plots").iterdir()) == sorted(
+        ["learning_curves", "confusion_matrix", "reliability", "weights", "class_probabilities"]
+    )
+
+
+def test_cli_force_replaces_an_earlier_comparison(small_out, tmp_path):
+    """An --out directory compare-logistic wrote is recognized as softreg's: --force replaces it."""
+    import shutil
+
+    out = tmp_path / "again"
+    shutil.copytree(small_out, out)
+    (out / "report.json").write_text("{}")
+    code, _, stderr = run("--data", "builtin:wine", "--classes", "class_0,class_1", "--set", "optim.epochs=1",
+                          "--out", out, "--force", "--json")
+    assert code == 0, stderr
+    assert json.loads((out / "report.json").read_text())["optim"]["epochs"] == 1

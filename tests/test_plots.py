@@ -59,6 +59,51 @@ def test_learning_curves(tmp_path, optimum, every, validation):
     assert_png(path)
 
 
+@pytest.fixture
+def figures(monkeypatch):
+    """Keep the figures the plot functions draw instead of saving them; closed afterwards."""
+    import matplotlib.pyplot as plt
+
+    kept = []
+    monkeypatch.setattr(plots, "_save", lambda figure, path: kept.append(figure) or figure)
+    yield kept
+    for figure in kept:
+        plt.close(figure)
+
+
+@pytest.mark.parametrize("optimum, validation, titles", [
+    (None, True, ["Loss", "Validation accuracy", "Learning rate"]),
+    (None, False, ["Loss", "Learning rate"]),
+    (0.19, False, ["Loss", "Learning rate", "Relative gap to the exact optimum"]),
+    (0.19, True, ["Loss", "Validation accuracy", "Learning rate", "Relative gap to the exact optimum"]),
+])
+def test_learning_curves_draw_the_validation_panel_only_with_validation(figures, optimum, validation, titles):
+    """data.val: 0 leaves out the validation-accuracy panel instead of drawing it empty."""
+    figure = plots.learning_curves(history(validation=validation), "unused.png", optimum)
+    assert [axis.get_title().split(" (")[0] for axis in figure.axes] == titles
+
+
+def test_sparse_objective_points_are_large_joined_and_span_every_epoch(figures):
+    """J at epochs 1 and 100 only: big joined markers; the gap panel spans epochs 1..100 like the others; a hint."""
+    figure = plots.learning_curves(history(epochs=100, every=1000, validation=False), "unused.png", 0.19)
+    loss_axis, _, gap_axis = figure.axes
+    objective = next(line for line in loss_axis.get_lines() if line.get_label().startswith("train objective J"))
+    assert list(objective.get_xdata()) == [1, 100] and "at 2 of 100 epochs" in objective.get_label()
+    assert objective.get_marker() == "o" and objective.get_markersize() >= 6 and objective.get_linestyle() != "None"
+    (gap,) = gap_axis.get_lines()
+    assert gap.get_marker() == "o" and gap.get_linestyle() != "None"
+    for axis in figure.axes:
+        low, high = axis.get_xlim()
+        assert low < 1 < 100 < high and high - low < 110
+    assert any("output.eval_every: 1" in text.get_text() for text in figure.texts)
+
+
+def test_no_eval_every_hint_when_the_objective_is_drawn_every_epoch(figures):
+    """With J at every epoch there is nothing to hint at."""
+    figure = plots.learning_curves(history(epochs=30), "unused.png", 0.19)
+    assert not any("eval_every" in text.get_text() for text in figure.texts)
+
+
 @pytest.mark.parametrize("n_classes, absent", [(3, ()), (26, ()), (4, (2,))])
 def test_confusion_matrix(tmp_path, n_classes, absent):
     """Counts and row-normalized panels for 3 and 26 classes and with a class the data lack."""
@@ -152,3 +197,39 @@ def test_output_plots_selects_the_plots(two_feature_config, tmp_path):
     code, _, stderr = run("train", "--config", two_feature_config, "--out", out, "-q", "--set", "output.plots=false")
     assert code == 0, stderr
     assert not (out / "plots").exists()
+
+
+# -- compare-logistic
+
+
+def test_coefficient_paths_one_colour_per_feature_and_a_legend_that_matches(figures, tmp_path):
+    """Each feature has its own colour (solid softmax line, logistic circles of that colour); the two style
+    entries of the legend are black, matching no feature, and nothing grey is left over."""
+    from matplotlib.colors import to_rgba
+
+    steps = np.arange(1, 501)[:, None]
+    softmax_path = np.array([1.0, 0.5, -0.6, -1.2]) * (1 - np.exp(-steps / 50.0))  # (500, 4)
+    names = ["a (w* = 1)", "b (w* = 0.5)", "c (w* = -0.6)", "d (w* = -1.2)"]
+    figure = plots.coefficient_paths(softmax_path, softmax_path.copy(), names, tmp_path / "cp.png")
+    (axis,) = figure.axes
+    legend = axis.get_legend()
+    labels = [text.get_text() for text in legend.get_texts()]
+    assert labels[:4] == names and len(labels) == 6
+    assert labels[4].startswith("softmax SGD") and labels[5].startswith("logistic SGD")
+    handles = legend.legend_handles
+    feature_colors = [to_rgba(handle.get_color()) for handle in handles[:4]]
+    assert len(set(feature_colors)) == 4
+    assert to_rgba(handles[4].get_color()) == to_rgba("black") and handles[4].get_linestyle() == "-"
+    assert handles[5].get_marker() == "o" and handles[5].get_linestyle() == "None"
+    drawn = [line for line in axis.get_lines() if len(line.get_xdata())]  # not the legend's empty style keys
+    solid = [line for line in drawn if line.get_linestyle() == "-" and len(line.get_xdata()) == 500]
+    circles = [line for line in drawn if line.get_marker() == "o"]
+    assert [to_rgba(line.get_color()) for line in solid] == feature_colors
+    assert [to_rgba(line.get_markeredgecolor()) for line in circles] == feature_colors
+    assert axis.get_xscale() == "log"
+
+
+def test_coefficient_paths_png(tmp_path):
+    """The file itself: a valid, non-blank PNG."""
+    path = np.cumsum(np.random.default_rng(0).normal(size=(200, 3)), axis=0)
+    assert_png(plots.coefficient_paths(path, path, ["x", "y", "z"], tmp_path / "cp.png"))

@@ -113,3 +113,16 @@ def test_report_of_an_incomplete_run_names_the_missing_file(run_dir, tmp_path):
     code, stdout, stderr = run("report", "--run", copy)
     assert code == 2 and stdout == ""
     assert f"{copy / 'metrics.json'}: missing" in stderr
+
+
+def test_report_of_a_compare_logistic_model_directory(tmp_path):
+    """compare-logistic --out writes softmax/ as a run directory: report works on it, with its plots."""
+    out = tmp_path / "wine"
+    code, _, stderr = run("compare-logistic", "--data", "builtin:wine", "--classes", "class_0,class_1",
+                          "--set", "optim.epochs=2", "--out", out, "--json")
+    assert code == 0, stderr
+    code, stdout, stderr = run("report", "--run", out / "softmax")
+    assert code == 0, stderr
+    assert stdout == f"wrote {out / 'softmax' / 'report.html'} (5 plots)\n"
+    page = (out / "softmax" / "report.html").read_text(encoding="utf-8")
+    assert "# compare-logistic: trained on every row" in page and "class_0" in page
