@@ -264,3 +264,14 @@ def test_svmlight_test_file_keeps_the_training_index_base(tmp_path):
     (tmp_path / "one.svm").write_text("0 1:1 3:2\n1 2:5\n")
     one_based = load_source(str(tmp_path / "one.svm"))
     assert one_based.index_base == 1 and one_based.X.toarray().tolist() == [[1.0, 0.0, 2.0], [0.0, 5.0, 0.0]]
+
+
+def test_thousands_of_columns_load(tmp_path):
+    """A file with 3,000 feature columns loads with every value and name in place."""
+    rng = np.random.default_rng(0)
+    X = np.round(rng.normal(size=(20, 3000)), 4)
+    header = ",".join([f"f{j}" for j in range(3000)] + ["y"])
+    rows = [",".join([repr(float(v)) for v in row] + [str(i % 2)]) for i, row in enumerate(X)]
+    dataset = load_source(str(write(tmp_path, "\n".join([header, *rows]) + "\n")))
+    np.testing.assert_array_equal(dataset.X, X)
+    assert dataset.feature_names[-1] == "f2999" and dataset.labels.tolist() == [i % 2 for i in range(20)]
