@@ -25,7 +25,6 @@ from softreg.data import (
     load_source,
     parse_features,
     prepare,
-    read_delimited_rows,
     shown_names,
     standardize,
 )
@@ -457,7 +456,8 @@ def _label_for(source, model):
     if source.startswith("builtin:") or Path(source).suffix.lower() in {".npz", ".svm", ".svmlight", ".libsvm"}:
         return None
     try:
-        header, _, _ = read_delimited_rows(Path(source))
+        with delimited_chunks(Path(source)) as (header, _):  # the header only; no row is read
+            pass
     except DataError:
         return None
     return model.label_name if model.label_name in header else None
