@@ -382,7 +382,8 @@ def resolve(document, origin="config", base_dir=".", from_command_line=()):
     for key in document:
         if key not in SCHEMA:
             hint = _suggestion(str(key), SCHEMA)
-            raise ConfigError(f"{origin}: unknown key {key!r}{hint}; expected one of {', '.join(SCHEMA)}")
+            where = "--set" if key in from_command_line else origin
+            raise ConfigError(f"{where}: unknown key {key!r}{hint}; expected one of {', '.join(SCHEMA)}")
     for name, spec in SCHEMA.items():
         if isinstance(spec, tuple):
             resolved[name] = _check("--set" if name in from_command_line else origin, name, document.get(name, spec[0]), spec)
@@ -395,7 +396,8 @@ def resolve(document, origin="config", base_dir=".", from_command_line=()):
         for key in section:
             if key not in spec:
                 hint = _suggestion(str(key), spec)
-                raise ConfigError(f"{origin}: unknown key {name}.{key}{hint}")
+                where = "--set" if f"{name}.{key}" in from_command_line else origin
+                raise ConfigError(f"{where}: unknown key {name}.{key}{hint}")
         resolved[name] = {
             key: _check("--set" if f"{name}.{key}" in from_command_line else origin, f"{name}.{key}", section.get(key, rule[0]), rule)
             for key, rule in spec.items()

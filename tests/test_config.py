@@ -191,3 +191,11 @@ def test_overrides_fill_an_empty_section(tmp_path):
     path = write(tmp_path, "data:\n  source: builtin:iris\noptim:\n")
     config = load_config(path, ["optim.lr=0.05", "optim.early_stopping.patience=3", "data.val=0.2"])
     assert config.optim.lr == 0.05 and config.optim.early_stopping["patience"] == 3
+
+
+def test_unknown_key_from_set_is_blamed_on_set(tmp_path):
+    """A typo in --set is reported as coming from --set, not from the config file."""
+    path = write(tmp_path, "data:\n  source: builtin:iris\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, ["optim.lrr=1"])
+    assert str(caught.value) == "--set: unknown key optim.lrr (did you mean 'lr'?)"
