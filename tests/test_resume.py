@@ -27,11 +27,25 @@ def cli(*args):
     return result.exit_code, result.stdout, result.stderr
 
 
-def start(out, *extra):
+def spawn(*args):
+    """``softreg ARGS`` in a subprocess, its output read as it comes."""
     return subprocess.Popen(
-        [sys.executable, "-m", "softreg.cli", "train", "--config", str(CONFIG), "--out", str(out), *SLOW, *extra],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [sys.executable, "-m", "softreg.cli", *map(str, args)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
+
+
+def start(out, *extra):
+    return spawn("train", "--config", CONFIG, "--out", out, *SLOW, *extra)
+
+
+def interrupt(process, at_epoch, signum=signal.SIGINT):
+    """Send ``signum`` once the run reports epoch ``at_epoch``; return its exit code and stderr."""
+    for line in process.stdout:
+        if line.startswith(f"epoch {at_epoch}/"):
+            break
+    process.send_signal(signum)
+    _, stderr = process.communicate(timeout=60)
+    return process.returncode, stderr
 
 
 def model_bytes(run_dir):
@@ -72,13 +86,8 @@ def test_sigkill_at_a_random_moment_then_resume_is_bit_identical(tmp_path, refer
 def test_sigint_writes_a_checkpoint_and_says_how_to_resume(tmp_path, reference):
     """Ctrl-C: exit 130, the exact resume command on stderr, a checkpoint, no model.npz; resume is identical."""
     out = tmp_path / "run"
-    process = start(out)
-    for line in process.stdout:
-        if line.startswith("epoch 5/"):
-            break
-    process.send_signal(signal.SIGINT)
-    _, stderr = process.communicate(timeout=60)
-    assert process.returncode == 130, stderr
+    returncode, stderr = interrupt(start(out), 5, signal.SIGINT)
+    assert returncode == 130, stderr
     assert f"softreg train --resume {out}" in stderr and "Traceback" not in stderr
     assert not (out / "model.npz").exists() and (out / "checkpoint.npz").exists()
     with pytest.raises(RunDirError):
@@ -91,13 +100,8 @@ def test_sigint_writes_a_checkpoint_and_says_how_to_resume(tmp_path, reference):
 def test_sigterm_is_handled_like_sigint(tmp_path):
     """SIGTERM also checkpoints and exits 130."""
     out = tmp_path / "run"
-    process = start(out)
-    for line in process.stdout:
-        if line.startswith("epoch 3/"):
-            break
-    process.send_signal(signal.SIGTERM)
-    _, stderr = process.communicate(timeout=60)
-    assert process.returncode == 130 and "--resume" in stderr
+    returncode, stderr = interrupt(start(out), 3, signal.SIGTERM)
+    assert returncode == 130 and "--resume" in stderr
     assert (out / "checkpoint.npz").exists() and not (out / "model.npz").exists()
 
 
@@ -152,13 +156,8 @@ def test_resume_errors(tmp_path):
 def test_corrupted_checkpoint_is_refused(tmp_path):
     """A checkpoint that was damaged after the fact is named, not read back."""
     out = tmp_path / "run"
-    process = start(out)
-    for line in process.stdout:
-        if line.startswith("epoch 3/"):
-            break
-    process.send_signal(signal.SIGINT)
-    process.communicate(timeout=60)
-    assert process.returncode == 130
+    returncode, stderr = interrupt(start(out), 3, signal.SIGINT)
+    assert returncode == 130
     checkpoint = out / "checkpoint.npz"
     checkpoint.write_bytes(checkpoint.read_bytes()[:200])
     code, _, stderr = cli("train", "--resume", out)
@@ -171,16 +170,8 @@ def test_interrupted_extension_leaves_no_stale_model(tmp_path):
     out = tmp_path / "run"
     code, _, _ = cli("train", "--config", CONFIG, "--out", out, "--quiet", "--set", "optim.epochs=2", "--set", "output.plots=false")
     assert code == 0 and (out / "model.npz").exists()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "softreg.cli", "train", "--resume", str(out), "--set", "optim.epochs=400"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )
-    for line in process.stdout:
-        if line.startswith("epoch 6/"):
-            break
-    process.send_signal(signal.SIGINT)
-    _, stderr = process.communicate(timeout=60)
-    assert process.returncode == 130, stderr
+    returncode, stderr = interrupt(spawn("train", "--resume", out, "--set", "optim.epochs=400"), 6)
+    assert returncode == 130, stderr
     assert not (out / "model.npz").exists()
     with pytest.raises(RunDirError):
         rundir.load_model(out)
