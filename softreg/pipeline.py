@@ -209,12 +209,13 @@ def finish_run(config, prepared, result, run_dir):
         "svmlight_index_base": prepared.index_base,
     }
     metrics.update(split=split_name, objective=result.objective, grad_norm=result.grad_norm)
-    rundir.write_text(run_dir / "history.csv", history_csv(history_rows(result.history)))
+    history = history_rows(result.history)
+    rundir.write_text(run_dir / "history.csv", history_csv(history))
     rundir.write_json(run_dir / "metrics.json", metrics)
     if prepared.test is not None:
         rundir.save_test_split(run_dir, prepared.test_raw, prepared.test.y)
     draw_plots(
-        run_dir / "plots", config.output.plots, history_rows(result.history), model, metrics, part.y, proba,
+        run_dir / "plots", config.output.plots, history, model, metrics, part.y, proba,
         X_raw=_raw_points(part.X, model), points=split_name,
     )
     # the model last: a directory with model.npz is a finished one

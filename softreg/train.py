@@ -435,4 +435,4 @@ def _evaluation_cost(coef, intercept, part, work):
 
 def history_rows(history):
     """History as a list of dicts in ``HISTORY_FIELDS`` order."""
-    return [{name: asdict(record)[name] for name in HISTORY_FIELDS} for record in history]
+    return [asdict(record) for record in history]  # EpochRecord's fields are HISTORY_FIELDS, in order

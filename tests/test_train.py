@@ -90,3 +90,11 @@ def test_finished_state_result_holds_the_best_weights():
     result = run("early stopping")
     again = result.state.result()
     assert again.coef.tobytes() == result.coef.tobytes() and again.objective == result.objective
+
+
+def test_history_rows_have_the_history_csv_columns_in_order():
+    """Each history row has exactly the history.csv columns, in their order."""
+    from softreg.train import HISTORY_FIELDS, history_rows
+
+    rows = history_rows(run("plain").history)
+    assert len(rows) == 12 and all(tuple(row) == HISTORY_FIELDS for row in rows)
