@@ -339,7 +339,7 @@ def evaluate_run(run_dir, data=None, label=None, optimum=False, out=None, force=
             "iterations": solved.iterations,
         }
     if out is not None:
-        with rundir.staging_dir(out, force=True) as staging:
+        with rundir.staging_dir(out, force=force) as staging:
             rundir.write_json(staging / "metrics.json", metrics)
             draw_plots(
                 staging / "plots", True, _read_history_if_any(run_dir), model, metrics, y, proba,
@@ -353,8 +353,7 @@ def _check_evaluation_out(run_dir, out, force):
     out, run = Path(out).resolve(), Path(run_dir).resolve()
     if out == run or out in run.parents:
         raise UsageError(f"--out {out}: would replace the run directory {run_dir}; choose another directory")
-    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not force:
-        raise OutputExistsError(f"{out}: exists and is not empty; use --force to replace it")
+    rundir.check_output_dir(out, force)  # before the work, not only when the results are saved
 
 
 def _evaluated_data(run_dir, model, data, label):
