@@ -606,13 +606,14 @@ def prepare(data_config, dtype, split_rng):
         check_memory(X.shape, np.dtype(dtype), dataset.source)
     kept, val_index = split_indices(len(rest), data_config.val, y[rest], data_config.split, data_config.stratify, split_rng)
     train_index, val_index = rest[kept], rest[val_index]
-    mean, scale = fit_standardizer(X[train_index], data_config.standardize)
+    X_train = X[train_index]  # gathered once: it can be most of the data
+    mean, scale = fit_standardizer(X_train, data_config.standardize)
 
     def part(rows_X, rows_y):
         return Part(standardize(rows_X, mean, scale, dtype), rows_y) if rows_X.shape[0] else None
 
     return Prepared(
-        train=part(X[train_index], y[train_index]),
+        train=part(X_train, y[train_index]),
         val=part(X[val_index], y[val_index]),
         test=part(X_test, y_test),
         test_raw=X_test,
