@@ -280,3 +280,22 @@ def test_failed_predict_keeps_the_previous_output(tmp_path):
     assert code == 2 and "line 70002, column 'petal_length': 'x' is not a number" in stderr
     assert target.read_text() == "previous predictions"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.csv", "iris", "pred.csv"]
+
+
+def test_predict_into_a_closed_pipe_stops_quietly(tmp_path):
+    """`softreg predict ... | head -1`: the closed pipe ends predict without a traceback."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "iris"
+    assert run("train", "--config", REPO / "configs" / "iris-csv.yaml", "--out", out, "--quiet", *FAST)[0] == 0
+    big = tmp_path / "big.csv"
+    big.write_text("sepal_length,sepal_width,petal_length,petal_width\n" + "5.1,3.5,1.4,0.2\n" * 200000)
+    predict = subprocess.Popen([sys.executable, "-m", "softreg.cli", "predict", "--run", str(out), "--input", str(big)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    first = predict.stdout.readline()
+    predict.stdout.close()
+    stderr = predict.stderr.read().decode()
+    predict.stderr.close()
+    predict.wait(timeout=60)
+    assert first.startswith(b"label,prob_setosa") and "Traceback" not in stderr and "internal error" not in stderr

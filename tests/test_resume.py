@@ -197,3 +197,13 @@ def test_resume_json_of_a_finished_run_is_json(tmp_path):
     assert cli("train", "--config", REPO / "configs" / "iris.yaml", "--out", out, "--quiet", "--set", "output.plots=false", "--set", "optim.epochs=2")[0] == 0
     code, stdout, _ = cli("train", "--resume", out, "--json")
     assert code == 0 and json.loads(stdout) == {"run_dir": str(out), "already_finished": True, "training": {"epochs_run": 2}}
+
+
+def test_resume_refuses_flags_of_a_new_run(tmp_path):
+    """--resume with --out, --force or --print-config is a usage error (exit 2)."""
+    out = tmp_path / "run"
+    assert cli("train", "--config", REPO / "configs" / "iris.yaml", "--out", out, "--quiet", "--set", "output.plots=false", "--set", "optim.epochs=2")[0] == 0
+    for extra in (["--out", tmp_path / "other"], ["--force"], ["--print-config"]):
+        code, _, stderr = cli("train", "--resume", out, *extra)
+        assert code == 2
+        assert stderr.strip() == "softreg: error: --resume continues the run in place: --out, --force and --print-config do not apply"
