@@ -93,25 +93,23 @@ def timed_epochs(epochs):
 
 
 def run_softreg(data, settings):
-    from softreg.config import load_config, resolve
-    from softreg.data import Part, generators
-    from softreg.train import fit
+    from softreg.config import load_config
+    from softreg.data import random_streams
+    from softreg.train import Settings, fit
 
     X, y = data[0], data[1]
     if "config_file" in settings:
         config = load_config(workloads.REPO / settings["config_file"])
+        if config.model.dtype != str(X.dtype):
+            raise SystemExit(f"config dtype {config.model.dtype} differs from the workload's {X.dtype}")
+        training, seed = config.training_settings(), config.seed
     else:
-        config = resolve({
-            "data": {"source": "builtin:iris"},  # unused: the benchmark supplies the arrays
-            "model": {"weight_decay": settings["weight_decay"], "dtype": str(X.dtype)},
-            "optim": {"batch_size": settings["batch_size"], **settings["optim"]},
-        })
-    if config.model.dtype != str(X.dtype):
-        raise SystemExit(f"config dtype {config.model.dtype} differs from the workload's {X.dtype}")
-    _, batch_rng, _ = generators(config.seed)
+        optim = settings["optim"]
+        training = Settings(weight_decay=settings["weight_decay"], batch_size=settings["batch_size"], **optim)
+        seed = 0
+    batch_rng = random_streams(seed).batches
     mark_start()
-    result = fit(Part(X, y), None, settings["n_classes"], config.model, config.optim, batch_rng,
-                 eval_every=config.output.eval_every)
+    result = fit((X, y), settings["n_classes"], training, batch_rng)
     peak = peak_above_start()
     seconds = [record.seconds for record in result.history]
     logged = [record.objective for record in result.history]
@@ -124,7 +122,7 @@ def run_softreg(data, settings):
         "fit_seconds": result.seconds,
         "evaluated": evaluated,
         "logging_share": logging_share(seconds, evaluated),
-        "optim": {key: value for key, value in vars(config.optim).items() if value is not None},
+        "optim": {key: value for key, value in vars(training).items() if value is not None},
     }
 
 

@@ -64,15 +64,15 @@ def synthetic(n_train, n_features, n_classes, dtype):
 
 def build(workload):
     """The standardized arrays of ``workload``: (X_train, y_train, X_test, y_test)."""
-    from softreg.data import fit_standardizer, generators, prepare, standardize
+    from softreg.data import fit_standardizer, prepare, random_streams
+    from softreg.model import standardize
 
     dtype = np.dtype(workload.dtype)
     if workload.config:
         from softreg.config import load_config
 
         config = load_config(REPO / workload.config, [*workload.overrides, f"model.dtype={workload.dtype}"])
-        split_rng, _, _ = generators(config.seed)
-        prepared = prepare(config.data, dtype, split_rng)
+        prepared = prepare(config.data, dtype, random_streams(config.seed).split)
         return prepared.train.X, prepared.train.y, prepared.test.X, prepared.test.y
     from sklearn.datasets import make_classification
 

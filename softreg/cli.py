@@ -1,4 +1,4 @@
-"""The command line: a click group whose commands orchestrate `softreg.pipeline`.
+"""The command line: a click group over `softreg.commands` (one module per command).
 
 This is the one place that maps exceptions to messages and exit codes. Heavy
 modules (numpy, scikit-learn, matplotlib) are imported inside the commands so that
@@ -97,7 +97,8 @@ def train(config_path, resume_dir, overrides, out, force, print_config, quiet, a
       softreg train --resume runs/lr005                      # after an interruption
       softreg train --resume runs/lr005 --set optim.epochs=200   # train a finished run further
     """
-    from softreg import console, pipeline
+    from softreg import console
+    from softreg.commands import train as command
     from softreg.config import dump_config, load_config
     from softreg.errors import Interrupted, UsageError
     from softreg.rundir import check_output_dir
@@ -110,15 +111,15 @@ def train(config_path, resume_dir, overrides, out, force, print_config, quiet, a
     signal.signal(signal.SIGTERM, _interrupt)
     try:
         if resume_dir is not None:
-            outcome = pipeline.resume_run(resume_dir, overrides, on_epoch=progress)
+            outcome = command.resume_run(resume_dir, overrides, on_epoch=progress)
         else:
             config = load_config(config_path, overrides)
             if print_config:
                 click.echo(dump_config(config), nl=False)
                 return
-            target = pipeline.output_dir_for(config, out)
+            target = command.output_dir_for(config, out)
             check_output_dir(target, force)
-            outcome = pipeline.train_run(config, target, force=force, on_epoch=progress)
+            outcome = command.train_run(config, target, force=force, on_epoch=progress)
     except Interrupted as stop:
         progress.finish_line()  # the message starts on a line of its own, not on the bar's
         click.echo(console.interrupted_message(stop), err=True)
@@ -162,11 +163,12 @@ def evaluate(run_dir, data, label, as_json, optimum, out, force):
       softreg evaluate --run runs/digits --optimum --out runs/digits-eval
       softreg evaluate --run runs/letters --data data/letter-recognition.csv --json
     """
-    from softreg import console, pipeline
+    from softreg import console
+    from softreg.commands.evaluate import evaluate_run
     from softreg.evaluate import most_confused
 
     label = int(label) if label is not None and label.lstrip("-").isdigit() else label
-    metrics = pipeline.evaluate_run(run_dir, data=data, label=label, optimum=optimum, out=out, force=force)
+    metrics = evaluate_run(run_dir, data=data, label=label, optimum=optimum, out=out, force=force)
     if as_json:
         console.print_json(metrics)
     else:
@@ -193,15 +195,17 @@ def predict(run_dir, input_path, output, force):
       softreg predict --run runs/iris-csv --input data/iris.csv --output predictions.csv
       softreg predict --run runs/iris-csv --input data/iris.csv | head
     """
-    from softreg import pipeline, rundir
+    from softreg import rundir
+    from softreg.commands.common import refuse_existing
+    from softreg.commands.predict import prediction_stream, write_predictions
 
-    pipeline.refuse_existing(output, force)
-    with pipeline.prediction_stream(run_dir, input_path) as (classes, predictions):
+    refuse_existing(output, force)
+    with prediction_stream(run_dir, input_path) as (classes, predictions):
         if output is None:
-            pipeline.write_predictions(sys.stdout, classes, predictions)
+            write_predictions(sys.stdout, classes, predictions)
             return
         with rundir.atomic_open(output, "w", encoding="utf-8", newline="") as handle:
-            count = pipeline.write_predictions(handle, classes, predictions)
+            count = write_predictions(handle, classes, predictions)
     click.echo(f"wrote {count} predictions to {output}", err=True)
 
 
@@ -224,9 +228,9 @@ def report(run_dir, output, force):
       softreg report --run runs/digits --output digits.html --force
       softreg report --run runs/wine-logistic/softmax    # after compare-logistic --out runs/wine-logistic
     """
-    from softreg import pipeline
+    from softreg.commands.report import report_run
 
-    path, n_plots = pipeline.report_run(run_dir, output=output, force=force)
+    path, n_plots = report_run(run_dir, output=output, force=force)
     click.echo(f"wrote {path} ({n_plots} plots)")
 
 
@@ -264,13 +268,14 @@ def compare_logistic(config_path, data, label, classes, overrides, as_json, out,
       softreg compare-logistic --config configs/wine.yaml --classes class_0,class_2 --out runs/wine-logistic
     """
     from softreg import compare, console
+    from softreg.commands import compare_logistic as command
     from softreg.rundir import check_output_dir
 
     label = int(label) if label is not None and label.lstrip("-").isdigit() else label
-    config = compare.compare_config(config_path, data, label, classes, overrides)
+    config = command.compare_config(config_path, data, label, classes, overrides)
     if out is not None:
         check_output_dir(out, force)
-    problem = compare.load_problem(config.data)
+    problem = command.load_problem(config.data)
     # a bar on a terminal only: stdout carries the table or the JSON document
     progress = console.Progress(quiet=not sys.stderr.isatty(), to_stderr=True)
     try:
@@ -278,7 +283,7 @@ def compare_logistic(config_path, data, label, classes, overrides, as_json, out,
     finally:
         progress.close()
     if out is not None:
-        compare.save_comparison(comparison, out, force=force)
+        command.save_comparison(comparison, out, force=force)
     if as_json:
         console.print_json(comparison.report)
     else:

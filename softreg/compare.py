@@ -9,9 +9,11 @@ Three comparisons on one standardized two-class problem (every row, no split):
 3. scikit-learn's ``LogisticRegression`` with ``C = 2/(n lambda)`` (and the naive
    ``C = 1/(n lambda)``, to show the factor 2) against the exact optimum.
 
-Nothing here prints; `compare` returns a `Comparison` and `save_comparison` writes
-the ``--out`` directory.
+Nothing here prints or reads files; `compare` returns a `Comparison`, and
+`softreg.commands.compare_logistic` loads the problem and writes the ``--out`` directory.
 """
+
+from __future__ import annotations
 
 import copy
 import itertools
@@ -19,34 +21,15 @@ import math
 import time
 import warnings
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
-from softreg import logistic, plots, rundir, softmax
-from softreg.config import apply_overrides, dump_config, read_yaml, resolve
-from softreg.data import (
-    Part,
-    encode_labels,
-    fit_standardizer,
-    generators,
-    iter_minibatches,
-    load_source,
-    select_classes,
-    standardize,
-)
-from softreg.evaluate import classification_metrics
+from softreg import logistic, softmax
+from softreg.data import random_streams
 from softreg.errors import DivergedError, SoftregError, UsageError
-from softreg.optim import learning_rate
 from softreg.solve import exact_optimum
-from softreg.train import fit, history_rows, stable_learning_rate
+from softreg.train import ArrayData, fit, stable_learning_rate
 
-# --data runs get these instead of train's defaults: enough decay for a well-conditioned
-# optimum and a cosine-annealed SGD that ends within 0.02 in probability of it
-COMPARE_DEFAULTS = {
-    "model": {"weight_decay": 1e-2},
-    "optim": {"lr": 0.05, "batch_size": 8, "epochs": 200, "schedule": "cosine"},
-}
 SAMPLE_ROWS = 1000  # rows whose probabilities are compared after every step
 TRACKED_FEATURES = 4  # coefficient paths kept for the plot (see `tracked_features`)
 THRESHOLDS = {  # float64; the checks pass when value <= threshold
@@ -78,43 +61,10 @@ class UnstableError(DivergedError):
         )
 
 
-# -- the problem
 
 
-def compare_config(config_path=None, data=None, label=None, classes=None, overrides=()):
-    """The resolved `Config` of a comparison: a train config file, or ``--data`` with compare defaults.
-
-    ``classes`` is the ``--classes A,B`` text; it and ``label`` override the config.
-    """
-    if (config_path is None) == (data is None):
-        raise UsageError("give exactly one of --config FILE or --data SOURCE")
-    if config_path is not None:
-        document, origin, base_dir = read_yaml(config_path), str(config_path), Path(config_path).resolve().parent
-    else:
-        document = {"data": {"source": data}, **copy.deepcopy(COMPARE_DEFAULTS)}
-        origin, base_dir = "compare-logistic", "."
-    document, from_command_line = apply_overrides(document, overrides)
-    section = document.setdefault("data", {})
-    if not isinstance(section, dict):
-        raise UsageError(f"{origin}: data must be a mapping of keys")
-    if label is not None:
-        section["label"] = label
-    if classes is not None:
-        section["classes"] = _parse_classes(classes)
-    if data is not None:
-        from_command_line.add("data.source")  # relative to the current directory
-    config = resolve(document, origin=origin, base_dir=base_dir, from_command_line=from_command_line)
-    _check_supported(config)
-    return config
 
 
-def _parse_classes(text):
-    names = [name.strip() for name in text.split(",")]
-    if len(names) != 2 or not all(names):
-        raise UsageError(f"--classes takes two class labels separated by a comma, e.g. --classes 3,8; got {text!r}")
-    if names[0] == names[1]:
-        raise UsageError(f"--classes must name two different classes, got {text!r}")
-    return names
 
 
 @dataclass
@@ -137,39 +87,8 @@ class Problem:
     source: str
 
 
-def load_problem(data_config):
-    """Load ``data.source``, keep two classes and standardize every row as ``train`` does."""
-    dataset = load_source(data_config.source, data_config.label, data_config.delimiter)
-    if data_config.classes is None:
-        _require_two(dataset.source, [str(label) for label in np.unique(dataset.labels)])
-    elif len(data_config.classes) != 2:
-        raise UsageError(
-            f"compare-logistic needs exactly two classes, got {len(data_config.classes)} in data.classes "
-            f"({', '.join(map(str, data_config.classes))})"
-        )
-    dataset = select_classes(dataset, data_config.classes)
-    classes, y = encode_labels(dataset)
-    mean, scale = fit_standardizer(dataset.X, data_config.standardize)
-    return Problem(
-        X=standardize(dataset.X, mean, scale, np.float64),
-        y=y,
-        X_raw=dataset.X,
-        classes=classes,
-        feature_names=dataset.feature_names,
-        label_name=dataset.label_name,
-        feature_mean=mean,
-        feature_scale=scale,
-        source=dataset.source,
-    )
 
 
-def _require_two(source, present):
-    if len(present) > 2:
-        shown = ", ".join(present[:20]) + (f" and {len(present) - 20} more" if len(present) > 20 else "")
-        raise UsageError(
-            f"{source}: has {len(present)} classes ({shown}); compare-logistic needs two: "
-            f"pick them with --classes A,B, e.g. --classes {present[0]},{present[1]}"
-        )
 
 
 # -- 1. the trajectories
@@ -224,39 +143,28 @@ class Trajectory:
         self.logistic_path[step] = logistic_coef[0, self.tracked]
 
 
-def logistic_batches(X, y, optim, batch_rng):
+def logistic_batches(data, settings, batch_rng):
     """The batches `softreg.train.fit` draws from ``batch_rng``, with the logistic rate of each step.
 
-    Yields ``(X_batch, y_batch, lr)`` with ``lr = 2 eta(progress)``: every schedule is
-    proportional to its base rate, so doubling the base doubles every step's rate.
+    Yields ``(X_batch, y_batch, lr)``: the same `ArrayData.minibatches` and the same
+    `Schedule` as the trainer, from the base rate 2 eta (every schedule is proportional
+    to its base rate, so doubling the base doubles every step's rate).
     """
-    steps_per_epoch = math.ceil(X.shape[0] / optim.batch_size)
-    base_lr = logistic.logistic_learning_rate(optim.lr)
-    for epoch in range(optim.epochs):
-        for step, (X_batch, y_batch) in enumerate(iter_minibatches(X, y, optim.batch_size, batch_rng)):
-            progress = epoch + step / steps_per_epoch
-            lr = learning_rate(
-                optim.schedule,
-                base_lr,
-                progress,
-                optim.epochs,
-                step_size=optim.step_size,
-                gamma=optim.gamma,
-                decay=optim.decay,
-            )
-            yield X_batch, y_batch, lr
+    schedule = settings.schedule_for(data.n_samples).with_base_lr(logistic.logistic_learning_rate(settings.lr))
+    for epoch in range(1, settings.epochs + 1):
+        for step, (X_batch, y_batch) in enumerate(data.minibatches(settings.batch_size, batch_rng)):
+            yield X_batch, y_batch, schedule.rate(epoch, step)
 
 
-def follow_trajectories(X, y, model, optim, batch_rng, sample_rows=None, tracked=(), on_epoch=None):
+def follow_trajectories(X, y, settings, batch_rng, sample_rows=None, tracked=(), on_epoch=None):
     """Run softmax SGD (`softreg.train.fit`) and logistic SGD in lockstep on one batch sequence.
 
     Parameters
     ----------
     X : {ndarray, csr_matrix} of shape (n_samples, n_features), float64
     y : ndarray of shape (n_samples,), 0 or 1
-    model : ModelConfig
-        ``weight_decay`` (lambda of the softmax side) and ``fit_intercept``.
-    optim : OptimConfig
+    settings : softreg.train.Settings
+        ``weight_decay`` is lambda of the softmax side.
     batch_rng : numpy.random.Generator
         Drawn by ``fit``; a copy taken first draws the same batches for the logistic side.
     sample_rows : ndarray of int or None
@@ -272,14 +180,15 @@ def follow_trajectories(X, y, model, optim, batch_rng, sample_rows=None, tracked
     """
     n_samples, n_features = X.shape
     X_sample = X if sample_rows is None else X[sample_rows]
-    trajectory = Trajectory.empty(optim.epochs * math.ceil(n_samples / optim.batch_size), tracked)
+    data = ArrayData(X, y)
+    trajectory = Trajectory.empty(settings.epochs * math.ceil(n_samples / settings.batch_size), tracked)
     logistic_steps = logistic.sgd_path(
-        logistic_batches(X, y, optim, copy.deepcopy(batch_rng)),
+        logistic_batches(data, settings, copy.deepcopy(batch_rng)),
         n_features,
-        logistic.logistic_weight_decay(model.weight_decay),
-        momentum=optim.momentum,
-        nesterov=optim.nesterov,
-        fit_intercept=model.fit_intercept,
+        logistic.logistic_weight_decay(settings.weight_decay),
+        momentum=settings.momentum,
+        nesterov=settings.nesterov,
+        fit_intercept=settings.fit_intercept,
     )
     step_counter = itertools.count()
     latest = []  # the logistic weights last yielded: live arrays, final once the run ends
@@ -291,7 +200,7 @@ def follow_trajectories(X, y, model, optim, batch_rng, sample_rows=None, tracked
         latest[:] = logistic_weights
         trajectory.record(next(step_counter), X_sample, (coef, intercept), logistic_weights)
 
-    result = fit(Part(X, y), None, 2, model, optim, batch_rng, on_epoch=on_epoch, on_step=on_step)
+    result = fit(data, 2, settings, batch_rng, on_epoch=on_epoch, on_step=on_step)
     if next(logistic_steps, None) is not None or next(step_counter) != len(trajectory.prob_diff):
         raise RuntimeError("the softmax and logistic runs took different numbers of steps")
     trajectory.softmax_coef, trajectory.softmax_intercept = result.coef, result.intercept
@@ -431,15 +340,15 @@ def compare(config, problem, on_epoch=None):
     -------
     Comparison
     """
-    _check_supported(config)
+    check_supported(config)
     weight_decay, fit_intercept = config.model.weight_decay, config.model.fit_intercept
     started = time.perf_counter()
-    _, batch_rng, sample_rng = generators(config.seed)
+    streams = random_streams(config.seed)
     optima = exact_optima(problem.X, problem.y, weight_decay, fit_intercept)
     tracked = tracked_features(optima.logistic.coef[0])
-    sample_rows = _sample(problem.X.shape[0], sample_rng)
+    sample_rows = _sample(problem.X.shape[0], streams.sampling)
     trajectory = follow_trajectories(
-        problem.X, problem.y, config.model, config.optim, batch_rng, sample_rows, tracked, on_epoch=on_epoch
+        problem.X, problem.y, config.training_settings(), streams.batches, sample_rows, tracked, on_epoch=on_epoch
     )
     report = _report(config, problem, trajectory, optima)
     report.update(sklearn_gaps(problem.X, problem.y, weight_decay, fit_intercept, optima))
@@ -451,7 +360,7 @@ def compare(config, problem, on_epoch=None):
     return Comparison(report=report, trajectory=trajectory, optima=optima, problem=problem, config=config)
 
 
-def rounding_amplification(X, y, model, optim, batch_rng):
+def rounding_amplification(X, y, settings, batch_rng):
     """How much logistic SGD amplifies a rounding-sized change: ``(gap, amplification)``.
 
     Runs logistic SGD twice on the batches of ``batch_rng`` (a fresh generator, as
@@ -460,11 +369,14 @@ def rounding_amplification(X, y, model, optim, batch_rng):
     ``amplification`` is ``gap / (PERTURBATION * max(1, largest |weight|))``: about 1 when
     SGD is stable, above 1e10 when it amplifies every nudge to the size of the weights.
     """
-    decay = logistic.logistic_weight_decay(model.weight_decay)
+    decay = logistic.logistic_weight_decay(settings.weight_decay)
+    data = ArrayData(X, y)
 
     def run(factor, rng):
-        batches = ((X_batch, y_batch, lr * factor) for X_batch, y_batch, lr in logistic_batches(X, y, optim, rng))
-        return logistic.sgd_path(batches, X.shape[1], decay, optim.momentum, optim.nesterov, model.fit_intercept)
+        batches = ((X_batch, y_batch, lr * factor) for X_batch, y_batch, lr in logistic_batches(data, settings, rng))
+        return logistic.sgd_path(
+            batches, X.shape[1], decay, settings.momentum, settings.nesterov, settings.fit_intercept
+        )
 
     gap = largest = 0.0
     with np.errstate(over="ignore", invalid="ignore"):
@@ -482,15 +394,16 @@ def _refuse_unstable(config, problem, report):
     Otherwise the failure stands (the report says "not equivalent"), with the measured
     ``trajectory.rounding_amplification`` added to the report.
     """
-    _, batch_rng, _ = generators(config.seed)
-    gap, amplification = rounding_amplification(problem.X, problem.y, config.model, config.optim, batch_rng)
+    settings = config.training_settings()
+    gap, amplification = rounding_amplification(problem.X, problem.y, settings, random_streams(config.seed).batches)
     report["trajectory"]["rounding_amplification"] = amplification
     if not amplification <= AMPLIFICATION_LIMIT:  # NaN or inf count as unstable
-        suggested = min(config.optim.lr / 10, stable_learning_rate(problem.X, config.model.weight_decay, config.optim.momentum))
+        stable = stable_learning_rate(ArrayData(problem.X, problem.y), settings.weight_decay, settings.momentum)
+        suggested = min(settings.lr / 10, stable)
         raise UnstableError(config.optim.lr, gap, report["trajectory"]["max_abs_prob_diff"], suggested)
 
 
-def _check_supported(config):
+def check_supported(config):
     """Refuse settings the comparison does not cover, before any work."""
     if config.model.weight_decay <= 0:
         raise UsageError(
@@ -553,113 +466,3 @@ def _checks(report):
         value = report[section][key]
         checks.append({"name": name, "value": value, "threshold": threshold, "ok": bool(value <= threshold)})
     return checks
-
-
-# -- --out
-
-
-def save_comparison(comparison, target, force=False):
-    """Write both SGD models, the JSON report, the config and the plots into ``target`` atomically.
-
-    ``softmax/`` is a run directory ``evaluate``, ``predict`` and ``report`` accept: model,
-    config, history, metrics and plots, where the "test" part (``test.npz``, the metrics)
-    is every row the models were trained on (there is no held-out split: the claim is
-    about the training problem). ``logistic/model.npz`` holds coef (1, d) and intercept (1,)
-    with the same classes and standardizer.
-    """
-    problem, trajectory = comparison.problem, comparison.trajectory
-    shared = {
-        "classes": np.asarray(problem.classes),
-        "feature_mean": problem.feature_mean,
-        "feature_scale": problem.feature_scale,
-    }
-    with rundir.staging_dir(target, force=force) as staging:
-        for name in ("softmax", "logistic", "plots"):
-            (staging / name).mkdir()
-        rundir.write_npz(
-            staging / "logistic" / "model.npz",
-            coef=trajectory.logistic_coef,
-            intercept=trajectory.logistic_intercept,
-            **shared,
-        )
-        rundir.write_json(staging / "report.json", comparison.report)
-        rundir.write_text(staging / "config.yaml", _config_text(comparison.config))  # also marks it as softreg's
-        draw_comparison_plots(comparison, staging / "plots")
-        model = rundir.Model(
-            coef=trajectory.softmax_coef,
-            intercept=trajectory.softmax_intercept,
-            feature_names=problem.feature_names,
-            label_name=problem.label_name,
-            **shared,
-        )
-        _save_softmax_run(staging / "softmax", comparison, model)
-    return Path(target)
-
-
-def _config_text(config):
-    return (
-        "# compare-logistic: trained on every row of data.source (data.test and data.val are not used), "
-        "in float64\n" + dump_config(config)
-    )
-
-
-def _save_softmax_run(directory, comparison, model):
-    """The softmax SGD model as a run directory, its metrics and plots on every row; model.npz last."""
-    from softreg.pipeline import draw_plots, history_csv  # the run-directory layout train writes
-
-    problem, trajectory = comparison.problem, comparison.trajectory
-    proba = softmax.predict_proba(model.coef, model.intercept, problem.X)  # (n_samples, 2)
-    metrics = classification_metrics(problem.y, proba, problem.classes)
-    summary = trajectory.fit_summary
-    metrics.update(split="train", objective=summary.get("objective"), grad_norm=summary.get("grad_norm"))
-    history = history_rows(trajectory.history)
-    rundir.write_text(directory / "config.yaml", _config_text(comparison.config))
-    rundir.write_text(directory / "history.csv", history_csv(history))
-    rundir.write_json(directory / "metrics.json", metrics)
-    rundir.save_test_split(directory, problem.X_raw, problem.y)
-    X_raw = _dense(problem.X_raw) if problem.X.shape[1] == 2 else None
-    draw_plots(directory / "plots", True, history, model, metrics, problem.y, proba, X_raw=X_raw, points="training")
-    training = {
-        **summary,
-        "n_train": int(problem.X.shape[0]),
-        "n_val": 0,
-        "n_test": int(problem.X.shape[0]),
-        "n_features": int(problem.X.shape[1]),
-        "source": problem.source,
-    }
-    rundir.save_model(directory, model, training)
-
-
-def draw_comparison_plots(comparison, directory):
-    """Coefficient paths, per-step probability gaps and, for two features, the decision boundaries."""
-    problem, trajectory = comparison.problem, comparison.trajectory
-    optimum = comparison.optima.logistic.coef[0]
-    names = [f"{problem.feature_names[index]} (w* = {optimum[index]:.3g})" for index in trajectory.tracked]
-    drawn = [
-        plots.coefficient_paths(
-            trajectory.softmax_path, trajectory.logistic_path, names, directory / "coefficient_paths.png"
-        ),
-        plots.trajectory_gaps(
-            trajectory.prob_diff,
-            np.maximum(trajectory.coef_diff, trajectory.intercept_diff),
-            THRESHOLDS["trajectory.max_abs_prob_diff"],
-            directory / "trajectory_gaps.png",
-        ),
-    ]
-    if problem.X.shape[1] == 2:
-        softmax_weights = logistic.from_softmax(trajectory.softmax_coef, trajectory.softmax_intercept)
-        lines = [_raw_space_line(*softmax_weights, problem)]
-        lines.append(_raw_space_line(trajectory.logistic_coef, trajectory.logistic_intercept, problem))
-        points = (_dense(problem.X_raw), problem.y, problem.classes, problem.feature_names)
-        drawn.append(plots.decision_boundaries(*points, *lines, directory / "decision_boundaries.png"))
-    return drawn
-
-
-def _dense(X):
-    return X.toarray() if hasattr(X, "toarray") else np.asarray(X)
-
-
-def _raw_space_line(coef, intercept, problem):
-    """``w . (x - mean) / scale + b = 0`` as ``(a, c)`` with ``a . x + c = 0`` in raw feature units."""
-    slope = coef[0] / problem.feature_scale  # (2,)
-    return slope, float(intercept[0] - slope @ problem.feature_mean)

@@ -8,6 +8,8 @@ any work starts. ``--set section.key=value`` overrides are YAML-typed and go
 through the same rules.
 """
 
+from __future__ import annotations
+
 import difflib
 import math
 import os
@@ -18,10 +20,10 @@ import yaml
 
 from softreg.errors import ConfigError
 from softreg.optim import SCHEDULES, VARIANCE_REDUCTION
+from softreg.sources import BUILTIN_PREFIX, BUILTINS
+from softreg.train import Settings
 
 REQUIRED = object()
-BUILTIN_PREFIX = "builtin:"
-BUILTINS = ("iris", "digits", "wine", "breast_cancer")
 PLOT_NAMES = (
     "learning_curves",
     "confusion_matrix",
@@ -274,6 +276,28 @@ class Config:
     output: OutputConfig
     seed: int
     path: object = None  # the file it came from, for messages and relative paths
+
+    def training_settings(self) -> Settings:
+        """The numbers `softreg.train.fit` needs, from the ``model`` and ``optim`` sections."""
+        model, optim = self.model, self.optim
+        stopping = optim.early_stopping or {}
+        return Settings(
+            weight_decay=model.weight_decay,
+            fit_intercept=model.fit_intercept,
+            lr=optim.lr,
+            batch_size=optim.batch_size,
+            epochs=optim.epochs,
+            momentum=optim.momentum,
+            nesterov=optim.nesterov,
+            schedule=optim.schedule,
+            step_size=optim.step_size,
+            gamma=optim.gamma,
+            decay=optim.decay,
+            patience=stopping.get("patience"),
+            min_delta=stopping.get("min_delta", 0.0),
+            variance_reduction=optim.variance_reduction,
+            eval_every=self.output.eval_every,
+        )
 
     def to_dict(self):
         """The resolved config as plain YAML-able data (the form saved with a run)."""

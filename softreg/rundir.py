@@ -7,6 +7,9 @@ A run directory is built in a hidden sibling ``.NAME.staging-*`` and renamed ont
 Nothing is ever unpickled: arrays load with ``allow_pickle=False``.
 """
 
+from __future__ import annotations
+
+import csv
 import io
 import json
 import os
@@ -15,14 +18,15 @@ import tempfile
 import time
 import zipfile
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, fields
 from pathlib import Path
 
 import numpy as np
 
-from softreg import __version__, softmax
-from softreg.data import standardize
+from softreg import __version__
 from softreg.errors import OutputError, OutputExistsError, RunDirError
+from softreg.model import Model
+from softreg.train import EpochRecord, TrainingState
 
 FORMAT_VERSION = 1
 MODEL_ARRAYS = ("coef", "intercept", "classes", "feature_mean", "feature_scale")
@@ -161,39 +165,6 @@ def _commit(staging, target):
 
 
 # -- the model
-
-
-@dataclass
-class Model:
-    """A trained model with what it needs to read raw features.
-
-    coef : ndarray of shape (n_classes, n_features), in standardized feature space
-    intercept : ndarray of shape (n_classes,)
-    classes : ndarray of shape (n_classes,)
-    feature_mean, feature_scale : ndarray of shape (n_features,)
-    """
-
-    coef: np.ndarray
-    intercept: np.ndarray
-    classes: np.ndarray
-    feature_mean: np.ndarray
-    feature_scale: np.ndarray
-    feature_names: list
-    label_name: str
-    dtype: str = "float64"
-
-    @property
-    def n_features(self):
-        return self.coef.shape[1]
-
-    def predict_proba(self, X_raw):
-        """Probabilities (n_samples, n_classes) for raw (unstandardized) features (n_samples, n_features)."""
-        X = standardize(X_raw, self.feature_mean, self.feature_scale, self.coef.dtype)
-        return self.predict_proba_standardized(X)
-
-    def predict_proba_standardized(self, X):
-        """Probabilities (n_samples, n_classes) for features already standardized."""
-        return softmax.predict_proba(self.coef, self.intercept, X)
 
 
 def save_model(directory, model, training_summary=None):
@@ -348,17 +319,32 @@ CHECKPOINT = "checkpoint.npz"
 CHECKPOINT_KEYS = ("epoch", "n_classes", "n_features", "n_velocity", "n_best", "rng_state", "history", "finished")
 
 
-def save_checkpoint(directory, arrays, meta):
-    """Write ``checkpoint.npz`` atomically: plain arrays plus ``meta`` as JSON text.
-
-    A reader sees the previous checkpoint or this one, never a mixture.
-    """
-    meta = {**meta, "format_version": FORMAT_VERSION}
+def save_checkpoint(directory: str | Path, state: TrainingState, extra: dict | None = None) -> None:
+    """Write ``checkpoint.npz`` atomically: the state's arrays plus its metadata as JSON text
+    (and ``extra``, e.g. the data fingerprint). A reader sees the previous checkpoint or
+    this one, never a mixture."""
+    arrays = {"weights": state.weights}
+    arrays.update({f"velocity_{index}": array for index, array in enumerate(state.velocity)})
+    arrays.update({f"best_{index}": array for index, array in enumerate(state.best_params)})
+    meta = {
+        "epoch": state.epoch,
+        "n_classes": state.n_classes,
+        "n_features": state.n_features,
+        "n_velocity": len(state.velocity),
+        "n_best": len(state.best_params),
+        "rng_state": state.rng_state,
+        "history": [asdict(record) for record in state.history],
+        "early_stopping": state.early_stopping,
+        "finished": state.finished,
+        "summary": state.summary,
+        **(extra or {}),
+        "format_version": FORMAT_VERSION,
+    }
     write_npz(Path(directory) / CHECKPOINT, meta=np.array(json.dumps(meta, default=_json_default)), **arrays)
 
 
-def load_checkpoint(directory):
-    """``(arrays, meta)`` of the run's checkpoint, or None when there is none."""
+def load_checkpoint(directory: str | Path) -> tuple[TrainingState, dict] | None:
+    """The run's checkpoint as ``(state, meta)``, or None when there is none."""
     path = Path(directory) / CHECKPOINT
     if not path.exists():
         return None
@@ -374,4 +360,50 @@ def load_checkpoint(directory):
     missing = [key for key in CHECKPOINT_KEYS if key not in meta]
     if missing:
         raise RunDirError(f"{path}: incomplete checkpoint (no {', '.join(missing)})")
-    return arrays, meta
+    try:
+        state = TrainingState(
+            epoch=meta["epoch"],
+            n_classes=meta["n_classes"],
+            n_features=meta["n_features"],
+            weights=arrays["weights"],
+            velocity=[arrays[f"velocity_{index}"] for index in range(meta["n_velocity"])],
+            rng_state=meta["rng_state"],
+            history=[EpochRecord(**record) for record in meta["history"]],
+            early_stopping=meta.get("early_stopping"),
+            best_params=[arrays[f"best_{index}"] for index in range(meta["n_best"])],
+            finished=meta["finished"],
+            summary=meta.get("summary"),
+        )
+    except (KeyError, TypeError) as error:
+        raise RunDirError(f"{path}: inconsistent checkpoint ({error.__class__.__name__}: {error})") from None
+    return state, meta
+
+
+# -- history.csv
+
+HISTORY_FIELDS = tuple(field.name for field in fields(EpochRecord))
+
+
+def write_history(directory: str | Path, history: list[EpochRecord]) -> None:
+    """``history.csv``: one row per epoch, the columns of `EpochRecord`, empty where not computed."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=HISTORY_FIELDS, lineterminator="\n")
+    writer.writeheader()
+    for record in history:
+        writer.writerow({key: "" if value is None else value for key, value in asdict(record).items()})
+    write_text(Path(directory) / "history.csv", buffer.getvalue())
+
+
+def read_history(run_dir):
+    """history.csv as a list of dicts with floats (None for empty cells)."""
+    path = Path(run_dir) / "history.csv"
+    try:
+        with open(path, encoding="utf-8", newline="") as handle:
+            return [
+                {key: (None if value == "" else float(value)) for key, value in row.items()}
+                for row in csv.DictReader(handle)
+            ]
+    except FileNotFoundError:
+        raise RunDirError(f"{path}: missing; the run directory is incomplete") from None
+    except (OSError, UnicodeDecodeError, ValueError, csv.Error) as error:
+        raise RunDirError(f"{path}: unreadable ({error})") from None

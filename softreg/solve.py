@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from softreg import softmax
+from softreg import kernels
 
 
 @dataclass
@@ -49,7 +49,7 @@ def exact_optimum(X, y, n_classes, weight_decay, fit_intercept=True, gtol=1e-10,
 
     def objective_and_gradient(theta):
         coef, intercept = unpack(theta)
-        _, objective, grad_coef, grad_intercept = softmax.full_loss_gradient(coef, intercept, X, y, weight_decay)
+        _, objective, grad_coef, grad_intercept = kernels.full_loss_gradient(coef, intercept, X, y, weight_decay)
         gradient = np.concatenate([grad_coef.ravel(), grad_intercept]) if fit_intercept else grad_coef.ravel()
         return objective, gradient
 

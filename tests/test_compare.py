@@ -13,9 +13,10 @@ from sklearn.datasets import dump_svmlight_file
 
 from softreg import compare, logistic
 from softreg.cli import main
-from softreg.config import resolve
-from softreg.data import generators
+from softreg.commands import compare_logistic
+from softreg.data import random_streams
 from softreg.optim import SCHEDULES
+from softreg.train import ArrayData, Settings
 
 TOLERANCE = 1e-9
 PINNED_FIELDS = (
@@ -39,15 +40,8 @@ def run(*args):
 
 
 def configs(weight_decay=0.05, fit_intercept=True, **optim):
-    """ModelConfig and OptimConfig with train's defaults for everything not given."""
-    config = resolve(
-        {
-            "data": {"source": "builtin:iris"},
-            "model": {"weight_decay": weight_decay, "fit_intercept": fit_intercept},
-            "optim": {"lr": 0.2, "batch_size": 7, "epochs": 4, **optim},
-        }
-    )
-    return config.model, config.optim
+    """Training settings with train's defaults for everything not given."""
+    return Settings(weight_decay=weight_decay, fit_intercept=fit_intercept, **{"lr": 0.2, "batch_size": 7, "epochs": 4, **optim})
 
 
 def random_problem(seed, n_samples=50, n_features=4, sparse=False):
@@ -79,11 +73,11 @@ def gaps(trajectory):
 def test_softmax_sgd_follows_logistic_sgd_step_by_step(schedule, momentum, nesterov, fit_intercept, sparse):
     """After every step p_softmax(B) = p_logistic and w2 - w1 = w (b2 - b1 = b) to 1e-9, and w1 + w2 stays 0."""
     X, y = random_problem(7, sparse=sparse)
-    model, optim = configs(
+    settings = configs(
         fit_intercept=fit_intercept, schedule=schedule, momentum=momentum, nesterov=nesterov, step_size=2
     )
-    trajectory = compare.follow_trajectories(X, y, model, optim, np.random.default_rng(3), tracked=[0, 1])
-    assert len(trajectory.prob_diff) == optim.epochs * math.ceil(50 / 7)
+    trajectory = compare.follow_trajectories(X, y, settings, np.random.default_rng(3), tracked=[0, 1])
+    assert len(trajectory.prob_diff) == settings.epochs * math.ceil(50 / 7)
     assert all(value <= TOLERANCE for value in gaps(trajectory).values()), gaps(trajectory)
     mapped_coef, mapped_intercept = logistic.from_softmax(trajectory.softmax_coef, trajectory.softmax_intercept)
     assert np.linalg.norm(trajectory.logistic_coef) > 0.1  # the weights moved: the agreement is not 0 == 0
@@ -111,8 +105,8 @@ def test_identity_holds_on_random_problems(
 ):
     """Any data, batch size, rate, decay and momentum: the two trajectories agree to 1e-9 at every step."""
     X, y = random_problem(seed, n_samples, n_features)
-    model, optim = configs(weight_decay, lr=lr, batch_size=batch_size, epochs=2, momentum=momentum, nesterov=nesterov)
-    trajectory = compare.follow_trajectories(X, y, model, optim, np.random.default_rng(seed))
+    settings = configs(weight_decay, lr=lr, batch_size=batch_size, epochs=2, momentum=momentum, nesterov=nesterov)
+    trajectory = compare.follow_trajectories(X, y, settings, np.random.default_rng(seed))
     assert all(value <= TOLERANCE for value in gaps(trajectory).values()), gaps(trajectory)
 
 
@@ -120,16 +114,16 @@ def test_the_comparison_detects_a_wrong_mapping(monkeypatch):
     """With logistic rate eta instead of 2 eta the trajectories part visibly: the check is not vacuous."""
     monkeypatch.setattr(logistic, "logistic_learning_rate", lambda lr: lr)
     X, y = random_problem(8)
-    model, optim = configs()
-    trajectory = compare.follow_trajectories(X, y, model, optim, np.random.default_rng(0))
+    settings = configs()
+    trajectory = compare.follow_trajectories(X, y, settings, np.random.default_rng(0))
     assert trajectory.prob_diff.max() > 1e-3
 
 
 @pytest.fixture(scope="module")
 def wine_pair():
     """Two wine cultivars, loaded and standardized the way the command does it."""
-    config = compare.compare_config(data="builtin:wine", classes="class_0,class_1")
-    return config, compare.load_problem(config.data)
+    config = compare_logistic.compare_config(data="builtin:wine", classes="class_0,class_1")
+    return config, compare_logistic.load_problem(config.data)
 
 
 def test_exact_optima_agree(wine_pair):
@@ -176,11 +170,11 @@ def test_defaults_end_sgd_close_to_the_optimum_on_wine(wine_pair):
 def test_the_same_seed_draws_the_same_batches_as_fit():
     """logistic_batches replays the batch order fit draws from the batch generator, at twice the rate."""
     X, y = random_problem(10, n_samples=20)
-    _, optim = configs(epochs=2, batch_size=6, schedule="cosine")
-    _, batch_rng, _ = generators(5)
-    batches = list(compare.logistic_batches(X, y, optim, batch_rng))
+    settings = configs(epochs=2, batch_size=6, schedule="cosine")
+    batch_rng = random_streams(5).batches
+    batches = list(compare.logistic_batches(ArrayData(X, y), settings, batch_rng))
     assert len(batches) == 2 * 4
-    assert [lr for _, _, lr in batches[:1]] == [2 * optim.lr]
+    assert [lr for _, _, lr in batches[:1]] == [2 * settings.lr]
     first_epoch_rows = np.concatenate([batch for _, batch, _ in batches[:4]])
     assert sorted(first_epoch_rows.tolist()) == sorted(y.tolist())
 
@@ -352,8 +346,8 @@ def test_rounding_amplification_separates_stable_from_unstable_rates(wine_pair):
     config, problem = wine_pair
     measured = {}
     for lr in (0.05, 100.0):
-        model, optim = configs(0.01, lr=lr, batch_size=8, epochs=20, momentum=0.9, schedule="cosine")
-        measured[lr] = compare.rounding_amplification(problem.X, problem.y, model, optim, np.random.default_rng(0))
+        settings = configs(0.01, lr=lr, batch_size=8, epochs=20, momentum=0.9, schedule="cosine")
+        measured[lr] = compare.rounding_amplification(problem.X, problem.y, settings, np.random.default_rng(0))
     assert measured[0.05][1] < 100 and measured[0.05][0] < 1e-9
     assert measured[100.0][1] > 1e9 and measured[100.0][0] > 1.0
 

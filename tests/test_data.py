@@ -8,16 +8,11 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from sklearn.datasets import dump_svmlight_file
 
-from softreg.data import (
-    encode_labels,
-    fit_standardizer,
-    iter_minibatches,
-    load_source,
-    select_classes,
-    split_indices,
-    standardize,
-)
+from softreg.data import encode_labels, fit_standardizer, select_classes, split_indices
 from softreg.errors import DataError
+from softreg.model import standardize
+from softreg.sources import load_source
+from softreg.train import ArrayData
 
 
 def write(tmp_path, content, name="d.csv", mode="w"):
@@ -175,7 +170,7 @@ def test_minibatches_visit_every_row_exactly_once(n_samples, batch_size, seed):
     X = np.arange(n_samples * 2, dtype=float).reshape(n_samples, 2)
     y = np.arange(n_samples)
     seen = []
-    for X_batch, y_batch in iter_minibatches(X, y, batch_size, np.random.default_rng(seed)):
+    for X_batch, y_batch in ArrayData(X, y).minibatches(batch_size, np.random.default_rng(seed)):
         assert len(y_batch) <= batch_size
         np.testing.assert_array_equal(X_batch, X[y_batch])
         seen.extend(y_batch.tolist())
@@ -228,7 +223,7 @@ def test_integer_looking_labels_too_large_for_int64_stay_text(tmp_path):
 
 def test_unnamed_features_align_by_position_and_count(tmp_path):
     """An .npz without feature names matches a model by position; a wrong count is named."""
-    from softreg.data import align_features
+    from softreg.sources import align_features
 
     path = tmp_path / "d.npz"
     np.savez(path, X=np.arange(8.0).reshape(2, 4), y=np.array([0, 1]))
@@ -242,24 +237,24 @@ def test_unnamed_features_align_by_position_and_count(tmp_path):
 def test_separate_test_file_may_lack_a_selected_class(tmp_path):
     """With data.classes, a separate test file lacking one of them still loads."""
     from softreg.config import resolve
-    from softreg.data import generators, prepare
+    from softreg.data import prepare, random_streams
 
     write(tmp_path, "a,y\n" + "".join(f"{i},{'ABC'[i % 3]}\n" for i in range(30)), name="train.csv")
     write(tmp_path, "a,y\n1,A\n2,A\n4,A\n", name="test.csv")
     config = resolve({"data": {"source": "train.csv", "test": "test.csv", "classes": ["A", "B"], "val": 0}}, base_dir=tmp_path)
-    prepared = prepare(config.data, np.float64, generators(0)[0])
+    prepared = prepare(config.data, np.float64, random_streams(0).split)
     assert prepared.test.n_samples == 3 and prepared.classes.tolist() == ["A", "B"]
 
 
 def test_svmlight_test_file_keeps_the_training_index_base(tmp_path):
     """A 0-based test file that never uses index 0 is not misread as 1-based: columns never shift."""
     from softreg.config import resolve
-    from softreg.data import generators, prepare
+    from softreg.data import prepare, random_streams
 
     (tmp_path / "train.svm").write_text("0 0:1 1:2 2:3\n1 0:4 2:1\n0 1:1\n1 0:2 2:2\n")
     (tmp_path / "test.svm").write_text("1 1:2.0 2:3.0\n")
     config = resolve({"data": {"source": "train.svm", "test": "test.svm", "val": 0, "standardize": False}}, base_dir=tmp_path)
-    prepared = prepare(config.data, np.float64, generators(0)[0])
+    prepared = prepare(config.data, np.float64, random_streams(0).split)
     np.testing.assert_array_equal(prepared.test.X.toarray(), [[0.0, 2.0, 3.0]])
     (tmp_path / "one.svm").write_text("0 1:1 3:2\n1 2:5\n")
     one_based = load_source(str(tmp_path / "one.svm"))

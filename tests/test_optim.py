@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from softreg import softmax
+from softreg import kernels, softmax
 from softreg.config import ConfigError, load_config, resolve
-from softreg.data import Part, generators, iter_minibatches, prepare
+from softreg.data import prepare, random_streams
 from softreg.optim import SCHEDULES, learning_rate
 from softreg.solve import exact_optimum
-from softreg.train import evaluate_objective, fit
+from softreg.train import ArrayData, evaluate_objective, fit
 
 REPO_CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 
@@ -44,9 +44,9 @@ def test_batch_loss_gradient_equals_loss_gradient(sparse, n_samples):
     X_batch, y_batch = X[:n_samples], y[:n_samples]
     if sparse:
         X_batch = sp.csr_matrix(X_batch)
-    work = softmax.Workspace(*coef.shape, 64, X.dtype)
+    work = kernels.Workspace(*coef.shape, 64, X.dtype)
     loss, _, grad_coef, grad_intercept = softmax.loss_gradient(coef, intercept, X_batch, y_batch, 0.3)
-    assert softmax.batch_loss_gradient(coef, intercept, X_batch, y_batch, 0.3, work) == pytest.approx(loss, rel=1e-12)
+    assert kernels.batch_loss_gradient(coef, intercept, X_batch, y_batch, 0.3, work) == pytest.approx(loss, rel=1e-12)
     np.testing.assert_allclose(work.grad_coef, grad_coef, rtol=1e-12, atol=1e-15)
     np.testing.assert_allclose(work.grad_intercept, grad_intercept, rtol=1e-12, atol=1e-15)
 
@@ -55,12 +55,12 @@ def test_batch_loss_gradient_equals_loss_gradient(sparse, n_samples):
 def test_wide_data_takes_the_row_major_product_and_agrees(n_features, dtype, rtol):
     """Wide dense X computes the logits the other way round; loss and gradients are unchanged (SVRG too)."""
     X, y, coef, intercept = problem(n_samples=96, n_features=n_features, dtype=dtype)
-    work = softmax.Workspace(*coef.shape, 96, dtype, n_models=2)
+    work = kernels.Workspace(*coef.shape, 96, dtype, n_models=2)
     loss, _, grad_coef, grad_intercept = softmax.loss_gradient(coef, intercept, X, y, 0.3)
-    assert softmax.batch_loss_gradient(coef, intercept, X, y, 0.3, work) == pytest.approx(loss, rel=rtol)
+    assert kernels.batch_loss_gradient(coef, intercept, X, y, 0.3, work) == pytest.approx(loss, rel=rtol)
     np.testing.assert_allclose(work.grad_coef, grad_coef, rtol=rtol, atol=rtol * 1e-2)
     snapshot = snapshot_at(coef, intercept, X, y)
-    softmax.variance_reduced_gradient(coef, intercept, snapshot, X, y, 0.3, work)
+    kernels.variance_reduced_gradient(coef, intercept, snapshot, X, y, 0.3, work)
     np.testing.assert_allclose(work.grad_coef, grad_coef, rtol=rtol, atol=rtol * 1e-2)
     np.testing.assert_allclose(work.grad_intercept, grad_intercept, rtol=rtol, atol=rtol * 1e-2)
 
@@ -69,8 +69,8 @@ def test_batch_loss_gradient_is_finite_for_extreme_logits():
     """Logits of +-1e6 give a finite loss and gradient in the workspace version too."""
     X = np.array([[1e6, -1e6], [3e5, 2e5], [-1e6, 1e6]])
     coef = np.array([[1.0, -1.0], [-2.0, 0.5], [0.0, 3.0]])
-    work = softmax.Workspace(3, 2, 3, np.float64)
-    loss = softmax.batch_loss_gradient(coef, np.zeros(3), X, np.array([1, 0, 2]), 0.1, work)
+    work = kernels.Workspace(3, 2, 3, np.float64)
+    loss = kernels.batch_loss_gradient(coef, np.zeros(3), X, np.array([1, 0, 2]), 0.1, work)
     assert math.isfinite(loss) and loss > 1e5
     assert np.all(np.isfinite(work.gradient))
 
@@ -78,15 +78,15 @@ def test_batch_loss_gradient_is_finite_for_extreme_logits():
 def test_chunked_loss_gradient_equals_the_one_shot_loss_gradient():
     """Chunks of 50 rows (the last one short) give the one-shot objective and gradient, to 1e-12."""
     X, y, coef, intercept = problem()
-    work = softmax.Workspace(*coef.shape, 50, X.dtype)
-    chunked = softmax.chunked_loss_gradient(coef, intercept, X, y, 0.3, work)
+    work = kernels.Workspace(*coef.shape, 50, X.dtype)
+    chunked = kernels.chunked_loss_gradient(coef, intercept, kernels.array_chunks(X, y, 50), len(y), 0.3, work)
     for got, expected in zip(chunked, softmax.loss_gradient(coef, intercept, X, y, 0.3)):
         np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-15)
 
 
 def snapshot_at(coef, intercept, X, y):
     _, _, grad_coef, grad_intercept = softmax.loss_gradient(coef, intercept, X, y, 0.0)
-    return softmax.Snapshot(coef.copy(), intercept.copy(), grad_coef, grad_intercept)
+    return kernels.Snapshot(coef.copy(), intercept.copy(), grad_coef, grad_intercept)
 
 
 def test_variance_reduced_gradient_is_the_svrg_formula():
@@ -95,8 +95,8 @@ def test_variance_reduced_gradient_is_the_svrg_formula():
     anchor_coef, anchor_intercept = coef + 0.2, intercept - 0.1
     snapshot = snapshot_at(anchor_coef, anchor_intercept, X, y)
     X_batch, y_batch = X[:32], y[:32]
-    work = softmax.Workspace(*coef.shape, 32, X.dtype, n_models=2)
-    loss = softmax.variance_reduced_gradient(coef, intercept, snapshot, X_batch, y_batch, 0.3, work)
+    work = kernels.Workspace(*coef.shape, 32, X.dtype, n_models=2)
+    loss = kernels.variance_reduced_gradient(coef, intercept, snapshot, X_batch, y_batch, 0.3, work)
     here = softmax.loss_gradient(coef, intercept, X_batch, y_batch, 0.3)
     there = softmax.loss_gradient(anchor_coef, anchor_intercept, X_batch, y_batch, 0.0)
     assert loss == pytest.approx(here[0], rel=1e-12)
@@ -110,10 +110,10 @@ def test_variance_reduced_gradient_averages_to_the_full_gradient():
     """Over the batches of one epoch, weighted by size, the SVRG estimates sum to grad J exactly (unbiased)."""
     X, y, coef, intercept = problem(n_samples=250)
     snapshot = snapshot_at(coef - 0.5, intercept + 0.2, X, y)
-    work = softmax.Workspace(*coef.shape, 64, X.dtype, n_models=2)
+    work = kernels.Workspace(*coef.shape, 64, X.dtype, n_models=2)
     total = np.zeros_like(work.gradient)
-    for X_batch, y_batch in iter_minibatches(X, y, 64, np.random.default_rng(3)):
-        softmax.variance_reduced_gradient(coef, intercept, snapshot, X_batch, y_batch, 0.3, work)
+    for X_batch, y_batch in ArrayData(X, y).minibatches(64, np.random.default_rng(3)):
+        kernels.variance_reduced_gradient(coef, intercept, snapshot, X_batch, y_batch, 0.3, work)
         total += work.gradient * len(y_batch) / len(y)
     _, _, grad_coef, grad_intercept = softmax.loss_gradient(coef, intercept, X, y, 0.3)
     np.testing.assert_allclose(total, np.concatenate([grad_coef.ravel(), grad_intercept]), rtol=1e-12, atol=1e-14)
@@ -123,8 +123,8 @@ def test_variance_reduced_gradient_at_the_snapshot_is_the_full_gradient():
     """At w = w~ the batch terms cancel: every batch's estimate is grad J itself (no noise left)."""
     X, y, coef, intercept = problem()
     snapshot = snapshot_at(coef, intercept, X, y)
-    work = softmax.Workspace(*coef.shape, 16, X.dtype, n_models=2)
-    softmax.variance_reduced_gradient(coef, intercept, snapshot, X[5:21], y[5:21], 0.3, work)
+    work = kernels.Workspace(*coef.shape, 16, X.dtype, n_models=2)
+    kernels.variance_reduced_gradient(coef, intercept, snapshot, X[5:21], y[5:21], 0.3, work)
     _, _, grad_coef, grad_intercept = softmax.loss_gradient(coef, intercept, X, y, 0.3)
     np.testing.assert_allclose(work.grad_coef, grad_coef, rtol=1e-12, atol=1e-15)
     np.testing.assert_allclose(work.grad_intercept, grad_intercept, rtol=1e-12, atol=1e-15)
@@ -136,7 +136,7 @@ def test_variance_reduced_gradient_at_the_snapshot_is_the_full_gradient():
 @pytest.fixture(scope="module")
 def small_problem():
     X, y, _, _ = problem(n_samples=400, n_features=5, n_classes=3, seed=1)
-    return Part(X, y), exact_optimum(X, y, 3, 1e-2)
+    return ArrayData(X, y), exact_optimum(X, y, 3, 1e-2)
 
 
 @pytest.mark.parametrize(
@@ -153,7 +153,7 @@ def test_every_option_reaches_the_exact_optimum(small_problem, optim, tolerance)
     """Plain SGD and SVRG end within a relative gap `tolerance` of the L-BFGS optimum J*, at its weights."""
     train, optimum = small_problem
     settings = config(batch_size=32, **optim)
-    result = fit(train, None, 3, settings.model, settings.optim, np.random.default_rng(0))
+    result = fit(train, 3, settings.training_settings(), np.random.default_rng(0))
     assert (result.objective - optimum.objective) / optimum.objective <= tolerance
     # the intercepts are unique up to a common shift; the optimum's are centred
     np.testing.assert_allclose(result.coef, optimum.coef, atol=30 * math.sqrt(tolerance))
@@ -168,10 +168,10 @@ def test_svrg_without_intercept_keeps_it_zero(small_problem):
         "data": {"source": "builtin:iris"}, "model": {"weight_decay": 1e-2, "fit_intercept": False},
         "optim": {"lr": 0.5, "epochs": 5, "batch_size": 32, "variance_reduction": "svrg"},
     })
-    result = fit(train, None, 3, settings.model, settings.optim, np.random.default_rng(0))
+    result = fit(train, 3, settings.training_settings(), np.random.default_rng(0))
     assert np.all(result.intercept == 0.0)
     assert result.grad_norm == pytest.approx(
-        evaluate_objective(result.coef, result.intercept, train, 1e-2, fit_intercept=False)[1], rel=1e-9
+        evaluate_objective(result.coef, result.intercept, train, settings.training_settings())[1], rel=1e-9
     )
 
 
@@ -180,9 +180,9 @@ def test_svrg_logs_the_objective_every_epoch(small_problem):
     are J at the weights of that epoch's end."""
     train, _ = small_problem
     settings = config(lr=0.5, epochs=6, batch_size=32, variance_reduction="svrg")
-    result = fit(train, None, 3, settings.model, settings.optim, np.random.default_rng(0))
+    result = fit(train, 3, settings.training_settings(), np.random.default_rng(0))
     assert all(record.objective is not None and record.grad_norm is not None for record in result.history)
-    objective, grad_norm = evaluate_objective(result.coef, result.intercept, train, 1e-2)
+    objective, grad_norm = evaluate_objective(result.coef, result.intercept, train, settings.training_settings())
     assert result.history[-1].objective == pytest.approx(objective, rel=1e-12)
     assert result.history[-1].grad_norm == pytest.approx(grad_norm, rel=1e-9)
 
@@ -192,9 +192,9 @@ def test_svrg_logs_the_objective_every_epoch(small_problem):
 def test_a_fixed_seed_gives_the_same_model_bit_for_bit(small_problem, variance_reduction, dtype):
     """Two runs from the same seed: identical weights and identical logged objectives."""
     train, _ = small_problem
-    train = Part(train.X.astype(dtype), train.y)
+    train = ArrayData(train.X.astype(dtype), train.y)
     settings = config(lr=0.3, epochs=5, batch_size=48, nesterov=True, variance_reduction=variance_reduction)
-    runs = [fit(train, None, 3, settings.model, settings.optim, np.random.default_rng(7)) for _ in range(2)]
+    runs = [fit(train, 3, settings.training_settings(), np.random.default_rng(7)) for _ in range(2)]
     assert runs[0].coef.dtype == dtype
     assert np.array_equal(runs[0].coef, runs[1].coef) and np.array_equal(runs[0].intercept, runs[1].intercept)
     assert [r.objective for r in runs[0].history] == [r.objective for r in runs[1].history]
@@ -204,10 +204,10 @@ def test_letters_fast_config_ends_within_1e_4_of_the_exact_optimum():
     """configs/letters-fast.yaml (lambda = 1e-4, the classic split) ends within relative gap 1e-4 of J*."""
     settings = load_config(REPO_CONFIGS / "letters-fast.yaml")
     assert settings.model.weight_decay == 1e-4 and settings.optim.batch_size == 256
-    split_rng, batch_rng, _ = generators(settings.seed)
-    prepared = prepare(settings.data, np.dtype(settings.model.dtype), split_rng)
+    streams = random_streams(settings.seed)
+    prepared = prepare(settings.data, np.dtype(settings.model.dtype), streams.split)
     assert prepared.train.n_samples == 16000 and prepared.test.n_samples == 4000
-    result = fit(prepared.train, prepared.val, len(prepared.classes), settings.model, settings.optim, batch_rng)
+    result = fit(prepared.train, len(prepared.classes), settings.training_settings(), streams.batches, val=prepared.val)
     optimum = exact_optimum(prepared.train.X, prepared.train.y, len(prepared.classes), 1e-4)
     assert (result.objective - optimum.objective) / optimum.objective <= 1e-4
 

@@ -5,14 +5,16 @@ import io
 import numpy as np
 import pytest
 
-from softreg import pipeline, rundir
+from softreg import rundir
+from softreg.commands import predict
 from softreg.errors import DataError
+from softreg.model import Model
 
 
 @pytest.fixture
 def model_dir(tmp_path):
     rng = np.random.default_rng(0)
-    model = rundir.Model(
+    model = Model(
         coef=rng.normal(size=(3, 2)), intercept=rng.normal(size=3), classes=np.array(["ant", "bee", "cat"]),
         feature_mean=np.array([1.0, -2.0]), feature_scale=np.array([2.0, 0.5]), feature_names=["u", "v"], label_name="kind",
     )
@@ -35,15 +37,15 @@ def test_chunked_predictions_equal_one_shot(model_dir, tmp_path, chunk_rows):
     run_dir, model = model_dir
     X = np.random.default_rng(1).normal(size=(50, 2)) * 3
     path = write_input(tmp_path, X)
-    with pipeline.prediction_stream(run_dir, path, chunk_rows=chunk_rows) as (classes, predictions):
+    with predict.prediction_stream(run_dir, path, chunk_rows=chunk_rows) as (classes, predictions):
         chunks = list(predictions)
     assert all(len(labels) <= chunk_rows for labels, _ in chunks)
     proba = np.concatenate([p for _, p in chunks])
     np.testing.assert_allclose(proba, model.predict_proba(X), rtol=1e-12)
     assert np.concatenate([labels for labels, _ in chunks]).tolist() == model.classes[proba.argmax(axis=1)].tolist()
     buffer = io.StringIO()
-    with pipeline.prediction_stream(run_dir, path, chunk_rows=chunk_rows) as (classes, predictions):
-        assert pipeline.write_predictions(buffer, classes, predictions) == 50
+    with predict.prediction_stream(run_dir, path, chunk_rows=chunk_rows) as (classes, predictions):
+        assert predict.write_predictions(buffer, classes, predictions) == 50
     assert buffer.getvalue().splitlines()[0] == "label,prob_ant,prob_bee,prob_cat"
 
 
@@ -54,7 +56,7 @@ def test_bad_cell_deep_in_the_file_names_its_line(model_dir, tmp_path):
     path = tmp_path / "in.csv"
     path.write_text("\n".join(rows))
     with pytest.raises(DataError, match=r"in.csv: line 32, column 'v': 'zz' is not a number"):
-        with pipeline.prediction_stream(run_dir, path, chunk_rows=4) as (_, predictions):
+        with predict.prediction_stream(run_dir, path, chunk_rows=4) as (_, predictions):
             list(predictions)
 
 
@@ -64,8 +66,8 @@ def test_missing_columns_and_missing_file_are_refused_before_any_output(model_di
     path = tmp_path / "in.csv"
     path.write_text("u,w\n1,2\n")
     with pytest.raises(DataError, match=r"in.csv: missing feature column\(s\) 'v' that the model needs"):
-        with pipeline.prediction_stream(run_dir, path):
+        with predict.prediction_stream(run_dir, path):
             pass
     with pytest.raises(DataError, match=r"nope.csv: input file not found"):
-        with pipeline.prediction_stream(run_dir, tmp_path / "nope.csv"):
+        with predict.prediction_stream(run_dir, tmp_path / "nope.csv"):
             pass

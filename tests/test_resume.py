@@ -1,7 +1,6 @@
 """Interrupt, kill and resume: nothing is lost and the resumed model is bit-identical."""
 
 import json
-import os
 import signal
 import subprocess
 import sys

@@ -7,11 +7,12 @@ import pytest
 
 from softreg import rundir
 from softreg.errors import OutputExistsError, RunDirError
+from softreg.model import Model
 
 
 def make_model(n_classes=3, n_features=4, classes=None):
     rng = np.random.default_rng(0)
-    return rundir.Model(
+    return Model(
         coef=rng.normal(size=(n_classes, n_features)),
         intercept=rng.normal(size=n_classes),
         classes=np.array(classes if classes is not None else ["a", "b", "c"][:n_classes]),

@@ -9,7 +9,6 @@ from threadpoolctl import threadpool_limits
 
 from softreg import softmax
 from softreg.config import resolve
-from softreg.data import Part
 from softreg.solve import exact_optimum
 from softreg.train import fit
 
@@ -53,6 +52,6 @@ def test_minibatch_sgd_reaches_the_optimum(wine):
             "optim": {"lr": 0.1, "batch_size": 16, "epochs": 150, "schedule": "cosine", "momentum": 0.9},
         }
     )
-    result = fit(Part(X, y), None, 3, config.model, config.optim, np.random.default_rng(0))
+    result = fit((X, y), 3, config.training_settings(), np.random.default_rng(0))
     assert (result.objective - optimum.objective) / optimum.objective < 2e-3
     assert result.objective >= optimum.objective - 1e-12

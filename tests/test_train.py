@@ -10,9 +10,8 @@ from sklearn.preprocessing import StandardScaler
 
 from softreg import rundir
 from softreg.config import resolve
-from softreg.data import Part
 from softreg.errors import Interrupted
-from softreg.train import TrainingState, fit
+from softreg.train import ArrayData, fit
 
 VARIANTS = {
     "plain": {},
@@ -37,13 +36,13 @@ def problem(variant):
     X = X.astype(dtype)
     if settings.get("sparse"):
         X = sp.csr_matrix(X * (np.abs(X) > 0.5))
-    train, val = Part(X[:140], y[:140]), Part(X[140:], y[140:])
+    train, val = ArrayData(X[:140], y[:140]), ArrayData(X[140:], y[140:])
     return train, val, config
 
 
 def run(variant, **kwargs):
     train, val, config = problem(variant)
-    return fit(train, val, 3, config.model, config.optim, np.random.default_rng(7), **kwargs)
+    return fit(train, 3, config.training_settings(), np.random.default_rng(7), val=val, **kwargs)
 
 
 def interrupt_at(epoch):
@@ -65,8 +64,8 @@ def test_interrupt_and_resume_give_the_uninterrupted_model_bit_for_bit(tmp_path,
         run(variant, on_epoch=interrupt_at(6), on_checkpoint=saved.append, checkpoint_every=checkpoint_every)
     state = caught.value.state
     assert state.epoch == 5 and caught.value.saved == (5 % checkpoint_every == 0)
-    rundir.save_checkpoint(tmp_path, *state.to_checkpoint())
-    resumed = run(variant, start=TrainingState.from_checkpoint(*rundir.load_checkpoint(tmp_path)))
+    rundir.save_checkpoint(tmp_path, state)
+    resumed = run(variant, start=rundir.load_checkpoint(tmp_path)[0])
     assert resumed.coef.tobytes() == reference.coef.tobytes()
     assert resumed.intercept.tobytes() == reference.intercept.tobytes()
     assert [r.train_loss for r in resumed.history] == [r.train_loss for r in reference.history]
@@ -77,10 +76,10 @@ def test_finished_state_continues_from_the_last_weights_not_the_best():
     """Training a finished early-stopping run further continues from its last weights:
     8 epochs then 4 more equal 12 in one go (constant rate, patience never reached)."""
     train, val, config = problem("plain")
-    optim = dataclasses.replace(config.optim, early_stopping={"patience": 100, "min_delta": 0.0}, lr=0.5, batch_size=4)
-    short = fit(train, val, 3, config.model, dataclasses.replace(optim, epochs=8), np.random.default_rng(7))
-    longer = fit(train, val, 3, config.model, optim, np.random.default_rng(7), start=short.state)
-    straight = fit(train, val, 3, config.model, optim, np.random.default_rng(7))
+    settings = dataclasses.replace(config.training_settings(), patience=100, min_delta=0.0, lr=0.5, batch_size=4)
+    short = fit(train, 3, dataclasses.replace(settings, epochs=8), np.random.default_rng(7), val=val)
+    longer = fit(train, 3, settings, np.random.default_rng(7), val=val, start=short.state)
+    straight = fit(train, 3, settings, np.random.default_rng(7), val=val)
     assert longer.coef.tobytes() == straight.coef.tobytes()
     assert longer.best_epoch == straight.best_epoch
 
@@ -92,9 +91,10 @@ def test_finished_state_result_holds_the_best_weights():
     assert again.coef.tobytes() == result.coef.tobytes() and again.objective == result.objective
 
 
-def test_history_rows_have_the_history_csv_columns_in_order():
-    """Each history row has exactly the history.csv columns, in their order."""
-    from softreg.train import HISTORY_FIELDS, history_rows
-
-    rows = history_rows(run("plain").history)
-    assert len(rows) == 12 and all(tuple(row) == HISTORY_FIELDS for row in rows)
+def test_history_csv_has_one_row_per_epoch_with_the_record_columns(tmp_path):
+    """history.csv has the EpochRecord columns in order and reads back as the history."""
+    history = run("plain").history
+    rundir.write_history(tmp_path, history)
+    rows = rundir.read_history(tmp_path)
+    assert len(rows) == 12 and all(tuple(row) == rundir.HISTORY_FIELDS for row in rows)
+    assert [row["train_loss"] for row in rows] == [record.train_loss for record in history]

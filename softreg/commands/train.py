@@ -1,0 +1,212 @@
+"""``softreg train``: a config into a run directory, with checkpoints and ``--resume``."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+
+from softreg import rundir
+from softreg.commands.common import save_run
+from softreg.config import dump_config, load_config
+from softreg.data import prepare, random_streams
+from softreg.errors import DivergedError, Interrupted, RunDirError, UsageError
+from softreg.evaluate import classification_metrics
+from softreg.model import Model
+from softreg.train import fit
+
+
+@dataclass
+
+
+class TrainOutcome:
+    run_dir: Path
+    metrics: dict
+    training: dict
+    already_finished: bool = False
+
+
+def output_dir_for(config, out=None):
+    """``--out``, else ``output.dir``, else a fresh ``runs/<config name>-<time>``."""
+    if out is not None:
+        return Path(out)
+    if config.output.dir is not None:
+        return Path(config.output.dir)
+    name = Path(config.path).stem if config.path else "run"
+    return rundir.default_run_dir(name)
+
+
+def train_run(config, target, force=False, on_epoch=None):
+    """Load, split and standardize, then train into the run directory ``target``.
+
+    The data are loaded before anything is written, so bad data leave no trace. The
+    directory appears with its config.yaml only (made in a hidden staging directory and
+    renamed); a checkpoint follows every ``output.checkpoint_every`` epochs, and
+    model.npz comes last. A diverged run's directory is removed.
+    """
+    streams = random_streams(config.seed)
+    prepared = prepare(config.data, np.dtype(config.model.dtype), streams.split)
+    with rundir.staging_dir(target, force=force) as staging:
+        rundir.write_text(staging / "config.yaml", dump_config(config))
+    try:
+        result = _fit_with_checkpoints(config, prepared, streams.batches, target, on_epoch)
+    except DivergedError:
+        shutil.rmtree(target, ignore_errors=True)
+        raise
+    return _finish(config, prepared, result, target)
+
+
+RESUMABLE_OVERRIDES = ("optim.epochs", "output.plots", "output.eval_every", "output.checkpoint_every")
+
+
+def resume_run(run_dir, overrides=(), on_epoch=None):
+    """Continue an interrupted run from its last checkpoint, or finish one killed while saving.
+
+    The result is bit-identical to an uninterrupted run. ``optim.epochs`` may grow to
+    train a finished run further; any other override that changes the model is refused.
+    """
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise RunDirError(f"{run_dir}: run directory not found")
+    config_path = run_dir / "config.yaml"
+    if not config_path.is_file():
+        raise RunDirError(f"{run_dir}: no config.yaml; not a softreg run directory")
+    rundir.remove_stale_temporaries(run_dir)
+    saved = load_config(config_path)
+    config = load_config(config_path, overrides)
+    checkpoint = rundir.load_checkpoint(run_dir)
+    state = checkpoint[0] if checkpoint is not None else None
+    _check_resume(saved, config, overrides, state)
+    if state is not None and state.finished and (run_dir / "model.npz").is_file() and not _extends(state, config):
+        return TrainOutcome(run_dir=run_dir, metrics={}, training={"epochs_run": state.epoch}, already_finished=True)
+    streams = random_streams(config.seed)
+    prepared = prepare(config.data, np.dtype(config.model.dtype), streams.split)
+    if checkpoint is not None and checkpoint[1].get("data_fingerprint") not in (None, data_fingerprint(prepared)):
+        raise RunDirError(
+            f"{run_dir}: the training data changed since this run started ({config.data.source}); "
+            "resuming would mix two datasets. Start a new run with --config"
+        )
+    if config.to_dict() != saved.to_dict():
+        rundir.write_text(config_path, dump_config(config))
+    if state is not None and state.finished and not _extends(state, config):
+        result = state.result()  # killed while saving the final artifacts: write them, unchanged
+    else:
+        # a finished run trained further: its old model must not outlive the new epochs
+        (run_dir / "model.npz").unlink(missing_ok=True)
+        result = _fit_with_checkpoints(config, prepared, streams.batches, run_dir, on_epoch, start=state)
+    return _finish(config, prepared, result, run_dir)
+
+
+def data_fingerprint(prepared):
+    """SHA-256 of the standardized training part and its classes: resume refuses other data."""
+    digest = hashlib.sha256()
+    X = prepared.train.X
+    for array in ((X.data, X.indices, X.indptr) if sp.issparse(X) else (X,)):
+        digest.update(np.ascontiguousarray(array).tobytes())
+    digest.update(prepared.train.y.tobytes())
+    digest.update("\x00".join(map(str, prepared.classes)).encode())
+    return digest.hexdigest()
+
+
+def _extends(state, config):
+    """Whether ``config`` asks a finished run for more epochs (an early-stopped run is done)."""
+    return not state.stopped_early and config.optim.epochs > state.epoch
+
+
+def _check_resume(saved, config, overrides, state):
+    for assignment in overrides:
+        key = assignment.partition("=")[0].strip()
+        if ".".join(key.split(".")[:2]) not in RESUMABLE_OVERRIDES:
+            raise UsageError(f"--set {key}: cannot change on --resume (it changes the model); start a new run with --config")
+    if state is not None and config.optim.epochs < state.epoch:
+        raise UsageError(f"--set optim.epochs: optim.epochs must be at least the {state.epoch} epochs already run")
+
+
+def _fit_with_checkpoints(config, prepared, batch_rng, run_dir, on_epoch, start=None):
+    """`fit` with a checkpoint every ``output.checkpoint_every`` epochs; on Ctrl-C or
+    SIGTERM the last completed epoch is checkpointed before `Interrupted` propagates."""
+
+    fingerprint = data_fingerprint(prepared)
+
+    def save(state):
+        rundir.save_checkpoint(run_dir, state, {"data_fingerprint": fingerprint})
+
+    try:
+        return fit(
+            prepared.train,
+            len(prepared.classes),
+            config.training_settings(),
+            batch_rng,
+            val=prepared.val,
+            on_epoch=on_epoch,
+            start=start,
+            on_checkpoint=save,
+            checkpoint_every=config.output.checkpoint_every,
+        )
+    except Interrupted as interrupted:
+        if interrupted.state is not None and not interrupted.saved:
+            save(interrupted.state)
+        interrupted.run_dir = run_dir
+        raise
+
+
+def _finish(config, prepared, result, run_dir):
+    """`finish_run`, where an interruption leaves the finished checkpoint for --resume."""
+    try:
+        return finish_run(config, prepared, result, run_dir)
+    except KeyboardInterrupt:
+        stop = Interrupted(result.state, saved=True)
+        stop.run_dir = Path(run_dir)
+        raise stop from None
+
+
+def finish_run(config, prepared, result, run_dir):
+    """Evaluate the model on the test part (else validation, else training), then save the
+    run's files (`save_run`; model.npz last)."""
+    model = Model(
+        coef=result.coef,
+        intercept=result.intercept,
+        classes=prepared.classes,
+        feature_mean=prepared.feature_mean,
+        feature_scale=prepared.feature_scale,
+        feature_names=prepared.feature_names,
+        label_name=prepared.label_name,
+        dtype=config.model.dtype,
+    )
+    parts = (("test", prepared.test), ("validation", prepared.val), ("train", prepared.train))
+    split_name, part = next((name, part) for name, part in parts if part is not None)
+    proba = model.predict_proba_standardized(part.X)
+    metrics = classification_metrics(part.y, proba, prepared.classes)
+    metrics.update(split=split_name, objective=result.objective, grad_norm=result.grad_norm)
+    training = {
+        **result.summary(),
+        "n_train": prepared.train.n_samples,
+        "n_val": prepared.val.n_samples if prepared.val is not None else 0,
+        "n_test": prepared.test.n_samples if prepared.test is not None else 0,
+        "n_features": len(prepared.feature_names),
+        "source": prepared.source,
+        "class_counts": _class_counts(prepared),
+        "svmlight_index_base": prepared.index_base,
+    }
+    test_split = (prepared.test_raw, prepared.test.y) if prepared.test is not None else None
+    save_run(
+        Path(run_dir), model, result.history, metrics, training, (part.X, part.y, proba),
+        plot_selection=config.output.plots, test_split=test_split, points=split_name,
+    )
+    return TrainOutcome(run_dir=Path(run_dir), metrics=metrics, training=training)
+
+
+
+def _class_counts(prepared):
+    """Rows per class in each part, ``{"train": {class: count}, ...}`` (the report's class balance)."""
+    names = [str(label) for label in prepared.classes]
+    parts = {"train": prepared.train, "val": prepared.val, "test": prepared.test}
+    return {
+        name: dict(zip(names, np.bincount(part.y, minlength=len(names)).tolist(), strict=True))
+        for name, part in parts.items()
+        if part is not None
+    }

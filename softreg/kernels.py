@@ -1,0 +1,309 @@
+"""The training loop's kernels: the quantities of `softreg.softmax`, computed in
+preallocated buffers. An optimisation of that page, nothing more: every function here
+agrees with `softmax.loss_gradient` to rounding (float64, 1e-12; the tests check it).
+
+With few features an SGD step is a dozen tiny array operations: their number and their
+allocations, not the arithmetic, set the speed. The logits are held with the classes along
+the first axis, shape (n_models, n_classes, n_samples), so that the per-sample max and sum
+reduce over whole contiguous rows (several times faster than over rows of n_classes numbers),
+and the true class of each sample is addressed by one flat index.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import Any, Protocol
+
+import numpy as np
+import scipy.sparse as sp
+
+from softreg.softmax import gradient_norm
+
+Matrix = np.ndarray | sp.csr_matrix  # X: dense, or CSR
+
+
+
+class Workspace:
+    """Reusable buffers for `batch_loss_gradient`, `variance_reduced_gradient` and
+    `chunked_loss_gradient`, for at most ``max_rows`` samples at a time and ``n_models``
+    weight sets evaluated side by side.
+
+    The gradient is one flat vector of length ``n_classes * n_features + n_classes``, so an
+    optimizer whose parameters share that layout updates coef and intercept in one operation;
+    ``grad_coef`` (n_classes, n_features) and ``grad_intercept`` (n_classes,) are views of it.
+    """
+
+    def __init__(self, n_classes, n_features, max_rows, dtype, n_models=1):
+        dtype = np.dtype(dtype)
+        self.n_classes, self.n_models, self.max_rows = n_classes, n_models, max_rows
+        self._logits = np.empty(n_models * n_classes * max_rows, dtype)
+        self._per_sample = np.empty((2, n_models * max_rows), dtype)
+        self._rows = np.empty(max_rows * n_models * n_classes, dtype)
+        self._log_norm = np.empty(max_rows, dtype)
+        self._target = np.empty(max_rows, np.intp)
+        self._columns = np.arange(max_rows)
+        self._ones = np.ones(max_rows, dtype)
+        self.gradient = np.empty(n_classes * n_features + n_classes, dtype)
+        self.grad_coef = self.gradient[: n_classes * n_features].reshape(n_classes, n_features)
+        self.grad_intercept = self.gradient[n_classes * n_features:]
+        self.decay = np.empty_like(self.grad_coef)
+        self.stacked_coef = np.empty((n_models * n_classes, n_features), dtype)
+        self.stacked_intercept = np.empty(n_models * n_classes, dtype)
+        self._batches = {}
+
+    def batch(self, n_samples):
+        """Views sized for ``n_samples`` rows; cached, since a run sees two batch sizes at most."""
+        views = self._batches.get(n_samples)
+        if views is None:
+            views = self._batches[n_samples] = _BatchViews(self, n_samples)
+        return views
+
+
+class _BatchViews:
+    def __init__(self, work, n_samples):
+        n_models, size = work.n_models, work.n_models * work.n_classes * n_samples
+        self.flat_logits = work._logits[:size]
+        self.logits = self.flat_logits.reshape(n_models, work.n_classes, n_samples)
+        # wide data: the logits of one weight set, or of all side by side, one row per sample
+        self.logits_by_rows = work._rows[: work.n_classes * n_samples].reshape(n_samples, work.n_classes)
+        self.stacked_logits_by_rows = work._rows[:size].reshape(n_samples, n_models * work.n_classes)
+        self.shift = work._per_sample[0, : n_models * n_samples].reshape(n_models, n_samples)
+        self.norm = work._per_sample[1, : n_models * n_samples].reshape(n_models, n_samples)
+        self.log_norm = work._log_norm[:n_samples]
+        self.target = work._target[:n_samples]  # flat index of each sample's true-class logit
+        self.columns = work._columns[:n_samples]
+        self.ones = work._ones[:n_samples]
+
+
+class Snapshot:
+    """An SVRG snapshot: weights W~ (n_classes, n_features), b~ (n_classes,) and the full-data
+    gradient of the mean cross-entropy there, without weight decay."""
+
+    def __init__(self, coef, intercept, grad_coef, grad_intercept):
+        self.coef, self.intercept = coef, intercept
+        self.grad_coef, self.grad_intercept = grad_coef, grad_intercept
+
+
+def batch_loss_gradient(coef, intercept, X, y, weight_decay, work):
+    """`loss_gradient` of one minibatch, computed in ``work``'s buffers.
+
+    Parameters
+    ----------
+    coef : ndarray of shape (n_classes, n_features)
+    intercept : ndarray of shape (n_classes,)
+    X : {ndarray, sparse matrix} of shape (n_samples, n_features), n_samples <= work.max_rows
+    y : ndarray of shape (n_samples,)
+    weight_decay : float
+    work : Workspace
+
+    Returns
+    -------
+    data_loss : float
+        Mean cross-entropy of the batch. dJ/dW and dJ/db on the batch are left in
+        ``work.grad_coef`` and ``work.grad_intercept``; they agree with `loss_gradient` to rounding.
+    """
+    n_samples = X.shape[0]
+    views = work.batch(n_samples)
+    logits = views.logits[:1]  # (1, K, n)
+    _logits_into(logits[0], coef, intercept, X, views.logits_by_rows)
+    data_loss = _normalize_in_place(logits, y, views)
+    # (P - Y) / n; the scalar in the array's dtype: ufunc.at casts a Python float slowly
+    np.subtract.at(views.flat_logits, views.target, logits.dtype.type(1.0 / n_samples))
+    _gradient_into(work, logits[0], X, coef, weight_decay, views.ones)
+    return data_loss
+
+
+def variance_reduced_gradient(coef, intercept, snapshot, X, y, weight_decay, work):
+    """The SVRG estimate of grad J on one minibatch (Johnson & Zhang, 2013)::
+
+        g = grad L_B(W, b) - grad L_B(W~, b~) + grad L(W~, b~) + weight_decay * (W, 0)
+
+    where L_B is the batch's mean cross-entropy and L the whole training part's, at the
+    snapshot (W~, b~). Its mean over batches is grad J, and its variance vanishes as (W, b)
+    and the snapshot approach the optimum, so a constant rate converges. For a linear model
+    the two batch gradients share one product, (P - P~)^T X / n: the one-hot targets cancel.
+
+    Parameters
+    ----------
+    coef, intercept, X, y, weight_decay : as in `batch_loss_gradient`
+    snapshot : Snapshot
+    work : Workspace with n_models >= 2
+
+    Returns
+    -------
+    data_loss : float
+        Mean cross-entropy of the batch at (coef, intercept); g is left in ``work.gradient``.
+    """
+    views = work.batch(X.shape[0])
+    logits = views.logits[:2]  # (2, K, n): the current weights, the snapshot
+    n_classes = len(coef)
+    # one product for both weight sets: X is read once
+    stacked_coef, stacked_intercept = work.stacked_coef[: 2 * n_classes], work.stacked_intercept[: 2 * n_classes]
+    stacked_coef[:n_classes], stacked_coef[n_classes:] = coef, snapshot.coef
+    stacked_intercept[:n_classes], stacked_intercept[n_classes:] = intercept, snapshot.intercept
+    _logits_into(logits.reshape(2 * n_classes, -1), stacked_coef, stacked_intercept, X, views.stacked_logits_by_rows)
+    data_loss = _normalize_in_place(logits, y, views)
+    np.subtract(logits[0], logits[1], out=logits[0])  # (P - P~) / n
+    _gradient_into(work, logits[0], X, coef, weight_decay, views.ones)
+    work.grad_coef += snapshot.grad_coef
+    work.grad_intercept += snapshot.grad_intercept
+    return data_loss
+
+
+def chunked_loss_gradient(
+    coef: np.ndarray,
+    intercept: np.ndarray,
+    chunks: Iterable[tuple[Matrix, np.ndarray]],
+    n_samples: int,
+    weight_decay: float,
+    work: Workspace,
+) -> tuple[float, float, np.ndarray, np.ndarray]:
+    """`softmax.loss_gradient` over all rows, given as ``chunks`` of at most ``work.max_rows``
+    rows each (``n_samples`` in all), in ``work``'s buffers: no (n_samples, n_classes) array
+    is allocated, and the rows may come from memory or from disk alike.
+
+    Returns the same tuple as `softmax.loss_gradient` (the gradient in new arrays).
+    """
+    data_loss = 0.0
+    grad_coef = np.zeros_like(coef)
+    grad_intercept = np.zeros_like(intercept)
+    for X, y in chunks:
+        weight = X.shape[0] / n_samples
+        data_loss += weight * batch_loss_gradient(coef, intercept, X, y, 0.0, work)
+        grad_coef += weight * work.grad_coef
+        grad_intercept += weight * work.grad_intercept
+    grad_coef += weight_decay * coef
+    objective = data_loss + 0.5 * weight_decay * float(np.vdot(coef, coef))
+    return data_loss, objective, grad_coef, grad_intercept
+
+
+def array_chunks(X: Matrix, y: np.ndarray, rows: int) -> Iterable[tuple[Matrix, np.ndarray]]:
+    """``(X, y)`` in consecutive slices of at most ``rows`` rows."""
+    return ((X[start:start + rows], y[start:start + rows]) for start in range(0, X.shape[0], rows))
+
+
+def full_loss_gradient(
+    coef: np.ndarray, intercept: np.ndarray, X: Matrix, y: np.ndarray, weight_decay: float, chunk_rows: int = 16384
+) -> tuple[float, float, np.ndarray, np.ndarray]:
+    """`softmax.loss_gradient` of in-memory ``X`` (n_samples, n_features), ``chunk_rows`` at a time."""
+    rows = max(1, min(chunk_rows, X.shape[0]))
+    work = Workspace(*coef.shape, rows, coef.dtype)
+    return chunked_loss_gradient(coef, intercept, array_chunks(X, y, rows), X.shape[0], weight_decay, work)
+
+
+def _logits_into(out, coef, intercept, X, by_rows):
+    """``out[...] = coef @ X.T + intercept[:, None]``, shape (n_classes, n_samples).
+
+    For wide dense X the product is faster the other way round, into ``by_rows`` (n_samples,
+    n_classes), and transposed after (measured with OpenBLAS: from 64 float32 or 256 float64
+    features on).
+    """
+    if not isinstance(X, np.ndarray):
+        out[...] = (X @ coef.T).T
+    elif X.shape[1] >= (64 if X.dtype == np.float32 else 256):
+        np.matmul(X, coef.T, out=by_rows)
+        np.copyto(out, by_rows.T)
+    else:
+        np.matmul(coef, X.T, out=out)
+    out += intercept[:, None]
+
+
+def _normalize_in_place(logits, y, views):
+    """Turn logits (n_models, K, n) into probabilities / n in place; return the first model's
+    mean cross-entropy, taken from the shifted logits before exponentiation (a log-softmax)."""
+    n_models, _, n_samples = logits.shape
+    shift, norm = views.shift[:n_models], views.norm[:n_models]
+    np.max(logits, axis=1, out=shift)
+    logits -= shift[:, None, :]
+    np.multiply(y, n_samples, out=views.target)
+    views.target += views.columns
+    picked = float(views.flat_logits.take(views.target).sum())
+    np.exp(logits, out=logits)
+    np.sum(logits, axis=1, out=norm)
+    data_loss = (float(np.log(norm[0], out=views.log_norm).sum()) - picked) / n_samples
+    np.multiply(norm, n_samples, out=norm)
+    np.divide(1.0, norm, out=norm)
+    logits *= norm[:, None, :]
+    return data_loss
+
+
+def _gradient_into(work, residual, X, coef, weight_decay, ones):
+    """``work.grad_coef = residual @ X + weight_decay * coef``, ``work.grad_intercept = residual @ 1``."""
+    if isinstance(X, np.ndarray):
+        np.matmul(residual, X, out=work.grad_coef)
+    else:
+        work.grad_coef[...] = (X.T @ residual.T).T
+    np.multiply(coef, weight_decay, out=work.decay)
+    work.grad_coef += work.decay
+    np.matmul(residual, ones, out=work.grad_intercept)
+
+
+def chunk_rows(n_samples: int, n_features: int, n_classes: int, at_least: int = 256, at_most: int = 8192) -> int:
+    """Rows per chunk of a full-data pass: its (n_classes, rows) logits stay within an eighth
+    of the size of ``X`` (letters has more classes than features), and no fewer than a batch."""
+    return int(min(n_samples, max(at_least, min(at_most, n_samples * n_features // (8 * n_classes)))))
+
+
+class ChunkedData(Protocol):
+    """Rows in chunks: what a full pass reads (`softreg.train.TrainingData` is one)."""
+
+    n_samples: int
+
+    def chunks(self, rows: int) -> Iterator[tuple[Matrix, np.ndarray]]: ...
+
+
+class PlainGradient:
+    """The minibatch gradient of J (`batch_loss_gradient`), left in ``work.gradient``."""
+
+    n_models = 1
+
+    def __init__(
+        self, n_classes: int, n_features: int, n_samples: int, dtype: np.dtype, batch_size: int, weight_decay: float,
+        fit_intercept: bool,
+    ):
+        self.weight_decay, self.fit_intercept = weight_decay, fit_intercept
+        self.work = Workspace(n_classes, n_features, min(batch_size, n_samples), dtype, n_models=self.n_models)
+        rows = chunk_rows(n_samples, n_features, n_classes, at_least=max(256, batch_size))
+        self.full_pass_work = Workspace(n_classes, n_features, rows, dtype)
+
+    def batch(self, coef: np.ndarray, intercept: np.ndarray, X: Matrix, y: np.ndarray) -> float:
+        """The batch's mean cross-entropy; its gradient goes into ``work``."""
+        return batch_loss_gradient(coef, intercept, X, y, self.weight_decay, self.work)
+
+    def end_epoch(self, coef: np.ndarray, intercept: np.ndarray, data: ChunkedData) -> tuple[float, float] | None:
+        """Called after each epoch; returns (J, ||grad J||) when it computed them anyway."""
+        return None
+
+
+class VarianceReducedGradient(PlainGradient):
+    """SVRG (`variance_reduced_gradient`): each epoch ends with a snapshot of the weights and
+    the full-data gradient there, which the next epoch's steps use. The first epoch has no
+    snapshot yet and takes plain steps, a warm start as in Johnson & Zhang (2013)."""
+
+    n_models = 2
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.snapshot: Snapshot | None = None
+
+    def batch(self, coef: np.ndarray, intercept: np.ndarray, X: Matrix, y: np.ndarray) -> float:
+        if self.snapshot is None:
+            return super().batch(coef, intercept, X, y)
+        return variance_reduced_gradient(coef, intercept, self.snapshot, X, y, self.weight_decay, self.work)
+
+    def end_epoch(self, coef: np.ndarray, intercept: np.ndarray, data: ChunkedData) -> tuple[float, float]:
+        """Take the snapshot; the objective and gradient norm there come for free."""
+        work = self.full_pass_work
+        data_loss, _, grad_coef, grad_intercept = chunked_loss_gradient(
+            coef, intercept, data.chunks(work.max_rows), data.n_samples, 0.0, work
+        )
+        self.snapshot = Snapshot(coef.copy(), intercept.copy(), grad_coef, grad_intercept)
+        objective = data_loss + 0.5 * self.weight_decay * float(np.vdot(coef, coef))
+        grad_norm = gradient_norm(
+            grad_coef + self.weight_decay * coef, grad_intercept if self.fit_intercept else grad_intercept[:0]
+        )
+        return objective, grad_norm
+
+
+ESTIMATORS = {"none": PlainGradient, "svrg": VarianceReducedGradient}
+

@@ -1,0 +1,166 @@
+"""The registry of data sources: which names and suffixes mean which reader.
+
+Config validation, training, ``evaluate --data`` and ``predict`` all go through it:
+
+- ``builtin:NAME``: scikit-learn's bundled sets (no download), NAME in `BUILTINS`;
+- ``.npz`` with ``X`` and ``y`` (and optionally ``feature_names``);
+- svmlight/libsvm text (a `SVMLIGHT_SUFFIXES` suffix, or content that looks like it),
+  kept as a scipy CSR matrix, never densified;
+- anything else: delimited text (`softreg.delimited`; ``.tsv``/``.tab`` default to tabs).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+
+from softreg.dataset import Dataset, check_finite, shown_names
+from softreg.delimited import load_delimited
+from softreg.errors import DataError
+
+BUILTIN_PREFIX = "builtin:"
+BUILTINS = ("iris", "digits", "wine", "breast_cancer")
+DELIMITED_SUFFIXES = {".csv": None, ".tsv": "\t", ".tab": "\t", ".txt": None}
+
+SVMLIGHT_SUFFIXES = {".svm", ".svmlight", ".libsvm", ".svmlite"}
+
+_SVMLIGHT_LINE = re.compile(r"^\s*[-+\w.]+(\s+(qid:\S+|\d+:\S+))+\s*(#.*)?$")
+
+
+def source_kind(source: str) -> str:
+    """``builtin``, ``npz``, ``svmlight`` or ``delimited``: which reader a source goes to
+    (svmlight by suffix here; `load_source` also sniffs the content of other suffixes)."""
+    if source.startswith(BUILTIN_PREFIX):
+        return "builtin"
+    suffix = Path(source).suffix.lower()
+    if suffix == ".npz":
+        return "npz"
+    return "svmlight" if suffix in SVMLIGHT_SUFFIXES else "delimited"
+
+
+def load_source(source, label=None, delimiter=None, header=None, index_base=None):
+    """Load any supported source into a `Dataset`.
+
+    ``label`` names the label column of delimited text; other sources carry their labels.
+    """
+    builtin = source.startswith(BUILTIN_PREFIX)
+    suffix = Path(source).suffix.lower()
+    if label is not None and (builtin or suffix == ".npz" or suffix in SVMLIGHT_SUFFIXES):
+        raise DataError(f"{source}: data.label applies to delimited text only; this source carries its own labels")
+    if builtin:
+        return _load_builtin(source[len(BUILTIN_PREFIX):])
+    path = Path(source)
+    if not path.exists():
+        raise DataError(f"{source}: data file not found")
+    if path.is_dir():
+        raise DataError(f"{source}: is a directory, expected a data file")
+    if suffix == ".npz":
+        return _load_npz(path)
+    if suffix in SVMLIGHT_SUFFIXES or (suffix not in DELIMITED_SUFFIXES and _looks_like_svmlight(path)):
+        return _load_svmlight(path, index_base)
+    return load_delimited(path, label=label, delimiter=delimiter or DELIMITED_SUFFIXES.get(suffix), header=header)
+
+def _load_builtin(name):
+    import sklearn.datasets
+
+    bunch = getattr(sklearn.datasets, f"load_{name}")()
+    target_names = np.asarray(bunch.target_names)
+    labels = target_names[bunch.target] if target_names.dtype.kind == "U" else bunch.target.astype(np.int64)
+    return Dataset(
+        X=np.asarray(bunch.data, dtype=np.float64),
+        labels=labels,
+        feature_names=[str(name) for name in bunch.feature_names],
+        label_name="target",
+        source=f"{BUILTIN_PREFIX}{name}",
+    )
+
+def _looks_like_svmlight(path):
+    with open(path, "rb") as handle:
+        head = handle.read(4096).decode("utf-8", errors="replace")
+    lines = [line for line in head.splitlines()[:5] if line.strip() and not line.startswith("#")]
+    return bool(lines) and all(_SVMLIGHT_LINE.match(line) for line in lines[:-1] or lines)
+
+def _load_npz(path):
+    try:
+        with open(path, "rb") as handle, np.load(handle, allow_pickle=False) as archive:
+            missing = [key for key in ("X", "y") if key not in archive.files]
+            if missing:
+                raise DataError(f"{path}: missing array(s) {', '.join(missing)}; an .npz source needs X and y")
+            X, y = archive["X"], archive["y"]
+            names = archive["feature_names"].tolist() if "feature_names" in archive.files else None
+    except DataError:
+        raise
+    except ValueError as error:
+        raise DataError(f"{path}: cannot load without pickle ({error}); store plain numeric arrays") from None
+    except (OSError, EOFError) as error:
+        raise DataError(f"{path}: not a readable .npz file ({error})") from None
+    if X.ndim != 2 or y.ndim != 1 or len(y) != X.shape[0]:
+        raise DataError(f"{path}: expected X of shape (n, d) and y of shape (n,), got {X.shape} and {y.shape}")
+    if X.shape[0] == 0:
+        raise DataError(f"{path}: X has no rows")
+    if X.dtype.kind not in "biuf":
+        raise DataError(f"{path}: X must be numeric, got dtype {X.dtype}")
+    X = X.astype(np.float64)
+    named = bool(names)
+    names = [str(name) for name in names] if names else [f"x{index}" for index in range(X.shape[1])]
+    check_finite(path, X, names)
+    labels = y.astype(np.int64) if y.dtype.kind in "biu" or (y.dtype.kind == "f" and np.all(y == np.round(y))) else y
+    if labels.dtype.kind not in "iU":
+        labels = labels.astype(str)
+    return Dataset(X=X, labels=labels, feature_names=names, label_name="y", source=str(path), named=named)
+
+def _load_svmlight(path, index_base=None):
+    """svmlight/libsvm text as CSR. Feature indices are 1-based by libsvm's convention and
+    0-based as scikit-learn writes them; ``index_base`` None detects it (0 when index 0
+    occurs), and a test or evaluation file reuses the training file's base so that
+    columns never shift between them."""
+    from sklearn.datasets import load_svmlight_file
+
+    try:
+        X, y = load_svmlight_file(str(path), dtype=np.float64, zero_based=True)  # indices as written
+    except (ValueError, OSError) as error:
+        raise DataError(f"{path}: not valid svmlight/libsvm text ({error})") from None
+    if X.shape[0] == 0:
+        raise DataError(f"{path}: file has no rows")
+    if not np.all(np.isfinite(X.data)):
+        raise DataError(f"{path}: contains NaN or inf feature values")
+    X = X.tocsr()
+    uses_zero = X.nnz > 0 and X.indices.min() == 0
+    if index_base is None:
+        index_base = 0 if uses_zero else 1
+    if index_base == 1:
+        if uses_zero:
+            raise DataError(f"{path}: uses feature index 0, but the training data's indices start at 1")
+        X = X[:, 1:] if X.shape[1] > 1 else sp.csr_matrix((X.shape[0], 0))
+    labels = y.astype(np.int64) if np.all(y == np.round(y)) else y.astype(str)
+    names = [f"x{index}" for index in range(X.shape[1])]
+    return Dataset(
+        X=X, labels=labels, feature_names=names, label_name="label", source=str(path), named=False, index_base=index_base
+    )
+
+def align_features(dataset, feature_names, what):
+    """``dataset``'s columns in the order of ``feature_names``.
+
+    Named columns (a delimited header) are matched by name, in any order; unnamed ones
+    (an .npz without feature_names, svmlight, a headerless file) by position, which
+    needs the same count.
+    """
+    n_features = len(feature_names)
+    if dataset.feature_names == list(feature_names):
+        return dataset.X
+    if sp.issparse(dataset.X):
+        if dataset.X.shape[1] > n_features:
+            raise DataError(f"{what}: has {dataset.X.shape[1]} features, the model expects {n_features}")
+        return sp.csr_matrix((dataset.X.data, dataset.X.indices, dataset.X.indptr), shape=(dataset.X.shape[0], n_features))
+    if not dataset.named:
+        if dataset.X.shape[1] != n_features:
+            raise DataError(f"{what}: has {dataset.X.shape[1]} unnamed feature columns, the model expects {n_features}")
+        return dataset.X
+    position = {name: index for index, name in enumerate(dataset.feature_names)}
+    missing = [name for name in feature_names if name not in position]
+    if missing:
+        raise DataError(f"{what}: missing feature column(s) {shown_names(missing)} that the model needs")
+    return dataset.X[:, [position[name] for name in feature_names]]

@@ -1,0 +1,144 @@
+"""What training produces and keeps: per-epoch records, the result, the resumable state,
+and the (deterministic) schedule of full-data evaluations."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from softreg.kernels import chunk_rows
+
+EVAL_BUDGET = 0.1  # full-data evaluations, the last included, cost at most this share of training
+# A cost model of an epoch and of a full-data pass, in units of one multiply-add of a full
+# pass (measured on letters, digits, wine and iris with OpenBLAS; a constant, not a timing,
+# so that the schedule is the same on any machine under any load):
+STEP_OVERHEAD = 110_000  # one SGD step's fixed cost: the interpreter, a dozen small-array calls, the update
+CHUNK_OVERHEAD = 170_000  # one chunk of a full pass
+EPOCH_ARITHMETIC = 2.0  # an epoch's multiply-adds cost this many of a full pass's (small batches, gathers)
+
+
+@dataclass
+class EpochRecord:
+    """One row of ``history.csv``; ``None`` where a value was not computed."""
+
+    epoch: int
+    lr: float
+    train_loss: float
+    objective: float | None = None
+    grad_norm: float | None = None
+    val_loss: float | None = None
+    val_accuracy: float | None = None
+    seconds: float = 0.0
+
+
+@dataclass
+class FitResult:
+    """The trained weights and how training went.
+
+    coef : ndarray of shape (n_classes, n_features)
+    intercept : ndarray of shape (n_classes,)
+    """
+
+    coef: np.ndarray
+    intercept: np.ndarray
+    history: list[EpochRecord] = field(default_factory=list)
+    objective: float = math.nan
+    grad_norm: float = math.nan
+    stopped_early: bool = False
+    best_epoch: int | None = None
+    seconds: float = 0.0
+    state: TrainingState | None = None  # the finished state (what the final checkpoint holds)
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "epochs_run": len(self.history),
+            "objective": self.objective,
+            "grad_norm": self.grad_norm,
+            "stopped_early": self.stopped_early,
+            "best_epoch": self.best_epoch,
+            "seconds": self.seconds,
+        }
+
+
+@dataclass
+class TrainingState:
+    """Everything training needs to continue after ``epoch`` completed epochs, bit for bit.
+
+    weights : ndarray of shape (n_classes * n_features + n_classes,), coef then intercept
+    velocity : list of ndarray, the optimiser's momentum buffers
+    rng_state : dict, the batch-order generator's ``bit_generator.state``
+    best_params : list of ndarray, early stopping's best weights (empty without it)
+
+    `softreg.rundir` writes and reads it as ``checkpoint.npz``.
+    """
+
+    epoch: int
+    n_classes: int
+    n_features: int
+    weights: np.ndarray
+    velocity: list[np.ndarray]
+    rng_state: dict[str, Any]
+    history: list[EpochRecord]
+    early_stopping: dict[str, Any] | None = None  # {"best_loss", "best_epoch", "waited"}
+    best_params: list[np.ndarray] = field(default_factory=list)
+    finished: bool = False
+    summary: dict[str, Any] | None = None  # FitResult.summary() once finished
+
+    @property
+    def stopped_early(self) -> bool:
+        return bool(self.summary and self.summary["stopped_early"])
+
+    def result(self) -> FitResult:
+        """The FitResult of a finished state: the best weights when early stopping kept some."""
+        if self.summary is None:
+            raise ValueError("the training state is not finished")
+        size = self.n_classes * self.n_features
+        weights = self.weights.copy()
+        if self.best_params:  # one flat vector, or the coef alone when the intercept is not fitted
+            weights[: self.best_params[0].size] = self.best_params[0].ravel()
+        return FitResult(
+            coef=weights[:size].reshape(self.n_classes, self.n_features),
+            intercept=weights[size:],
+            history=list(self.history),
+            objective=self.summary["objective"],
+            grad_norm=self.summary["grad_norm"],
+            stopped_early=self.summary["stopped_early"],
+            best_epoch=self.summary["best_epoch"],
+            seconds=self.summary["seconds"],
+            state=self,
+        )
+
+
+def evaluation_interval(n_samples: int, n_features: int, n_classes: int, batch_size: int, epochs: int) -> int:
+    """Epochs between full-data evaluations of the objective when ``output.eval_every`` is unset.
+
+    With ``A = n d K`` multiply-adds, a full pass in ``c`` chunks costs ``c CHUNK_OVERHEAD + A``
+    and an epoch of ``s`` steps ``s STEP_OVERHEAD + EPOCH_ARITHMETIC A``; their ratio ``r`` is
+    the relative cost of one evaluation. With one every ``m`` epochs plus the last, the share
+    of training is ``(E/m + 1) r / E``; the smallest ``m`` that keeps it within EVAL_BUDGET is
+    returned (``E``, only the last, when even that exceeds the budget of a short run).
+    """
+    arithmetic = n_samples * n_features * n_classes
+    steps = math.ceil(n_samples / batch_size)
+    chunks = math.ceil(n_samples / chunk_rows(n_samples, n_features, n_classes, at_least=max(256, batch_size)))
+    relative_cost = (chunks * CHUNK_OVERHEAD + arithmetic) / (steps * STEP_OVERHEAD + EPOCH_ARITHMETIC * arithmetic)
+    others = EVAL_BUDGET * epochs / relative_cost - 1  # evaluations the budget allows besides the last
+    if others < 1:
+        return epochs
+    return min(epochs, math.ceil(epochs / others))
+
+
+def evaluation_due(
+    epoch: int, epochs: int, eval_every: int | None, n_samples: int, n_features: int, n_classes: int, batch_size: int
+) -> bool:
+    """Whether epoch ``epoch`` (1-based) evaluates the full-data objective: always the last;
+    with ``eval_every`` the first and every ``eval_every``-th; otherwise every
+    `evaluation_interval`-th. A function of sizes only: identical runs log identical columns."""
+    if epoch == epochs:
+        return True
+    if eval_every is not None:
+        return epoch == 1 or epoch % eval_every == 0
+    return epoch % evaluation_interval(n_samples, n_features, n_classes, batch_size, epochs) == 0
