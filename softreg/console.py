@@ -96,11 +96,15 @@ class Progress:
 
 def _columns(stream):
     """The width of the terminal ``stream`` writes to: $COLUMNS when set, as `shutil` reads it, else
-    the stream's own terminal (stdout may be a pipe while the bar is on stderr), else 80."""
+    the stream's own terminal (stdout may be a pipe while the bar is on stderr), else 80.
+
+    A terminal whose size was never set (a fresh pseudo-terminal) reports 0 columns; like
+    `shutil`, that means unknown, not a width: the bar would be cut to nothing.
+    """
     columns = shutil.get_terminal_size().columns
     if "COLUMNS" not in os.environ:
         try:
-            columns = os.get_terminal_size(stream.fileno()).columns
+            columns = os.get_terminal_size(stream.fileno()).columns or columns
         except (AttributeError, OSError, ValueError):
             pass
     return columns
