@@ -148,7 +148,7 @@ def sgd_path(
     sgd = SGD(momentum=momentum, nesterov=nesterov)
     for X_batch, target_batch, lr in batches:
         _, _, grad_coef, grad_intercept = loss_gradient(coef, intercept, X_batch, target_batch, weight_decay)
-        sgd.step(params, (grad_coef, grad_intercept), lr)
+        sgd.step(params, [grad_coef, grad_intercept] if fit_intercept else [grad_coef], lr)
         yield coef, intercept
 
 
