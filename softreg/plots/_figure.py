@@ -4,13 +4,23 @@ matplotlib is imported on first use, not with `softreg.plots`, so that commands 
 draw nothing do not pay for it.
 """
 
+from __future__ import annotations
+
 import io
+from os import PathLike
 from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING
 
 import numpy as np
+from numpy.typing import NDArray
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 
-def pyplot():
+def pyplot() -> ModuleType:
+    """``matplotlib.pyplot`` on the Agg backend: files only, never a window."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -19,7 +29,8 @@ def pyplot():
     return plt
 
 
-def save(figure, path):
+def save(figure: Figure, path: str | PathLike[str]) -> Path:
+    """Write ``figure`` as a PNG to ``path`` atomically and close it."""
     from softreg.rundir import atomic_open
 
     buffer = io.BytesIO()
@@ -30,7 +41,8 @@ def save(figure, path):
     return Path(path)
 
 
-def class_colors(n_classes):
+def class_colors(n_classes: int) -> NDArray[np.float64]:
+    """One RGBA colour per class, shape (n_classes, 4): tab10, tab20, then evenly spaced hues."""
     import matplotlib
 
     if n_classes <= 10:

@@ -1,11 +1,24 @@
 """compare-logistic's figures: two-class softmax SGD against logistic SGD."""
 
+from __future__ import annotations
+
+from collections.abc import Sequence
+from os import PathLike
+from pathlib import Path
+from typing import Any
+
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
 
 from softreg.plots import _figure
 
 
-def coefficient_paths(softmax_path, logistic_path, feature_names, path):
+def coefficient_paths(
+    softmax_path: NDArray[np.float64],
+    logistic_path: NDArray[np.float64],
+    feature_names: Sequence[Any],
+    path: str | PathLike[str],
+) -> Path:
     """``w_2 - w_1`` of softmax SGD and ``w`` of logistic SGD over the steps, overlaid.
 
     Parameters
@@ -41,7 +54,13 @@ def coefficient_paths(softmax_path, logistic_path, feature_names, path):
     return _figure.save(figure, path)
 
 
-def trajectory_gaps(prob_diff, coef_diff, threshold, path, floor=1e-20):
+def trajectory_gaps(
+    prob_diff: NDArray[np.float64],
+    coef_diff: NDArray[np.float64],
+    threshold: float,
+    path: str | PathLike[str],
+    floor: float = 1e-20,
+) -> Path:
     """Per-step gaps between the two SGD runs on a log axis, with the check's threshold.
 
     Parameters
@@ -65,7 +84,15 @@ def trajectory_gaps(prob_diff, coef_diff, threshold, path, floor=1e-20):
     return _figure.save(figure, path)
 
 
-def decision_boundaries(X, y, classes, feature_names, softmax_line, logistic_line, path):
+def decision_boundaries(
+    X: ArrayLike,
+    y: np.ndarray,
+    classes: Sequence[Any] | np.ndarray,
+    feature_names: Sequence[Any] | np.ndarray,
+    softmax_line: tuple[ArrayLike, float],
+    logistic_line: tuple[ArrayLike, float],
+    path: str | PathLike[str],
+) -> Path:
     """Both models' boundaries ``a . x + c = 0`` over the points of two raw features.
 
     Parameters
@@ -98,10 +125,12 @@ def decision_boundaries(X, y, classes, feature_names, softmax_line, logistic_lin
     return _figure.save(figure, path)
 
 
-def _line_points(slope, offset, low, high):
+def _line_points(
+    slope: NDArray[np.float64], offset: float, low: NDArray[np.float64], high: NDArray[np.float64]
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     """Two points of ``slope . x + offset = 0`` spanning the box [low, high] (nothing if slope is 0)."""
     if np.abs(slope).max() == 0:
-        return [], []
+        return np.empty(0), np.empty(0)
     if abs(slope[1]) >= abs(slope[0]):  # solve for the second coordinate: no division by a tiny slope
         xs = np.array([low[0], high[0]])
         return xs, -(slope[0] * xs + offset) / slope[1]

@@ -1,9 +1,16 @@
 """Figures of the model itself: its weights, and its decision regions over two features."""
 
+from __future__ import annotations
+
 import math
 import re
+from collections.abc import Sequence
+from os import PathLike
+from pathlib import Path
+from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
 
 from softreg import softmax
 from softreg.plots import _figure
@@ -12,7 +19,7 @@ from softreg.plots import _figure
 _PIXEL_NAME = re.compile(r"(?i)^(pixel|pix|px|x|col|f|feature|v)?[_\s-]?\d+([_x\s-]\d+)?$")
 
 
-def image_side(feature_names):
+def image_side(feature_names: Sequence[Any] | np.ndarray) -> int | None:
     """The side s when the features are the s*s pixels of a square image (s >= 8), else None."""
     side = math.isqrt(len(feature_names))
     if side < 8 or side * side != len(feature_names):
@@ -20,7 +27,12 @@ def image_side(feature_names):
     return side if all(_PIXEL_NAME.match(str(name)) for name in feature_names) else None
 
 
-def weights(coef, classes, feature_names, path):
+def weights(
+    coef: ArrayLike,
+    classes: Sequence[Any] | np.ndarray,
+    feature_names: Sequence[Any] | np.ndarray,
+    path: str | PathLike[str],
+) -> Path:
     """The weights: one image per class for square-image pixels, else a class x feature heatmap.
 
     ``coef`` is (n_classes, n_features) in standardized feature space; red raises a class's
@@ -65,8 +77,19 @@ def weights(coef, classes, feature_names, path):
     return _figure.save(figure, path)
 
 
-def decision_regions(coef, intercept, feature_mean, feature_scale, X, y, classes, feature_names, path,
-                     points="test", resolution=300):
+def decision_regions(
+    coef: ArrayLike,
+    intercept: ArrayLike,
+    feature_mean: ArrayLike,
+    feature_scale: ArrayLike,
+    X: ArrayLike,
+    y: np.ndarray,
+    classes: Sequence[Any] | np.ndarray,
+    feature_names: Sequence[Any] | np.ndarray,
+    path: str | PathLike[str],
+    points: str = "test",
+    resolution: int = 300,
+) -> Path:
     """The predicted class over the plane of two raw features, with labelled points on top.
 
     Parameters
@@ -114,7 +137,13 @@ def decision_regions(coef, intercept, feature_mean, feature_scale, X, y, classes
     return _figure.save(figure, path)
 
 
-def _raw_proba(coef, intercept, feature_mean, feature_scale, X):
+def _raw_proba(
+    coef: NDArray[np.float64],
+    intercept: NDArray[np.float64],
+    feature_mean: ArrayLike,
+    feature_scale: ArrayLike,
+    X: ArrayLike,
+) -> NDArray[np.float64]:
     """Class probabilities (n_samples, n_classes) of raw (unstandardized) points (n_samples, n_features)."""
     mean, scale = np.asarray(feature_mean, dtype=float), np.asarray(feature_scale, dtype=float)
     standardized = (np.asarray(X, dtype=float) - mean) / scale

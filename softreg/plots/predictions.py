@@ -1,11 +1,21 @@
 """Figures of predicted probabilities against the labels: confusion, calibration, the true class's probability."""
 
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from os import PathLike
+from pathlib import Path
+from typing import Any
+
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
 
 from softreg.plots import _figure
 
 
-def confusion_matrix(confusion, classes, path):
+def confusion_matrix(
+    confusion: ArrayLike, classes: Sequence[Any] | np.ndarray, path: str | PathLike[str]
+) -> Path:
     """Counts and row-normalized confusion matrices side by side, class names on the axes.
 
     ``confusion`` is (n_classes, n_classes), rows true, columns predicted. Both panels use
@@ -49,7 +59,7 @@ def confusion_matrix(confusion, classes, path):
     return _figure.save(figure, path)
 
 
-def reliability(bins, ece, path):
+def reliability(bins: Mapping[str, ArrayLike], ece: float, path: str | PathLike[str]) -> Path:
     """Reliability diagram: accuracy against confidence per bin, bin counts below, ECE in the title.
 
     ``bins`` is `softreg.evaluate.reliability_bins`'s dict: ``edges`` (n_bins + 1,) and
@@ -76,7 +86,7 @@ def reliability(bins, ece, path):
     bottom.bar(left, count, width=width, align="edge", color="gray", edgecolor="black", linewidth=0.6)
     bottom.set_yscale("symlog", linthresh=1)
     bottom.set_ylim(0, max(count.max(), 1) * 8)
-    for x, n in zip(left + width / 2, count):
+    for x, n in zip(left + width / 2, count, strict=True):
         if n:
             bottom.text(x, n * 1.3, str(int(n)), ha="center", va="bottom", fontsize=7)
     bottom.set(xlabel="confidence (probability of the predicted class)", ylabel="rows (log scale)")
@@ -85,7 +95,9 @@ def reliability(bins, ece, path):
     return _figure.save(figure, path)
 
 
-def class_probabilities(proba, y, classes, path):
+def class_probabilities(
+    proba: NDArray[np.float64], y: np.ndarray, classes: Sequence[Any] | np.ndarray, path: str | PathLike[str]
+) -> Path:
     """Histogram of the probability given to the true class, and its mean per class.
 
     ``proba`` is (n_samples, n_classes), ``y`` (n_samples,) class indices. The histogram

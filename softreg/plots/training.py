@@ -1,15 +1,25 @@
 """The training figure: losses, validation accuracy, learning rate and the gap to the optimum per epoch."""
 
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from os import PathLike
+from pathlib import Path
+from typing import Any
+
 import numpy as np
+from numpy.typing import NDArray
 
 from softreg.plots import _figure
 
 
-def _column(history, name):
+def _column(history: Sequence[Mapping[str, Any]], name: str) -> NDArray[np.float64]:
     return np.array([np.nan if row[name] is None else row[name] for row in history], dtype=float)
 
 
-def learning_curves(history, path, optimum_objective=None):
+def learning_curves(
+    history: Sequence[Mapping[str, Any]], path: str | PathLike[str], optimum_objective: float | None = None
+) -> Path:
     """Train/validation loss, validation accuracy and the lr per epoch.
 
     ``history`` is a list of dicts with the ``history.csv`` fields. The validation-accuracy
