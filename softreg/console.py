@@ -1,22 +1,31 @@
 """Everything the user reads: progress, human summaries and ``--json`` documents."""
 
+from __future__ import annotations
+
 import json
 import math
 import os
 import shutil
 import sys
 import time
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, TextIO
 
 import click
 
+if TYPE_CHECKING:
+    from softreg.errors import Interrupted
+    from softreg.pipeline import TrainOutcome
+    from softreg.train import EpochRecord
 
-def _number(value, digits=4):
+
+def _number(value: float | None, digits: int = 4) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "-"
     return f"{value:.{digits}f}" if abs(value) >= 1e-3 or value == 0 else f"{value:.3e}"
 
 
-def epoch_line(record, total):
+def epoch_line(record: EpochRecord, total: int) -> str:
     parts = [f"epoch {record.epoch}/{total}", f"lr={record.lr:.4g}", f"train_loss={record.train_loss:.6g}"]
     if record.objective is not None:
         parts.append(f"objective={record.objective:.7g}")
@@ -38,15 +47,15 @@ class Progress:
 
     MIN_INTERVAL = 0.05  # seconds between redraws; the first and the last epoch are always drawn
 
-    def __init__(self, quiet=False, to_stderr=False):
+    def __init__(self, quiet: bool = False, to_stderr: bool = False) -> None:
         self.quiet = quiet
-        self.stream = sys.stderr if to_stderr else sys.stdout
+        self.stream: TextIO = sys.stderr if to_stderr else sys.stdout
         self.active = False  # a bar is drawn and the cursor is still on its line
-        self.started = None  # (monotonic time, epoch) of the first epoch seen, for the ETA
+        self.started: tuple[float, int] | None = None  # (monotonic time, epoch) of the first epoch seen, for the ETA
         self.last_draw = -math.inf
-        self.pending = None  # (record, total) not drawn yet
+        self.pending: tuple[EpochRecord, int] | None = None  # (record, total) not drawn yet
 
-    def __call__(self, record, total):
+    def __call__(self, record: EpochRecord, total: int) -> None:
         if self.quiet:
             return
         if not self.stream.isatty():
@@ -62,7 +71,8 @@ class Progress:
         if record.epoch >= total:
             self.finish_line()
 
-    def _draw(self, now):
+    def _draw(self, now: float) -> None:
+        assert self.pending is not None and self.started is not None, "__call__ sets both before any draw"
         record, total = self.pending
         self.pending = None
         self.last_draw = now
@@ -75,7 +85,7 @@ class Progress:
         self.stream.flush()
         self.active = True
 
-    def finish_line(self):
+    def finish_line(self) -> None:
         """End the bar's line, so that what is printed next starts on a fresh one.
 
         The bar is redrawn first when a throttled redraw skipped the last epoch. Idempotent,
@@ -90,23 +100,27 @@ class Progress:
             self.active = False
         self.pending = None
 
-    def close(self):
+    def close(self) -> None:
         self.finish_line()
 
 
-def _columns(stream):
+def _columns(stream: TextIO) -> int:
     """The width of the terminal ``stream`` writes to: $COLUMNS when set, as `shutil` reads it, else
-    the stream's own terminal (stdout may be a pipe while the bar is on stderr), else 80."""
+    the stream's own terminal (stdout may be a pipe while the bar is on stderr), else 80.
+
+    A terminal whose size was never set (a fresh pseudo-terminal) reports 0 columns; like
+    `shutil`, that means unknown, not a width: the bar would be cut to nothing.
+    """
     columns = shutil.get_terminal_size().columns
     if "COLUMNS" not in os.environ:
         try:
-            columns = os.get_terminal_size(stream.fileno()).columns
+            columns = os.get_terminal_size(stream.fileno()).columns or columns
         except (AttributeError, OSError, ValueError):
             pass
     return columns
 
 
-def _eta(elapsed, done, left):
+def _eta(elapsed: float, done: int, left: int) -> str | None:
     if done <= 0 or left <= 0:
         return None
     seconds = round(elapsed / done * left)
@@ -115,7 +129,7 @@ def _eta(elapsed, done, left):
     return f"{hours}:{minutes:02d}:{seconds:02d}" if hours else f"{minutes}:{seconds:02d}"
 
 
-def bar_line(record, total, width, eta=None):
+def bar_line(record: EpochRecord, total: int, width: int, eta: str | None = None) -> str:
     """The progress bar's text for ``record``, at most ``width`` characters long.
 
     ``training [#####-----] 37/100 eta 0:03 loss 0.0349 val acc 0.986``. On a narrower
@@ -140,15 +154,15 @@ def bar_line(record, total, width, eta=None):
     return position[:width]
 
 
-def _words(*parts):
+def _words(*parts: str | None) -> str:
     return " ".join(part for part in parts if part)
 
 
-def print_json(document):
+def print_json(document: object) -> None:
     click.echo(json.dumps(document, indent=2, default=_default))
 
 
-def _default(value):
+def _default(value: object) -> object:
     import numpy as np
 
     if isinstance(value, np.generic):
@@ -158,7 +172,7 @@ def _default(value):
     return str(value)
 
 
-def train_summary(outcome):
+def train_summary(outcome: TrainOutcome) -> str:
     metrics, training = outcome.metrics, outcome.training
     stopped = f", stopped early (best epoch {training['best_epoch']})" if training["stopped_early"] else ""
     lines = [
@@ -172,7 +186,7 @@ def train_summary(outcome):
     return "\n".join(lines)
 
 
-def interrupted_message(stop):
+def interrupted_message(stop: Interrupted) -> str:
     """Two lines: where training stopped, and the exact command that continues it."""
     if stop.run_dir is None:
         return "softreg: interrupted; nothing was written"
@@ -185,14 +199,16 @@ def interrupted_message(stop):
     return f"softreg: interrupted {where}.\nResume with: softreg train --resume {stop.run_dir}"
 
 
-def metrics_table(metrics, confused=()):
+def metrics_table(metrics: Mapping[str, Any], confused: Sequence[tuple[str, str, int]] = ()) -> str:
     """Per-class rows, then the averages, then the most confused pairs."""
     names = list(metrics["per_class"])
     width = max(12, max(len(name) for name in names) + 2)
     lines = [f"evaluated on {metrics.get('source', metrics.get('split', ''))}: {metrics['n_samples']} rows", ""]
     lines.append(f"{'class':<{width}}{'precision':>10}{'recall':>10}{'f1':>10}{'support':>10}")
     for name, row in metrics["per_class"].items():
-        lines.append(f"{name:<{width}}{row['precision']:>10.4f}{row['recall']:>10.4f}{row['f1']:>10.4f}{row['support']:>10d}")
+        lines.append(
+            f"{name:<{width}}{row['precision']:>10.4f}{row['recall']:>10.4f}{row['f1']:>10.4f}{row['support']:>10d}"
+        )
     lines.append(
         f"{'macro avg':<{width}}{metrics['macro_precision']:>10.4f}{metrics['macro_recall']:>10.4f}"
         f"{metrics['macro_f1']:>10.4f}{metrics['n_samples']:>10d}"
@@ -237,7 +253,7 @@ COMPARE_WHY = (
 )
 
 
-def compare_logistic_report(report):
+def compare_logistic_report(report: Mapping[str, Any]) -> str:
     """The ``compare-logistic`` table: a ✓/✗ per check, the naive scikit-learn mapping, why."""
     optim = report["optim"]
     momentum = f"momentum {optim['momentum']:g}{' (Nesterov)' if optim['nesterov'] else ''}"

@@ -4,6 +4,15 @@ The core raises these and never prints or exits; `softreg.cli` is the one place
 that maps them to a message on stderr and an exit status.
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # for the annotations only: errors stays the lowest layer at run time
+    from pathlib import Path
+
+    from softreg.train import TrainingState
+
 EXIT_OK = 0
 EXIT_FAILURE = 1  # the run itself failed (diverged, disk full, a bug)
 EXIT_USAGE = 2  # the user must change something (config, data, flags)
@@ -45,8 +54,8 @@ class DivergedError(SoftregError):
 
     exit_code = EXIT_FAILURE
 
-    def __init__(self, epoch, lr, suggested=None):
-        self.epoch = epoch
+    def __init__(self, epoch: int, lr: float, suggested: float | None = None) -> None:
+        self.epoch: int | None = epoch  # None in subclasses that fail outside an epoch
         self.lr = lr
         suggested = lr / 10 if suggested is None else suggested
         super().__init__(
@@ -73,8 +82,8 @@ class Interrupted(SoftregError):
 
     exit_code = EXIT_INTERRUPTED
 
-    def __init__(self, state, saved=False):
+    def __init__(self, state: TrainingState | None, saved: bool = False) -> None:
         self.state = state
         self.saved = saved  # whether that state is already the checkpoint on disk
-        self.run_dir = None
+        self.run_dir: Path | None = None
         super().__init__("interrupted")

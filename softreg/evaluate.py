@@ -1,14 +1,19 @@
 """Metrics of predicted probabilities: scikit-learn's where it has them, plus the
 expected calibration error and its reliability bins."""
 
+from __future__ import annotations
+
 import warnings
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
 
 N_BINS = 15
 
 
-def reliability_bins(y, proba, n_bins=N_BINS):
+def reliability_bins(y: np.ndarray, proba: NDArray[np.float64], n_bins: int = N_BINS) -> dict[str, np.ndarray]:
     """Equal-width bins of the top-class probability.
 
     Parameters
@@ -33,7 +38,7 @@ def reliability_bins(y, proba, n_bins=N_BINS):
     return {"edges": edges, "count": count, "accuracy": accuracy, "confidence": mean_confidence}
 
 
-def expected_calibration_error(y, proba, n_bins=N_BINS):
+def expected_calibration_error(y: np.ndarray, proba: NDArray[np.float64], n_bins: int = N_BINS) -> float:
     """ECE = sum_b (n_b / n) |accuracy_b - confidence_b| over equal-width bins of the top-class probability."""
     bins = reliability_bins(y, proba, n_bins)
     filled = bins["count"] > 0
@@ -41,7 +46,9 @@ def expected_calibration_error(y, proba, n_bins=N_BINS):
     return float(np.sum(bins["count"][filled] * gaps) / len(y))
 
 
-def classification_metrics(y, proba, classes):
+def classification_metrics(
+    y: np.ndarray, proba: NDArray[np.float64], classes: Sequence[Any] | np.ndarray
+) -> dict[str, Any]:
     """All metrics of ``metrics.json`` for class indices ``y`` (n,) and ``proba`` (n, K).
 
     Classes the data lack get zero support in ``per_class``; the macro averages and
@@ -78,21 +85,27 @@ def classification_metrics(y, proba, classes):
         "macro_f1": float(macro_f1),
         "per_class": {
             str(label): {"precision": float(p), "recall": float(r), "f1": float(f), "support": int(s)}
-            for label, p, r, f, s in zip(classes, precision, recall, f1, support)
+            for label, p, r, f, s in zip(classes, precision, recall, f1, support, strict=True)
         },
         "confusion_matrix": metrics.confusion_matrix(y, predicted, labels=labels).tolist(),
     }
 
 
-def most_confused(confusion, classes, top=10):
-    """The ``top`` off-diagonal cells (true, predicted, count), largest first."""
+def most_confused(
+    confusion: ArrayLike, classes: Sequence[Any] | np.ndarray, top: int = 10
+) -> list[tuple[str, str, int]]:
+    """The ``top`` off-diagonal cells (true, predicted, count), largest first.
+
+    ``confusion`` is (n_classes, n_classes), rows true, columns predicted; ``classes`` (n_classes,).
+    """
     matrix = np.array(confusion)
     np.fill_diagonal(matrix, 0)
     order = np.argsort(matrix, axis=None, kind="stable")[::-1][:top]
-    pairs = []
+    pairs: list[tuple[str, str, int]] = []
     for flat in order:
         true_index, predicted_index = np.unravel_index(flat, matrix.shape)
-        if matrix[true_index, predicted_index] == 0:
+        count = int(matrix[true_index, predicted_index])
+        if count == 0:
             break
-        pairs.append((str(classes[true_index]), str(classes[predicted_index]), int(matrix[true_index, predicted_index])))
+        pairs.append((str(classes[true_index]), str(classes[predicted_index]), count))
     return pairs

@@ -21,13 +21,24 @@ logistic SGD with rate ``2 eta`` and decay ``weight_decay / 2``; the sum ``w_1 +
 only decays and stays 0 from a zero start, so ``w_1 = -w / 2`` and ``w_2 = w / 2``.
 """
 
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING
+
 import numpy as np
+from numpy.typing import NDArray
 
 from softreg.optim import SGD
 from softreg.solve import Optimum, minimize_lbfgs
 
+if TYPE_CHECKING:
+    from scipy.sparse import spmatrix
 
-def sigmoid(margin):
+FloatArray = NDArray[np.float64]
+
+
+def sigmoid(margin: FloatArray) -> FloatArray:
     """``1 / (1 + exp(-m))`` without overflow for any finite ``m``.
 
     Parameters
@@ -43,12 +54,12 @@ def sigmoid(margin):
     return np.where(margin >= 0, 1.0 / (1.0 + small), small / (1.0 + small))
 
 
-def log1p_exp(value):
+def log1p_exp(value: FloatArray) -> FloatArray:
     """``log(1 + exp(v))`` (softplus) without overflow: ``max(v, 0) + log1p(exp(-|v|))``."""
     return np.maximum(value, 0.0) + np.log1p(np.exp(-np.abs(value)))
 
 
-def decision_function(coef, intercept, X):
+def decision_function(coef: FloatArray, intercept: FloatArray, X: np.ndarray | spmatrix) -> FloatArray:
     """Margins ``X @ coef.T + intercept``.
 
     Parameters
@@ -64,12 +75,14 @@ def decision_function(coef, intercept, X):
     return np.asarray(X @ coef[0]).ravel() + intercept[0]
 
 
-def predict_proba(coef, intercept, X):
+def predict_proba(coef: FloatArray, intercept: FloatArray, X: np.ndarray | spmatrix) -> FloatArray:
     """Probability of class 1 (the second class), shape (n_samples,)."""
     return sigmoid(decision_function(coef, intercept, X))
 
 
-def loss_gradient(coef, intercept, X, target, weight_decay):
+def loss_gradient(
+    coef: FloatArray, intercept: FloatArray, X: np.ndarray | spmatrix, target: np.ndarray, weight_decay: float
+) -> tuple[float, float, FloatArray, FloatArray]:
     """Objective L and its gradient, computing the margins once.
 
     Parameters
@@ -102,7 +115,14 @@ def loss_gradient(coef, intercept, X, target, weight_decay):
     return data_loss, objective, grad_coef, grad_intercept
 
 
-def sgd_path(batches, n_features, weight_decay, momentum=0.0, nesterov=False, fit_intercept=True):
+def sgd_path(
+    batches: Iterable[tuple[np.ndarray | spmatrix, np.ndarray, float]],
+    n_features: int,
+    weight_decay: float,
+    momentum: float = 0.0,
+    nesterov: bool = False,
+    fit_intercept: bool = True,
+) -> Iterator[tuple[FloatArray, FloatArray]]:
     """Minibatch SGD on L from a zero start, one step per batch.
 
     Parameters
@@ -128,11 +148,18 @@ def sgd_path(batches, n_features, weight_decay, momentum=0.0, nesterov=False, fi
     sgd = SGD(momentum=momentum, nesterov=nesterov)
     for X_batch, target_batch, lr in batches:
         _, _, grad_coef, grad_intercept = loss_gradient(coef, intercept, X_batch, target_batch, weight_decay)
-        sgd.step(params, (grad_coef, grad_intercept), lr)
+        sgd.step(params, [grad_coef, grad_intercept] if fit_intercept else [grad_coef], lr)
         yield coef, intercept
 
 
-def exact_optimum(X, target, weight_decay, fit_intercept=True, gtol=1e-10, max_iter=20000):
+def exact_optimum(
+    X: np.ndarray | spmatrix,
+    target: np.ndarray,
+    weight_decay: float,
+    fit_intercept: bool = True,
+    gtol: float = 1e-10,
+    max_iter: int = 20000,
+) -> Optimum:
     """Minimize L to tight tolerance with scipy's L-BFGS and the analytic gradient.
 
     Parameters
@@ -150,10 +177,10 @@ def exact_optimum(X, target, weight_decay, fit_intercept=True, gtol=1e-10, max_i
     """
     n_features = X.shape[1]
 
-    def unpack(theta):
+    def unpack(theta: FloatArray) -> tuple[FloatArray, FloatArray]:
         return theta[:n_features].reshape(1, n_features), theta[n_features:] if fit_intercept else np.zeros(1)
 
-    def objective_and_gradient(theta):
+    def objective_and_gradient(theta: FloatArray) -> tuple[float, FloatArray]:
         coef, intercept = unpack(theta)
         _, objective, grad_coef, grad_intercept = loss_gradient(coef, intercept, X, target, weight_decay)
         return objective, np.concatenate([grad_coef[0], grad_intercept if fit_intercept else grad_intercept[:0]])
@@ -174,17 +201,17 @@ def exact_optimum(X, target, weight_decay, fit_intercept=True, gtol=1e-10, max_i
 # -- the k=2 mapping
 
 
-def logistic_weight_decay(softmax_weight_decay):
+def logistic_weight_decay(softmax_weight_decay: float) -> float:
     """Softmax decay lambda -> the logistic decay lambda / 2 with the same optimum."""
     return softmax_weight_decay / 2.0
 
 
-def logistic_learning_rate(softmax_lr):
+def logistic_learning_rate(softmax_lr: float) -> float:
     """Softmax rate eta -> the logistic rate 2 eta with the same SGD trajectory."""
     return 2.0 * softmax_lr
 
 
-def sklearn_C(n_samples, softmax_weight_decay):
+def sklearn_C(n_samples: int, softmax_weight_decay: float) -> float:
     """scikit-learn's ``C`` for the same optimum: ``1 / (n * lambda / 2) = 2 / (n * lambda)``.
 
     scikit-learn minimizes ``C sum_i loss_i + ||w||^2 / 2``, i.e. L with decay ``1 / (n C)``.
@@ -192,7 +219,7 @@ def sklearn_C(n_samples, softmax_weight_decay):
     return 2.0 / (n_samples * softmax_weight_decay)
 
 
-def from_softmax(coef, intercept):
+def from_softmax(coef: FloatArray, intercept: FloatArray) -> tuple[FloatArray, FloatArray]:
     """Two-class softmax weights -> logistic ones: ``w = w_2 - w_1``, ``b = b_2 - b_1``.
 
     Parameters
@@ -208,7 +235,7 @@ def from_softmax(coef, intercept):
     return coef[1:] - coef[:1], intercept[1:] - intercept[:1]
 
 
-def to_softmax(coef, intercept):
+def to_softmax(coef: FloatArray, intercept: FloatArray) -> tuple[FloatArray, FloatArray]:
     """Logistic weights -> the two-class softmax weights with ``w_1 + w_2 = 0``.
 
     Parameters

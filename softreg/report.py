@@ -8,9 +8,13 @@ text from the run (class and feature names, paths, the config) goes through
 pieces from the run directory.
 """
 
+from __future__ import annotations
+
 import base64
 import html
 import math
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 from softreg import __version__
 
@@ -48,11 +52,11 @@ PLOT_CAPTIONS = {
 }
 
 
-def _text(value):
+def _text(value: object) -> str:
     return html.escape(str(value), quote=True)
 
 
-def _number(value, digits=4):
+def _number(value: object, digits: int = 4) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "-"
     if isinstance(value, int) and not isinstance(value, bool):
@@ -62,27 +66,27 @@ def _number(value, digits=4):
     return _text(value)
 
 
-def _row(cells, tag, name_columns):
+def _row(cells: Iterable[str], tag: str, name_columns: int) -> str:
     return "<tr>" + "".join(
         f'<{tag} class="name">{cell}</{tag}>' if index < name_columns else f"<{tag}>{cell}</{tag}>"
         for index, cell in enumerate(cells)
     ) + "</tr>"
 
 
-def _table(header, rows, name_columns=1):
+def _table(header: Iterable[str], rows: Iterable[Iterable[str]], name_columns: int = 1) -> str:
     """An HTML table; the first ``name_columns`` columns are left-aligned text; cells are HTML already."""
     body = "\n".join(_row(row, "td", name_columns) for row in rows)
     return f"<table>\n<thead>{_row(header, 'th', name_columns)}</thead>\n<tbody>\n{body}\n</tbody>\n</table>"
 
 
-def _cards(items):
+def _cards(items: Iterable[tuple[str, str]]) -> str:
     return '<div class="cards">' + "".join(
         f'<div class="card"><div class="value">{value}</div><div class="label">{_text(label)}</div></div>'
         for label, value in items
     ) + "</div>"
 
 
-def data_section(meta, metrics):
+def data_section(meta: Mapping[str, Any], metrics: Mapping[str, Any]) -> str:
     """n, d, K and the class balance of each part (from the training summary when it has it)."""
     training = meta.get("training", {})
     classes = [str(label) for label in meta.get("classes", metrics.get("classes", []))]
@@ -120,7 +124,7 @@ def data_section(meta, metrics):
     )
 
 
-def metrics_section(metrics, confused=()):
+def metrics_section(metrics: Mapping[str, Any], confused: Sequence[tuple[str, str, int]] = ()) -> str:
     """Headline numbers, the per-class table and the most confused pairs."""
     headline = [
         ("accuracy", _number(metrics.get("accuracy"))),
@@ -160,7 +164,7 @@ def metrics_section(metrics, confused=()):
     return "\n".join(parts)
 
 
-def plots_section(images):
+def plots_section(images: Sequence[tuple[str, bytes]]) -> str:
     """Every plot as an ``<img>`` with a base64 PNG ``data:`` URI."""
     if not images:
         return "<h2>Plots</h2>\n<p>This run has no plots (<code>output.plots: false</code>).</p>"
@@ -175,12 +179,13 @@ def plots_section(images):
     return "<h2>Plots</h2>\n" + "\n".join(figures)
 
 
-def history_section(history):
+def history_section(history: Sequence[Mapping[str, Any]]) -> str:
     """The history as a table, one row per epoch."""
     if not history:
         return "<h2>Training history</h2>\n<p>No history was recorded.</p>"
     columns = list(history[0])
-    def cell(name, value):
+
+    def cell(name: str, value: Any) -> str:
         return _number(int(value)) if name == "epoch" and value is not None else _number(value, 6)
 
     rows = [[cell(name, row[name]) for name in columns] for row in history]
@@ -188,7 +193,15 @@ def history_section(history):
     return f'<h2>Training history</h2>\n<div class="scroll">{table}</div>'
 
 
-def render_html(run_name, config_text, meta, metrics, history, images, confused=()):
+def render_html(
+    run_name: str,
+    config_text: str,
+    meta: Mapping[str, Any],
+    metrics: Mapping[str, Any],
+    history: Sequence[Mapping[str, Any]],
+    images: Sequence[tuple[str, bytes]],
+    confused: Sequence[tuple[str, str, int]] = (),
+) -> str:
     """The whole page as a string.
 
     Parameters

@@ -6,25 +6,45 @@ it runs: numpy's and scipy's separate OpenBLAS pools otherwise fight over the co
 and slow small solves by an order of magnitude.
 """
 
+from __future__ import annotations
+
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
+from numpy.typing import NDArray
 
 from softreg import kernels
+
+if TYPE_CHECKING:
+    from scipy.optimize import OptimizeResult
+    from scipy.sparse import spmatrix
+
+# theta (size,) -> (objective, gradient of shape (size,))
+ObjectiveAndGradient = Callable[[NDArray[np.float64]], tuple[float, NDArray[np.float64]]]
 
 
 @dataclass
 class Optimum:
     """coef (n_classes, n_features), intercept (n_classes,), objective J*, grad_norm, iterations."""
 
-    coef: np.ndarray
-    intercept: np.ndarray
+    coef: NDArray[np.float64]
+    intercept: NDArray[np.float64]
     objective: float
     grad_norm: float
     iterations: int
 
 
-def exact_optimum(X, y, n_classes, weight_decay, fit_intercept=True, gtol=1e-10, max_iter=20000):
+def exact_optimum(
+    X: np.ndarray | spmatrix,
+    y: np.ndarray,
+    n_classes: int,
+    weight_decay: float,
+    fit_intercept: bool = True,
+    gtol: float = 1e-10,
+    max_iter: int = 20000,
+) -> Optimum:
     """Minimize J to tight tolerance.
 
     Parameters
@@ -42,12 +62,12 @@ def exact_optimum(X, y, n_classes, weight_decay, fit_intercept=True, gtol=1e-10,
     n_features = X.shape[1]
     size = n_classes * n_features
 
-    def unpack(theta):
+    def unpack(theta: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
         coef = theta[:size].reshape(n_classes, n_features)
         intercept = theta[size:] if fit_intercept else np.zeros(n_classes)
         return coef, intercept
 
-    def objective_and_gradient(theta):
+    def objective_and_gradient(theta: NDArray[np.float64]) -> tuple[float, NDArray[np.float64]]:
         coef, intercept = unpack(theta)
         _, objective, grad_coef, grad_intercept = kernels.full_loss_gradient(coef, intercept, X, y, weight_decay)
         gradient = np.concatenate([grad_coef.ravel(), grad_intercept]) if fit_intercept else grad_coef.ravel()
@@ -68,7 +88,9 @@ def exact_optimum(X, y, n_classes, weight_decay, fit_intercept=True, gtol=1e-10,
     )
 
 
-def minimize_lbfgs(objective_and_gradient, size, gtol=1e-10, max_iter=20000):
+def minimize_lbfgs(
+    objective_and_gradient: ObjectiveAndGradient, size: int, gtol: float = 1e-10, max_iter: int = 20000
+) -> OptimizeResult:
     """scipy's L-BFGS-B from zero to tight tolerance, with scipy's BLAS pool at one thread.
 
     ``objective_and_gradient(theta) -> (float, ndarray of shape (size,))``. Returns

@@ -1,7 +1,9 @@
 """What the user reads: the progress bar fits the terminal and redraws in place; help examples exist."""
 
 import io
+import os
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -54,6 +56,26 @@ def test_the_bar_fits_the_terminal_and_redraws_in_place(monkeypatch, columns):
     assert output.count("\n") == 1 and output.endswith("\n")
     assert lines[-1].startswith("training [" if columns >= 80 else "") and "300/300" in lines[-1]
     assert "loss 0.035" in lines[-1] and "acc 0.986" in lines[-1]
+
+
+def test_a_terminal_of_unknown_width_gets_the_default_width_not_a_cut_line(monkeypatch):
+    """A pty whose size was never set reports 0 columns; the bar then takes shutil's width, as for no terminal."""
+    pty = pytest.importorskip("pty")
+    leader, follower = pty.openpty()
+    try:
+        assert os.get_terminal_size(follower).columns == 0
+        monkeypatch.delenv("COLUMNS", raising=False)
+        monkeypatch.setattr(shutil, "get_terminal_size", lambda: os.terminal_size((80, 24)))
+        progress = console.Progress()
+        progress.stream = Terminal()
+        progress.stream.fileno = lambda: follower
+        progress(digits_record(5), 10)
+    finally:
+        os.close(leader)
+        os.close(follower)
+    (line,) = drawn_lines(progress.stream.getvalue())
+    assert line.startswith("training [") and " 5/10 " in line and line.endswith("loss 0.0349 val acc 0.986")
+    assert len(line) <= 80 - 3
 
 
 def test_bar_line_gives_up_the_label_then_the_eta_then_the_bar_then_whole_numbers():

@@ -11,6 +11,7 @@ from softreg import plots
 from softreg.cli import main
 from softreg.config import PLOT_NAMES
 from softreg.evaluate import classification_metrics, expected_calibration_error, reliability_bins
+from softreg.plots import _figure
 from softreg.softmax import softmax
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -65,7 +66,7 @@ def figures(monkeypatch):
     import matplotlib.pyplot as plt
 
     kept = []
-    monkeypatch.setattr(plots, "_save", lambda figure, path: kept.append(figure) or figure)
+    monkeypatch.setattr(_figure, "save", lambda figure, path: kept.append(figure) or figure)
     yield kept
     for figure in kept:
         plt.close(figure)

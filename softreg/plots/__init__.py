@@ -1,0 +1,23 @@
+"""Figures: one function per figure, arrays in, PNG path out (matplotlib, Agg backend).
+
+The only part of softreg that imports matplotlib. The figures of a run directory are
+in `training`, `predictions` and `model`; compare-logistic's in `compare`.
+"""
+
+from softreg.plots.compare import coefficient_paths, decision_boundaries, trajectory_gaps
+from softreg.plots.model import decision_regions, image_side, weights
+from softreg.plots.predictions import class_probabilities, confusion_matrix, reliability
+from softreg.plots.training import learning_curves
+
+__all__ = [
+    "class_probabilities",
+    "coefficient_paths",
+    "confusion_matrix",
+    "decision_boundaries",
+    "decision_regions",
+    "image_side",
+    "learning_curves",
+    "reliability",
+    "trajectory_gaps",
+    "weights",
+]
