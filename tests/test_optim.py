@@ -190,14 +190,16 @@ def test_svrg_logs_the_objective_every_epoch(small_problem):
 @pytest.mark.parametrize("variance_reduction", ["none", "svrg"])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_a_fixed_seed_gives_the_same_model_bit_for_bit(small_problem, variance_reduction, dtype):
-    """Two runs from the same seed: identical weights and identical logged objectives."""
+    """Two runs from the same seed: identical weights, and identical objectives wherever both logged one
+    (the adaptive schedule picks those epochs by timing; the last epoch is always logged)."""
     train, _ = small_problem
     train = Part(train.X.astype(dtype), train.y)
     settings = config(lr=0.3, epochs=5, batch_size=48, nesterov=True, variance_reduction=variance_reduction)
     runs = [fit(train, None, 3, settings.model, settings.optim, np.random.default_rng(7)) for _ in range(2)]
     assert runs[0].coef.dtype == dtype
     assert np.array_equal(runs[0].coef, runs[1].coef) and np.array_equal(runs[0].intercept, runs[1].intercept)
-    assert [r.objective for r in runs[0].history] == [r.objective for r in runs[1].history]
+    logged = [(a.objective, b.objective) for a, b in zip(runs[0].history, runs[1].history)]
+    assert logged[-1][0] is not None and all(a == b for a, b in logged if a is not None and b is not None)
 
 
 def test_letters_fast_config_ends_within_1e_4_of_the_exact_optimum():
