@@ -4,7 +4,6 @@ import json
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +16,8 @@ from softreg.errors import RunDirError
 
 REPO = Path(__file__).resolve().parent.parent
 # long enough (about two seconds of training) to be killed in the middle
-SLOW = ["--set", "optim.epochs=120", "--set", "output.plots=false", "--set", "optim.batch_size=32"]
+EPOCHS = 120
+SLOW = ["--set", f"optim.epochs={EPOCHS}", "--set", "output.plots=false", "--set", "optim.batch_size=32"]
 CONFIG = REPO / "configs" / "letters.yaml"
 
 
@@ -38,10 +38,17 @@ def start(out, *extra):
 
 
 def interrupt(process, at_epoch, signum=signal.SIGINT):
-    """Send ``signum`` once the run reports epoch ``at_epoch``; return its exit code and stderr."""
+    """Send ``signum`` as soon as the run prints its progress line for epoch ``at_epoch`` (without a
+    terminal, one ``epoch N/E`` line per epoch on stdout); return its exit code and stderr.
+
+    The signal follows the run's own output, never a clock, so it always lands after that epoch.
+    """
     for line in process.stdout:
         if line.startswith(f"epoch {at_epoch}/"):
             break
+    else:
+        _, stderr = process.communicate(timeout=60)
+        pytest.fail(f"the run ended (exit {process.returncode}) without reporting epoch {at_epoch}: {stderr}")
     process.send_signal(signum)
     _, stderr = process.communicate(timeout=60)
     return process.returncode, stderr
@@ -61,27 +68,27 @@ def reference(tmp_path_factory):
     return out
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_sigkill_at_a_random_moment_then_resume_is_bit_identical(tmp_path, reference, seed):
-    """After kill -9 the directory has no model.npz or a complete one; resume finishes the identical model."""
+def test_sigkill_after_a_random_epoch_then_resume_is_bit_identical(tmp_path, reference, seed):
+    """kill -9 after a seeded random epoch k in [1, E-1]: no model.npz or a complete one is left,
+    and --resume finishes the model of the uninterrupted run, bit for bit."""
     out = tmp_path / "run"
-    process = start(out)
-    time.sleep(np.random.default_rng(seed).uniform(0.8, 3.0))
-    process.send_signal(signal.SIGKILL)
-    process.communicate()
+    at_epoch = int(np.random.default_rng(seed).integers(1, EPOCHS))
+    returncode, stderr = interrupt(start(out), at_epoch, signal.SIGKILL)
+    assert returncode == -signal.SIGKILL, stderr  # killed while it ran, not after it finished
     if (out / "model.npz").exists():
         rundir.load_model(out)  # a model that exists is complete and loads
-    if not out.exists():  # killed before the run directory was made: start again
-        code, _, stderr = cli("train", "--config", CONFIG, "--out", out, "--quiet", *SLOW)
-    else:
-        code, _, stderr = cli("train", "--resume", out, "--quiet")
+    code, _, stderr = cli("train", "--resume", out, "--quiet")
     assert code == 0, stderr
     assert model_bytes(out) == model_bytes(reference)
     history = (out / "history.csv").read_text().splitlines()
-    assert len(history) == 121 and [row.split(",")[0] for row in history[1:]] == [str(n) for n in range(1, 121)]
+    assert len(history) == EPOCHS + 1
+    assert [row.split(",")[0] for row in history[1:]] == [str(n) for n in range(1, EPOCHS + 1)]
     assert not [p for p in out.iterdir() if p.name.endswith(".tmp")]
 
 
+@pytest.mark.slow
 def test_sigint_writes_a_checkpoint_and_says_how_to_resume(tmp_path, reference):
     """Ctrl-C: exit 130, the exact resume command on stderr, a checkpoint, no model.npz; resume is identical."""
     out = tmp_path / "run"
@@ -96,6 +103,7 @@ def test_sigint_writes_a_checkpoint_and_says_how_to_resume(tmp_path, reference):
     assert model_bytes(out) == model_bytes(reference)
 
 
+@pytest.mark.slow
 def test_sigterm_is_handled_like_sigint(tmp_path):
     """SIGTERM also checkpoints and exits 130."""
     out = tmp_path / "run"
@@ -152,6 +160,7 @@ def test_resume_errors(tmp_path):
     assert code == 2 and stderr.strip() == "softreg: error: give either --config FILE (a new run) or --resume DIR (continue one)"
 
 
+@pytest.mark.slow
 def test_corrupted_checkpoint_is_refused(tmp_path):
     """A checkpoint that was damaged after the fact is named, not read back."""
     out = tmp_path / "run"
@@ -163,6 +172,7 @@ def test_corrupted_checkpoint_is_refused(tmp_path):
     assert code == 2 and "checkpoint.npz: corrupted or truncated" in stderr
 
 
+@pytest.mark.slow
 def test_interrupted_extension_leaves_no_stale_model(tmp_path):
     """Training a finished run further removes its old model.npz first: an interruption then
     leaves no model that no longer matches the run's config and checkpoint."""

@@ -59,30 +59,72 @@ def test_softmax_jacobian_is_diag_p_minus_p_p_transpose():
     np.testing.assert_allclose(numeric, np.diag(p) - np.outer(p, p), atol=1e-9)
 
 
-def _numeric_gradient(function, theta, step=1e-6):
+STEP = 1e-6
+EPS = np.finfo(np.float64).eps
+
+
+def _numeric_gradient(function, theta, step=STEP):
+    """Central differences, each divided by the distance between the two points as stored
+    (theta + step and theta - step are rounded, so it is not exactly 2 * step)."""
     gradient = np.empty_like(theta)
     for index in range(theta.size):
         delta = np.zeros_like(theta)
         delta.flat[index] = step
-        gradient.flat[index] = (function(theta + delta) - function(theta - delta)) / (2 * step)
+        above, below = theta + delta, theta - delta
+        gradient.flat[index] = (function(above) - function(below)) / (above.flat[index] - below.flat[index])
     return gradient
+
+
+def _central_difference_error_bound(X, coef, intercept, objective, step=STEP):
+    """An absolute bound on |central difference - derivative| of J along any one parameter.
+
+    Truncation: step**2 / 6 * |J3|, J3 the third derivative. Along W_kj,
+    J3 = (1/n) sum_i x_ij**3 p_ik (1 - p_ik) (1 - 2 p_ik) (the penalty is quadratic), and
+    |p (1 - p) (1 - 2 p)| <= 1 / (6 sqrt 3) < 0.1; the intercept's x is 1.
+    Rounding: J is computed with an absolute error of about eps times the magnitudes it is summed
+    from (logits that are sums of n_features + 1 products, then n rows and K * d squares), and
+    the difference of two such values is divided by 2 * step. A factor 10 covers the constants.
+    """
+    n_samples, n_features = X.shape
+    largest_x = max(1.0, float(np.abs(X).max()))
+    truncation = step**2 / 6 * 0.1 * largest_x**3
+    logit_size = float((np.abs(X) @ np.abs(coef).T + np.abs(intercept)).max())
+    magnitude = (n_features + 2) * logit_size + (n_samples + coef.size) * abs(objective)
+    rounding = EPS * magnitude / step
+    return 10 * (truncation + rounding)
 
 
 @given(problems(), st.sampled_from([0.0, 1e-3, 0.5]))
 def test_gradient_matches_central_finite_differences(problem, weight_decay):
-    """The analytic gradient of J agrees with central differences to relative error < 1e-6."""
+    """Each component of the analytic gradient of J is within the central-difference error bound
+    (step**2 truncation plus eps/step rounding, saturated logits included) plus 1e-6 relative."""
     X, y, coef, intercept = problem
-    n_classes, n_features = coef.shape
 
     def objective(theta):
         return softmax.loss_gradient(theta[: coef.size].reshape(coef.shape), theta[coef.size:], X, y, weight_decay)[1]
 
     theta = np.concatenate([coef.ravel(), intercept])
-    _, _, grad_coef, grad_intercept = softmax.loss_gradient(coef, intercept, X, y, weight_decay)
+    _, value, grad_coef, grad_intercept = softmax.loss_gradient(coef, intercept, X, y, weight_decay)
     analytic = np.concatenate([grad_coef.ravel(), grad_intercept])
     numeric = _numeric_gradient(objective, theta)
-    error = np.linalg.norm(analytic - numeric) / max(np.linalg.norm(analytic) + np.linalg.norm(numeric), 1e-8)
-    assert error < 1e-6
+    bound = _central_difference_error_bound(X, coef, intercept, value)
+    np.testing.assert_allclose(numeric, analytic, rtol=1e-6, atol=bound)
+
+
+def test_finite_difference_check_sees_a_gradient_off_by_1e_4():
+    """The tolerance is tight enough to notice a weight decay of 1e-4 left out of the gradient."""
+    rng = np.random.default_rng(4)
+    X, y = rng.normal(size=(10, 3)), rng.integers(0, 3, size=10)
+    coef, intercept = rng.normal(size=(3, 3)), rng.normal(size=3)
+
+    def objective(theta):
+        return softmax.loss_gradient(theta[:9].reshape(3, 3), theta[9:], X, y, 1e-4)[1]
+
+    _, value, grad_coef, _ = softmax.loss_gradient(coef, intercept, X, y, 0.0)
+    numeric = _numeric_gradient(objective, np.concatenate([coef.ravel(), intercept]))
+    bound = _central_difference_error_bound(X, coef, intercept, value)
+    assert bound < 1e-6  # far below the 1e-4 * |coef| the missing decay makes
+    assert not np.allclose(numeric[:9], grad_coef.ravel(), rtol=1e-6, atol=bound)
 
 
 def test_intercept_is_not_decayed():

@@ -98,3 +98,38 @@ def test_history_csv_has_one_row_per_epoch_with_the_record_columns(tmp_path):
     rows = rundir.read_history(tmp_path)
     assert len(rows) == 12 and all(tuple(row) == rundir.HISTORY_FIELDS for row in rows)
     assert [row["train_loss"] for row in rows] == [record.train_loss for record in history]
+
+
+def test_the_history_does_not_depend_on_the_clock(monkeypatch):
+    """A clock that jumps at random (a loaded machine) changes only the seconds column: which epochs
+    log the objective is decided from the data's size, never from timings."""
+    import softreg.train
+
+    reference = run("plain")
+    jumps = np.random.default_rng(0)
+    clock = iter(np.cumsum(jumps.exponential(5.0, size=100_000)))
+    monkeypatch.setattr(softreg.train.time, "perf_counter", lambda: float(next(clock)))
+    loaded = run("plain")
+    assert [dataclasses.replace(r, seconds=0.0) for r in loaded.history] == [
+        dataclasses.replace(r, seconds=0.0) for r in reference.history
+    ]
+    assert any(r.objective is None for r in reference.history)  # the schedule skips some epochs here
+
+
+@pytest.mark.parametrize(("n", "d", "k", "batch"), [(16000, 16, 26, 64), (1293, 64, 10, 32), (60000, 784, 10, 64), (150, 4, 3, 16)])
+@pytest.mark.parametrize("epochs", [3, 20, 100, 400])
+def test_the_default_evaluation_schedule_keeps_logging_within_the_budget(n, d, k, batch, epochs):
+    """The evaluated epochs (the last always) cost at most EVAL_BUDGET of training in the cost model
+    whenever more than the last is evaluated, and the interval is the smallest that does."""
+    from softreg.train.state import EVAL_BUDGET, evaluation_cost, evaluation_due, evaluation_interval
+
+    cost = evaluation_cost(n, d, k, batch)
+    assert 0 < cost < 2
+    due = [evaluation_due(e, epochs, None, n, d, k, batch) for e in range(1, epochs + 1)]
+    assert due[-1]
+    interval = evaluation_interval(n, d, k, batch, epochs)
+    assert due == [e % interval == 0 or e == epochs for e in range(1, epochs + 1)]
+    if sum(due) > 1:
+        assert sum(due) * cost <= EVAL_BUDGET * epochs + 1e-12
+    if interval > 1:  # one epoch less between evaluations would break the budget
+        assert (epochs / (interval - 1) + 1) * cost > EVAL_BUDGET * epochs

@@ -112,19 +112,27 @@ class TrainingState:
         )
 
 
-def evaluation_interval(n_samples: int, n_features: int, n_classes: int, batch_size: int, epochs: int) -> int:
-    """Epochs between full-data evaluations of the objective when ``output.eval_every`` is unset.
+def evaluation_cost(n_samples: int, n_features: int, n_classes: int, batch_size: int) -> float:
+    """The modelled cost of one full-data evaluation relative to one epoch.
 
     With ``A = n d K`` multiply-adds, a full pass in ``c`` chunks costs ``c CHUNK_OVERHEAD + A``
-    and an epoch of ``s`` steps ``s STEP_OVERHEAD + EPOCH_ARITHMETIC A``; their ratio ``r`` is
-    the relative cost of one evaluation. With one every ``m`` epochs plus the last, the share
-    of training is ``(E/m + 1) r / E``; the smallest ``m`` that keeps it within EVAL_BUDGET is
-    returned (``E``, only the last, when even that exceeds the budget of a short run).
+    and an epoch of ``s`` steps ``s STEP_OVERHEAD + EPOCH_ARITHMETIC A``.
     """
     arithmetic = n_samples * n_features * n_classes
     steps = math.ceil(n_samples / batch_size)
     chunks = math.ceil(n_samples / chunk_rows(n_samples, n_features, n_classes, at_least=max(256, batch_size)))
-    relative_cost = (chunks * CHUNK_OVERHEAD + arithmetic) / (steps * STEP_OVERHEAD + EPOCH_ARITHMETIC * arithmetic)
+    return (chunks * CHUNK_OVERHEAD + arithmetic) / (steps * STEP_OVERHEAD + EPOCH_ARITHMETIC * arithmetic)
+
+
+def evaluation_interval(n_samples: int, n_features: int, n_classes: int, batch_size: int, epochs: int) -> int:
+    """Epochs between full-data evaluations of the objective when ``output.eval_every`` is unset.
+
+    With one evaluation every ``m`` epochs plus the last, at relative cost ``r``
+    (`evaluation_cost`) each, their share of training is at most ``(E/m + 1) r / E``; the
+    smallest ``m`` that keeps it within EVAL_BUDGET is returned (``E``, only the last, which
+    is always evaluated, when even one more exceeds the budget of a short run).
+    """
+    relative_cost = evaluation_cost(n_samples, n_features, n_classes, batch_size)
     others = EVAL_BUDGET * epochs / relative_cost - 1  # evaluations the budget allows besides the last
     if others < 1:
         return epochs
