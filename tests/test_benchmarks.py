@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # runs the benchmark script in subprocesses
+
 REPO = Path(__file__).resolve().parent.parent
 
 

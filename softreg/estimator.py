@@ -1,0 +1,446 @@
+"""`SoftmaxRegression`: the trainer of ``softreg train`` as a scikit-learn classifier.
+
+It calls the same core, `softreg.train.fit`, with the same settings (its parameters are
+the config's ``model`` and ``optim`` keys, with the same defaults and rules), so it drops
+into Pipelines, cross-validation and grid search while staying bit-identical to the
+command line for the same data and seed. It does not standardize: put a
+``StandardScaler`` in front of it, as in ``make_pipeline(StandardScaler(), SoftmaxRegression())``.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.utils.class_weight import compute_sample_weight
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
+
+from softreg import rundir, softmax
+from softreg.config import EARLY_STOPPING_RULES, SCHEMA, dump_config, resolve
+from softreg.data import random_streams, split_indices
+from softreg.model import Model, standardize
+from softreg.train import ArrayData, EpochRecord, Settings, TrainingState, fit
+
+# each parameter and the config key it mirrors (same default, same rule)
+PARAMETERS = {
+    "weight_decay": "model",
+    "fit_intercept": "model",
+    "dtype": "model",
+    "lr": "optim",
+    "batch_size": "optim",
+    "epochs": "optim",
+    "momentum": "optim",
+    "nesterov": "optim",
+    "schedule": "optim",
+    "step_size": "optim",
+    "gamma": "optim",
+    "decay": "optim",
+    "early_stopping": "optim",
+    "variance_reduction": "optim",
+}
+
+
+def _default(name: str) -> Any:
+    return SCHEMA[PARAMETERS[name]][name][0]
+
+
+class SoftmaxRegression(ClassifierMixin, BaseEstimator):
+    """Multinomial logistic (softmax) regression with weight decay, by minibatch SGD.
+
+    Minimizes ``J(W, b) = sum_i s_i (-log p_{y_i}(x_i)) / sum_i s_i + weight_decay / 2 ||W||_F^2``
+    (``s`` the sample weights, 1 by default; the intercept is not decayed) with the
+    trainer of ``softreg train``.
+
+    Parameters
+    ----------
+    weight_decay : float, default=1e-4
+        lambda >= 0 (``model.weight_decay``).
+    fit_intercept : bool, default=True
+    dtype : {"float64", "float32"}, default="float64"
+        Precision of training and of ``coef_``.
+    lr : float, default=0.1
+        Base learning rate (``optim.lr``), > 0.
+    batch_size : int, default=64
+    epochs : int, default=20
+    momentum : float, default=0.9
+        Heavy-ball momentum in [0, 1).
+    nesterov : bool, default=False
+    schedule : {"constant", "step", "cosine", "inverse_time"}, default="constant"
+    step_size, gamma : schedule="step" parameters (epochs between decays, decay factor).
+    decay : float, default=1.0
+        schedule="inverse_time": ``lr / (1 + decay * epoch)``.
+    early_stopping : bool or dict or None, default=None
+        ``{"patience": 5, "min_delta": 0.0}`` (``True`` for those defaults) stops when the
+        validation loss stops improving and restores the best weights. It needs validation
+        data: ``X_val, y_val`` in `fit`, or ``validation_fraction``. None: on (with the
+        defaults) whenever validation data are given; False: off.
+    variance_reduction : {"none", "svrg"}, default="none"
+    validation_fraction : float or None, default=None
+        Hold out this stratified fraction of the training rows for validation (as the
+        config's ``data.val``) when ``X_val`` is not given.
+    class_weight : dict, "balanced" or None, default=None
+        Multiplies the sample weights per class, as in scikit-learn.
+    warm_start : bool, default=False
+        `fit` continues from the current weights instead of from zero.
+    verbose : int, default=0
+        1 prints one ``epoch N/E ...`` line per epoch on stderr.
+    random_state : int or None, default=None
+        Seeds the batch order and the validation split, exactly as the config's ``seed``
+        does (None draws a fresh seed).
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+    coef_ : ndarray of shape (n_classes, n_features)
+    intercept_ : ndarray of shape (n_classes,)
+    history_ : list of dict, one per epoch (the columns of ``history.csv``)
+    n_features_in_ : int
+    feature_mean_, feature_scale_ : ndarray of shape (n_features,) or None
+        A standardizer applied before the model: set by `load_run` (a run's saved one), None otherwise.
+    """
+
+    def __init__(
+        self,
+        weight_decay: float = _default("weight_decay"),
+        fit_intercept: bool = _default("fit_intercept"),
+        dtype: str = _default("dtype"),
+        lr: float = _default("lr"),
+        batch_size: int = _default("batch_size"),
+        epochs: int = _default("epochs"),
+        momentum: float = _default("momentum"),
+        nesterov: bool = _default("nesterov"),
+        schedule: str = _default("schedule"),
+        step_size: int = _default("step_size"),
+        gamma: float = _default("gamma"),
+        decay: float = _default("decay"),
+        early_stopping: bool | dict | None = _default("early_stopping"),
+        variance_reduction: str = _default("variance_reduction"),
+        validation_fraction: float | None = None,
+        class_weight: dict | str | None = None,
+        warm_start: bool = False,
+        verbose: int = 0,
+        random_state: int | None = None,
+    ):
+        self.weight_decay = weight_decay
+        self.fit_intercept = fit_intercept
+        self.dtype = dtype
+        self.lr = lr
+        self.batch_size = batch_size
+        self.epochs = epochs
+        self.momentum = momentum
+        self.nesterov = nesterov
+        self.schedule = schedule
+        self.step_size = step_size
+        self.gamma = gamma
+        self.decay = decay
+        self.early_stopping = early_stopping
+        self.variance_reduction = variance_reduction
+        self.validation_fraction = validation_fraction
+        self.class_weight = class_weight
+        self.warm_start = warm_start
+        self.verbose = verbose
+        self.random_state = random_state
+
+    # -- fitting
+
+    def fit(
+        self,
+        X: Any,
+        y: Any,
+        sample_weight: Any = None,
+        *,
+        X_val: Any = None,
+        y_val: Any = None,
+    ) -> SoftmaxRegression:
+        """Train by minibatch SGD.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,), labels of any type
+        sample_weight : array-like of shape (n_samples,) or None
+            Enters the objective as a weighted mean: weight 2 counts a row twice.
+        X_val, y_val : validation data for the logged validation loss and early stopping.
+
+        Returns
+        -------
+        self
+        """
+        return self._fit(X, y, sample_weight, X_val, y_val, epochs=None, classes=None)
+
+    def partial_fit(self, X: Any, y: Any, classes: Any = None, sample_weight: Any = None) -> SoftmaxRegression:
+        """One pass of minibatch SGD over ``(X, y)``, continuing from the current weights.
+
+        ``classes`` (all labels the stream will contain) is required on the first call.
+        """
+        first = not hasattr(self, "classes_")
+        if first and classes is None:
+            raise ValueError("SoftmaxRegression.partial_fit: classes must be given on the first call")
+        return self._fit(X, y, sample_weight, None, None, epochs=1, classes=None if not first else classes)
+
+    def _fit(self, X, y, sample_weight, X_val, y_val, epochs, classes):  # type: ignore[no-untyped-def]
+        has_validation = X_val is not None or y_val is not None or self.validation_fraction is not None
+        settings = self._settings(epochs, has_validation)
+        continuing = epochs is not None or self.warm_start
+        fitted = hasattr(self, "coef_")
+        X, y = validate_data(
+            self, X, y, accept_sparse="csr", dtype=np.dtype(self.dtype), reset=not (continuing and fitted)
+        )
+        check_classification_targets(y)
+        if classes is not None:
+            self.classes_ = np.unique(np.asarray(classes))
+        elif not (continuing and fitted):
+            self.classes_ = np.unique(y)
+        if len(self.classes_) < 2:
+            raise ValueError(
+                f"SoftmaxRegression needs at least two classes; y has one class: {self.classes_[0]!r}"
+            )
+        y_index = self._encode(y, "y")
+        weight = _check_sample_weight(sample_weight, X, dtype=np.float64, ensure_non_negative=True)
+        if self.class_weight is not None:
+            weight = weight * compute_sample_weight(self.class_weight, y)
+        if not np.any(weight > 0):
+            raise ValueError("SoftmaxRegression: the sample weights are all zero; at least one must be positive")
+        streams = random_streams(self._seed())
+        train, val = self._parts(self._standardized(X), y_index, weight, X_val, y_val, streams.split)
+        start = self._start(train.n_features) if continuing and fitted else None
+        on_epoch = _print_epoch if self.verbose else None
+        result = fit(train, len(self.classes_), settings, streams.batches, val=val, start=start, on_epoch=on_epoch)
+        self.coef_, self.intercept_ = result.coef, result.intercept
+        self.history_ = [asdict(record) for record in result.history]
+        self.n_iter_ = len(result.history)
+        self.stopped_early_ = result.stopped_early
+        self.objective_ = result.objective
+        if not hasattr(self, "feature_mean_"):
+            self.feature_mean_ = self.feature_scale_ = None
+        return self
+
+    def _settings(self, epochs: int | None = None, has_validation: bool = False) -> Settings:
+        """The parameters checked by the config's rules, as the core's `Settings`."""
+        values = {}
+        for name, section in PARAMETERS.items():
+            _, rule, _ = SCHEMA[section][name]
+            try:
+                values[name] = rule(getattr(self, name))
+            except ValueError as error:
+                raise ValueError(f"SoftmaxRegression: {name} {error} ({section}.{name} in a config)") from None
+        fraction = self.validation_fraction
+        if fraction is not None and not (isinstance(fraction, float | int) and 0 < fraction < 1):
+            raise ValueError(f"SoftmaxRegression: validation_fraction must be in (0, 1) or None, got {fraction!r}")
+        stopping = values["early_stopping"]
+        if self.early_stopping is None and has_validation:  # on, with the defaults, when there is validation data
+            stopping = {key: default for key, (default, _) in EARLY_STOPPING_RULES.items()}
+        if stopping and not has_validation:
+            raise ValueError(
+                "SoftmaxRegression: early_stopping needs validation data: X_val and y_val, or validation_fraction"
+            )
+        return Settings(
+            weight_decay=values["weight_decay"],
+            fit_intercept=values["fit_intercept"],
+            lr=values["lr"],
+            batch_size=values["batch_size"],
+            epochs=values["epochs"] if epochs is None else epochs,
+            momentum=values["momentum"],
+            nesterov=values["nesterov"],
+            schedule=values["schedule"],
+            step_size=values["step_size"],
+            gamma=values["gamma"],
+            decay=values["decay"],
+            patience=stopping["patience"] if stopping else None,
+            min_delta=stopping["min_delta"] if stopping else 0.0,
+            variance_reduction=values["variance_reduction"],
+        )
+
+    def _seed(self) -> int:
+        if self.random_state is None:
+            return int(np.random.SeedSequence().generate_state(1)[0])
+        if isinstance(self.random_state, np.random.RandomState):
+            return int(self.random_state.randint(2**31 - 1))
+        return int(self.random_state)
+
+    def _parts(self, X, y, weight, X_val, y_val, split_rng):  # type: ignore[no-untyped-def]
+        """The training part and the validation part (None without validation data)."""
+        if X_val is not None or y_val is not None:
+            if X_val is None or y_val is None:
+                raise ValueError("SoftmaxRegression: give both X_val and y_val, or neither")
+            X_val = validate_data(self, X_val, accept_sparse="csr", dtype=X.dtype, reset=False)
+            val = ArrayData(self._standardized(X_val), self._encode(np.asarray(y_val), "y_val"))
+            return ArrayData(X, y, weight), val
+        if self.validation_fraction is None:
+            return ArrayData(X, y, weight), None
+        kept, held = split_indices(len(y), self.validation_fraction, y, "random", True, split_rng)
+        return ArrayData(X[kept], y[kept], weight[kept]), ArrayData(X[held], y[held], weight[held])
+
+    def _start(self, n_features: int) -> TrainingState:
+        """A state at epoch 0 that holds the current weights: the next fit continues from them."""
+        coef = np.asarray(self.coef_, dtype=self.dtype)
+        intercept = np.asarray(self.intercept_, dtype=self.dtype)
+        if coef.shape != (len(self.classes_), n_features):
+            raise ValueError(
+                f"SoftmaxRegression: warm start from coef_ of shape {coef.shape}, but the data need "
+                f"{(len(self.classes_), n_features)}"
+            )
+        rng = random_streams(self._seed()).batches
+        return TrainingState(
+            epoch=0, n_classes=len(self.classes_), n_features=n_features,
+            weights=np.concatenate([coef.ravel(), intercept]), velocity=[], rng_state=rng.bit_generator.state,
+            history=[],
+        )
+
+    def _encode(self, labels: np.ndarray, what: str) -> np.ndarray:
+        """Class indices of ``labels`` under ``classes_``; unknown labels are an error."""
+        index = np.searchsorted(self.classes_, labels)
+        index = np.clip(index, 0, len(self.classes_) - 1)
+        unknown = self.classes_[index] != labels
+        if np.any(unknown):
+            shown = ", ".join(repr(label) for label in np.unique(labels[unknown])[:10])
+            raise ValueError(f"SoftmaxRegression: {what} has labels that are not in classes_: {shown}")
+        return index.astype(np.int64)
+
+    def _standardized(self, X: Any) -> Any:
+        mean = getattr(self, "feature_mean_", None)
+        if mean is None:
+            return X
+        return standardize(X, mean, self.feature_scale_, np.dtype(self.dtype))
+
+    # -- predicting
+
+    def decision_function(self, X: Any) -> np.ndarray:
+        """Logits ``X W^T + b``, shape (n_samples, n_classes); with two classes the logit
+        difference ``z_2 - z_1`` of shape (n_samples,), positive for ``classes_[1]`` (the
+        logistic-regression form, as scikit-learn's binary classifiers give it)."""
+        logits = self._logits(X)
+        return logits[:, 1] - logits[:, 0] if len(self.classes_) == 2 else logits
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """Class probabilities, shape (n_samples, n_classes), rows summing to one."""
+        return softmax.softmax(self._logits(X))
+
+    def predict_log_proba(self, X: Any) -> np.ndarray:
+        """Log-probabilities from a log-softmax (finite where ``log(predict_proba)`` underflows)."""
+        return softmax.log_softmax(self._logits(X))
+
+    def predict(self, X: Any) -> np.ndarray:
+        """The most probable class of each row, shape (n_samples,)."""
+        return self.classes_[self._logits(X).argmax(axis=1)]
+
+    def _logits(self, X: Any) -> np.ndarray:
+        check_is_fitted(self)
+        X = validate_data(self, X, accept_sparse="csr", dtype=[np.float64, np.float32], reset=False)
+        X = self._standardized(X)
+        if not sp.issparse(X):
+            X = X.astype(self.coef_.dtype, copy=False)
+        return softmax.decision_function(self.coef_, self.intercept_, X)
+
+    def __sklearn_tags__(self):  # type: ignore[no-untyped-def]
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True
+        tags.classifier_tags.multi_class = True
+        return tags
+
+    # -- run directories
+
+    def save_run(self, path: str | Path, force: bool = False) -> Path:
+        """Write a run directory (config.yaml, model.npz, model.json, history.csv) that
+        ``softreg evaluate --data``, ``predict`` and ``report`` accept. Existing ``path`` is
+        refused unless ``force`` (and then replaced only if softreg wrote it)."""
+        check_is_fitted(self)
+        n_features = self.coef_.shape[1]
+        names = getattr(self, "feature_names_in_", None)
+        mean = self.feature_mean_ if self.feature_mean_ is not None else np.zeros(n_features)
+        scale = self.feature_scale_ if self.feature_scale_ is not None else np.ones(n_features)
+        model = Model(
+            coef=np.asarray(self.coef_), intercept=np.asarray(self.intercept_), classes=np.asarray(self.classes_),
+            feature_mean=mean, feature_scale=scale,
+            feature_names=[str(name) for name in names] if names is not None else [f"x{i}" for i in range(n_features)],
+            label_name="label", dtype=self.dtype,
+        )
+        rundir.check_output_dir(path, force)
+        history = [EpochRecord(**row) for row in self.history_]
+        training = {"epochs_run": len(history), "objective": self.objective_, "source": "SoftmaxRegression.fit"}
+        with rundir.staging_dir(path, force=force) as staging:
+            rundir.write_text(staging / "config.yaml", "# written by SoftmaxRegression.save_run\n" + dump_config(self._config()))
+            rundir.write_history(staging, history)
+            rundir.write_json(staging / "metrics.json", {})
+            rundir.save_model(staging, model, training)
+        return Path(path)
+
+    def _config(self):  # type: ignore[no-untyped-def]
+        sections: dict[str, dict] = {"model": {}, "optim": {}}
+        for name, section in PARAMETERS.items():
+            sections[section][name] = getattr(self, name)
+        seed = self.random_state if isinstance(self.random_state, int) else 0
+        return resolve({"data": {"source": "SoftmaxRegression.fit"}, **sections, "seed": seed})
+
+
+def _print_epoch(record: EpochRecord, total: int) -> None:
+    from softreg.console import epoch_line
+
+    print(epoch_line(record, total), file=sys.stderr, flush=True)
+
+
+def load_run(path: str | Path) -> SoftmaxRegression:
+    """A fitted `SoftmaxRegression` from a run directory of ``softreg train``.
+
+    Its parameters are the run's config; it applies the run's saved standardizer to raw
+    features, so ``load_run(d).predict(X_raw)`` equals ``softreg predict --run d``.
+    """
+    path = Path(path)
+    model = rundir.load_model(path)
+    config_path = path / "config.yaml"
+    parameters: dict[str, Any] = {}
+    if config_path.is_file():
+        from softreg.config import load_config
+
+        try:
+            config = load_config(config_path)
+        except Exception:  # a config that no longer resolves (a moved data file) leaves the defaults
+            config = None
+        if config is not None:
+            for name, section in PARAMETERS.items():
+                parameters[name] = getattr(getattr(config, section), name)
+            parameters["random_state"] = config.seed
+    estimator = SoftmaxRegression(**parameters)
+    estimator.classes_ = model.classes
+    estimator.coef_, estimator.intercept_ = model.coef, model.intercept
+    estimator.feature_mean_, estimator.feature_scale_ = model.feature_mean, model.feature_scale
+    estimator.n_features_in_ = model.n_features
+    estimator.history_ = rundir.read_history(path) if (path / "history.csv").is_file() else []
+    estimator.objective_ = rundir.read_model_json(path / "model.json").get("training", {}).get("objective")
+    return estimator
+
+
+def fit_config(
+    config: str | Path | dict,
+    overrides: tuple[str, ...] | list[str] = (),
+    out: str | Path | None = None,
+    force: bool = False,
+) -> tuple[SoftmaxRegression, Path]:
+    """Run exactly what ``softreg train --config`` runs; return the fitted estimator and the run directory.
+
+    Parameters
+    ----------
+    config : path of a YAML config, or the same document as a dict (relative paths
+        resolve against the current directory)
+    overrides : ``KEY=VALUE`` strings, as ``--set`` takes them
+    out : the run directory (default ``output.dir``, else ``runs/NAME-TIME``), refused when
+        it exists and is not empty unless ``force``
+    """
+    from softreg.commands import train as command
+    from softreg.config import apply_overrides, load_config
+
+    if isinstance(config, dict):
+        document, from_command_line = apply_overrides(config, overrides)
+        resolved = resolve(document, origin="fit_config", base_dir=".", from_command_line=from_command_line)
+    else:
+        resolved = load_config(config, overrides)
+    target = command.output_dir_for(resolved, out)
+    rundir.check_output_dir(target, force)
+    outcome = command.train_run(resolved, target, force=force)
+    return load_run(outcome.run_dir), outcome.run_dir
