@@ -264,7 +264,8 @@ def chunk_rows(n_samples: int, n_features: int, n_classes: int, at_least: int = 
 class ChunkedData(Protocol):
     """Rows in chunks: what a full pass reads (`softreg.train.TrainingData` is one)."""
 
-    n_samples: int
+    @property
+    def n_samples(self) -> int: ...
 
     def chunks(self, rows: int) -> Iterator[tuple[Matrix, np.ndarray]]: ...
 
