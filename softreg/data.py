@@ -21,6 +21,7 @@ from softreg.train import ArrayData
 
 # -- labels
 
+
 def select_classes(dataset, classes, require_all=True):
     """Keep only rows whose label is in ``classes`` (compared as text); with
     ``require_all``, refuse a class the data do not have."""
@@ -44,6 +45,7 @@ def select_classes(dataset, classes, require_all=True):
         index_base=dataset.index_base,
     )
 
+
 def encode_labels(dataset):
     """Sorted classes and the class index of each row; refuse a single class.
 
@@ -56,6 +58,7 @@ def encode_labels(dataset):
     if len(classes) < 2:
         raise DataError(f"{dataset.source}: only one class ({str(classes[0])!r}) in the labels; need at least two")
     return classes, y.astype(np.int64)
+
 
 def encode_with(classes, labels, source):
     """Class indices of ``labels`` under a model's ``classes``; refuse labels it does not know."""
@@ -71,8 +74,10 @@ def encode_with(classes, labels, source):
 
 # -- splits
 
+
 def split_counts(n_samples, fraction):
     return math.ceil(round(n_samples * fraction, 9))
+
 
 def split_indices(n_samples, fraction, y, mode, stratify, rng):
     """Indices of the kept part and the held-out part (``fraction`` of the rows).
@@ -103,6 +108,7 @@ def split_indices(n_samples, fraction, y, mode, stratify, rng):
 
 # -- standardization
 
+
 def fit_standardizer(X, standardize):
     """Feature mean and scale of the training part (constant columns get scale 1).
 
@@ -124,6 +130,7 @@ def fit_standardizer(X, standardize):
 
 # -- from a config to standardized parts
 
+
 @dataclass
 class Prepared:
     """Everything training needs: the three parts and what travels with the model."""
@@ -140,6 +147,7 @@ class Prepared:
     source: str
     index_base: int | None = None  # svmlight sources: the training file's feature index base
 
+
 def available_memory():
     """Bytes of memory available without swapping (Linux MemAvailable, which counts
     reclaimable cache), or None where unknown."""
@@ -152,6 +160,7 @@ def available_memory():
         pass
     return None
 
+
 def check_memory(shape, dtype, source):
     """Refuse before allocating when the standardized copy of the data cannot fit."""
     needed = shape[0] * shape[1] * dtype.itemsize
@@ -162,6 +171,7 @@ def check_memory(shape, dtype, source):
             f"{source}: the standardized data need {needed / 2**30:.1f} GiB as {dtype.name} "
             f"({shape[0]} x {shape[1]}), but only {available / 2**30:.1f} GiB of memory are free.{hint}"
         )
+
 
 STREAMS = ("split", "batches", "sampling")  # their order fixes which child seed each gets
 

@@ -30,14 +30,17 @@ class Dataset:
     def n_samples(self):
         return self.X.shape[0]
 
+
 def generated_names(count):
     """Column names of a file without a header: col0, col1, ..."""
     return [f"col{index}" for index in range(count)]
+
 
 def shown_names(names, limit=10):
     """``'a', 'b' and 3 more``: a list of names short enough for a one-line message."""
     shown = ", ".join(repr(str(name)) for name in names[:limit])
     return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
+
 
 def check_finite(path, X, names, line_numbers=None):
     """Raise a DataError naming the first NaN/inf cell of dense ``X``."""

@@ -24,12 +24,14 @@ def sniff_delimiter(first_line):
     best = max(counts, key=counts.get)
     return best if counts[best] > 0 else ","
 
+
 def _is_number(cell):
     try:
         float(cell)
     except ValueError:
         return False
     return True
+
 
 def _data_rows(path, handle, delimiter):
     """(cells, line number) of every non-blank row; decoding and quoting errors name the line."""
@@ -42,6 +44,7 @@ def _data_rows(path, handle, delimiter):
         raise DataError(f"{path}: line {reader.line_num}: malformed delimited text ({error})") from None
     except UnicodeDecodeError:
         raise DataError(f"{path}: not UTF-8 text (after line {reader.line_num}); is it a binary file?") from None
+
 
 @contextmanager
 def delimited_chunks(path, delimiter=None, chunk_rows=CHUNK_ROWS, header=None):
@@ -78,6 +81,7 @@ def delimited_chunks(path, delimiter=None, chunk_rows=CHUNK_ROWS, header=None):
             raise DataError(f"{path}: duplicate column name(s) {', '.join(map(repr, duplicates))} in the header")
         yield header, _chunks(path, header, itertools.chain(pending, rows), chunk_rows)
 
+
 def _sniff_file(path, handle):
     try:
         first_line = next((line for line in handle if line.strip()), "")
@@ -85,6 +89,7 @@ def _sniff_file(path, handle):
         raise DataError(f"{path}: not UTF-8 text; is it a binary file?") from None
     handle.seek(0)
     return sniff_delimiter(first_line)
+
 
 def _chunks(path, header, rows, chunk_rows):
     chunk, lines, total = [], [], 0
@@ -102,6 +107,7 @@ def _chunks(path, header, rows, chunk_rows):
     elif total == 0:
         raise DataError(f"{path}: has a header but no data rows")
 
+
 def read_delimited_rows(path, delimiter=None, header=None):
     """Header, all data rows and their line numbers (see `delimited_chunks`)."""
     rows, line_numbers = [], []
@@ -110,6 +116,7 @@ def read_delimited_rows(path, delimiter=None, header=None):
             rows.extend(chunk)
             line_numbers.extend(lines)
     return header, rows, line_numbers
+
 
 def label_index(path, header, label):
     """Column index of the label given by name or 0-based index (default: last column)."""
@@ -122,6 +129,7 @@ def label_index(path, header, label):
     if label in header:
         return header.index(label)
     raise DataError(f"{path}: label column {label!r} not found; columns are: {', '.join(header)}")
+
 
 def parse_features(path, cells, names, line_numbers):
     """Convert a (n, d) array of strings to finite float64; errors name line and column."""
@@ -139,6 +147,7 @@ def parse_features(path, cells, names, line_numbers):
         raise
     check_finite(path, X, names, line_numbers)
     return X
+
 
 def load_delimited(path, label=None, delimiter=None, header=None):
     header, rows, line_numbers = read_delimited_rows(path, delimiter, header)
@@ -160,6 +169,7 @@ def load_delimited(path, label=None, delimiter=None, header=None):
         source=str(path),
         named=header != generated_names(len(header)),
     )
+
 
 def _typed_labels(label_cells):
     """Integer labels when every label is an integer, otherwise strings."""

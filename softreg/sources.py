@@ -63,6 +63,7 @@ def load_source(source, label=None, delimiter=None, header=None, index_base=None
         return _load_svmlight(path, index_base)
     return load_delimited(path, label=label, delimiter=delimiter or DELIMITED_SUFFIXES.get(suffix), header=header)
 
+
 def _load_builtin(name):
     import sklearn.datasets
 
@@ -77,11 +78,13 @@ def _load_builtin(name):
         source=f"{BUILTIN_PREFIX}{name}",
     )
 
+
 def _looks_like_svmlight(path):
     with open(path, "rb") as handle:
         head = handle.read(4096).decode("utf-8", errors="replace")
     lines = [line for line in head.splitlines()[:5] if line.strip() and not line.startswith("#")]
     return bool(lines) and all(_SVMLIGHT_LINE.match(line) for line in lines[:-1] or lines)
+
 
 def _load_npz(path):
     try:
@@ -112,6 +115,7 @@ def _load_npz(path):
         labels = labels.astype(str)
     return Dataset(X=X, labels=labels, feature_names=names, label_name="y", source=str(path), named=named)
 
+
 def _load_svmlight(path, index_base=None):
     """svmlight/libsvm text as CSR. Feature indices are 1-based by libsvm's convention and
     0-based as scikit-learn writes them; ``index_base`` None detects it (0 when index 0
@@ -140,6 +144,7 @@ def _load_svmlight(path, index_base=None):
     return Dataset(
         X=X, labels=labels, feature_names=names, label_name="label", source=str(path), named=False, index_base=index_base
     )
+
 
 def align_features(dataset, feature_names, what):
     """``dataset``'s columns in the order of ``feature_names``.
