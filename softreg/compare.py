@@ -61,12 +61,6 @@ class UnstableError(DivergedError):
         )
 
 
-
-
-
-
-
-
 @dataclass
 class Problem:
     """The standardized two-class training problem.
@@ -85,10 +79,6 @@ class Problem:
     feature_mean: np.ndarray
     feature_scale: np.ndarray
     source: str
-
-
-
-
 
 
 # -- 1. the trajectories

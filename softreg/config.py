@@ -13,8 +13,10 @@ from __future__ import annotations
 import difflib
 import math
 import os
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeAlias
 
 import yaml
 
@@ -24,6 +26,8 @@ from softreg.sources import BUILTIN_PREFIX, BUILTINS
 from softreg.train import Settings
 
 REQUIRED = object()
+Rule: TypeAlias = Callable[[Any], Any]  # a YAML value -> the normalized value, or ValueError
+Spec: TypeAlias = tuple[object, Rule, str]  # default (or REQUIRED), rule, help
 PLOT_NAMES = (
     "learning_curves",
     "confusion_matrix",
@@ -37,15 +41,21 @@ PLOT_NAMES = (
 # -- value rules: each returns the normalized value or raises ValueError("must be ..., got ...")
 
 
-def _describe(value):
+def _describe(value: object) -> str:
     return "nothing" if value is None else repr(value)
 
 
-def number(minimum=None, maximum=None, min_open=False, max_open=False, integer=False):
+def number(
+    minimum: float | None = None,
+    maximum: float | None = None,
+    min_open: bool = False,
+    max_open: bool = False,
+    integer: bool = False,
+) -> Rule:
     """A real (or integer) in a range; strings such as "1e-4" (YAML 1.1 reads them as text) are accepted."""
     kind = "an integer" if integer else "a number"
 
-    def check(value):
+    def check(value: Any) -> float | int:
         if isinstance(value, str) and not integer:
             try:
                 value = float(value)
@@ -70,20 +80,20 @@ def number(minimum=None, maximum=None, min_open=False, max_open=False, integer=F
     return check
 
 
-def boolean(value):
+def boolean(value: object) -> bool:
     if not isinstance(value, bool):
         raise ValueError(f"must be true or false, got {_describe(value)}")
     return value
 
 
-def text(value):
+def text(value: object) -> str:
     if not isinstance(value, str) or not value:
         raise ValueError(f"must be a non-empty string, got {_describe(value)}")
     return value
 
 
-def choice(*options):
-    def check(value):
+def choice(*options: str) -> Rule:
+    def check(value: Any) -> str:
         if value not in options:
             hint = _suggestion(str(value), options)
             raise ValueError(f"must be one of {', '.join(options)}, got {_describe(value)}{hint}")
@@ -92,27 +102,27 @@ def choice(*options):
     return check
 
 
-def optional(rule):
-    def check(value):
+def optional(rule: Rule) -> Rule:
+    def check(value: object) -> Any:
         return None if value is None else rule(value)
 
     return check
 
 
-def column_ref(value):
+def column_ref(value: object) -> str | int:
     """A column name (string) or a 0-based index (negative counts from the end)."""
     if isinstance(value, bool) or not isinstance(value, (str, int)):
         raise ValueError(f"must be a column name or index, got {_describe(value)}")
     return value
 
 
-def fraction_or_path(value):
+def fraction_or_path(value: object) -> str | float:
     if isinstance(value, str):
         return value
     return number(0.0, 1.0, max_open=True)(value)
 
 
-def class_list(value):
+def class_list(value: object) -> list[object]:
     if not isinstance(value, list) or len(value) < 2:
         raise ValueError(f"must be a list of at least two class labels, got {_describe(value)}")
     if len(set(map(str, value))) != len(value):
@@ -120,19 +130,19 @@ def class_list(value):
     return value
 
 
-def delimiter(value):
+def delimiter(value: Any) -> str | None:
     if value not in (None, ",", ";", "\t", "|", " "):
         raise ValueError(f"must be one of ',', ';', '\\t', '|', ' ' (or null to detect), got {value!r}")
     return value
 
 
-EARLY_STOPPING_RULES = {
+EARLY_STOPPING_RULES: dict[str, tuple[object, Rule]] = {
     "patience": (5, number(1, integer=True)),
     "min_delta": (0.0, number(0.0)),
 }
 
 
-def early_stopping(value):
+def early_stopping(value: object) -> dict[str, Any] | None:
     """``null``/``false`` disables; ``true`` or a mapping with ``patience``/``min_delta`` enables."""
     if value is None or value is False:
         return None
@@ -140,7 +150,7 @@ def early_stopping(value):
         value = {}
     if not isinstance(value, dict):
         raise ValueError(f"must be false or a mapping with patience and min_delta, got {_describe(value)}")
-    resolved = {}
+    resolved: dict[str, Any] = {}
     for key in value:
         if key not in EARLY_STOPPING_RULES:
             hint = _suggestion(str(key), EARLY_STOPPING_RULES)
@@ -153,7 +163,7 @@ def early_stopping(value):
     return resolved
 
 
-def plots(value):
+def plots(value: object) -> bool | list[str]:
     """``true`` (all), ``false`` (none), or a list of plot names."""
     if isinstance(value, bool):
         return value
@@ -166,7 +176,7 @@ def plots(value):
 
 # -- the schema: section -> key -> (default, rule, help)
 
-SCHEMA = {
+SCHEMA: dict[str, Spec | dict[str, Spec]] = {
     "data": {
         "source": (REQUIRED, text, "builtin:iris|digits|wine|breast_cancer, or a .csv/.tsv/.npz/svmlight path"),
         "label": (None, optional(column_ref), "label column name or 0-based index (default: the last column)"),
@@ -227,15 +237,15 @@ SCHEMA = {
 @dataclass(frozen=True)
 class DataConfig:
     source: str
-    label: object
-    test: object
+    label: str | int | None
+    test: float | str  # a fraction, or the path of a separate labelled file
     val: float
     split: str
     stratify: bool
     standardize: bool
-    classes: object
-    delimiter: object
-    header: object = None
+    classes: list[object] | None
+    delimiter: str | None
+    header: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -256,15 +266,15 @@ class OptimConfig:
     step_size: int
     gamma: float
     decay: float
-    early_stopping: object
+    early_stopping: dict[str, Any] | None  # {"patience", "min_delta"}, or None: disabled
     variance_reduction: str = "none"
 
 
 @dataclass(frozen=True)
 class OutputConfig:
-    dir: object
-    plots: object
-    eval_every: object
+    dir: str | None
+    plots: bool | list[str]
+    eval_every: int | None
     checkpoint_every: int = 1
 
 
@@ -275,7 +285,7 @@ class Config:
     optim: OptimConfig
     output: OutputConfig
     seed: int
-    path: object = None  # the file it came from, for messages and relative paths
+    path: str | None = None  # the file it came from, for messages and relative paths
 
     def training_settings(self) -> Settings:
         """The numbers `softreg.train.fit` needs, from the ``model`` and ``optim`` sections."""
@@ -299,18 +309,18 @@ class Config:
             eval_every=self.output.eval_every,
         )
 
-    def to_dict(self):
+    def to_dict(self) -> dict[str, Any]:
         """The resolved config as plain YAML-able data (the form saved with a run)."""
         sections = {name: vars(getattr(self, name)).copy() for name in ("data", "model", "optim", "output")}
         return {**sections, "seed": self.seed}
 
 
-def _suggestion(word, candidates):
+def _suggestion(word: str, candidates: Iterable[str]) -> str:
     close = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.6)
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
-def read_yaml(path):
+def read_yaml(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Parse a YAML file with ``safe_load``; errors name the file."""
     path = Path(path)
     try:
@@ -333,7 +343,7 @@ def read_yaml(path):
     return document
 
 
-def parse_override(assignment):
+def parse_override(assignment: str) -> tuple[list[str], Any]:
     """``"optim.lr=0.05"`` -> (["optim", "lr"], 0.05), the value read as YAML."""
     key, sep, raw = assignment.partition("=")
     if not sep or not key.strip():
@@ -345,13 +355,13 @@ def parse_override(assignment):
     return key.strip().split("."), value
 
 
-def apply_overrides(document, assignments):
+def apply_overrides(document: Mapping[str, Any], assignments: Iterable[str]) -> tuple[dict[str, Any], set[str]]:
     """Return a copy of ``document`` with each ``--set`` assignment applied.
 
     Returns the new document and the set of dotted keys that came from the command line.
     """
     document = {key: (dict(value) if isinstance(value, dict) else value) for key, value in document.items()}
-    from_command_line = set()
+    from_command_line: set[str] = set()
     for assignment in assignments:
         keys, value = parse_override(assignment)
         dotted = ".".join(keys)
@@ -376,14 +386,19 @@ def apply_overrides(document, assignments):
     return document, from_command_line
 
 
-def _resolve_path(value, base_dir):
+def _resolve_path(value: str | None, base_dir: str | os.PathLike[str]) -> str | None:
     if value is None or value.startswith(BUILTIN_PREFIX):
         return value
     expanded = Path(os.path.expanduser(value))
     return str(expanded if expanded.is_absolute() else (Path(base_dir) / expanded).resolve())
 
 
-def resolve(document, origin="config", base_dir=".", from_command_line=()):
+def resolve(
+    document: Mapping[str, Any],
+    origin: str = "config",
+    base_dir: str | os.PathLike[str] = ".",
+    from_command_line: Collection[str] = (),
+) -> Config:
     """Validate a whole config mapping and fill in defaults.
 
     Parameters
@@ -402,7 +417,7 @@ def resolve(document, origin="config", base_dir=".", from_command_line=()):
     -------
     Config
     """
-    resolved = {}
+    resolved: dict[str, Any] = {}
     for key in document:
         if key not in SCHEMA:
             hint = _suggestion(str(key), SCHEMA)
@@ -410,7 +425,8 @@ def resolve(document, origin="config", base_dir=".", from_command_line=()):
             raise ConfigError(f"{where}: unknown key {key!r}{hint}; expected one of {', '.join(SCHEMA)}")
     for name, spec in SCHEMA.items():
         if isinstance(spec, tuple):
-            resolved[name] = _check("--set" if name in from_command_line else origin, name, document.get(name, spec[0]), spec)
+            where = "--set" if name in from_command_line else origin
+            resolved[name] = _check(where, name, document.get(name, spec[0]), spec)
             continue
         section = document.get(name, {})
         if section is None:
@@ -423,7 +439,12 @@ def resolve(document, origin="config", base_dir=".", from_command_line=()):
                 where = "--set" if f"{name}.{key}" in from_command_line else origin
                 raise ConfigError(f"{where}: unknown key {name}.{key}{hint}")
         resolved[name] = {
-            key: _check("--set" if f"{name}.{key}" in from_command_line else origin, f"{name}.{key}", section.get(key, rule[0]), rule)
+            key: _check(
+                "--set" if f"{name}.{key}" in from_command_line else origin,
+                f"{name}.{key}",
+                section.get(key, rule[0]),
+                rule,
+            )
             for key, rule in spec.items()
         }
     data = resolved["data"]
@@ -444,7 +465,7 @@ def resolve(document, origin="config", base_dir=".", from_command_line=()):
     )
 
 
-def _check(origin, dotted, value, spec):
+def _check(origin: str, dotted: str, value: object, spec: Spec) -> Any:
     default, rule, _help = spec
     if value is REQUIRED:
         raise ConfigError(f"{origin}: {dotted} is required ({_help})")
@@ -454,7 +475,7 @@ def _check(origin, dotted, value, spec):
         raise ConfigError(f"{origin}: {dotted} {error}") from None
 
 
-def _check_builtin(origin, source):
+def _check_builtin(origin: str, source: str) -> None:
     if source.startswith(BUILTIN_PREFIX):
         name = source[len(BUILTIN_PREFIX):]
         if name not in BUILTINS:
@@ -465,13 +486,14 @@ def _check_builtin(origin, source):
             )
 
 
-def load_config(path, overrides=()):
+def load_config(path: str | os.PathLike[str], overrides: Iterable[str] = ()) -> Config:
     """Read, override and validate a config file; return a `Config`."""
     document = read_yaml(path)
     document, from_command_line = apply_overrides(document, overrides)
-    return resolve(document, origin=str(path), base_dir=Path(path).resolve().parent, from_command_line=from_command_line)
+    base_dir = Path(path).resolve().parent
+    return resolve(document, origin=str(path), base_dir=base_dir, from_command_line=from_command_line)
 
 
-def dump_config(config):
+def dump_config(config: Config) -> str:
     """The resolved config as YAML text."""
     return yaml.safe_dump(config.to_dict(), sort_keys=False, default_flow_style=False)

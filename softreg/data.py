@@ -7,7 +7,9 @@ Every error names the file and, where it applies, the line and column.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import scipy.sparse as sp
@@ -19,9 +21,15 @@ from softreg.model import standardize
 from softreg.sources import align_features, load_source
 from softreg.train import ArrayData
 
+if TYPE_CHECKING:
+    from numpy.typing import DTypeLike
+
+    from softreg.config import DataConfig
+
 # -- labels
 
-def select_classes(dataset, classes, require_all=True):
+
+def select_classes(dataset: Dataset, classes: Sequence[object] | None, require_all: bool = True) -> Dataset:
     """Keep only rows whose label is in ``classes`` (compared as text); with
     ``require_all``, refuse a class the data do not have."""
     if classes is None:
@@ -44,7 +52,8 @@ def select_classes(dataset, classes, require_all=True):
         index_base=dataset.index_base,
     )
 
-def encode_labels(dataset):
+
+def encode_labels(dataset: Dataset) -> tuple[np.ndarray, np.ndarray]:
     """Sorted classes and the class index of each row; refuse a single class.
 
     Returns
@@ -57,7 +66,8 @@ def encode_labels(dataset):
         raise DataError(f"{dataset.source}: only one class ({str(classes[0])!r}) in the labels; need at least two")
     return classes, y.astype(np.int64)
 
-def encode_with(classes, labels, source):
+
+def encode_with(classes: np.ndarray, labels: np.ndarray, source: str) -> np.ndarray:
     """Class indices of ``labels`` under a model's ``classes``; refuse labels it does not know."""
     known = {str(label): index for index, label in enumerate(classes)}
     text_labels = labels.astype(str)
@@ -71,10 +81,14 @@ def encode_with(classes, labels, source):
 
 # -- splits
 
-def split_counts(n_samples, fraction):
+
+def split_counts(n_samples: int, fraction: float) -> int:
     return math.ceil(round(n_samples * fraction, 9))
 
-def split_indices(n_samples, fraction, y, mode, stratify, rng):
+
+def split_indices(
+    n_samples: int, fraction: float, y: np.ndarray, mode: str, stratify: bool, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
     """Indices of the kept part and the held-out part (``fraction`` of the rows).
 
     ``ordered`` holds out the last rows; ``random`` draws them with ``rng``
@@ -103,7 +117,8 @@ def split_indices(n_samples, fraction, y, mode, stratify, rng):
 
 # -- standardization
 
-def fit_standardizer(X, standardize):
+
+def fit_standardizer(X: Matrix, standardize: bool) -> tuple[np.ndarray, np.ndarray]:
     """Feature mean and scale of the training part (constant columns get scale 1).
 
     Sparse ``X`` is only scaled (mean 0), so that it stays sparse.
@@ -124,6 +139,7 @@ def fit_standardizer(X, standardize):
 
 # -- from a config to standardized parts
 
+
 @dataclass
 class Prepared:
     """Everything training needs: the three parts and what travels with the model."""
@@ -140,7 +156,8 @@ class Prepared:
     source: str
     index_base: int | None = None  # svmlight sources: the training file's feature index base
 
-def available_memory():
+
+def available_memory() -> int | None:
     """Bytes of memory available without swapping (Linux MemAvailable, which counts
     reclaimable cache), or None where unknown."""
     try:
@@ -152,7 +169,8 @@ def available_memory():
         pass
     return None
 
-def check_memory(shape, dtype, source):
+
+def check_memory(shape: tuple[int, ...], dtype: np.dtype, source: str) -> None:
     """Refuse before allocating when the standardized copy of the data cannot fit."""
     needed = shape[0] * shape[1] * dtype.itemsize
     available = available_memory()
@@ -162,6 +180,7 @@ def check_memory(shape, dtype, source):
             f"{source}: the standardized data need {needed / 2**30:.1f} GiB as {dtype.name} "
             f"({shape[0]} x {shape[1]}), but only {available / 2**30:.1f} GiB of memory are free.{hint}"
         )
+
 
 STREAMS = ("split", "batches", "sampling")  # their order fixes which child seed each gets
 
@@ -182,16 +201,15 @@ def random_streams(seed: int) -> RandomStreams:
     return RandomStreams(**{name: np.random.default_rng(child) for name, child in zip(STREAMS, children, strict=True)})
 
 
-def prepare(data_config, dtype, split_rng):
+def prepare(data_config: DataConfig, dtype: DTypeLike, split_rng: np.random.Generator) -> Prepared:
     """Load, select classes, encode labels, split and standardize, as ``data_config`` says."""
-    dataset = select_classes(
-        load_source(data_config.source, data_config.label, data_config.delimiter, data_config.header), data_config.classes
-    )
+    source, label, delimiter, header = data_config.source, data_config.label, data_config.delimiter, data_config.header
+    dataset = select_classes(load_source(source, label, delimiter, header), data_config.classes)
     classes, y = encode_labels(dataset)
     X = dataset.X
     if isinstance(data_config.test, str):
         test_set = select_classes(
-            load_source(data_config.test, data_config.label, data_config.delimiter, data_config.header, dataset.index_base),
+            load_source(data_config.test, label, delimiter, header, dataset.index_base),
             data_config.classes,
             require_all=False,  # a test file may lack a class; its labels outside the model are refused below
         )
@@ -205,18 +223,20 @@ def prepare(data_config, dtype, split_rng):
         X_test, y_test = X[test_index], y[test_index]
     if not sp.issparse(X):
         check_memory(X.shape, np.dtype(dtype), dataset.source)
-    kept, val_index = split_indices(len(rest), data_config.val, y[rest], data_config.split, data_config.stratify, split_rng)
+    kept, val_index = split_indices(
+        len(rest), data_config.val, y[rest], data_config.split, data_config.stratify, split_rng
+    )
     train_index, val_index = rest[kept], rest[val_index]
     X_train = X[train_index]  # gathered once: it can be most of the data
     mean, scale = fit_standardizer(X_train, data_config.standardize)
 
-    def part(rows_X, rows_y):
-        return ArrayData(standardize(rows_X, mean, scale, dtype), rows_y) if rows_X.shape[0] else None
+    def part(rows_X: Matrix, rows_y: np.ndarray) -> ArrayData:
+        return ArrayData(standardize(rows_X, mean, scale, dtype), rows_y)
 
     return Prepared(
-        train=part(X_train, y[train_index]),
-        val=part(X[val_index], y[val_index]),
-        test=part(X_test, y_test),
+        train=part(X_train, y[train_index]),  # never empty: split_indices always leaves training rows
+        val=part(X[val_index], y[val_index]) if len(val_index) else None,
+        test=part(X_test, y_test) if X_test.shape[0] else None,
         test_raw=X_test,
         classes=classes,
         feature_names=dataset.feature_names,

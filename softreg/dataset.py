@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from os import PathLike
 
 import numpy as np
 
@@ -27,19 +29,24 @@ class Dataset:
     index_base: int | None = None  # svmlight only: whether its feature indices start at 0 or 1
 
     @property
-    def n_samples(self):
+    def n_samples(self) -> int:
         return self.X.shape[0]
 
-def generated_names(count):
+
+def generated_names(count: int) -> list[str]:
     """Column names of a file without a header: col0, col1, ..."""
     return [f"col{index}" for index in range(count)]
 
-def shown_names(names, limit=10):
+
+def shown_names(names: Sequence[object], limit: int = 10) -> str:
     """``'a', 'b' and 3 more``: a list of names short enough for a one-line message."""
     shown = ", ".join(repr(str(name)) for name in names[:limit])
     return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
 
-def check_finite(path, X, names, line_numbers=None):
+
+def check_finite(
+    path: str | PathLike[str], X: np.ndarray, names: Sequence[str], line_numbers: Sequence[int] | None = None
+) -> None:
     """Raise a DataError naming the first NaN/inf cell of dense ``X``."""
     bad = ~np.isfinite(X)
     if bad.any():

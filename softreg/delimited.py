@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import csv
 import itertools
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from os import PathLike
+from typing import TextIO, TypeAlias
 
 import numpy as np
 
@@ -17,21 +20,25 @@ from softreg.errors import DataError
 
 CHUNK_ROWS = 65536
 
+Chunk: TypeAlias = "tuple[list[list[str]], list[int]]"  # rows of cells, and the file line of each
 
-def sniff_delimiter(first_line):
+
+def sniff_delimiter(first_line: str) -> str:
     """The most frequent of ``, ; TAB |`` in the header line (comma when none occurs)."""
     counts = {candidate: first_line.count(candidate) for candidate in (",", ";", "\t", "|")}
-    best = max(counts, key=counts.get)
+    best = max(counts, key=counts.__getitem__)
     return best if counts[best] > 0 else ","
 
-def _is_number(cell):
+
+def _is_number(cell: str) -> bool:
     try:
         float(cell)
     except ValueError:
         return False
     return True
 
-def _data_rows(path, handle, delimiter):
+
+def _data_rows(path: str | PathLike[str], handle: TextIO, delimiter: str) -> Iterator[tuple[list[str], int]]:
     """(cells, line number) of every non-blank row; decoding and quoting errors name the line."""
     reader = csv.reader(handle, delimiter=delimiter)
     try:
@@ -43,8 +50,11 @@ def _data_rows(path, handle, delimiter):
     except UnicodeDecodeError:
         raise DataError(f"{path}: not UTF-8 text (after line {reader.line_num}); is it a binary file?") from None
 
+
 @contextmanager
-def delimited_chunks(path, delimiter=None, chunk_rows=CHUNK_ROWS, header=None):
+def delimited_chunks(
+    path: str | PathLike[str], delimiter: str | None = None, chunk_rows: int = CHUNK_ROWS, header: bool | None = None
+) -> Iterator[tuple[list[str], Iterator[Chunk]]]:
     """Open a delimited file; yield its header and an iterator of row chunks.
 
     Streams the file (memory bounded by ``chunk_rows``). Handles a UTF-8 BOM, CRLF
@@ -72,13 +82,13 @@ def delimited_chunks(path, delimiter=None, chunk_rows=CHUNK_ROWS, header=None):
         pending = []
         if header is False or (header is None and all(_is_number(cell) for cell in names)):
             names, pending = generated_names(len(names)), [first]
-        header = names
-        duplicates = sorted({name for name in header if header.count(name) > 1})
+        duplicates = sorted({name for name in names if names.count(name) > 1})
         if duplicates:
             raise DataError(f"{path}: duplicate column name(s) {', '.join(map(repr, duplicates))} in the header")
-        yield header, _chunks(path, header, itertools.chain(pending, rows), chunk_rows)
+        yield names, _chunks(path, names, itertools.chain(pending, rows), chunk_rows)
 
-def _sniff_file(path, handle):
+
+def _sniff_file(path: str | PathLike[str], handle: TextIO) -> str:
     try:
         first_line = next((line for line in handle if line.strip()), "")
     except UnicodeDecodeError:
@@ -86,8 +96,13 @@ def _sniff_file(path, handle):
     handle.seek(0)
     return sniff_delimiter(first_line)
 
-def _chunks(path, header, rows, chunk_rows):
-    chunk, lines, total = [], [], 0
+
+def _chunks(
+    path: str | PathLike[str], header: list[str], rows: Iterable[tuple[list[str], int]], chunk_rows: int
+) -> Iterator[Chunk]:
+    chunk: list[list[str]] = []
+    lines: list[int] = []
+    total = 0
     for row, line in rows:
         if len(row) != len(header):
             raise DataError(f"{path}: line {line} has {len(row)} fields, expected {len(header)} (as in the header)")
@@ -102,16 +117,21 @@ def _chunks(path, header, rows, chunk_rows):
     elif total == 0:
         raise DataError(f"{path}: has a header but no data rows")
 
-def read_delimited_rows(path, delimiter=None, header=None):
+
+def read_delimited_rows(
+    path: str | PathLike[str], delimiter: str | None = None, header: bool | None = None
+) -> tuple[list[str], list[list[str]], list[int]]:
     """Header, all data rows and their line numbers (see `delimited_chunks`)."""
-    rows, line_numbers = [], []
-    with delimited_chunks(path, delimiter, header=header) as (header, chunks):
+    rows: list[list[str]] = []
+    line_numbers: list[int] = []
+    with delimited_chunks(path, delimiter, header=header) as (names, chunks):
         for chunk, lines in chunks:
             rows.extend(chunk)
             line_numbers.extend(lines)
-    return header, rows, line_numbers
+    return names, rows, line_numbers
 
-def label_index(path, header, label):
+
+def label_index(path: str | PathLike[str], header: list[str], label: str | int | None) -> int:
     """Column index of the label given by name or 0-based index (default: last column)."""
     if label is None:
         return len(header) - 1
@@ -123,7 +143,10 @@ def label_index(path, header, label):
         return header.index(label)
     raise DataError(f"{path}: label column {label!r} not found; columns are: {', '.join(header)}")
 
-def parse_features(path, cells, names, line_numbers):
+
+def parse_features(
+    path: str | PathLike[str], cells: np.ndarray, names: Sequence[str], line_numbers: Sequence[int]
+) -> np.ndarray:
     """Convert a (n, d) array of strings to finite float64; errors name line and column."""
     try:
         X = cells.astype(np.float64)
@@ -140,28 +163,38 @@ def parse_features(path, cells, names, line_numbers):
     check_finite(path, X, names, line_numbers)
     return X
 
-def load_delimited(path, label=None, delimiter=None, header=None):
-    header, rows, line_numbers = read_delimited_rows(path, delimiter, header)
-    target = label_index(path, header, label)
-    if len(header) < 2:
-        raise DataError(f"{path}: needs at least one feature column besides the label; columns are: {', '.join(header)}")
+
+def load_delimited(
+    path: str | PathLike[str],
+    label: str | int | None = None,
+    delimiter: str | None = None,
+    header: bool | None = None,
+) -> Dataset:
+    """A delimited file as a `Dataset`: the ``label`` column (see `label_index`) and every other as a feature."""
+    columns, rows, line_numbers = read_delimited_rows(path, delimiter, header)
+    target = label_index(path, columns, label)
+    if len(columns) < 2:
+        raise DataError(
+            f"{path}: needs at least one feature column besides the label; columns are: {', '.join(columns)}"
+        )
     cells = np.array(rows, dtype=str)
     label_cells = np.char.strip(cells[:, target])
     blank = np.flatnonzero(label_cells == "")
     if blank.size:
-        raise DataError(f"{path}: line {line_numbers[blank[0]]}: empty label in column {header[target]!r}")
-    names = header[:target] + header[target + 1:]
+        raise DataError(f"{path}: line {line_numbers[blank[0]]}: empty label in column {columns[target]!r}")
+    names = columns[:target] + columns[target + 1:]
     X = parse_features(path, np.delete(cells, target, axis=1), names, line_numbers)
     return Dataset(
         X=X,
         labels=_typed_labels(label_cells),
         feature_names=names,
-        label_name=header[target],
+        label_name=columns[target],
         source=str(path),
-        named=header != generated_names(len(header)),
+        named=columns != generated_names(len(columns)),
     )
 
-def _typed_labels(label_cells):
+
+def _typed_labels(label_cells: np.ndarray) -> np.ndarray:
     """Integer labels when every label is an integer, otherwise strings."""
     try:
         as_int = label_cells.astype(np.int64)

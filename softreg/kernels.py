@@ -12,15 +12,15 @@ and the true class of each sample is addressed by one flat index.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeAlias
 
 import numpy as np
 import scipy.sparse as sp
+from numpy.typing import DTypeLike
 
 from softreg.softmax import gradient_norm
 
-Matrix = np.ndarray | sp.csr_matrix  # X: dense, or CSR
-
+Matrix: TypeAlias = "np.ndarray | sp.csr_matrix"  # X: dense, or CSR
 
 
 class Workspace:
@@ -33,7 +33,9 @@ class Workspace:
     ``grad_coef`` (n_classes, n_features) and ``grad_intercept`` (n_classes,) are views of it.
     """
 
-    def __init__(self, n_classes, n_features, max_rows, dtype, n_models=1):
+    def __init__(
+        self, n_classes: int, n_features: int, max_rows: int, dtype: DTypeLike, n_models: int = 1
+    ) -> None:
         dtype = np.dtype(dtype)
         self.n_classes, self.n_models, self.max_rows = n_classes, n_models, max_rows
         self._logits = np.empty(n_models * n_classes * max_rows, dtype)
@@ -49,9 +51,9 @@ class Workspace:
         self.decay = np.empty_like(self.grad_coef)
         self.stacked_coef = np.empty((n_models * n_classes, n_features), dtype)
         self.stacked_intercept = np.empty(n_models * n_classes, dtype)
-        self._batches = {}
+        self._batches: dict[int, _BatchViews] = {}
 
-    def batch(self, n_samples):
+    def batch(self, n_samples: int) -> _BatchViews:
         """Views sized for ``n_samples`` rows; cached, since a run sees two batch sizes at most."""
         views = self._batches.get(n_samples)
         if views is None:
@@ -60,7 +62,7 @@ class Workspace:
 
 
 class _BatchViews:
-    def __init__(self, work, n_samples):
+    def __init__(self, work: Workspace, n_samples: int) -> None:
         n_models, size = work.n_models, work.n_models * work.n_classes * n_samples
         self.flat_logits = work._logits[:size]
         self.logits = self.flat_logits.reshape(n_models, work.n_classes, n_samples)
@@ -79,12 +81,16 @@ class Snapshot:
     """An SVRG snapshot: weights W~ (n_classes, n_features), b~ (n_classes,) and the full-data
     gradient of the mean cross-entropy there, without weight decay."""
 
-    def __init__(self, coef, intercept, grad_coef, grad_intercept):
+    def __init__(
+        self, coef: np.ndarray, intercept: np.ndarray, grad_coef: np.ndarray, grad_intercept: np.ndarray
+    ) -> None:
         self.coef, self.intercept = coef, intercept
         self.grad_coef, self.grad_intercept = grad_coef, grad_intercept
 
 
-def batch_loss_gradient(coef, intercept, X, y, weight_decay, work):
+def batch_loss_gradient(
+    coef: np.ndarray, intercept: np.ndarray, X: Matrix, y: np.ndarray, weight_decay: float, work: Workspace
+) -> float:
     """`loss_gradient` of one minibatch, computed in ``work``'s buffers.
 
     Parameters
@@ -113,7 +119,15 @@ def batch_loss_gradient(coef, intercept, X, y, weight_decay, work):
     return data_loss
 
 
-def variance_reduced_gradient(coef, intercept, snapshot, X, y, weight_decay, work):
+def variance_reduced_gradient(
+    coef: np.ndarray,
+    intercept: np.ndarray,
+    snapshot: Snapshot,
+    X: Matrix,
+    y: np.ndarray,
+    weight_decay: float,
+    work: Workspace,
+) -> float:
     """The SVRG estimate of grad J on one minibatch (Johnson & Zhang, 2013)::
 
         g = grad L_B(W, b) - grad L_B(W~, b~) + grad L(W~, b~) + weight_decay * (W, 0)
@@ -187,11 +201,12 @@ def full_loss_gradient(
 ) -> tuple[float, float, np.ndarray, np.ndarray]:
     """`softmax.loss_gradient` of in-memory ``X`` (n_samples, n_features), ``chunk_rows`` at a time."""
     rows = max(1, min(chunk_rows, X.shape[0]))
-    work = Workspace(*coef.shape, rows, coef.dtype)
+    n_classes, n_features = coef.shape
+    work = Workspace(n_classes, n_features, rows, coef.dtype)
     return chunked_loss_gradient(coef, intercept, array_chunks(X, y, rows), X.shape[0], weight_decay, work)
 
 
-def _logits_into(out, coef, intercept, X, by_rows):
+def _logits_into(out: np.ndarray, coef: np.ndarray, intercept: np.ndarray, X: Matrix, by_rows: np.ndarray) -> None:
     """``out[...] = coef @ X.T + intercept[:, None]``, shape (n_classes, n_samples).
 
     For wide dense X the product is faster the other way round, into ``by_rows`` (n_samples,
@@ -208,7 +223,7 @@ def _logits_into(out, coef, intercept, X, by_rows):
     out += intercept[:, None]
 
 
-def _normalize_in_place(logits, y, views):
+def _normalize_in_place(logits: np.ndarray, y: np.ndarray, views: _BatchViews) -> float:
     """Turn logits (n_models, K, n) into probabilities / n in place; return the first model's
     mean cross-entropy, taken from the shifted logits before exponentiation (a log-softmax)."""
     n_models, _, n_samples = logits.shape
@@ -227,7 +242,9 @@ def _normalize_in_place(logits, y, views):
     return data_loss
 
 
-def _gradient_into(work, residual, X, coef, weight_decay, ones):
+def _gradient_into(
+    work: Workspace, residual: np.ndarray, X: Matrix, coef: np.ndarray, weight_decay: float, ones: np.ndarray
+) -> None:
     """``work.grad_coef = residual @ X + weight_decay * coef``, ``work.grad_intercept = residual @ 1``."""
     if isinstance(X, np.ndarray):
         np.matmul(residual, X, out=work.grad_coef)
@@ -247,7 +264,8 @@ def chunk_rows(n_samples: int, n_features: int, n_classes: int, at_least: int = 
 class ChunkedData(Protocol):
     """Rows in chunks: what a full pass reads (`softreg.train.TrainingData` is one)."""
 
-    n_samples: int
+    @property
+    def n_samples(self) -> int: ...
 
     def chunks(self, rows: int) -> Iterator[tuple[Matrix, np.ndarray]]: ...
 
@@ -260,7 +278,7 @@ class PlainGradient:
     def __init__(
         self, n_classes: int, n_features: int, n_samples: int, dtype: np.dtype, batch_size: int, weight_decay: float,
         fit_intercept: bool,
-    ):
+    ) -> None:
         self.weight_decay, self.fit_intercept = weight_decay, fit_intercept
         self.work = Workspace(n_classes, n_features, min(batch_size, n_samples), dtype, n_models=self.n_models)
         rows = chunk_rows(n_samples, n_features, n_classes, at_least=max(256, batch_size))
@@ -282,7 +300,7 @@ class VarianceReducedGradient(PlainGradient):
 
     n_models = 2
 
-    def __init__(self, *args: Any, **kwargs: Any):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.snapshot: Snapshot | None = None
 
@@ -305,5 +323,5 @@ class VarianceReducedGradient(PlainGradient):
         return objective, grad_norm
 
 
-ESTIMATORS = {"none": PlainGradient, "svrg": VarianceReducedGradient}
+ESTIMATORS: dict[str, type[PlainGradient]] = {"none": PlainGradient, "svrg": VarianceReducedGradient}
 

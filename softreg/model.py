@@ -7,12 +7,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.sparse as sp
+from numpy.typing import DTypeLike
 
 from softreg import softmax
 from softreg.kernels import Matrix
 
 
-def standardize(X: Matrix, mean: np.ndarray, scale: np.ndarray, dtype: np.dtype | type = np.float64) -> Matrix:
+def standardize(X: Matrix, mean: np.ndarray, scale: np.ndarray, dtype: DTypeLike = np.float64) -> Matrix:
     """``(X - mean) / scale`` in ``dtype``; X (n_samples, n_features), mean and scale (n_features,).
 
     Sparse X is only scaled (``X / scale``) and stays CSR.

@@ -91,12 +91,12 @@ class SGD:
     def step(self, params: Sequence[np.ndarray], grads: Sequence[np.ndarray], lr: float) -> None:
         """Update each array of ``params`` in place from the matching ``grads``."""
         if self.momentum == 0.0:
-            for param, grad in zip(params, grads):  # noqa: B905 (a caller may pass more grads than params)
+            for param, grad in zip(params, grads, strict=True):
                 param -= lr * grad
             return
         if not self.velocity:
             self.velocity = [np.zeros_like(param) for param in params]
-        for param, grad, velocity in zip(params, grads, self.velocity):  # noqa: B905
+        for param, grad, velocity in zip(params, grads, self.velocity, strict=True):
             velocity *= self.momentum
             velocity += grad
             if self.nesterov:

@@ -17,14 +17,17 @@ import shutil
 import tempfile
 import time
 import zipfile
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict, fields
 from pathlib import Path
+from typing import IO, Any, cast
 
 import numpy as np
 
 from softreg import __version__
 from softreg.errors import OutputError, OutputExistsError, RunDirError
+from softreg.kernels import Matrix
 from softreg.model import Model
 from softreg.train import EpochRecord, TrainingState
 
@@ -35,14 +38,14 @@ MODEL_ARRAYS = ("coef", "intercept", "classes", "feature_mean", "feature_scale")
 # -- atomic writes
 
 
-def _umask():
+def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
 
 
 @contextmanager
-def atomic_open(path, mode="w", **kwargs):
+def atomic_open(path: str | os.PathLike[str], mode: str = "w", **kwargs: Any) -> Iterator[IO[Any]]:
     """Write to a temporary file beside ``path``, then rename it onto ``path``.
 
     On any exception the temporary file is removed and ``path`` is left as it was.
@@ -66,23 +69,23 @@ def atomic_open(path, mode="w", **kwargs):
         raise
 
 
-def write_text(path, content):
+def write_text(path: str | os.PathLike[str], content: str) -> None:
     with atomic_open(path, "w", encoding="utf-8", newline="") as handle:
         handle.write(content)
 
 
-def write_json(path, document):
+def write_json(path: str | os.PathLike[str], document: object) -> None:
     write_text(path, json.dumps(document, indent=2, default=_json_default) + "\n")
 
 
-def write_npz(path, **arrays):
+def write_npz(path: str | os.PathLike[str], **arrays: Any) -> None:
     buffer = io.BytesIO()
     np.savez(buffer, **arrays)
     with atomic_open(path, "wb") as handle:
         handle.write(buffer.getvalue())
 
 
-def _json_default(value):
+def _json_default(value: object) -> object:
     if isinstance(value, np.generic):
         return value.item()
     if isinstance(value, np.ndarray):
@@ -93,7 +96,7 @@ def _json_default(value):
 # -- the run directory as a whole
 
 
-def default_run_dir(name, root="runs"):
+def default_run_dir(name: str, root: str | os.PathLike[str] = "runs") -> Path:
     """A fresh ``runs/NAME-YYYYmmdd-HHMMSS`` (with ``-2``, ``-3``... if taken)."""
     base = Path(root) / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
     candidate, counter = base, 1
@@ -106,7 +109,7 @@ def default_run_dir(name, root="runs"):
 RUN_MARKERS = ("config.yaml", "model.npz", "metrics.json")
 
 
-def check_output_dir(path, force):
+def check_output_dir(path: str | os.PathLike[str], force: bool) -> None:
     """Refuse an existing non-empty directory (or a file) unless ``force``; even with
     ``force``, replace only a directory that softreg wrote (never a user's folder or the
     current directory)."""
@@ -118,7 +121,9 @@ def check_output_dir(path, force):
     if not force:
         raise OutputExistsError(f"{path}: run directory already exists and is not empty; use --force to replace it")
     if Path.cwd().resolve().is_relative_to(path.resolve()):
-        raise OutputExistsError(f"{path}: is the current directory or contains it; refusing to replace it even with --force")
+        raise OutputExistsError(
+            f"{path}: is the current directory or contains it; refusing to replace it even with --force"
+        )
     if not any((path / name).exists() for name in RUN_MARKERS):
         raise OutputExistsError(
             f"{path}: is not a softreg output directory (no {', '.join(RUN_MARKERS)}); "
@@ -127,7 +132,7 @@ def check_output_dir(path, force):
 
 
 @contextmanager
-def staging_dir(target, force=False):
+def staging_dir(target: str | os.PathLike[str], force: bool = False) -> Iterator[Path]:
     """Yield a fresh hidden directory beside ``target``; on success rename it onto ``target``.
 
     On failure the staging directory is removed and ``target`` is untouched.
@@ -148,7 +153,7 @@ def staging_dir(target, force=False):
         raise
 
 
-def _commit(staging, target):
+def _commit(staging: Path, target: Path) -> None:
     """Replace ``target`` by ``staging`` with renames; the old one is removed last."""
     retired = None
     try:
@@ -167,7 +172,9 @@ def _commit(staging, target):
 # -- the model
 
 
-def save_model(directory, model, training_summary=None):
+def save_model(
+    directory: str | os.PathLike[str], model: Model, training_summary: Mapping[str, Any] | None = None
+) -> None:
     """Write ``model.npz`` and ``model.json`` atomically into ``directory``."""
     directory = Path(directory)
     write_json(
@@ -195,7 +202,7 @@ def save_model(directory, model, training_summary=None):
     )
 
 
-def load_model(directory):
+def load_model(directory: str | os.PathLike[str]) -> Model:
     """Load and check a run directory's model; every problem is a RunDirError naming the file."""
     directory = Path(directory)
     if not directory.is_dir():
@@ -206,15 +213,26 @@ def load_model(directory):
     meta = read_model_json(json_path)
     arrays = _read_arrays(npz_path)
     n_classes, n_features = arrays["coef"].shape
-    expected = {"intercept": (n_classes,), "classes": (n_classes,), "feature_mean": (n_features,), "feature_scale": (n_features,)}
+    expected = {
+        "intercept": (n_classes,),
+        "classes": (n_classes,),
+        "feature_mean": (n_features,),
+        "feature_scale": (n_features,),
+    }
     for name, shape in expected.items():
         if arrays[name].shape != shape:
-            raise RunDirError(f"{npz_path}: {name} has shape {arrays[name].shape}, expected {shape} to match coef {arrays['coef'].shape}")
+            raise RunDirError(
+                f"{npz_path}: {name} has shape {arrays[name].shape}, expected {shape} "
+                f"to match coef {arrays['coef'].shape}"
+            )
     for name in ("coef", "intercept", "feature_mean", "feature_scale"):
         if not np.all(np.isfinite(arrays[name])):
             raise RunDirError(f"{npz_path}: {name} contains NaN or inf; the model is not usable")
     if len(meta.get("feature_names", [])) != n_features:
-        raise RunDirError(f"{json_path}: lists {len(meta.get('feature_names', []))} feature names, but model.npz has {n_features} features")
+        raise RunDirError(
+            f"{json_path}: lists {len(meta.get('feature_names', []))} feature names, "
+            f"but model.npz has {n_features} features"
+        )
     if [str(label) for label in arrays["classes"]] != meta.get("classes", [str(label) for label in arrays["classes"]]):
         raise RunDirError(f"{json_path}: its classes disagree with model.npz")
     return Model(
@@ -229,7 +247,7 @@ def load_model(directory):
     )
 
 
-def read_json_object(path):
+def read_json_object(path: str | os.PathLike[str]) -> dict[str, Any]:
     """A run directory's JSON file as a dict; a missing or broken one is a RunDirError."""
     try:
         document = json.loads(Path(path).read_text(encoding="utf-8"))
@@ -242,7 +260,7 @@ def read_json_object(path):
     return document
 
 
-def read_model_json(path):
+def read_model_json(path: str | os.PathLike[str]) -> dict[str, Any]:
     """model.json, checked for a format this softreg reads."""
     meta = read_json_object(path)
     version = meta.get("format_version")
@@ -258,7 +276,7 @@ def read_model_json(path):
     return meta
 
 
-def _read_arrays(path):
+def _read_arrays(path: Path) -> dict[str, np.ndarray]:
     try:
         with open(path, "rb") as handle, np.load(handle, allow_pickle=False) as archive:
             missing = [name for name in MODEL_ARRAYS if name not in archive.files]
@@ -279,18 +297,25 @@ def _read_arrays(path):
     return arrays
 
 
-def save_test_split(directory, X_raw, y):
+def save_test_split(directory: Path, X_raw: Matrix, y: np.ndarray) -> None:
     """The test rows (raw features, class indices) so that `evaluate` needs nothing else."""
     import scipy.sparse as sp
 
     if sp.issparse(X_raw):
-        X_raw = X_raw.tocsr()
-        write_npz(directory / "test.npz", data=X_raw.data, indices=X_raw.indices, indptr=X_raw.indptr, shape=np.array(X_raw.shape), y=y)
+        X_csr = cast("sp.csr_matrix", X_raw).tocsr()  # issparse does not narrow the type
+        write_npz(
+            directory / "test.npz",
+            data=X_csr.data,
+            indices=X_csr.indices,
+            indptr=X_csr.indptr,
+            shape=np.array(X_csr.shape),
+            y=y,
+        )
     else:
         write_npz(directory / "test.npz", X=X_raw, y=y)
 
 
-def load_test_split(directory):
+def load_test_split(directory: str | os.PathLike[str]) -> tuple[Matrix, np.ndarray]:
     """``(X_raw, y)`` saved by `save_test_split`, or a RunDirError."""
     import scipy.sparse as sp
 
@@ -307,7 +332,7 @@ def load_test_split(directory):
         raise RunDirError(f"{path}: corrupted or truncated ({error.__class__.__name__}: {error})") from None
 
 
-def remove_stale_temporaries(directory):
+def remove_stale_temporaries(directory: str | os.PathLike[str]) -> None:
     """Delete temporary files that a killed process left behind (``.NAME.*.tmp``)."""
     for path in [*Path(directory).glob(".*.tmp"), *Path(directory).glob("plots/.*.tmp")]:
         path.unlink(missing_ok=True)
@@ -319,7 +344,9 @@ CHECKPOINT = "checkpoint.npz"
 CHECKPOINT_KEYS = ("epoch", "n_classes", "n_features", "n_velocity", "n_best", "rng_state", "history", "finished")
 
 
-def save_checkpoint(directory: str | Path, state: TrainingState, extra: dict | None = None) -> None:
+def save_checkpoint(
+    directory: str | os.PathLike[str], state: TrainingState, extra: Mapping[str, Any] | None = None
+) -> None:
     """Write ``checkpoint.npz`` atomically: the state's arrays plus its metadata as JSON text
     (and ``extra``, e.g. the data fingerprint). A reader sees the previous checkpoint or
     this one, never a mixture."""
@@ -343,7 +370,7 @@ def save_checkpoint(directory: str | Path, state: TrainingState, extra: dict | N
     write_npz(Path(directory) / CHECKPOINT, meta=np.array(json.dumps(meta, default=_json_default)), **arrays)
 
 
-def load_checkpoint(directory: str | Path) -> tuple[TrainingState, dict] | None:
+def load_checkpoint(directory: str | os.PathLike[str]) -> tuple[TrainingState, dict[str, Any]] | None:
     """The run's checkpoint as ``(state, meta)``, or None when there is none."""
     path = Path(directory) / CHECKPOINT
     if not path.exists():
@@ -384,7 +411,7 @@ def load_checkpoint(directory: str | Path) -> tuple[TrainingState, dict] | None:
 HISTORY_FIELDS = tuple(field.name for field in fields(EpochRecord))
 
 
-def write_history(directory: str | Path, history: list[EpochRecord]) -> None:
+def write_history(directory: str | os.PathLike[str], history: list[EpochRecord]) -> None:
     """``history.csv``: one row per epoch, the columns of `EpochRecord`, empty where not computed."""
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=HISTORY_FIELDS, lineterminator="\n")
@@ -394,7 +421,7 @@ def write_history(directory: str | Path, history: list[EpochRecord]) -> None:
     write_text(Path(directory) / "history.csv", buffer.getvalue())
 
 
-def read_history(run_dir):
+def read_history(run_dir: str | os.PathLike[str]) -> list[dict[str, float | None]]:
     """history.csv as a list of dicts with floats (None for empty cells)."""
     path = Path(run_dir) / "history.csv"
     try:

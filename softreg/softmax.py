@@ -14,10 +14,17 @@ buffers that the caller owns and passes in). ``X`` may be a dense ndarray or a s
 sparse matrix (CSR); the dtype of ``X`` (float64 or float32) is the dtype of the computation.
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 import numpy as np
 
+if TYPE_CHECKING:
+    from softreg.kernels import Matrix
 
-def log_softmax(logits):
+
+def log_softmax(logits: np.ndarray) -> np.ndarray:
     """Row-wise log-softmax, stable for any finite input.
 
     Parameters
@@ -33,7 +40,7 @@ def log_softmax(logits):
     return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
 
 
-def softmax(logits):
+def softmax(logits: np.ndarray) -> np.ndarray:
     """Row-wise softmax, ``exp(z - max z) / sum(exp(z - max z))``.
 
     Parameters
@@ -51,7 +58,7 @@ def softmax(logits):
     return shifted
 
 
-def decision_function(coef, intercept, X):
+def decision_function(coef: np.ndarray, intercept: np.ndarray, X: Matrix) -> np.ndarray:
     """Logits ``X @ coef.T + intercept``.
 
     Parameters
@@ -69,12 +76,12 @@ def decision_function(coef, intercept, X):
     return logits
 
 
-def predict_proba(coef, intercept, X):
+def predict_proba(coef: np.ndarray, intercept: np.ndarray, X: Matrix) -> np.ndarray:
     """Class probabilities, shape (n_samples, n_classes)."""
     return softmax(decision_function(coef, intercept, X))
 
 
-def cross_entropy(coef, intercept, X, y):
+def cross_entropy(coef: np.ndarray, intercept: np.ndarray, X: Matrix, y: np.ndarray) -> float:
     """Mean cross-entropy ``(1/n) sum_i -log p_{y_i}(x_i)`` (no weight decay).
 
     Parameters
@@ -89,7 +96,9 @@ def cross_entropy(coef, intercept, X, y):
     return float(-log_proba[np.arange(len(y)), y].mean())
 
 
-def loss_gradient(coef, intercept, X, y, weight_decay):
+def loss_gradient(
+    coef: np.ndarray, intercept: np.ndarray, X: Matrix, y: np.ndarray, weight_decay: float
+) -> tuple[float, float, np.ndarray, np.ndarray]:
     """Objective J and its gradient, computing the logits once.
 
     Parameters
@@ -128,13 +137,13 @@ def loss_gradient(coef, intercept, X, y, weight_decay):
     return data_loss, objective, grad_coef, grad_intercept
 
 
-def _transpose_product(residual, X):
+def _transpose_product(residual: np.ndarray, X: Matrix) -> np.ndarray:
     """``residual.T @ X`` of shape (K, d), efficient for dense and CSR ``X``."""
     if isinstance(X, np.ndarray):
         return residual.T @ X
     return np.asarray((X.T @ residual).T)
 
 
-def gradient_norm(grad_coef, grad_intercept):
+def gradient_norm(grad_coef: np.ndarray, grad_intercept: np.ndarray) -> float:
     """Euclidean norm of the full gradient (coef and intercept together)."""
     return float(np.sqrt(np.vdot(grad_coef, grad_coef) + np.vdot(grad_intercept, grad_intercept)))

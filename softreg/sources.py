@@ -12,7 +12,9 @@ Config validation, training, ``evaluate --data`` and ``predict`` all go through 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import scipy.sparse as sp
@@ -20,6 +22,7 @@ import scipy.sparse as sp
 from softreg.dataset import Dataset, check_finite, shown_names
 from softreg.delimited import load_delimited
 from softreg.errors import DataError
+from softreg.kernels import Matrix
 
 BUILTIN_PREFIX = "builtin:"
 BUILTINS = ("iris", "digits", "wine", "breast_cancer")
@@ -41,7 +44,13 @@ def source_kind(source: str) -> str:
     return "svmlight" if suffix in SVMLIGHT_SUFFIXES else "delimited"
 
 
-def load_source(source, label=None, delimiter=None, header=None, index_base=None):
+def load_source(
+    source: str,
+    label: str | int | None = None,
+    delimiter: str | None = None,
+    header: bool | None = None,
+    index_base: int | None = None,
+) -> Dataset:
     """Load any supported source into a `Dataset`.
 
     ``label`` names the label column of delimited text; other sources carry their labels.
@@ -63,7 +72,8 @@ def load_source(source, label=None, delimiter=None, header=None, index_base=None
         return _load_svmlight(path, index_base)
     return load_delimited(path, label=label, delimiter=delimiter or DELIMITED_SUFFIXES.get(suffix), header=header)
 
-def _load_builtin(name):
+
+def _load_builtin(name: str) -> Dataset:
     import sklearn.datasets
 
     bunch = getattr(sklearn.datasets, f"load_{name}")()
@@ -77,13 +87,15 @@ def _load_builtin(name):
         source=f"{BUILTIN_PREFIX}{name}",
     )
 
-def _looks_like_svmlight(path):
+
+def _looks_like_svmlight(path: Path) -> bool:
     with open(path, "rb") as handle:
         head = handle.read(4096).decode("utf-8", errors="replace")
     lines = [line for line in head.splitlines()[:5] if line.strip() and not line.startswith("#")]
     return bool(lines) and all(_SVMLIGHT_LINE.match(line) for line in lines[:-1] or lines)
 
-def _load_npz(path):
+
+def _load_npz(path: Path) -> Dataset:
     try:
         with open(path, "rb") as handle, np.load(handle, allow_pickle=False) as archive:
             missing = [key for key in ("X", "y") if key not in archive.files]
@@ -112,7 +124,8 @@ def _load_npz(path):
         labels = labels.astype(str)
     return Dataset(X=X, labels=labels, feature_names=names, label_name="y", source=str(path), named=named)
 
-def _load_svmlight(path, index_base=None):
+
+def _load_svmlight(path: Path, index_base: int | None = None) -> Dataset:
     """svmlight/libsvm text as CSR. Feature indices are 1-based by libsvm's convention and
     0-based as scikit-learn writes them; ``index_base`` None detects it (0 when index 0
     occurs), and a test or evaluation file reuses the training file's base so that
@@ -138,10 +151,17 @@ def _load_svmlight(path, index_base=None):
     labels = y.astype(np.int64) if np.all(y == np.round(y)) else y.astype(str)
     names = [f"x{index}" for index in range(X.shape[1])]
     return Dataset(
-        X=X, labels=labels, feature_names=names, label_name="label", source=str(path), named=False, index_base=index_base
+        X=X,
+        labels=labels,
+        feature_names=names,
+        label_name="label",
+        source=str(path),
+        named=False,
+        index_base=index_base,
     )
 
-def align_features(dataset, feature_names, what):
+
+def align_features(dataset: Dataset, feature_names: Sequence[str], what: str) -> Matrix:
     """``dataset``'s columns in the order of ``feature_names``.
 
     Named columns (a delimited header) are matched by name, in any order; unnamed ones
@@ -152,12 +172,15 @@ def align_features(dataset, feature_names, what):
     if dataset.feature_names == list(feature_names):
         return dataset.X
     if sp.issparse(dataset.X):
-        if dataset.X.shape[1] > n_features:
-            raise DataError(f"{what}: has {dataset.X.shape[1]} features, the model expects {n_features}")
-        return sp.csr_matrix((dataset.X.data, dataset.X.indices, dataset.X.indptr), shape=(dataset.X.shape[0], n_features))
+        sparse = cast("sp.csr_matrix", dataset.X)  # issparse does not narrow the type
+        if sparse.shape[1] > n_features:
+            raise DataError(f"{what}: has {sparse.shape[1]} features, the model expects {n_features}")
+        return sp.csr_matrix((sparse.data, sparse.indices, sparse.indptr), shape=(sparse.shape[0], n_features))
     if not dataset.named:
         if dataset.X.shape[1] != n_features:
-            raise DataError(f"{what}: has {dataset.X.shape[1]} unnamed feature columns, the model expects {n_features}")
+            raise DataError(
+                f"{what}: has {dataset.X.shape[1]} unnamed feature columns, the model expects {n_features}"
+            )
         return dataset.X
     position = {name: index for index, name in enumerate(dataset.feature_names)}
     missing = [name for name in feature_names if name not in position]

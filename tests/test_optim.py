@@ -13,7 +13,7 @@ import scipy.sparse as sp
 from softreg import kernels, softmax
 from softreg.config import ConfigError, load_config, resolve
 from softreg.data import prepare, random_streams
-from softreg.optim import SCHEDULES, learning_rate
+from softreg.optim import SCHEDULES, SGD, learning_rate
 from softreg.solve import exact_optimum
 from softreg.train import ArrayData, evaluate_objective, fit
 
@@ -248,3 +248,13 @@ def test_schedule_values():
     assert learning_rate("step", 0.3, 6.5, 10, step_size=3, gamma=0.5) == pytest.approx(0.075)
     assert learning_rate("inverse_time", 0.3, 2.0, 10, decay=0.5) == pytest.approx(0.15)
     assert learning_rate("constant", 0.3, 7.0, 10) == 0.3
+
+
+@pytest.mark.parametrize("momentum", [0.0, 0.9])
+def test_sgd_step_refuses_grads_that_do_not_pair_with_the_params(momentum):
+    """One gradient per parameter: an extra or a missing one is an error, not silently dropped."""
+    params = [np.zeros(3)]
+    with pytest.raises(ValueError):
+        SGD(momentum=momentum).step(params, [np.ones(3), np.ones(1)], 0.1)
+    with pytest.raises(ValueError):
+        SGD(momentum=momentum).step([np.zeros(3), np.zeros(1)], [np.ones(3)], 0.1)

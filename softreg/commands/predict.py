@@ -15,8 +15,6 @@ from softreg.errors import DataError
 
 
 @contextmanager
-
-
 def prediction_stream(run_dir, input_path, chunk_rows=CHUNK_ROWS):
     """Predictions for a delimited file of raw features, streamed chunk by chunk.
 

@@ -21,8 +21,6 @@ from softreg.train import fit
 
 
 @dataclass
-
-
 class TrainOutcome:
     run_dir: Path
     metrics: dict
@@ -198,7 +196,6 @@ def finish_run(config, prepared, result, run_dir):
         plot_selection=config.output.plots, test_split=test_split, points=split_name,
     )
     return TrainOutcome(run_dir=Path(run_dir), metrics=metrics, training=training)
-
 
 
 def _class_counts(prepared):

@@ -71,8 +71,11 @@ class TrainingData(Protocol):
     ``X`` blocks are dense arrays or CSR matrices of ``dtype``; ``y`` blocks class indices.
     """
 
-    n_samples: int
-    n_features: int
+    @property
+    def n_samples(self) -> int: ...
+
+    @property
+    def n_features(self) -> int: ...
 
     @property
     def dtype(self) -> np.dtype: ...
@@ -188,14 +191,24 @@ def fit(
             train_loss = loop.sgd_epoch(epoch, on_step)
             record = EpochRecord(epoch=epoch, lr=loop.schedule.rate(epoch, 0), train_loss=train_loss)
             due = evaluation_due(
-                epoch, settings.epochs, settings.eval_every, train.n_samples, train.n_features, n_classes, settings.batch_size
+                epoch,
+                settings.epochs,
+                settings.eval_every,
+                train.n_samples,
+                train.n_features,
+                n_classes,
+                settings.batch_size,
             )
             loop.evaluate(record, due)
             record.seconds = time.perf_counter() - started
             loop.history.append(record)
             if on_epoch is not None:
                 on_epoch(record, settings.epochs)
-            stop = loop.stopper is not None and loop.stopper.update(epoch, record.val_loss, loop.params)
+            stop = (
+                loop.stopper is not None
+                and record.val_loss is not None  # always, with a stopper: it needs validation data
+                and loop.stopper.update(epoch, record.val_loss, loop.params)
+            )
             state, saved = loop.state(epoch), False
             if on_checkpoint is not None and epoch % checkpoint_every == 0:
                 on_checkpoint(state)
@@ -214,7 +227,14 @@ def fit(
 class _Loop:
     """The live objects of one `fit`: weights, optimiser, gradient estimator, stopper, history."""
 
-    def __init__(self, train: TrainingData, val: TrainingData | None, n_classes: int, settings: Settings, rng):
+    def __init__(
+        self,
+        train: TrainingData,
+        val: TrainingData | None,
+        n_classes: int,
+        settings: Settings,
+        rng: np.random.Generator,
+    ) -> None:
         self.train, self.val, self.settings, self.rng = train, val, settings, rng
         self.n_classes, n_features = n_classes, train.n_features
         # coef and intercept are views of one vector, as is the gradient in the workspace, so
@@ -228,12 +248,14 @@ class _Loop:
             settings.fit_intercept,
         )
         work = self.gradient.work
-        self.params, self.grads = (
-            ([self.weights], [work.gradient]) if settings.fit_intercept else ([self.coef], [work.grad_coef])
-        )
+        self.params: list[np.ndarray] = [self.weights] if settings.fit_intercept else [self.coef]
+        self.grads: list[np.ndarray] = [work.gradient] if settings.fit_intercept else [work.grad_coef]
         self.sgd = SGD(momentum=settings.momentum, nesterov=settings.nesterov)
-        use_stopper = settings.patience is not None and val is not None
-        self.stopper = EarlyStopping(settings.patience, settings.min_delta) if use_stopper else None
+        self.stopper = (
+            EarlyStopping(settings.patience, settings.min_delta)
+            if settings.patience is not None and val is not None
+            else None
+        )
         self.schedule = settings.schedule_for(train.n_samples)
         self.history: list[EpochRecord] = []
         self.previous_seconds = 0.0
@@ -242,7 +264,9 @@ class _Loop:
 
     def restore(self, start: TrainingState) -> None:
         if start.weights.shape != self.weights.shape:
-            raise ValueError(f"checkpoint weights have shape {start.weights.shape}, the model needs {self.weights.shape}")
+            raise ValueError(
+                f"checkpoint weights have shape {start.weights.shape}, the model needs {self.weights.shape}"
+            )
         self.weights[...] = start.weights
         self.sgd.velocity = [velocity.copy() for velocity in start.velocity]
         self.rng.bit_generator.state = start.rng_state
@@ -336,7 +360,9 @@ def evaluate_objective(
     """Objective J and ||grad J|| over all of ``data`` (the intercept's gradient counts only
     when the intercept is fitted), in chunks of ``work.max_rows`` rows."""
     if work is None:
-        work = kernels.Workspace(*coef.shape, kernels.chunk_rows(data.n_samples, data.n_features, len(coef)), coef.dtype)
+        n_classes, n_features = coef.shape
+        rows = kernels.chunk_rows(data.n_samples, data.n_features, n_classes)
+        work = kernels.Workspace(n_classes, n_features, rows, coef.dtype)
     _, objective, grad_coef, grad_intercept = kernels.chunked_loss_gradient(
         coef, intercept, data.chunks(work.max_rows), data.n_samples, settings.weight_decay, work
     )

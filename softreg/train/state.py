@@ -4,6 +4,7 @@ and the (deterministic) schedule of full-data evaluations."""
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -69,7 +70,7 @@ class TrainingState:
 
     weights : ndarray of shape (n_classes * n_features + n_classes,), coef then intercept
     velocity : list of ndarray, the optimiser's momentum buffers
-    rng_state : dict, the batch-order generator's ``bit_generator.state``
+    rng_state : mapping, the batch-order generator's ``bit_generator.state``
     best_params : list of ndarray, early stopping's best weights (empty without it)
 
     `softreg.rundir` writes and reads it as ``checkpoint.npz``.
@@ -80,7 +81,7 @@ class TrainingState:
     n_features: int
     weights: np.ndarray
     velocity: list[np.ndarray]
-    rng_state: dict[str, Any]
+    rng_state: Mapping[str, Any]
     history: list[EpochRecord]
     early_stopping: dict[str, Any] | None = None  # {"best_loss", "best_epoch", "waited"}
     best_params: list[np.ndarray] = field(default_factory=list)
