@@ -142,7 +142,7 @@ def logistic_batches(data, settings, batch_rng):
     """
     schedule = settings.schedule_for(data.n_samples).with_base_lr(logistic.logistic_learning_rate(settings.lr))
     for epoch in range(1, settings.epochs + 1):
-        for step, (X_batch, y_batch) in enumerate(data.minibatches(settings.batch_size, batch_rng)):
+        for step, (X_batch, y_batch, _) in enumerate(data.minibatches(settings.batch_size, batch_rng)):
             yield X_batch, y_batch, schedule.rate(epoch, step)
 
 

@@ -22,7 +22,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
 from softreg import rundir, softmax
-from softreg.config import EARLY_STOPPING_RULES, SCHEMA, dump_config, resolve
+from softreg.config import SCHEMA, dump_config, resolve
 from softreg.data import random_streams, split_indices
 from softreg.model import Model, standardize
 from softreg.train import ArrayData, EpochRecord, Settings, TrainingState, fit
@@ -77,9 +77,10 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
         schedule="inverse_time": ``lr / (1 + decay * epoch)``.
     early_stopping : bool or dict or None, default=None
         ``{"patience": 5, "min_delta": 0.0}`` (``True`` for those defaults) stops when the
-        validation loss stops improving and restores the best weights. It needs validation
-        data: ``X_val, y_val`` in `fit`, or ``validation_fraction``. None: on (with the
-        defaults) whenever validation data are given; False: off.
+        validation loss has not improved for ``patience`` epochs and restores the best
+        weights, as the config's ``optim.early_stopping``. It needs validation data:
+        ``X_val, y_val`` in `fit`, or ``validation_fraction``. None or False: off (the
+        validation loss and accuracy are still logged when there are validation data).
     variance_reduction : {"none", "svrg"}, default="none"
     validation_fraction : float or None, default=None
         Hold out this stratified fraction of the training rows for validation (as the
@@ -234,8 +235,6 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
         if fraction is not None and not (isinstance(fraction, float | int) and 0 < fraction < 1):
             raise ValueError(f"SoftmaxRegression: validation_fraction must be in (0, 1) or None, got {fraction!r}")
         stopping = values["early_stopping"]
-        if self.early_stopping is None and has_validation:  # on, with the defaults, when there is validation data
-            stopping = {key: default for key, (default, _) in EARLY_STOPPING_RULES.items()}
         if stopping and not has_validation:
             raise ValueError(
                 "SoftmaxRegression: early_stopping needs validation data: X_val and y_val, or validation_fraction"
@@ -328,7 +327,8 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
 
     def predict(self, X: Any) -> np.ndarray:
         """The most probable class of each row, shape (n_samples,)."""
-        return self.classes_[self._logits(X).argmax(axis=1)]
+        logits = self._logits(X)
+        return self.classes_[logits.argmax(axis=1)]
 
     def _logits(self, X: Any) -> np.ndarray:
         check_is_fitted(self)

@@ -21,6 +21,8 @@ from numpy.typing import DTypeLike
 from softreg.softmax import gradient_norm
 
 Matrix: TypeAlias = "np.ndarray | sp.csr_matrix"  # X: dense, or CSR
+# rows of the data: X (n, d), class indices y (n,), relative sample weights (n,) or None (all 1)
+Batch: TypeAlias = "tuple[Matrix, np.ndarray, np.ndarray | None]"
 
 
 class Workspace:
@@ -89,7 +91,13 @@ class Snapshot:
 
 
 def batch_loss_gradient(
-    coef: np.ndarray, intercept: np.ndarray, X: Matrix, y: np.ndarray, weight_decay: float, work: Workspace
+    coef: np.ndarray,
+    intercept: np.ndarray,
+    X: Matrix,
+    y: np.ndarray,
+    weight_decay: float,
+    work: Workspace,
+    sample_weight: np.ndarray | None = None,
 ) -> float:
     """`loss_gradient` of one minibatch, computed in ``work``'s buffers.
 
@@ -101,20 +109,25 @@ def batch_loss_gradient(
     y : ndarray of shape (n_samples,)
     weight_decay : float
     work : Workspace
+    sample_weight : ndarray of shape (n_samples,) or None
+        Relative weights, 1 on average over the whole data (not over the batch), so that the
+        batch's weighted mean is an unbiased estimate of the data's (see `softmax.loss_gradient`).
 
     Returns
     -------
     data_loss : float
-        Mean cross-entropy of the batch. dJ/dW and dJ/db on the batch are left in
+        Mean (weighted) cross-entropy of the batch. dJ/dW and dJ/db on the batch are left in
         ``work.grad_coef`` and ``work.grad_intercept``; they agree with `loss_gradient` to rounding.
     """
     n_samples = X.shape[0]
     views = work.batch(n_samples)
     logits = views.logits[:1]  # (1, K, n)
     _logits_into(logits[0], coef, intercept, X, views.logits_by_rows)
-    data_loss = _normalize_in_place(logits, y, views)
+    data_loss = _normalize_in_place(logits, y, views, sample_weight)
     # (P - Y) / n; the scalar in the array's dtype: ufunc.at casts a Python float slowly
     np.subtract.at(views.flat_logits, views.target, logits.dtype.type(1.0 / n_samples))
+    if sample_weight is not None:
+        logits[0] *= sample_weight  # each sample's column of (P - Y) / n times its weight
     _gradient_into(work, logits[0], X, coef, weight_decay, views.ones)
     return data_loss
 
@@ -127,6 +140,7 @@ def variance_reduced_gradient(
     y: np.ndarray,
     weight_decay: float,
     work: Workspace,
+    sample_weight: np.ndarray | None = None,
 ) -> float:
     """The SVRG estimate of grad J on one minibatch (Johnson & Zhang, 2013)::
 
@@ -156,8 +170,10 @@ def variance_reduced_gradient(
     stacked_coef[:n_classes], stacked_coef[n_classes:] = coef, snapshot.coef
     stacked_intercept[:n_classes], stacked_intercept[n_classes:] = intercept, snapshot.intercept
     _logits_into(logits.reshape(2 * n_classes, -1), stacked_coef, stacked_intercept, X, views.stacked_logits_by_rows)
-    data_loss = _normalize_in_place(logits, y, views)
+    data_loss = _normalize_in_place(logits, y, views, sample_weight)
     np.subtract(logits[0], logits[1], out=logits[0])  # (P - P~) / n
+    if sample_weight is not None:
+        logits[0] *= sample_weight
     _gradient_into(work, logits[0], X, coef, weight_decay, views.ones)
     work.grad_coef += snapshot.grad_coef
     work.grad_intercept += snapshot.grad_intercept
@@ -167,7 +183,7 @@ def variance_reduced_gradient(
 def chunked_loss_gradient(
     coef: np.ndarray,
     intercept: np.ndarray,
-    chunks: Iterable[tuple[Matrix, np.ndarray]],
+    chunks: Iterable[Batch],
     n_samples: int,
     weight_decay: float,
     work: Workspace,
@@ -181,9 +197,9 @@ def chunked_loss_gradient(
     data_loss = 0.0
     grad_coef = np.zeros_like(coef)
     grad_intercept = np.zeros_like(intercept)
-    for X, y in chunks:
+    for X, y, sample_weight in chunks:
         weight = X.shape[0] / n_samples
-        data_loss += weight * batch_loss_gradient(coef, intercept, X, y, 0.0, work)
+        data_loss += weight * batch_loss_gradient(coef, intercept, X, y, 0.0, work, sample_weight)
         grad_coef += weight * work.grad_coef
         grad_intercept += weight * work.grad_intercept
     grad_coef += weight_decay * coef
@@ -191,9 +207,13 @@ def chunked_loss_gradient(
     return data_loss, objective, grad_coef, grad_intercept
 
 
-def array_chunks(X: Matrix, y: np.ndarray, rows: int) -> Iterable[tuple[Matrix, np.ndarray]]:
-    """``(X, y)`` in consecutive slices of at most ``rows`` rows."""
-    return ((X[start:start + rows], y[start:start + rows]) for start in range(0, X.shape[0], rows))
+def array_chunks(
+    X: Matrix, y: np.ndarray, rows: int, sample_weight: np.ndarray | None = None
+) -> Iterator[Batch]:
+    """``(X, y, sample_weight)`` in consecutive slices of at most ``rows`` rows."""
+    for start in range(0, X.shape[0], rows):
+        weight = None if sample_weight is None else sample_weight[start:start + rows]
+        yield X[start:start + rows], y[start:start + rows], weight
 
 
 def full_loss_gradient(
@@ -223,19 +243,25 @@ def _logits_into(out: np.ndarray, coef: np.ndarray, intercept: np.ndarray, X: Ma
     out += intercept[:, None]
 
 
-def _normalize_in_place(logits: np.ndarray, y: np.ndarray, views: _BatchViews) -> float:
+def _normalize_in_place(
+    logits: np.ndarray, y: np.ndarray, views: _BatchViews, sample_weight: np.ndarray | None = None
+) -> float:
     """Turn logits (n_models, K, n) into probabilities / n in place; return the first model's
-    mean cross-entropy, taken from the shifted logits before exponentiation (a log-softmax)."""
+    mean (weighted) cross-entropy, taken from the shifted logits before exponentiation (a log-softmax)."""
     n_models, _, n_samples = logits.shape
     shift, norm = views.shift[:n_models], views.norm[:n_models]
     np.max(logits, axis=1, out=shift)
     logits -= shift[:, None, :]
     np.multiply(y, n_samples, out=views.target)
     views.target += views.columns
-    picked = float(views.flat_logits.take(views.target).sum())
+    picked = views.flat_logits.take(views.target)  # (n,): each sample's shifted true-class logit
     np.exp(logits, out=logits)
     np.sum(logits, axis=1, out=norm)
-    data_loss = (float(np.log(norm[0], out=views.log_norm).sum()) - picked) / n_samples
+    log_norm = np.log(norm[0], out=views.log_norm)
+    if sample_weight is None:
+        data_loss = (float(log_norm.sum()) - float(picked.sum())) / n_samples
+    else:
+        data_loss = float(np.dot(sample_weight, log_norm - picked)) / n_samples
     np.multiply(norm, n_samples, out=norm)
     np.divide(1.0, norm, out=norm)
     logits *= norm[:, None, :]
@@ -267,7 +293,7 @@ class ChunkedData(Protocol):
     @property
     def n_samples(self) -> int: ...
 
-    def chunks(self, rows: int) -> Iterator[tuple[Matrix, np.ndarray]]: ...
+    def chunks(self, rows: int) -> Iterator[Batch]: ...
 
 
 class PlainGradient:
@@ -284,9 +310,11 @@ class PlainGradient:
         rows = chunk_rows(n_samples, n_features, n_classes, at_least=max(256, batch_size))
         self.full_pass_work = Workspace(n_classes, n_features, rows, dtype)
 
-    def batch(self, coef: np.ndarray, intercept: np.ndarray, X: Matrix, y: np.ndarray) -> float:
+    def batch(
+        self, coef: np.ndarray, intercept: np.ndarray, X: Matrix, y: np.ndarray, sample_weight: np.ndarray | None
+    ) -> float:
         """The batch's mean cross-entropy; its gradient goes into ``work``."""
-        return batch_loss_gradient(coef, intercept, X, y, self.weight_decay, self.work)
+        return batch_loss_gradient(coef, intercept, X, y, self.weight_decay, self.work, sample_weight)
 
     def end_epoch(self, coef: np.ndarray, intercept: np.ndarray, data: ChunkedData) -> tuple[float, float] | None:
         """Called after each epoch; returns (J, ||grad J||) when it computed them anyway."""
@@ -304,10 +332,14 @@ class VarianceReducedGradient(PlainGradient):
         super().__init__(*args, **kwargs)
         self.snapshot: Snapshot | None = None
 
-    def batch(self, coef: np.ndarray, intercept: np.ndarray, X: Matrix, y: np.ndarray) -> float:
+    def batch(
+        self, coef: np.ndarray, intercept: np.ndarray, X: Matrix, y: np.ndarray, sample_weight: np.ndarray | None
+    ) -> float:
         if self.snapshot is None:
-            return super().batch(coef, intercept, X, y)
-        return variance_reduced_gradient(coef, intercept, self.snapshot, X, y, self.weight_decay, self.work)
+            return super().batch(coef, intercept, X, y, sample_weight)
+        return variance_reduced_gradient(
+            coef, intercept, self.snapshot, X, y, self.weight_decay, self.work, sample_weight
+        )
 
     def end_epoch(self, coef: np.ndarray, intercept: np.ndarray, data: ChunkedData) -> tuple[float, float]:
         """Take the snapshot; the objective and gradient norm there come for free."""

@@ -97,9 +97,18 @@ def cross_entropy(coef: np.ndarray, intercept: np.ndarray, X: Matrix, y: np.ndar
 
 
 def loss_gradient(
-    coef: np.ndarray, intercept: np.ndarray, X: Matrix, y: np.ndarray, weight_decay: float
+    coef: np.ndarray,
+    intercept: np.ndarray,
+    X: Matrix,
+    y: np.ndarray,
+    weight_decay: float,
+    sample_weight: np.ndarray | None = None,
 ) -> tuple[float, float, np.ndarray, np.ndarray]:
     """Objective J and its gradient, computing the logits once.
+
+    With sample weights ``s`` the data term is their weighted mean,
+    ``sum_i s_i (-log p_{y_i}(x_i)) / sum_i s_i``, so weight 2 counts a row twice, and
+    ``dJ/dZ = diag(s) (P - Y) / sum_i s_i``.
 
     Parameters
     ----------
@@ -110,11 +119,13 @@ def loss_gradient(
         Class indices in ``0..n_classes-1``.
     weight_decay : float
         lambda >= 0; the penalty is ``lambda / 2 * ||coef||_F^2``.
+    sample_weight : ndarray of shape (n_samples,) or None
+        Non-negative weights with a positive sum; None weighs every row 1.
 
     Returns
     -------
     data_loss : float
-        Mean cross-entropy (without the penalty).
+        Mean (weighted) cross-entropy (without the penalty).
     objective : float
         ``data_loss + weight_decay / 2 * ||coef||^2``.
     grad_coef : ndarray of shape (n_classes, n_features)
@@ -126,10 +137,16 @@ def loss_gradient(
     logits -= logits.max(axis=1, keepdims=True)
     proba = np.exp(logits)
     norm = proba.sum(axis=1)  # (n,)
-    data_loss = float(np.log(norm).sum() - logits[rows, y].sum()) / n_samples
+    losses = np.log(norm) - logits[rows, y]  # (n,) per-sample cross-entropy
     proba /= norm[:, None]
-    proba[rows, y] -= 1.0  # now dJ/dZ * n
-    proba /= n_samples
+    proba[rows, y] -= 1.0  # now P - Y
+    if sample_weight is None:
+        data_loss = float(losses.sum()) / n_samples
+        proba /= n_samples
+    else:
+        total = float(np.sum(sample_weight))
+        data_loss = float(np.dot(sample_weight, losses)) / total
+        proba *= (sample_weight / total)[:, None]
     grad_coef = _transpose_product(proba, X)
     grad_coef += weight_decay * coef
     grad_intercept = proba.sum(axis=0)

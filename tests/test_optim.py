@@ -8,9 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import scipy.sparse as sp
 
-from softreg import kernels, softmax
 from softreg.config import ConfigError, load_config, resolve
 from softreg.data import prepare, random_streams
 from softreg.optim import SCHEDULES, SGD, learning_rate
@@ -32,103 +30,6 @@ def problem(n_samples=240, n_features=6, n_classes=4, seed=0, dtype=np.float64):
 
 def config(**optim):
     return resolve({"data": {"source": "builtin:iris"}, "model": {"weight_decay": 1e-2}, "optim": optim})
-
-
-# -- the in-place gradients agree with the plain functions
-
-
-@pytest.mark.parametrize("sparse", [False, True])
-@pytest.mark.parametrize("n_samples", [1, 7, 64])
-def test_batch_loss_gradient_equals_loss_gradient(sparse, n_samples):
-    """The workspace version returns the batch loss and leaves the gradient of `loss_gradient`, to 1e-12."""
-    X, y, coef, intercept = problem()
-    X_batch, y_batch = X[:n_samples], y[:n_samples]
-    if sparse:
-        X_batch = sp.csr_matrix(X_batch)
-    work = kernels.Workspace(*coef.shape, 64, X.dtype)
-    loss, _, grad_coef, grad_intercept = softmax.loss_gradient(coef, intercept, X_batch, y_batch, 0.3)
-    assert kernels.batch_loss_gradient(coef, intercept, X_batch, y_batch, 0.3, work) == pytest.approx(loss, rel=1e-12)
-    np.testing.assert_allclose(work.grad_coef, grad_coef, rtol=1e-12, atol=1e-15)
-    np.testing.assert_allclose(work.grad_intercept, grad_intercept, rtol=1e-12, atol=1e-15)
-
-
-@pytest.mark.parametrize(("n_features", "dtype", "rtol"), [(70, np.float32, 1e-4), (300, np.float64, 1e-12)])
-def test_wide_data_takes_the_row_major_product_and_agrees(n_features, dtype, rtol):
-    """Wide dense X computes the logits the other way round; loss and gradients are unchanged (SVRG too)."""
-    X, y, coef, intercept = problem(n_samples=96, n_features=n_features, dtype=dtype)
-    work = kernels.Workspace(*coef.shape, 96, dtype, n_models=2)
-    loss, _, grad_coef, grad_intercept = softmax.loss_gradient(coef, intercept, X, y, 0.3)
-    assert kernels.batch_loss_gradient(coef, intercept, X, y, 0.3, work) == pytest.approx(loss, rel=rtol)
-    np.testing.assert_allclose(work.grad_coef, grad_coef, rtol=rtol, atol=rtol * 1e-2)
-    snapshot = snapshot_at(coef, intercept, X, y)
-    kernels.variance_reduced_gradient(coef, intercept, snapshot, X, y, 0.3, work)
-    np.testing.assert_allclose(work.grad_coef, grad_coef, rtol=rtol, atol=rtol * 1e-2)
-    np.testing.assert_allclose(work.grad_intercept, grad_intercept, rtol=rtol, atol=rtol * 1e-2)
-
-
-def test_batch_loss_gradient_is_finite_for_extreme_logits():
-    """Logits of +-1e6 give a finite loss and gradient in the workspace version too."""
-    X = np.array([[1e6, -1e6], [3e5, 2e5], [-1e6, 1e6]])
-    coef = np.array([[1.0, -1.0], [-2.0, 0.5], [0.0, 3.0]])
-    work = kernels.Workspace(3, 2, 3, np.float64)
-    loss = kernels.batch_loss_gradient(coef, np.zeros(3), X, np.array([1, 0, 2]), 0.1, work)
-    assert math.isfinite(loss) and loss > 1e5
-    assert np.all(np.isfinite(work.gradient))
-
-
-def test_chunked_loss_gradient_equals_the_one_shot_loss_gradient():
-    """Chunks of 50 rows (the last one short) give the one-shot objective and gradient, to 1e-12."""
-    X, y, coef, intercept = problem()
-    work = kernels.Workspace(*coef.shape, 50, X.dtype)
-    chunked = kernels.chunked_loss_gradient(coef, intercept, kernels.array_chunks(X, y, 50), len(y), 0.3, work)
-    for got, expected in zip(chunked, softmax.loss_gradient(coef, intercept, X, y, 0.3)):
-        np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-15)
-
-
-def snapshot_at(coef, intercept, X, y):
-    _, _, grad_coef, grad_intercept = softmax.loss_gradient(coef, intercept, X, y, 0.0)
-    return kernels.Snapshot(coef.copy(), intercept.copy(), grad_coef, grad_intercept)
-
-
-def test_variance_reduced_gradient_is_the_svrg_formula():
-    """g = grad L_B(w) - grad L_B(w~) + grad L(w~) + lambda w, each term from `loss_gradient`, to 1e-12."""
-    X, y, coef, intercept = problem()
-    anchor_coef, anchor_intercept = coef + 0.2, intercept - 0.1
-    snapshot = snapshot_at(anchor_coef, anchor_intercept, X, y)
-    X_batch, y_batch = X[:32], y[:32]
-    work = kernels.Workspace(*coef.shape, 32, X.dtype, n_models=2)
-    loss = kernels.variance_reduced_gradient(coef, intercept, snapshot, X_batch, y_batch, 0.3, work)
-    here = softmax.loss_gradient(coef, intercept, X_batch, y_batch, 0.3)
-    there = softmax.loss_gradient(anchor_coef, anchor_intercept, X_batch, y_batch, 0.0)
-    assert loss == pytest.approx(here[0], rel=1e-12)
-    np.testing.assert_allclose(work.grad_coef, here[2] - there[2] + snapshot.grad_coef, rtol=1e-12, atol=1e-14)
-    np.testing.assert_allclose(
-        work.grad_intercept, here[3] - there[3] + snapshot.grad_intercept, rtol=1e-12, atol=1e-14
-    )
-
-
-def test_variance_reduced_gradient_averages_to_the_full_gradient():
-    """Over the batches of one epoch, weighted by size, the SVRG estimates sum to grad J exactly (unbiased)."""
-    X, y, coef, intercept = problem(n_samples=250)
-    snapshot = snapshot_at(coef - 0.5, intercept + 0.2, X, y)
-    work = kernels.Workspace(*coef.shape, 64, X.dtype, n_models=2)
-    total = np.zeros_like(work.gradient)
-    for X_batch, y_batch in ArrayData(X, y).minibatches(64, np.random.default_rng(3)):
-        kernels.variance_reduced_gradient(coef, intercept, snapshot, X_batch, y_batch, 0.3, work)
-        total += work.gradient * len(y_batch) / len(y)
-    _, _, grad_coef, grad_intercept = softmax.loss_gradient(coef, intercept, X, y, 0.3)
-    np.testing.assert_allclose(total, np.concatenate([grad_coef.ravel(), grad_intercept]), rtol=1e-12, atol=1e-14)
-
-
-def test_variance_reduced_gradient_at_the_snapshot_is_the_full_gradient():
-    """At w = w~ the batch terms cancel: every batch's estimate is grad J itself (no noise left)."""
-    X, y, coef, intercept = problem()
-    snapshot = snapshot_at(coef, intercept, X, y)
-    work = kernels.Workspace(*coef.shape, 16, X.dtype, n_models=2)
-    kernels.variance_reduced_gradient(coef, intercept, snapshot, X[5:21], y[5:21], 0.3, work)
-    _, _, grad_coef, grad_intercept = softmax.loss_gradient(coef, intercept, X, y, 0.3)
-    np.testing.assert_allclose(work.grad_coef, grad_coef, rtol=1e-12, atol=1e-15)
-    np.testing.assert_allclose(work.grad_intercept, grad_intercept, rtol=1e-12, atol=1e-15)
 
 
 # -- the options reach the exact optimum

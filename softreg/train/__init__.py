@@ -18,7 +18,7 @@ import numpy as np
 
 from softreg import kernels, softmax
 from softreg.errors import DivergedError, Interrupted
-from softreg.kernels import Matrix
+from softreg.kernels import Batch, Matrix
 from softreg.optim import SGD, EarlyStopping, Schedule
 from softreg.train.state import EpochRecord, FitResult, TrainingState, evaluation_due
 
@@ -80,17 +80,27 @@ class TrainingData(Protocol):
     @property
     def dtype(self) -> np.dtype: ...
 
-    def minibatches(self, batch_size: int, rng: np.random.Generator) -> Iterator[tuple[Matrix, np.ndarray]]: ...
+    def minibatches(self, batch_size: int, rng: np.random.Generator) -> Iterator[Batch]: ...
 
-    def chunks(self, rows: int) -> Iterator[tuple[Matrix, np.ndarray]]: ...
+    def chunks(self, rows: int) -> Iterator[Batch]: ...
 
 
 @dataclass
 class ArrayData:
-    """In-memory `TrainingData`: ``X`` (n_samples, n_features) dense or CSR, ``y`` (n_samples,)."""
+    """In-memory `TrainingData`: ``X`` (n_samples, n_features) dense or CSR, ``y`` (n_samples,),
+    and optional ``sample_weight`` (n_samples,) >= 0, kept relative to its mean (the objective
+    is the weighted mean of the losses); equal weights are dropped, as they change nothing."""
 
     X: Matrix
     y: np.ndarray
+    sample_weight: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        weight = self.sample_weight
+        if weight is not None:
+            weight = np.asarray(weight, dtype=np.float64)
+            all_equal = weight.size == 0 or bool(np.all(weight == weight[0]))
+            self.sample_weight = None if all_equal else (weight / weight.mean()).astype(self.X.dtype)
 
     @property
     def n_samples(self) -> int:
@@ -104,7 +114,7 @@ class ArrayData:
     def dtype(self) -> np.dtype:
         return np.dtype(self.X.dtype)
 
-    def minibatches(self, batch_size: int, rng: np.random.Generator) -> Iterator[tuple[Matrix, np.ndarray]]:
+    def minibatches(self, batch_size: int, rng: np.random.Generator) -> Iterator[Batch]:
         """One epoch of batches in an order drawn from ``rng`` (one permutation).
 
         Dense batches are gathered into one reused buffer: a consumer must finish with a
@@ -119,12 +129,12 @@ class ArrayData:
                 X_batch = buffer[: len(index)]
                 # a permutation needs no bounds check; mode="raise" would gather into a temporary first
                 np.take(self.X, index, axis=0, out=X_batch, mode="clip")
-                yield X_batch, self.y[index]
             else:
-                yield self.X[index], self.y[index]
+                X_batch = self.X[index]
+            yield X_batch, self.y[index], None if self.sample_weight is None else self.sample_weight[index]
 
-    def chunks(self, rows: int) -> Iterator[tuple[Matrix, np.ndarray]]:
-        return iter(kernels.array_chunks(self.X, self.y, rows))
+    def chunks(self, rows: int) -> Iterator[Batch]:
+        return kernels.array_chunks(self.X, self.y, rows, self.sample_weight)
 
 
 def as_training_data(data: TrainingData | tuple[Matrix, np.ndarray]) -> TrainingData:
@@ -283,8 +293,9 @@ class _Loop:
     def sgd_epoch(self, epoch: int, on_step: StepCallback | None) -> float:
         """One pass of minibatch steps; returns the mean batch loss."""
         loss_sum = 0.0
-        for step, (X_batch, y_batch) in enumerate(self.train.minibatches(self.settings.batch_size, self.rng)):
-            data_loss = self.gradient.batch(self.coef, self.intercept, X_batch, y_batch)
+        batches = self.train.minibatches(self.settings.batch_size, self.rng)
+        for step, (X_batch, y_batch, weight_batch) in enumerate(batches):
+            data_loss = self.gradient.batch(self.coef, self.intercept, X_batch, y_batch, weight_batch)
             if not math.isfinite(data_loss):  # overflowing weights make the logits, so the loss, non-finite
                 raise diverged(epoch, self.train, self.settings)
             loss_sum += data_loss * len(y_batch)
@@ -370,12 +381,19 @@ def evaluate_objective(
 
 
 def validation(coef: np.ndarray, intercept: np.ndarray, data: TrainingData, rows: int = 8192) -> tuple[float, float]:
-    """Mean cross-entropy and accuracy over ``data``, ``rows`` at a time (`softmax.log_softmax`)."""
+    """Mean cross-entropy and accuracy over ``data`` (weighted means when it has sample
+    weights), ``rows`` at a time (`softmax.log_softmax`)."""
     loss_sum = correct = 0.0
-    for X, y in data.chunks(rows):
+    for X, y, weight in data.chunks(rows):
         logits = softmax.decision_function(coef, intercept, X)  # (rows, K)
-        loss_sum -= float(softmax.log_softmax(logits)[np.arange(len(y)), y].sum())
-        correct += int(np.count_nonzero(logits.argmax(axis=1) == y))
+        losses = -softmax.log_softmax(logits)[np.arange(len(y)), y]
+        hits = logits.argmax(axis=1) == y
+        if weight is None:
+            loss_sum += float(losses.sum())
+            correct += int(np.count_nonzero(hits))
+        else:
+            loss_sum += float(np.dot(weight, losses))
+            correct += float(np.dot(weight, hits))
     return loss_sum / data.n_samples, correct / data.n_samples
 
 
@@ -397,7 +415,7 @@ def stable_learning_rate(data: TrainingData, weight_decay: float, momentum: floa
     so J is L-smooth with L <= weight_decay + max_i ||x_i||^2 / 2.
     """
     largest = 0.0
-    for X, _ in data.chunks(65536):
+    for X, _, _ in data.chunks(65536):
         squares = np.einsum("ij,ij->i", X, X) if isinstance(X, np.ndarray) else np.asarray(X.multiply(X).sum(axis=1))
         largest = max(largest, float(squares.max(initial=0.0)))
     return (1.0 + momentum) / (weight_decay + 0.5 * largest)

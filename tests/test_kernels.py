@@ -1,0 +1,184 @@
+"""The training loop's kernels equal the math page (`softreg.softmax`): the batch loss and
+gradient, the chunked full pass, the SVRG estimator, with and without sample weights."""
+
+import math
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from hypothesis import given
+from hypothesis import strategies as st
+
+from softreg import kernels, softmax
+from softreg.train import ArrayData
+
+
+def problem(n_samples=240, n_features=6, n_classes=4, seed=0, dtype=np.float64):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n_samples, n_features)).astype(dtype)
+    true_coef = rng.normal(size=(n_classes, n_features))
+    y = (X @ true_coef.T + rng.gumbel(size=(n_samples, n_classes))).argmax(axis=1)
+    coef = (0.3 * rng.normal(size=(n_classes, n_features))).astype(dtype)
+    intercept = (0.3 * rng.normal(size=n_classes)).astype(dtype)
+    return X, y, coef, intercept
+
+
+# -- the in-place gradients agree with the plain functions
+
+
+@pytest.mark.parametrize("sparse", [False, True])
+@pytest.mark.parametrize("n_samples", [1, 7, 64])
+def test_batch_loss_gradient_equals_loss_gradient(sparse, n_samples):
+    """The workspace version returns the batch loss and leaves the gradient of `loss_gradient`, to 1e-12."""
+    X, y, coef, intercept = problem()
+    X_batch, y_batch = X[:n_samples], y[:n_samples]
+    if sparse:
+        X_batch = sp.csr_matrix(X_batch)
+    work = kernels.Workspace(*coef.shape, 64, X.dtype)
+    loss, _, grad_coef, grad_intercept = softmax.loss_gradient(coef, intercept, X_batch, y_batch, 0.3)
+    assert kernels.batch_loss_gradient(coef, intercept, X_batch, y_batch, 0.3, work) == pytest.approx(loss, rel=1e-12)
+    np.testing.assert_allclose(work.grad_coef, grad_coef, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(work.grad_intercept, grad_intercept, rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize(("n_features", "dtype", "rtol"), [(70, np.float32, 1e-4), (300, np.float64, 1e-12)])
+def test_wide_data_takes_the_row_major_product_and_agrees(n_features, dtype, rtol):
+    """Wide dense X computes the logits the other way round; loss and gradients are unchanged (SVRG too)."""
+    X, y, coef, intercept = problem(n_samples=96, n_features=n_features, dtype=dtype)
+    work = kernels.Workspace(*coef.shape, 96, dtype, n_models=2)
+    loss, _, grad_coef, grad_intercept = softmax.loss_gradient(coef, intercept, X, y, 0.3)
+    assert kernels.batch_loss_gradient(coef, intercept, X, y, 0.3, work) == pytest.approx(loss, rel=rtol)
+    np.testing.assert_allclose(work.grad_coef, grad_coef, rtol=rtol, atol=rtol * 1e-2)
+    snapshot = snapshot_at(coef, intercept, X, y)
+    kernels.variance_reduced_gradient(coef, intercept, snapshot, X, y, 0.3, work)
+    np.testing.assert_allclose(work.grad_coef, grad_coef, rtol=rtol, atol=rtol * 1e-2)
+    np.testing.assert_allclose(work.grad_intercept, grad_intercept, rtol=rtol, atol=rtol * 1e-2)
+
+
+def test_batch_loss_gradient_is_finite_for_extreme_logits():
+    """Logits of +-1e6 give a finite loss and gradient in the workspace version too."""
+    X = np.array([[1e6, -1e6], [3e5, 2e5], [-1e6, 1e6]])
+    coef = np.array([[1.0, -1.0], [-2.0, 0.5], [0.0, 3.0]])
+    work = kernels.Workspace(3, 2, 3, np.float64)
+    loss = kernels.batch_loss_gradient(coef, np.zeros(3), X, np.array([1, 0, 2]), 0.1, work)
+    assert math.isfinite(loss) and loss > 1e5
+    assert np.all(np.isfinite(work.gradient))
+
+
+def test_chunked_loss_gradient_equals_the_one_shot_loss_gradient():
+    """Chunks of 50 rows (the last one short) give the one-shot objective and gradient, to 1e-12."""
+    X, y, coef, intercept = problem()
+    work = kernels.Workspace(*coef.shape, 50, X.dtype)
+    chunked = kernels.chunked_loss_gradient(coef, intercept, kernels.array_chunks(X, y, 50), len(y), 0.3, work)
+    for got, expected in zip(chunked, softmax.loss_gradient(coef, intercept, X, y, 0.3)):
+        np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-15)
+
+
+def snapshot_at(coef, intercept, X, y):
+    _, _, grad_coef, grad_intercept = softmax.loss_gradient(coef, intercept, X, y, 0.0)
+    return kernels.Snapshot(coef.copy(), intercept.copy(), grad_coef, grad_intercept)
+
+
+def test_variance_reduced_gradient_is_the_svrg_formula():
+    """g = grad L_B(w) - grad L_B(w~) + grad L(w~) + lambda w, each term from `loss_gradient`, to 1e-12."""
+    X, y, coef, intercept = problem()
+    anchor_coef, anchor_intercept = coef + 0.2, intercept - 0.1
+    snapshot = snapshot_at(anchor_coef, anchor_intercept, X, y)
+    X_batch, y_batch = X[:32], y[:32]
+    work = kernels.Workspace(*coef.shape, 32, X.dtype, n_models=2)
+    loss = kernels.variance_reduced_gradient(coef, intercept, snapshot, X_batch, y_batch, 0.3, work)
+    here = softmax.loss_gradient(coef, intercept, X_batch, y_batch, 0.3)
+    there = softmax.loss_gradient(anchor_coef, anchor_intercept, X_batch, y_batch, 0.0)
+    assert loss == pytest.approx(here[0], rel=1e-12)
+    np.testing.assert_allclose(work.grad_coef, here[2] - there[2] + snapshot.grad_coef, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(
+        work.grad_intercept, here[3] - there[3] + snapshot.grad_intercept, rtol=1e-12, atol=1e-14
+    )
+
+
+def test_variance_reduced_gradient_averages_to_the_full_gradient():
+    """Over the batches of one epoch, weighted by size, the SVRG estimates sum to grad J exactly (unbiased)."""
+    X, y, coef, intercept = problem(n_samples=250)
+    snapshot = snapshot_at(coef - 0.5, intercept + 0.2, X, y)
+    work = kernels.Workspace(*coef.shape, 64, X.dtype, n_models=2)
+    total = np.zeros_like(work.gradient)
+    for X_batch, y_batch, _ in ArrayData(X, y).minibatches(64, np.random.default_rng(3)):
+        kernels.variance_reduced_gradient(coef, intercept, snapshot, X_batch, y_batch, 0.3, work)
+        total += work.gradient * len(y_batch) / len(y)
+    _, _, grad_coef, grad_intercept = softmax.loss_gradient(coef, intercept, X, y, 0.3)
+    np.testing.assert_allclose(total, np.concatenate([grad_coef.ravel(), grad_intercept]), rtol=1e-12, atol=1e-14)
+
+
+def test_variance_reduced_gradient_at_the_snapshot_is_the_full_gradient():
+    """At w = w~ the batch terms cancel: every batch's estimate is grad J itself (no noise left)."""
+    X, y, coef, intercept = problem()
+    snapshot = snapshot_at(coef, intercept, X, y)
+    work = kernels.Workspace(*coef.shape, 16, X.dtype, n_models=2)
+    kernels.variance_reduced_gradient(coef, intercept, snapshot, X[5:21], y[5:21], 0.3, work)
+    _, _, grad_coef, grad_intercept = softmax.loss_gradient(coef, intercept, X, y, 0.3)
+    np.testing.assert_allclose(work.grad_coef, grad_coef, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(work.grad_intercept, grad_intercept, rtol=1e-12, atol=1e-15)
+
+
+# -- sample weights: a weighted mean of the losses
+
+
+@given(seed=st.integers(0, 2**32 - 1), n_samples=st.integers(1, 40), sparse=st.booleans())
+def test_weighted_batch_kernel_equals_the_weighted_page(seed, n_samples, sparse):
+    """With relative weights w (mean 1 over the data), the kernel's batch loss is sum w_i l_i / n and its
+    gradient that of the page's weighted mean on the same batch, scaled by the batch's mean weight."""
+    rng = np.random.default_rng(seed)
+    X, y, coef, intercept = problem(n_samples=n_samples, seed=seed % 1000)
+    weight = rng.uniform(0.0, 3.0, size=n_samples)
+    X_batch = sp.csr_matrix(X) if sparse else X
+    work = kernels.Workspace(*coef.shape, n_samples, X.dtype)
+    loss = kernels.batch_loss_gradient(coef, intercept, X_batch, y, 0.0, work, weight)
+    scale = weight.mean()
+    if scale == 0:
+        return
+    page_loss, _, grad_coef, grad_intercept = softmax.loss_gradient(coef, intercept, X_batch, y, 0.0, weight)
+    assert loss == pytest.approx(scale * page_loss, rel=1e-12, abs=1e-15)
+    np.testing.assert_allclose(work.grad_coef, scale * grad_coef, rtol=1e-10, atol=1e-13)
+    np.testing.assert_allclose(work.grad_intercept, scale * grad_intercept, rtol=1e-10, atol=1e-13)
+
+
+def test_weight_two_equals_a_duplicated_row_in_the_objective_and_gradient():
+    """The weighted mean with weight 2 on some rows is the plain mean over the data with those rows
+    twice: objective and gradient equal to 1e-12, on the page and through ArrayData's chunked pass."""
+    X, y, coef, intercept = problem(n_samples=90)
+    twice = np.arange(90) % 4 == 0
+    weight = np.where(twice, 2.0, 1.0)
+    X_dup, y_dup = np.vstack([X, X[twice]]), np.concatenate([y, y[twice]])
+    expected = softmax.loss_gradient(coef, intercept, X_dup, y_dup, 0.1)
+    for got in (
+        softmax.loss_gradient(coef, intercept, X, y, 0.1, weight),
+        kernels.chunked_loss_gradient(
+            coef, intercept, ArrayData(X, y, weight).chunks(25), 90, 0.1, kernels.Workspace(*coef.shape, 25, X.dtype)
+        ),
+    ):
+        for value, reference in zip(got, expected, strict=True):
+            np.testing.assert_allclose(value, reference, rtol=1e-12, atol=1e-15)
+
+
+def test_equal_weights_are_dropped_and_change_nothing():
+    """Weights that are all equal (any value) are no weights: ArrayData keeps None, so the model is
+    bit-identical to the unweighted one."""
+    X, y, _, _ = problem()
+    assert ArrayData(X, y, np.full(len(y), 3.0)).sample_weight is None
+    assert ArrayData(X, y, np.linspace(1, 2, len(y))).sample_weight.mean() == pytest.approx(1.0)
+
+
+def test_weighted_svrg_averages_to_the_weighted_full_gradient():
+    """SVRG with sample weights stays unbiased: over one epoch its estimates sum to the weighted grad J."""
+    X, y, coef, intercept = problem(n_samples=250)
+    weight = np.random.default_rng(1).uniform(0.2, 2.0, size=250)
+    data = ArrayData(X, y, weight)
+    _, _, anchor_coef_grad, anchor_intercept_grad = softmax.loss_gradient(coef - 0.5, intercept + 0.2, X, y, 0.0, weight)
+    snapshot = kernels.Snapshot(coef - 0.5, intercept + 0.2, anchor_coef_grad, anchor_intercept_grad)
+    work = kernels.Workspace(*coef.shape, 64, X.dtype, n_models=2)
+    total = np.zeros_like(work.gradient)
+    for X_batch, y_batch, w_batch in data.minibatches(64, np.random.default_rng(3)):
+        kernels.variance_reduced_gradient(coef, intercept, snapshot, X_batch, y_batch, 0.3, work, w_batch)
+        total += work.gradient * len(y_batch) / len(y)
+    _, _, grad_coef, grad_intercept = softmax.loss_gradient(coef, intercept, X, y, 0.3, weight)
+    np.testing.assert_allclose(total, np.concatenate([grad_coef.ravel(), grad_intercept]), rtol=1e-10, atol=1e-13)
