@@ -170,7 +170,7 @@ def test_minibatches_visit_every_row_exactly_once(n_samples, batch_size, seed):
     X = np.arange(n_samples * 2, dtype=float).reshape(n_samples, 2)
     y = np.arange(n_samples)
     seen = []
-    for X_batch, y_batch in ArrayData(X, y).minibatches(batch_size, np.random.default_rng(seed)):
+    for X_batch, y_batch, _ in ArrayData(X, y).minibatches(batch_size, np.random.default_rng(seed)):
         assert len(y_batch) <= batch_size
         np.testing.assert_array_equal(X_batch, X[y_batch])
         seen.extend(y_batch.tolist())
