@@ -80,7 +80,7 @@ def test_chunked_loss_gradient_equals_the_one_shot_loss_gradient():
     X, y, coef, intercept = problem()
     work = kernels.Workspace(*coef.shape, 50, X.dtype)
     chunked = kernels.chunked_loss_gradient(coef, intercept, kernels.array_chunks(X, y, 50), len(y), 0.3, work)
-    for got, expected in zip(chunked, softmax.loss_gradient(coef, intercept, X, y, 0.3)):
+    for got, expected in zip(chunked, softmax.loss_gradient(coef, intercept, X, y, 0.3), strict=True):
         np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-15)
 
 
