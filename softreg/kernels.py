@@ -20,7 +20,7 @@ from numpy.typing import DTypeLike
 
 from softreg.softmax import gradient_norm
 
-Matrix: TypeAlias = "np.ndarray | sp.csr_matrix"  # X: dense, or CSR
+Matrix: TypeAlias = np.ndarray | sp.csr_matrix  # X: dense, or CSR
 
 
 class Workspace:
