@@ -116,7 +116,7 @@ def run_softreg(data, settings):
     evaluated = [record.objective is not None for record in result.history]
     return {
         "epoch_seconds": seconds,
-        "curve": [(t, f) for t, f in zip(np.cumsum(seconds).tolist(), logged) if f is not None],
+        "curve": [(t, f) for t, f in zip(np.cumsum(seconds).tolist(), logged, strict=True) if f is not None],
         "final": (result.coef, result.intercept),
         "peak_bytes": peak,
         "fit_seconds": result.seconds,
@@ -129,11 +129,11 @@ def run_softreg(data, settings):
 def logging_share(seconds, evaluated):
     """Share of training time spent on the full-data evaluations: each evaluated epoch's excess
     over the median epoch that was not evaluated (None when every epoch was evaluated)."""
-    plain = [s for s, e in zip(seconds, evaluated) if not e]
+    plain = [s for s, e in zip(seconds, evaluated, strict=True) if not e]
     if not plain:
         return None
     baseline = float(np.median(plain))
-    return sum(max(s - baseline, 0.0) for s, e in zip(seconds, evaluated) if e) / sum(seconds)
+    return sum(max(s - baseline, 0.0) for s, e in zip(seconds, evaluated, strict=True) if e) / sum(seconds)
 
 
 def run_epochs(make_epochs):
@@ -143,7 +143,10 @@ def run_epochs(make_epochs):
         peak = peak_above_start()
         X, y = data[0], data[1]
         elapsed = np.cumsum(seconds).tolist()
-        curve = [(t, workloads.objective(coef, intercept, X, y)) for t, (coef, intercept) in zip(elapsed, iterates)]
+        curve = [
+            (t, workloads.objective(coef, intercept, X, y))
+            for t, (coef, intercept) in zip(elapsed, iterates, strict=True)
+        ]
         return {"epoch_seconds": seconds, "curve": curve, "final": iterates[-1], "peak_bytes": peak}
 
     return run
@@ -153,10 +156,11 @@ def run_lbfgs(data, settings):
     """LogisticRegression(lbfgs) with C = 1/(n lambda), which minimizes J (n_classes >= 3). Every
     L-BFGS iterate is recorded through scipy's callback; the seconds spent in the callback
     (copying the iterate, checking the gap to stop early) are excluded from the times."""
+    import warnings
+
     from scipy import optimize
     from sklearn.linear_model import LogisticRegression
     from threadpoolctl import ThreadpoolController
-    import warnings
 
     X, y = data[0], data[1]
     n_samples, n_features = X.shape
@@ -196,7 +200,9 @@ def run_lbfgs(data, settings):
     if not np.allclose(final_coef, iterates[-1][0]) or not np.allclose(final_intercept, iterates[-1][1]):
         raise SystemExit("the recorded L-BFGS iterates do not match the fitted model's layout")
     seconds = np.diff([0.0, *times]).tolist()
-    curve = [(t, workloads.objective(coef, intercept, X, y)) for t, (coef, intercept) in zip(times, iterates)]
+    curve = [
+        (t, workloads.objective(coef, intercept, X, y)) for t, (coef, intercept) in zip(times, iterates, strict=True)
+    ]
     return {
         "epoch_seconds": seconds,
         "curve": curve,

@@ -122,7 +122,7 @@ def prepare_cached(workload, cache_dir, log=print):
             return folder, meta
     log(f"  preparing {workload.key} and its exact optimum (cached for later runs) ...")
     started = time.perf_counter()
-    arrays = dict(zip(ARRAYS, build(workload)))
+    arrays = dict(zip(ARRAYS, build(workload), strict=True))
     built = time.perf_counter() - started
     arrays["y_train"] = arrays["y_train"].astype(np.int64)
     arrays["y_test"] = arrays["y_test"].astype(np.int64)

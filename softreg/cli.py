@@ -5,10 +5,15 @@ modules (numpy, scikit-learn, matplotlib) are imported inside the commands so th
 ``softreg --help`` stays fast.
 """
 
+from __future__ import annotations
+
 import functools
 import os
 import signal
 import sys
+from collections.abc import Callable
+from types import FrameType
+from typing import Any, NoReturn
 
 import click
 
@@ -16,16 +21,16 @@ from softreg import __version__
 from softreg.errors import EXIT_FAILURE, EXIT_INTERRUPTED, SoftregError
 
 
-def _fail(message, code):
+def _fail(message: str, code: int) -> NoReturn:
     click.echo(f"softreg: error: {message}", err=True)
     sys.exit(code)
 
 
-def handle_errors(command):
+def handle_errors(command: Callable[..., Any]) -> Callable[..., Any]:
     """Map typed errors to one line on stderr and their exit code; ``--debug`` re-raises."""
 
     @functools.wraps(command)
-    def wrapper(*args, debug=False, **kwargs):
+    def wrapper(*args: Any, debug: bool = False, **kwargs: Any) -> Any:
         debug = debug or (click.get_current_context().find_root().params.get("debug") or False)
         try:
             return command(*args, **kwargs)
@@ -62,7 +67,7 @@ def handle_errors(command):
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, "--version", prog_name="softreg")
 @click.option("--debug", is_flag=True, help="Show the Python traceback on errors.")
-def main(debug):
+def main(debug: bool) -> None:
     """Softmax (multinomial logistic) regression with weight decay, by minibatch SGD.
 
     \b
@@ -76,15 +81,37 @@ def main(debug):
 
 @main.command()
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), help="YAML config file.")
-@click.option("--resume", "resume_dir", type=click.Path(file_okay=False), help="Continue an interrupted run directory from its last checkpoint.")
-@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a config key (YAML-typed), e.g. optim.lr=0.05. Repeatable.")
-@click.option("--out", type=click.Path(file_okay=False), help="Run directory (default: output.dir, else runs/NAME-TIME).")
+@click.option(
+    "--resume",
+    "resume_dir",
+    type=click.Path(file_okay=False),
+    help="Continue an interrupted run directory from its last checkpoint.",
+)
+@click.option(
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Override a config key (YAML-typed), e.g. optim.lr=0.05. Repeatable.",
+)
+@click.option(
+    "--out", type=click.Path(file_okay=False), help="Run directory (default: output.dir, else runs/NAME-TIME)."
+)
 @click.option("--force", is_flag=True, help="Replace an existing non-empty run directory.")
 @click.option("--print-config", is_flag=True, help="Print the resolved config and exit.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress output.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document instead of the summary.")
 @handle_errors
-def train(config_path, resume_dir, overrides, out, force, print_config, quiet, as_json):
+def train(
+    config_path: str | None,
+    resume_dir: str | None,
+    overrides: tuple[str, ...],
+    out: str | None,
+    force: bool,
+    print_config: bool,
+    quiet: bool,
+    as_json: bool,
+) -> None:
     """Train a model from a YAML config into a run directory.
 
     Ctrl-C (or SIGTERM) stops after checkpointing the last finished epoch; --resume
@@ -112,7 +139,7 @@ def train(config_path, resume_dir, overrides, out, force, print_config, quiet, a
     try:
         if resume_dir is not None:
             outcome = command.resume_run(resume_dir, overrides, on_epoch=progress)
-        else:
+        elif config_path is not None:  # always, without --resume (checked above)
             config = load_config(config_path, overrides)
             if print_config:
                 click.echo(dump_config(config), nl=False)
@@ -136,7 +163,7 @@ def train(config_path, resume_dir, overrides, out, force, print_config, quiet, a
         click.echo(console.train_summary(outcome))
 
 
-def _interrupt(signum, frame):
+def _interrupt(signum: int, frame: FrameType | None) -> NoReturn:
     """SIGTERM stops training the way Ctrl-C does: checkpoint, then exit 130."""
     raise KeyboardInterrupt
 
@@ -147,10 +174,14 @@ def _interrupt(signum, frame):
 @click.option("--label", help="Label column of --data (default: the model's label column if present, else the last).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document instead of the table.")
 @click.option("--optimum", is_flag=True, help="Also solve the exact optimum of the objective and report the gap to it.")
-@click.option("--out", type=click.Path(file_okay=False), help="Directory for metrics.json and plots/ of this evaluation.")
+@click.option(
+    "--out", type=click.Path(file_okay=False), help="Directory for metrics.json and plots/ of this evaluation."
+)
 @click.option("--force", is_flag=True, help="Replace an existing non-empty --out directory.")
 @handle_errors
-def evaluate(run_dir, data, label, as_json, optimum, out, force):
+def evaluate(
+    run_dir: str, data: str | None, label: str | None, as_json: bool, optimum: bool, out: str | None, force: bool
+) -> None:
     """Report metrics of a saved model on its test split (or --data).
 
     With --optimum, the exact optimum of the same objective is solved on the run's
@@ -167,8 +198,7 @@ def evaluate(run_dir, data, label, as_json, optimum, out, force):
     from softreg.commands.evaluate import evaluate_run
     from softreg.evaluate import most_confused
 
-    label = int(label) if label is not None and label.lstrip("-").isdigit() else label
-    metrics = evaluate_run(run_dir, data=data, label=label, optimum=optimum, out=out, force=force)
+    metrics = evaluate_run(run_dir, data=data, label=_column(label), optimum=optimum, out=out, force=force)
     if as_json:
         console.print_json(metrics)
     else:
@@ -179,11 +209,13 @@ def evaluate(run_dir, data, label, as_json, optimum, out, force):
 
 @main.command()
 @click.option("--run", "run_dir", required=True, type=click.Path(), help="Run directory written by train.")
-@click.option("--input", "input_path", required=True, type=click.Path(), help="Delimited file with the model's feature columns.")
+@click.option(
+    "--input", "input_path", required=True, type=click.Path(), help="Delimited file with the model's feature columns."
+)
 @click.option("--output", type=click.Path(dir_okay=False), help="CSV to write (default: stdout).")
 @click.option("--force", is_flag=True, help="Overwrite an existing --output file.")
 @handle_errors
-def predict(run_dir, input_path, output, force):
+def predict(run_dir: str, input_path: str, output: str | None, force: bool) -> None:
     """Predict labels and class probabilities for a delimited file.
 
     Columns are matched by the feature names saved with the model; a label column is
@@ -211,12 +243,16 @@ def predict(run_dir, input_path, output, force):
 
 @main.command()
 @click.option(
-    "--run", "run_dir", required=True, type=click.Path(), help="Run directory of train (or OUT/softmax of compare-logistic)."
+    "--run",
+    "run_dir",
+    required=True,
+    type=click.Path(),
+    help="Run directory of train (or OUT/softmax of compare-logistic).",
 )
 @click.option("--output", type=click.Path(dir_okay=False), help="HTML file to write (default: RUN/report.html).")
 @click.option("--force", is_flag=True, help="Overwrite an existing --output file (the default is always rewritten).")
 @handle_errors
-def report(run_dir, output, force):
+def report(run_dir: str, output: str | None, force: bool) -> None:
     """Write one self-contained HTML report of a run.
 
     The page holds the config, the data summary (rows, features, classes, class
@@ -242,13 +278,26 @@ def report(run_dir, output, force):
 @click.option("--label", help="Label column (name or 0-based index; default data.label, else the last column).")
 @click.option("--classes", metavar="A,B", help="The two classes to compare, e.g. 3,8 (needed when the data has more).")
 @click.option(
-    "--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a config key, e.g. optim.lr=0.05. Repeatable."
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Override a config key, e.g. optim.lr=0.05. Repeatable.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document instead of the table.")
 @click.option("--out", type=click.Path(file_okay=False), help="Write both models, report.json and plots/ here.")
 @click.option("--force", is_flag=True, help="Replace an existing non-empty --out directory.")
 @handle_errors
-def compare_logistic(config_path, data, label, classes, overrides, as_json, out, force):
+def compare_logistic(
+    config_path: str | None,
+    data: str | None,
+    label: str | None,
+    classes: str | None,
+    overrides: tuple[str, ...],
+    as_json: bool,
+    out: str | None,
+    force: bool,
+) -> None:
     """Show that two-class softmax regression is logistic regression.
 
     Softmax SGD (decay λ, rate η, the code path of train) and an independent binary
@@ -271,8 +320,7 @@ def compare_logistic(config_path, data, label, classes, overrides, as_json, out,
     from softreg.commands import compare_logistic as command
     from softreg.rundir import check_output_dir
 
-    label = int(label) if label is not None and label.lstrip("-").isdigit() else label
-    config = command.compare_config(config_path, data, label, classes, overrides)
+    config = command.compare_config(config_path, data, _column(label), classes, overrides)
     if out is not None:
         check_output_dir(out, force)
     problem = command.load_problem(config.data)
@@ -292,6 +340,11 @@ def compare_logistic(config_path, data, label, classes, overrides, as_json, out,
         click.echo(f"wrote softmax/, logistic/, report.json and plots/ to {out}", err=as_json)
     if not comparison.equivalent:
         sys.exit(EXIT_FAILURE)
+
+
+def _column(label: str | None) -> str | int | None:
+    """A ``--label`` value: a 0-based column index when it is an integer, else a column name."""
+    return int(label) if label is not None and label.lstrip("-").isdigit() else label
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -20,15 +20,22 @@ import itertools
 import math
 import time
 import warnings
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from softreg import logistic, softmax
 from softreg.data import random_streams
 from softreg.errors import DivergedError, SoftregError, UsageError
-from softreg.solve import exact_optimum
-from softreg.train import ArrayData, fit, stable_learning_rate
+from softreg.kernels import Matrix
+from softreg.solve import Optimum, exact_optimum
+from softreg.train import ArrayData, EpochCallback, EpochRecord, Settings, fit, stable_learning_rate
+
+if TYPE_CHECKING:
+    from softreg.config import Config
 
 SAMPLE_ROWS = 1000  # rows whose probabilities are compared after every step
 TRACKED_FEATURES = 4  # coefficient paths kept for the plot (see `tracked_features`)
@@ -50,7 +57,7 @@ AMPLIFICATION_LIMIT = 1e3
 class UnstableError(DivergedError):
     """The trajectories parted because SGD at this rate amplifies rounding, not because the identity fails."""
 
-    def __init__(self, lr, weight_gap, prob_gap, suggested):
+    def __init__(self, lr: float, weight_gap: float, prob_gap: float, suggested: float) -> None:
         self.epoch, self.lr = None, lr
         SoftregError.__init__(
             self,
@@ -70,11 +77,11 @@ class Problem:
     X_raw : the rows before standardization (for plots in feature units)
     """
 
-    X: object
+    X: Matrix
     y: np.ndarray
-    X_raw: object
+    X_raw: Matrix
     classes: np.ndarray
-    feature_names: list
+    feature_names: list[str]
     label_name: str
     feature_mean: np.ndarray
     feature_scale: np.ndarray
@@ -106,21 +113,28 @@ class Trajectory:
     tracked: np.ndarray
     softmax_path: np.ndarray
     logistic_path: np.ndarray
-    softmax_coef: np.ndarray = None
-    softmax_intercept: np.ndarray = None
-    logistic_coef: np.ndarray = None
-    logistic_intercept: np.ndarray = None
-    fit_summary: dict = field(default_factory=dict)
-    history: list = field(default_factory=list)  # the softmax run's EpochRecords
+    # the weights at the end of the run: set by `follow_trajectories` once it ends
+    softmax_coef: np.ndarray = field(init=False)
+    softmax_intercept: np.ndarray = field(init=False)
+    logistic_coef: np.ndarray = field(init=False)
+    logistic_intercept: np.ndarray = field(init=False)
+    fit_summary: dict[str, Any] = field(default_factory=dict)
+    history: list[EpochRecord] = field(default_factory=list)  # the softmax run's
 
     @classmethod
-    def empty(cls, n_steps, tracked):
+    def empty(cls, n_steps: int, tracked: Sequence[int] | np.ndarray) -> Trajectory:
         steps = np.full(n_steps, np.nan)
         path = np.full((n_steps, len(tracked)), np.nan)
         tracked = np.asarray(tracked, dtype=np.intp)
         return cls(steps, steps.copy(), steps.copy(), steps.copy(), tracked, path, path.copy())
 
-    def record(self, step, X_sample, softmax_weights, logistic_weights):
+    def record(
+        self,
+        step: int,
+        X_sample: Matrix,
+        softmax_weights: tuple[np.ndarray, np.ndarray],
+        logistic_weights: tuple[np.ndarray, np.ndarray],
+    ) -> None:
         """Store the gaps between the two models after ``step`` (0-based)."""
         mapped_coef, mapped_intercept = logistic.from_softmax(*softmax_weights)
         logistic_coef, logistic_intercept = logistic_weights
@@ -133,7 +147,9 @@ class Trajectory:
         self.logistic_path[step] = logistic_coef[0, self.tracked]
 
 
-def logistic_batches(data, settings, batch_rng):
+def logistic_batches(
+    data: ArrayData, settings: Settings, batch_rng: np.random.Generator
+) -> Iterator[tuple[Matrix, np.ndarray, float]]:
     """The batches `softreg.train.fit` draws from ``batch_rng``, with the logistic rate of each step.
 
     Yields ``(X_batch, y_batch, lr)``: the same `ArrayData.minibatches` and the same
@@ -146,7 +162,15 @@ def logistic_batches(data, settings, batch_rng):
             yield X_batch, y_batch, schedule.rate(epoch, step)
 
 
-def follow_trajectories(X, y, settings, batch_rng, sample_rows=None, tracked=(), on_epoch=None):
+def follow_trajectories(
+    X: Matrix,
+    y: np.ndarray,
+    settings: Settings,
+    batch_rng: np.random.Generator,
+    sample_rows: np.ndarray | None = None,
+    tracked: Sequence[int] | np.ndarray = (),
+    on_epoch: EpochCallback | None = None,
+) -> Trajectory:
     """Run softmax SGD (`softreg.train.fit`) and logistic SGD in lockstep on one batch sequence.
 
     Parameters
@@ -181,9 +205,9 @@ def follow_trajectories(X, y, settings, batch_rng, sample_rows=None, tracked=(),
         fit_intercept=settings.fit_intercept,
     )
     step_counter = itertools.count()
-    latest = []  # the logistic weights last yielded: live arrays, final once the run ends
+    latest: list[np.ndarray] = []  # the logistic weights last yielded: live arrays, final once the run ends
 
-    def on_step(coef, intercept):
+    def on_step(coef: np.ndarray, intercept: np.ndarray) -> None:
         logistic_weights = next(logistic_steps, None)
         if logistic_weights is None:
             raise RuntimeError("the logistic batch sequence ended before the softmax one")
@@ -200,7 +224,7 @@ def follow_trajectories(X, y, settings, batch_rng, sample_rows=None, tracked=(),
     return trajectory
 
 
-def tracked_features(coef, count=TRACKED_FEATURES, separation=0.15):
+def tracked_features(coef: ArrayLike, count: int = TRACKED_FEATURES, separation: float = 0.15) -> np.ndarray:
     """Indices of up to ``count`` features whose paths the plot shows.
 
     The largest ``|w*|`` first, skipping a feature whose optimum lies within ``separation``
@@ -209,7 +233,7 @@ def tracked_features(coef, count=TRACKED_FEATURES, separation=0.15):
     """
     coef = np.asarray(coef, dtype=float)
     gap = separation * float(np.abs(coef).max(initial=0.0))
-    chosen = []
+    chosen: list[int] = []
     for index in np.argsort(-np.abs(coef), kind="stable"):
         if len(chosen) == count:
             break
@@ -229,12 +253,12 @@ class Optima:
     softmax_proba, logistic_proba : ndarray of shape (n_samples,), probability of class B
     """
 
-    softmax: object
-    logistic: object
+    softmax: Optimum
+    logistic: Optimum
     softmax_proba: np.ndarray
     logistic_proba: np.ndarray
 
-    def gaps(self):
+    def gaps(self) -> dict[str, Any]:
         mapped = _flat(*logistic.from_softmax(self.softmax.coef, self.softmax.intercept))
         reference = _flat(self.logistic.coef, self.logistic.intercept)
         return {
@@ -247,12 +271,12 @@ class Optima:
         }
 
 
-def _flat(coef, intercept):
+def _flat(coef: np.ndarray, intercept: np.ndarray) -> np.ndarray:
     """``(w, b)`` as one vector: the coefficients and the intercept are compared together."""
     return np.concatenate([np.ravel(coef), np.ravel(intercept)])
 
 
-def exact_optima(X, y, weight_decay, fit_intercept=True):
+def exact_optima(X: Matrix, y: np.ndarray, weight_decay: float, fit_intercept: bool = True) -> Optima:
     """Softmax optimum (`softreg.solve`) with decay lambda, logistic optimum with lambda / 2."""
     softmax_optimum = exact_optimum(X, y, 2, weight_decay, fit_intercept)
     logistic_optimum = logistic.exact_optimum(X, y, logistic.logistic_weight_decay(weight_decay), fit_intercept)
@@ -267,7 +291,14 @@ def exact_optima(X, y, weight_decay, fit_intercept=True):
 # -- 3. scikit-learn
 
 
-def sklearn_gap(X, y, C, fit_intercept, reference_proba, reference_coef):
+def sklearn_gap(
+    X: Matrix,
+    y: np.ndarray,
+    C: float,
+    fit_intercept: bool,
+    reference_proba: np.ndarray,
+    reference_coef: np.ndarray,
+) -> dict[str, float]:
     """Fit ``LogisticRegression(C)`` to tight tolerance; its gaps to the exact optimum.
 
     ``reference_proba`` (n_samples,) and ``reference_coef`` (1, n_features) are the
@@ -290,7 +321,9 @@ def sklearn_gap(X, y, C, fit_intercept, reference_proba, reference_coef):
     }
 
 
-def sklearn_gaps(X, y, weight_decay, fit_intercept, optima):
+def sklearn_gaps(
+    X: Matrix, y: np.ndarray, weight_decay: float, fit_intercept: bool, optima: Optima
+) -> dict[str, dict[str, float]]:
     """``sklearn`` (C = 2/(n lambda)) and ``sklearn_naive`` (C = 1/(n lambda)) against the softmax optimum."""
     reference_coef, _ = logistic.from_softmax(optima.softmax.coef, optima.softmax.intercept)
     n_samples = X.shape[0]
@@ -310,18 +343,18 @@ def sklearn_gaps(X, y, weight_decay, fit_intercept, optima):
 class Comparison:
     """The outcome of `compare`: ``report`` is the JSON document; the rest feeds plots and models."""
 
-    report: dict
+    report: dict[str, Any]
     trajectory: Trajectory
     optima: Optima
     problem: Problem
-    config: object  # the resolved `Config`
+    config: Config
 
     @property
-    def equivalent(self):
+    def equivalent(self) -> bool:
         return self.report["equivalent"]
 
 
-def compare(config, problem, on_epoch=None):
+def compare(config: Config, problem: Problem, on_epoch: EpochCallback | None = None) -> Comparison:
     """Run the three comparisons on ``problem`` with ``config``'s model, optim and seed.
 
     ``on_epoch(record, total_epochs)`` is called after every SGD epoch (progress display).
@@ -350,7 +383,9 @@ def compare(config, problem, on_epoch=None):
     return Comparison(report=report, trajectory=trajectory, optima=optima, problem=problem, config=config)
 
 
-def rounding_amplification(X, y, settings, batch_rng):
+def rounding_amplification(
+    X: Matrix, y: np.ndarray, settings: Settings, batch_rng: np.random.Generator
+) -> tuple[float, float]:
     """How much logistic SGD amplifies a rounding-sized change: ``(gap, amplification)``.
 
     Runs logistic SGD twice on the batches of ``batch_rng`` (a fresh generator, as
@@ -362,7 +397,7 @@ def rounding_amplification(X, y, settings, batch_rng):
     decay = logistic.logistic_weight_decay(settings.weight_decay)
     data = ArrayData(X, y)
 
-    def run(factor, rng):
+    def run(factor: float, rng: np.random.Generator) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         batches = ((X_batch, y_batch, lr * factor) for X_batch, y_batch, lr in logistic_batches(data, settings, rng))
         return logistic.sgd_path(
             batches, X.shape[1], decay, settings.momentum, settings.nesterov, settings.fit_intercept
@@ -370,7 +405,7 @@ def rounding_amplification(X, y, settings, batch_rng):
 
     gap = largest = 0.0
     with np.errstate(over="ignore", invalid="ignore"):
-        paths = zip(run(1.0, copy.deepcopy(batch_rng)), run(1.0 + PERTURBATION, copy.deepcopy(batch_rng)))
+        paths = zip(run(1.0, copy.deepcopy(batch_rng)), run(1.0 + PERTURBATION, copy.deepcopy(batch_rng)), strict=True)
         for (coef, intercept), (nudged_coef, nudged_intercept) in paths:
             gap = max(gap, np.abs(coef - nudged_coef).max(), np.abs(intercept - nudged_intercept).max())
             largest = max(largest, np.abs(coef).max(), np.abs(intercept).max())
@@ -378,7 +413,7 @@ def rounding_amplification(X, y, settings, batch_rng):
     return gap, gap / (PERTURBATION * max(1.0, float(largest)))
 
 
-def _refuse_unstable(config, problem, report):
+def _refuse_unstable(config: Config, problem: Problem, report: dict[str, Any]) -> None:
     """Failed trajectory checks: raise `UnstableError` when SGD itself amplifies rounding at this rate.
 
     Otherwise the failure stands (the report says "not equivalent"), with the measured
@@ -393,7 +428,7 @@ def _refuse_unstable(config, problem, report):
         raise UnstableError(config.optim.lr, gap, report["trajectory"]["max_abs_prob_diff"], suggested)
 
 
-def check_supported(config):
+def check_supported(config: Config) -> None:
     """Refuse settings the comparison does not cover, before any work."""
     if config.model.weight_decay <= 0:
         raise UsageError(
@@ -410,12 +445,12 @@ def check_supported(config):
         )
 
 
-def _sample(n_samples, rng):
+def _sample(n_samples: int, rng: np.random.Generator) -> np.ndarray | None:
     """A fixed sample of up to SAMPLE_ROWS rows (None: all of them)."""
     return None if n_samples <= SAMPLE_ROWS else np.sort(rng.choice(n_samples, SAMPLE_ROWS, replace=False))
 
 
-def _report(config, problem, trajectory, optima):
+def _report(config: Config, problem: Problem, trajectory: Trajectory, optima: Optima) -> dict[str, Any]:
     model, optim = config.model, config.optim
     sgd_proba = softmax.predict_proba(trajectory.softmax_coef, trajectory.softmax_intercept, problem.X)[:, 1]
     return {
@@ -448,7 +483,7 @@ def _report(config, problem, trajectory, optima):
     }
 
 
-def _checks(report):
+def _checks(report: Mapping[str, Any]) -> list[dict[str, Any]]:
     """One entry per threshold: name (the report's dotted key), value, threshold, ok."""
     checks = []
     for name, threshold in THRESHOLDS.items():

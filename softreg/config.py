@@ -465,6 +465,14 @@ def resolve(
     )
 
 
+def key_spec(section: str, key: str) -> Spec:
+    """``(default, rule, help)`` of the config key ``section.key`` (a KeyError if there is none)."""
+    spec = SCHEMA[section]
+    if not isinstance(spec, dict):
+        raise KeyError(f"{section} is a top-level key, not a section")
+    return spec[key]
+
+
 def _check(origin: str, dotted: str, value: object, spec: Spec) -> Any:
     default, rule, _help = spec
     if value is REQUIRED:

@@ -147,7 +147,7 @@ class Prepared:
     train: ArrayData
     val: ArrayData | None
     test: ArrayData | None
-    test_raw: Matrix | None  # the test rows' unstandardized X, saved with the run
+    test_raw: Matrix  # the test rows' unstandardized X, saved with the run
     classes: np.ndarray
     feature_names: list[str]
     label_name: str

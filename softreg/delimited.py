@@ -20,7 +20,7 @@ from softreg.errors import DataError
 
 CHUNK_ROWS = 65536
 
-Chunk: TypeAlias = "tuple[list[list[str]], list[int]]"  # rows of cells, and the file line of each
+Chunk: TypeAlias = tuple[list[list[str]], list[int]]  # rows of cells, and the file line of each
 
 
 def sniff_delimiter(first_line: str) -> str:

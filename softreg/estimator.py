@@ -22,12 +22,13 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
 from softreg import rundir, softmax
-from softreg.config import SCHEMA, dump_config, resolve
+from softreg.config import dump_config, key_spec, resolve
 from softreg.data import random_streams, split_indices
 from softreg.model import Model, standardize
 from softreg.train import ArrayData, EpochRecord, Settings, TrainingState, fit
 
-# each parameter and the config key it mirrors (same default, same rule)
+# each parameter and the config section of the key it mirrors (same default, same rule;
+# the tests check that the defaults of __init__ are the config's)
 PARAMETERS = {
     "weight_decay": "model",
     "fit_intercept": "model",
@@ -44,10 +45,6 @@ PARAMETERS = {
     "early_stopping": "optim",
     "variance_reduction": "optim",
 }
-
-
-def _default(name: str) -> Any:
-    return SCHEMA[PARAMETERS[name]][name][0]
 
 
 class SoftmaxRegression(ClassifierMixin, BaseEstimator):
@@ -108,20 +105,20 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
 
     def __init__(
         self,
-        weight_decay: float = _default("weight_decay"),
-        fit_intercept: bool = _default("fit_intercept"),
-        dtype: str = _default("dtype"),
-        lr: float = _default("lr"),
-        batch_size: int = _default("batch_size"),
-        epochs: int = _default("epochs"),
-        momentum: float = _default("momentum"),
-        nesterov: bool = _default("nesterov"),
-        schedule: str = _default("schedule"),
-        step_size: int = _default("step_size"),
-        gamma: float = _default("gamma"),
-        decay: float = _default("decay"),
-        early_stopping: bool | dict | None = _default("early_stopping"),
-        variance_reduction: str = _default("variance_reduction"),
+        weight_decay: float = 1e-4,
+        fit_intercept: bool = True,
+        dtype: str = "float64",
+        lr: float = 0.1,
+        batch_size: int = 64,
+        epochs: int = 20,
+        momentum: float = 0.9,
+        nesterov: bool = False,
+        schedule: str = "constant",
+        step_size: int = 10,
+        gamma: float = 0.1,
+        decay: float = 1.0,
+        early_stopping: bool | dict | None = None,
+        variance_reduction: str = "none",
         validation_fraction: float | None = None,
         class_weight: dict | str | None = None,
         warm_start: bool = False,
@@ -185,7 +182,7 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
             raise ValueError("SoftmaxRegression.partial_fit: classes must be given on the first call")
         return self._fit(X, y, sample_weight, None, None, epochs=1, classes=None if not first else classes)
 
-    def _fit(self, X, y, sample_weight, X_val, y_val, epochs, classes):  # type: ignore[no-untyped-def]
+    def _fit(self, X, y, sample_weight, X_val, y_val, epochs, classes):
         has_validation = X_val is not None or y_val is not None or self.validation_fraction is not None
         settings = self._settings(epochs, has_validation)
         continuing = epochs is not None or self.warm_start
@@ -226,7 +223,7 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
         """The parameters checked by the config's rules, as the core's `Settings`."""
         values = {}
         for name, section in PARAMETERS.items():
-            _, rule, _ = SCHEMA[section][name]
+            _, rule, _ = key_spec(section, name)
             try:
                 values[name] = rule(getattr(self, name))
             except ValueError as error:
@@ -263,7 +260,7 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
             return int(self.random_state.randint(2**31 - 1))
         return int(self.random_state)
 
-    def _parts(self, X, y, weight, X_val, y_val, split_rng):  # type: ignore[no-untyped-def]
+    def _parts(self, X, y, weight, X_val, y_val, split_rng):
         """The training part and the validation part (None without validation data)."""
         if X_val is not None or y_val is not None:
             if X_val is None or y_val is None:
@@ -303,10 +300,10 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
         return index.astype(np.int64)
 
     def _standardized(self, X: Any) -> Any:
-        mean = getattr(self, "feature_mean_", None)
-        if mean is None:
+        mean, scale = getattr(self, "feature_mean_", None), getattr(self, "feature_scale_", None)
+        if mean is None or scale is None:
             return X
-        return standardize(X, mean, self.feature_scale_, np.dtype(self.dtype))
+        return standardize(X, mean, scale, np.dtype(self.dtype))
 
     # -- predicting
 
@@ -338,7 +335,7 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
             X = X.astype(self.coef_.dtype, copy=False)
         return softmax.decision_function(self.coef_, self.intercept_, X)
 
-    def __sklearn_tags__(self):  # type: ignore[no-untyped-def]
+    def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.sparse = True
         tags.classifier_tags.multi_class = True
@@ -365,13 +362,14 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
         history = [EpochRecord(**row) for row in self.history_]
         training = {"epochs_run": len(history), "objective": self.objective_, "source": "SoftmaxRegression.fit"}
         with rundir.staging_dir(path, force=force) as staging:
-            rundir.write_text(staging / "config.yaml", "# written by SoftmaxRegression.save_run\n" + dump_config(self._config()))
+            config_text = "# written by SoftmaxRegression.save_run\n" + dump_config(self._config())
+            rundir.write_text(staging / "config.yaml", config_text)
             rundir.write_history(staging, history)
             rundir.write_json(staging / "metrics.json", {})
             rundir.save_model(staging, model, training)
         return Path(path)
 
-    def _config(self):  # type: ignore[no-untyped-def]
+    def _config(self):
         sections: dict[str, dict] = {"model": {}, "optim": {}}
         for name, section in PARAMETERS.items():
             sections[section][name] = getattr(self, name)

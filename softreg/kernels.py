@@ -20,9 +20,9 @@ from numpy.typing import DTypeLike
 
 from softreg.softmax import gradient_norm
 
-Matrix: TypeAlias = "np.ndarray | sp.csr_matrix"  # X: dense, or CSR
+Matrix: TypeAlias = np.ndarray | sp.csr_matrix  # X: dense, or CSR
 # rows of the data: X (n, d), class indices y (n,), relative sample weights (n,) or None (all 1)
-Batch: TypeAlias = "tuple[Matrix, np.ndarray, np.ndarray | None]"
+Batch: TypeAlias = tuple[Matrix, np.ndarray, np.ndarray | None]
 
 
 class Workspace:

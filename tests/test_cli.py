@@ -58,7 +58,8 @@ def test_digits_default_trains_to_95_percent_with_progress_and_summary(digits_ru
 def test_run_directory_layout_and_plain_arrays(digits_run):
     """The SPEC's files exist; model.npz holds plain arrays of the documented shapes."""
     out, _ = digits_run
-    for name in ("config.yaml", "model.npz", "model.json", "history.csv", "metrics.json", "plots/learning_curves.png", "plots/confusion_matrix.png"):
+    names = ("config.yaml", "model.npz", "model.json", "history.csv", "metrics.json")
+    for name in (*names, "plots/learning_curves.png", "plots/confusion_matrix.png"):
         assert (out / name).is_file(), name
     with np.load(out / "model.npz", allow_pickle=False) as model:
         assert model["coef"].shape == (10, 64) and model["intercept"].shape == (10,)
@@ -108,7 +109,10 @@ def test_predict_refuses_missing_features_and_existing_output(tmp_path):
     (tmp_path / "partial.csv").write_text("sepal_length,petal_width\n5.1,0.2\n")
     code, stdout, stderr = run("predict", "--run", out, "--input", tmp_path / "partial.csv")
     assert code == 2 and stdout == ""
-    assert stderr.strip() == f"softreg: error: {tmp_path / 'partial.csv'}: missing feature column(s) 'sepal_width', 'petal_length' that the model needs"
+    assert stderr.strip() == (
+        f"softreg: error: {tmp_path / 'partial.csv'}: "
+        "missing feature column(s) 'sepal_width', 'petal_length' that the model needs"
+    )
     target = tmp_path / "pred.csv"
     target.write_text("keep me")
     code, _, stderr = run("predict", "--run", out, "--input", REPO / "data" / "iris.csv", "--output", target)
@@ -138,7 +142,9 @@ def test_existing_run_directory_is_refused_without_force(tmp_path):
     first = (out / "model.npz").read_bytes()
     code, _, stderr = run("train", "--config", config, "--out", out, *FAST)
     assert code == 2
-    assert stderr.strip() == f"softreg: error: {out}: run directory already exists and is not empty; use --force to replace it"
+    assert stderr.strip() == (
+        f"softreg: error: {out}: run directory already exists and is not empty; use --force to replace it"
+    )
     assert (out / "model.npz").read_bytes() == first
     code, _, _ = run("train", "--config", config, "--out", out, "--force", "--quiet", *FAST, "--set", "seed=3")
     assert code == 0 and (out / "model.npz").read_bytes() != first
@@ -181,11 +187,27 @@ def test_divergence_exits_1_and_writes_no_model(tmp_path):
     ("yaml_text", "extra", "message"),
     [
         ("data:\n  source: builtin:iris\noptim:\n  lr: -0.1\n", [], "c.yaml: optim.lr must be > 0, got -0.1"),
-        ("data:\n  source: builtin:iris\noptim:\n  learning_rate: 0.1\n", [], "c.yaml: unknown key optim.learning_rate"),
+        (
+            "data:\n  source: builtin:iris\noptim:\n  learning_rate: 0.1\n",
+            [],
+            "c.yaml: unknown key optim.learning_rate",
+        ),
         ("data:\n  source: missing.csv\n", [], "missing.csv: data file not found"),
-        ("data:\n  source: builtin:iris\n  label: nope\n", [], "builtin:iris: data.label applies to delimited text only; this source carries its own labels"),
-        ("data:\n  source: builtin:iris\n  classes: [setosa, rose]\n", [], "class(es) 'rose' not in the data; its classes are: setosa, versicolor, virginica"),
-        ("data:\n  source: builtin:iris\n", ["--set", "optim.batch_size=0"], "--set: optim.batch_size must be >= 1, got 0"),
+        (
+            "data:\n  source: builtin:iris\n  label: nope\n",
+            [],
+            "builtin:iris: data.label applies to delimited text only; this source carries its own labels",
+        ),
+        (
+            "data:\n  source: builtin:iris\n  classes: [setosa, rose]\n",
+            [],
+            "class(es) 'rose' not in the data; its classes are: setosa, versicolor, virginica",
+        ),
+        (
+            "data:\n  source: builtin:iris\n",
+            ["--set", "optim.batch_size=0"],
+            "--set: optim.batch_size must be >= 1, got 0",
+        ),
     ],
 )
 def test_bad_config_exits_2_with_one_line_and_no_traceback(tmp_path, yaml_text, extra, message):
@@ -205,7 +227,10 @@ def test_missing_config_file(tmp_path):
 
 def test_print_config_prints_resolved_yaml_and_exits(tmp_path):
     """--print-config shows defaults filled in and the override, and trains nothing."""
-    code, stdout, _ = run("train", "--config", REPO / "configs" / "iris.yaml", "--print-config", "--set", "optim.lr=0.05", "--out", tmp_path / "x")
+    code, stdout, _ = run(
+        "train", "--config", REPO / "configs" / "iris.yaml", "--print-config", "--set", "optim.lr=0.05",
+        "--out", tmp_path / "x",
+    )
     assert code == 0 and "lr: 0.05" in stdout and "eval_every: null" in stdout
     assert not (tmp_path / "x").exists()
 
@@ -215,13 +240,18 @@ def test_json_is_one_document_and_quiet_is_quiet(tmp_path):
     code, stdout, _ = run("train", "--config", REPO / "configs" / "iris.yaml", "--out", tmp_path / "j", "--json", *FAST)
     document = json.loads(stdout)
     assert code == 0 and document["run_dir"] == str(tmp_path / "j") and "accuracy" in document["metrics"]
-    code, stdout, _ = run("train", "--config", REPO / "configs" / "iris.yaml", "--out", tmp_path / "q", "--quiet", *FAST)
+    code, stdout, _ = run(
+        "train", "--config", REPO / "configs" / "iris.yaml", "--out", tmp_path / "q", "--quiet", *FAST
+    )
     assert code == 0 and not any(line.startswith("epoch") for line in stdout.splitlines())
 
 
 def test_float32_runs_in_float32(tmp_path):
     """model.dtype=float32 trains and saves float32 weights."""
-    code, _, _ = run("train", "--config", REPO / "configs" / "wine.yaml", "--out", tmp_path / "f", "--quiet", "--set", "model.dtype=float32", *FAST)
+    code, _, _ = run(
+        "train", "--config", REPO / "configs" / "wine.yaml", "--out", tmp_path / "f", "--quiet",
+        "--set", "model.dtype=float32", *FAST,
+    )
     with np.load(tmp_path / "f" / "model.npz") as model:
         assert code == 0 and model["coef"].dtype == np.float32
 
@@ -250,9 +280,11 @@ def test_unexpected_exception_is_an_internal_error_not_a_user_error(tmp_path, mo
 
     monkeypatch.setattr(softreg.commands.train, "train_run", broken)
     code, _, stderr = run("train", "--config", REPO / "configs" / "iris.yaml", "--out", tmp_path / "x")
-    assert code == 1 and stderr.strip() == "softreg: internal error: ZeroDivisionError: boom (rerun with --debug for the traceback)"
+    assert code == 1
+    assert stderr.strip() == "softreg: internal error: ZeroDivisionError: boom (rerun with --debug for the traceback)"
+    arguments = ["train", "--config", str(REPO / "configs" / "iris.yaml"), "--out", str(tmp_path / "x"), "--debug"]
     with pytest.raises(ZeroDivisionError):
-        CliRunner().invoke(main, ["train", "--config", str(REPO / "configs" / "iris.yaml"), "--out", str(tmp_path / "x"), "--debug"], catch_exceptions=False)
+        CliRunner().invoke(main, arguments, catch_exceptions=False)
 
 
 def test_unwritable_outputs_exit_1_naming_the_path(tmp_path):

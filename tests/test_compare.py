@@ -41,7 +41,8 @@ def run(*args):
 
 def configs(weight_decay=0.05, fit_intercept=True, **optim):
     """Training settings with train's defaults for everything not given."""
-    return Settings(weight_decay=weight_decay, fit_intercept=fit_intercept, **{"lr": 0.2, "batch_size": 7, "epochs": 4, **optim})
+    optim = {"lr": 0.2, "batch_size": 7, "epochs": 4, **optim}
+    return Settings(weight_decay=weight_decay, fit_intercept=fit_intercept, **optim)
 
 
 def random_problem(seed, n_samples=50, n_features=4, sparse=False):
@@ -188,7 +189,7 @@ def field(report, dotted):
 
 
 def test_cli_breast_cancer_json_has_every_pinned_field():
-    """--data builtin:breast_cancer (two classes already): exit 0, one JSON document, every pinned field within its threshold."""
+    """--data builtin:breast_cancer (two classes): exit 0, one JSON document, each pinned field within its threshold."""
     code, stdout, stderr = run("--data", "builtin:breast_cancer", "--json")
     assert code == 0, stderr
     assert stderr == ""
@@ -226,7 +227,7 @@ def test_cli_digits_3_8_json(digits_out):
 
 
 def test_cli_out_directory_loads_without_pickle_and_evaluates(digits_out):
-    """--out: softmax/ (2, d) and logistic/ (1, d) models as plain arrays, report.json, plots; evaluate reads softmax/."""
+    """--out: softmax/ (2, d) and logistic/ (1, d) as plain arrays, report.json, plots; evaluate reads softmax/."""
     out, code, stdout, _ = digits_out
     assert code == 0
     with np.load(out / "softmax" / "model.npz", allow_pickle=False) as archive:
@@ -261,7 +262,7 @@ def test_cli_two_feature_data_draws_decision_boundaries_from_a_config(tmp_path):
     rng = np.random.default_rng(0)
     X = rng.normal(size=(60, 2))
     labels = np.where(X[:, 0] - X[:, 1] + rng.normal(size=60) > 0, "yes", "no")
-    rows = "".join(f"{a},{b},{label}\n" for (a, b), label in zip(X, labels))
+    rows = "".join(f"{a},{b},{label}\n" for (a, b), label in zip(X, labels, strict=True))
     (tmp_path / "points.csv").write_text("x1,x2,answer\n" + rows)
     (tmp_path / "c.yaml").write_text(
         "data:\n  source: points.csv\noptim:\n  epochs: 5\n  batch_size: 8\nmodel:\n  weight_decay: 0.1\n"
@@ -296,9 +297,9 @@ def test_cli_unknown_class_is_exit_2():
     """A class that is not in the data: exit 2, naming it and the classes there are."""
     code, stdout, stderr = run("--data", "builtin:digits", "--classes", "3,11")
     assert (code, stdout) == (2, "")
-    assert (
-        stderr
-        == "softreg: error: builtin:digits: class(es) '11' not in the data; its classes are: 0, 1, 2, 3, 4, 5, 6, 7, 8, 9\n"
+    assert stderr == (
+        "softreg: error: builtin:digits: class(es) '11' not in the data; "
+        "its classes are: 0, 1, 2, 3, 4, 5, 6, 7, 8, 9\n"
     )
 
 
@@ -328,7 +329,7 @@ def test_cli_bad_usage_is_exit_2(args, message):
 
 
 def test_cli_a_failed_check_is_exit_1(monkeypatch):
-    """When a check fails (here: a deliberately wrong rate mapping) the table marks it with a cross and the exit is 1."""
+    """When a check fails (here: a wrong rate mapping) the table marks it with a cross and the exit is 1."""
     monkeypatch.setattr(logistic, "logistic_learning_rate", lambda lr: lr)
     code, stdout, stderr = run("--data", "builtin:wine", "--classes", "class_0,class_1", "--set", "optim.epochs=2")
     assert code == 1 and stderr == ""
@@ -385,7 +386,9 @@ def test_tracked_features_skip_paths_that_end_together():
 @pytest.fixture(scope="module")
 def small_out(tmp_path_factory):
     out = tmp_path_factory.mktemp("small") / "wine"
-    code, _, stderr = run("--data", "builtin:wine", "--classes", "class_0,class_1", "--set", "optim.epochs=3", "--out", out)
+    code, _, stderr = run(
+        "--data", "builtin:wine", "--classes", "class_0,class_1", "--set", "optim.epochs=3", "--out", out
+    )
     assert code == 0, stderr
     return out
 

@@ -40,7 +40,10 @@ def test_missing_source_is_named():
 @pytest.mark.parametrize(
     ("document", "message"),
     [
-        ({"data": {"source": "builtin:iris"}, "optim": {"lrr": 0.1}}, "c.yaml: unknown key optim.lrr (did you mean 'lr'?)"),
+        (
+            {"data": {"source": "builtin:iris"}, "optim": {"lrr": 0.1}},
+            "c.yaml: unknown key optim.lrr (did you mean 'lr'?)",
+        ),
         ({"data": {"source": "builtin:iris"}, "optimm": {}}, "c.yaml: unknown key 'optimm' (did you mean 'optim'?)"),
         ({"data": {"source": "builtin:iris", "lable": "y"}}, "c.yaml: unknown key data.lable (did you mean 'label'?)"),
     ],
@@ -62,8 +65,19 @@ def test_unknown_keys_suggest_the_close_one(document, message):
         ("data", "val", 1.0, "c.yaml: data.val must be < 1, got 1.0"),
         ("data", "test", -0.2, "c.yaml: data.test must be >= 0, got -0.2"),
         ("optim", "momentum", 1.0, "c.yaml: optim.momentum must be < 1, got 1.0"),
-        ("optim", "schedule", "cosin", "c.yaml: optim.schedule must be one of constant, step, cosine, inverse_time, got 'cosin' (did you mean 'cosine'?)"),
-        ("model", "dtype", "float16", "c.yaml: model.dtype must be one of float64, float32, got 'float16' (did you mean 'float64'?)"),
+        (
+            "optim",
+            "schedule",
+            "cosin",
+            "c.yaml: optim.schedule must be one of constant, step, cosine, inverse_time, got 'cosin' "
+            "(did you mean 'cosine'?)",
+        ),
+        (
+            "model",
+            "dtype",
+            "float16",
+            "c.yaml: model.dtype must be one of float64, float32, got 'float16' (did you mean 'float64'?)",
+        ),
         ("data", "stratify", "yes please", "c.yaml: data.stratify must be true or false, got 'yes please'"),
         ("optim", "lr", "fast", "c.yaml: optim.lr must be a number, got 'fast'"),
     ],
@@ -147,7 +161,14 @@ def test_missing_config_file_is_named(tmp_path):
 values = st.one_of(
     st.none(), st.booleans(), st.integers(-5, 5), st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=6)
 )
-numeric_keys = [("optim", "lr"), ("optim", "batch_size"), ("optim", "epochs"), ("optim", "momentum"), ("model", "weight_decay"), ("data", "val")]
+numeric_keys = [
+    ("optim", "lr"),
+    ("optim", "batch_size"),
+    ("optim", "epochs"),
+    ("optim", "momentum"),
+    ("model", "weight_decay"),
+    ("data", "val"),
+]
 
 
 @given(st.sampled_from(numeric_keys), values)

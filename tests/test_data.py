@@ -42,7 +42,8 @@ def test_csv_with_bom_crlf_quotes_and_trailing_blank_lines(tmp_path):
 @pytest.mark.parametrize("delimiter", [";", "\t", "|"])
 def test_delimiter_is_detected_from_the_header(tmp_path, delimiter):
     """Semicolon, tab and pipe files load without saying which they are."""
-    path = write(tmp_path, delimiter.join(["a", "b", "y"]) + "\n" + delimiter.join(["1", "2", "0"]) + "\n" + delimiter.join(["3", "4", "1"]) + "\n")
+    rows = [["a", "b", "y"], ["1", "2", "0"], ["3", "4", "1"]]
+    path = write(tmp_path, "".join(delimiter.join(row) + "\n" for row in rows))
     np.testing.assert_array_equal(load_source(str(path)).X, [[1, 2], [3, 4]])
 
 
@@ -70,8 +71,14 @@ def test_headerless_numeric_file_gets_column_names(tmp_path):
         ("a,b,y\n", "d.csv: has a header but no data rows"),
         ("a,b,y\n1,2,0\n3,oops,1\n", "d.csv: line 3, column 'b': 'oops' is not a number"),
         ("a,b,y\n1,2,0\n3,,1\n", "d.csv: line 3, column 'b': an empty cell is not a number"),
-        ("a,b,y\n1,nan,0\n3,4,1\n", "d.csv: line 2, column 'b': nan is not a finite number (NaN and inf are not allowed in features)"),
-        ("a,b,y\n1,2,0\n3,inf,1\n", "d.csv: line 3, column 'b': inf is not a finite number (NaN and inf are not allowed in features)"),
+        (
+            "a,b,y\n1,nan,0\n3,4,1\n",
+            "d.csv: line 2, column 'b': nan is not a finite number (NaN and inf are not allowed in features)",
+        ),
+        (
+            "a,b,y\n1,2,0\n3,inf,1\n",
+            "d.csv: line 3, column 'b': inf is not a finite number (NaN and inf are not allowed in features)",
+        ),
         ("a,b,y\n1,2,0\n3,4\n", "d.csv: line 3 has 2 fields, expected 3 (as in the header)"),
         ("a,a,y\n1,2,0\n", "d.csv: duplicate column name(s) 'a' in the header"),
         ("a,b,y\n1,2,0\n3,4, \n", "d.csv: line 3: empty label in column 'y'"),
@@ -131,7 +138,8 @@ def test_single_class_and_unknown_class_subset(tmp_path):
     with pytest.raises(DataError, match=r"only one class \('k'\) in the labels; need at least two"):
         encode_labels(only)
     dataset = load_source("builtin:iris")
-    with pytest.raises(DataError, match=r"class\(es\) 'daisy' not in the data; its classes are: setosa, versicolor, virginica"):
+    message = r"class\(es\) 'daisy' not in the data; its classes are: setosa, versicolor, virginica"
+    with pytest.raises(DataError, match=message):
         select_classes(dataset, ["setosa", "daisy"])
     subset = select_classes(dataset, ["setosa", "virginica"])
     assert set(subset.labels) == {"setosa", "virginica"} and subset.n_samples == 100
@@ -186,7 +194,8 @@ def test_csv_round_trip_is_exact(tmp_path_factory, X, delimiter):
     """Any finite matrix written with repr() floats reads back bit for bit."""
     path = tmp_path_factory.mktemp("rt") / "d.csv"
     names = [f"f{j}" for j in range(X.shape[1])]
-    lines = [delimiter.join(names + ["y"])] + [delimiter.join([repr(float(v)) for v in row] + [str(i % 2)]) for i, row in enumerate(X)]
+    lines = [delimiter.join(names + ["y"])]
+    lines += [delimiter.join([repr(float(v)) for v in row] + [str(i % 2)]) for i, row in enumerate(X)]
     path.write_text("\n".join(lines))
     dataset = load_source(str(path))
     np.testing.assert_array_equal(dataset.X, X)
@@ -241,7 +250,8 @@ def test_separate_test_file_may_lack_a_selected_class(tmp_path):
 
     write(tmp_path, "a,y\n" + "".join(f"{i},{'ABC'[i % 3]}\n" for i in range(30)), name="train.csv")
     write(tmp_path, "a,y\n1,A\n2,A\n4,A\n", name="test.csv")
-    config = resolve({"data": {"source": "train.csv", "test": "test.csv", "classes": ["A", "B"], "val": 0}}, base_dir=tmp_path)
+    data = {"source": "train.csv", "test": "test.csv", "classes": ["A", "B"], "val": 0}
+    config = resolve({"data": data}, base_dir=tmp_path)
     prepared = prepare(config.data, np.float64, random_streams(0).split)
     assert prepared.test.n_samples == 3 and prepared.classes.tolist() == ["A", "B"]
 
@@ -253,7 +263,8 @@ def test_svmlight_test_file_keeps_the_training_index_base(tmp_path):
 
     (tmp_path / "train.svm").write_text("0 0:1 1:2 2:3\n1 0:4 2:1\n0 1:1\n1 0:2 2:2\n")
     (tmp_path / "test.svm").write_text("1 1:2.0 2:3.0\n")
-    config = resolve({"data": {"source": "train.svm", "test": "test.svm", "val": 0, "standardize": False}}, base_dir=tmp_path)
+    data = {"source": "train.svm", "test": "test.svm", "val": 0, "standardize": False}
+    config = resolve({"data": data}, base_dir=tmp_path)
     prepared = prepare(config.data, np.float64, random_streams(0).split)
     np.testing.assert_array_equal(prepared.test.X.toarray(), [[0.0, 2.0, 3.0]])
     (tmp_path / "one.svm").write_text("0 1:1 3:2\n1 2:5\n")

@@ -204,6 +204,17 @@ def test_warm_start_and_partial_fit_continue_from_the_current_weights():
     assert stream.n_iter_ == 1 and stream.score(X, y) > 0.7
 
 
+def test_defaults_are_the_configs():
+    """Every parameter that mirrors a config key has that key's default."""
+    from softreg.config import key_spec
+    from softreg.estimator import PARAMETERS
+
+    parameters = SoftmaxRegression().get_params()
+    assert {name: parameters[name] for name in PARAMETERS} == {
+        name: key_spec(section, name)[0] for name, section in PARAMETERS.items()
+    }
+
+
 def test_parameters_are_checked_with_the_config_rules():
     """A bad parameter gets the config's message, naming the parameter and its config key."""
     X, y = standardized(load_iris)
@@ -228,8 +239,10 @@ def test_load_run_predicts_like_the_cli_and_save_run_is_a_run_directory(tmp_path
     save_run writes a directory that `softreg predict` and `evaluate --data` accept."""
     run_dir = tmp_path / "iris"
     cli = [sys.executable, "-m", "softreg"]
-    done = subprocess.run([*cli, "train", "--config", str(REPO / "configs" / "iris-csv.yaml"), "--out", str(run_dir), "--quiet"],
-                          capture_output=True, text=True)
+    config = REPO / "configs" / "iris-csv.yaml"
+    done = subprocess.run(
+        [*cli, "train", "--config", str(config), "--out", str(run_dir), "--quiet"], capture_output=True, text=True
+    )
     assert done.returncode == 0, done.stderr
     clf = load_run(run_dir)
     data = np.genfromtxt(REPO / "data" / "iris.csv", delimiter=",", skip_header=1, usecols=range(4))

@@ -70,7 +70,7 @@ def test_chunked_loss_gradient_equals_the_one_shot_loss_gradient():
     X, y, coef, intercept = problem()
     work = kernels.Workspace(*coef.shape, 50, X.dtype)
     chunked = kernels.chunked_loss_gradient(coef, intercept, kernels.array_chunks(X, y, 50), len(y), 0.3, work)
-    for got, expected in zip(chunked, softmax.loss_gradient(coef, intercept, X, y, 0.3)):
+    for got, expected in zip(chunked, softmax.loss_gradient(coef, intercept, X, y, 0.3), strict=True):
         np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-15)
 
 
@@ -173,7 +173,8 @@ def test_weighted_svrg_averages_to_the_weighted_full_gradient():
     X, y, coef, intercept = problem(n_samples=250)
     weight = np.random.default_rng(1).uniform(0.2, 2.0, size=250)
     data = ArrayData(X, y, weight)
-    _, _, anchor_coef_grad, anchor_intercept_grad = softmax.loss_gradient(coef - 0.5, intercept + 0.2, X, y, 0.0, weight)
+    anchor = softmax.loss_gradient(coef - 0.5, intercept + 0.2, X, y, 0.0, weight)
+    anchor_coef_grad, anchor_intercept_grad = anchor[2], anchor[3]
     snapshot = kernels.Snapshot(coef - 0.5, intercept + 0.2, anchor_coef_grad, anchor_intercept_grad)
     work = kernels.Workspace(*coef.shape, 64, X.dtype, n_models=2)
     total = np.zeros_like(work.gradient)

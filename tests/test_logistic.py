@@ -24,7 +24,7 @@ def random_problem(seed, n_samples=40, n_features=4, scale=1.0):
 
 
 def test_sigmoid_and_softplus_are_finite_and_exact_at_extreme_margins():
-    """sigmoid and log(1 + exp(v)) stay finite without warnings for margins of +-1e6, and match the reference formulas."""
+    """sigmoid and softplus stay finite without warnings for margins of +-1e6, and match the reference formulas."""
     margin = np.array([-1e6, -800.0, -30.0, -1.0, 0.0, 1.0, 30.0, 800.0, 1e6])
     with warnings.catch_warnings():
         warnings.simplefilter("error")

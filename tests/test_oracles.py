@@ -293,7 +293,7 @@ def test_cli_metrics_ece_equals_expected_calibration_error_recomputed(tmp_path):
     def write_blobs(path, n_rows):
         labels = rng.integers(0, 3, size=n_rows)
         X = rng.normal(size=(n_rows, 2)) + np.array([[0.0, 0.0], [1.5, 0.0], [0.0, 1.5]])[labels]
-        rows = [f"{float(a)!r},{float(b)!r},{'xyz'[label]}" for (a, b), label in zip(X, labels)]
+        rows = [f"{float(a)!r},{float(b)!r},{'xyz'[label]}" for (a, b), label in zip(X, labels, strict=True)]
         path.write_text("f1,f2,label\n" + "\n".join(rows) + "\n")
         return X, labels
 

@@ -170,7 +170,7 @@ def two_feature_config(tmp_path_factory):
     folder = tmp_path_factory.mktemp("blobs")
     X, y, _, _, _ = problem(240, 3, 2, seed=4)
     names = np.array(["low", "mid", "high"])
-    lines = ["height,weight,kind"] + [f"{a:.4f},{b:.4f},{names[label]}" for (a, b), label in zip(X, y)]
+    lines = ["height,weight,kind"] + [f"{a:.4f},{b:.4f},{names[label]}" for (a, b), label in zip(X, y, strict=True)]
     (folder / "blobs.csv").write_text("\n".join(lines) + "\n")
     config = folder / "blobs.yaml"
     config.write_text("data:\n  source: blobs.csv\noptim:\n  epochs: 5\n")

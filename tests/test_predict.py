@@ -15,8 +15,13 @@ from softreg.model import Model
 def model_dir(tmp_path):
     rng = np.random.default_rng(0)
     model = Model(
-        coef=rng.normal(size=(3, 2)), intercept=rng.normal(size=3), classes=np.array(["ant", "bee", "cat"]),
-        feature_mean=np.array([1.0, -2.0]), feature_scale=np.array([2.0, 0.5]), feature_names=["u", "v"], label_name="kind",
+        coef=rng.normal(size=(3, 2)),
+        intercept=rng.normal(size=3),
+        classes=np.array(["ant", "bee", "cat"]),
+        feature_mean=np.array([1.0, -2.0]),
+        feature_scale=np.array([2.0, 0.5]),
+        feature_names=["u", "v"],
+        label_name="kind",
     )
     rundir.save_model(tmp_path, model)
     return tmp_path, model

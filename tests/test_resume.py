@@ -19,6 +19,7 @@ REPO = Path(__file__).resolve().parent.parent
 EPOCHS = 120
 SLOW = ["--set", f"optim.epochs={EPOCHS}", "--set", "output.plots=false", "--set", "optim.batch_size=32"]
 CONFIG = REPO / "configs" / "letters.yaml"
+IRIS = ["--config", REPO / "configs" / "iris.yaml", "--quiet", "--set", "output.plots=false"]  # a short run
 
 
 def cli(*args):
@@ -29,7 +30,10 @@ def cli(*args):
 def spawn(*args):
     """``softreg ARGS`` in a subprocess, its output read as it comes."""
     return subprocess.Popen(
-        [sys.executable, "-m", "softreg.cli", *map(str, args)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        [sys.executable, "-m", "softreg.cli", *map(str, args)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
 
 
@@ -115,7 +119,7 @@ def test_sigterm_is_handled_like_sigint(tmp_path):
 def test_resume_of_a_finished_run_changes_nothing(tmp_path):
     """--resume on a finished run says so and exits 0, touching no file."""
     out = tmp_path / "run"
-    assert cli("train", "--config", REPO / "configs" / "iris.yaml", "--out", out, "--quiet", "--set", "output.plots=false")[0] == 0
+    assert cli("train", *IRIS, "--out", out)[0] == 0
     before = {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in out.iterdir() if p.is_file()}
     code, stdout, _ = cli("train", "--resume", out)
     assert code == 0 and "already finished" in stdout
@@ -141,10 +145,13 @@ def test_finished_run_trains_further_with_more_epochs(tmp_path):
 def test_resume_refuses_overrides_that_change_the_model(tmp_path):
     """Overrides other than optim.epochs and output.* would change the model: exit 2."""
     out = tmp_path / "run"
-    assert cli("train", "--config", REPO / "configs" / "iris.yaml", "--out", out, "--quiet", "--set", "output.plots=false", "--set", "optim.epochs=3")[0] == 0
+    assert cli("train", *IRIS, "--out", out, "--set", "optim.epochs=3")[0] == 0
     code, _, stderr = cli("train", "--resume", out, "--set", "optim.lr=0.5")
     assert code == 2
-    assert stderr.strip() == "softreg: error: --set optim.lr: cannot change on --resume (it changes the model); start a new run with --config"
+    assert stderr.strip() == (
+        "softreg: error: --set optim.lr: cannot change on --resume (it changes the model); "
+        "start a new run with --config"
+    )
     code, _, stderr = cli("train", "--resume", out, "--set", "optim.epochs=2")
     assert code == 2 and "optim.epochs must be at least the 3 epochs already run" in stderr
 
@@ -157,7 +164,8 @@ def test_resume_errors(tmp_path):
     code, _, stderr = cli("train", "--resume", tmp_path / "empty")
     assert code == 2 and "no config.yaml" in stderr
     code, _, stderr = cli("train", "--resume", tmp_path / "empty", "--config", CONFIG)
-    assert code == 2 and stderr.strip() == "softreg: error: give either --config FILE (a new run) or --resume DIR (continue one)"
+    assert code == 2
+    assert stderr.strip() == "softreg: error: give either --config FILE (a new run) or --resume DIR (continue one)"
 
 
 @pytest.mark.slow
@@ -177,7 +185,9 @@ def test_interrupted_extension_leaves_no_stale_model(tmp_path):
     """Training a finished run further removes its old model.npz first: an interruption then
     leaves no model that no longer matches the run's config and checkpoint."""
     out = tmp_path / "run"
-    code, _, _ = cli("train", "--config", CONFIG, "--out", out, "--quiet", "--set", "optim.epochs=2", "--set", "output.plots=false")
+    code, _, _ = cli(
+        "train", "--config", CONFIG, "--out", out, "--quiet", "--set", "optim.epochs=2", "--set", "output.plots=false"
+    )
     assert code == 0 and (out / "model.npz").exists()
     returncode, stderr = interrupt(spawn("train", "--resume", out, "--set", "optim.epochs=400"), 6)
     assert returncode == 130, stderr
@@ -203,16 +213,19 @@ def test_resume_refuses_changed_training_data(tmp_path):
 def test_resume_json_of_a_finished_run_is_json(tmp_path):
     """--resume --json on a finished run prints one JSON document saying so."""
     out = tmp_path / "run"
-    assert cli("train", "--config", REPO / "configs" / "iris.yaml", "--out", out, "--quiet", "--set", "output.plots=false", "--set", "optim.epochs=2")[0] == 0
+    assert cli("train", *IRIS, "--out", out, "--set", "optim.epochs=2")[0] == 0
     code, stdout, _ = cli("train", "--resume", out, "--json")
-    assert code == 0 and json.loads(stdout) == {"run_dir": str(out), "already_finished": True, "training": {"epochs_run": 2}}
+    assert code == 0
+    assert json.loads(stdout) == {"run_dir": str(out), "already_finished": True, "training": {"epochs_run": 2}}
 
 
 def test_resume_refuses_flags_of_a_new_run(tmp_path):
     """--resume with --out, --force or --print-config is a usage error (exit 2)."""
     out = tmp_path / "run"
-    assert cli("train", "--config", REPO / "configs" / "iris.yaml", "--out", out, "--quiet", "--set", "output.plots=false", "--set", "optim.epochs=2")[0] == 0
+    assert cli("train", *IRIS, "--out", out, "--set", "optim.epochs=2")[0] == 0
     for extra in (["--out", tmp_path / "other"], ["--force"], ["--print-config"]):
         code, _, stderr = cli("train", "--resume", out, *extra)
         assert code == 2
-        assert stderr.strip() == "softreg: error: --resume continues the run in place: --out, --force and --print-config do not apply"
+        assert stderr.strip() == (
+            "softreg: error: --resume continues the run in place: --out, --force and --print-config do not apply"
+        )

@@ -55,7 +55,8 @@ def test_softmax_jacobian_is_diag_p_minus_p_p_transpose():
     for column in range(5):
         delta = np.zeros(5)
         delta[column] = step
-        numeric[:, column] = (softmax.softmax((z + delta)[None, :])[0] - softmax.softmax((z - delta)[None, :])[0]) / (2 * step)
+        forward, backward = softmax.softmax((z + delta)[None, :])[0], softmax.softmax((z - delta)[None, :])[0]
+        numeric[:, column] = (forward - backward) / (2 * step)
     np.testing.assert_allclose(numeric, np.diag(p) - np.outer(p, p), atol=1e-9)
 
 
@@ -147,7 +148,7 @@ def test_sparse_input_gives_the_dense_result():
     coef, intercept = rng.normal(size=(3, 8)), rng.normal(size=3)
     dense = softmax.loss_gradient(coef, intercept, X, y, 0.1)
     sparse = softmax.loss_gradient(coef, intercept, sp.csr_matrix(X), y, 0.1)
-    for a, b in zip(dense, sparse):
+    for a, b in zip(dense, sparse, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-15)
 
 
@@ -157,7 +158,7 @@ def test_chunked_full_loss_equals_one_shot(problem, chunk_rows):
     X, y, coef, intercept = problem
     one_shot = softmax.loss_gradient(coef, intercept, X, y, 0.3)
     chunked = kernels.full_loss_gradient(coef, intercept, X, y, 0.3, chunk_rows=chunk_rows)
-    for a, b in zip(one_shot, chunked):
+    for a, b in zip(one_shot, chunked, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
 
 
@@ -166,5 +167,6 @@ def test_float32_input_computes_in_float32():
     rng = np.random.default_rng(3)
     X = rng.normal(size=(10, 4)).astype(np.float32)
     coef = np.zeros((3, 4), dtype=np.float32)
-    _, _, grad_coef, grad_intercept = softmax.loss_gradient(coef, np.zeros(3, np.float32), X, rng.integers(0, 3, 10), 0.1)
+    y = rng.integers(0, 3, 10)
+    _, _, grad_coef, grad_intercept = softmax.loss_gradient(coef, np.zeros(3, np.float32), X, y, 0.1)
     assert grad_coef.dtype == np.float32 and grad_intercept.dtype == np.float32

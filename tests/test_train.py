@@ -116,7 +116,9 @@ def test_the_history_does_not_depend_on_the_clock(monkeypatch):
     assert any(r.objective is None for r in reference.history)  # the schedule skips some epochs here
 
 
-@pytest.mark.parametrize(("n", "d", "k", "batch"), [(16000, 16, 26, 64), (1293, 64, 10, 32), (60000, 784, 10, 64), (150, 4, 3, 16)])
+@pytest.mark.parametrize(
+    ("n", "d", "k", "batch"), [(16000, 16, 26, 64), (1293, 64, 10, 32), (60000, 784, 10, 64), (150, 4, 3, 16)]
+)
 @pytest.mark.parametrize("epochs", [3, 20, 100, 400])
 def test_the_default_evaluation_schedule_keeps_logging_within_the_budget(n, d, k, batch, epochs):
     """The evaluated epochs (the last always) cost at most EVAL_BUDGET of training in the cost model

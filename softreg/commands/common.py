@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict
+from os import PathLike
 from pathlib import Path
+from typing import Any
 
 import numpy as np
-import scipy.sparse as sp
 
 from softreg import plots, rundir
 from softreg.config import PLOT_NAMES
 from softreg.errors import OutputExistsError
 from softreg.evaluate import reliability_bins
+from softreg.kernels import Matrix
 from softreg.model import Model
 from softreg.train import EpochRecord
 
@@ -19,9 +22,9 @@ from softreg.train import EpochRecord
 def draw_plots(
     directory: Path,
     selection: bool | list[str],
-    history: list[dict],
+    history: list[dict[str, Any]],
     model: Model,
-    metrics: dict,
+    metrics: dict[str, Any],
     y: np.ndarray,
     proba: np.ndarray,
     X_raw: np.ndarray | None = None,
@@ -48,35 +51,34 @@ def draw_plots(
     """
     if selection is False:
         return []
-    figures = {
+    figures: dict[str, Callable[[Path], Path]] = {
         "learning_curves": lambda path: plots.learning_curves(history, path, optimum_objective),
         "confusion_matrix": lambda path: plots.confusion_matrix(metrics["confusion_matrix"], model.classes, path),
         "reliability": lambda path: plots.reliability(reliability_bins(y, proba), metrics["ece"], path),
         "weights": lambda path: plots.weights(model.coef, model.classes, model.feature_names, path),
-        "decision_regions": lambda path: plots.decision_regions(
-            model.coef, model.intercept, model.feature_mean, model.feature_scale, X_raw, y, model.classes,
-            model.feature_names, path, points=points,
-        ),
         "class_probabilities": lambda path: plots.class_probabilities(proba, y, model.classes, path),
     }
     if not history:
         del figures["learning_curves"]
-    if model.n_features != 2 or X_raw is None:
-        del figures["decision_regions"]  # drawn only for two-feature data
+    if model.n_features == 2 and X_raw is not None:  # drawn only for two-feature data
+        figures["decision_regions"] = lambda path: plots.decision_regions(
+            model.coef, model.intercept, model.feature_mean, model.feature_scale, X_raw, y, model.classes,
+            model.feature_names, path, points=points,
+        )
     wanted = PLOT_NAMES if selection is True else selection
     directory.mkdir(exist_ok=True)
     return [figures[name](directory / f"{name}.png") for name in PLOT_NAMES if name in wanted and name in figures]
 
 
-def raw_points(X, model):
+def raw_points(X: Matrix, model: Model) -> np.ndarray | None:
     """Raw features (n_samples, 2) of a standardized part, for the decision regions; None unless two features."""
     if model.n_features != 2:
         return None
-    X = X.toarray() if sp.issparse(X) else np.asarray(X)
-    return X.astype(np.float64) * model.feature_scale + model.feature_mean
+    dense = X if isinstance(X, np.ndarray) else X.toarray()
+    return dense.astype(np.float64) * model.feature_scale + model.feature_mean
 
 
-def refuse_existing(path, force):
+def refuse_existing(path: str | PathLike[str] | None, force: bool) -> None:
     if path is not None and Path(path).exists() and not force:
         raise OutputExistsError(f"{path}: exists; use --force to overwrite it")
 
@@ -85,12 +87,12 @@ def save_run(
     run_dir: Path,
     model: Model,
     history: list[EpochRecord],
-    metrics: dict,
-    training: dict,
-    evaluated: tuple[np.ndarray, np.ndarray, np.ndarray],
+    metrics: dict[str, Any],
+    training: dict[str, Any],
+    evaluated: tuple[Matrix, np.ndarray, np.ndarray],
     *,
     plot_selection: bool | list[str] = True,
-    test_split: tuple[np.ndarray, np.ndarray] | None = None,
+    test_split: tuple[Matrix, np.ndarray] | None = None,
     points: str = "test",
 ) -> None:
     """Write a finished run's files into ``run_dir`` (its config.yaml is already there):

@@ -4,17 +4,20 @@ run directory exactly as ``softreg train`` saves one."""
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterable
+from os import PathLike
 from pathlib import Path
 
 import numpy as np
 
 from softreg import logistic, plots, rundir
 from softreg.commands.common import save_run
-from softreg.compare import THRESHOLDS, Problem, check_supported
-from softreg.config import apply_overrides, dump_config, read_yaml, resolve
+from softreg.compare import THRESHOLDS, Comparison, Problem, check_supported
+from softreg.config import Config, DataConfig, apply_overrides, dump_config, read_yaml, resolve
 from softreg.data import encode_labels, fit_standardizer, select_classes
 from softreg.errors import UsageError
 from softreg.evaluate import classification_metrics
+from softreg.kernels import Matrix
 from softreg.model import Model, standardize
 from softreg.sources import load_source
 
@@ -26,13 +29,20 @@ COMPARE_DEFAULTS = {
 }
 
 
-def compare_config(config_path=None, data=None, label=None, classes=None, overrides=()):
+def compare_config(
+    config_path: str | PathLike[str] | None = None,
+    data: str | None = None,
+    label: str | int | None = None,
+    classes: str | None = None,
+    overrides: Iterable[str] = (),
+) -> Config:
     """The resolved `Config` of a comparison: a train config file, or ``--data`` with compare defaults.
 
     ``classes`` is the ``--classes A,B`` text; it and ``label`` override the config.
     """
     if (config_path is None) == (data is None):
         raise UsageError("give exactly one of --config FILE or --data SOURCE")
+    base_dir: str | Path
     if config_path is not None:
         document, origin, base_dir = read_yaml(config_path), str(config_path), Path(config_path).resolve().parent
     else:
@@ -53,7 +63,7 @@ def compare_config(config_path=None, data=None, label=None, classes=None, overri
     return config
 
 
-def _parse_classes(text):
+def _parse_classes(text: str) -> list[str]:
     names = [name.strip() for name in text.split(",")]
     if len(names) != 2 or not all(names):
         raise UsageError(f"--classes takes two class labels separated by a comma, e.g. --classes 3,8; got {text!r}")
@@ -62,7 +72,7 @@ def _parse_classes(text):
     return names
 
 
-def load_problem(data_config):
+def load_problem(data_config: DataConfig) -> Problem:
     """Load ``data.source``, keep two classes and standardize every row as ``train`` does."""
     dataset = load_source(data_config.source, data_config.label, data_config.delimiter)
     if data_config.classes is None:
@@ -88,7 +98,7 @@ def load_problem(data_config):
     )
 
 
-def _require_two(source, present):
+def _require_two(source: str, present: list[str]) -> None:
     if len(present) > 2:
         shown = ", ".join(present[:20]) + (f" and {len(present) - 20} more" if len(present) > 20 else "")
         raise UsageError(
@@ -97,7 +107,7 @@ def _require_two(source, present):
         )
 
 
-def save_comparison(comparison, target, force=False):
+def save_comparison(comparison: Comparison, target: str | PathLike[str], force: bool = False) -> Path:
     """Write both SGD models, the JSON report, the config and the plots into ``target`` atomically.
 
     ``softmax/`` is a run directory ``evaluate``, ``predict`` and ``report`` accept: model,
@@ -127,22 +137,24 @@ def save_comparison(comparison, target, force=False):
         model = Model(
             coef=trajectory.softmax_coef,
             intercept=trajectory.softmax_intercept,
+            classes=shared["classes"],
+            feature_mean=problem.feature_mean,
+            feature_scale=problem.feature_scale,
             feature_names=problem.feature_names,
             label_name=problem.label_name,
-            **shared,
         )
         _save_softmax_run(staging / "softmax", comparison, model)
     return Path(target)
 
 
-def _config_text(config):
+def _config_text(config: Config) -> str:
     return (
         "# compare-logistic: trained on every row of data.source (data.test and data.val are not used), "
         "in float64\n" + dump_config(config)
     )
 
 
-def _save_softmax_run(directory, comparison, model):
+def _save_softmax_run(directory: Path, comparison: Comparison, model: Model) -> None:
     """The softmax SGD model as a run directory, its metrics and plots on every row."""
     problem, trajectory = comparison.problem, comparison.trajectory
     proba = model.predict_proba_standardized(problem.X)  # (n_samples, 2)
@@ -164,7 +176,7 @@ def _save_softmax_run(directory, comparison, model):
     )
 
 
-def draw_comparison_plots(comparison, directory):
+def draw_comparison_plots(comparison: Comparison, directory: Path) -> list[Path]:
     """Coefficient paths, per-step probability gaps and, for two features, the decision boundaries."""
     problem, trajectory = comparison.problem, comparison.trajectory
     optimum = comparison.optima.logistic.coef[0]
@@ -182,18 +194,27 @@ def draw_comparison_plots(comparison, directory):
     ]
     if problem.X.shape[1] == 2:
         softmax_weights = logistic.from_softmax(trajectory.softmax_coef, trajectory.softmax_intercept)
-        lines = [_raw_space_line(*softmax_weights, problem)]
-        lines.append(_raw_space_line(trajectory.logistic_coef, trajectory.logistic_intercept, problem))
-        points = (_dense(problem.X_raw), problem.y, problem.classes, problem.feature_names)
-        drawn.append(plots.decision_boundaries(*points, *lines, directory / "decision_boundaries.png"))
+        softmax_line = _raw_space_line(*softmax_weights, problem)
+        logistic_line = _raw_space_line(trajectory.logistic_coef, trajectory.logistic_intercept, problem)
+        drawn.append(
+            plots.decision_boundaries(
+                _dense(problem.X_raw),
+                problem.y,
+                problem.classes,
+                problem.feature_names,
+                softmax_line,
+                logistic_line,
+                directory / "decision_boundaries.png",
+            )
+        )
     return drawn
 
 
-def _dense(X):
+def _dense(X: Matrix) -> np.ndarray:
     return X.toarray() if hasattr(X, "toarray") else np.asarray(X)
 
 
-def _raw_space_line(coef, intercept, problem):
+def _raw_space_line(coef: np.ndarray, intercept: np.ndarray, problem: Problem) -> tuple[np.ndarray, float]:
     """``w . (x - mean) / scale + b = 0`` as ``(a, c)`` with ``a . x + c = 0`` in raw feature units."""
     slope = coef[0] / problem.feature_scale  # (2,)
     return slope, float(intercept[0] - slope @ problem.feature_mean)

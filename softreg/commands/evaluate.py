@@ -3,10 +3,11 @@ gap to the exact optimum."""
 
 from __future__ import annotations
 
+from os import PathLike
 from pathlib import Path
+from typing import Any
 
 import numpy as np
-import scipy.sparse as sp
 
 from softreg import rundir, softmax
 from softreg.commands.common import draw_plots
@@ -15,13 +16,21 @@ from softreg.data import encode_with, prepare, random_streams
 from softreg.delimited import delimited_chunks
 from softreg.errors import DataError, RunDirError, UsageError
 from softreg.evaluate import classification_metrics
-from softreg.model import standardize
-from softreg.solve import exact_optimum
+from softreg.kernels import Matrix
+from softreg.model import Model, standardize
+from softreg.solve import Optimum, exact_optimum
 from softreg.sources import align_features, load_source, source_kind
 from softreg.train import evaluate_objective
 
 
-def evaluate_run(run_dir, data=None, label=None, optimum=False, out=None, force=False):
+def evaluate_run(
+    run_dir: str | PathLike[str],
+    data: str | None = None,
+    label: str | int | None = None,
+    optimum: bool = False,
+    out: str | PathLike[str] | None = None,
+    force: bool = False,
+) -> dict[str, Any]:
     """Metrics of a saved run on its test split, or on another labelled ``data`` source.
 
     With ``optimum``, ``metrics["optimum"]`` holds the exact optimum's objective J*, the
@@ -61,14 +70,16 @@ def evaluate_run(run_dir, data=None, label=None, optimum=False, out=None, force=
     return metrics
 
 
-def _check_evaluation_out(run_dir, out, force):
-    out, run = Path(out).resolve(), Path(run_dir).resolve()
-    if out == run or out in run.parents:
-        raise UsageError(f"--out {out}: would replace the run directory {run_dir}; choose another directory")
-    rundir.check_output_dir(out, force)  # before the work, not only when the results are saved
+def _check_evaluation_out(run_dir: str | PathLike[str], out: str | PathLike[str], force: bool) -> None:
+    target, run = Path(out).resolve(), Path(run_dir).resolve()
+    if target == run or target in run.parents:
+        raise UsageError(f"--out {target}: would replace the run directory {run_dir}; choose another directory")
+    rundir.check_output_dir(target, force)  # before the work, not only when the results are saved
 
 
-def _evaluated_data(run_dir, model, data, label):
+def _evaluated_data(
+    run_dir: str | PathLike[str], model: Model, data: str | None, label: str | int | None
+) -> tuple[Matrix, np.ndarray, str]:
     """Raw features (n, d), class indices (n,) and a description of what is evaluated."""
     if data is None:
         X_raw, y = rundir.load_test_split(run_dir)
@@ -83,18 +94,18 @@ def _evaluated_data(run_dir, model, data, label):
     return X_raw, encode_with(model.classes, dataset.labels, data), data
 
 
-def _raw_features(X_raw, model):
+def _raw_features(X_raw: Matrix, model: Model) -> np.ndarray | None:
     """Dense float64 raw features for the decision regions; None unless the model has two features."""
     if model.n_features != 2:
         return None
-    return (X_raw.toarray() if sp.issparse(X_raw) else np.asarray(X_raw)).astype(np.float64)
+    return (X_raw if isinstance(X_raw, np.ndarray) else X_raw.toarray()).astype(np.float64)
 
 
-def _read_history_if_any(run_dir):
+def _read_history_if_any(run_dir: str | PathLike[str]) -> list[dict[str, float | None]]:
     return rundir.read_history(run_dir) if (Path(run_dir) / "history.csv").exists() else []
 
 
-def solve_optimum(run_dir, model):
+def solve_optimum(run_dir: str | PathLike[str], model: Model) -> tuple[Optimum, float]:
     """The exact optimum of the run's objective on its training part, and the model's objective there.
 
     The training part is rebuilt from the saved config: the split depends only on the
@@ -125,7 +136,7 @@ def solve_optimum(run_dir, model):
     return optimum, model_objective
 
 
-def _label_for(source, model):
+def _label_for(source: str, model: Model) -> str | None:
     """Use the model's label column name when a delimited source has it, else the default."""
     if source_kind(source) != "delimited":
         return None

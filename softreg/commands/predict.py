@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import csv
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from os import PathLike
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 
@@ -12,10 +15,13 @@ from softreg import rundir
 from softreg.dataset import generated_names, shown_names
 from softreg.delimited import CHUNK_ROWS, delimited_chunks, parse_features
 from softreg.errors import DataError
+from softreg.model import Model
 
 
 @contextmanager
-def prediction_stream(run_dir, input_path, chunk_rows=CHUNK_ROWS):
+def prediction_stream(
+    run_dir: str | PathLike[str], input_path: str | PathLike[str], chunk_rows: int = CHUNK_ROWS
+) -> Iterator[tuple[np.ndarray, Iterator[tuple[np.ndarray, np.ndarray]]]]:
     """Predictions for a delimited file of raw features, streamed chunk by chunk.
 
     Columns are matched by the model's feature names (any other column, such as the
@@ -35,7 +41,7 @@ def prediction_stream(run_dir, input_path, chunk_rows=CHUNK_ROWS):
     with delimited_chunks(path, chunk_rows=chunk_rows) as (header, chunks):
         columns = _feature_columns(path, header, model)
 
-        def predictions():
+        def predictions() -> Iterator[tuple[np.ndarray, np.ndarray]]:
             for rows, line_numbers in chunks:
                 cells = np.array(rows, dtype=str)[:, columns]
                 proba = model.predict_proba(parse_features(path, cells, model.feature_names, line_numbers))
@@ -44,7 +50,7 @@ def prediction_stream(run_dir, input_path, chunk_rows=CHUNK_ROWS):
         yield model.classes, predictions()
 
 
-def _feature_columns(path, header, model):
+def _feature_columns(path: Path, header: list[str], model: Model) -> list[int]:
     """Indices of the model's features among the file's columns: by name, or by position
     in a file without a header that has exactly the model's feature count."""
     if header == generated_names(len(header)) and len(header) == model.n_features:
@@ -56,12 +62,15 @@ def _feature_columns(path, header, model):
     return [position[name] for name in model.feature_names]
 
 
-def write_predictions(handle, classes, predictions):
+def write_predictions(
+    handle: IO[str], classes: np.ndarray, predictions: Iterable[tuple[np.ndarray, np.ndarray]]
+) -> int:
     """CSV with ``label`` and one ``prob_<class>`` column per class; returns the row count."""
     writer = csv.writer(handle, lineterminator="\n")
     writer.writerow(["label"] + [f"prob_{label}" for label in classes])
     count = 0
     for labels, proba in predictions:
-        writer.writerows([label, *(f"{value:.10g}" for value in row)] for label, row in zip(labels.tolist(), proba))
+        rows = zip(labels.tolist(), proba, strict=True)  # one label per row of probabilities
+        writer.writerows([label, *(f"{value:.10g}" for value in row)] for label, row in rows)
         count += len(labels)
     return count

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from os import PathLike
 from pathlib import Path
 
 from softreg import report, rundir
@@ -11,7 +12,9 @@ from softreg.errors import RunDirError
 from softreg.evaluate import most_confused
 
 
-def report_run(run_dir, output=None, force=False):
+def report_run(
+    run_dir: str | PathLike[str], output: str | PathLike[str] | None = None, force: bool = False
+) -> tuple[Path, int]:
     """Write the run's one-file HTML report (default ``run_dir/report.html``).
 
     Another ``output`` that exists is refused unless ``force``; the default is rewritten.

@@ -4,31 +4,33 @@ from __future__ import annotations
 
 import hashlib
 import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass
+from os import PathLike
 from pathlib import Path
+from typing import Any
 
 import numpy as np
-import scipy.sparse as sp
 
 from softreg import rundir
 from softreg.commands.common import save_run
-from softreg.config import dump_config, load_config
-from softreg.data import prepare, random_streams
+from softreg.config import Config, dump_config, load_config
+from softreg.data import Prepared, prepare, random_streams
 from softreg.errors import DivergedError, Interrupted, RunDirError, UsageError
 from softreg.evaluate import classification_metrics
 from softreg.model import Model
-from softreg.train import fit
+from softreg.train import EpochCallback, FitResult, TrainingState, fit
 
 
 @dataclass
 class TrainOutcome:
     run_dir: Path
-    metrics: dict
-    training: dict
+    metrics: dict[str, Any]
+    training: dict[str, Any]
     already_finished: bool = False
 
 
-def output_dir_for(config, out=None):
+def output_dir_for(config: Config, out: str | PathLike[str] | None = None) -> Path:
     """``--out``, else ``output.dir``, else a fresh ``runs/<config name>-<time>``."""
     if out is not None:
         return Path(out)
@@ -38,7 +40,9 @@ def output_dir_for(config, out=None):
     return rundir.default_run_dir(name)
 
 
-def train_run(config, target, force=False, on_epoch=None):
+def train_run(
+    config: Config, target: str | PathLike[str], force: bool = False, on_epoch: EpochCallback | None = None
+) -> TrainOutcome:
     """Load, split and standardize, then train into the run directory ``target``.
 
     The data are loaded before anything is written, so bad data leave no trace. The
@@ -61,7 +65,9 @@ def train_run(config, target, force=False, on_epoch=None):
 RESUMABLE_OVERRIDES = ("optim.epochs", "output.plots", "output.eval_every", "output.checkpoint_every")
 
 
-def resume_run(run_dir, overrides=(), on_epoch=None):
+def resume_run(
+    run_dir: str | PathLike[str], overrides: Sequence[str] = (), on_epoch: EpochCallback | None = None
+) -> TrainOutcome:
     """Continue an interrupted run from its last checkpoint, or finish one killed while saving.
 
     The result is bit-identical to an uninterrupted run. ``optim.epochs`` may grow to
@@ -99,38 +105,47 @@ def resume_run(run_dir, overrides=(), on_epoch=None):
     return _finish(config, prepared, result, run_dir)
 
 
-def data_fingerprint(prepared):
+def data_fingerprint(prepared: Prepared) -> str:
     """SHA-256 of the standardized training part and its classes: resume refuses other data."""
     digest = hashlib.sha256()
     X = prepared.train.X
-    for array in ((X.data, X.indices, X.indptr) if sp.issparse(X) else (X,)):
+    for array in ((X,) if isinstance(X, np.ndarray) else (X.data, X.indices, X.indptr)):
         digest.update(np.ascontiguousarray(array).tobytes())
     digest.update(prepared.train.y.tobytes())
     digest.update("\x00".join(map(str, prepared.classes)).encode())
     return digest.hexdigest()
 
 
-def _extends(state, config):
+def _extends(state: TrainingState, config: Config) -> bool:
     """Whether ``config`` asks a finished run for more epochs (an early-stopped run is done)."""
     return not state.stopped_early and config.optim.epochs > state.epoch
 
 
-def _check_resume(saved, config, overrides, state):
+def _check_resume(saved: Config, config: Config, overrides: Sequence[str], state: TrainingState | None) -> None:
     for assignment in overrides:
         key = assignment.partition("=")[0].strip()
         if ".".join(key.split(".")[:2]) not in RESUMABLE_OVERRIDES:
-            raise UsageError(f"--set {key}: cannot change on --resume (it changes the model); start a new run with --config")
+            raise UsageError(
+                f"--set {key}: cannot change on --resume (it changes the model); start a new run with --config"
+            )
     if state is not None and config.optim.epochs < state.epoch:
         raise UsageError(f"--set optim.epochs: optim.epochs must be at least the {state.epoch} epochs already run")
 
 
-def _fit_with_checkpoints(config, prepared, batch_rng, run_dir, on_epoch, start=None):
+def _fit_with_checkpoints(
+    config: Config,
+    prepared: Prepared,
+    batch_rng: np.random.Generator,
+    run_dir: str | PathLike[str],
+    on_epoch: EpochCallback | None,
+    start: TrainingState | None = None,
+) -> FitResult:
     """`fit` with a checkpoint every ``output.checkpoint_every`` epochs; on Ctrl-C or
     SIGTERM the last completed epoch is checkpointed before `Interrupted` propagates."""
 
     fingerprint = data_fingerprint(prepared)
 
-    def save(state):
+    def save(state: TrainingState) -> None:
         rundir.save_checkpoint(run_dir, state, {"data_fingerprint": fingerprint})
 
     try:
@@ -148,11 +163,11 @@ def _fit_with_checkpoints(config, prepared, batch_rng, run_dir, on_epoch, start=
     except Interrupted as interrupted:
         if interrupted.state is not None and not interrupted.saved:
             save(interrupted.state)
-        interrupted.run_dir = run_dir
+        interrupted.run_dir = Path(run_dir)
         raise
 
 
-def _finish(config, prepared, result, run_dir):
+def _finish(config: Config, prepared: Prepared, result: FitResult, run_dir: str | PathLike[str]) -> TrainOutcome:
     """`finish_run`, where an interruption leaves the finished checkpoint for --resume."""
     try:
         return finish_run(config, prepared, result, run_dir)
@@ -162,7 +177,7 @@ def _finish(config, prepared, result, run_dir):
         raise stop from None
 
 
-def finish_run(config, prepared, result, run_dir):
+def finish_run(config: Config, prepared: Prepared, result: FitResult, run_dir: str | PathLike[str]) -> TrainOutcome:
     """Evaluate the model on the test part (else validation, else training), then save the
     run's files (`save_run`; model.npz last)."""
     model = Model(
@@ -175,8 +190,12 @@ def finish_run(config, prepared, result, run_dir):
         label_name=prepared.label_name,
         dtype=config.model.dtype,
     )
-    parts = (("test", prepared.test), ("validation", prepared.val), ("train", prepared.train))
-    split_name, part = next((name, part) for name, part in parts if part is not None)
+    if prepared.test is not None:
+        split_name, part = "test", prepared.test
+    elif prepared.val is not None:
+        split_name, part = "validation", prepared.val
+    else:
+        split_name, part = "train", prepared.train
     proba = model.predict_proba_standardized(part.X)
     metrics = classification_metrics(part.y, proba, prepared.classes)
     metrics.update(split=split_name, objective=result.objective, grad_norm=result.grad_norm)
@@ -198,7 +217,7 @@ def finish_run(config, prepared, result, run_dir):
     return TrainOutcome(run_dir=Path(run_dir), metrics=metrics, training=training)
 
 
-def _class_counts(prepared):
+def _class_counts(prepared: Prepared) -> dict[str, dict[str, int]]:
     """Rows per class in each part, ``{"train": {class: count}, ...}`` (the report's class balance)."""
     names = [str(label) for label in prepared.classes]
     parts = {"train": prepared.train, "val": prepared.val, "test": prepared.test}
