@@ -11,6 +11,7 @@ import functools
 import os
 import signal
 import sys
+import warnings
 from collections.abc import Callable
 from types import FrameType
 from typing import Any, NoReturn
@@ -18,12 +19,20 @@ from typing import Any, NoReturn
 import click
 
 from softreg import __version__
-from softreg.errors import EXIT_FAILURE, EXIT_INTERRUPTED, SoftregError
+from softreg.errors import EXIT_FAILURE, EXIT_INTERRUPTED, SoftregError, SoftregWarning
 
 
 def _fail(message: str, code: int) -> NoReturn:
     click.echo(f"softreg: error: {message}", err=True)
     sys.exit(code)
+
+
+def _show_warning(message: Warning | str, category: type[Warning], *args: Any, **kwargs: Any) -> None:
+    """Warnings go to stderr as one line, like errors (results stay alone on stdout)."""
+    if issubclass(category, SoftregWarning):
+        click.echo(f"softreg: warning: {message}", err=True)
+    else:
+        click.echo(f"softreg: warning: {category.__name__}: {message}", err=True)
 
 
 def handle_errors(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -33,14 +42,17 @@ def handle_errors(command: Callable[..., Any]) -> Callable[..., Any]:
     def wrapper(*args: Any, debug: bool = False, **kwargs: Any) -> Any:
         debug = debug or (click.get_current_context().find_root().params.get("debug") or False)
         try:
-            return command(*args, **kwargs)
+            with warnings.catch_warnings():
+                warnings.simplefilter("always", SoftregWarning)
+                warnings.showwarning = _show_warning
+                return command(*args, **kwargs)
         except SoftregError as error:
             if debug:
                 raise
             _fail(str(error), error.exit_code)
-        except BrokenPipeError:  # stdout closed early (`softreg predict ... | head`): stop quietly
+        except BrokenPipeError:  # stdout closed early (`softreg predict ... | head`): the reader has what it wanted
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-            sys.exit(EXIT_FAILURE)
+            sys.exit(0)
         except MemoryError:
             if debug:
                 raise
@@ -210,34 +222,42 @@ def evaluate(
 @main.command()
 @click.option("--run", "run_dir", required=True, type=click.Path(), help="Run directory written by train.")
 @click.option(
-    "--input", "input_path", required=True, type=click.Path(), help="Delimited file with the model's feature columns."
+    "--input", "input_path", required=True, type=click.Path(allow_dash=True),
+    help="File with the model's feature columns: CSV/TSV (- for standard input), svmlight or .npz.",
 )
-@click.option("--output", type=click.Path(dir_okay=False), help="CSV to write (default: stdout).")
+@click.option("--output", type=click.Path(dir_okay=False), help="File to write, CSV (TSV for .tsv); default stdout.")
+@click.option(
+    "--header/--no-header", default=None, help="Whether the input starts with a header row (default: as in training)."
+)
 @click.option("--force", is_flag=True, help="Overwrite an existing --output file.")
 @handle_errors
-def predict(run_dir: str, input_path: str, output: str | None, force: bool) -> None:
-    """Predict labels and class probabilities for a delimited file.
+def predict(run_dir: str, input_path: str, output: str | None, header: bool | None, force: bool) -> None:
+    """Predict labels and class probabilities for a file of raw features.
 
-    Columns are matched by the feature names saved with the model; a label column is
-    ignored. The CSV has `label` and one `prob_<class>` column per class.
+    Columns are matched by the names saved with the model (by position in a file
+    without a header); a label column is ignored. The output has the model's id column
+    (data.id) first when the input has it, then `label` and one `prob_<class>` column
+    per class, one line per input row, in order. Written to stdout, the input is
+    checked whole before the first line.
 
     \b
     Example (a model trained on data/iris.csv, then applied to its rows):
       softreg train --config configs/iris-csv.yaml --out runs/iris-csv
       softreg predict --run runs/iris-csv --input data/iris.csv --output predictions.csv
-      softreg predict --run runs/iris-csv --input data/iris.csv | head
+      cat data/iris.csv | softreg predict --run runs/iris-csv --input - | head
     """
     from softreg import rundir
     from softreg.commands.common import refuse_existing
     from softreg.commands.predict import prediction_stream, write_predictions
 
     refuse_existing(output, force)
-    with prediction_stream(run_dir, input_path) as (classes, predictions):
+    delimiter = "\t" if output is not None and output.lower().endswith((".tsv", ".tab")) else ","
+    with prediction_stream(run_dir, input_path, header=header, validate=output is None) as stream:
         if output is None:
-            write_predictions(sys.stdout, classes, predictions)
+            write_predictions(sys.stdout, stream, delimiter)
             return
         with rundir.atomic_open(output, "w", encoding="utf-8", newline="") as handle:
-            count = write_predictions(handle, classes, predictions)
+            count = write_predictions(handle, stream, delimiter)
     click.echo(f"wrote {count} predictions to {output}", err=True)
 
 

@@ -116,6 +116,36 @@ def column_ref(value: object) -> str | int:
     return value
 
 
+def column_list(value: object) -> list[str | int]:
+    """A list of column names or 0-based indices."""
+    if not isinstance(value, list) or not all(isinstance(v, (str, int)) and not isinstance(v, bool) for v in value):
+        raise ValueError(f"must be a list of column names or indices, got {_describe(value)}")
+    if len(set(map(str, value))) != len(value):
+        raise ValueError(f"must not repeat a column, got {value!r}")
+    return value
+
+
+def categorical(value: object) -> str | list[str | int]:
+    """``auto`` (text columns), ``none``, or a list of columns."""
+    if value in ("auto", "none"):
+        return str(value)
+    if isinstance(value, list):
+        return column_list(value)
+    raise ValueError(f"must be auto, none or a list of columns, got {_describe(value)}")
+
+
+def encoding(value: object) -> str:
+    import codecs
+
+    if not isinstance(value, str):
+        raise ValueError(f"must be a text encoding name such as utf-8 or latin-1, got {_describe(value)}")
+    try:
+        codecs.lookup(value)
+    except LookupError:
+        raise ValueError(f"must be a text encoding such as utf-8, latin-1 or cp1252, got {value!r}") from None
+    return value
+
+
 def fraction_or_path(value: object) -> str | float:
     if isinstance(value, str):
         return value
@@ -194,8 +224,23 @@ SCHEMA: dict[str, Spec | dict[str, Spec]] = {
         "header": (
             None,
             optional(boolean),
-            "whether delimited text starts with a header row (null: yes, unless its first row is all numbers)",
+            "whether delimited text starts with a header row (null: yes when a text cell of the first row sits "
+            "over a numeric column, or over text of another length)",
         ),
+        "features": (None, optional(column_list), "the feature columns, by name or index (default: all the others)"),
+        "exclude": (None, optional(column_list), "columns that are not features (e.g. notes), by name or index"),
+        "id": (None, optional(column_ref), "a row identifier: not a feature; predict copies it to its output"),
+        "missing": (
+            "error",
+            choice("error", "drop", "mean", "median", "most_frequent"),
+            "missing cells (empty, NA, NaN, ?): error, drop the row, or fill with the training part's statistic",
+        ),
+        "categorical": (
+            "auto",
+            categorical,
+            "one-hot encoded columns: auto (the text columns), none, or a list; categories from the training part",
+        ),
+        "encoding": ("utf-8", encoding, "text encoding of delimited files (e.g. latin-1)"),
     },
     "model": {
         "weight_decay": (1e-4, number(0.0), "lambda in (lambda/2)*||W||^2; the intercept is not decayed"),
@@ -246,6 +291,12 @@ class DataConfig:
     classes: list[object] | None
     delimiter: str | None
     header: bool | None = None
+    features: list[str | int] | None = None
+    exclude: list[str | int] | None = None
+    id: str | int | None = None
+    missing: str = "error"
+    categorical: str | list[str | int] = "auto"
+    encoding: str = "utf-8"
 
 
 @dataclass(frozen=True)
@@ -320,6 +371,22 @@ def _suggestion(word: str, candidates: Iterable[str]) -> str:
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """``yaml.safe_load`` that refuses a mapping with the same key twice (the later would win silently)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                mark = key_node.start_mark
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r}; each key may appear once", mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
 def read_yaml(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Parse a YAML file with ``safe_load``; errors name the file."""
     path = Path(path)
@@ -330,7 +397,7 @@ def read_yaml(path: str | os.PathLike[str]) -> dict[str, Any]:
     except (OSError, UnicodeDecodeError) as error:
         raise ConfigError(f"{path}: cannot read config file ({error.__class__.__name__}: {error})") from None
     try:
-        document = yaml.safe_load(text_content)
+        document = yaml.load(text_content, Loader=_UniqueKeyLoader)  # safe_load, plus duplicate keys refused
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""

@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 import numpy as np
 import scipy.sparse as sp
 
-from softreg.dataset import Dataset
-from softreg.errors import DataError
+from softreg.columns import Columns, fit_columns, numeric_or_none
+from softreg.dataset import Dataset, shown_names
+from softreg.delimited import Selection
+from softreg.errors import DataError, warn
 from softreg.kernels import Matrix
 from softreg.model import standardize
 from softreg.sources import align_features, load_source
@@ -42,15 +44,7 @@ def select_classes(dataset: Dataset, classes: Sequence[object] | None, require_a
             f"its classes are: {', '.join(sorted(present))}"
         )
     keep = np.isin(dataset.labels.astype(str), [str(label) for label in classes])
-    return Dataset(
-        X=dataset.X[keep],
-        labels=dataset.labels[keep],
-        feature_names=dataset.feature_names,
-        label_name=dataset.label_name,
-        source=dataset.source,
-        named=dataset.named,
-        index_base=dataset.index_base,
-    )
+    return dataset.take(keep)
 
 
 def encode_labels(dataset: Dataset) -> tuple[np.ndarray, np.ndarray]:
@@ -87,12 +81,18 @@ def split_counts(n_samples: int, fraction: float) -> int:
 
 
 def split_indices(
-    n_samples: int, fraction: float, y: np.ndarray, mode: str, stratify: bool, rng: np.random.Generator
+    n_samples: int,
+    fraction: float,
+    y: np.ndarray,
+    mode: str,
+    stratify: bool,
+    rng: np.random.Generator,
+    classes: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Indices of the kept part and the held-out part (``fraction`` of the rows).
 
     ``ordered`` holds out the last rows; ``random`` draws them with ``rng``
-    (stratified by ``y`` when ``stratify``).
+    (stratified by ``y`` when ``stratify``; ``classes`` names the class indices in errors).
     """
     everything = np.arange(n_samples)
     if fraction == 0:
@@ -102,6 +102,8 @@ def split_indices(
         raise DataError(f"a split fraction of {fraction} leaves no training rows out of {n_samples}")
     if mode == "ordered":
         return everything[: n_samples - n_held], everything[n_samples - n_held:]
+    if stratify:
+        _check_stratifiable(y, n_samples, n_held, classes)
     from sklearn.model_selection import train_test_split
 
     try:
@@ -114,6 +116,24 @@ def split_indices(
     except ValueError as error:
         raise DataError(f"cannot split {n_samples} rows stratified ({error}); set data.stratify: false") from None
     return np.sort(kept), np.sort(held)
+
+
+def _check_stratifiable(y: np.ndarray, n_samples: int, n_held: int, classes: np.ndarray | None) -> None:
+    """Refuse, naming the classes, a stratified split that scikit-learn cannot make."""
+    present, counts = np.unique(y, return_counts=True)
+    names = present if classes is None else np.asarray(classes)[present]
+    single = [str(name) for name, count in zip(names, counts, strict=True) if count < 2]
+    if single:
+        raise DataError(
+            f"each class needs at least 2 rows for a stratified split; classes with 1 row: {shown_names(single)}; "
+            "set data.stratify: false"
+        )
+    if n_held < len(present) or n_samples - n_held < len(present):
+        raise DataError(
+            f"a stratified split of {n_samples} rows holds out {n_held}, but each part needs a row of each of the "
+            f"{len(present)} classes; set data.stratify: false or change the fraction"
+        )
+
 
 # -- standardization
 
@@ -137,6 +157,94 @@ def fit_standardizer(X: Matrix, standardize: bool) -> tuple[np.ndarray, np.ndarr
     mean = np.zeros(n_features) if scaler.mean_ is None or sp.issparse(X) else scaler.mean_
     return np.asarray(mean, dtype=np.float64), np.asarray(scaler.scale_, dtype=np.float64)
 
+# -- the feature columns
+
+
+def categorical_columns(dataset: Dataset, categorical: str | Sequence[str | int]) -> list[str]:
+    """Names of the columns to one-hot encode: ``auto`` takes the text columns (none of whose
+    cells is a number), ``none`` none, a list those named (or 0-based feature indices)."""
+    if dataset.cells is None or categorical == "none":
+        if isinstance(categorical, list) and categorical and dataset.cells is None:
+            raise DataError(f"{dataset.source}: data.categorical applies to delimited text; this source is numeric")
+        return []
+    if categorical == "auto":
+        return [
+            name for index, name in enumerate(dataset.feature_names) if _is_text(dataset.cells[:, index])
+        ]
+    chosen = []
+    for entry in categorical:
+        if isinstance(entry, int) and not isinstance(entry, bool):
+            if not 0 <= entry < len(dataset.feature_names):
+                raise DataError(f"{dataset.source}: data.categorical index {entry} is not a feature column index")
+            chosen.append(dataset.feature_names[entry])
+        elif entry in dataset.feature_names:
+            chosen.append(str(entry))
+        else:
+            raise DataError(
+                f"{dataset.source}: data.categorical names {entry!r}, not a feature column; "
+                f"they are: {shown_names(dataset.feature_names, 20)}"
+            )
+    return chosen
+
+
+def _is_text(column: np.ndarray) -> bool:
+    """Whether no non-missing cell of a column of text cells is a number (and some cell is present)."""
+    from softreg.columns import missing_mask
+
+    present = column[~missing_mask(column)]
+    if present.size == 0:
+        return False
+    sample = present[: 1000]
+    return numeric_or_none(sample) is None and not any(_number(cell) for cell in sample.tolist())
+
+
+def _number(cell: str) -> bool:
+    try:
+        float(cell)
+    except ValueError:
+        return False
+    return True
+
+
+def drop_missing(dataset: Dataset) -> Dataset:
+    """The rows of ``dataset`` without a missing feature cell (``data.missing: drop``)."""
+    from softreg.columns import missing_mask
+
+    if dataset.cells is not None:
+        missing = missing_mask(dataset.cells).any(axis=1)
+    elif dataset.X is not None and isinstance(dataset.X, np.ndarray):
+        missing = np.isnan(dataset.X).any(axis=1)
+    else:
+        return dataset
+    if missing.all():
+        raise DataError(f"{dataset.source}: every row has a missing value; data.missing: drop leaves nothing")
+    return dataset.take(np.asarray(~missing)) if missing.any() else dataset
+
+
+def features_of(dataset: Dataset, columns: Columns | None) -> tuple[Matrix, dict[str, int]]:
+    """The numeric features of ``dataset`` under ``columns`` (None: numeric data as they are),
+    and the unseen categories met per column."""
+    if columns is None or dataset.X is not None and (sp.issparse(dataset.X) or columns.plain):
+        if dataset.X is None:
+            raise ValueError("text cells need their columns")
+        if isinstance(dataset.X, np.ndarray) and not np.isfinite(dataset.X).all():
+            Columns.numeric(dataset.feature_names).encode(dataset.X, dataset.source)  # raises, naming the cell
+        return dataset.X, {}
+    lines = None if dataset.line_numbers is None else dataset.line_numbers.tolist()
+    encoded = columns.encode(np.asarray(dataset.table), dataset.source, lines)
+    return encoded.X, encoded.unknown
+
+
+def as_numeric(dataset: Dataset, missing: str = "error", categorical: str | Sequence[str | int] = "auto") -> Dataset:
+    """``dataset`` with numeric ``X``: text cells encoded by columns learnt on all of its rows
+    (as training learns them on its training part); numeric data as they are."""
+    if dataset.cells is None:
+        return dataset
+    columns = fit_columns(dataset.cells, dataset.feature_names, categorical_columns(dataset, categorical), missing)
+    X, _ = features_of(dataset, columns)
+    return replace(dataset, X=X, cells=None, feature_names=columns.feature_names)
+
+
 # -- from a config to standardized parts
 
 
@@ -147,7 +255,7 @@ class Prepared:
     train: ArrayData
     val: ArrayData | None
     test: ArrayData | None
-    test_raw: Matrix  # the test rows' unstandardized X, saved with the run
+    test_raw: Matrix  # the test rows' unstandardized features, saved with the run
     classes: np.ndarray
     feature_names: list[str]
     label_name: str
@@ -155,6 +263,19 @@ class Prepared:
     feature_scale: np.ndarray
     source: str
     index_base: int | None = None  # svmlight sources: the training file's feature index base
+    columns: Columns | None = None  # how raw input columns become the features (saved with the model)
+    header: bool | None = None  # whether the delimited training file had a header row
+    id_name: str | None = None
+
+
+def load_data(data_config: DataConfig, source: str, index_base: int | None = None) -> Dataset:
+    """One source, read with the data section's options (label, columns, header, encoding)."""
+    selection = Selection(
+        label=data_config.label, id=data_config.id, features=data_config.features, exclude=data_config.exclude or ()
+    )
+    return load_source(
+        source, selection, data_config.delimiter, data_config.header, index_base, encoding=data_config.encoding
+    )
 
 
 def available_memory() -> int | None:
@@ -202,32 +323,39 @@ def random_streams(seed: int) -> RandomStreams:
 
 
 def prepare(data_config: DataConfig, dtype: DTypeLike, split_rng: np.random.Generator) -> Prepared:
-    """Load, select classes, encode labels, split and standardize, as ``data_config`` says."""
-    source, label, delimiter, header = data_config.source, data_config.label, data_config.delimiter, data_config.header
-    dataset = select_classes(load_source(source, label, delimiter, header), data_config.classes)
+    """Load, select classes, encode labels, split, encode the feature columns (learnt on the
+    training part) and standardize, as ``data_config`` says."""
+    dataset = _loaded(data_config, data_config.source)
     classes, y = encode_labels(dataset)
-    X = dataset.X
     if isinstance(data_config.test, str):
-        test_set = select_classes(
-            load_source(data_config.test, label, delimiter, header, dataset.index_base),
-            data_config.classes,
-            require_all=False,  # a test file may lack a class; its labels outside the model are refused below
-        )
-        X_test = align_features(test_set, dataset.feature_names, data_config.test)
+        test_set = _loaded(data_config, data_config.test, dataset.index_base, require_all=False)
+        test_set = _aligned(test_set, dataset, data_config.test)
         y_test = encode_with(classes, test_set.labels, data_config.test)
         rest = np.arange(dataset.n_samples)
     else:
         rest, test_index = split_indices(
-            dataset.n_samples, data_config.test, y, data_config.split, data_config.stratify, split_rng
+            dataset.n_samples, data_config.test, y, data_config.split, data_config.stratify, split_rng, classes
         )
-        X_test, y_test = X[test_index], y[test_index]
-    if not sp.issparse(X):
-        check_memory(X.shape, np.dtype(dtype), dataset.source)
+        test_set, y_test = dataset.take(test_index), y[test_index]
     kept, val_index = split_indices(
-        len(rest), data_config.val, y[rest], data_config.split, data_config.stratify, split_rng
+        len(rest), data_config.val, y[rest], data_config.split, data_config.stratify, split_rng, classes
     )
     train_index, val_index = rest[kept], rest[val_index]
-    X_train = X[train_index]  # gathered once: it can be most of the data
+    train_set = dataset.take(train_index)  # gathered once: it can be most of the data
+    absent = [str(name) for index, name in enumerate(classes) if not np.any(y[train_index] == index)]
+    if absent:
+        warn(
+            f"{dataset.source}: class(es) {shown_names(absent)} have no row in the training part; "
+            "the model never learns them (more data, or data.stratify: true, would help)"
+        )
+    columns = fit_columns_for(data_config, train_set)
+    X_train, _ = features_of(train_set, columns)
+    X_val, _ = features_of(dataset.take(val_index), columns)
+    X_test, unknown = features_of(test_set, columns)
+    if unknown:
+        warn(_unknown_warning(str(data_config.test), unknown))
+    if not sp.issparse(X_train):
+        check_memory((dataset.n_samples, X_train.shape[1]), np.dtype(dtype), dataset.source)
     mean, scale = fit_standardizer(X_train, data_config.standardize)
 
     def part(rows_X: Matrix, rows_y: np.ndarray) -> ArrayData:
@@ -235,14 +363,57 @@ def prepare(data_config: DataConfig, dtype: DTypeLike, split_rng: np.random.Gene
 
     return Prepared(
         train=part(X_train, y[train_index]),  # never empty: split_indices always leaves training rows
-        val=part(X[val_index], y[val_index]) if len(val_index) else None,
+        val=part(X_val, y[val_index]) if len(val_index) else None,
         test=part(X_test, y_test) if X_test.shape[0] else None,
         test_raw=X_test,
         classes=classes,
-        feature_names=dataset.feature_names,
+        feature_names=columns.feature_names if columns is not None else dataset.feature_names,
         label_name=dataset.label_name,
         feature_mean=mean,
         feature_scale=scale,
         source=dataset.source,
         index_base=dataset.index_base,
+        columns=columns,
+        header=dataset.named if dataset.cells is not None else None,
+        id_name=dataset.id_name,
     )
+
+
+def _loaded(data_config: DataConfig, source: str, index_base: int | None = None, require_all: bool = True) -> Dataset:
+    dataset = load_data(data_config, source, index_base)
+    if data_config.missing == "drop":
+        dataset = drop_missing(dataset)
+    return select_classes(dataset, data_config.classes, require_all=require_all)
+
+
+def _aligned(test_set: Dataset, train_set: Dataset, what: str) -> Dataset:
+    """A separate test file with the training file's feature columns, in their order."""
+    if train_set.cells is None or test_set.cells is None:
+        return replace(test_set, X=align_features(test_set, train_set.feature_names, what), cells=None,
+                       feature_names=list(train_set.feature_names))
+    if test_set.feature_names == train_set.feature_names:
+        return test_set
+    if not (train_set.named and test_set.named):
+        raise DataError(f"{what}: has {len(test_set.feature_names)} unnamed feature columns, "
+                        f"the training file {len(train_set.feature_names)}")
+    position = {name: index for index, name in enumerate(test_set.feature_names)}
+    missing = [name for name in train_set.feature_names if name not in position]
+    if missing:
+        raise DataError(f"{what}: missing feature column(s) {shown_names(missing)} that the model needs")
+    order = [position[name] for name in train_set.feature_names]
+    return replace(test_set, cells=test_set.cells[:, order], feature_names=list(train_set.feature_names))
+
+
+def fit_columns_for(data_config: DataConfig, train_set: Dataset) -> Columns | None:
+    """The feature columns learnt on the training rows; None for numeric data used as they are."""
+    categorical = categorical_columns(train_set, data_config.categorical)
+    if train_set.cells is None:
+        if data_config.missing in ("error", "drop") or sp.issparse(train_set.X):
+            return None
+        return fit_columns(np.asarray(train_set.X), train_set.feature_names, [], data_config.missing)
+    return fit_columns(train_set.cells, train_set.feature_names, categorical, data_config.missing)
+
+
+def _unknown_warning(where: str, unknown: dict[str, int]) -> str:
+    counts = ", ".join(f"{name}: {count}" for name, count in unknown.items())
+    return f"{where}: categories unseen in training get all-zero indicators ({counts} cells)"

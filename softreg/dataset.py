@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from os import PathLike
+from typing import Any
 
 import numpy as np
 
@@ -16,21 +17,46 @@ from softreg.kernels import Matrix
 class Dataset:
     """Features and raw labels as loaded from a source.
 
-    X : {ndarray, csr_matrix} of shape (n_samples, n_features), float64, finite
+    X : {ndarray, csr_matrix} of shape (n_samples, n_features), float64, or None
+        Numeric sources (builtin, .npz, svmlight); NaN marks a missing value.
+    cells : ndarray of str of shape (n_samples, n_columns) or None
+        Delimited text: the raw cells of the feature columns (`softreg.columns` encodes them).
     labels : ndarray of shape (n_samples,), int64 or str
+    feature_names : the input column names (of X's columns, or of cells' columns)
+    line_numbers, ids : ndarray of shape (n_samples,) or None, delimited text only
     """
 
-    X: Matrix
+    X: Matrix | None
     labels: np.ndarray
     feature_names: list[str]
     label_name: str
     source: str
     named: bool = True  # whether feature_names came from the data (else x0, x1, ... or col0, ...)
     index_base: int | None = None  # svmlight only: whether its feature indices start at 0 or 1
+    cells: np.ndarray | None = None
+    line_numbers: np.ndarray | None = None
+    ids: np.ndarray | None = None
+    id_name: str | None = None
 
     @property
     def n_samples(self) -> int:
-        return self.X.shape[0]
+        return len(self.labels)
+
+    @property
+    def table(self) -> np.ndarray | Matrix:
+        """The raw feature columns: ``cells`` for text, ``X`` otherwise."""
+        return self.cells if self.cells is not None else self.X
+
+    def take(self, rows: np.ndarray) -> Dataset:
+        """The rows ``rows`` (indices or a boolean mask) of every per-row array."""
+
+        def pick(array: Any) -> Any:
+            return None if array is None else array[rows]
+
+        return replace(
+            self, X=pick(self.X), labels=self.labels[rows], cells=pick(self.cells),
+            line_numbers=pick(self.line_numbers), ids=pick(self.ids),
+        )
 
 
 def generated_names(count: int) -> list[str]:

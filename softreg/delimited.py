@@ -6,16 +6,22 @@ the file and, where it applies, the line and column.
 
 from __future__ import annotations
 
+import collections
 import csv
+import difflib
+import io
 import itertools
+import sys
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from os import PathLike
 from typing import TextIO, TypeAlias
 
 import numpy as np
 
-from softreg.dataset import Dataset, check_finite, generated_names
+from softreg.columns import MISSING_TOKENS
+from softreg.dataset import Dataset, generated_names, shown_names
 from softreg.errors import DataError
 
 CHUNK_ROWS = 65536
@@ -30,6 +36,11 @@ def sniff_delimiter(first_line: str) -> str:
     return best if counts[best] > 0 else ","
 
 
+def is_missing(cell: str) -> bool:
+    """Whether a cell is one of the missing-value tokens (empty, NA, NaN, null, ?, ...)."""
+    return cell.strip().lower() in MISSING_TOKENS
+
+
 def _is_number(cell: str) -> bool:
     try:
         float(cell)
@@ -38,29 +49,86 @@ def _is_number(cell: str) -> bool:
     return True
 
 
-def _data_rows(path: str | PathLike[str], handle: TextIO, delimiter: str) -> Iterator[tuple[list[str], int]]:
+def _data_rows(
+    path: str | PathLike[str], lines: Iterable[str], delimiter: str, first_line: int, encoding: str = "utf-8"
+) -> Iterator[tuple[list[str], int]]:
     """(cells, line number) of every non-blank row; decoding and quoting errors name the line."""
-    reader = csv.reader(handle, delimiter=delimiter)
+    reader = csv.reader(lines, delimiter=delimiter)
+    offset = first_line - 1  # blank lines skipped before the first one read
     try:
         for row in reader:
             if row and any(cell.strip() for cell in row):
-                yield row, reader.line_num
+                yield row, reader.line_num + offset
     except csv.Error as error:
-        raise DataError(f"{path}: line {reader.line_num}: malformed delimited text ({error})") from None
+        raise DataError(f"{path}: line {reader.line_num + offset}: malformed delimited text ({error})") from None
     except UnicodeDecodeError:
-        raise DataError(f"{path}: not UTF-8 text (after line {reader.line_num}); is it a binary file?") from None
+        raise DataError(
+            f"{path}: not {_shown(encoding)} text (after line {reader.line_num + offset}); is it a binary file? "
+            "(text in another encoding: set data.encoding, e.g. latin-1)"
+        ) from None
+
+
+HEADER_LOOKAHEAD = 100  # rows below the first that decide whether it is a header
+
+
+def looks_like_header(first: Sequence[str], below: Sequence[Sequence[str]]) -> bool:
+    """Whether ``first`` is a header row: some cell of it is text (not a number, not missing)
+    and differs in type from the column below it, which is numeric, or text of one length
+    other than the cell's (as `csv.Sniffer.has_header` compares lengths). A headerless file
+    whose first row is data, text labels included, reads as data; a header whose names are
+    all numbers cannot be told from data (set ``data.header: true``)."""
+    if not below:
+        return not all(_is_number(cell) for cell in first)
+    for index, cell in enumerate(first):
+        cell = cell.strip()
+        if _is_number(cell) or is_missing(cell):
+            continue
+        column = [row[index].strip() for row in below if index < len(row)]
+        present = [value for value in column if not is_missing(value)]
+        if not present:
+            continue
+        if all(_is_number(value) for value in present):
+            return True
+        lengths = {len(value) for value in present}
+        if len(lengths) == 1 and len(cell) not in lengths and not any(_is_number(value) for value in present):
+            return True
+    return False
+
+
+def _open_text(path: str | PathLike[str], encoding: str) -> TextIO:
+    """The file as text (``-``: standard input); a UTF-8 byte-order mark is skipped."""
+    if str(path) == "-":
+        return io.TextIOWrapper(sys.stdin.buffer, encoding=_python_encoding(encoding), newline="")
+    try:
+        return open(path, encoding=_python_encoding(encoding), newline="")
+    except LookupError:
+        raise DataError(f"{path}: unknown data.encoding {encoding!r} (e.g. utf-8, latin-1, cp1252)") from None
+    except OSError as error:
+        raise DataError(f"{path}: cannot read ({error.strerror or error})") from None
+
+
+def _shown(encoding: str) -> str:
+    return "UTF-8" if _python_encoding(encoding) == "utf-8-sig" else encoding
+
+
+def _python_encoding(encoding: str) -> str:
+    return "utf-8-sig" if encoding.lower().replace("_", "-") in ("utf-8", "utf8") else encoding
 
 
 @contextmanager
 def delimited_chunks(
-    path: str | PathLike[str], delimiter: str | None = None, chunk_rows: int = CHUNK_ROWS, header: bool | None = None
+    path: str | PathLike[str],
+    delimiter: str | None = None,
+    chunk_rows: int = CHUNK_ROWS,
+    header: bool | None = None,
+    encoding: str = "utf-8",
 ) -> Iterator[tuple[list[str], Iterator[Chunk]]]:
-    """Open a delimited file; yield its header and an iterator of row chunks.
+    """Open a delimited file (``-``: standard input); yield its header and an iterator of row chunks.
 
     Streams the file (memory bounded by ``chunk_rows``). Handles a UTF-8 BOM, CRLF
-    line ends, quoted fields and blank lines. ``header`` None assumes a header row
-    unless every cell of the first row is a number; False reads the first row as data.
-    Without a header the columns are named ``col0, col1, ...``.
+    line ends, quoted fields and blank lines. ``header`` None decides by
+    `looks_like_header` on the first rows; False reads the first row as data. Without a
+    header the columns are named ``col0, col1, ...``.
 
     Yields
     ------
@@ -69,32 +137,43 @@ def delimited_chunks(
         ``rows`` a list of lists of str, each as long as the header; ``line_numbers``
         the file line of each row.
     """
-    try:
-        handle = open(path, encoding="utf-8-sig", newline="")
-    except OSError as error:
-        raise DataError(f"{path}: cannot read ({error.strerror or error})") from None
+    handle = _open_text(path, encoding)
     with handle:
-        rows = _data_rows(path, handle, delimiter or _sniff_file(path, handle))
-        first = next(rows, None)
-        if first is None:
+        lines, first_line = _skip_blank(path, handle, encoding)
+        if not lines:
             raise DataError(f"{path}: file is empty")
+        separator = delimiter or sniff_delimiter(lines[0])
+        rows = _data_rows(path, itertools.chain(lines, handle), separator, first_line, encoding)
+        ahead = list(itertools.islice(rows, HEADER_LOOKAHEAD + 1))
+        if not ahead:
+            raise DataError(f"{path}: file is empty")
+        first = ahead[0]
         names = [cell.strip() for cell in first[0]]
-        pending = []
-        if header is False or (header is None and all(_is_number(cell) for cell in names)):
-            names, pending = generated_names(len(names)), [first]
-        duplicates = sorted({name for name in names if names.count(name) > 1})
+        is_header = header if header is not None else looks_like_header(names, [row for row, _ in ahead[1:]])
+        pending = ahead[1:] if is_header else ahead
+        if not is_header:
+            names = generated_names(len(names))
+        counts = collections.Counter(names)
+        duplicates = sorted(name for name, count in counts.items() if count > 1)
         if duplicates:
-            raise DataError(f"{path}: duplicate column name(s) {', '.join(map(repr, duplicates))} in the header")
+            raise DataError(f"{path}: duplicate column name(s) {shown_names(duplicates)} in the header")
         yield names, _chunks(path, names, itertools.chain(pending, rows), chunk_rows)
 
 
-def _sniff_file(path: str | PathLike[str], handle: TextIO) -> str:
+def _skip_blank(path: str | PathLike[str], handle: TextIO, encoding: str) -> tuple[list[str], int]:
+    """The first non-blank line (as a one-item list, or empty at the end) and its line number."""
+    number = 0
     try:
-        first_line = next((line for line in handle if line.strip()), "")
+        for line in handle:
+            number += 1
+            if line.strip():
+                return [line], number
     except UnicodeDecodeError:
-        raise DataError(f"{path}: not UTF-8 text; is it a binary file?") from None
-    handle.seek(0)
-    return sniff_delimiter(first_line)
+        raise DataError(
+            f"{path}: not {_shown(encoding)} text; is it a binary file? "
+            "(text in another encoding: set data.encoding, e.g. latin-1)"
+        ) from None
+    return [], number
 
 
 def _chunks(
@@ -119,78 +198,103 @@ def _chunks(
 
 
 def read_delimited_rows(
-    path: str | PathLike[str], delimiter: str | None = None, header: bool | None = None
+    path: str | PathLike[str], delimiter: str | None = None, header: bool | None = None, encoding: str = "utf-8"
 ) -> tuple[list[str], list[list[str]], list[int]]:
     """Header, all data rows and their line numbers (see `delimited_chunks`)."""
     rows: list[list[str]] = []
     line_numbers: list[int] = []
-    with delimited_chunks(path, delimiter, header=header) as (names, chunks):
+    with delimited_chunks(path, delimiter, header=header, encoding=encoding) as (names, chunks):
         for chunk, lines in chunks:
             rows.extend(chunk)
             line_numbers.extend(lines)
     return names, rows, line_numbers
 
 
+def column_index(path: str | PathLike[str], header: Sequence[str], column: str | int, key: str) -> int:
+    """Index of a column given by name or 0-based index; ``key`` names the setting in errors."""
+    if isinstance(column, int) and not isinstance(column, bool):
+        if -len(header) <= column < len(header):
+            return column % len(header)
+        raise DataError(f"{path}: {key} column index {column} is out of range; the file has {len(header)} columns")
+    if column in header:
+        return list(header).index(str(column))
+    hint = difflib.get_close_matches(str(column), list(header), n=1)
+    suggestion = f" (did you mean {hint[0]!r}?)" if hint else ""
+    shown = ", ".join(header[:20]) + (f" and {len(header) - 20} more" if len(header) > 20 else "")
+    raise DataError(f"{path}: {key} column {column!r} not found{suggestion}; columns are: {shown}")
+
+
 def label_index(path: str | PathLike[str], header: list[str], label: str | int | None) -> int:
     """Column index of the label given by name or 0-based index (default: last column)."""
     if label is None:
         return len(header) - 1
-    if isinstance(label, int):
-        if -len(header) <= label < len(header):
-            return label % len(header)
-        raise DataError(f"{path}: label column index {label} is out of range; the file has {len(header)} columns")
-    if label in header:
-        return header.index(label)
-    raise DataError(f"{path}: label column {label!r} not found; columns are: {', '.join(header)}")
+    return column_index(path, header, label, "label")
 
 
-def parse_features(
-    path: str | PathLike[str], cells: np.ndarray, names: Sequence[str], line_numbers: Sequence[int]
-) -> np.ndarray:
-    """Convert a (n, d) array of strings to finite float64; errors name line and column."""
-    try:
-        X = cells.astype(np.float64)
-    except ValueError:
-        for row_index, row in enumerate(cells):
-            for column, cell in enumerate(row):
-                if not _is_number(cell):
-                    what = "an empty cell" if not cell.strip() else f"{str(cell)!r}"
-                    raise DataError(
-                        f"{path}: line {line_numbers[row_index]}, column {names[column]!r}: "
-                        f"{what} is not a number"
-                    ) from None
-        raise
-    check_finite(path, X, names, line_numbers)
-    return X
+@dataclass(frozen=True)
+class Selection:
+    """Which columns of a delimited file are what: ``data.label``, ``data.id``, and the
+    features (``data.features``, else every other column but ``data.exclude``)."""
+
+    label: str | int | None = None
+    id: str | int | None = None
+    features: Sequence[str | int] | None = None
+    exclude: Sequence[str | int] = ()
+
+    def resolve(self, path: str | PathLike[str], header: Sequence[str]) -> tuple[int, int | None, list[int]]:
+        """``(label index, id index or None, feature indices in file order)``."""
+        target = label_index(path, list(header), self.label)
+        ident = None if self.id is None else column_index(path, header, self.id, "id")
+        if ident == target:
+            raise DataError(f"{path}: data.id and the label are the same column {header[target]!r}")
+        taken = {target} if ident is None else {target, ident}
+        if self.features is not None:
+            features = [column_index(path, header, name, "features") for name in self.features]
+            clash = [header[index] for index in features if index in taken]
+            if clash:
+                raise DataError(f"{path}: data.features lists {shown_names(clash)}, the label or id column")
+        else:
+            excluded = {column_index(path, header, name, "exclude") for name in self.exclude}
+            features = [index for index in range(len(header)) if index not in taken | excluded]
+        if not features:
+            raise DataError(
+                f"{path}: no feature columns left besides the label{' and id' if ident is not None else ''}; "
+                f"columns are: {shown_names(header, 20)}"
+            )
+        return target, ident, sorted(set(features))
 
 
 def load_delimited(
     path: str | PathLike[str],
-    label: str | int | None = None,
+    selection: Selection = Selection(),
     delimiter: str | None = None,
     header: bool | None = None,
+    encoding: str = "utf-8",
 ) -> Dataset:
-    """A delimited file as a `Dataset`: the ``label`` column (see `label_index`) and every other as a feature."""
-    columns, rows, line_numbers = read_delimited_rows(path, delimiter, header)
-    target = label_index(path, columns, label)
+    """A delimited file as a `Dataset` of raw feature cells (see `softreg.columns` for how
+    they become numbers), with its labels, line numbers and id column."""
+    columns, rows, line_numbers = read_delimited_rows(path, delimiter, header, encoding)
     if len(columns) < 2:
         raise DataError(
             f"{path}: needs at least one feature column besides the label; columns are: {', '.join(columns)}"
         )
+    target, ident, features = selection.resolve(path, columns)
     cells = np.array(rows, dtype=str)
     label_cells = np.char.strip(cells[:, target])
     blank = np.flatnonzero(label_cells == "")
     if blank.size:
         raise DataError(f"{path}: line {line_numbers[blank[0]]}: empty label in column {columns[target]!r}")
-    names = columns[:target] + columns[target + 1:]
-    X = parse_features(path, np.delete(cells, target, axis=1), names, line_numbers)
     return Dataset(
-        X=X,
+        X=None,
         labels=_typed_labels(label_cells),
-        feature_names=names,
+        feature_names=[columns[index] for index in features],
         label_name=columns[target],
         source=str(path),
         named=columns != generated_names(len(columns)),
+        cells=cells[:, features],
+        line_numbers=np.asarray(line_numbers),
+        ids=None if ident is None else cells[:, ident],
+        id_name=None if ident is None else columns[ident],
     )
 
 

@@ -87,3 +87,14 @@ class Interrupted(SoftregError):
         self.saved = saved  # whether that state is already the checkpoint on disk
         self.run_dir: Path | None = None
         super().__init__("interrupted")
+
+
+class SoftregWarning(UserWarning):
+    """Something the user should know that does not stop the work (the CLI prints it on stderr)."""
+
+
+def warn(message: str) -> None:
+    """Issue a `SoftregWarning` (callers of the Python API see a normal Python warning)."""
+    import warnings
+
+    warnings.warn(message, SoftregWarning, stacklevel=3)

@@ -4,12 +4,14 @@ writes and reads it)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 from numpy.typing import DTypeLike
 
 from softreg import softmax
+from softreg.columns import Columns
 from softreg.kernels import Matrix
 
 
@@ -44,6 +46,22 @@ class Model:
     feature_names: list[str] = field(default_factory=list)
     label_name: str = "label"
     dtype: str = "float64"
+    columns: Columns | None = None  # how raw input columns become the features (None: they are the features)
+    header: bool | None = None  # whether the delimited training file had a header row (None: not text)
+    id_name: str | None = None  # the training file's row-id column, copied to predictions
+
+    @property
+    def input_names(self) -> list[str]:
+        """The raw input columns a file needs (before one-hot encoding)."""
+        return self.columns.names if self.columns is not None else list(self.feature_names)
+
+    def input_json(self) -> dict[str, Any]:
+        """What model.json keeps of the input format (see `softreg.rundir.save_model`)."""
+        return {
+            "columns": None if self.columns is None else self.columns.to_json(),
+            "header": self.header,
+            "id": self.id_name,
+        }
 
     @property
     def n_features(self) -> int:

@@ -26,6 +26,7 @@ from typing import IO, Any, cast
 import numpy as np
 
 from softreg import __version__
+from softreg.columns import Columns
 from softreg.errors import OutputError, OutputExistsError, RunDirError
 from softreg.kernels import Matrix
 from softreg.model import Model
@@ -188,6 +189,7 @@ def save_model(
             "feature_names": list(model.feature_names),
             "label_name": model.label_name,
             "dtype": model.dtype,
+            "input": model.input_json(),
             "training": training_summary or {},
         },
     )
@@ -244,7 +246,27 @@ def load_model(directory: str | os.PathLike[str]) -> Model:
         feature_names=[str(name) for name in meta["feature_names"]],
         label_name=str(meta.get("label_name", "label")),
         dtype=str(meta.get("dtype", "float64")),
+        **_input_fields(json_path, meta.get("input"), n_features),
     )
+
+
+def _input_fields(path: Path, document: Any, n_features: int) -> dict[str, Any]:
+    """The ``input`` section of model.json as Model fields (absent in older runs: plain numeric columns)."""
+    if document is None:
+        return {}
+    try:
+        columns = Columns.from_json(document["columns"]) if document.get("columns") is not None else None
+        header = document.get("header")
+        id_name = document.get("id")
+    except (KeyError, TypeError, AttributeError, ValueError) as error:
+        raise RunDirError(f"{path}: malformed input section ({error.__class__.__name__}: {error})") from None
+    if columns is not None and len(columns.feature_names) != n_features:
+        raise RunDirError(
+            f"{path}: its input columns give {len(columns.feature_names)} features, model.npz has {n_features}"
+        )
+    if header is not None and not isinstance(header, bool) or id_name is not None and not isinstance(id_name, str):
+        raise RunDirError(f"{path}: malformed input section (header must be true/false/null, id a name)")
+    return {"columns": columns, "header": header, "id_name": id_name}
 
 
 def read_json_object(path: str | os.PathLike[str]) -> dict[str, Any]:

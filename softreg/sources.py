@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import cast
 
@@ -20,7 +21,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from softreg.dataset import Dataset, check_finite, shown_names
-from softreg.delimited import load_delimited
+from softreg.delimited import Selection, load_delimited
 from softreg.errors import DataError
 from softreg.kernels import Matrix
 
@@ -46,31 +47,56 @@ def source_kind(source: str) -> str:
 
 def load_source(
     source: str,
-    label: str | int | None = None,
+    selection: Selection | None = None,
     delimiter: str | None = None,
     header: bool | None = None,
     index_base: int | None = None,
+    encoding: str = "utf-8",
 ) -> Dataset:
-    """Load any supported source into a `Dataset`.
+    """Load any supported source into a `Dataset` (``-``: delimited text on standard input).
 
-    ``label`` names the label column of delimited text; other sources carry their labels.
+    ``selection`` picks the label, id and feature columns: all of it for delimited text;
+    numeric sources carry their labels, and take ``features``/``exclude`` by name.
     """
-    builtin = source.startswith(BUILTIN_PREFIX)
-    suffix = Path(source).suffix.lower()
-    if label is not None and (builtin or suffix == ".npz" or suffix in SVMLIGHT_SUFFIXES):
-        raise DataError(f"{source}: data.label applies to delimited text only; this source carries its own labels")
-    if builtin:
-        return _load_builtin(source[len(BUILTIN_PREFIX):])
+    selection = selection or Selection()
+    kind = source_kind(source)
+    if kind != "delimited" and (selection.label is not None or selection.id is not None):
+        key = "data.label" if selection.label is not None else "data.id"
+        raise DataError(f"{source}: {key} applies to delimited text only; this source carries its own labels")
+    if kind == "builtin":
+        return _select(_load_builtin(source[len(BUILTIN_PREFIX):]), selection)
     path = Path(source)
+    if source != "-":
+        _check_file(source, path)
+    if kind == "npz":
+        return _select(_load_npz(path), selection)
+    suffix = path.suffix.lower()
+    if kind == "svmlight" or (source != "-" and suffix not in DELIMITED_SUFFIXES and _looks_like_svmlight(path)):
+        return _select(_load_svmlight(path, index_base), selection)
+    return load_delimited(path if source != "-" else "-", selection, delimiter or DELIMITED_SUFFIXES.get(suffix),
+                          header, encoding)
+
+
+def _check_file(source: str, path: Path) -> None:
+    """A readable regular file, or a DataError saying what it is instead."""
     if not path.exists():
         raise DataError(f"{source}: data file not found")
     if path.is_dir():
         raise DataError(f"{source}: is a directory, expected a data file")
-    if suffix == ".npz":
-        return _load_npz(path)
-    if suffix in SVMLIGHT_SUFFIXES or (suffix not in DELIMITED_SUFFIXES and _looks_like_svmlight(path)):
-        return _load_svmlight(path, index_base)
-    return load_delimited(path, label=label, delimiter=delimiter or DELIMITED_SUFFIXES.get(suffix), header=header)
+    if not path.is_file():
+        raise DataError(f"{source}: is not a regular file (a pipe or device?); give a file, or - for standard input")
+
+
+def _select(dataset: Dataset, selection: Selection) -> Dataset:
+    """``data.features``/``data.exclude`` on a numeric source, by name or index."""
+    if selection.features is None and not selection.exclude:
+        return dataset
+    names = dataset.feature_names
+    _, _, keep = Selection(label=None, features=selection.features, exclude=selection.exclude).resolve(
+        dataset.source, [*names, "\x00label"]
+    )
+    X = dataset.X
+    return replace(dataset, X=X[:, keep] if X is not None else None, feature_names=[names[i] for i in keep])
 
 
 def _load_builtin(name: str) -> Dataset:
@@ -118,7 +144,8 @@ def _load_npz(path: Path) -> Dataset:
     X = X.astype(np.float64)
     named = bool(names)
     names = [str(name) for name in names] if names else [f"x{index}" for index in range(X.shape[1])]
-    check_finite(path, X, names)
+    if np.isinf(X).any():
+        check_finite(path, np.where(np.isnan(X), 0.0, X), names)  # NaN marks a missing value; inf is refused
     labels = y.astype(np.int64) if y.dtype.kind in "biu" or (y.dtype.kind == "f" and np.all(y == np.round(y))) else y
     if labels.dtype.kind not in "iU":
         labels = labels.astype(str)
@@ -169,6 +196,8 @@ def align_features(dataset: Dataset, feature_names: Sequence[str], what: str) ->
     needs the same count.
     """
     n_features = len(feature_names)
+    if dataset.X is None:
+        raise DataError(f"{what}: text columns need the model's column encoding, not positional alignment")
     if dataset.feature_names == list(feature_names):
         return dataset.X
     if sp.issparse(dataset.X):

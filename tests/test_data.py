@@ -8,7 +8,8 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from sklearn.datasets import dump_svmlight_file
 
-from softreg.data import encode_labels, fit_standardizer, select_classes, split_indices
+from softreg.data import as_numeric, encode_labels, fit_standardizer, select_classes, split_indices
+from softreg.delimited import Selection
 from softreg.errors import DataError
 from softreg.model import standardize
 from softreg.sources import load_source
@@ -24,16 +25,21 @@ def write(tmp_path, content, name="d.csv", mode="w"):
     return path
 
 
+def load(path, label=None, header=None, **kwargs):
+    """A source as numeric features, the way training reads it."""
+    return as_numeric(load_source(str(path), Selection(label=label), header=header, **kwargs))
+
+
 def data_error(path, **kwargs):
     with pytest.raises(DataError) as caught:
-        load_source(str(path), **kwargs)
+        load(path, **kwargs)
     return str(caught.value)
 
 
 def test_csv_with_bom_crlf_quotes_and_trailing_blank_lines(tmp_path):
     """A UTF-8 BOM, CRLF line ends, quoted fields and blank lines at the end all load."""
     path = write(tmp_path, '\ufeffa,"b",label\r\n1,"2.5",x\r\n3,4,"y"\r\n\r\n\r\n', mode="w")
-    dataset = load_source(str(path))
+    dataset = load(path)
     assert dataset.feature_names == ["a", "b"] and dataset.label_name == "label"
     np.testing.assert_array_equal(dataset.X, [[1, 2.5], [3, 4]])
     assert dataset.labels.tolist() == ["x", "y"]
@@ -44,14 +50,14 @@ def test_delimiter_is_detected_from_the_header(tmp_path, delimiter):
     """Semicolon, tab and pipe files load without saying which they are."""
     rows = [["a", "b", "y"], ["1", "2", "0"], ["3", "4", "1"]]
     path = write(tmp_path, "".join(delimiter.join(row) + "\n" for row in rows))
-    np.testing.assert_array_equal(load_source(str(path)).X, [[1, 2], [3, 4]])
+    np.testing.assert_array_equal(load(path).X, [[1, 2], [3, 4]])
 
 
 def test_label_by_name_index_and_integer_labels(tmp_path):
     """The label column can be named or indexed; integer labels stay integers."""
     path = write(tmp_path, "y,a,b\n1,0.5,2\n0,1.5,3\n")
-    by_name = load_source(str(path), label="y")
-    by_index = load_source(str(path), label=0)
+    by_name = load(path, label="y")
+    by_index = load(path, label=0)
     assert by_name.labels.dtype.kind == "i" and by_name.labels.tolist() == [1, 0]
     np.testing.assert_array_equal(by_name.X, by_index.X)
     assert by_name.feature_names == ["a", "b"]
@@ -59,7 +65,7 @@ def test_label_by_name_index_and_integer_labels(tmp_path):
 
 def test_headerless_numeric_file_gets_column_names(tmp_path):
     """A first row of numbers is data, not a header."""
-    dataset = load_source(str(write(tmp_path, "1,2,0\n3,4,1\n")))
+    dataset = load(write(tmp_path, "1,2,0\n3,4,1\n"))
     assert dataset.feature_names == ["col0", "col1"] and dataset.n_samples == 2
 
 
@@ -110,7 +116,7 @@ def test_npz_source_and_object_arrays_refused(tmp_path):
     """.npz with X and y loads; one holding object arrays is refused, never unpickled."""
     good = tmp_path / "good.npz"
     np.savez(good, X=np.arange(6.0).reshape(3, 2), y=np.array([0, 1, 0]))
-    dataset = load_source(str(good))
+    dataset = load(good)
     assert dataset.X.shape == (3, 2) and dataset.labels.tolist() == [0, 1, 0]
     bad = tmp_path / "bad.npz"
     np.savez(bad, X=np.array([[1, 2]], dtype=object), y=np.array([0]))
@@ -126,7 +132,7 @@ def test_svmlight_stays_sparse(tmp_path):
     X = sp.random(50, 30, density=0.1, format="csr", random_state=0)
     path = tmp_path / "d.svm"
     dump_svmlight_file(X, rng.integers(0, 3, 50), str(path))
-    dataset = load_source(str(path))
+    dataset = load(path)
     assert sp.issparse(dataset.X) and dataset.X.shape[0] == 50
     mean, scale = fit_standardizer(dataset.X, True)
     assert sp.issparse(standardize(dataset.X, mean, scale)) and np.all(mean == 0)
@@ -134,10 +140,10 @@ def test_svmlight_stays_sparse(tmp_path):
 
 def test_single_class_and_unknown_class_subset(tmp_path):
     """One class is refused; a class subset naming a missing label lists the real ones."""
-    only = load_source(str(write(tmp_path, "a,y\n1,k\n2,k\n")))
+    only = load(write(tmp_path, "a,y\n1,k\n2,k\n"))
     with pytest.raises(DataError, match=r"only one class \('k'\) in the labels; need at least two"):
         encode_labels(only)
-    dataset = load_source("builtin:iris")
+    dataset = load("builtin:iris")
     message = r"class\(es\) 'daisy' not in the data; its classes are: setosa, versicolor, virginica"
     with pytest.raises(DataError, match=message):
         select_classes(dataset, ["setosa", "daisy"])
@@ -197,7 +203,7 @@ def test_csv_round_trip_is_exact(tmp_path_factory, X, delimiter):
     lines = [delimiter.join(names + ["y"])]
     lines += [delimiter.join([repr(float(v)) for v in row] + [str(i % 2)]) for i, row in enumerate(X)]
     path.write_text("\n".join(lines))
-    dataset = load_source(str(path))
+    dataset = load(path)
     np.testing.assert_array_equal(dataset.X, X)
     assert dataset.feature_names == names
 
@@ -219,14 +225,14 @@ def test_data_too_large_for_memory_suggests_float32(monkeypatch):
 def test_headerless_file_with_text_labels_needs_header_false(tmp_path):
     """data.header: false reads the first row as data (the UCI iris.data layout), losing no row."""
     path = write(tmp_path, "5.1,3.5,1.4,0.2,setosa\n4.9,3.0,1.4,0.2,setosa\n7.0,3.2,4.7,1.4,versicolor\n")
-    dataset = load_source(str(path), header=False)
+    dataset = load(path, header=False)
     assert dataset.n_samples == 3 and dataset.feature_names == ["col0", "col1", "col2", "col3"]
     assert dataset.labels.tolist() == ["setosa", "setosa", "versicolor"] and not dataset.named
 
 
 def test_integer_looking_labels_too_large_for_int64_stay_text(tmp_path):
     """Labels like 99999999999999999999 are kept as text instead of overflowing."""
-    dataset = load_source(str(write(tmp_path, "a,y\n1,99999999999999999999\n2,1\n")))
+    dataset = load(write(tmp_path, "a,y\n1,99999999999999999999\n2,1\n"))
     assert dataset.labels.tolist() == ["99999999999999999999", "1"]
 
 
@@ -236,7 +242,7 @@ def test_unnamed_features_align_by_position_and_count(tmp_path):
 
     path = tmp_path / "d.npz"
     np.savez(path, X=np.arange(8.0).reshape(2, 4), y=np.array([0, 1]))
-    dataset = load_source(str(path))
+    dataset = load(path)
     names = ["sepal length (cm)", "sepal width (cm)", "petal length (cm)", "petal width (cm)"]
     np.testing.assert_array_equal(align_features(dataset, names, "d.npz"), dataset.X)
     with pytest.raises(DataError, match=r"^d.npz: has 4 unnamed feature columns, the model expects 3$"):
@@ -268,7 +274,7 @@ def test_svmlight_test_file_keeps_the_training_index_base(tmp_path):
     prepared = prepare(config.data, np.float64, random_streams(0).split)
     np.testing.assert_array_equal(prepared.test.X.toarray(), [[0.0, 2.0, 3.0]])
     (tmp_path / "one.svm").write_text("0 1:1 3:2\n1 2:5\n")
-    one_based = load_source(str(tmp_path / "one.svm"))
+    one_based = load(tmp_path / "one.svm")
     assert one_based.index_base == 1 and one_based.X.toarray().tolist() == [[1.0, 0.0, 2.0], [0.0, 5.0, 0.0]]
 
 
@@ -278,6 +284,6 @@ def test_thousands_of_columns_load(tmp_path):
     X = np.round(rng.normal(size=(20, 3000)), 4)
     header = ",".join([f"f{j}" for j in range(3000)] + ["y"])
     rows = [",".join([repr(float(v)) for v in row] + [str(i % 2)]) for i, row in enumerate(X)]
-    dataset = load_source(str(write(tmp_path, "\n".join([header, *rows]) + "\n")))
+    dataset = load(write(tmp_path, "\n".join([header, *rows]) + "\n"))
     np.testing.assert_array_equal(dataset.X, X)
     assert dataset.feature_names[-1] == "f2999" and dataset.labels.tolist() == [i % 2 for i in range(20)]

@@ -42,15 +42,16 @@ def test_chunked_predictions_equal_one_shot(model_dir, tmp_path, chunk_rows):
     run_dir, model = model_dir
     X = np.random.default_rng(1).normal(size=(50, 2)) * 3
     path = write_input(tmp_path, X)
-    with predict.prediction_stream(run_dir, path, chunk_rows=chunk_rows) as (classes, predictions):
-        chunks = list(predictions)
-    assert all(len(labels) <= chunk_rows for labels, _ in chunks)
-    proba = np.concatenate([p for _, p in chunks])
+    with predict.prediction_stream(run_dir, path, chunk_rows=chunk_rows) as stream:
+        chunks = list(stream.chunks)
+    assert all(len(chunk.labels) <= chunk_rows for chunk in chunks)
+    proba = np.concatenate([chunk.proba for chunk in chunks])
     np.testing.assert_allclose(proba, model.predict_proba(X), rtol=1e-12)
-    assert np.concatenate([labels for labels, _ in chunks]).tolist() == model.classes[proba.argmax(axis=1)].tolist()
+    labels = np.concatenate([chunk.labels for chunk in chunks])
+    assert labels.tolist() == model.classes[proba.argmax(axis=1)].tolist()
     buffer = io.StringIO()
-    with predict.prediction_stream(run_dir, path, chunk_rows=chunk_rows) as (classes, predictions):
-        assert predict.write_predictions(buffer, classes, predictions) == 50
+    with predict.prediction_stream(run_dir, path, chunk_rows=chunk_rows) as stream:
+        assert predict.write_predictions(buffer, stream) == 50
     assert buffer.getvalue().splitlines()[0] == "label,prob_ant,prob_bee,prob_cat"
 
 
@@ -61,8 +62,8 @@ def test_bad_cell_deep_in_the_file_names_its_line(model_dir, tmp_path):
     path = tmp_path / "in.csv"
     path.write_text("\n".join(rows))
     with pytest.raises(DataError, match=r"in.csv: line 32, column 'v': 'zz' is not a number"):
-        with predict.prediction_stream(run_dir, path, chunk_rows=4) as (_, predictions):
-            list(predictions)
+        with predict.prediction_stream(run_dir, path, chunk_rows=4) as stream:
+            list(stream.chunks)
 
 
 def test_missing_columns_and_missing_file_are_refused_before_any_output(model_dir, tmp_path):

@@ -14,12 +14,19 @@ from softreg import logistic, plots, rundir
 from softreg.commands.common import save_run
 from softreg.compare import THRESHOLDS, Comparison, Problem, check_supported
 from softreg.config import Config, DataConfig, apply_overrides, dump_config, read_yaml, resolve
-from softreg.data import encode_labels, fit_standardizer, select_classes
+from softreg.data import (
+    drop_missing,
+    encode_labels,
+    features_of,
+    fit_columns_for,
+    fit_standardizer,
+    load_data,
+    select_classes,
+)
 from softreg.errors import UsageError
 from softreg.evaluate import classification_metrics
 from softreg.kernels import Matrix
 from softreg.model import Model, standardize
-from softreg.sources import load_source
 
 # --data runs get these instead of train's defaults: enough decay for a well-conditioned
 # optimum and a cosine-annealed SGD that ends within 0.02 in probability of it
@@ -74,7 +81,9 @@ def _parse_classes(text: str) -> list[str]:
 
 def load_problem(data_config: DataConfig) -> Problem:
     """Load ``data.source``, keep two classes and standardize every row as ``train`` does."""
-    dataset = load_source(data_config.source, data_config.label, data_config.delimiter)
+    dataset = load_data(data_config, data_config.source)
+    if data_config.missing == "drop":
+        dataset = drop_missing(dataset)
     if data_config.classes is None:
         _require_two(dataset.source, [str(label) for label in np.unique(dataset.labels)])
     elif len(data_config.classes) != 2:
@@ -84,13 +93,15 @@ def load_problem(data_config: DataConfig) -> Problem:
         )
     dataset = select_classes(dataset, data_config.classes)
     classes, y = encode_labels(dataset)
-    mean, scale = fit_standardizer(dataset.X, data_config.standardize)
+    columns = fit_columns_for(data_config, dataset)  # every row is training data here
+    X_raw, _ = features_of(dataset, columns)
+    mean, scale = fit_standardizer(X_raw, data_config.standardize)
     return Problem(
-        X=standardize(dataset.X, mean, scale, np.float64),
+        X=standardize(X_raw, mean, scale, np.float64),
         y=y,
-        X_raw=dataset.X,
+        X_raw=X_raw,
         classes=classes,
-        feature_names=dataset.feature_names,
+        feature_names=columns.feature_names if columns is not None else dataset.feature_names,
         label_name=dataset.label_name,
         feature_mean=mean,
         feature_scale=scale,

@@ -10,11 +10,13 @@ from typing import Any
 import numpy as np
 
 from softreg import rundir, softmax
+from softreg.columns import Columns
 from softreg.commands.common import draw_plots
 from softreg.config import read_yaml, resolve
 from softreg.data import encode_with, prepare, random_streams
-from softreg.delimited import delimited_chunks
-from softreg.errors import DataError, RunDirError, UsageError
+from softreg.dataset import Dataset, shown_names
+from softreg.delimited import Selection, delimited_chunks
+from softreg.errors import DataError, RunDirError, UsageError, warn
 from softreg.evaluate import classification_metrics
 from softreg.kernels import Matrix
 from softreg.model import Model, standardize
@@ -30,6 +32,7 @@ def evaluate_run(
     optimum: bool = False,
     out: str | PathLike[str] | None = None,
     force: bool = False,
+    header: bool | None = None,
 ) -> dict[str, Any]:
     """Metrics of a saved run on its test split, or on another labelled ``data`` source.
 
@@ -41,7 +44,7 @@ def evaluate_run(
     if out is not None:
         _check_evaluation_out(run_dir, out, force)
     model = rundir.load_model(run_dir)
-    X_raw, y, source = _evaluated_data(run_dir, model, data, label)
+    X_raw, y, source = _evaluated_data(run_dir, model, data, label, header)
     proba = model.predict_proba(X_raw)
     metrics = classification_metrics(y, proba, model.classes)
     training = rundir.read_model_json(Path(run_dir) / "model.json").get("training", {})
@@ -78,7 +81,7 @@ def _check_evaluation_out(run_dir: str | PathLike[str], out: str | PathLike[str]
 
 
 def _evaluated_data(
-    run_dir: str | PathLike[str], model: Model, data: str | None, label: str | int | None
+    run_dir: str | PathLike[str], model: Model, data: str | None, label: str | int | None, header: bool | None
 ) -> tuple[Matrix, np.ndarray, str]:
     """Raw features (n, d), class indices (n,) and a description of what is evaluated."""
     if data is None:
@@ -87,11 +90,34 @@ def _evaluated_data(
             raise DataError(f"{run_dir}/test.npz: has {X_raw.shape[1]} features, the model has {model.n_features}")
         return X_raw, y, f"{run_dir} (saved test split)"
     training = rundir.read_model_json(Path(run_dir) / "model.json").get("training", {})
-    dataset = load_source(
-        data, label if label is not None else _label_for(data, model), index_base=training.get("svmlight_index_base")
-    )
-    X_raw = align_features(dataset, model.feature_names, data)
+    flag = header if header is not None else model.header
+    selection = Selection(label=label if label is not None else _label_for(data, model, flag))
+    dataset = load_source(data, selection, header=flag, index_base=training.get("svmlight_index_base"))
+    if dataset.cells is None:
+        X_raw = align_features(dataset, model.input_names, data)
+    else:
+        positions = _input_positions(data, dataset, model)
+        columns = model.columns or Columns.numeric(model.feature_names)
+        lines = None if dataset.line_numbers is None else dataset.line_numbers.tolist()
+        encoded = columns.encode(dataset.cells[:, positions], data, lines)
+        if encoded.unknown:
+            counts = ", ".join(f"{name}: {count}" for name, count in encoded.unknown.items())
+            warn(f"{data}: categories unseen in training got all-zero indicators ({counts} cells)")
+        X_raw = encoded.X
     return X_raw, encode_with(model.classes, dataset.labels, data), data
+
+
+def _input_positions(data: str, dataset: Dataset, model: Model) -> list[int]:
+    """The model's input columns among the file's feature columns: by name, or by position
+    in a file without a header that has exactly their count."""
+    names = model.input_names
+    if not dataset.named and len(dataset.feature_names) == len(names):
+        return list(range(len(names)))
+    position = {name: index for index, name in enumerate(dataset.feature_names)}
+    missing = [name for name in names if name not in position]
+    if missing:
+        raise DataError(f"{data}: missing feature column(s) {shown_names(missing)} that the model needs")
+    return [position[name] for name in names]
 
 
 def _raw_features(X_raw: Matrix, model: Model) -> np.ndarray | None:
@@ -136,12 +162,12 @@ def solve_optimum(run_dir: str | PathLike[str], model: Model) -> tuple[Optimum, 
     return optimum, model_objective
 
 
-def _label_for(source: str, model: Model) -> str | None:
+def _label_for(source: str, model: Model, header_flag: bool | None) -> str | None:
     """Use the model's label column name when a delimited source has it, else the default."""
-    if source_kind(source) != "delimited":
+    if source_kind(source) != "delimited" or source == "-":
         return None
     try:
-        with delimited_chunks(Path(source)) as (header, _):  # the header only; no row is read
+        with delimited_chunks(Path(source), header=header_flag) as (header, _):  # the header (and a few rows)
             pass
     except DataError:
         return None

@@ -189,6 +189,9 @@ def finish_run(config: Config, prepared: Prepared, result: FitResult, run_dir: s
         feature_names=prepared.feature_names,
         label_name=prepared.label_name,
         dtype=config.model.dtype,
+        columns=prepared.columns,
+        header=prepared.header,
+        id_name=prepared.id_name,
     )
     if prepared.test is not None:
         split_name, part = "test", prepared.test
