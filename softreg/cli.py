@@ -146,7 +146,7 @@ def train(
         raise UsageError("give either --config FILE (a new run) or --resume DIR (continue one)")
     if resume_dir is not None and (out or force or print_config):
         raise UsageError("--resume continues the run in place: --out, --force and --print-config do not apply")
-    progress = console.Progress(quiet=quiet, to_stderr=as_json)
+    progress = console.Progress(quiet=quiet, to_stderr=True)  # stdout carries the results alone
     signal.signal(signal.SIGTERM, _interrupt)
     try:
         if resume_dir is not None:

@@ -266,6 +266,7 @@ class Prepared:
     columns: Columns | None = None  # how raw input columns become the features (saved with the model)
     header: bool | None = None  # whether the delimited training file had a header row
     id_name: str | None = None
+    file_columns: list[str] | None = None
 
 
 def load_data(data_config: DataConfig, source: str, index_base: int | None = None) -> Dataset:
@@ -376,6 +377,7 @@ def prepare(data_config: DataConfig, dtype: DTypeLike, split_rng: np.random.Gene
         columns=columns,
         header=dataset.named if dataset.cells is not None else None,
         id_name=dataset.id_name,
+        file_columns=dataset.file_columns,
     )
 
 

@@ -37,6 +37,7 @@ class Dataset:
     line_numbers: np.ndarray | None = None
     ids: np.ndarray | None = None
     id_name: str | None = None
+    file_columns: list[str] | None = None  # delimited text: every column of the file, in order
 
     @property
     def n_samples(self) -> int:

@@ -22,7 +22,7 @@ import numpy as np
 
 from softreg.columns import MISSING_TOKENS
 from softreg.dataset import Dataset, generated_names, shown_names
-from softreg.errors import DataError
+from softreg.errors import DataError, warn
 
 CHUNK_ROWS = 65536
 
@@ -218,8 +218,9 @@ def column_index(path: str | PathLike[str], header: Sequence[str], column: str |
         raise DataError(f"{path}: {key} column index {column} is out of range; the file has {len(header)} columns")
     if column in header:
         return list(header).index(str(column))
-    hint = difflib.get_close_matches(str(column), list(header), n=1)
-    suggestion = f" (did you mean {hint[0]!r}?)" if hint else ""
+    lowered = {name.lower(): name for name in header}
+    hint = difflib.get_close_matches(str(column).lower(), list(lowered), n=1)
+    suggestion = f" (did you mean {lowered[hint[0]]!r}?)" if hint else ""
     shown = ", ".join(header[:20]) + (f" and {len(header) - 20} more" if len(header) > 20 else "")
     raise DataError(f"{path}: {key} column {column!r} not found{suggestion}; columns are: {shown}")
 
@@ -284,6 +285,8 @@ def load_delimited(
     blank = np.flatnonzero(label_cells == "")
     if blank.size:
         raise DataError(f"{path}: line {line_numbers[blank[0]]}: empty label in column {columns[target]!r}")
+    if selection.label is None and target != 0 and 0 in features:
+        _hint_label_first(path, columns, cells)
     return Dataset(
         X=None,
         labels=_typed_labels(label_cells),
@@ -295,7 +298,21 @@ def load_delimited(
         line_numbers=np.asarray(line_numbers),
         ids=None if ident is None else cells[:, ident],
         id_name=None if ident is None else columns[ident],
+        file_columns=list(columns),
     )
+
+
+def _hint_label_first(path: str | PathLike[str], columns: Sequence[str], cells: np.ndarray) -> None:
+    """Warn when the default label (the last column) is numeric but the first column holds text
+    with few distinct values: the label probably sits first (as in UCI letters)."""
+    sample = cells[:1000]
+    first, last = sample[:, 0].tolist(), sample[:, -1].tolist()
+    first_is_text = not any(_is_number(cell) or is_missing(cell) for cell in first)
+    if first_is_text and all(_is_number(cell) for cell in last) and len(set(first)) <= max(2, len(first) // 2):
+        warn(
+            f"{path}: data.label is unset, so the last column {columns[-1]!r} is the label, but the first column "
+            f"{columns[0]!r} holds text labels; if that is the label, set data.label: {columns[0]}"
+        )
 
 
 def _typed_labels(label_cells: np.ndarray) -> np.ndarray:

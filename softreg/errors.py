@@ -59,7 +59,7 @@ class DivergedError(SoftregError):
         self.lr = lr
         suggested = lr / 10 if suggested is None else suggested
         super().__init__(
-            f"training diverged at epoch {epoch} (loss or weights are no longer finite); "
+            f"training diverged at epoch {epoch} (the loss exploded or stopped being finite); "
             f"no model was written. Try a smaller optim.lr (now {lr:g}), e.g. {suggested:.2g}."
         )
 

@@ -3,6 +3,7 @@ writes and reads it)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -12,6 +13,8 @@ from numpy.typing import DTypeLike
 
 from softreg import softmax
 from softreg.columns import Columns
+from softreg.dataset import shown_names
+from softreg.errors import DataError
 from softreg.kernels import Matrix
 
 
@@ -25,6 +28,17 @@ def standardize(X: Matrix, mean: np.ndarray, scale: np.ndarray, dtype: DTypeLike
     out = np.subtract(X, mean, dtype=dtype)
     out /= scale.astype(dtype)
     return out
+
+
+def raw_logits(
+    coef: np.ndarray, intercept: np.ndarray, mean: np.ndarray, scale: np.ndarray, X_raw: Matrix
+) -> np.ndarray:
+    """Logits of raw features under a standardizer: ``((X - mean)/scale) coef^T + intercept``,
+    shape (n_samples, n_classes); CSR ``X`` stays sparse, its centring folded into the intercept."""
+    X = standardize(X_raw, mean, scale, coef.dtype)
+    if sp.issparse(X) and np.any(mean):
+        intercept = intercept - coef @ (mean / scale).astype(coef.dtype)
+    return softmax.decision_function(coef, intercept, X)
 
 
 @dataclass
@@ -49,6 +63,34 @@ class Model:
     columns: Columns | None = None  # how raw input columns become the features (None: they are the features)
     header: bool | None = None  # whether the delimited training file had a header row (None: not text)
     id_name: str | None = None  # the training file's row-id column, copied to predictions
+    file_columns: list[str] | None = None  # every column of the delimited training file, in order
+
+    def input_positions(self, header: Sequence[str], where: str) -> list[int]:
+        """Indices of the model's input columns among a file's columns ``header``.
+
+        By name; by position when the model was trained without a header or the file has
+        none (``col0, col1, ...``): a file with exactly the input columns, or laid out like
+        the training file (its label and id columns included).
+        """
+        names = self.input_names
+        unnamed = self.header is False or list(header) == [f"col{index}" for index in range(len(header))]
+        if unnamed:
+            if len(header) == len(names):
+                return list(range(len(names)))
+            if self.file_columns is not None and len(header) == len(self.file_columns):
+                return [self.file_columns.index(name) for name in names]
+            if self.header is False or not set(names) <= set(header):
+                expected = f"{len(names)}" + (
+                    f" (or the training file's {len(self.file_columns)})" if self.file_columns is not None else ""
+                )
+                raise DataError(
+                    f"{where}: has {len(header)} columns without names; the model reads {expected} by position"
+                )
+        position = {name: index for index, name in enumerate(header)}
+        missing = [name for name in names if name not in position]
+        if missing:
+            raise DataError(f"{where}: missing feature column(s) {shown_names(missing)} that the model needs")
+        return [position[name] for name in names]
 
     @property
     def input_names(self) -> list[str]:
@@ -61,6 +103,7 @@ class Model:
             "columns": None if self.columns is None else self.columns.to_json(),
             "header": self.header,
             "id": self.id_name,
+            "file_columns": self.file_columns,
         }
 
     @property
@@ -75,9 +118,17 @@ class Model:
         """Raw features (n_samples, n_features) in the space the coefficients live in."""
         return standardize(X_raw, self.feature_mean, self.feature_scale, self.coef.dtype)
 
+    def decision_function(self, X_raw: Matrix) -> np.ndarray:
+        """Logits (n_samples, n_classes) for raw features (n_samples, n_features), dense or CSR.
+
+        Sparse input is scaled, not centred (it stays sparse): the centring folds into the
+        intercept exactly, ``(X - mu)/s W^T + b = (X/s) W^T + (b - W mu/s)``.
+        """
+        return raw_logits(self.coef, self.intercept, self.feature_mean, self.feature_scale, X_raw)
+
     def predict_proba(self, X_raw: Matrix) -> np.ndarray:
         """Probabilities (n_samples, n_classes) for raw (unstandardized) features (n_samples, n_features)."""
-        return self.predict_proba_standardized(self.standardize(X_raw))
+        return softmax.softmax(self.decision_function(X_raw))
 
     def predict_proba_standardized(self, X: Matrix) -> np.ndarray:
         """Probabilities (n_samples, n_classes) for features already standardized."""
@@ -85,5 +136,4 @@ class Model:
 
     def predict(self, X_raw: Matrix) -> np.ndarray:
         """The most probable class label of each row, shape (n_samples,)."""
-        logits = softmax.decision_function(self.coef, self.intercept, self.standardize(X_raw))
-        return np.asarray(self.classes)[logits.argmax(axis=1)]
+        return np.asarray(self.classes)[self.decision_function(X_raw).argmax(axis=1)]

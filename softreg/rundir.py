@@ -258,6 +258,9 @@ def _input_fields(path: Path, document: Any, n_features: int) -> dict[str, Any]:
         columns = Columns.from_json(document["columns"]) if document.get("columns") is not None else None
         header = document.get("header")
         id_name = document.get("id")
+        file_columns = document.get("file_columns")
+        if file_columns is not None:
+            file_columns = [str(name) for name in file_columns]
     except (KeyError, TypeError, AttributeError, ValueError) as error:
         raise RunDirError(f"{path}: malformed input section ({error.__class__.__name__}: {error})") from None
     if columns is not None and len(columns.feature_names) != n_features:
@@ -266,7 +269,7 @@ def _input_fields(path: Path, document: Any, n_features: int) -> dict[str, Any]:
         )
     if header is not None and not isinstance(header, bool) or id_name is not None and not isinstance(id_name, str):
         raise RunDirError(f"{path}: malformed input section (header must be true/false/null, id a name)")
-    return {"columns": columns, "header": header, "id_name": id_name}
+    return {"columns": columns, "header": header, "id_name": id_name, "file_columns": file_columns}
 
 
 def read_json_object(path: str | os.PathLike[str]) -> dict[str, Any]:

@@ -31,7 +31,7 @@ def digits_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("runs") / "digits"
     code, stdout, stderr = run("train", "--config", REPO / "configs" / "digits.yaml", "--out", out)
     assert code == 0, stderr
-    return out, stdout
+    return out, stdout, stderr
 
 
 def test_version_and_help_with_examples():
@@ -44,9 +44,11 @@ def test_version_and_help_with_examples():
 
 
 def test_digits_default_trains_to_95_percent_with_progress_and_summary(digits_run):
-    """The README's default run: one `epoch N/E` line per epoch off a terminal, a summary, accuracy >= 0.95."""
-    out, stdout = digits_run
-    epoch_lines = [line for line in stdout.splitlines() if line.startswith("epoch ")]
+    """The README's default run: one `epoch N/E` line per epoch on stderr off a terminal, the summary alone
+    on stdout, accuracy >= 0.95."""
+    out, stdout, stderr = digits_run
+    assert not any(line.startswith("epoch ") for line in stdout.splitlines())
+    epoch_lines = [line for line in stderr.splitlines() if line.startswith("epoch ")]
     assert [line.split()[1] for line in epoch_lines] == [f"{n}/100" for n in range(1, 101)]
     assert f"run directory: {out}" in stdout and "test accuracy" in stdout and "final objective" in stdout
     metrics = json.loads((out / "metrics.json").read_text())
@@ -57,7 +59,7 @@ def test_digits_default_trains_to_95_percent_with_progress_and_summary(digits_ru
 
 def test_run_directory_layout_and_plain_arrays(digits_run):
     """The SPEC's files exist; model.npz holds plain arrays of the documented shapes."""
-    out, _ = digits_run
+    out, _, _ = digits_run
     names = ("config.yaml", "model.npz", "model.json", "history.csv", "metrics.json")
     for name in (*names, "plots/learning_curves.png", "plots/confusion_matrix.png"):
         assert (out / name).is_file(), name
@@ -73,7 +75,7 @@ def test_run_directory_layout_and_plain_arrays(digits_run):
 
 def test_evaluate_json_accuracy_equals_metrics_json(digits_run):
     """evaluate --json on the saved test split reproduces the run's metrics.json accuracy exactly."""
-    out, _ = digits_run
+    out, _, _ = digits_run
     code, stdout, _ = run("evaluate", "--run", out, "--json")
     assert code == 0
     assert json.loads(stdout)["accuracy"] == json.loads((out / "metrics.json").read_text())["accuracy"]

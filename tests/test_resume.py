@@ -43,16 +43,18 @@ def start(out, *extra):
 
 def interrupt(process, at_epoch, signum=signal.SIGINT):
     """Send ``signum`` as soon as the run prints its progress line for epoch ``at_epoch`` (without a
-    terminal, one ``epoch N/E`` line per epoch on stdout); return its exit code and stderr.
+    terminal, one ``epoch N/E`` line per epoch on stderr); return its exit code and the rest of stderr.
 
     The signal follows the run's own output, never a clock, so it always lands after that epoch.
     """
-    for line in process.stdout:
+    seen = []
+    for line in process.stderr:
+        seen.append(line)
         if line.startswith(f"epoch {at_epoch}/"):
             break
     else:
         _, stderr = process.communicate(timeout=60)
-        pytest.fail(f"the run ended (exit {process.returncode}) without reporting epoch {at_epoch}: {stderr}")
+        pytest.fail(f"the run ended (exit {process.returncode}) without reporting epoch {at_epoch}: {''.join(seen)}")
     process.send_signal(signum)
     _, stderr = process.communicate(timeout=60)
     return process.returncode, stderr

@@ -1,6 +1,7 @@
 """The training loop: interruption and resume are exact in every configuration."""
 
 import dataclasses
+import math
 
 import numpy as np
 import pytest
@@ -11,7 +12,7 @@ from sklearn.preprocessing import StandardScaler
 from softreg import rundir
 from softreg.config import resolve
 from softreg.errors import Interrupted
-from softreg.train import ArrayData, fit
+from softreg.train import ArrayData, EpochRecord, fit
 
 VARIANTS = {
     "plain": {},
@@ -135,3 +136,19 @@ def test_the_default_evaluation_schedule_keeps_logging_within_the_budget(n, d, k
         assert sum(due) * cost <= EVAL_BUDGET * epochs + 1e-12
     if interval > 1:  # one epoch less between evaluations would break the budget
         assert (epochs / (interval - 1) + 1) * cost > EVAL_BUDGET * epochs
+
+
+def test_a_loss_that_explodes_without_overflowing_is_a_divergence():
+    """A training loss past EXPLOSION_FACTOR times the first epoch's (or log K in the first) counts as
+    exploded, and a rate of 1e4 on wine stops training in its first epoch with DivergedError."""
+    from softreg.errors import DivergedError
+    from softreg.train import EXPLOSION_FACTOR, _exploded
+
+    history = [EpochRecord(epoch=1, lr=1.0, train_loss=2.0)]
+    assert not _exploded(2.0 * EXPLOSION_FACTOR * 0.99, history, 3)
+    assert _exploded(2.0 * EXPLOSION_FACTOR * 1.01, history, 3)
+    assert _exploded(math.log(3) * EXPLOSION_FACTOR * 1.01, [], 3)  # the first epoch against log K
+    train, val, config = problem("plain")
+    settings = dataclasses.replace(config.training_settings(), lr=1e4, momentum=0.9)
+    with pytest.raises(DivergedError, match="training diverged at epoch 1"):
+        fit(train, 3, settings, np.random.default_rng(7), val=val)

@@ -9,17 +9,16 @@ from typing import Any
 
 import numpy as np
 
-from softreg import rundir, softmax
+from softreg import rundir
 from softreg.columns import Columns
 from softreg.commands.common import draw_plots
 from softreg.config import read_yaml, resolve
 from softreg.data import encode_with, prepare, random_streams
-from softreg.dataset import Dataset, shown_names
 from softreg.delimited import Selection, delimited_chunks
 from softreg.errors import DataError, RunDirError, UsageError, warn
 from softreg.evaluate import classification_metrics
 from softreg.kernels import Matrix
-from softreg.model import Model, standardize
+from softreg.model import Model, raw_logits
 from softreg.solve import Optimum, exact_optimum
 from softreg.sources import align_features, load_source, source_kind
 from softreg.train import evaluate_objective
@@ -52,8 +51,8 @@ def evaluate_run(
     solved = None
     if optimum:
         solved, model_objective = solve_optimum(run_dir, model)
-        X = standardize(X_raw, model.feature_mean, model.feature_scale)
-        optimum_predicted = softmax.decision_function(solved.coef, solved.intercept, X).argmax(axis=1)
+        mean, scale = model.feature_mean, model.feature_scale
+        optimum_predicted = raw_logits(solved.coef, solved.intercept, mean, scale, X_raw).argmax(axis=1)
         metrics["optimum"] = {
             "objective": solved.objective,
             "gap": (model_objective - solved.objective) / abs(solved.objective),
@@ -96,7 +95,7 @@ def _evaluated_data(
     if dataset.cells is None:
         X_raw = align_features(dataset, model.input_names, data)
     else:
-        positions = _input_positions(data, dataset, model)
+        positions = model.input_positions(dataset.feature_names, data)
         columns = model.columns or Columns.numeric(model.feature_names)
         lines = None if dataset.line_numbers is None else dataset.line_numbers.tolist()
         encoded = columns.encode(dataset.cells[:, positions], data, lines)
@@ -105,19 +104,6 @@ def _evaluated_data(
             warn(f"{data}: categories unseen in training got all-zero indicators ({counts} cells)")
         X_raw = encoded.X
     return X_raw, encode_with(model.classes, dataset.labels, data), data
-
-
-def _input_positions(data: str, dataset: Dataset, model: Model) -> list[int]:
-    """The model's input columns among the file's feature columns: by name, or by position
-    in a file without a header that has exactly their count."""
-    names = model.input_names
-    if not dataset.named and len(dataset.feature_names) == len(names):
-        return list(range(len(names)))
-    position = {name: index for index, name in enumerate(dataset.feature_names)}
-    missing = [name for name in names if name not in position]
-    if missing:
-        raise DataError(f"{data}: missing feature column(s) {shown_names(missing)} that the model needs")
-    return [position[name] for name in names]
 
 
 def _raw_features(X_raw: Matrix, model: Model) -> np.ndarray | None:

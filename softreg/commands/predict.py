@@ -23,7 +23,6 @@ import numpy as np
 
 from softreg import rundir
 from softreg.columns import Columns
-from softreg.dataset import generated_names, shown_names
 from softreg.delimited import CHUNK_ROWS, delimited_chunks
 from softreg.errors import DataError, warn
 from softreg.model import Model
@@ -117,7 +116,7 @@ def _delimited(
     columns = model.columns or Columns.numeric(model.feature_names)
     flag = header if header is not None else model.header
     with delimited_chunks(path, chunk_rows=chunk_rows, header=flag) as (names, chunks):
-        positions = _input_columns(where, names, model)
+        positions = model.input_positions(names, where)
         ident = names.index(model.id_name) if model.id_name is not None and model.id_name in names else None
         stream = PredictionStream(model.classes, model.id_name if ident is not None else None, iter(()))
 
@@ -133,19 +132,6 @@ def _delimited(
 
         stream.chunks = predictions()
         yield stream
-
-
-def _input_columns(path: str, header: list[str], model: Model) -> list[int]:
-    """Indices of the model's input columns among the file's: by name, or by position in a
-    file without a header that has exactly the model's input column count."""
-    names = model.input_names
-    if header == generated_names(len(header)) and len(header) == len(names):
-        return list(range(len(names)))
-    position = {name: index for index, name in enumerate(header)}
-    missing = [name for name in names if name not in position]
-    if missing:
-        raise DataError(f"{path}: missing feature column(s) {shown_names(missing)} that the model needs")
-    return [position[name] for name in names]
 
 
 def _whole_file(model: Model, source: str) -> PredictionStream:

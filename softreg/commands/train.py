@@ -192,6 +192,7 @@ def finish_run(config: Config, prepared: Prepared, result: FitResult, run_dir: s
         columns=prepared.columns,
         header=prepared.header,
         id_name=prepared.id_name,
+        file_columns=prepared.file_columns,
     )
     if prepared.test is not None:
         split_name, part = "test", prepared.test

@@ -58,8 +58,9 @@ def weights(
         figure.suptitle(f"Weights as {side}x{side} images (red raises the class's logit, blue lowers it)")
         return _figure.save(figure, path)
     named = n_features <= 100
+    height = min(max(3.5, 0.3 * n_classes + 2.2), 24.0)  # at most 24 in (2640 px): many classes share a row of ink
     figure, axis = plt.subplots(
-        figsize=(min(max(6.0, 0.32 * n_features + 3.0), 16.0), max(3.5, 0.3 * n_classes + 2.2)), layout="constrained"
+        figsize=(min(max(6.0, 0.32 * n_features + 3.0), 16.0), height), layout="constrained"
     )
     image = axis.imshow(coef, aspect="auto", interpolation="nearest", **style)
     figure.colorbar(image, ax=axis, label="weight per standardized unit")
@@ -67,7 +68,11 @@ def weights(
     if named:
         axis.set_xticks(range(n_features), [str(name) for name in feature_names], fontsize=font,
                         rotation=90 if n_features > 8 else 30, ha="center" if n_features > 8 else "right")
-    axis.set_yticks(range(n_classes), [str(label) for label in classes], fontsize=9 if n_classes <= 30 else 6)
+    step = math.ceil(n_classes / 60)  # at most 60 class names, every step-th
+    axis.set_yticks(
+        range(0, n_classes, step), [str(classes[index]) for index in range(0, n_classes, step)],
+        fontsize=9 if n_classes <= 30 else 6,
+    )
     if n_classes * n_features <= 120:
         for (row, column), value in np.ndenumerate(coef):
             axis.text(column, row, f"{value:.2f}", ha="center", va="center", fontsize=7,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from os import PathLike
 from pathlib import Path
@@ -30,6 +31,8 @@ def confusion_matrix(
     support = matrix.sum(axis=1, keepdims=True)
     percent = 100 * np.divide(matrix, support, out=np.zeros_like(matrix), where=support > 0)
     names = [str(label) for label in classes]
+    if n_classes > MANY_CLASSES:
+        return _many_classes(plt, percent, names, int(matrix.sum()), path)
     size = max(5.5, (0.62 if n_classes <= 12 else 0.42) * n_classes + 1.8)
     if n_classes <= 15:
         figure, axes = plt.subplots(1, 2, figsize=(2 * size + 2.2, size + 0.5), layout="constrained")
@@ -56,6 +59,31 @@ def confusion_matrix(
                 axis.text(column, row, label, ha="center", va="center", fontsize=font,
                           color="white" if norm(value) > 0.6 else "black")
     figure.suptitle(f"Confusion matrix ({int(matrix.sum())} rows, {n_classes} classes)")
+    return _figure.save(figure, path)
+
+
+MANY_CLASSES = 40  # above this, one panel without per-cell numbers and with every k-th class named
+MAX_TICKS = 40
+
+
+def _many_classes(plt: Any, percent: np.ndarray, names: list[str], n_rows: int, path: str | PathLike[str]) -> Path:
+    """The row-normalized matrix alone, on a fixed-size figure (well under 4000 px a side)."""
+    from matplotlib.colors import PowerNorm
+
+    n_classes = len(names)
+    step = math.ceil(n_classes / MAX_TICKS)
+    figure, axis = plt.subplots(figsize=(12.5, 11.5), layout="constrained")
+    image = axis.imshow(percent, cmap="Blues", norm=PowerNorm(0.5, vmin=0, vmax=max(percent.max(), 1e-12)),
+                        interpolation="nearest")
+    figure.colorbar(image, ax=axis, fraction=0.046, pad=0.02, label="% of the true class (square-root scale)")
+    ticks = list(range(0, n_classes, step))
+    axis.set_xticks(ticks, [names[index] for index in ticks], rotation=90, fontsize=7)
+    axis.set_yticks(ticks, [names[index] for index in ticks], fontsize=7)
+    axis.set(xlabel="predicted class", ylabel="true class",
+             title=f"Confusion matrix ({n_rows} rows, {n_classes} classes): % of each true class, no per-cell "
+                   f"numbers above {MANY_CLASSES} classes,\nevery {step}th class named; the counts are in "
+                   "metrics.json and the most-confused pairs in `softreg evaluate`")
+    axis.title.set_fontsize(9)
     return _figure.save(figure, path)
 
 
