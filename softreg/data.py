@@ -138,10 +138,11 @@ def _check_stratifiable(y: np.ndarray, n_samples: int, n_held: int, classes: np.
 # -- standardization
 
 
-def fit_standardizer(X: Matrix, standardize: bool) -> tuple[np.ndarray, np.ndarray]:
+def fit_standardizer(X: Matrix, standardize: bool, center_sparse: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """Feature mean and scale of the training part (constant columns get scale 1).
 
-    Sparse ``X`` is only scaled (mean 0), so that it stays sparse.
+    Sparse ``X`` stays sparse: it is stored scaled, and its mean (unless not
+    ``center_sparse``) is subtracted implicitly by the training loop and the model.
 
     Returns
     -------
@@ -154,8 +155,10 @@ def fit_standardizer(X: Matrix, standardize: bool) -> tuple[np.ndarray, np.ndarr
     from sklearn.preprocessing import StandardScaler
 
     scaler = StandardScaler(with_mean=not sp.issparse(X)).fit(X)
-    mean = np.zeros(n_features) if scaler.mean_ is None or sp.issparse(X) else scaler.mean_
-    return np.asarray(mean, dtype=np.float64), np.asarray(scaler.scale_, dtype=np.float64)
+    keep_mean = scaler.mean_ is not None and (center_sparse or not sp.issparse(X))
+    mean = np.asarray(scaler.mean_, dtype=np.float64) if keep_mean else np.zeros(n_features)
+    return mean, np.asarray(scaler.scale_, dtype=np.float64)
+
 
 # -- the feature columns
 
@@ -359,8 +362,10 @@ def prepare(data_config: DataConfig, dtype: DTypeLike, split_rng: np.random.Gene
         check_memory((dataset.n_samples, X_train.shape[1]), np.dtype(dtype), dataset.source)
     mean, scale = fit_standardizer(X_train, data_config.standardize)
 
+    center = (mean / scale) if sp.issparse(X_train) and np.any(mean) else None
+
     def part(rows_X: Matrix, rows_y: np.ndarray) -> ArrayData:
-        return ArrayData(standardize(rows_X, mean, scale, dtype), rows_y)
+        return ArrayData(standardize(rows_X, mean, scale, dtype), rows_y, center=center)
 
     return Prepared(
         train=part(X_train, y[train_index]),  # never empty: split_indices always leaves training rows

@@ -24,7 +24,7 @@ from sklearn.utils.validation import _check_sample_weight, check_is_fitted, vali
 from softreg import rundir, softmax
 from softreg.config import dump_config, key_spec, resolve
 from softreg.data import random_streams, split_indices
-from softreg.model import Model, standardize
+from softreg.model import Model, raw_logits, standardize
 from softreg.train import ArrayData, EpochRecord, Settings, TrainingState, fit
 
 # each parameter and the config section of the key it mirrors (same default, same rule;
@@ -266,12 +266,20 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
             if X_val is None or y_val is None:
                 raise ValueError("SoftmaxRegression: give both X_val and y_val, or neither")
             X_val = validate_data(self, X_val, accept_sparse="csr", dtype=X.dtype, reset=False)
-            val = ArrayData(self._standardized(X_val), self._encode(np.asarray(y_val), "y_val"))
-            return ArrayData(X, y, weight), val
+            val = ArrayData(self._standardized(X_val), self._encode(np.asarray(y_val), "y_val"), center=self._center(X))
+            return ArrayData(X, y, weight, self._center(X)), val
         if self.validation_fraction is None:
-            return ArrayData(X, y, weight), None
+            return ArrayData(X, y, weight, self._center(X)), None
         kept, held = split_indices(len(y), self.validation_fraction, y, "random", True, split_rng)
-        return ArrayData(X[kept], y[kept], weight[kept]), ArrayData(X[held], y[held], weight[held])
+        center = self._center(X)
+        return ArrayData(X[kept], y[kept], weight[kept], center), ArrayData(X[held], y[held], weight[held], center)
+
+    def _center(self, X: Any) -> np.ndarray | None:
+        """The implicit centring of sparse rows standardized by a run's standardizer (None otherwise)."""
+        mean, scale = getattr(self, "feature_mean_", None), getattr(self, "feature_scale_", None)
+        if mean is None or scale is None or not sp.issparse(X):
+            return None
+        return np.asarray(mean / scale)
 
     def _start(self, n_features: int) -> TrainingState:
         """A state at epoch 0 that holds the current weights: the next fit continues from them."""
@@ -330,7 +338,9 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
     def _logits(self, X: Any) -> np.ndarray:
         check_is_fitted(self)
         X = validate_data(self, X, accept_sparse="csr", dtype=[np.float64, np.float32], reset=False)
-        X = self._standardized(X)
+        mean, scale = getattr(self, "feature_mean_", None), getattr(self, "feature_scale_", None)
+        if mean is not None and scale is not None:  # a run's standardizer (sparse rows centred exactly)
+            return raw_logits(self.coef_, self.intercept_, mean, scale, X)
         if not sp.issparse(X):
             X = X.astype(self.coef_.dtype, copy=False)
         return softmax.decision_function(self.coef_, self.intercept_, X)

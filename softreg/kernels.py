@@ -98,6 +98,7 @@ def batch_loss_gradient(
     weight_decay: float,
     work: Workspace,
     sample_weight: np.ndarray | None = None,
+    center: np.ndarray | None = None,
 ) -> float:
     """`loss_gradient` of one minibatch, computed in ``work``'s buffers.
 
@@ -112,6 +113,9 @@ def batch_loss_gradient(
     sample_weight : ndarray of shape (n_samples,) or None
         Relative weights, 1 on average over the whole data (not over the batch), so that the
         batch's weighted mean is an unbiased estimate of the data's (see `softmax.loss_gradient`).
+    center : ndarray of shape (n_features,) or None
+        For sparse X stored scaled but not centred: the rows are ``X - center`` (the centring
+        folds exactly into the intercept and a rank-one correction of the gradient).
 
     Returns
     -------
@@ -122,13 +126,13 @@ def batch_loss_gradient(
     n_samples = X.shape[0]
     views = work.batch(n_samples)
     logits = views.logits[:1]  # (1, K, n)
-    _logits_into(logits[0], coef, intercept, X, views.logits_by_rows)
+    _logits_into(logits[0], coef, _centred(coef, intercept, center), X, views.logits_by_rows)
     data_loss = _normalize_in_place(logits, y, views, sample_weight)
     # (P - Y) / n; the scalar in the array's dtype: ufunc.at casts a Python float slowly
     np.subtract.at(views.flat_logits, views.target, logits.dtype.type(1.0 / n_samples))
     if sample_weight is not None:
         logits[0] *= sample_weight  # each sample's column of (P - Y) / n times its weight
-    _gradient_into(work, logits[0], X, coef, weight_decay, views.ones)
+    _gradient_into(work, logits[0], X, coef, weight_decay, views.ones, center)
     return data_loss
 
 
@@ -141,6 +145,7 @@ def variance_reduced_gradient(
     weight_decay: float,
     work: Workspace,
     sample_weight: np.ndarray | None = None,
+    center: np.ndarray | None = None,
 ) -> float:
     """The SVRG estimate of grad J on one minibatch (Johnson & Zhang, 2013)::
 
@@ -168,13 +173,14 @@ def variance_reduced_gradient(
     # one product for both weight sets: X is read once
     stacked_coef, stacked_intercept = work.stacked_coef[: 2 * n_classes], work.stacked_intercept[: 2 * n_classes]
     stacked_coef[:n_classes], stacked_coef[n_classes:] = coef, snapshot.coef
-    stacked_intercept[:n_classes], stacked_intercept[n_classes:] = intercept, snapshot.intercept
+    stacked_intercept[:n_classes] = _centred(coef, intercept, center)
+    stacked_intercept[n_classes:] = _centred(snapshot.coef, snapshot.intercept, center)
     _logits_into(logits.reshape(2 * n_classes, -1), stacked_coef, stacked_intercept, X, views.stacked_logits_by_rows)
     data_loss = _normalize_in_place(logits, y, views, sample_weight)
     np.subtract(logits[0], logits[1], out=logits[0])  # (P - P~) / n
     if sample_weight is not None:
         logits[0] *= sample_weight
-    _gradient_into(work, logits[0], X, coef, weight_decay, views.ones)
+    _gradient_into(work, logits[0], X, coef, weight_decay, views.ones, center)
     work.grad_coef += snapshot.grad_coef
     work.grad_intercept += snapshot.grad_intercept
     return data_loss
@@ -187,6 +193,7 @@ def chunked_loss_gradient(
     n_samples: int,
     weight_decay: float,
     work: Workspace,
+    center: np.ndarray | None = None,
 ) -> tuple[float, float, np.ndarray, np.ndarray]:
     """`softmax.loss_gradient` over all rows, given as ``chunks`` of at most ``work.max_rows``
     rows each (``n_samples`` in all), in ``work``'s buffers: no (n_samples, n_classes) array
@@ -199,7 +206,7 @@ def chunked_loss_gradient(
     grad_intercept = np.zeros_like(intercept)
     for X, y, sample_weight in chunks:
         weight = X.shape[0] / n_samples
-        data_loss += weight * batch_loss_gradient(coef, intercept, X, y, 0.0, work, sample_weight)
+        data_loss += weight * batch_loss_gradient(coef, intercept, X, y, 0.0, work, sample_weight, center)
         grad_coef += weight * work.grad_coef
         grad_intercept += weight * work.grad_intercept
     grad_coef += weight_decay * coef
@@ -217,13 +224,20 @@ def array_chunks(
 
 
 def full_loss_gradient(
-    coef: np.ndarray, intercept: np.ndarray, X: Matrix, y: np.ndarray, weight_decay: float, chunk_rows: int = 16384
+    coef: np.ndarray,
+    intercept: np.ndarray,
+    X: Matrix,
+    y: np.ndarray,
+    weight_decay: float,
+    chunk_rows: int = 16384,
+    center: np.ndarray | None = None,
 ) -> tuple[float, float, np.ndarray, np.ndarray]:
     """`softmax.loss_gradient` of in-memory ``X`` (n_samples, n_features), ``chunk_rows`` at a time."""
     rows = max(1, min(chunk_rows, X.shape[0]))
     n_classes, n_features = coef.shape
     work = Workspace(n_classes, n_features, rows, coef.dtype)
-    return chunked_loss_gradient(coef, intercept, array_chunks(X, y, rows), X.shape[0], weight_decay, work)
+    chunks = array_chunks(X, y, rows)
+    return chunked_loss_gradient(coef, intercept, chunks, X.shape[0], weight_decay, work, center)
 
 
 def _logits_into(out: np.ndarray, coef: np.ndarray, intercept: np.ndarray, X: Matrix, by_rows: np.ndarray) -> None:
@@ -269,9 +283,15 @@ def _normalize_in_place(
 
 
 def _gradient_into(
-    work: Workspace, residual: np.ndarray, X: Matrix, coef: np.ndarray, weight_decay: float, ones: np.ndarray
+    work: Workspace,
+    residual: np.ndarray,
+    X: Matrix,
+    coef: np.ndarray,
+    weight_decay: float,
+    ones: np.ndarray,
+    center: np.ndarray | None = None,
 ) -> None:
-    """``work.grad_coef = residual @ X + weight_decay * coef``, ``work.grad_intercept = residual @ 1``."""
+    """``work.grad_coef = residual @ (X - center) + weight_decay * coef``, ``work.grad_intercept = residual @ 1``."""
     if isinstance(X, np.ndarray):
         np.matmul(residual, X, out=work.grad_coef)
     else:
@@ -279,6 +299,13 @@ def _gradient_into(
     np.multiply(coef, weight_decay, out=work.decay)
     work.grad_coef += work.decay
     np.matmul(residual, ones, out=work.grad_intercept)
+    if center is not None:  # residual @ (X - 1 center^T) = residual @ X - (residual @ 1) center^T
+        work.grad_coef -= np.outer(work.grad_intercept, center)
+
+
+def _centred(coef: np.ndarray, intercept: np.ndarray, center: np.ndarray | None) -> np.ndarray:
+    """The intercept that makes ``X coef^T + result`` the logits of ``X - center``."""
+    return intercept if center is None else intercept - coef @ center
 
 
 def chunk_rows(n_samples: int, n_features: int, n_classes: int, at_least: int = 256, at_most: int = 8192) -> int:
@@ -303,9 +330,9 @@ class PlainGradient:
 
     def __init__(
         self, n_classes: int, n_features: int, n_samples: int, dtype: np.dtype, batch_size: int, weight_decay: float,
-        fit_intercept: bool,
+        fit_intercept: bool, center: np.ndarray | None = None,
     ) -> None:
-        self.weight_decay, self.fit_intercept = weight_decay, fit_intercept
+        self.weight_decay, self.fit_intercept, self.center = weight_decay, fit_intercept, center
         self.work = Workspace(n_classes, n_features, min(batch_size, n_samples), dtype, n_models=self.n_models)
         rows = chunk_rows(n_samples, n_features, n_classes, at_least=max(256, batch_size))
         self.full_pass_work = Workspace(n_classes, n_features, rows, dtype)
@@ -314,7 +341,7 @@ class PlainGradient:
         self, coef: np.ndarray, intercept: np.ndarray, X: Matrix, y: np.ndarray, sample_weight: np.ndarray | None
     ) -> float:
         """The batch's mean cross-entropy; its gradient goes into ``work``."""
-        return batch_loss_gradient(coef, intercept, X, y, self.weight_decay, self.work, sample_weight)
+        return batch_loss_gradient(coef, intercept, X, y, self.weight_decay, self.work, sample_weight, self.center)
 
     def end_epoch(self, coef: np.ndarray, intercept: np.ndarray, data: ChunkedData) -> tuple[float, float] | None:
         """Called after each epoch; returns (J, ||grad J||) when it computed them anyway."""
@@ -338,14 +365,14 @@ class VarianceReducedGradient(PlainGradient):
         if self.snapshot is None:
             return super().batch(coef, intercept, X, y, sample_weight)
         return variance_reduced_gradient(
-            coef, intercept, self.snapshot, X, y, self.weight_decay, self.work, sample_weight
+            coef, intercept, self.snapshot, X, y, self.weight_decay, self.work, sample_weight, self.center
         )
 
     def end_epoch(self, coef: np.ndarray, intercept: np.ndarray, data: ChunkedData) -> tuple[float, float]:
         """Take the snapshot; the objective and gradient norm there come for free."""
         work = self.full_pass_work
         data_loss, _, grad_coef, grad_intercept = chunked_loss_gradient(
-            coef, intercept, data.chunks(work.max_rows), data.n_samples, 0.0, work
+            coef, intercept, data.chunks(work.max_rows), data.n_samples, 0.0, work, self.center
         )
         self.snapshot = Snapshot(coef.copy(), intercept.copy(), grad_coef, grad_intercept)
         objective = data_loss + 0.5 * self.weight_decay * float(np.vdot(coef, coef))

@@ -44,8 +44,10 @@ def exact_optimum(
     fit_intercept: bool = True,
     gtol: float = 1e-10,
     max_iter: int = 20000,
+    center: np.ndarray | None = None,
 ) -> Optimum:
-    """Minimize J to tight tolerance.
+    """Minimize J to tight tolerance (over the rows ``X - center`` when ``center`` is given:
+    sparse rows stored scaled, not centred).
 
     Parameters
     ----------
@@ -69,7 +71,8 @@ def exact_optimum(
 
     def objective_and_gradient(theta: NDArray[np.float64]) -> tuple[float, NDArray[np.float64]]:
         coef, intercept = unpack(theta)
-        _, objective, grad_coef, grad_intercept = kernels.full_loss_gradient(coef, intercept, X, y, weight_decay)
+        loss = kernels.full_loss_gradient(coef, intercept, X, y, weight_decay, center=center)
+        _, objective, grad_coef, grad_intercept = loss
         gradient = np.concatenate([grad_coef.ravel(), grad_intercept]) if fit_intercept else grad_coef.ravel()
         return objective, gradient
 

@@ -95,7 +95,7 @@ def load_problem(data_config: DataConfig) -> Problem:
     classes, y = encode_labels(dataset)
     columns = fit_columns_for(data_config, dataset)  # every row is training data here
     X_raw, _ = features_of(dataset, columns)
-    mean, scale = fit_standardizer(X_raw, data_config.standardize)
+    mean, scale = fit_standardizer(X_raw, data_config.standardize, center_sparse=False)  # X is used as stored
     return Problem(
         X=standardize(X_raw, mean, scale, np.float64),
         y=y,

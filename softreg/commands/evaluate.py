@@ -142,7 +142,9 @@ def solve_optimum(run_dir: str | PathLike[str], model: Model) -> tuple[Optimum, 
             "(its classes or feature statistics changed); cannot compute the optimum"
         )
     train, settings = prepared.train, config.training_settings()
-    optimum = exact_optimum(train.X, train.y, len(model.classes), settings.weight_decay, settings.fit_intercept)
+    optimum = exact_optimum(
+        train.X, train.y, len(model.classes), settings.weight_decay, settings.fit_intercept, center=train.center
+    )
     coef, intercept = model.coef.astype(np.float64), model.intercept.astype(np.float64)
     model_objective, _ = evaluate_objective(coef, intercept, train, settings)
     return optimum, model_objective

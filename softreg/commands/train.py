@@ -12,14 +12,14 @@ from typing import Any
 
 import numpy as np
 
-from softreg import rundir
+from softreg import rundir, softmax
 from softreg.commands.common import save_run
 from softreg.config import Config, dump_config, load_config
 from softreg.data import Prepared, prepare, random_streams
 from softreg.errors import DivergedError, Interrupted, RunDirError, UsageError
 from softreg.evaluate import classification_metrics
 from softreg.model import Model
-from softreg.train import EpochCallback, FitResult, TrainingState, fit
+from softreg.train import EpochCallback, FitResult, TrainingState, data_logits, fit
 
 
 @dataclass
@@ -200,7 +200,7 @@ def finish_run(config: Config, prepared: Prepared, result: FitResult, run_dir: s
         split_name, part = "validation", prepared.val
     else:
         split_name, part = "train", prepared.train
-    proba = model.predict_proba_standardized(part.X)
+    proba = softmax.softmax(data_logits(model.coef, model.intercept, part.X, part.center))
     metrics = classification_metrics(part.y, proba, prepared.classes)
     metrics.update(split=split_name, objective=result.objective, grad_norm=result.grad_norm)
     training = {

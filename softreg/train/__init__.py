@@ -94,6 +94,7 @@ class ArrayData:
     X: Matrix
     y: np.ndarray
     sample_weight: np.ndarray | None = None
+    center: np.ndarray | None = None  # sparse X stored scaled, not centred: the rows are X - center
 
     def __post_init__(self) -> None:
         weight = self.sample_weight
@@ -101,6 +102,8 @@ class ArrayData:
             weight = np.asarray(weight, dtype=np.float64)
             all_equal = weight.size == 0 or bool(np.all(weight == weight[0]))
             self.sample_weight = None if all_equal else (weight / weight.mean()).astype(self.X.dtype)
+        if self.center is not None:
+            self.center = None if not np.any(self.center) else np.asarray(self.center, dtype=self.X.dtype)
 
     @property
     def n_samples(self) -> int:
@@ -135,6 +138,18 @@ class ArrayData:
 
     def chunks(self, rows: int) -> Iterator[Batch]:
         return kernels.array_chunks(self.X, self.y, rows, self.sample_weight)
+
+
+def center_of(data: object) -> np.ndarray | None:
+    """The implicit centring of a data source's sparse rows (None: its rows are as stored)."""
+    return getattr(data, "center", None)
+
+
+def data_logits(coef: np.ndarray, intercept: np.ndarray, X: Matrix, center: np.ndarray | None = None) -> np.ndarray:
+    """Logits (n_samples, n_classes) of the rows ``X - center`` (``center`` None: of ``X``)."""
+    if center is not None:
+        intercept = intercept - coef @ center
+    return softmax.decision_function(coef, intercept, X)
 
 
 def as_training_data(data: TrainingData | tuple[Matrix, np.ndarray]) -> TrainingData:
@@ -255,7 +270,7 @@ class _Loop:
         estimator = kernels.ESTIMATORS[settings.variance_reduction]
         self.gradient = estimator(
             n_classes, n_features, train.n_samples, train.dtype, settings.batch_size, settings.weight_decay,
-            settings.fit_intercept,
+            settings.fit_intercept, center_of(train),
         )
         work = self.gradient.work
         self.params: list[np.ndarray] = [self.weights] if settings.fit_intercept else [self.coef]
@@ -375,7 +390,7 @@ def evaluate_objective(
         rows = kernels.chunk_rows(data.n_samples, data.n_features, n_classes)
         work = kernels.Workspace(n_classes, n_features, rows, coef.dtype)
     _, objective, grad_coef, grad_intercept = kernels.chunked_loss_gradient(
-        coef, intercept, data.chunks(work.max_rows), data.n_samples, settings.weight_decay, work
+        coef, intercept, data.chunks(work.max_rows), data.n_samples, settings.weight_decay, work, center_of(data)
     )
     return objective, softmax.gradient_norm(grad_coef, grad_intercept if settings.fit_intercept else grad_intercept[:0])
 
@@ -384,8 +399,9 @@ def validation(coef: np.ndarray, intercept: np.ndarray, data: TrainingData, rows
     """Mean cross-entropy and accuracy over ``data`` (weighted means when it has sample
     weights), ``rows`` at a time (`softmax.log_softmax`)."""
     loss_sum = correct = 0.0
+    center = center_of(data)
     for X, y, weight in data.chunks(rows):
-        logits = softmax.decision_function(coef, intercept, X)  # (rows, K)
+        logits = data_logits(coef, intercept, X, center)  # (rows, K)
         losses = -softmax.log_softmax(logits)[np.arange(len(y)), y]
         hits = logits.argmax(axis=1) == y
         if weight is None:
@@ -415,8 +431,11 @@ def stable_learning_rate(data: TrainingData, weight_decay: float, momentum: floa
     so J is L-smooth with L <= weight_decay + max_i ||x_i||^2 / 2.
     """
     largest = 0.0
+    center = center_of(data)
     for X, _, _ in data.chunks(65536):
         squares = np.einsum("ij,ij->i", X, X) if isinstance(X, np.ndarray) else np.asarray(X.multiply(X).sum(axis=1))
+        if center is not None:  # ||x - c||^2 = ||x||^2 - 2 x.c + ||c||^2
+            squares = squares.ravel() - 2 * np.asarray(X @ center).ravel() + float(center @ center)
         largest = max(largest, float(squares.max(initial=0.0)))
     return (1.0 + momentum) / (weight_decay + 0.5 * largest)
 
