@@ -182,7 +182,9 @@ def _interrupt(signum: int, frame: FrameType | None) -> NoReturn:
 
 @main.command()
 @click.option("--run", "run_dir", required=True, type=click.Path(), help="Run directory written by train.")
-@click.option("--data", help="Another labelled source (same forms as data.source) instead of the saved test split.")
+@click.option(
+    "--data", help="Another labelled source (as data.source takes it; - for standard input) instead of the test split."
+)
 @click.option("--label", help="Label column of --data (default: the model's label column if present, else the last).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document instead of the table.")
 @click.option("--optimum", is_flag=True, help="Also solve the exact optimum of the objective and report the gap to it.")
@@ -190,9 +192,19 @@ def _interrupt(signum: int, frame: FrameType | None) -> NoReturn:
     "--out", type=click.Path(file_okay=False), help="Directory for metrics.json and plots/ of this evaluation."
 )
 @click.option("--force", is_flag=True, help="Replace an existing non-empty --out directory.")
+@click.option(
+    "--header/--no-header", default=None, help="Whether --data starts with a header row (default: as in training)."
+)
 @handle_errors
 def evaluate(
-    run_dir: str, data: str | None, label: str | None, as_json: bool, optimum: bool, out: str | None, force: bool
+    run_dir: str,
+    data: str | None,
+    label: str | None,
+    as_json: bool,
+    optimum: bool,
+    out: str | None,
+    force: bool,
+    header: bool | None,
 ) -> None:
     """Report metrics of a saved model on its test split (or --data).
 
@@ -210,7 +222,9 @@ def evaluate(
     from softreg.commands.evaluate import evaluate_run
     from softreg.evaluate import most_confused
 
-    metrics = evaluate_run(run_dir, data=data, label=_column(label), optimum=optimum, out=out, force=force)
+    metrics = evaluate_run(
+        run_dir, data=data, label=_column(label), optimum=optimum, out=out, force=force, header=header
+    )
     if as_json:
         console.print_json(metrics)
     else:

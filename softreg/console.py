@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import shutil
@@ -159,17 +158,10 @@ def _words(*parts: str | None) -> str:
 
 
 def print_json(document: object) -> None:
-    click.echo(json.dumps(document, indent=2, default=_default))
+    """One strict JSON document on stdout (NaN and infinity as null)."""
+    from softreg.rundir import json_text
 
-
-def _default(value: object) -> object:
-    import numpy as np
-
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    return str(value)
+    click.echo(json_text(document))
 
 
 def train_summary(outcome: TrainOutcome) -> str:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -76,7 +77,29 @@ def write_text(path: str | os.PathLike[str], content: str) -> None:
 
 
 def write_json(path: str | os.PathLike[str], document: object) -> None:
-    write_text(path, json.dumps(document, indent=2, default=_json_default) + "\n")
+    write_text(path, json_text(document) + "\n")
+
+
+def json_text(document: object, indent: int | None = 2) -> str:
+    """Strict JSON: numpy values as plain ones, and NaN or infinite numbers as null (JSON has neither)."""
+    return json.dumps(finite(document), indent=indent, allow_nan=False)
+
+
+def finite(value: Any) -> Any:
+    """``value`` with numpy scalars and arrays made plain, and non-finite floats replaced by None."""
+    if isinstance(value, dict):
+        return {key: finite(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite(item) for item in value]
+    if isinstance(value, np.ndarray):
+        return finite(value.tolist())
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    return str(value)
 
 
 def write_npz(path: str | os.PathLike[str], **arrays: Any) -> None:
@@ -84,14 +107,6 @@ def write_npz(path: str | os.PathLike[str], **arrays: Any) -> None:
     np.savez(buffer, **arrays)
     with atomic_open(path, "wb") as handle:
         handle.write(buffer.getvalue())
-
-
-def _json_default(value: object) -> object:
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    raise TypeError(f"not JSON serializable: {type(value).__name__}")
 
 
 # -- the run directory as a whole
@@ -392,7 +407,7 @@ def save_checkpoint(
         **(extra or {}),
         "format_version": FORMAT_VERSION,
     }
-    write_npz(Path(directory) / CHECKPOINT, meta=np.array(json.dumps(meta, default=_json_default)), **arrays)
+    write_npz(Path(directory) / CHECKPOINT, meta=np.array(json_text(meta, indent=None)), **arrays)
 
 
 def load_checkpoint(directory: str | os.PathLike[str]) -> tuple[TrainingState, dict[str, Any]] | None:

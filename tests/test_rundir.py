@@ -151,3 +151,11 @@ def test_malformed_checkpoint_meta_is_refused(tmp_path, meta, message):
     np.savez(tmp_path / "checkpoint.npz", meta=np.array(json_module.dumps(meta)), weights=np.zeros(3))
     with pytest.raises(RunDirError, match=message):
         rundir.load_checkpoint(tmp_path)
+
+
+def test_json_is_strict_nan_and_infinity_become_null(tmp_path):
+    """write_json never writes NaN or Infinity (invalid JSON): they become null; numpy values are plain."""
+    rundir.write_json(tmp_path / "m.json", {"a": float("nan"), "b": [np.float64("inf"), np.int64(3)], "c": 1.5})
+    text = (tmp_path / "m.json").read_text()
+    assert "NaN" not in text and "Infinity" not in text
+    assert json.loads(text) == {"a": None, "b": [None, 3], "c": 1.5}
