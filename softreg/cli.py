@@ -11,6 +11,7 @@ import functools
 import os
 import signal
 import sys
+import threading
 import warnings
 from collections.abc import Callable
 from types import FrameType
@@ -23,8 +24,21 @@ from softreg.errors import EXIT_FAILURE, EXIT_INTERRUPTED, SoftregError, Softreg
 
 
 def _fail(message: str, code: int) -> NoReturn:
-    click.echo(f"softreg: error: {message}", err=True)
+    click.echo(f"softreg: error: {_short(message)}", err=True)
     sys.exit(code)
+
+
+def _short(message: str, line_limit: int = 290) -> str:
+    """A message whose lines each stay short: an overlong word (a long path, a pasted value) is
+    cut in its middle, and a line past ``line_limit`` characters is cut at its end."""
+    from softreg.config import shorten
+
+    lines = []
+    for line in message.splitlines() or [""]:
+        words = [shorten(word, 80) if len(word) > 100 else word for word in line.split(" ")]
+        line = " ".join(words)
+        lines.append(line if len(line) <= line_limit else line[: line_limit - 3] + "...")
+    return "\n".join(lines)
 
 
 def _show_warning(message: Warning | str, category: type[Warning], *args: Any, **kwargs: Any) -> None:
@@ -41,6 +55,8 @@ def handle_errors(command: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(command)
     def wrapper(*args: Any, debug: bool = False, **kwargs: Any) -> Any:
         debug = debug or (click.get_current_context().find_root().params.get("debug") or False)
+        if threading.current_thread() is threading.main_thread():  # SIGTERM stops any command like Ctrl-C
+            signal.signal(signal.SIGTERM, _interrupt)
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("always", SoftregWarning)

@@ -42,7 +42,18 @@ PLOT_NAMES = (
 
 
 def _describe(value: object) -> str:
-    return "nothing" if value is None else repr(value)
+    """A value as messages show it: its repr, cut to 80 characters (a message stays one short line)."""
+    if value is None:
+        return "nothing"
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10**30:
+        return f"an integer of {len(str(abs(value)))} digits"
+    return shorten(repr(value))
+
+
+def shorten(text: str, limit: int = 80) -> str:
+    """``text`` cut in the middle to at most ``limit`` characters, on one line."""
+    text = text.replace("\n", " ").replace("\r", " ")
+    return text if len(text) <= limit else f"{text[: limit // 2 - 2]}...{text[-(limit // 2 - 1):]}"
 
 
 def number(
@@ -67,6 +78,8 @@ def number(
             if not float(value).is_integer():
                 raise ValueError(f"must be {kind}, got {value!r}")
             value = int(value)
+        if isinstance(value, int) and abs(value) > 2**53:  # beyond what a float holds exactly
+            raise ValueError(f"must be at most {2**53:g}, got {_describe(value)}")
         if not integer:
             value = float(value)
             if not math.isfinite(value):
@@ -89,6 +102,14 @@ def boolean(value: object) -> bool:
 def text(value: object) -> str:
     if not isinstance(value, str) or not value:
         raise ValueError(f"must be a non-empty string, got {_describe(value)}")
+    if "\x00" in value:
+        raise ValueError(f"must not contain a NUL character, got {_describe(value)}")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError(f"must be valid text (it holds a lone surrogate), got {_describe(value)}") from None
+    if len(value) > 4096:
+        raise ValueError(f"must be at most 4096 characters, got {len(value)}")
     return value
 
 
@@ -387,10 +408,37 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
+MAX_CONFIG_BYTES = 1_000_000
+MAX_NODES = 100_000  # values in a config once its aliases are expanded (a "billion laughs" has 10^9)
+
+
+def _check_size(document: Any, where: str) -> None:
+    """Refuse a document whose aliases expand to more than MAX_NODES values (counted with a memo,
+    so the count itself is linear in the document's size)."""
+    sizes: dict[int, int] = {}
+
+    def size(value: Any, depth: int) -> int:
+        if depth > 100:
+            raise ConfigError(f"{where}: nested more than 100 levels deep")
+        if not isinstance(value, (list, dict)):
+            return 1
+        if id(value) not in sizes:
+            children = value.values() if isinstance(value, dict) else value
+            sizes[id(value)] = min(MAX_NODES + 1, 1 + sum(size(child, depth + 1) for child in children))
+        return sizes[id(value)]
+
+    if size(document, 0) > MAX_NODES:
+        raise ConfigError(f"{where}: expands to more than {MAX_NODES} values (aliases repeated?); refusing it")
+
+
 def read_yaml(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Parse a YAML file with ``safe_load``; errors name the file."""
     path = Path(path)
     try:
+        if path.exists() and not path.is_file():
+            raise ConfigError(f"{path}: is not a regular file; give a YAML config file")
+        if path.exists() and path.stat().st_size > MAX_CONFIG_BYTES:
+            raise ConfigError(f"{path}: is {path.stat().st_size} bytes; a config is at most {MAX_CONFIG_BYTES}")
         text_content = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(f"{path}: config file not found") from None
@@ -398,6 +446,8 @@ def read_yaml(path: str | os.PathLike[str]) -> dict[str, Any]:
         raise ConfigError(f"{path}: cannot read config file ({error.__class__.__name__}: {error})") from None
     try:
         document = yaml.load(text_content, Loader=_UniqueKeyLoader)  # safe_load, plus duplicate keys refused
+    except RecursionError:
+        raise ConfigError(f"{path}: invalid YAML: nested too deeply") from None
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -405,6 +455,7 @@ def read_yaml(path: str | os.PathLike[str]) -> dict[str, Any]:
         raise ConfigError(f"{path}: invalid YAML{where}: {problem}") from None
     if document is None:
         document = {}
+    _check_size(document, str(path))
     if not isinstance(document, dict):
         raise ConfigError(f"{path}: a config must be a YAML mapping of sections, got {type(document).__name__}")
     return document
@@ -416,9 +467,12 @@ def parse_override(assignment: str) -> tuple[list[str], Any]:
     if not sep or not key.strip():
         raise ConfigError(f"--set {assignment!r}: expected KEY=VALUE, e.g. --set optim.lr=0.05")
     try:
-        value = yaml.safe_load(raw) if raw.strip() else None
+        value = yaml.load(raw, Loader=_UniqueKeyLoader) if raw.strip() else None
     except yaml.YAMLError:
         value = raw
+    except RecursionError:
+        raise ConfigError(f"--set {shorten(key)}: the value is nested too deeply") from None
+    _check_size(value, f"--set {shorten(key)}")
     return key.strip().split("."), value
 
 

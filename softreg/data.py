@@ -154,7 +154,15 @@ def fit_standardizer(X: Matrix, standardize: bool, center_sparse: bool = True) -
         return np.zeros(n_features), np.ones(n_features)
     from sklearn.preprocessing import StandardScaler
 
-    scaler = StandardScaler(with_mean=not sp.issparse(X)).fit(X)
+    with np.errstate(over="ignore", invalid="ignore"):
+        scaler = StandardScaler(with_mean=not sp.issparse(X)).fit(X)
+    if not (np.all(np.isfinite(scaler.scale_)) and (scaler.mean_ is None or np.all(np.isfinite(scaler.mean_)))):
+        bad = int(np.flatnonzero(~np.isfinite(scaler.scale_) | ~np.isfinite(scaler.mean_ if scaler.mean_ is not None
+                                                                              else scaler.scale_))[0])
+        raise DataError(
+            f"feature {bad} has values too large to standardize (its variance overflows a float); "
+            "rescale it, or set data.standardize: false"
+        )
     keep_mean = scaler.mean_ is not None and (center_sparse or not sp.issparse(X))
     mean = np.asarray(scaler.mean_, dtype=np.float64) if keep_mean else np.zeros(n_features)
     return mean, np.asarray(scaler.scale_, dtype=np.float64)

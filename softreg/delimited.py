@@ -72,27 +72,37 @@ HEADER_LOOKAHEAD = 100  # rows below the first that decide whether it is a heade
 
 
 def looks_like_header(first: Sequence[str], below: Sequence[Sequence[str]]) -> bool:
-    """Whether ``first`` is a header row: some cell of it is text (not a number, not missing)
-    and differs in type from the column below it, which is numeric, or text of one length
-    other than the cell's (as `csv.Sniffer.has_header` compares lengths). A headerless file
-    whose first row is data, text labels included, reads as data; a header whose names are
-    all numbers cannot be told from data (set ``data.header: true``)."""
+    """Whether ``first`` is a header row, from the columns below it:
+
+    - a text cell (not a number, not missing) over a numeric column, or over text of one
+      length other than its own (as `csv.Sniffer.has_header` compares lengths), says header;
+    - otherwise a number over a numeric column says data (a headerless file whose rows carry
+      text labels reads as data);
+    - with neither, the first row is a header unless all its cells are numbers.
+
+    A header whose names are all numbers cannot be told from data (set ``data.header: true``).
+    """
     if not below:
         return not all(_is_number(cell) for cell in first)
+    numbers_over_numbers = False
     for index, cell in enumerate(first):
         cell = cell.strip()
-        if _is_number(cell) or is_missing(cell):
-            continue
         column = [row[index].strip() for row in below if index < len(row)]
         present = [value for value in column if not is_missing(value)]
-        if not present:
+        if not present or is_missing(cell):
             continue
-        if all(_is_number(value) for value in present):
+        numeric_below = all(_is_number(value) for value in present)
+        if _is_number(cell):
+            numbers_over_numbers = numbers_over_numbers or numeric_below
+            continue
+        if numeric_below:
             return True
         lengths = {len(value) for value in present}
         if len(lengths) == 1 and len(cell) not in lengths and not any(_is_number(value) for value in present):
             return True
-    return False
+    if numbers_over_numbers:
+        return False
+    return not all(_is_number(cell) for cell in first)
 
 
 def _open_text(path: str | PathLike[str], encoding: str) -> TextIO:

@@ -10,6 +10,7 @@ Nothing is ever unpickled: arrays load with ``allow_pickle=False``.
 from __future__ import annotations
 
 import csv
+import errno
 import io
 import json
 import math
@@ -148,9 +149,13 @@ def check_output_dir(path: str | os.PathLike[str], force: bool) -> None:
 
 
 @contextmanager
-def staging_dir(target: str | os.PathLike[str], force: bool = False) -> Iterator[Path]:
+def staging_dir(target: str | os.PathLike[str], force: bool = False, lock: bool = False) -> Iterator[Path]:
     """Yield a fresh hidden directory beside ``target``; on success rename it onto ``target``.
 
+    The rename claims ``target`` atomically: when another process created it meanwhile,
+    this one fails (`OutputExistsError`) and the other's directory is untouched. With
+    ``lock``, the directory carries a lock held until `release` (or the process ends), so
+    that ``--force`` or ``--resume`` elsewhere cannot replace or continue a running run.
     On failure the staging directory is removed and ``target`` is untouched.
     """
     target = Path(target).resolve()  # "." and "runs/.." have no name to stage beside
@@ -162,24 +167,78 @@ def staging_dir(target: str | os.PathLike[str], force: bool = False) -> Iterator
     except OSError as error:
         raise OutputError(f"{target}: cannot create the run directory ({error.strerror or error})") from None
     try:
+        if lock:
+            _LOCKS[str(target)] = _lock(staging, target)
         yield staging
-        _commit(staging, target)
+        _commit(staging, target, force)
     except BaseException:
+        _unlock(str(target))
         shutil.rmtree(staging, ignore_errors=True)
         raise
 
 
-def _commit(staging: Path, target: Path) -> None:
-    """Replace ``target`` by ``staging`` with renames; the old one is removed last."""
+LOCK_FILE = ".softreg-lock"
+_LOCKS: dict[str, int] = {}  # run directory -> the descriptor holding its lock
+
+
+def _lock(directory: Path, name: Path) -> int:
+    """An exclusive lock on ``directory``'s lock file (it follows the directory through renames)."""
+    import fcntl
+
+    descriptor = os.open(directory / LOCK_FILE, os.O_CREAT | os.O_RDWR, 0o644)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(descriptor)
+        raise OutputExistsError(
+            f"{name}: in use by another softreg process; wait for it or choose another --out"
+        ) from None
+    return descriptor
+
+
+def claim(run_dir: str | os.PathLike[str]) -> None:
+    """Lock an existing run directory for this process (``--resume``), or refuse if another holds it."""
+    path = Path(run_dir).resolve()
+    _LOCKS[str(path)] = _lock(path, Path(run_dir))
+
+
+def release(run_dir: str | os.PathLike[str]) -> None:
+    """Give up this process's lock on ``run_dir`` and remove the lock file."""
+    key = str(Path(run_dir).resolve())
+    if key in _LOCKS:
+        Path(key, LOCK_FILE).unlink(missing_ok=True)
+    _unlock(key)
+
+
+def _unlock(key: str) -> None:
+    descriptor = _LOCKS.pop(key, None)
+    if descriptor is not None:
+        os.close(descriptor)
+
+
+def _commit(staging: Path, target: Path, force: bool) -> None:
+    """Move ``staging`` onto ``target``: a new name, an empty directory of the user's (if
+    writable), or, with ``force``, a run directory of softreg's not in use (removed last)."""
     retired = None
     try:
-        if target.exists():
+        if target.is_dir() and not any(target.iterdir()):
+            mode = target.stat().st_mode
+            if not os.access(target, os.W_OK) or not mode & 0o200:
+                raise OutputExistsError(f"{target}: exists and is not writable; choose another --out")
+            target.rmdir()  # an empty directory of the user's gives way to the run directory
+        elif target.exists() and force:
+            if (target / LOCK_FILE).exists():
+                os.close(_lock(target, target))  # refuses a directory in use
             retired = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
             os.replace(target, retired)
         os.rename(staging, target)
     except OSError as error:
         if retired is not None and not target.exists():
             os.rename(retired, target)
+        if error.errno in (errno.EEXIST, errno.ENOTEMPTY):
+            raise OutputExistsError(
+                f"{target}: was created by another process meanwhile; choose another --out"
+            ) from None
         raise OutputError(f"{target}: cannot create the run directory ({error.strerror or error})") from None
     if retired is not None:
         shutil.rmtree(retired, ignore_errors=True)
@@ -300,6 +359,24 @@ def read_json_object(path: str | os.PathLike[str]) -> dict[str, Any]:
     return document
 
 
+def read_metrics(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """metrics.json, checked where readers index into it: the classes and a square confusion matrix."""
+    metrics = read_json_object(path)
+    classes = metrics.get("classes")
+    if not isinstance(classes, list) or not classes:
+        raise RunDirError(f"{path}: classes is missing; the run directory is incomplete")
+    confusion = metrics.get("confusion_matrix")
+    if confusion is not None:
+        square = isinstance(confusion, list) and len(confusion) == len(classes) and all(
+            isinstance(row, list) and len(row) == len(classes)
+            and all(isinstance(value, (int, float)) and not isinstance(value, bool) for value in row)
+            for row in confusion
+        )
+        if not square:
+            raise RunDirError(f"{path}: confusion_matrix must be {len(classes)} x {len(classes)} numbers")
+    return metrics
+
+
 def read_model_json(path: str | os.PathLike[str]) -> dict[str, Any]:
     """model.json, checked for a format this softreg reads."""
     meta = read_json_object(path)
@@ -313,6 +390,8 @@ def read_model_json(path: str | os.PathLike[str]) -> dict[str, Any]:
         )
     if not isinstance(meta.get("feature_names"), list):
         raise RunDirError(f"{path}: feature_names is missing")
+    if not isinstance(meta.get("training", {}), dict):
+        raise RunDirError(f"{path}: training must be a mapping of the training summary")
     return meta
 
 
@@ -364,12 +443,44 @@ def load_test_split(directory: str | os.PathLike[str]) -> tuple[Matrix, np.ndarr
         raise RunDirError(f"{path}: missing; this run kept no test split (give --data SOURCE)")
     try:
         with open(path, "rb") as handle, np.load(handle, allow_pickle=False) as archive:
+            y = archive["y"]
             if "X" in archive.files:
-                return archive["X"], archive["y"]
-            X = sp.csr_matrix((archive["data"], archive["indices"], archive["indptr"]), shape=tuple(archive["shape"]))
-            return X, archive["y"]
-    except (ValueError, OSError, EOFError, KeyError, zipfile.BadZipFile) as error:
+                X: Matrix = archive["X"]
+            else:
+                X = _checked_csr(path, archive["data"], archive["indices"], archive["indptr"], archive["shape"])
+    except RunDirError:
+        raise
+    except (ValueError, TypeError, AttributeError, OSError, EOFError, KeyError, zipfile.BadZipFile) as error:
         raise RunDirError(f"{path}: corrupted or truncated ({error.__class__.__name__}: {error})") from None
+    # a run directory is input like any other: check what is about to be computed on
+    if X.ndim != 2 or y.ndim != 1 or X.shape[0] != len(y) or X.shape[0] == 0:
+        raise RunDirError(f"{path}: X of shape {X.shape} and y of shape {y.shape} do not make a test split")
+    if y.dtype.kind not in "iu" or y.min() < 0:
+        raise RunDirError(f"{path}: y must hold class indices (non-negative integers), got dtype {y.dtype}")
+    values = np.asarray(X.data) if sp.issparse(X) else np.asarray(X)
+    if values.dtype.kind not in "biuf" or not np.all(np.isfinite(values)):
+        raise RunDirError(f"{path}: X must hold finite numbers")
+    return X, y
+
+
+def _checked_csr(path: Path, data: np.ndarray, indices: np.ndarray, indptr: np.ndarray, shape: np.ndarray) -> Matrix:
+    """A CSR matrix from saved parts, refused (never built) when they are inconsistent: scipy
+    trusts its inputs, and out-of-range indices would read or write outside the arrays."""
+    import scipy.sparse as sp
+
+    if shape.shape != (2,) or shape.dtype.kind not in "iu" or np.any(shape < 0):
+        raise RunDirError(f"{path}: the sparse shape must be two non-negative integers, got {shape!r}")
+    n_rows, n_columns = (int(value) for value in shape)
+    valid = (
+        data.ndim == indices.ndim == indptr.ndim == 1
+        and indices.dtype.kind in "iu" and indptr.dtype.kind in "iu"
+        and len(indptr) == n_rows + 1 and len(data) == len(indices)
+        and (len(indptr) == 0 or (indptr[0] == 0 and indptr[-1] == len(indices) and np.all(np.diff(indptr) >= 0)))
+        and (len(indices) == 0 or (indices.min() >= 0 and indices.max() < n_columns))
+    )
+    if not valid:
+        raise RunDirError(f"{path}: the sparse test split is inconsistent (indices out of range or rows misaligned)")
+    return sp.csr_matrix((data, indices, indptr), shape=(n_rows, n_columns))
 
 
 def remove_stale_temporaries(directory: str | os.PathLike[str]) -> None:
@@ -427,6 +538,7 @@ def load_checkpoint(directory: str | os.PathLike[str]) -> tuple[TrainingState, d
     missing = [key for key in CHECKPOINT_KEYS if key not in meta]
     if missing:
         raise RunDirError(f"{path}: incomplete checkpoint (no {', '.join(missing)})")
+    _check_checkpoint(path, meta, arrays)
     try:
         state = TrainingState(
             epoch=meta["epoch"],
@@ -444,6 +556,40 @@ def load_checkpoint(directory: str | os.PathLike[str]) -> tuple[TrainingState, d
     except (KeyError, TypeError) as error:
         raise RunDirError(f"{path}: inconsistent checkpoint ({error.__class__.__name__}: {error})") from None
     return state, meta
+
+
+def _check_checkpoint(path: Path, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
+    """Refuse a checkpoint whose fields do not fit together (types, counts, shapes)."""
+
+    def whole(key: str, minimum: int = 0) -> int:
+        value = meta[key]
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            raise RunDirError(f"{path}: {key} must be an integer >= {minimum}, got {value!r}"[:200])
+        return value
+
+    epoch, n_classes, n_features = whole("epoch"), whole("n_classes", 2), whole("n_features", 1)
+    n_velocity, n_best = whole("n_velocity"), whole("n_best")
+    size = n_classes * n_features
+    shapes = {(size + n_classes,), (n_classes, n_features)}  # all the weights, or the coef alone
+    weights = arrays.get("weights")
+    if weights is None or weights.shape != (size + n_classes,) or not np.all(np.isfinite(weights)):
+        raise RunDirError(f"{path}: weights must be {size + n_classes} finite numbers")
+    for name in [f"velocity_{index}" for index in range(n_velocity)] + [f"best_{index}" for index in range(n_best)]:
+        array = arrays.get(name)
+        if array is None or array.shape not in shapes or array.dtype != weights.dtype:
+            raise RunDirError(f"{path}: {name} is missing or does not fit the weights")
+    if n_velocity > 1 or n_best > 1 or len(arrays) != 1 + n_velocity + n_best:
+        raise RunDirError(f"{path}: holds {len(arrays)} arrays for {n_velocity} velocities and {n_best} best weights")
+    history = meta["history"]
+    if not isinstance(history, list) or len(history) != epoch or not all(isinstance(row, dict) for row in history):
+        raise RunDirError(f"{path}: its history must list one record per epoch ({epoch})")
+    for row in history:
+        numbers = all(value is None or (isinstance(value, (int, float)) and not isinstance(value, bool))
+                      for value in row.values())
+        if set(row) != set(HISTORY_FIELDS) or not numbers:
+            raise RunDirError(f"{path}: a history record must hold the numbers {', '.join(HISTORY_FIELDS)}")
+    if not isinstance(meta["rng_state"], dict) or not isinstance(meta["finished"], bool):
+        raise RunDirError(f"{path}: rng_state must be a mapping and finished true or false")
 
 
 # -- history.csv
@@ -466,11 +612,18 @@ def read_history(run_dir: str | os.PathLike[str]) -> list[dict[str, float | None
     path = Path(run_dir) / "history.csv"
     try:
         with open(path, encoding="utf-8", newline="") as handle:
-            return [
-                {key: (None if value == "" else float(value)) for key, value in row.items()}
-                for row in csv.DictReader(handle)
-            ]
+            reader = csv.reader(handle)
+            header = next(reader, None)
+            if header is None or tuple(header) != HISTORY_FIELDS:
+                raise RunDirError(f"{path}: not a history.csv of this softreg (its header differs)")
+            rows = []
+            for row in reader:
+                if len(row) != len(HISTORY_FIELDS):
+                    raise RunDirError(f"{path}: line {reader.line_num} has {len(row)} fields, expected {len(header)}")
+                cells = zip(header, row, strict=True)
+                rows.append({key: (None if value == "" else float(value)) for key, value in cells})
+            return rows
     except FileNotFoundError:
         raise RunDirError(f"{path}: missing; the run directory is incomplete") from None
     except (OSError, UnicodeDecodeError, ValueError, csv.Error) as error:
-        raise RunDirError(f"{path}: unreadable ({error})") from None
+        raise RunDirError(f"{path}: unreadable ({error.__class__.__name__}: {error})") from None

@@ -12,6 +12,7 @@ Config validation, training, ``evaluate --data`` and ``predict`` all go through 
 from __future__ import annotations
 
 import re
+import zipfile
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -79,6 +80,12 @@ def load_source(
 
 def _check_file(source: str, path: Path) -> None:
     """A readable regular file, or a DataError saying what it is instead."""
+    try:
+        path.stat()
+    except FileNotFoundError:
+        pass
+    except OSError as error:
+        raise DataError(f"{source}: cannot be read ({error.strerror or error})") from None
     if not path.exists():
         raise DataError(f"{source}: data file not found")
     if path.is_dir():
@@ -124,24 +131,35 @@ def _looks_like_svmlight(path: Path) -> bool:
 def _load_npz(path: Path) -> Dataset:
     try:
         with open(path, "rb") as handle, np.load(handle, allow_pickle=False) as archive:
+            if not hasattr(archive, "files"):
+                raise DataError(f"{path}: is a single .npy array, not an .npz archive of X and y (use np.savez)")
             missing = [key for key in ("X", "y") if key not in archive.files]
             if missing:
                 raise DataError(f"{path}: missing array(s) {', '.join(missing)}; an .npz source needs X and y")
             X, y = archive["X"], archive["y"]
-            names = archive["feature_names"].tolist() if "feature_names" in archive.files else None
+            names_array = archive["feature_names"] if "feature_names" in archive.files else None
     except DataError:
         raise
+    except (AttributeError, TypeError):  # np.load returned a plain array (an .npy file): no context manager
+        raise DataError(f"{path}: is a single .npy array, not an .npz archive of X and y (use np.savez)") from None
     except ValueError as error:
         raise DataError(f"{path}: cannot load without pickle ({error}); store plain numeric arrays") from None
-    except (OSError, EOFError) as error:
-        raise DataError(f"{path}: not a readable .npz file ({error})") from None
+    except (OSError, EOFError, zipfile.BadZipFile) as error:
+        raise DataError(f"{path}: not a readable .npz file ({error.__class__.__name__}: {error})") from None
     if X.ndim != 2 or y.ndim != 1 or len(y) != X.shape[0]:
         raise DataError(f"{path}: expected X of shape (n, d) and y of shape (n,), got {X.shape} and {y.shape}")
-    if X.shape[0] == 0:
-        raise DataError(f"{path}: X has no rows")
+    if X.shape[0] == 0 or X.shape[1] == 0:
+        raise DataError(f"{path}: X has no {'rows' if X.shape[0] == 0 else 'columns'} (shape {X.shape})")
     if X.dtype.kind not in "biuf":
         raise DataError(f"{path}: X must be numeric, got dtype {X.dtype}")
+    if y.dtype.kind not in "biufUS" or y.dtype.names is not None:
+        raise DataError(f"{path}: y must hold plain labels (numbers or text), got dtype {y.dtype}")
     X = X.astype(np.float64)
+    if names_array is not None and (names_array.ndim != 1 or len(names_array) != X.shape[1]):
+        raise DataError(
+            f"{path}: feature_names must list one name per column of X ({X.shape[1]}), got shape {names_array.shape}"
+        )
+    names = None if names_array is None else names_array.tolist()
     named = bool(names)
     names = [str(name) for name in names] if names else [f"x{index}" for index in range(X.shape[1])]
     if np.isinf(X).any():
@@ -161,8 +179,12 @@ def _load_svmlight(path: Path, index_base: int | None = None) -> Dataset:
 
     try:
         X, y = load_svmlight_file(str(path), dtype=np.float64, zero_based=True)  # indices as written
-    except (ValueError, OSError) as error:
-        raise DataError(f"{path}: not valid svmlight/libsvm text ({error})") from None
+    except (ValueError, OSError, OverflowError) as error:
+        raise DataError(f"{path}: not valid svmlight/libsvm text ({error.__class__.__name__}: {error})") from None
+    if X.shape[1] > 2**31 - 1:
+        raise DataError(f"{path}: a feature index of {X.shape[1] - 1} is too large (at most {2**31 - 2})")
+    if not np.all(np.isfinite(y)):
+        raise DataError(f"{path}: line {int(np.flatnonzero(~np.isfinite(y))[0]) + 1}: the label is not a finite number")
     if X.shape[0] == 0:
         raise DataError(f"{path}: file has no rows")
     if not np.all(np.isfinite(X.data)):
@@ -175,7 +197,8 @@ def _load_svmlight(path: Path, index_base: int | None = None) -> Dataset:
         if uses_zero:
             raise DataError(f"{path}: uses feature index 0, but the training data's indices start at 1")
         X = X[:, 1:] if X.shape[1] > 1 else sp.csr_matrix((X.shape[0], 0))
-    labels = y.astype(np.int64) if np.all(y == np.round(y)) else y.astype(str)
+    exact = np.all(y == np.round(y)) and np.all(np.abs(y) < 2**53)  # integers a float holds exactly
+    labels = y.astype(np.int64) if exact else y.astype(str)
     names = [f"x{index}" for index in range(X.shape[1])]
     return Dataset(
         X=X,

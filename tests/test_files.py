@@ -45,14 +45,17 @@ def iris_rows(header=True, delimiter=","):
         (["a", "b", "species"], [["4.9", "3", "setosa"], ["6.3", "3.3", "virginica"]], True),
         (["Letter", "1", "2"], [["T", "2", "8"], ["I", "5", "12"]], True),  # numeric names, one text column
         (["x", "y"], [["3", "2"]], True),
-        (["u1", "red"], [["u2", "blue"], ["u3", "green"]], False),  # text over text of varying lengths
+        (["u1", "red"], [["u2", "blue"], ["u3", "green"]], True),  # no evidence either way: a header
+        (["7", "red"], [["8", "blue"], ["9", "green"]], False),  # a number over a numeric column: data
+        (["", "y"], [["0.0", "A"], ["0.0", "B"]], True),  # no evidence: a header (an unnamed index column)
         (["1", "2"], [], False),
         (["a", "NA"], [["NA", "1"], ["2", "3"]], True),
     ],
 )
 def test_header_rule(first, below, expected):
     """A first row is a header when a text cell sits over a numeric column (or over text of one other
-    length); a headerless file whose rows carry text labels reads as data."""
+    length); a number over a numeric column makes it data (headerless rows with text labels); with no
+    evidence either way it is a header unless all its cells are numbers."""
     assert looks_like_header(first, below) is expected
 
 

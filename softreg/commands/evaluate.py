@@ -103,6 +103,8 @@ def _evaluated_data(
             counts = ", ".join(f"{name}: {count}" for name, count in encoded.unknown.items())
             warn(f"{data}: categories unseen in training got all-zero indicators ({counts} cells)")
         X_raw = encoded.X
+    lines = None if dataset.line_numbers is None else dataset.line_numbers.tolist()
+    model.check_finite_standardized(X_raw, data, lines)
     return X_raw, encode_with(model.classes, dataset.labels, data), data
 
 

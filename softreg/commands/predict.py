@@ -124,6 +124,7 @@ def _delimited(
             for rows, line_numbers in chunks:
                 cells = np.array(rows, dtype=str)
                 encoded = columns.encode(cells[:, positions], where, line_numbers)
+                model.check_finite_standardized(encoded.X, where, line_numbers)
                 for name, count in encoded.unknown.items():
                     stream.unknown[name] = stream.unknown.get(name, 0) + count
                 proba = model.predict_proba(encoded.X)
@@ -140,6 +141,7 @@ def _whole_file(model: Model, source: str) -> PredictionStream:
     if dataset.X is None:
         raise DataError(f"{source}: expected numeric input")
     X = align_features(dataset, model.input_names, source)
+    model.check_finite_standardized(X, source)
     proba = model.predict_proba(X)
     chunk = Predictions(None, model.classes[proba.argmax(axis=1)], proba)
     return PredictionStream(model.classes, None, iter([chunk]))

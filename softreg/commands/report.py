@@ -31,7 +31,7 @@ def report_run(
         refuse_existing(target, force)
     rundir.load_model(run_dir)  # a finished, loadable run, or a RunDirError naming what is wrong
     meta = rundir.read_model_json(run_dir / "model.json")
-    metrics = rundir.read_json_object(run_dir / "metrics.json")
+    metrics = rundir.read_metrics(run_dir / "metrics.json")
     config_path = run_dir / "config.yaml"
     try:
         config_text = config_path.read_text(encoding="utf-8")

@@ -52,14 +52,18 @@ def train_run(
     """
     streams = random_streams(config.seed)
     prepared = prepare(config.data, np.dtype(config.model.dtype), streams.split)
-    with rundir.staging_dir(target, force=force) as staging:
+    with rundir.staging_dir(target, force=force, lock=True) as staging:
         rundir.write_text(staging / "config.yaml", dump_config(config))
     try:
-        result = _fit_with_checkpoints(config, prepared, streams.batches, target, on_epoch)
-    except DivergedError:
-        shutil.rmtree(target, ignore_errors=True)
-        raise
-    return _finish(config, prepared, result, target)
+        try:
+            result = _fit_with_checkpoints(config, prepared, streams.batches, target, on_epoch)
+        except DivergedError:
+            rundir.release(target)
+            shutil.rmtree(target, ignore_errors=True)
+            raise
+        return _finish(config, prepared, result, target)
+    finally:
+        rundir.release(target)
 
 
 RESUMABLE_OVERRIDES = ("optim.epochs", "output.plots", "output.eval_every", "output.checkpoint_every")
@@ -79,13 +83,22 @@ def resume_run(
     config_path = run_dir / "config.yaml"
     if not config_path.is_file():
         raise RunDirError(f"{run_dir}: no config.yaml; not a softreg run directory")
+    rundir.claim(run_dir)  # one process at a time continues a run
+    try:
+        return _resume(run_dir, overrides, on_epoch)
+    finally:
+        rundir.release(run_dir)
+
+
+def _resume(run_dir: Path, overrides: Sequence[str], on_epoch: EpochCallback | None) -> TrainOutcome:
+    config_path = run_dir / "config.yaml"
     rundir.remove_stale_temporaries(run_dir)
     saved = load_config(config_path)
     config = load_config(config_path, overrides)
     checkpoint = rundir.load_checkpoint(run_dir)
     state = checkpoint[0] if checkpoint is not None else None
     _check_resume(saved, config, overrides, state)
-    if state is not None and state.finished and (run_dir / "model.npz").is_file() and not _extends(state, config):
+    if state is not None and state.finished and _loads(run_dir) and not _extends(state, config):
         return TrainOutcome(run_dir=run_dir, metrics={}, training={"epochs_run": state.epoch}, already_finished=True)
     streams = random_streams(config.seed)
     prepared = prepare(config.data, np.dtype(config.model.dtype), streams.split)
@@ -103,6 +116,17 @@ def resume_run(
         (run_dir / "model.npz").unlink(missing_ok=True)
         result = _fit_with_checkpoints(config, prepared, streams.batches, run_dir, on_epoch, start=state)
     return _finish(config, prepared, result, run_dir)
+
+
+def _loads(run_dir: Path) -> bool:
+    """Whether the run's saved model is complete and valid (a damaged one is rewritten on resume)."""
+    try:
+        rundir.load_model(run_dir)
+        rundir.read_history(run_dir)
+        rundir.read_metrics(run_dir / "metrics.json")
+    except RunDirError:
+        return False
+    return True
 
 
 def data_fingerprint(prepared: Prepared) -> str:
