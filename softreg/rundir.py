@@ -492,6 +492,7 @@ def remove_stale_temporaries(directory: str | os.PathLike[str]) -> None:
 # -- checkpoints
 
 CHECKPOINT = "checkpoint.npz"
+CHECKPOINT_SECONDS = "checkpoint-seconds.json"
 CHECKPOINT_KEYS = ("epoch", "n_classes", "n_features", "n_velocity", "n_best", "rng_state", "history", "finished")
 
 
@@ -500,7 +501,15 @@ def save_checkpoint(
 ) -> None:
     """Write ``checkpoint.npz`` atomically: the state's arrays plus its metadata as JSON text
     (and ``extra``, e.g. the data fingerprint). A reader sees the previous checkpoint or
-    this one, never a mixture."""
+    this one, never a mixture.
+
+    The epochs' wall-clock seconds go to ``checkpoint-seconds.json`` first, so that the
+    checkpoint itself is the same bytes for the same config and seed on any machine and load.
+    """
+    write_json(Path(directory) / CHECKPOINT_SECONDS, {
+        "epoch_seconds": [record.seconds for record in state.history],
+        "seconds": None if state.summary is None else state.summary.get("seconds"),
+    })
     arrays = {"weights": state.weights}
     arrays.update({f"velocity_{index}": array for index, array in enumerate(state.velocity)})
     arrays.update({f"best_{index}": array for index, array in enumerate(state.best_params)})
@@ -511,10 +520,10 @@ def save_checkpoint(
         "n_velocity": len(state.velocity),
         "n_best": len(state.best_params),
         "rng_state": state.rng_state,
-        "history": [asdict(record) for record in state.history],
+        "history": [{**asdict(record), "seconds": 0.0} for record in state.history],
         "early_stopping": state.early_stopping,
         "finished": state.finished,
-        "summary": state.summary,
+        "summary": None if state.summary is None else {**state.summary, "seconds": 0.0},
         **(extra or {}),
         "format_version": FORMAT_VERSION,
     }
@@ -555,7 +564,22 @@ def load_checkpoint(directory: str | os.PathLike[str]) -> tuple[TrainingState, d
         )
     except (KeyError, TypeError) as error:
         raise RunDirError(f"{path}: inconsistent checkpoint ({error.__class__.__name__}: {error})") from None
+    _restore_seconds(Path(directory), state)
     return state, meta
+
+
+def _restore_seconds(directory: Path, state: TrainingState) -> None:
+    """Put the checkpointed epochs' seconds back (zeros where the timing file is missing or damaged)."""
+    try:
+        timing = read_json_object(directory / CHECKPOINT_SECONDS)
+        seconds = [float(value) for value in timing.get("epoch_seconds", [])][: len(state.history)]
+        total = timing.get("seconds")
+    except (RunDirError, TypeError, ValueError):
+        return
+    for record, value in zip(state.history, seconds, strict=False):  # a newer timing file may be longer
+        record.seconds = value
+    if state.summary is not None and isinstance(total, (int, float)):
+        state.summary["seconds"] = float(total)
 
 
 def _check_checkpoint(path: Path, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
