@@ -9,7 +9,7 @@ import numpy as np
 import scipy.sparse as sp
 from numpy.typing import DTypeLike
 
-from softreg import softmax
+from softreg import losses, softmax
 from softreg.kernels import Matrix
 
 
@@ -34,6 +34,8 @@ class Model:
     classes : ndarray of shape (n_classes,), the labels in the model's order
     feature_mean, feature_scale : ndarray of shape (n_features,), the standardizer
     feature_names : list of str, length n_features
+    loss, normalizer, temperature : the output the model was trained with (`softreg.losses`);
+        predictions use its normalizer at its temperature
     """
 
     coef: np.ndarray
@@ -44,6 +46,14 @@ class Model:
     feature_names: list[str] = field(default_factory=list)
     label_name: str = "label"
     dtype: str = "float64"
+    loss: str = "cross_entropy"
+    normalizer: str = "softmax"
+    temperature: float = 1.0
+
+    @property
+    def is_softmax(self) -> bool:
+        """Whether predictions are the plain softmax of the logits (softmax at T = 1)."""
+        return self.normalizer == "softmax" and self.temperature == 1.0
 
     @property
     def n_features(self) -> int:
@@ -63,9 +73,15 @@ class Model:
 
     def predict_proba_standardized(self, X: Matrix) -> np.ndarray:
         """Probabilities (n_samples, n_classes) for features already standardized."""
-        return softmax.predict_proba(self.coef, self.intercept, X)
+        if self.is_softmax:
+            return softmax.predict_proba(self.coef, self.intercept, X)
+        logits = softmax.decision_function(self.coef, self.intercept, X)
+        return losses.proba(logits, self.normalizer, self.temperature)
 
     def predict(self, X_raw: Matrix) -> np.ndarray:
         """The most probable class label of each row, shape (n_samples,)."""
-        logits = softmax.decision_function(self.coef, self.intercept, self.standardize(X_raw))
+        X = self.standardize(X_raw)
+        if not self.is_softmax:  # taylor and spherical: argmax p is not argmax z
+            return np.asarray(self.classes)[self.predict_proba_standardized(X).argmax(axis=1)]
+        logits = softmax.decision_function(self.coef, self.intercept, X)
         return np.asarray(self.classes)[logits.argmax(axis=1)]

@@ -189,6 +189,9 @@ def finish_run(config: Config, prepared: Prepared, result: FitResult, run_dir: s
         feature_names=prepared.feature_names,
         label_name=prepared.label_name,
         dtype=config.model.dtype,
+        loss=config.model.loss,
+        normalizer=config.model.normalizer,
+        temperature=config.model.temperature,
     )
     if prepared.test is not None:
         split_name, part = "test", prepared.test
