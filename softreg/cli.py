@@ -175,12 +175,24 @@ def _interrupt(signum: int, frame: FrameType | None) -> NoReturn:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document instead of the table.")
 @click.option("--optimum", is_flag=True, help="Also solve the exact optimum of the objective and report the gap to it.")
 @click.option(
+    "--calibrate",
+    is_flag=True,
+    help="Fit a temperature on the run's validation split (temperature scaling) and report ECE before and after.",
+)
+@click.option(
     "--out", type=click.Path(file_okay=False), help="Directory for metrics.json and plots/ of this evaluation."
 )
 @click.option("--force", is_flag=True, help="Replace an existing non-empty --out directory.")
 @handle_errors
 def evaluate(
-    run_dir: str, data: str | None, label: str | None, as_json: bool, optimum: bool, out: str | None, force: bool
+    run_dir: str,
+    data: str | None,
+    label: str | None,
+    as_json: bool,
+    optimum: bool,
+    calibrate: bool,
+    out: str | None,
+    force: bool,
 ) -> None:
     """Report metrics of a saved model on its test split (or --data).
 
@@ -188,17 +200,26 @@ def evaluate(
     training part (rebuilt from its config.yaml and seed), and its objective, the
     saved model's relative gap to it and the optimum's accuracy are reported.
 
+    With --calibrate, the model's logits are divided by the temperature T that
+    minimizes the log loss of the run's validation split (rebuilt the same way; a run
+    without one is refused). T is kept only if it worsens neither the validation log
+    loss nor its ECE. The report gives T, ECE and log loss before and after on the
+    validation split and on the evaluated data, whose metrics are then the rescaled model's.
+
     \b
     Example:
       softreg evaluate --run runs/digits
       softreg evaluate --run runs/digits --optimum --out runs/digits-eval
+      softreg evaluate --run runs/digits --calibrate --json
       softreg evaluate --run runs/letters --data data/letter-recognition.csv --json
     """
     from softreg import console
     from softreg.commands.evaluate import evaluate_run
     from softreg.evaluate import most_confused
 
-    metrics = evaluate_run(run_dir, data=data, label=_column(label), optimum=optimum, out=out, force=force)
+    metrics = evaluate_run(
+        run_dir, data=data, label=_column(label), optimum=optimum, out=out, force=force, calibrate=calibrate
+    )
     if as_json:
         console.print_json(metrics)
     else:

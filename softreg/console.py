@@ -229,6 +229,15 @@ def metrics_table(metrics: Mapping[str, Any], confused: Sequence[tuple[str, str,
             f"exact optimum      objective {optimum['objective']:.6f}   relative gap {optimum['gap']:.2e}   "
             f"accuracy {optimum['accuracy']:.4f}"
         )
+    calibration = metrics.get("calibration")
+    if calibration is not None:
+        kept = "" if calibration["improved"] else "   (no better than T = 1 on validation: kept T = 1)"
+        lines.append(f"calibrated         temperature {calibration['temperature']:.4f}{kept}")
+        for where, figures in (("validation", calibration), ("evaluated data", calibration["evaluated"])):
+            lines.append(
+                f"  {where:<16} ECE {figures['ece_before']:.4f} -> {figures['ece_after']:.4f}   "
+                f"log loss {figures['log_loss_before']:.4f} -> {figures['log_loss_after']:.4f}"
+            )
     if confused:
         lines.append("")
         lines.append("most confused (true -> predicted: count)")

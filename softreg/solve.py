@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from numpy.typing import NDArray
 
-from softreg import kernels
+from softreg import kernels, losses
 
 if TYPE_CHECKING:
     from scipy.optimize import OptimizeResult
@@ -44,8 +44,9 @@ def exact_optimum(
     fit_intercept: bool = True,
     gtol: float = 1e-10,
     max_iter: int = 20000,
+    temperature: float = 1.0,
 ) -> Optimum:
-    """Minimize J to tight tolerance.
+    """Minimize J to tight tolerance (cross-entropy of softmax(z / temperature): convex for any T > 0).
 
     Parameters
     ----------
@@ -69,7 +70,12 @@ def exact_optimum(
 
     def objective_and_gradient(theta: NDArray[np.float64]) -> tuple[float, NDArray[np.float64]]:
         coef, intercept = unpack(theta)
-        _, objective, grad_coef, grad_intercept = kernels.full_loss_gradient(coef, intercept, X, y, weight_decay)
+        if temperature == 1.0:
+            _, objective, grad_coef, grad_intercept = kernels.full_loss_gradient(coef, intercept, X, y, weight_decay)
+        else:
+            _, objective, grad_coef, grad_intercept = losses.loss_gradient(
+                coef, intercept, X, y, weight_decay, temperature=temperature
+            )
         gradient = np.concatenate([grad_coef.ravel(), grad_intercept]) if fit_intercept else grad_coef.ravel()
         return objective, gradient
 

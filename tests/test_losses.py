@@ -325,3 +325,25 @@ def test_a_model_json_without_the_options_means_the_defaults(tmp_path):
     (tmp_path / "model.json").write_text(json.dumps(meta))
     loaded = rundir.load_model(tmp_path)
     assert (loaded.loss, loaded.normalizer, loaded.temperature) == ("cross_entropy", "softmax", 1.0)
+
+
+def test_evaluate_optimum_solves_a_temperature_and_refuses_non_convex_objectives(tmp_path):
+    """--optimum at T = 2 solves the (convex) objective, the SGD model's gap is >= 0; squared error exits 2."""
+    runs = {}
+    for name, model in (("hot", {"temperature": 2.0}), ("squared", {"loss": "squared_error"})):
+        config = tmp_path / f"{name}.yaml"
+        config.write_text(yaml.safe_dump({
+            "data": {"source": "builtin:iris"}, "model": {"weight_decay": 1e-2, **model},
+            "optim": {"epochs": 30, "batch_size": 16, "schedule": "cosine"}, "output": {"plots": False},
+        }))
+        runs[name] = tmp_path / name
+        subprocess.run([sys.executable, "-m", "softreg", "train", "--config", str(config), "--out", str(runs[name]),
+                        "--quiet"], check=True, capture_output=True)
+    hot = subprocess.run([sys.executable, "-m", "softreg", "evaluate", "--run", str(runs["hot"]), "--optimum",
+                          "--json"], capture_output=True, text=True)
+    assert hot.returncode == 0, hot.stderr
+    optimum = json.loads(hot.stdout)["optimum"]
+    assert -1e-9 <= optimum["gap"] < 0.05 and optimum["grad_norm"] < 1e-6
+    squared = subprocess.run([sys.executable, "-m", "softreg", "evaluate", "--run", str(runs["squared"]), "--optimum"],
+                             capture_output=True, text=True)
+    assert squared.returncode == 2 and "--optimum solves convex objectives only" in squared.stderr
