@@ -363,6 +363,69 @@ def compare_logistic(
         sys.exit(EXIT_FAILURE)
 
 
+@main.command()
+@click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False), help="The base config.")
+@click.option(
+    "--grid",
+    "grids",
+    multiple=True,
+    metavar="KEY=V1,V2,...",
+    help="A config key and its values (YAML-typed, comma-separated). Repeatable: the runs are the product.",
+)
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a key for every run.")
+@click.option("--jobs", "-j", type=int, default=1, show_default=True, help="Runs at a time (processes).")
+@click.option(
+    "--out", type=click.Path(file_okay=False), help="Sweep directory (default: runs/<config name>-sweep)."
+)
+@click.option("--force", is_flag=True, help="Retrain finished runs too.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document instead of the table.")
+@handle_errors
+def sweep(
+    config_path: str,
+    grids: tuple[str, ...],
+    overrides: tuple[str, ...],
+    jobs: int,
+    out: str | None,
+    force: bool,
+    as_json: bool,
+) -> None:
+    """Train every combination of config values, each as a run directory under --out.
+
+    Writes OUT/sweep.csv (one row per run: the grid values, validation and test accuracy,
+    log loss and ECE, objective, epochs, seconds) and OUT/plots/ (validation accuracy vs
+    each numeric key, the learning curves overlaid), then prints the best setting by
+    validation log loss and the command that retrains it. Rerunning the same command
+    skips finished runs and retrains interrupted ones: a sweep resumes. Exit 0 when every
+    run trained, 1 when one failed (named on stderr), 2 for a bad grid or config.
+
+    \b
+    Example:
+      softreg sweep --config configs/digits.yaml --grid model.weight_decay=1e-5,1e-4,1e-3 \\
+          --grid model.loss=cross_entropy,squared_error --jobs 2 --out runs/digits-sweep
+      softreg sweep --config configs/iris.yaml --grid seed=0,1,2 --set data.val=0.2
+    """
+    from softreg import console
+    from softreg.commands import sweep as command
+    from softreg.errors import Interrupted
+
+    def progress(done: int, total: int, row: dict[str, Any], skipped: bool) -> None:
+        click.echo(console.sweep_line(done, total, row, skipped), err=True)
+
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        result = command.sweep(config_path, grids, overrides, jobs=jobs, out=out, force=force, on_run=progress)
+    except (Interrupted, KeyboardInterrupt):
+        click.echo("softreg: sweep interrupted; finished runs are kept. Rerun the same command to resume.", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    if as_json:
+        console.print_json(result.document())
+    else:
+        click.echo(console.sweep_summary(result))
+    if result.failed:
+        failed = "; ".join(f"{row['run_dir']} ({row['error']})" for row in result.failed)
+        _fail(f"{len(result.failed)} of {len(result.rows)} runs failed: {failed}", EXIT_FAILURE)
+
+
 def _column(label: str | None) -> str | int | None:
     """A ``--label`` value: a 0-based column index when it is an integer, else a column name."""
     return int(label) if label is not None and label.lstrip("-").isdigit() else label

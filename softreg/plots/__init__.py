@@ -1,12 +1,13 @@
 """Figures: one function per figure, arrays in, PNG path out (matplotlib, Agg backend).
 
 The only part of softreg that imports matplotlib. The figures of a run directory are
-in `training`, `predictions` and `model`; compare-logistic's in `compare`.
+in `training`, `predictions` and `model`; compare-logistic's in `compare`; sweep's in `sweep`.
 """
 
 from softreg.plots.compare import coefficient_paths, decision_boundaries, trajectory_gaps
 from softreg.plots.model import decision_regions, image_side, weights
 from softreg.plots.predictions import class_probabilities, confusion_matrix, reliability
+from softreg.plots.sweep import sweep_accuracy, sweep_curves
 from softreg.plots.training import learning_curves
 
 __all__ = [
@@ -18,6 +19,8 @@ __all__ = [
     "image_side",
     "learning_curves",
     "reliability",
+    "sweep_accuracy",
+    "sweep_curves",
     "trajectory_gaps",
     "weights",
 ]
