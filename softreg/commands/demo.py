@@ -163,19 +163,25 @@ def loss_sweep(out: Path, config: Path, scale: Scale, jobs: int, say: Progress, 
 
 
 def normalizer_sweep(out: Path, name: str, config: Path, jobs: int, say: Progress) -> dict[str, Any]:
-    """The dataset's config with each normalizer: test accuracy, log loss and ECE, and the test
-    log loss and ECE once ``evaluate --calibrate`` has fitted a temperature on the validation split."""
+    """The dataset's config with each normalizer: test accuracy, mean top-class probability, log
+    loss and ECE, and the test log loss and ECE once ``evaluate --calibrate`` has fitted a
+    temperature on the validation split."""
     from softreg.commands.evaluate import evaluate_run
 
     result = _sweep(out, f"{name}-normalizer", config, ["model.normalizer=softmax,taylor,spherical"], [], jobs, say)
     table = {}
     for row in result.rows:
-        calibration = evaluate_run(result.out / row["run_dir"], calibrate=True)["calibration"]
+        run_dir = result.out / row["run_dir"]
+        calibration = evaluate_run(run_dir, calibrate=True)["calibration"]
+        X_raw, _ = rundir.load_test_split(run_dir)
+        confidence = float(rundir.load_model(run_dir).predict_proba(X_raw).max(axis=1).mean())
         table[row["model.normalizer"]] = {
-            "test_accuracy": row["test_accuracy"], "test_log_loss": row["test_log_loss"], "test_ece": row["test_ece"],
+            "test_accuracy": row["test_accuracy"], "test_mean_confidence": confidence,
+            "test_log_loss": row["test_log_loss"], "test_ece": row["test_ece"],
             "val_accuracy": row["val_accuracy"], "calibrated_temperature": calibration["temperature"],
             "calibrated_test_log_loss": calibration["evaluated"]["log_loss_after"],
             "calibrated_test_ece": calibration["evaluated"]["ece_after"],
+            "calibration_validation_ece": [calibration["ece_before"], calibration["ece_after"]],
         }
     return table
 
@@ -279,11 +285,13 @@ def numbers_markdown(numbers: dict[str, Any]) -> str:
         lines.append(f"| {run['loss']} | {run['lr']:g} | {curve[0]:.4f} | {curve[-1]:.4f} | "
                      f"{run['val_log_loss']:.4f} | {run['val_ece']:.4f} | {run['test_accuracy']:.4f} |")
     lines += ["", "## softmax vs Taylor vs spherical (test split; then calibrated on the validation split)", "",
-              "| data | normalizer | accuracy | log loss | ECE | T fitted | log loss at T | ECE at T |",
-              "|---|---|---|---|---|---|---|---|"]
+              "| data | normalizer | accuracy | mean confidence | log loss | ECE | T fitted | log loss at T "
+              "| ECE at T |",
+              "|---|---|---|---|---|---|---|---|---|"]
     for data, table in numbers["normalizers"].items():
         for normalizer, row in table.items():
-            lines.append(f"| {data} | {normalizer} | {row['test_accuracy']:.4f} | {row['test_log_loss']:.4f} | "
+            lines.append(f"| {data} | {normalizer} | {row['test_accuracy']:.4f} | {row['test_mean_confidence']:.4f} | "
+                         f"{row['test_log_loss']:.4f} | "
                          f"{row['test_ece']:.4f} | {row['calibrated_temperature']:.3f} | "
                          f"{row['calibrated_test_log_loss']:.4f} | {row['calibrated_test_ece']:.4f} |")
     lines += ["", "## digits: weight decay", "", "| lambda | test accuracy | test log loss | ‖W‖_F |",
