@@ -347,3 +347,30 @@ def test_evaluate_optimum_solves_a_temperature_and_refuses_non_convex_objectives
     squared = subprocess.run([sys.executable, "-m", "softreg", "evaluate", "--run", str(runs["squared"]), "--optimum"],
                              capture_output=True, text=True)
     assert squared.returncode == 2 and "--optimum solves convex objectives only" in squared.stderr
+
+
+def test_estimator_trains_and_predicts_with_its_normalizer_and_checks_the_options():
+    """SoftmaxRegression(normalizer=..., temperature=...): predict_proba is that normalizer at T and
+    predict its argmax; bad options are ValueErrors naming the config key."""
+    from softreg import SoftmaxRegression
+
+    X, y = small_problem()
+    clf = SoftmaxRegression(normalizer="taylor", temperature=2.0, loss="squared_error", epochs=3,
+                            random_state=0).fit(X, y)
+    logits = X @ clf.coef_.T + clf.intercept_
+    np.testing.assert_allclose(clf.predict_proba(X), losses.proba(logits, "taylor", 2.0), rtol=1e-12)
+    np.testing.assert_allclose(np.exp(clf.predict_log_proba(X)), clf.predict_proba(X), rtol=1e-12)
+    np.testing.assert_array_equal(clf.predict(X), clf.classes_[clf.predict_proba(X).argmax(axis=1)])
+    with pytest.raises(ValueError, match=r"normalizer sum is refused.*\(model.normalizer in a config\)"):
+        SoftmaxRegression(normalizer="sum").fit(X, y)
+    with pytest.raises(ValueError, match=r"normalizer='spherical' needs fit_intercept=True"):
+        SoftmaxRegression(normalizer="spherical", fit_intercept=False).fit(X, y)
+
+
+def test_compare_logistic_refuses_other_losses():
+    """The two-class identity is about cross-entropy + softmax: other options are a usage error."""
+    from softreg.commands.compare_logistic import compare_config
+    from softreg.errors import UsageError
+
+    with pytest.raises(UsageError, match=r"set model.loss: cross_entropy, model.normalizer: softmax"):
+        compare_config(data="builtin:wine", classes="class_0,class_1", overrides=["model.normalizer=taylor"])

@@ -179,3 +179,51 @@ def test_grid_values_are_yaml_and_commas_inside_brackets_stay():
     names = [combination.name for combination in combinations([grid])]
     assert len(set(names)) == 2 and all(set(name) <= set("abcdefghijklmnopqrstuvwxyz0123456789._+-_") for name in
                                         names)
+
+
+def test_without_a_validation_split_no_best_is_chosen(config, tmp_path):
+    """data.val: 0: the runs train, the summary says why no best setting is chosen, the plot shows test accuracy."""
+    code, stdout, stderr = run("sweep", "--config", config, "--grid", "model.weight_decay=1e-4,1e-2",
+                               "--set", "data.val=0", "--out", tmp_path / "out")
+    assert code == 0, stderr
+    assert "no validation split (data.val: 0): no best setting is chosen" in stdout
+    assert read_rows(tmp_path / "out" / "sweep.csv")[0]["val_accuracy"] == ""
+    assert (tmp_path / "out" / "plots" / "sweep_accuracy.png").is_file()
+
+
+def test_jobs_below_one_is_a_usage_error(config, tmp_path):
+    """--jobs 0: exit 2."""
+    code, _, stderr = run("sweep", "--config", config, "--grid", "seed=0,1", "--jobs", 0, "--out", tmp_path / "o")
+    assert code == 2 and "--jobs must be >= 1, got 0" in stderr
+
+
+@pytest.mark.slow  # a sweep process stopped by SIGTERM, then resumed
+def test_a_sweep_stopped_by_sigterm_resumes_to_the_uninterrupted_result(tmp_path):
+    """SIGTERM after the first run: exit 130 with the resume hint; the same command then skips the
+    finished run, trains the rest, and sweep.csv equals an uninterrupted sweep's (timing aside)."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    config = tmp_path / "digits.yaml"
+    config.write_text("data: {source: builtin:digits, val: 0.1}\noptim: {epochs: 60, batch_size: 16}\n"
+                      "output: {plots: false}\n")
+    command = [sys.executable, "-m", "softreg", "sweep", "--config", str(config), "--grid", "seed=0,1,2",
+               "--out", str(tmp_path / "stopped")]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    first = process.stderr.readline()  # the first run's progress line: the second run is training now
+    assert first.startswith("sweep [1/3] seed-0:"), first
+    time.sleep(0.3)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=60)
+    if process.returncode == 0:
+        pytest.skip("the sweep finished before the signal arrived")
+    assert process.returncode == 130 and "Rerun the same command to resume" in stderr
+    assert not (tmp_path / "stopped" / "seed-1" / "model.npz").exists()
+    resumed = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "seed-0:  skipped (finished before)" in resumed.stderr
+    whole = subprocess.run([*command[:-1], str(tmp_path / "whole")], capture_output=True, text=True, timeout=120)
+    assert whole.returncode == 0
+    assert read_rows(tmp_path / "stopped" / "sweep.csv") == read_rows(tmp_path / "whole" / "sweep.csv")
