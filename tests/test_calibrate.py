@@ -1,14 +1,14 @@
 """``softreg evaluate --calibrate``: temperature scaling fitted on the run's validation split."""
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import yaml
+from click.testing import CliRunner
 
 from softreg import rundir, softmax
+from softreg.cli import main
 from softreg.commands.evaluate import fit_temperature, validation_part
 from softreg.evaluate import classification_metrics
 from softreg.model import Model
@@ -23,14 +23,19 @@ def train(tmp_path, name, **model):
         "optim": {"epochs": 8, "batch_size": 32, "lr": 0.2}, "output": {"plots": False},
     }))
     run = tmp_path / name
-    done = subprocess.run([sys.executable, "-m", "softreg", "train", "--config", str(config), "--out", str(run),
-                           "--quiet"], capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
+    code, _, stderr = softreg("train", "--config", config, "--out", run, "--quiet")
+    assert code == 0, stderr
     return run
 
 
+def softreg(*args):
+    """The command line in this process: (exit code, stdout, stderr)."""
+    result = CliRunner().invoke(main, [str(arg) for arg in args], catch_exceptions=False)
+    return result.exit_code, result.stdout, result.stderr
+
+
 def evaluate(*arguments):
-    return subprocess.run([sys.executable, "-m", "softreg", "evaluate", *arguments], capture_output=True, text=True)
+    return softreg("evaluate", *arguments)
 
 
 @pytest.fixture(scope="module")
@@ -41,9 +46,9 @@ def run(tmp_path_factory):
 def test_calibrate_reports_a_temperature_and_is_not_worse_on_validation(run):
     """--calibrate --json: a temperature > 0, ECE and log loss before and after on the validation split,
     neither worse after; the evaluated test split's metrics are those of softmax(z / T)."""
-    done = evaluate("--run", str(run), "--calibrate", "--json")
-    assert done.returncode == 0, done.stderr
-    metrics = json.loads(done.stdout)
+    code, stdout, stderr = evaluate("--run", run, "--calibrate", "--json")
+    assert code == 0, stderr
+    metrics = json.loads(stdout)
     calibration = metrics["calibration"]
     assert calibration["temperature"] > 0 and calibration["split"] == "validation"
     assert calibration["ece_after"] <= calibration["ece_before"]
@@ -59,10 +64,10 @@ def test_calibrate_reports_a_temperature_and_is_not_worse_on_validation(run):
 
 def test_calibrate_prints_the_temperature_and_both_ece_in_the_table(run):
     """The human table names the temperature and ECE before -> after."""
-    done = evaluate("--run", str(run), "--calibrate")
-    assert done.returncode == 0, done.stderr
-    assert "calibrated         temperature " in done.stdout
-    assert "  validation       ECE " in done.stdout and " -> " in done.stdout
+    code, stdout, stderr = evaluate("--run", run, "--calibrate")
+    assert code == 0, stderr
+    assert "calibrated         temperature " in stdout
+    assert "  validation       ECE " in stdout and " -> " in stdout
 
 
 def test_fitted_temperature_undoes_a_known_rescaling(run):
@@ -101,7 +106,7 @@ def test_calibrate_uses_the_models_normalizer(tmp_path):
     from softreg import losses
 
     run = train(tmp_path, "taylor", normalizer="taylor")
-    metrics = json.loads(evaluate("--run", str(run), "--calibrate", "--json").stdout)
+    metrics = json.loads(evaluate("--run", run, "--calibrate", "--json")[1])
     model = rundir.load_model(run)
     X_raw, y = rundir.load_test_split(run)
     logits = softmax.decision_function(model.coef, model.intercept, model.standardize(X_raw))
@@ -115,8 +120,7 @@ def test_calibrate_without_a_validation_split_exits_2(tmp_path):
     config = tmp_path / "c.yaml"
     config.write_text(yaml.safe_dump({"data": {"source": "builtin:iris", "val": 0.0}, "optim": {"epochs": 2},
                                       "output": {"plots": False}}))
-    subprocess.run([sys.executable, "-m", "softreg", "train", "--config", str(config), "--out", str(tmp_path / "r"),
-                    "--quiet"], check=True, capture_output=True)
-    done = evaluate("--run", str(tmp_path / "r"), "--calibrate")
-    assert done.returncode == 2 and done.stdout == ""
-    assert done.stderr.count("\n") == 1 and "has no validation split (data.val is 0)" in done.stderr
+    assert softreg("train", "--config", config, "--out", tmp_path / "r", "--quiet")[0] == 0
+    code, stdout, stderr = evaluate("--run", tmp_path / "r", "--calibrate")
+    assert code == 2 and stdout == ""
+    assert stderr.count("\n") == 1 and "has no validation split (data.val is 0)" in stderr

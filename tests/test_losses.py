@@ -2,17 +2,17 @@
 stability, the reduction to the fast path, the refused ``sum``, and training with each option."""
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import scipy.sparse as sp
 import yaml
+from click.testing import CliRunner
 from hypothesis import given
 from hypothesis import strategies as st
 
 from softreg import kernels, losses, softmax
+from softreg.cli import main
 from softreg.config import load_config
 from softreg.errors import ConfigError
 from softreg.train import ArrayData, Settings, evaluate_objective, fit, validation
@@ -20,6 +20,12 @@ from tests.strategies import logits, problems
 
 OPTIONS = [(loss, normalizer) for loss in losses.LOSSES for normalizer in losses.NORMALIZERS]
 temperatures = st.sampled_from([1.0, 0.5, 2.5])
+
+
+def softreg(*args):
+    """The command line in this process: (exit code, stdout, stderr)."""
+    result = CliRunner().invoke(main, [str(arg) for arg in args], catch_exceptions=False)
+    return result.exit_code, result.stdout, result.stderr
 
 
 def central_differences(function, point, step=1e-6):
@@ -156,14 +162,11 @@ def test_sum_in_a_config_is_a_config_error_that_explains(tmp_path):
 
 def test_sum_on_the_command_line_exits_2_with_one_line(tmp_path):
     """``softreg train --set model.normalizer=sum``: exit 2, one line on stderr, nothing on stdout, no run."""
-    done = subprocess.run(
-        [sys.executable, "-m", "softreg", "train", "--config", "configs/iris.yaml", "--set", "model.normalizer=sum",
-         "--out", str(tmp_path / "run")],
-        capture_output=True, text=True,
-    )
-    assert done.returncode == 2 and done.stdout == ""
-    assert done.stderr.count("\n") == 1
-    assert "model.normalizer sum is refused" in done.stderr and "negative probability" in done.stderr
+    code, stdout, stderr = softreg("train", "--config", "configs/iris.yaml", "--set", "model.normalizer=sum",
+                                   "--out", tmp_path / "run")
+    assert code == 2 and stdout == ""
+    assert stderr.count("\n") == 1
+    assert "model.normalizer sum is refused" in stderr and "negative probability" in stderr
     assert not (tmp_path / "run").exists()
 
 
@@ -293,9 +296,8 @@ def test_train_with_each_option_writes_a_finite_model_that_predicts_with_its_nor
         "optim": {"epochs": 15, "batch_size": 16}, "output": {"plots": False},
     }))
     run = tmp_path / "run"
-    done = subprocess.run([sys.executable, "-m", "softreg", "train", "--config", str(config), "--out", str(run),
-                           "--quiet", "--json"], capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
+    code, stdout, stderr = softreg("train", "--config", config, "--out", run, "--quiet", "--json")
+    assert code == 0, stderr
     model = rundir.load_model(run)
     assert np.all(np.isfinite(model.coef))
     meta = json.loads((run / "model.json").read_text())
@@ -306,7 +308,7 @@ def test_train_with_each_option_writes_a_finite_model_that_predicts_with_its_nor
     expected = losses.proba(logits, normalizer, temperature)
     np.testing.assert_allclose(model.predict_proba(X_raw), expected, rtol=1e-12)
     np.testing.assert_allclose(load_run(run).predict_proba(X_raw), expected, rtol=1e-12)
-    metrics = json.loads(done.stdout)["metrics"]
+    metrics = json.loads(stdout)["metrics"]
     assert metrics["accuracy"] == pytest.approx(np.mean(expected.argmax(axis=1) == y))
 
 
@@ -337,16 +339,13 @@ def test_evaluate_optimum_solves_a_temperature_and_refuses_non_convex_objectives
             "optim": {"epochs": 30, "batch_size": 16, "schedule": "cosine"}, "output": {"plots": False},
         }))
         runs[name] = tmp_path / name
-        subprocess.run([sys.executable, "-m", "softreg", "train", "--config", str(config), "--out", str(runs[name]),
-                        "--quiet"], check=True, capture_output=True)
-    hot = subprocess.run([sys.executable, "-m", "softreg", "evaluate", "--run", str(runs["hot"]), "--optimum",
-                          "--json"], capture_output=True, text=True)
-    assert hot.returncode == 0, hot.stderr
-    optimum = json.loads(hot.stdout)["optimum"]
+        assert softreg("train", "--config", config, "--out", runs[name], "--quiet")[0] == 0
+    code, stdout, stderr = softreg("evaluate", "--run", runs["hot"], "--optimum", "--json")
+    assert code == 0, stderr
+    optimum = json.loads(stdout)["optimum"]
     assert -1e-9 <= optimum["gap"] < 0.05 and optimum["grad_norm"] < 1e-6
-    squared = subprocess.run([sys.executable, "-m", "softreg", "evaluate", "--run", str(runs["squared"]), "--optimum"],
-                             capture_output=True, text=True)
-    assert squared.returncode == 2 and "--optimum solves convex objectives only" in squared.stderr
+    code, _, stderr = softreg("evaluate", "--run", runs["squared"], "--optimum")
+    assert code == 2 and "--optimum solves convex objectives only" in stderr
 
 
 def test_estimator_trains_and_predicts_with_its_normalizer_and_checks_the_options():
