@@ -373,3 +373,21 @@ def test_compare_logistic_refuses_other_losses():
 
     with pytest.raises(UsageError, match=r"set model.loss: cross_entropy, model.normalizer: softmax"):
         compare_config(data="builtin:wine", classes="class_0,class_1", overrides=["model.normalizer=taylor"])
+
+
+@pytest.mark.parametrize("variance_reduction", ["none", "svrg"])
+def test_a_run_with_other_options_resumes_bit_for_bit(tmp_path, variance_reduction):
+    """Taylor + squared error at T = 1.5: 3 epochs, then --resume to 6, gives the 6-epoch run's model exactly."""
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump({
+        "data": {"source": "builtin:iris", "val": 0.2},
+        "model": {"loss": "squared_error", "normalizer": "taylor", "temperature": 1.5},
+        "optim": {"epochs": 6, "batch_size": 16, "schedule": "constant", "variance_reduction": variance_reduction},
+        "output": {"plots": False},
+    }))
+    assert softreg("train", "--config", config, "--out", tmp_path / "whole", "--quiet")[0] == 0
+    part = softreg("train", "--config", config, "--set", "optim.epochs=3", "--out", tmp_path / "part", "--quiet")
+    assert part[0] == 0
+    code, _, stderr = softreg("train", "--resume", tmp_path / "part", "--set", "optim.epochs=6", "--quiet")
+    assert code == 0, stderr
+    assert (tmp_path / "part" / "model.npz").read_bytes() == (tmp_path / "whole" / "model.npz").read_bytes()
