@@ -22,7 +22,7 @@ from softreg import losses, rundir
 from softreg.commands.sweep import SweepResult, sweep
 from softreg.config import load_config
 from softreg.data import prepare, random_streams
-from softreg.errors import DataError, UsageError
+from softreg.errors import DataError, SoftregError
 from softreg.solve import exact_optimum
 from softreg.train import Settings, TrainingState, fit
 
@@ -118,7 +118,7 @@ def _sweep(out: Path, name: str, config: Path, grids: list[str], sets: list[str]
     result = sweep(config, grids, sets, jobs=jobs, out=out / "sweeps" / name, on_run=progress)
     if result.failed:
         first = result.failed[0]
-        raise UsageError(f"{out / 'sweeps' / name}: {len(result.failed)} run(s) failed, e.g. {first['error']}")
+        raise SoftregError(f"{out / 'sweeps' / name}: {len(result.failed)} run(s) failed, e.g. {first['error']}")
     return result
 
 

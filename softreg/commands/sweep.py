@@ -17,7 +17,7 @@ import itertools
 import json
 import re
 import shlex
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from os import PathLike
 from pathlib import Path
@@ -325,7 +325,7 @@ def sweep(
     return result
 
 
-def _results(planned: list[Planned], jobs: int, force: bool) -> Any:
+def _results(planned: list[Planned], jobs: int, force: bool) -> Iterator[tuple[int, dict[str, Any]]]:
     """``(index, row)`` per run as each finishes: in order with one job, as they come with more."""
     pending = [item for item in planned if force or not item.finished]
     for item in planned:  # finished runs first: they cost a read
