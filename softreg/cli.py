@@ -14,6 +14,7 @@ import sys
 import threading
 import warnings
 from collections.abc import Callable
+from pathlib import Path
 from types import FrameType
 from typing import Any, NoReturn
 
@@ -205,6 +206,11 @@ def _interrupt(signum: int, frame: FrameType | None) -> NoReturn:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document instead of the table.")
 @click.option("--optimum", is_flag=True, help="Also solve the exact optimum of the objective and report the gap to it.")
 @click.option(
+    "--calibrate",
+    is_flag=True,
+    help="Fit a temperature on the run's validation split (temperature scaling) and report ECE before and after.",
+)
+@click.option(
     "--out", type=click.Path(file_okay=False), help="Directory for metrics.json and plots/ of this evaluation."
 )
 @click.option("--force", is_flag=True, help="Replace an existing non-empty --out directory.")
@@ -218,6 +224,7 @@ def evaluate(
     label: str | None,
     as_json: bool,
     optimum: bool,
+    calibrate: bool,
     out: str | None,
     force: bool,
     header: bool | None,
@@ -228,10 +235,17 @@ def evaluate(
     training part (rebuilt from its config.yaml and seed), and its objective, the
     saved model's relative gap to it and the optimum's accuracy are reported.
 
+    With --calibrate, the model's logits are divided by the temperature T that
+    minimizes the log loss of the run's validation split (rebuilt the same way; a run
+    without one is refused). T is kept only if it worsens neither the validation log
+    loss nor its ECE. The report gives T, ECE and log loss before and after on the
+    validation split and on the evaluated data, whose metrics are then the rescaled model's.
+
     \b
     Example:
       softreg evaluate --run runs/digits
       softreg evaluate --run runs/digits --optimum --out runs/digits-eval
+      softreg evaluate --run runs/digits --calibrate --json
       softreg evaluate --run runs/letters --data data/letter-recognition.csv --json
     """
     from softreg import console
@@ -239,7 +253,8 @@ def evaluate(
     from softreg.evaluate import most_confused
 
     metrics = evaluate_run(
-        run_dir, data=data, label=_column(label), optimum=optimum, out=out, force=force, header=header
+        run_dir, data=data, label=_column(label), optimum=optimum, out=out, force=force, calibrate=calibrate,
+        header=header,
     )
     if as_json:
         console.print_json(metrics)
@@ -390,6 +405,107 @@ def compare_logistic(
         click.echo(f"wrote softmax/, logistic/, report.json and plots/ to {out}", err=as_json)
     if not comparison.equivalent:
         sys.exit(EXIT_FAILURE)
+
+
+@main.command()
+@click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False), help="The base config.")
+@click.option(
+    "--grid",
+    "grids",
+    multiple=True,
+    metavar="KEY=V1,V2,...",
+    help="A config key and its values (YAML-typed, comma-separated). Repeatable: the runs are the product.",
+)
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a key for every run.")
+@click.option("--jobs", "-j", type=int, default=1, show_default=True, help="Runs at a time (processes).")
+@click.option(
+    "--out", type=click.Path(file_okay=False), help="Sweep directory (default: runs/<config name>-sweep)."
+)
+@click.option("--force", is_flag=True, help="Retrain finished runs too.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document instead of the table.")
+@handle_errors
+def sweep(
+    config_path: str,
+    grids: tuple[str, ...],
+    overrides: tuple[str, ...],
+    jobs: int,
+    out: str | None,
+    force: bool,
+    as_json: bool,
+) -> None:
+    """Train every combination of config values, each as a run directory under --out.
+
+    Writes OUT/sweep.csv (one row per run: the grid values, validation and test accuracy,
+    log loss and ECE, objective, epochs, seconds) and OUT/plots/ (validation accuracy vs
+    each numeric key, the learning curves overlaid), then prints the best setting by
+    validation log loss and the command that retrains it. Rerunning the same command
+    skips finished runs and retrains interrupted ones: a sweep resumes. Exit 0 when every
+    run trained, 1 when one failed (named on stderr), 2 for a bad grid or config.
+
+    \b
+    Example:
+      softreg sweep --config configs/digits.yaml --grid model.weight_decay=1e-5,1e-4,1e-3 \\
+          --grid model.loss=cross_entropy,squared_error --jobs 2 --out runs/digits-sweep
+      softreg sweep --config configs/iris.yaml --grid seed=0,1,2 --set data.val=0.2
+    """
+    from softreg import console
+    from softreg.commands import sweep as command
+    from softreg.errors import Interrupted
+
+    def progress(done: int, total: int, row: dict[str, Any], skipped: bool) -> None:
+        click.echo(console.sweep_line(done, total, row, skipped), err=True)
+
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        result = command.sweep(config_path, grids, overrides, jobs=jobs, out=out, force=force, on_run=progress)
+    except (Interrupted, KeyboardInterrupt):
+        click.echo("softreg: sweep interrupted; finished runs are kept. Rerun the same command to resume.", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    if as_json:
+        console.print_json(result.document())
+    else:
+        click.echo(console.sweep_summary(result))
+    if result.failed:
+        failed = "; ".join(f"{row['run_dir']} ({row['error']})" for row in result.failed)
+        _fail(f"{len(result.failed)} of {len(result.rows)} runs failed: {failed}", EXIT_FAILURE)
+
+
+@main.command()
+@click.argument("name", type=click.Choice(["why-softmax"]))
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Directory for figures, numbers and runs.")
+@click.option(
+    "--letters",
+    default="data/letter-recognition.csv",
+    show_default=True,
+    type=click.Path(dir_okay=False),
+    help="The UCI letters file (the default is the repository's copy).",
+)
+@click.option("--jobs", "-j", type=int, default=1, show_default=True, help="Sweep runs at a time (processes).")
+@click.option("--quick", is_flag=True, help="A few epochs only: a smoke test, not the README's numbers.")
+@handle_errors
+def demo(name: str, out: str, letters: str, jobs: int, quick: bool) -> None:
+    """Make the figures and numbers of a README section from real runs.
+
+    why-softmax: the gradient of the true-class logit for cross-entropy and squared
+    error; a sweep on letters of both losses from the same start; softmax vs Taylor vs
+    spherical on digits and letters; test accuracy and ||W|| against the weight decay;
+    two runs with other seeds and batch orders that reach the same W at lambda > 0; and
+    ||W|| by epoch at lambda = 0 and > 0. Writes OUT/figures/*.png, OUT/numbers.json and
+    OUT/numbers.md; the sweeps' run directories stay in OUT/sweeps (rerunning reuses them).
+    About a minute on two cores.
+
+    \b
+    Example:
+      softreg demo why-softmax --out benchmarks/why-softmax
+      softreg demo why-softmax --out runs/why-quick --quick
+    """
+    from softreg.commands.demo import DEMOS
+
+    numbers = DEMOS[name](out, letters, jobs=jobs, quick=quick, on_progress=lambda line: click.echo(line, err=True))
+    figures = sorted(path.name for path in (Path(out) / "figures").glob("*.png"))
+    click.echo(f"wrote {len(figures)} figures to {Path(out) / 'figures'} ({', '.join(figures)})")
+    click.echo(f"wrote {Path(out) / 'numbers.json'} and {Path(out) / 'numbers.md'}")
+    del numbers
 
 
 def _column(label: str | None) -> str | int | None:

@@ -437,6 +437,13 @@ def check_supported(config: Config) -> None:
         )
     # the logistic side implements plain minibatch SGD (with momentum); an SVRG run would
     # differ by construction, not by a failure of the identity
+    model = config.model
+    if (model.loss, model.normalizer, model.temperature) != ("cross_entropy", "softmax", 1.0):
+        raise UsageError(
+            "compare-logistic compares cross-entropy softmax regression with logistic regression; set "
+            f"model.loss: cross_entropy, model.normalizer: softmax and model.temperature: 1 (got {model.loss}, "
+            f"{model.normalizer}, {model.temperature:g})"
+        )
     variance_reduction = getattr(config.optim, "variance_reduction", "none")
     if variance_reduction != "none":
         raise UsageError(

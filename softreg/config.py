@@ -21,6 +21,7 @@ from typing import Any, TypeAlias
 import yaml
 
 from softreg.errors import ConfigError
+from softreg.losses import LOSSES, NORMALIZERS, SPHERICAL_START, SUM_REFUSED
 from softreg.optim import SCHEDULES, VARIANCE_REDUCTION
 from softreg.sources import BUILTIN_PREFIX, BUILTINS
 from softreg.train import Settings
@@ -187,6 +188,13 @@ def delimiter(value: Any) -> str | None:
     return value
 
 
+def normalizer(value: Any) -> str:
+    """One of `losses.NORMALIZERS`; ``sum`` is refused with the reason, not just as unknown."""
+    if value == "sum":
+        raise ValueError(SUM_REFUSED)
+    return choice(*NORMALIZERS)(value)
+
+
 EARLY_STOPPING_RULES: dict[str, tuple[object, Rule]] = {
     "patience": (5, number(1, integer=True)),
     "min_delta": (0.0, number(0.0)),
@@ -267,6 +275,17 @@ SCHEMA: dict[str, Spec | dict[str, Spec]] = {
         "weight_decay": (1e-4, number(0.0), "lambda in (lambda/2)*||W||^2; the intercept is not decayed"),
         "fit_intercept": (True, boolean, "learn one intercept per class"),
         "dtype": ("float64", choice("float64", "float32"), "floating-point precision of training"),
+        "loss": (
+            "cross_entropy",
+            choice(*LOSSES),
+            "cross_entropy (-log p_y), or squared_error (sum_k (p_k - [k = y])^2, the Brier score)",
+        ),
+        "normalizer": (
+            "softmax",
+            normalizer,
+            "softmax, taylor ((1 + z + z^2/2) normalized) or spherical ((z^2 + eps) normalized)",
+        ),
+        "temperature": (1.0, number(0.0, min_open=True), "T > 0 in p = normalizer(z / T)"),
     },
     "optim": {
         "lr": (0.1, number(0.0, min_open=True), "base learning rate"),
@@ -325,6 +344,9 @@ class ModelConfig:
     weight_decay: float
     fit_intercept: bool
     dtype: str
+    loss: str = "cross_entropy"
+    normalizer: str = "softmax"
+    temperature: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -366,6 +388,9 @@ class Config:
         return Settings(
             weight_decay=model.weight_decay,
             fit_intercept=model.fit_intercept,
+            loss=model.loss,
+            normalizer=model.normalizer,
+            temperature=model.temperature,
             lr=optim.lr,
             batch_size=optim.batch_size,
             epochs=optim.epochs,
@@ -574,6 +599,8 @@ def resolve(
             base = "." if f"data.{key}" in from_command_line else base_dir
             data[key] = _resolve_path(data[key], base)
     _check_builtin(origin, data["source"])
+    if resolved["model"]["normalizer"] == "spherical" and not resolved["model"]["fit_intercept"]:
+        raise ConfigError(f"{origin}: model.normalizer: spherical needs model.fit_intercept: true ({SPHERICAL_START})")
     if resolved["optim"]["early_stopping"] and data["val"] == 0:
         raise ConfigError(f"{origin}: optim.early_stopping needs a validation split: set data.val > 0 (e.g. 0.1)")
     return Config(

@@ -221,6 +221,15 @@ def metrics_table(metrics: Mapping[str, Any], confused: Sequence[tuple[str, str,
             f"exact optimum      objective {optimum['objective']:.6f}   relative gap {optimum['gap']:.2e}   "
             f"accuracy {optimum['accuracy']:.4f}"
         )
+    calibration = metrics.get("calibration")
+    if calibration is not None:
+        kept = "" if calibration["improved"] else "   (no better than T = 1 on validation: kept T = 1)"
+        lines.append(f"calibrated         temperature {calibration['temperature']:.4f}{kept}")
+        for where, figures in (("validation", calibration), ("evaluated data", calibration["evaluated"])):
+            lines.append(
+                f"  {where:<16} ECE {figures['ece_before']:.4f} -> {figures['ece_after']:.4f}   "
+                f"log loss {figures['log_loss_before']:.4f} -> {figures['log_loss_after']:.4f}"
+            )
     if confused:
         lines.append("")
         lines.append("most confused (true -> predicted: count)")
@@ -285,4 +294,44 @@ def compare_logistic_report(report: Mapping[str, Any]) -> str:
         )
     else:
         lines.append(f"✓ equivalent: all {len(report['checks'])} checks hold")
+    return "\n".join(lines)
+
+
+def sweep_line(done: int, total: int, row: Mapping[str, Any], skipped: bool) -> str:
+    """One progress line per finished (or skipped) run of a sweep."""
+    head = f"sweep [{done}/{total}] {row['run_dir']}:"
+    if row["status"] != "ok":
+        return f"{head} FAILED: {row['error']}"
+    what = "skipped (finished before)" if skipped else f"trained {row['epochs']} epochs in {row['seconds']:.2f}s"
+    figures = [f"{name} {_number(row[key])}" for key, name in (
+        ("val_accuracy", "val accuracy"), ("val_log_loss", "val log loss"), ("test_accuracy", "test accuracy")
+    ) if row[key] is not None]
+    return "  ".join([head, what, *figures])
+
+
+def sweep_summary(result: Any) -> str:
+    """The table of runs, the best setting by validation log loss and the command that retrains it."""
+    columns = (("val_accuracy", "val acc"), ("val_log_loss", "val loss"), ("val_ece", "val ECE"),
+               ("test_accuracy", "test acc"), ("test_log_loss", "test loss"), ("epochs", "epochs"),
+               ("seconds", "seconds"))
+    width = max(12, *(len(row["run_dir"]) for row in result.rows)) + 2
+    lines = [f"{'run':<{width}}" + "".join(f"{title:>10}" for _, title in columns)]
+    for row in result.rows:
+        cells = "".join(
+            f"{'-' if row[key] is None else (str(row[key]) if key == 'epochs' else _number(row[key])):>10}"
+            for key, _ in columns
+        )
+        lines.append(f"{row['run_dir']:<{width}}{cells}" + ("   FAILED" if row["status"] != "ok" else ""))
+    lines.append("")
+    if result.best is None:
+        lines.append("no validation split (data.val: 0): no best setting is chosen; set data.val > 0 to choose one")
+    else:
+        best = result.best
+        lines.append(
+            f"best by validation log loss: {best['run_dir']} (val log loss {_number(best['val_log_loss'])}, "
+            f"val accuracy {_number(best['val_accuracy'])})"
+        )
+        lines.append(f"retrain it with: {result.retrain_command}")
+    lines.append(f"wrote {result.out / 'sweep.csv'}" + (f" and {len(result.plots)} plots in {result.out / 'plots'}"
+                                                       if result.plots else ""))
     return "\n".join(lines)

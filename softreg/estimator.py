@@ -21,9 +21,10 @@ from sklearn.utils.class_weight import compute_sample_weight
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
-from softreg import rundir, softmax
+from softreg import losses, rundir, softmax
 from softreg.config import dump_config, key_spec, resolve
 from softreg.data import random_streams, split_indices
+from softreg.losses import SPHERICAL_START
 from softreg.model import Model, raw_logits, standardize
 from softreg.train import ArrayData, EpochRecord, Settings, TrainingState, fit
 
@@ -33,6 +34,9 @@ PARAMETERS = {
     "weight_decay": "model",
     "fit_intercept": "model",
     "dtype": "model",
+    "loss": "model",
+    "normalizer": "model",
+    "temperature": "model",
     "lr": "optim",
     "batch_size": "optim",
     "epochs": "optim",
@@ -52,7 +56,8 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
 
     Minimizes ``J(W, b) = sum_i s_i (-log p_{y_i}(x_i)) / sum_i s_i + weight_decay / 2 ||W||_F^2``
     (``s`` the sample weights, 1 by default; the intercept is not decayed) with the
-    trainer of ``softreg train``.
+    trainer of ``softreg train``; ``loss``, ``normalizer`` and ``temperature`` replace
+    ``-log p`` and ``p = softmax(z)`` by the alternatives of `softreg.losses`.
 
     Parameters
     ----------
@@ -61,6 +66,12 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
     fit_intercept : bool, default=True
     dtype : {"float64", "float32"}, default="float64"
         Precision of training and of ``coef_``.
+    loss : {"cross_entropy", "squared_error"}, default="cross_entropy"
+        ``-log p_y``, or ``sum_k (p_k - [k = y])^2`` (``model.loss``).
+    normalizer : {"softmax", "taylor", "spherical"}, default="softmax"
+        The map from logits to probabilities (``model.normalizer``); `predict_proba` uses it.
+    temperature : float, default=1.0
+        T > 0 in ``p = normalizer(z / T)`` (``model.temperature``).
     lr : float, default=0.1
         Base learning rate (``optim.lr``), > 0.
     batch_size : int, default=64
@@ -108,6 +119,9 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
         weight_decay: float = 1e-4,
         fit_intercept: bool = True,
         dtype: str = "float64",
+        loss: str = "cross_entropy",
+        normalizer: str = "softmax",
+        temperature: float = 1.0,
         lr: float = 0.1,
         batch_size: int = 64,
         epochs: int = 20,
@@ -128,6 +142,9 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
         self.weight_decay = weight_decay
         self.fit_intercept = fit_intercept
         self.dtype = dtype
+        self.loss = loss
+        self.normalizer = normalizer
+        self.temperature = temperature
         self.lr = lr
         self.batch_size = batch_size
         self.epochs = epochs
@@ -231,6 +248,8 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
         fraction = self.validation_fraction
         if fraction is not None and not (isinstance(fraction, float | int) and 0 < fraction < 1):
             raise ValueError(f"SoftmaxRegression: validation_fraction must be in (0, 1) or None, got {fraction!r}")
+        if values["normalizer"] == "spherical" and not values["fit_intercept"]:
+            raise ValueError(f"SoftmaxRegression: normalizer='spherical' needs fit_intercept=True ({SPHERICAL_START})")
         stopping = values["early_stopping"]
         if stopping and not has_validation:
             raise ValueError(
@@ -239,6 +258,9 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
         return Settings(
             weight_decay=values["weight_decay"],
             fit_intercept=values["fit_intercept"],
+            loss=values["loss"],
+            normalizer=values["normalizer"],
+            temperature=values["temperature"],
             lr=values["lr"],
             batch_size=values["batch_size"],
             epochs=values["epochs"] if epochs is None else epochs,
@@ -323,17 +345,27 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
         return logits[:, 1] - logits[:, 0] if len(self.classes_) == 2 else logits
 
     def predict_proba(self, X: Any) -> np.ndarray:
-        """Class probabilities, shape (n_samples, n_classes), rows summing to one."""
-        return softmax.softmax(self._logits(X))
+        """Class probabilities, shape (n_samples, n_classes), rows summing to one (the
+        normalizer at the temperature the model was trained with)."""
+        if self._is_softmax():
+            return softmax.softmax(self._logits(X))
+        return losses.proba(self._logits(X), self.normalizer, self.temperature)
 
     def predict_log_proba(self, X: Any) -> np.ndarray:
         """Log-probabilities from a log-softmax (finite where ``log(predict_proba)`` underflows)."""
-        return softmax.log_softmax(self._logits(X))
+        if self._is_softmax():
+            return softmax.log_softmax(self._logits(X))
+        return losses.log_proba(self._logits(X), self.normalizer, self.temperature)
 
     def predict(self, X: Any) -> np.ndarray:
         """The most probable class of each row, shape (n_samples,)."""
+        if not self._is_softmax():  # taylor and spherical: argmax p is not argmax z
+            return self.classes_[self.predict_proba(X).argmax(axis=1)]
         logits = self._logits(X)
         return self.classes_[logits.argmax(axis=1)]
+
+    def _is_softmax(self) -> bool:
+        return self.normalizer == "softmax" and self.temperature == 1.0
 
     def _logits(self, X: Any) -> np.ndarray:
         check_is_fitted(self)
@@ -366,7 +398,8 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
             coef=np.asarray(self.coef_), intercept=np.asarray(self.intercept_), classes=np.asarray(self.classes_),
             feature_mean=mean, feature_scale=scale,
             feature_names=[str(name) for name in names] if names is not None else [f"x{i}" for i in range(n_features)],
-            label_name="label", dtype=self.dtype,
+            label_name="label", dtype=self.dtype, loss=self.loss, normalizer=self.normalizer,
+            temperature=float(self.temperature),
         )
         rundir.check_output_dir(path, force)
         history = [EpochRecord(**row) for row in self.history_]
@@ -414,6 +447,8 @@ def load_run(path: str | Path) -> SoftmaxRegression:
             for name, section in PARAMETERS.items():
                 parameters[name] = getattr(getattr(config, section), name)
             parameters["random_state"] = config.seed
+    # the output travels with the model itself: predictions need it even without a readable config
+    parameters.update(loss=model.loss, normalizer=model.normalizer, temperature=model.temperature)
     estimator = SoftmaxRegression(**parameters)
     estimator.classes_ = model.classes
     estimator.coef_, estimator.intercept_ = model.coef, model.intercept

@@ -11,7 +11,7 @@ import numpy as np
 import scipy.sparse as sp
 from numpy.typing import DTypeLike
 
-from softreg import softmax
+from softreg import losses, softmax
 from softreg.columns import Columns
 from softreg.dataset import shown_names
 from softreg.errors import DataError
@@ -50,6 +50,8 @@ class Model:
     classes : ndarray of shape (n_classes,), the labels in the model's order
     feature_mean, feature_scale : ndarray of shape (n_features,), the standardizer
     feature_names : list of str, length n_features
+    loss, normalizer, temperature : the output the model was trained with (`softreg.losses`);
+        predictions use its normalizer at its temperature
     """
 
     coef: np.ndarray
@@ -60,6 +62,15 @@ class Model:
     feature_names: list[str] = field(default_factory=list)
     label_name: str = "label"
     dtype: str = "float64"
+    loss: str = "cross_entropy"
+    normalizer: str = "softmax"
+    temperature: float = 1.0
+
+    @property
+    def is_softmax(self) -> bool:
+        """Whether predictions are the plain softmax of the logits (softmax at T = 1)."""
+        return self.normalizer == "softmax" and self.temperature == 1.0
+
     columns: Columns | None = None  # how raw input columns become the features (None: they are the features)
     header: bool | None = None  # whether the delimited training file had a header row (None: not text)
     id_name: str | None = None  # the training file's row-id column, copied to predictions
@@ -144,12 +155,19 @@ class Model:
 
     def predict_proba(self, X_raw: Matrix) -> np.ndarray:
         """Probabilities (n_samples, n_classes) for raw (unstandardized) features (n_samples, n_features)."""
-        return softmax.softmax(self.decision_function(X_raw))
+        logits = self.decision_function(X_raw)
+        return softmax.softmax(logits) if self.is_softmax else losses.proba(logits, self.normalizer, self.temperature)
 
     def predict_proba_standardized(self, X: Matrix) -> np.ndarray:
         """Probabilities (n_samples, n_classes) for features already standardized."""
-        return softmax.predict_proba(self.coef, self.intercept, X)
+        if self.is_softmax:
+            return softmax.predict_proba(self.coef, self.intercept, X)
+        logits = softmax.decision_function(self.coef, self.intercept, X)
+        return losses.proba(logits, self.normalizer, self.temperature)
 
     def predict(self, X_raw: Matrix) -> np.ndarray:
         """The most probable class label of each row, shape (n_samples,)."""
-        return np.asarray(self.classes)[self.decision_function(X_raw).argmax(axis=1)]
+        logits = self.decision_function(X_raw)
+        if not self.is_softmax:  # taylor and spherical: argmax p is not argmax z
+            return np.asarray(self.classes)[losses.proba(logits, self.normalizer, self.temperature).argmax(axis=1)]
+        return np.asarray(self.classes)[logits.argmax(axis=1)]

@@ -35,6 +35,9 @@ from softreg.model import Model
 from softreg.train import EpochRecord, TrainingState
 
 FORMAT_VERSION = 1
+# A model.json whose loss, normalizer or temperature is not the default is written as format 2:
+# a softreg that predates them would otherwise read it and predict with plain softmax.
+OUTPUT_FORMAT_VERSION = 2
 MODEL_ARRAYS = ("coef", "intercept", "classes", "feature_mean", "feature_scale")
 
 
@@ -252,11 +255,12 @@ def save_model(
 ) -> None:
     """Write ``model.npz`` and ``model.json`` atomically into ``directory``."""
     directory = Path(directory)
+    default_output = (model.loss, model.normalizer, model.temperature) == ("cross_entropy", "softmax", 1.0)
     write_json(
         directory / "model.json",
         {
             "softreg_version": __version__,
-            "format_version": FORMAT_VERSION,
+            "format_version": FORMAT_VERSION if default_output else OUTPUT_FORMAT_VERSION,
             "n_features": model.n_features,
             "n_classes": len(model.classes),
             "classes": [str(label) for label in model.classes],
@@ -264,6 +268,9 @@ def save_model(
             "label_name": model.label_name,
             "dtype": model.dtype,
             "input": model.input_json(),
+            "loss": model.loss,
+            "normalizer": model.normalizer,
+            "temperature": model.temperature,
             "training": training_summary or {},
         },
     )
@@ -321,6 +328,7 @@ def load_model(directory: str | os.PathLike[str]) -> Model:
         label_name=str(meta.get("label_name", "label")),
         dtype=str(meta.get("dtype", "float64")),
         **_input_fields(json_path, meta.get("input"), n_features),
+        **_output_options(json_path, meta),
     )
 
 
@@ -344,6 +352,20 @@ def _input_fields(path: Path, document: Any, n_features: int) -> dict[str, Any]:
     if header is not None and not isinstance(header, bool) or id_name is not None and not isinstance(id_name, str):
         raise RunDirError(f"{path}: malformed input section (header must be true/false/null, id a name)")
     return {"columns": columns, "header": header, "id_name": id_name, "file_columns": file_columns}
+
+
+def _output_options(json_path: Path, meta: Mapping[str, Any]) -> dict[str, Any]:
+    """model.json's loss, normalizer and temperature (the defaults when it predates them), checked."""
+    from softreg.losses import DEFAULTS, check_options
+
+    options = {key: meta.get(key, default) for key, default in DEFAULTS.items()}
+    if isinstance(options["temperature"], int) and not isinstance(options["temperature"], bool):
+        options["temperature"] = float(options["temperature"])
+    try:
+        check_options(options["loss"], options["normalizer"], options["temperature"])
+    except ValueError as error:
+        raise RunDirError(f"{json_path}: {error}") from None
+    return options
 
 
 def read_json_object(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -383,10 +405,10 @@ def read_model_json(path: str | os.PathLike[str]) -> dict[str, Any]:
     version = meta.get("format_version")
     if not isinstance(version, int):
         raise RunDirError(f"{path}: no format_version; not a softreg model")
-    if version > FORMAT_VERSION:
+    if version > OUTPUT_FORMAT_VERSION:
         raise RunDirError(
             f"{path}: model format version {version} is newer than this softreg "
-            f"({__version__}) reads (up to {FORMAT_VERSION}); upgrade softreg"
+            f"({__version__}) reads (up to {OUTPUT_FORMAT_VERSION}); upgrade softreg"
         )
     if not isinstance(meta.get("feature_names"), list):
         raise RunDirError(f"{path}: feature_names is missing")

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from numpy.typing import NDArray
 
-from softreg import kernels
+from softreg import kernels, losses
 
 if TYPE_CHECKING:
     from scipy.optimize import OptimizeResult
@@ -44,10 +44,11 @@ def exact_optimum(
     fit_intercept: bool = True,
     gtol: float = 1e-10,
     max_iter: int = 20000,
+    temperature: float = 1.0,
     center: np.ndarray | None = None,
 ) -> Optimum:
-    """Minimize J to tight tolerance (over the rows ``X - center`` when ``center`` is given:
-    sparse rows stored scaled, not centred).
+    """Minimize J to tight tolerance (cross-entropy of softmax(z / temperature): convex for any T > 0;
+    over the rows ``X - center`` when ``center`` is given: sparse rows stored scaled, not centred).
 
     Parameters
     ----------
@@ -71,7 +72,13 @@ def exact_optimum(
 
     def objective_and_gradient(theta: NDArray[np.float64]) -> tuple[float, NDArray[np.float64]]:
         coef, intercept = unpack(theta)
-        loss = kernels.full_loss_gradient(coef, intercept, X, y, weight_decay, center=center)
+        if temperature == 1.0:
+            loss = kernels.full_loss_gradient(coef, intercept, X, y, weight_decay, center=center)
+        else:
+            shifted = intercept if center is None else intercept - coef @ center
+            loss = losses.loss_gradient(coef, shifted, X, y, weight_decay, temperature=temperature)
+            if center is not None:  # the gradient of the rows X - center: a rank-one correction
+                loss = (loss[0], loss[1], loss[2] - np.outer(loss[3], center), loss[3])
         _, objective, grad_coef, grad_intercept = loss
         gradient = np.concatenate([grad_coef.ravel(), grad_intercept]) if fit_intercept else grad_coef.ravel()
         return objective, gradient

@@ -271,10 +271,10 @@ def saved_classes(run_dir):
 
 
 def test_importing_the_training_core_does_not_import_the_estimator():
-    """`import softreg.train` loads only the math, kernels, optimiser and train modules (and errors)."""
+    """`import softreg.train` loads only the math (softmax, losses), kernels, optimiser and train (and errors)."""
     code = "import softreg.train, sys; print(sorted(m for m in sys.modules if m.startswith('softreg')))"
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert eval(loaded) == [
-        "softreg", "softreg.errors", "softreg.kernels", "softreg.optim", "softreg.softmax", "softreg.train",
-        "softreg.train.state",
+        "softreg", "softreg.errors", "softreg.kernels", "softreg.losses", "softreg.optim", "softreg.softmax",
+        "softreg.train", "softreg.train.state",
     ]

@@ -107,9 +107,9 @@ def test_wrong_shapes_are_refused(saved):
 def test_newer_format_version_is_refused(saved):
     """A model written by a newer format says to upgrade."""
     meta = json.loads((saved / "model.json").read_text())
-    meta["format_version"] = rundir.FORMAT_VERSION + 1
+    meta["format_version"] = rundir.OUTPUT_FORMAT_VERSION + 1
     (saved / "model.json").write_text(json.dumps(meta))
-    with pytest.raises(RunDirError, match=r"model format version 2 is newer than this softreg .* upgrade softreg"):
+    with pytest.raises(RunDirError, match=r"model format version 3 is newer than this softreg .* upgrade softreg"):
         rundir.load_model(saved)
 
 

@@ -3,17 +3,19 @@ gap to the exact optimum."""
 
 from __future__ import annotations
 
+import math
+from dataclasses import replace
 from os import PathLike
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from softreg import rundir
+from softreg import losses, rundir, softmax
 from softreg.columns import Columns
 from softreg.commands.common import draw_plots
-from softreg.config import read_yaml, resolve
-from softreg.data import encode_with, prepare, random_streams
+from softreg.config import Config, read_yaml, resolve
+from softreg.data import Prepared, encode_with, prepare, random_streams
 from softreg.delimited import Selection, delimited_chunks
 from softreg.errors import DataError, RunDirError, UsageError, warn
 from softreg.evaluate import classification_metrics
@@ -21,7 +23,7 @@ from softreg.kernels import Matrix
 from softreg.model import Model, raw_logits
 from softreg.solve import Optimum, exact_optimum
 from softreg.sources import align_features, load_source, source_kind
-from softreg.train import evaluate_objective
+from softreg.train import ArrayData, data_logits, evaluate_objective
 
 
 def evaluate_run(
@@ -32,11 +34,15 @@ def evaluate_run(
     out: str | PathLike[str] | None = None,
     force: bool = False,
     header: bool | None = None,
+    calibrate: bool = False,
 ) -> dict[str, Any]:
     """Metrics of a saved run on its test split, or on another labelled ``data`` source.
 
     With ``optimum``, ``metrics["optimum"]`` holds the exact optimum's objective J*, the
     saved model's relative gap to it and the optimum's accuracy on the same data. With
+    ``calibrate``, a temperature is fitted on the run's validation split (`fit_temperature`),
+    ``metrics["calibration"]`` reports it with the validation ECE and log loss before and
+    after, and the metrics of the evaluated data are those of the rescaled model. With
     ``out``, the metrics and the plots of the evaluated data are written into that
     directory (refused when it exists and is not empty, unless ``force``).
     """
@@ -44,8 +50,19 @@ def evaluate_run(
         _check_evaluation_out(run_dir, out, force)
     model = rundir.load_model(run_dir)
     X_raw, y, source = _evaluated_data(run_dir, model, data, label, header)
+    calibration = None
+    if calibrate:
+        calibration = fit_temperature(model, validation_part(run_dir, model))
+        before = classification_metrics(y, model.predict_proba(X_raw), model.classes)
+        model = replace(model, temperature=model.temperature * calibration["temperature"])
     proba = model.predict_proba(X_raw)
     metrics = classification_metrics(y, proba, model.classes)
+    if calibration is not None:
+        calibration["evaluated"] = {
+            "ece_before": before["ece"], "ece_after": metrics["ece"],
+            "log_loss_before": before["log_loss"], "log_loss_after": metrics["log_loss"],
+        }
+        metrics["calibration"] = calibration
     training = rundir.read_model_json(Path(run_dir) / "model.json").get("training", {})
     metrics.update(source=source, objective=training.get("objective"), grad_norm=training.get("grad_norm"))
     solved = None
@@ -119,20 +136,13 @@ def _read_history_if_any(run_dir: str | PathLike[str]) -> list[dict[str, float |
     return rundir.read_history(run_dir) if (Path(run_dir) / "history.csv").exists() else []
 
 
-def solve_optimum(run_dir: str | PathLike[str], model: Model) -> tuple[Optimum, float]:
-    """The exact optimum of the run's objective on its training part, and the model's objective there.
-
-    The training part is rebuilt from the saved config: the split depends only on the
-    data and the seed. Both objectives are computed in float64.
-
-    Returns
-    -------
-    optimum : softreg.solve.Optimum
-    model_objective : float, J of the saved model on the same training part
-    """
+def rebuild_parts(run_dir: str | PathLike[str], model: Model, flag: str) -> tuple[Config, Prepared]:
+    """The run's config and its training, validation and test parts, rebuilt in float64 from
+    the saved config (the split depends only on the data and the seed); ``flag`` names the
+    option that needs them in messages."""
     path = Path(run_dir) / "config.yaml"
     if not path.exists():
-        raise RunDirError(f"{path}: missing; --optimum needs the run's config to rebuild its training part")
+        raise RunDirError(f"{path}: missing; {flag} needs the run's config to rebuild its data splits")
     config = resolve(read_yaml(path), origin=str(path))
     prepared = prepare(config.data, np.dtype(np.float64), random_streams(config.seed).split)
     same = [str(label) for label in prepared.classes] == [str(label) for label in model.classes] and np.allclose(
@@ -141,11 +151,92 @@ def solve_optimum(run_dir: str | PathLike[str], model: Model) -> tuple[Optimum, 
     if not same:
         raise DataError(
             f"{config.data.source}: no longer gives the training part this run was trained on "
-            "(its classes or feature statistics changed); cannot compute the optimum"
+            f"(its classes or feature statistics changed); {flag} cannot rebuild it"
         )
+    return config, prepared
+
+
+def validation_part(run_dir: str | PathLike[str], model: Model) -> ArrayData:
+    """The run's validation split, standardized as in training; a UsageError when it has none."""
+    config, prepared = rebuild_parts(run_dir, model, "--calibrate")
+    if prepared.val is None:
+        raise UsageError(
+            f"{run_dir}: has no validation split (data.val is {config.data.val:g}); --calibrate fits the temperature "
+            "on it, so retrain with data.val > 0 (e.g. 0.1)"
+        )
+    return prepared.val
+
+
+CALIBRATION_BOUNDS = (math.log(1e-2), math.log(1e2))  # log T: the search range of fit_temperature
+
+
+def fit_temperature(model: Model, val: ArrayData) -> dict[str, Any]:
+    """Temperature scaling (Guo et al. 2017): the factor T by which the model's logits are
+    divided (on top of its own temperature) that minimizes the validation log loss.
+
+    T is searched on log T with scipy's bounded `minimize_scalar`. It is kept only if it
+    worsens neither the validation log loss nor the validation ECE; otherwise T = 1 (and
+    ``improved`` says so), so that calibrating never makes the validation split worse.
+
+    Returns
+    -------
+    dict with ``temperature``, ``effective_temperature`` (the model's times T), ``improved``,
+    ``split``, ``n_samples``, ``ece_before``, ``ece_after``, ``log_loss_before``, ``log_loss_after``
+    """
+    from scipy.optimize import minimize_scalar
+
+    coef, intercept = model.coef.astype(np.float64), model.intercept.astype(np.float64)
+    logits = data_logits(coef, intercept, val.X, val.center)  # (n_val, K); sparse rows centred exactly
+    rows = np.arange(val.n_samples)
+
+    def mean_log_loss(log_temperature: float) -> float:
+        temperature = model.temperature * math.exp(log_temperature)
+        return float(-losses.log_proba(logits, model.normalizer, temperature)[rows, val.y].mean())
+
+    found = minimize_scalar(mean_log_loss, bounds=CALIBRATION_BOUNDS, method="bounded", options={"xatol": 1e-6})
+    before = classification_metrics(val.y, losses.proba(logits, model.normalizer, model.temperature), model.classes)
+    temperature = math.exp(float(found.x))
+    after = classification_metrics(
+        val.y, losses.proba(logits, model.normalizer, model.temperature * temperature), model.classes
+    )
+    improved = after["log_loss"] <= before["log_loss"] and after["ece"] <= before["ece"]
+    if not improved:
+        temperature, after = 1.0, before
+    return {
+        "temperature": temperature,
+        "effective_temperature": model.temperature * temperature,
+        "improved": improved,
+        "split": "validation",
+        "n_samples": val.n_samples,
+        "ece_before": before["ece"],
+        "ece_after": after["ece"],
+        "log_loss_before": before["log_loss"],
+        "log_loss_after": after["log_loss"],
+    }
+
+
+def solve_optimum(run_dir: str | PathLike[str], model: Model) -> tuple[Optimum, float]:
+    """The exact optimum of the run's objective on its training part, and the model's objective there.
+
+    The training part is rebuilt from the saved config (`rebuild_parts`). Both objectives
+    are computed in float64. Only the convex objectives have one: cross-entropy with softmax
+    (at any temperature); squared error and the other normalizers are refused.
+
+    Returns
+    -------
+    optimum : softreg.solve.Optimum
+    model_objective : float, J of the saved model on the same training part
+    """
+    if model.loss != "cross_entropy" or model.normalizer != "softmax":
+        raise UsageError(
+            f"{run_dir}: --optimum solves convex objectives only (cross_entropy with softmax); this run's "
+            f"{model.loss} with {model.normalizer} is not convex, so L-BFGS would find a local minimum, not the optimum"
+        )
+    config, prepared = rebuild_parts(run_dir, model, "--optimum")
     train, settings = prepared.train, config.training_settings()
     optimum = exact_optimum(
-        train.X, train.y, len(model.classes), settings.weight_decay, settings.fit_intercept, center=train.center
+        train.X, train.y, len(model.classes), settings.weight_decay, settings.fit_intercept,
+        temperature=settings.temperature, center=train.center,
     )
     coef, intercept = model.coef.astype(np.float64), model.intercept.astype(np.float64)
     model_objective, _ = evaluate_objective(coef, intercept, train, settings)

@@ -217,6 +217,9 @@ def finish_run(config: Config, prepared: Prepared, result: FitResult, run_dir: s
         header=prepared.header,
         id_name=prepared.id_name,
         file_columns=prepared.file_columns,
+        loss=config.model.loss,
+        normalizer=config.model.normalizer,
+        temperature=config.model.temperature,
     )
     if prepared.test is not None:
         split_name, part = "test", prepared.test

@@ -8,6 +8,7 @@ and never prints: progress and checkpoints go through callbacks.
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from collections.abc import Callable, Iterator
@@ -16,7 +17,7 @@ from typing import Protocol
 
 import numpy as np
 
-from softreg import kernels, softmax
+from softreg import kernels, losses, softmax
 from softreg.errors import DivergedError, Interrupted
 from softreg.kernels import Batch, Matrix
 from softreg.optim import SGD, EarlyStopping, Schedule
@@ -44,8 +45,11 @@ class Settings:
     The names and defaults are those of the config's ``model`` and ``optim`` sections.
     """
 
-    weight_decay: float = 1e-4  # lambda in J = mean cross-entropy + lambda/2 ||W||^2
+    weight_decay: float = 1e-4  # lambda in J = mean loss + lambda/2 ||W||^2
     fit_intercept: bool = True
+    loss: str = "cross_entropy"  # or squared_error (see softreg.losses)
+    normalizer: str = "softmax"  # or taylor, spherical
+    temperature: float = 1.0  # p = normalizer(z / temperature)
     lr: float = 0.1
     batch_size: int = 64
     epochs: int = 20
@@ -267,7 +271,8 @@ class _Loop:
         self.weights = np.zeros(n_classes * n_features + n_classes, dtype=train.dtype)
         self.coef = self.weights[: n_classes * n_features].reshape(n_classes, n_features)
         self.intercept = self.weights[n_classes * n_features:]
-        estimator = kernels.ESTIMATORS[settings.variance_reduction]
+        self.intercept[...] = losses.START_INTERCEPT.get(settings.normalizer, 0.0)
+        estimator = gradient_estimator(settings)
         self.gradient = estimator(
             n_classes, n_features, train.n_samples, train.dtype, settings.batch_size, settings.weight_decay,
             settings.fit_intercept, center_of(train),
@@ -330,7 +335,11 @@ class _Loop:
         if evaluated is not None:
             record.objective, record.grad_norm = evaluated
         if self.val is not None:
-            record.val_loss, record.val_accuracy = validation(self.coef, self.intercept, self.val)
+            settings = self.settings
+            record.val_loss, record.val_accuracy = validation(
+                self.coef, self.intercept, self.val,
+                loss=settings.loss, normalizer=settings.normalizer, temperature=settings.temperature,
+            )
 
     def objective(self) -> tuple[float, float]:
         return evaluate_objective(self.coef, self.intercept, self.train, self.settings, self.gradient.full_pass_work)
@@ -376,6 +385,19 @@ class _Loop:
         return final.result(), final
 
 
+def gradient_estimator(settings: Settings) -> Callable[..., kernels.PlainGradient]:
+    """The class that estimates each step's gradient: the fast kernels for cross-entropy +
+    softmax at T = 1, else the generic (allocating) estimator of `softreg.train.generic`."""
+    if losses.is_fast_path(settings.loss, settings.normalizer, settings.temperature):
+        return kernels.ESTIMATORS[settings.variance_reduction]
+    from softreg.train import generic
+
+    return functools.partial(
+        generic.ESTIMATORS[settings.variance_reduction],
+        loss=settings.loss, normalizer=settings.normalizer, temperature=settings.temperature,
+    )
+
+
 def evaluate_objective(
     coef: np.ndarray,
     intercept: np.ndarray,
@@ -383,32 +405,54 @@ def evaluate_objective(
     settings: Settings,
     work: kernels.Workspace | None = None,
 ) -> tuple[float, float]:
-    """Objective J and ||grad J|| over all of ``data`` (the intercept's gradient counts only
-    when the intercept is fitted), in chunks of ``work.max_rows`` rows."""
+    """Objective J (the configured loss's mean + lambda/2 ||W||^2) and ||grad J|| over all of
+    ``data`` (the intercept's gradient counts only when the intercept is fitted), in chunks of
+    ``work.max_rows`` rows."""
     if work is None:
         n_classes, n_features = coef.shape
         rows = kernels.chunk_rows(data.n_samples, data.n_features, n_classes)
         work = kernels.Workspace(n_classes, n_features, rows, coef.dtype)
-    _, objective, grad_coef, grad_intercept = kernels.chunked_loss_gradient(
-        coef, intercept, data.chunks(work.max_rows), data.n_samples, settings.weight_decay, work, center_of(data)
-    )
+    if losses.is_fast_path(settings.loss, settings.normalizer, settings.temperature):
+        _, objective, grad_coef, grad_intercept = kernels.chunked_loss_gradient(
+            coef, intercept, data.chunks(work.max_rows), data.n_samples, settings.weight_decay, work, center_of(data)
+        )
+    else:
+        _, objective, grad_coef, grad_intercept = losses.chunked_loss_gradient(
+            coef, intercept, data.chunks(work.max_rows), data.n_samples, settings.weight_decay,
+            settings.loss, settings.normalizer, settings.temperature, center_of(data),
+        )
     return objective, softmax.gradient_norm(grad_coef, grad_intercept if settings.fit_intercept else grad_intercept[:0])
 
 
-def validation(coef: np.ndarray, intercept: np.ndarray, data: TrainingData, rows: int = 8192) -> tuple[float, float]:
-    """Mean cross-entropy and accuracy over ``data`` (weighted means when it has sample
-    weights), ``rows`` at a time (`softmax.log_softmax`)."""
+def validation(
+    coef: np.ndarray,
+    intercept: np.ndarray,
+    data: TrainingData,
+    rows: int = 8192,
+    *,
+    loss: str = "cross_entropy",
+    normalizer: str = "softmax",
+    temperature: float = 1.0,
+) -> tuple[float, float]:
+    """Mean loss and accuracy over ``data`` (weighted means when it has sample weights),
+    ``rows`` at a time: cross-entropy from `softmax.log_softmax` by default, else the given
+    loss of `softreg.losses`, with the prediction ``argmax p`` of the given normalizer."""
+    fast = losses.is_fast_path(loss, normalizer, temperature)
     loss_sum = correct = 0.0
     center = center_of(data)
     for X, y, weight in data.chunks(rows):
         logits = data_logits(coef, intercept, X, center)  # (rows, K)
-        losses = -softmax.log_softmax(logits)[np.arange(len(y)), y]
-        hits = logits.argmax(axis=1) == y
+        if fast:
+            sample_losses = -softmax.log_softmax(logits)[np.arange(len(y)), y]
+            hits = logits.argmax(axis=1) == y
+        else:
+            sample_losses, proba = losses.sample_losses(logits, y, loss, normalizer, temperature)
+            hits = proba.argmax(axis=1) == y
         if weight is None:
-            loss_sum += float(losses.sum())
+            loss_sum += float(sample_losses.sum())
             correct += int(np.count_nonzero(hits))
         else:
-            loss_sum += float(np.dot(weight, losses))
+            loss_sum += float(np.dot(weight, sample_losses))
             correct += float(np.dot(weight, hits))
     return loss_sum / data.n_samples, correct / data.n_samples
 
