@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from softreg import losses, rundir, softmax
+from softreg import losses, rundir
 from softreg.columns import Columns
 from softreg.commands.common import draw_plots
 from softreg.config import Config, read_yaml, resolve
