@@ -276,5 +276,5 @@ def test_importing_the_training_core_does_not_import_the_estimator():
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert eval(loaded) == [
         "softreg", "softreg.errors", "softreg.kernels", "softreg.optim", "softreg.softmax", "softreg.train",
-        "softreg.train.state",
+        "softreg.train.rate", "softreg.train.state",
     ]
