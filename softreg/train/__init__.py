@@ -317,6 +317,7 @@ class _Loop:
                 raise diverged(epoch, self.train, self.settings)
             loss_sum += data_loss * len(y_batch)
             self.sgd.step(self.params, self.grads, self.schedule.rate(epoch, step))
+            self.gradient.after_step(self.weights, step)
             if on_step is not None:
                 on_step(self.coef, self.intercept)
         train_loss = loss_sum / self.train.n_samples
