@@ -80,6 +80,83 @@ def sgd_classifier(X, y, n_classes, weight_decay, epochs, seed):
         yield model.coef_, model.intercept_
 
 
+def floor_kernel(X, n_classes, batch_size, epochs, rng):
+    """What an SGD epoch cannot go below: the same steps over batches gathered before the clock
+    starts (contiguous, in the order of one permutation), doing only the two products and the
+    exponentials of each step: no gather, no update, no Python beyond the loop. Returns a
+    generator of (coef, intercept) after each epoch; the batches are gathered at once."""
+    n_samples, n_features = X.shape
+    gathered = X[rng.permutation(n_samples)]
+    coef = (0.01 * np.random.default_rng(1).standard_normal((n_classes, n_features))).astype(X.dtype)
+    intercept = np.zeros(n_classes, X.dtype)
+    batches = [gathered[start:start + batch_size] for start in range(0, n_samples, batch_size)]
+    outputs = {len(batch): (np.empty((len(batch), n_classes), X.dtype), np.empty((n_classes, n_features), X.dtype))
+               for batch in batches}
+
+    def run():
+        for _ in range(epochs):
+            for batch in batches:
+                logits, gradient = outputs[len(batch)]
+                np.matmul(batch, coef.T, out=logits)
+                np.exp(logits, out=logits)
+                np.matmul(logits.T, batch, out=gradient)
+            yield coef, intercept
+
+    return run()
+
+
+def epoch_breakdown(X, y, n_classes, weight_decay, batch_size, epochs, seed):
+    """softreg's plain-SGD epoch in its parts, each timed over whole epochs with the library's own
+    pieces (the library is not instrumented): the gather (`ArrayData.minibatches`), the gradient
+    (`PlainGradient.batch` on batches gathered before the clock starts), the update
+    (`Schedule.rate` and `SGD.step`), one full-data evaluation (`evaluate_objective`), and the
+    floor kernel, in rounds so that load on the machine hits every part alike. Returns the
+    median seconds of each part per epoch."""
+    from softreg import kernels
+    from softreg.optim import SGD
+    from softreg.train import ArrayData, Settings, evaluate_objective
+
+    data = ArrayData(X, y)
+    n_samples, n_features = X.shape
+    settings = Settings(weight_decay=weight_decay, lr=0.1, momentum=0.0, batch_size=batch_size)
+    gradient = kernels.PlainGradient(n_classes, n_features, n_samples, X.dtype, batch_size, weight_decay, True)
+    weights = np.zeros(n_classes * n_features + n_classes, X.dtype)
+    coef = weights[: n_classes * n_features].reshape(n_classes, n_features)
+    intercept = weights[n_classes * n_features:]
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(n_samples)
+    batches = [(X[order[start:start + batch_size]], y[order[start:start + batch_size]])
+               for start in range(0, n_samples, batch_size)]
+    schedule, sgd = settings.schedule_for(n_samples), SGD(momentum=0.0)
+    floor = floor_kernel(X, n_classes, batch_size, 10**9, np.random.default_rng(seed))
+
+    def gather():
+        for _ in data.minibatches(batch_size, rng):
+            pass
+
+    def gradient_only():
+        for X_batch, y_batch in batches:
+            gradient.batch(coef, intercept, X_batch, y_batch, None)
+
+    def update_only():
+        for step in range(len(batches)):
+            sgd.step([weights], [gradient.work.gradient], schedule.rate(1, step))
+        weights[...] = 0.0
+
+    def evaluation():
+        evaluate_objective(coef, intercept, data, settings, gradient.full_pass_work)
+
+    parts = {"floor": lambda: next(floor), "gather": gather, "gradient": gradient_only, "update": update_only,
+             "evaluation": evaluation}
+    seconds = {name: [] for name in parts}
+    for _ in range(epochs):
+        for name, part in parts.items():
+            started = time.perf_counter()
+            part()
+            seconds[name].append(time.perf_counter() - started)
+    return {name: float(np.median(values)) for name, values in seconds.items()}
+
+
 def timed_epochs(epochs):
     """Run an epoch generator; return the seconds of each epoch and copies of the weights after
     it (copying is not timed)."""
@@ -99,7 +176,7 @@ def run_softreg(data, settings):
 
     X, y = data[0], data[1]
     if "config_file" in settings:
-        config = load_config(workloads.REPO / settings["config_file"])
+        config = load_config(workloads.REPO / settings["config_file"], settings.get("overrides", ()))
         if config.model.dtype != str(X.dtype):
             raise SystemExit(f"config dtype {config.model.dtype} differs from the workload's {X.dtype}")
         training, seed = config.training_settings(), config.seed
@@ -123,6 +200,7 @@ def run_softreg(data, settings):
         "evaluated": evaluated,
         "logging_share": logging_share(seconds, evaluated),
         "optim": {key: value for key, value in vars(training).items() if value is not None},
+        "lr": result.lr,
     }
 
 
@@ -150,6 +228,21 @@ def run_epochs(make_epochs):
         return {"epoch_seconds": seconds, "curve": curve, "final": iterates[-1], "peak_bytes": peak}
 
     return run
+
+
+def run_floor(data, settings):
+    """The floor kernel's epochs, and softreg's plain-SGD epoch in parts (`epoch_breakdown`)."""
+    X, y = data[0], data[1]
+    epochs = floor_kernel(X, settings["n_classes"], settings["batch_size"], settings["epochs"],
+                          np.random.default_rng(settings["seed"]))
+    mark_start()
+    seconds, _ = timed_epochs(epochs)
+    peak = peak_above_start()
+    breakdown = epoch_breakdown(X, y, settings["n_classes"], settings["weight_decay"], settings["batch_size"],
+                                settings["epochs"], settings["seed"])
+    zero = (np.zeros((settings["n_classes"], X.shape[1])), np.zeros(settings["n_classes"]))
+    return {"epoch_seconds": seconds, "curve": [], "final": zero, "peak_bytes": peak, "breakdown": breakdown,
+            "steps": -(-X.shape[0] // settings["batch_size"])}
 
 
 def run_lbfgs(data, settings):
@@ -224,6 +317,7 @@ CONTENDERS = {
     "sgdclassifier": run_epochs(lambda data, s: sgd_classifier(
         data[0], data[1], s["n_classes"], s["weight_decay"], s["epochs"], s["seed"])),
     "lbfgs": run_lbfgs,
+    "floor": run_floor,
 }
 IMPORTS = {  # imported before the memory baseline, so that only training counts
     "softreg": ["softreg.train", "softreg.config"],
@@ -231,6 +325,7 @@ IMPORTS = {  # imported before the memory baseline, so that only training counts
     "torch": ["torch"],
     "sgdclassifier": ["sklearn.linear_model"],
     "lbfgs": ["sklearn.linear_model", "scipy.optimize", "threadpoolctl"],
+    "floor": ["softreg.train"],
 }
 
 

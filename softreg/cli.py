@@ -175,7 +175,9 @@ def train(
                 return
             target = command.output_dir_for(config, out)
             check_output_dir(target, force)
-            outcome = command.train_run(config, target, force=force, on_epoch=progress)
+            outcome = command.train_run(
+                config, target, force=force, on_epoch=progress, on_learning_rate=progress.learning_rate
+            )
     except Interrupted as stop:
         progress.finish_line()  # the message starts on a line of its own, not on the bar's
         click.echo(console.interrupted_message(stop), err=True)

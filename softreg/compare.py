@@ -32,7 +32,16 @@ from softreg.data import random_streams
 from softreg.errors import DivergedError, SoftregError, UsageError
 from softreg.kernels import Matrix
 from softreg.solve import Optimum, exact_optimum
-from softreg.train import ArrayData, EpochCallback, EpochRecord, Settings, fit, stable_learning_rate
+from softreg.train import (
+    AUTO,
+    ArrayData,
+    EpochCallback,
+    EpochRecord,
+    Settings,
+    auto_learning_rate,
+    fit,
+    stable_learning_rate,
+)
 
 if TYPE_CHECKING:
     from softreg.config import Config
@@ -156,7 +165,7 @@ def logistic_batches(
     `Schedule` as the trainer, from the base rate 2 eta (every schedule is proportional
     to its base rate, so doubling the base doubles every step's rate).
     """
-    schedule = settings.schedule_for(data.n_samples).with_base_lr(logistic.logistic_learning_rate(settings.lr))
+    schedule = settings.schedule_for(data.n_samples).with_base_lr(logistic.logistic_learning_rate(settings.base_lr))
     for epoch in range(1, settings.epochs + 1):
         for step, (X_batch, y_batch, _) in enumerate(data.minibatches(settings.batch_size, batch_rng)):
             yield X_batch, y_batch, schedule.rate(epoch, step)
@@ -364,6 +373,9 @@ def compare(config: Config, problem: Problem, on_epoch: EpochCallback | None = N
     Comparison
     """
     check_supported(config)
+    if config.optim.lr == AUTO:  # both sides need the number, and the report shows it
+        chosen = auto_learning_rate(ArrayData(problem.X, problem.y), config.training_settings())
+        config = config.with_learning_rate(chosen)
     weight_decay, fit_intercept = config.model.weight_decay, config.model.fit_intercept
     started = time.perf_counter()
     streams = random_streams(config.seed)
@@ -424,8 +436,8 @@ def _refuse_unstable(config: Config, problem: Problem, report: dict[str, Any]) -
     report["trajectory"]["rounding_amplification"] = amplification
     if not amplification <= AMPLIFICATION_LIMIT:  # NaN or inf count as unstable
         stable = stable_learning_rate(ArrayData(problem.X, problem.y), settings.weight_decay, settings.momentum)
-        suggested = min(settings.lr / 10, stable)
-        raise UnstableError(config.optim.lr, gap, report["trajectory"]["max_abs_prob_diff"], suggested)
+        suggested = min(settings.base_lr / 10, stable)
+        raise UnstableError(settings.base_lr, gap, report["trajectory"]["max_abs_prob_diff"], suggested)
 
 
 def check_supported(config: Config) -> None:
@@ -469,7 +481,7 @@ def _report(config: Config, problem: Problem, trajectory: Trajectory, optima: Op
         "n_features": int(problem.X.shape[1]),
         "fit_intercept": model.fit_intercept,
         "weight_decay": {"softmax": model.weight_decay, "logistic": logistic.logistic_weight_decay(model.weight_decay)},
-        "learning_rate": {"softmax": optim.lr, "logistic": logistic.logistic_learning_rate(optim.lr)},
+        "learning_rate": {"softmax": optim.lr, "logistic": logistic.logistic_learning_rate(float(optim.lr))},
         "optim": {
             "batch_size": optim.batch_size,
             "epochs": optim.epochs,

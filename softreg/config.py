@@ -10,6 +10,7 @@ through the same rules.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import math
 import os
@@ -24,7 +25,7 @@ from softreg.errors import ConfigError
 from softreg.losses import LOSSES, NORMALIZERS, SPHERICAL_START, SUM_REFUSED
 from softreg.optim import SCHEDULES, VARIANCE_REDUCTION
 from softreg.sources import BUILTIN_PREFIX, BUILTINS
-from softreg.train import Settings
+from softreg.train import AUTO, Settings
 
 REQUIRED = object()
 Rule: TypeAlias = Callable[[Any], Any]  # a YAML value -> the normalized value, or ValueError
@@ -92,6 +93,24 @@ def number(
         return value
 
     return check
+
+
+def learning_rate(value: object) -> float | str:
+    """A number > 0, or "auto" (chosen from the training data when training starts)."""
+    if isinstance(value, str) and not _is_number(value):
+        if value == AUTO:
+            return AUTO
+        hint = _suggestion(value, [AUTO])
+        raise ValueError(f"must be a number > 0 or {AUTO}, got {value!r}{hint}")
+    return number(0.0, min_open=True)(value)
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def boolean(value: object) -> bool:
@@ -288,7 +307,12 @@ SCHEMA: dict[str, Spec | dict[str, Spec]] = {
         "temperature": (1.0, number(0.0, min_open=True), "T > 0 in p = normalizer(z / T)"),
     },
     "optim": {
-        "lr": (0.1, number(0.0, min_open=True), "base learning rate"),
+        "lr": (
+            0.1,
+            learning_rate,
+            "base learning rate, or auto: from a curvature bound of the training data, the batch size and the "
+            "momentum (the chosen number is printed and saved in the run's config.yaml)",
+        ),
         "batch_size": (64, number(1, integer=True), "minibatch size"),
         "epochs": (20, number(1, integer=True), "passes over the training part"),
         "momentum": (0.9, number(0.0, 1.0, max_open=True), "heavy-ball momentum (0 disables)"),
@@ -351,7 +375,7 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class OptimConfig:
-    lr: float
+    lr: float | str  # a number, or "auto" until a run resolves it (`Config.with_learning_rate`)
     batch_size: int
     epochs: int
     momentum: float
@@ -405,6 +429,10 @@ class Config:
             variance_reduction=optim.variance_reduction,
             eval_every=self.output.eval_every,
         )
+
+    def with_learning_rate(self, lr: float) -> Config:
+        """This config with ``optim.lr`` set to ``lr`` (what a run saves once "auto" has chosen it)."""
+        return dataclasses.replace(self, optim=dataclasses.replace(self.optim, lr=lr))
 
     def to_dict(self) -> dict[str, Any]:
         """The resolved config as plain YAML-able data (the form saved with a run)."""

@@ -70,6 +70,12 @@ class Progress:
         if record.epoch >= total:
             self.finish_line()
 
+    def learning_rate(self, lr: float) -> None:
+        """One line before the first epoch: the rate ``optim.lr: auto`` chose."""
+        if not self.quiet:
+            click.echo(f"optim.lr: auto chose {lr:.4g} (saved in the run's config.yaml)", file=self.stream)
+            self.stream.flush()
+
     def _draw(self, now: float) -> None:
         assert self.pending is not None and self.started is not None, "__call__ sets both before any draw"
         record, total = self.pending

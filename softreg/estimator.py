@@ -9,6 +9,7 @@ command line for the same data and seed. It does not standardize: put a
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from dataclasses import asdict
 from pathlib import Path
@@ -26,7 +27,7 @@ from softreg.config import dump_config, key_spec, resolve
 from softreg.data import random_streams, split_indices
 from softreg.losses import SPHERICAL_START
 from softreg.model import Model, raw_logits, standardize
-from softreg.train import ArrayData, EpochRecord, Settings, TrainingState, fit
+from softreg.train import AUTO, ArrayData, EpochRecord, Settings, TrainingState, fit
 
 # each parameter and the config section of the key it mirrors (same default, same rule;
 # the tests check that the defaults of __init__ are the config's)
@@ -72,8 +73,9 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
         The map from logits to probabilities (``model.normalizer``); `predict_proba` uses it.
     temperature : float, default=1.0
         T > 0 in ``p = normalizer(z / T)`` (``model.temperature``).
-    lr : float, default=0.1
-        Base learning rate (``optim.lr``), > 0.
+    lr : float or "auto", default=0.1
+        Base learning rate (``optim.lr``), > 0; "auto" chooses it from the training data's
+        curvature, the batch size and the momentum when `fit` starts (``learning_rate_``).
     batch_size : int, default=64
     epochs : int, default=20
     momentum : float, default=0.9
@@ -109,10 +111,14 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
     coef_ : ndarray of shape (n_classes, n_features)
     intercept_ : ndarray of shape (n_classes,)
     history_ : list of dict, one per epoch (the columns of ``history.csv``)
+    learning_rate_ : float, the base rate used (the number "auto" chose); `partial_fit` and
+        ``warm_start`` keep it
     n_features_in_ : int
     feature_mean_, feature_scale_ : ndarray of shape (n_features,) or None
         A standardizer applied before the model: set by `load_run` (a run's saved one), None otherwise.
     """
+
+    learning_rate_: float  # set by fit
 
     def __init__(
         self,
@@ -122,7 +128,7 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
         loss: str = "cross_entropy",
         normalizer: str = "softmax",
         temperature: float = 1.0,
-        lr: float = 0.1,
+        lr: float | str = 0.1,
         batch_size: int = 64,
         epochs: int = 20,
         momentum: float = 0.9,
@@ -225,9 +231,12 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
         streams = random_streams(self._seed())
         train, val = self._parts(self._standardized(X), y_index, weight, X_val, y_val, streams.split)
         start = self._start(train.n_features) if continuing and fitted else None
+        if start is not None and settings.lr == AUTO and hasattr(self, "learning_rate_"):
+            settings = dataclasses.replace(settings, lr=self.learning_rate_)  # one rate for the whole stream
         on_epoch = _print_epoch if self.verbose else None
         result = fit(train, len(self.classes_), settings, streams.batches, val=val, start=start, on_epoch=on_epoch)
         self.coef_, self.intercept_ = result.coef, result.intercept
+        self.learning_rate_ = result.lr
         self.history_ = [asdict(record) for record in result.history]
         self.n_iter_ = len(result.history)
         self.stopped_early_ = result.stopped_early
@@ -416,6 +425,8 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
         sections: dict[str, dict] = {"model": {}, "optim": {}}
         for name, section in PARAMETERS.items():
             sections[section][name] = getattr(self, name)
+        if sections["optim"]["lr"] == AUTO:  # the number it chose, as `softreg train` saves it
+            sections["optim"]["lr"] = self.learning_rate_
         seed = self.random_state if isinstance(self.random_state, int) else 0
         return resolve({"data": {"source": "SoftmaxRegression.fit"}, **sections, "seed": seed})
 

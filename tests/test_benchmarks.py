@@ -28,10 +28,11 @@ def test_quick_benchmark_exits_0_and_prints_one_table_of_every_contender(quick_r
     done, _ = quick_run
     assert done.returncode == 0, done.stderr
     table = done.stdout.split("digits 1437×64×10 float64")[1]
-    for name in ("softreg (fast recipe)", "softreg (plain SGD)", "numpy reference loop", "PyTorch CPU loop",
-                 "SGDClassifier (OvR)", "LogisticRegression lbfgs"):
+    for name in ("softreg fast, lr auto", "softreg fast, tuned lr", "softreg plain SGD", "floor kernel",
+                 "numpy reference loop", "PyTorch CPU loop", "SGDClassifier (OvR)", "LogisticRegression lbfgs"):
         assert name in table
-    assert "targets (issue 7), measured in this run:" in done.stdout
+    assert "where a plain-SGD step goes" in table
+    assert "targets, measured in this run:" in done.stdout
 
 
 def test_quick_benchmark_writes_raw_figures_and_caches_the_optimum(quick_run):
@@ -41,12 +42,16 @@ def test_quick_benchmark_writes_raw_figures_and_caches_the_optimum(quick_run):
     document = json.loads(path.read_text())
     entry = document["results"]["digits-float64"]
     assert entry["meta"]["n_train"] == 1437 and entry["meta"]["objective"] > 0
-    for label in ("softreg", "softreg-sgd", "reference", "sgdclassifier", "lbfgs"):
+    for label in ("softreg-auto", "softreg-tuned", "softreg-sgd", "reference", "sgdclassifier", "lbfgs"):
         summary = entry["contenders"][label]
         assert summary["epoch_seconds"] > 0 and summary["peak_bytes"] >= 0
         assert 0 <= summary["test_accuracy"] <= 1
         # one objective per epoch, or per logged epoch for softreg's plain SGD (adaptive logging)
         assert all(1 <= len(run["curve"]) <= len(run["epoch_seconds"]) for run in entry["runs"][label])
+    assert entry["contenders"]["softreg-auto"]["lr"] > 0  # the number auto chose
+    floor = entry["contenders"]["floor"]
+    assert floor["epoch_seconds"] > 0 and set(floor["breakdown"]) == {"floor", "gather", "gradient", "update",
+                                                                       "evaluation"}
     assert entry["contenders"]["lbfgs"]["final_gap"] <= 1e-4  # stopped at the smallest gap
     assert document["machine"]["cores"] >= 1 and document["targets"]
     assert (results / "cache" / "digits-float64" / "meta.json").exists()

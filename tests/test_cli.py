@@ -136,6 +136,23 @@ def test_same_config_and_seed_give_bit_identical_models(tmp_path):
         assert a["coef"].tobytes() != c["coef"].tobytes()
 
 
+def test_lr_auto_is_printed_and_saved_as_the_number_it_chose(tmp_path):
+    """optim.lr: auto prints the chosen rate before the first epoch and saves that number in config.yaml
+    (and in model.json's training summary); --print-config shows auto, since it needs the data."""
+    import yaml
+
+    config = REPO / "configs" / "wine.yaml"
+    code, _, stderr = run("train", "--config", config, "--out", tmp_path / "a", "--set", "optim.lr=auto", *FAST)
+    assert code == 0  # progress, and this line with it, goes to stderr
+    first, second = stderr.splitlines()[:2]
+    assert first.startswith("optim.lr: auto chose ") and second.startswith("epoch 1/3  lr=")
+    saved = yaml.safe_load((tmp_path / "a" / "config.yaml").read_text())["optim"]["lr"]
+    assert isinstance(saved, float) and saved > 0 and f"chose {saved:.4g} " in first
+    assert json.loads((tmp_path / "a" / "model.json").read_text())["training"]["lr"] == saved
+    code, stdout, _ = run("train", "--config", config, "--set", "optim.lr=auto", "--print-config")
+    assert code == 0 and "  lr: auto\n" in stdout
+
+
 def test_existing_run_directory_is_refused_without_force(tmp_path):
     """An existing non-empty --out is refused (exit 2) and kept; --force replaces a run directory."""
     out = tmp_path / "run"

@@ -79,7 +79,8 @@ def test_unknown_keys_suggest_the_close_one(document, message):
             "c.yaml: model.dtype must be one of float64, float32, got 'float16' (did you mean 'float64'?)",
         ),
         ("data", "stratify", "yes please", "c.yaml: data.stratify must be true or false, got 'yes please'"),
-        ("optim", "lr", "fast", "c.yaml: optim.lr must be a number, got 'fast'"),
+        ("optim", "lr", "fast", "c.yaml: optim.lr must be a number > 0 or auto, got 'fast'"),
+        ("optim", "lr", "atuo", "c.yaml: optim.lr must be a number > 0 or auto, got 'atuo' (did you mean 'auto'?)"),
     ],
 )
 def test_out_of_range_and_mistyped_values_name_key_and_value(section, key, value, message):
@@ -184,6 +185,9 @@ def test_validator_accepts_only_in_range_values_or_names_the_key(key, value):
         assert f"{section}.{name}" in str(error)
         return
     resolved = getattr(getattr(config, section), name)
+    if key == ("optim", "lr") and value == "auto":  # chosen from the data when training starts
+        assert resolved == "auto"
+        return
     assert isinstance(resolved, (int, float)) and not isinstance(resolved, bool) and math.isfinite(resolved)
     checks = {"lr": resolved > 0, "batch_size": resolved >= 1, "epochs": resolved >= 1,
               "momentum": 0 <= resolved < 1, "weight_decay": resolved >= 0, "val": 0 <= resolved < 1}

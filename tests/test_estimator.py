@@ -270,11 +270,28 @@ def saved_classes(run_dir):
         return saved["classes"].tolist()
 
 
+def test_lr_auto_chooses_the_cores_rate_and_keeps_it(tmp_path):
+    """lr="auto" takes `auto_learning_rate` of the training data (``learning_rate_``); partial_fit keeps
+    the first call's rate, and save_run writes the number."""
+    from softreg.train import ArrayData, auto_learning_rate
+
+    X, y = load_wine(return_X_y=True)
+    X = StandardScaler().fit_transform(X)
+    clf = SoftmaxRegression(lr="auto", batch_size=16, epochs=5, random_state=0).fit(X, y)
+    expected = auto_learning_rate(ArrayData(X, np.searchsorted(clf.classes_, y)), clf._settings())
+    assert clf.learning_rate_ == expected and clf.score(X, y) > 0.9
+    stream = SoftmaxRegression(lr="auto", batch_size=16, random_state=0).partial_fit(X[:60], y[:60], classes=[0, 1, 2])
+    first = stream.learning_rate_
+    assert stream.partial_fit(X[60:], y[60:]).learning_rate_ == first
+    clf.save_run(tmp_path / "run")
+    assert load_config(tmp_path / "run" / "config.yaml").optim.lr == expected
+
+
 def test_importing_the_training_core_does_not_import_the_estimator():
     """`import softreg.train` loads only the math (softmax, losses), kernels, optimiser and train (and errors)."""
     code = "import softreg.train, sys; print(sorted(m for m in sys.modules if m.startswith('softreg')))"
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert eval(loaded) == [
         "softreg", "softreg.errors", "softreg.kernels", "softreg.losses", "softreg.optim", "softreg.softmax",
-        "softreg.train", "softreg.train.state",
+        "softreg.train", "softreg.train.rate", "softreg.train.state",
     ]

@@ -46,7 +46,7 @@ def small_problem():
     [
         ({"lr": 0.1, "momentum": 0.9, "schedule": "cosine", "epochs": 150}, 1e-4),
         ({"lr": 0.5, "momentum": 0.9, "schedule": "constant", "epochs": 40, "variance_reduction": "svrg"}, 1e-8),
-        ({"lr": 0.2, "momentum": 0.0, "schedule": "constant", "epochs": 80, "variance_reduction": "svrg"}, 1e-8),
+        ({"lr": "auto", "momentum": 0.0, "schedule": "constant", "epochs": 80, "variance_reduction": "svrg"}, 1e-8),
         ({"lr": 0.5, "momentum": 0.9, "nesterov": True, "epochs": 40, "variance_reduction": "svrg"}, 1e-8),
     ],
     ids=["sgd-momentum-cosine", "svrg-momentum", "svrg-plain", "svrg-nesterov"],

@@ -144,6 +144,31 @@ def test_finished_run_trains_further_with_more_epochs(tmp_path):
     assert json.loads((out / "model.json").read_text())["training"]["epochs_run"] == 9
 
 
+def test_resume_of_an_lr_auto_run_is_bit_identical(tmp_path):
+    """A run with optim.lr: auto interrupted after epoch 3 resumes from the number its config.yaml
+    saved, and ends with the uninterrupted run's model, bit for bit."""
+    from softreg.commands.train import train_run
+    from softreg.config import load_config
+    from softreg.errors import Interrupted
+
+    auto = ["optim.lr=auto", "optim.epochs=8", "output.plots=false", "optim.variance_reduction=svrg"]
+    config = load_config(REPO / "configs" / "iris.yaml", auto)
+    straight = tmp_path / "straight"
+    train_run(config, straight)
+
+    def interrupt_after_3(record, total):
+        if record.epoch == 4:
+            raise KeyboardInterrupt
+
+    out = tmp_path / "run"
+    with pytest.raises(Interrupted):
+        train_run(config, out, on_epoch=interrupt_after_3)
+    assert "lr: auto" not in (out / "config.yaml").read_text()
+    code, _, stderr = cli("train", "--resume", out, "--quiet")
+    assert code == 0, stderr
+    assert model_bytes(out) == model_bytes(straight)
+
+
 def test_resume_refuses_overrides_that_change_the_model(tmp_path):
     """Overrides other than optim.epochs and output.* would change the model: exit 2."""
     out = tmp_path / "run"

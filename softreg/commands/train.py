@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import shutil
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from os import PathLike
 from pathlib import Path
@@ -19,7 +19,7 @@ from softreg.data import Prepared, prepare, random_streams
 from softreg.errors import DivergedError, Interrupted, RunDirError, UsageError
 from softreg.evaluate import classification_metrics
 from softreg.model import Model
-from softreg.train import EpochCallback, FitResult, TrainingState, data_logits, fit
+from softreg.train import AUTO, EpochCallback, FitResult, TrainingState, auto_learning_rate, data_logits, fit
 
 
 @dataclass
@@ -41,19 +41,30 @@ def output_dir_for(config: Config, out: str | PathLike[str] | None = None) -> Pa
 
 
 def train_run(
-    config: Config, target: str | PathLike[str], force: bool = False, on_epoch: EpochCallback | None = None
+    config: Config,
+    target: str | PathLike[str],
+    force: bool = False,
+    on_epoch: EpochCallback | None = None,
+    on_learning_rate: Callable[[float], None] | None = None,
 ) -> TrainOutcome:
     """Load, split and standardize, then train into the run directory ``target``.
 
     The data are loaded before anything is written, so bad data leave no trace. The
     directory appears with its config.yaml only (made in a hidden staging directory and
     renamed); a checkpoint follows every ``output.checkpoint_every`` epochs, and
-    model.npz comes last. A diverged run's directory is removed.
+    model.npz comes last. A diverged run's directory is removed. ``optim.lr: auto`` is
+    chosen from the training part first and saved as that number (so that ``--resume``
+    reads it back); ``on_learning_rate(lr)`` hears of it.
     """
     streams = random_streams(config.seed)
     prepared = prepare(config.data, np.dtype(config.model.dtype), streams.split)
+    chosen = config.optim.lr == AUTO
+    if chosen:
+        config = config.with_learning_rate(auto_learning_rate(prepared.train, config.training_settings()))
     with rundir.staging_dir(target, force=force, lock=True) as staging:
         rundir.write_text(staging / "config.yaml", dump_config(config))
+    if chosen and on_learning_rate is not None:  # said once the run directory is there, before epoch 1
+        on_learning_rate(float(config.optim.lr))
     try:
         try:
             result = _fit_with_checkpoints(config, prepared, streams.batches, target, on_epoch)

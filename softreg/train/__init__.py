@@ -8,6 +8,7 @@ and never prints: progress and checkpoints go through callbacks.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 import time
@@ -21,18 +22,22 @@ from softreg import kernels, losses, softmax
 from softreg.errors import DivergedError, Interrupted
 from softreg.kernels import Batch, Matrix
 from softreg.optim import SGD, EarlyStopping, Schedule
+from softreg.train.rate import AUTO, auto_learning_rate
 from softreg.train.state import EpochRecord, FitResult, TrainingState, evaluation_due
 
 __all__ = [
+    "AUTO",
     "ArrayData",
     "EpochRecord",
     "FitResult",
     "Settings",
     "TrainingData",
     "TrainingState",
+    "auto_learning_rate",
     "diverged",
     "evaluate_objective",
     "fit",
+    "resolve_learning_rate",
     "stable_learning_rate",
     "validation",
 ]
@@ -50,7 +55,7 @@ class Settings:
     loss: str = "cross_entropy"  # or squared_error (see softreg.losses)
     normalizer: str = "softmax"  # or taylor, spherical
     temperature: float = 1.0  # p = normalizer(z / temperature)
-    lr: float = 0.1
+    lr: float | str = 0.1  # or "auto": `auto_learning_rate` of the training data, chosen when `fit` starts
     batch_size: int = 64
     epochs: int = 20
     momentum: float = 0.9
@@ -66,7 +71,14 @@ class Settings:
 
     def schedule_for(self, n_samples: int) -> Schedule:
         steps = math.ceil(n_samples / self.batch_size)
-        return Schedule(self.schedule, self.lr, self.epochs, steps, self.step_size, self.gamma, self.decay)
+        return Schedule(self.schedule, self.base_lr, self.epochs, steps, self.step_size, self.gamma, self.decay)
+
+    @property
+    def base_lr(self) -> float:
+        """``lr`` as a number; "auto" must have been resolved (`resolve_learning_rate`)."""
+        if isinstance(self.lr, str):
+            raise ValueError(f"lr={self.lr!r} is chosen from the data: resolve it first (resolve_learning_rate)")
+        return self.lr
 
 
 class TrainingData(Protocol):
@@ -201,6 +213,7 @@ def fit(
     Returns
     -------
     FitResult
+        Its ``lr`` is the base rate used: the number ``settings.lr`` chose when "auto".
 
     Raises
     ------
@@ -210,13 +223,16 @@ def fit(
         On KeyboardInterrupt: carries the state after the last completed epoch.
     """
     train, val = as_training_data(train), None if val is None else as_training_data(val)
-    loop = _Loop(train, val, n_classes, settings, rng)
+    clock = time.perf_counter()
+    settings = resolve_learning_rate(train, settings)
+    choosing = time.perf_counter() - clock  # the time to choose lr: part of the first epoch's seconds
+    loop = _Loop(train, val, n_classes, settings, rng, clock)
     if start is not None:
         loop.restore(start)
     state, saved = start, True  # a start state is the checkpoint on disk already
     try:
         for epoch in range(loop.first_epoch, settings.epochs + 1):
-            started = time.perf_counter()
+            started, choosing = time.perf_counter() - choosing, 0.0
             train_loss = loop.sgd_epoch(epoch, on_step)
             record = EpochRecord(epoch=epoch, lr=loop.schedule.rate(epoch, 0), train_loss=train_loss)
             due = evaluation_due(
@@ -263,6 +279,7 @@ class _Loop:
         n_classes: int,
         settings: Settings,
         rng: np.random.Generator,
+        started: float,
     ) -> None:
         self.train, self.val, self.settings, self.rng = train, val, settings, rng
         self.n_classes, n_features = n_classes, train.n_features
@@ -290,7 +307,7 @@ class _Loop:
         self.history: list[EpochRecord] = []
         self.previous_seconds = 0.0
         self.first_epoch = 1
-        self.started = time.perf_counter()
+        self.started = started
 
     def restore(self, start: TrainingState) -> None:
         if start.weights.shape != self.weights.shape:
@@ -320,6 +337,7 @@ class _Loop:
                 raise diverged(epoch, self.train, self.settings)
             loss_sum += data_loss * len(y_batch)
             self.sgd.step(self.params, self.grads, self.schedule.rate(epoch, step))
+            self.gradient.after_step(self.weights, step)
             if on_step is not None:
                 on_step(self.coef, self.intercept)
         train_loss = loss_sum / self.train.n_samples
@@ -381,6 +399,7 @@ class _Loop:
             "stopped_early": stopper is not None and stopper.triggered,
             "best_epoch": None if stopper is None else stopper.best_epoch,
             "seconds": self.previous_seconds + time.perf_counter() - self.started,
+            "lr": self.settings.base_lr,
         }
         return final.result(), final
 
@@ -468,6 +487,13 @@ def _exploded(train_loss: float, history: list[EpochRecord], n_classes: int) -> 
     return train_loss > EXPLOSION_FACTOR * reference
 
 
+def resolve_learning_rate(data: TrainingData, settings: Settings) -> Settings:
+    """``settings`` with ``lr="auto"`` replaced by `auto_learning_rate` of ``data`` (unchanged otherwise)."""
+    if settings.lr == AUTO:
+        return dataclasses.replace(settings, lr=auto_learning_rate(data, settings))
+    return settings
+
+
 def stable_learning_rate(data: TrainingData, weight_decay: float, momentum: float) -> float:
     """Half the heavy-ball stability bound 2 (1 + momentum) / L for this data.
 
@@ -487,4 +513,4 @@ def stable_learning_rate(data: TrainingData, weight_decay: float, momentum: floa
 def diverged(epoch: int, data: TrainingData, settings: Settings) -> DivergedError:
     """DivergedError suggesting a rate that is stable for this data."""
     stable = stable_learning_rate(data, settings.weight_decay, settings.momentum)
-    return DivergedError(epoch, settings.lr, suggested=min(settings.lr / 10, stable))
+    return DivergedError(epoch, settings.base_lr, suggested=min(settings.base_lr / 10, stable))

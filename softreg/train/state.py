@@ -52,6 +52,7 @@ class FitResult:
     best_epoch: int | None = None
     seconds: float = 0.0
     state: TrainingState | None = None  # the finished state (what the final checkpoint holds)
+    lr: float = math.nan  # the base learning rate: the number chosen when the settings said "auto"
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -61,6 +62,7 @@ class FitResult:
             "stopped_early": self.stopped_early,
             "best_epoch": self.best_epoch,
             "seconds": self.seconds,
+            "lr": self.lr,
         }
 
 
@@ -110,6 +112,7 @@ class TrainingState:
             best_epoch=self.summary["best_epoch"],
             seconds=self.summary["seconds"],
             state=self,
+            lr=self.summary.get("lr", math.nan),  # absent from checkpoints of earlier versions
         )
 
 
