@@ -1,0 +1,84 @@
+"""The run directory: atomic writes, a staging directory committed by one rename,
+and saving/loading the model with everything it needs (classes, feature names,
+the standardizer).
+
+A run directory is built in a hidden sibling ``.NAME.staging-*`` and renamed onto
+``NAME`` only when complete, so an interrupted run never leaves a model that loads.
+Nothing is ever unpickled: arrays load with ``allow_pickle=False``.
+"""
+
+from softreg.rundir.artifacts import (
+    FORMAT_VERSION,
+    MODEL_ARRAYS,
+    OUTPUT_FORMAT_VERSION,
+    load_model,
+    load_test_split,
+    read_metrics,
+    read_model_json,
+    save_model,
+    save_test_split,
+)
+from softreg.rundir.checkpoint import (
+    CHECKPOINT,
+    CHECKPOINT_KEYS,
+    CHECKPOINT_SECONDS,
+    HISTORY_FIELDS,
+    load_checkpoint,
+    read_history,
+    save_checkpoint,
+    write_history,
+)
+from softreg.rundir.directory import (
+    LOCK_FILE,
+    RUN_MARKERS,
+    check_output_dir,
+    claim,
+    default_run_dir,
+    release,
+    remove_stale_temporaries,
+    staging_dir,
+)
+from softreg.rundir.files import (
+    atomic_open,
+    finite,
+    json_text,
+    read_json_object,
+    write_json,
+    write_npz,
+    write_text,
+)
+
+__all__ = [
+    "CHECKPOINT",
+    "CHECKPOINT_KEYS",
+    "CHECKPOINT_SECONDS",
+    "FORMAT_VERSION",
+    "HISTORY_FIELDS",
+    "LOCK_FILE",
+    "MODEL_ARRAYS",
+    "OUTPUT_FORMAT_VERSION",
+    "RUN_MARKERS",
+    "atomic_open",
+    "check_output_dir",
+    "claim",
+    "default_run_dir",
+    "finite",
+    "json_text",
+    "load_checkpoint",
+    "load_model",
+    "load_test_split",
+    "read_history",
+    "read_json_object",
+    "read_metrics",
+    "read_model_json",
+    "release",
+    "remove_stale_temporaries",
+    "save_checkpoint",
+    "save_model",
+    "save_test_split",
+    "staging_dir",
+    "write_history",
+    "write_json",
+    "write_npz",
+    "write_text",
+]
