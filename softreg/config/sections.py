@@ -1,0 +1,106 @@
+"""The resolved config: one frozen dataclass per section, and the `Config` that holds them."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+from softreg.train import Settings
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    source: str
+    label: str | int | None
+    test: float | str  # a fraction, or the path of a separate labelled file
+    val: float
+    split: str
+    stratify: bool
+    standardize: bool
+    classes: list[object] | None
+    delimiter: str | None
+    header: bool | None = None
+    features: list[str | int] | None = None
+    exclude: list[str | int] | None = None
+    id: str | int | None = None
+    missing: str = "error"
+    categorical: str | list[str | int] = "auto"
+    encoding: str = "utf-8"
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    weight_decay: float
+    fit_intercept: bool
+    dtype: str
+    loss: str = "cross_entropy"
+    normalizer: str = "softmax"
+    temperature: float = 1.0
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    lr: float | str  # a number, or "auto" until a run resolves it (`Config.with_learning_rate`)
+    batch_size: int
+    epochs: int
+    momentum: float
+    nesterov: bool
+    schedule: str
+    step_size: int
+    gamma: float
+    decay: float
+    early_stopping: dict[str, Any] | None  # {"patience", "min_delta"}, or None: disabled
+    variance_reduction: str = "none"
+
+
+@dataclass(frozen=True)
+class OutputConfig:
+    dir: str | None
+    plots: bool | list[str]
+    eval_every: int | None
+    checkpoint_every: int = 1
+
+
+@dataclass(frozen=True)
+class Config:
+    data: DataConfig
+    model: ModelConfig
+    optim: OptimConfig
+    output: OutputConfig
+    seed: int
+    path: str | None = None  # the file it came from, for messages and relative paths
+
+    def training_settings(self) -> Settings:
+        """The numbers `softreg.train.fit` needs, from the ``model`` and ``optim`` sections."""
+        model, optim = self.model, self.optim
+        stopping = optim.early_stopping or {}
+        return Settings(
+            weight_decay=model.weight_decay,
+            fit_intercept=model.fit_intercept,
+            loss=model.loss,
+            normalizer=model.normalizer,
+            temperature=model.temperature,
+            lr=optim.lr,
+            batch_size=optim.batch_size,
+            epochs=optim.epochs,
+            momentum=optim.momentum,
+            nesterov=optim.nesterov,
+            schedule=optim.schedule,
+            step_size=optim.step_size,
+            gamma=optim.gamma,
+            decay=optim.decay,
+            patience=stopping.get("patience"),
+            min_delta=stopping.get("min_delta", 0.0),
+            variance_reduction=optim.variance_reduction,
+            eval_every=self.output.eval_every,
+        )
+
+    def with_learning_rate(self, lr: float) -> Config:
+        """This config with ``optim.lr`` set to ``lr`` (what a run saves once "auto" has chosen it)."""
+        return dataclasses.replace(self, optim=dataclasses.replace(self.optim, lr=lr))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The resolved config as plain YAML-able data (the form saved with a run)."""
+        sections = {name: vars(getattr(self, name)).copy() for name in ("data", "model", "optim", "output")}
+        return {**sections, "seed": self.seed}
