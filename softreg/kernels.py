@@ -253,7 +253,8 @@ def _logits_into(out: np.ndarray, coef: np.ndarray, intercept: np.ndarray, X: Ma
         out[...] = (X @ coef.T).T
     elif X.shape[1] >= (64 if X.dtype == np.float32 else 256):
         np.matmul(X, coef.T, out=by_rows)
-        np.copyto(out, by_rows.T)
+        np.add(by_rows.T, intercept[:, None], out=out)  # the transpose and the intercept in one pass
+        return
     else:
         np.matmul(coef, X.T, out=out)
     out += intercept[:, None]

@@ -140,17 +140,18 @@ class ArrayData:
         batch before asking for the next.
         """
         order = rng.permutation(self.n_samples)
-        dense = isinstance(self.X, np.ndarray)
+        X, y, weight = self.X, self.y, self.sample_weight
+        dense = isinstance(X, np.ndarray)
         buffer = np.empty((min(batch_size, self.n_samples), self.n_features), self.dtype) if dense else None
         for start in range(0, self.n_samples, batch_size):
             index = order[start:start + batch_size]
             if buffer is not None:
-                X_batch = buffer[: len(index)]
+                X_batch = buffer if len(index) == len(buffer) else buffer[: len(index)]
                 # a permutation needs no bounds check; mode="raise" would gather into a temporary first
-                np.take(self.X, index, axis=0, out=X_batch, mode="clip")
+                np.take(X, index, axis=0, out=X_batch, mode="clip")
             else:
-                X_batch = self.X[index]
-            yield X_batch, self.y[index], None if self.sample_weight is None else self.sample_weight[index]
+                X_batch = X[index]
+            yield X_batch, y[index], None if weight is None else weight[index]
 
     def chunks(self, rows: int) -> Iterator[Batch]:
         return kernels.array_chunks(self.X, self.y, rows, self.sample_weight)
@@ -331,15 +332,22 @@ class _Loop:
         """One pass of minibatch steps; returns the mean batch loss."""
         loss_sum = 0.0
         batches = self.train.minibatches(self.settings.batch_size, self.rng)
+        # the step's callables and arrays as locals: with small batches a step is a few microseconds
+        # of numpy calls, and attribute lookups and a schedule call per step add up
+        gradient, update, after_step = self.gradient.batch, self.sgd.step, self.gradient.after_step
+        coef, intercept, weights, params, grads = self.coef, self.intercept, self.weights, self.params, self.grads
+        schedule = self.schedule
+        constant = schedule.kind == "constant"
+        lr = schedule.rate(epoch, 0)
         for step, (X_batch, y_batch, weight_batch) in enumerate(batches):
-            data_loss = self.gradient.batch(self.coef, self.intercept, X_batch, y_batch, weight_batch)
+            data_loss = gradient(coef, intercept, X_batch, y_batch, weight_batch)
             if not math.isfinite(data_loss):  # overflowing weights make the logits, so the loss, non-finite
                 raise diverged(epoch, self.train, self.settings)
             loss_sum += data_loss * len(y_batch)
-            self.sgd.step(self.params, self.grads, self.schedule.rate(epoch, step))
-            self.gradient.after_step(self.weights, step)
+            update(params, grads, lr if constant else schedule.rate(epoch, step))
+            after_step(weights, step)
             if on_step is not None:
-                on_step(self.coef, self.intercept)
+                on_step(coef, intercept)
         train_loss = loss_sum / self.train.n_samples
         if not np.isfinite(self.weights).all() or _exploded(train_loss, self.history, self.n_classes):
             raise diverged(epoch, self.train, self.settings)
