@@ -142,7 +142,7 @@ def test_a_loss_that_explodes_without_overflowing_is_a_divergence():
     """A training loss past EXPLOSION_FACTOR times the first epoch's (or log K in the first) counts as
     exploded, and a rate of 1e4 on wine stops training in its first epoch with DivergedError."""
     from softreg.errors import DivergedError
-    from softreg.train import EXPLOSION_FACTOR, _exploded
+    from softreg.train.measures import EXPLOSION_FACTOR, _exploded
 
     history = [EpochRecord(epoch=1, lr=1.0, train_loss=2.0)]
     assert not _exploded(2.0 * EXPLOSION_FACTOR * 0.99, history, 3)

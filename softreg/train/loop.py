@@ -1,0 +1,175 @@
+"""The live objects of one `fit`: weights, optimiser, gradient estimator, stopper, history."""
+
+from __future__ import annotations
+
+import functools
+import math
+import time
+from collections.abc import Callable
+
+import numpy as np
+
+from softreg import kernels, losses
+from softreg.optim import SGD, EarlyStopping
+from softreg.train.data import TrainingData, center_of
+from softreg.train.measures import _exploded, diverged, evaluate_objective, validation
+from softreg.train.settings import Settings
+from softreg.train.state import EpochRecord, FitResult, TrainingState
+
+EpochCallback = Callable[[EpochRecord, int], None]
+StepCallback = Callable[[np.ndarray, np.ndarray], None]
+CheckpointCallback = Callable[[TrainingState], None]
+
+
+class _Loop:
+    """The live objects of one `fit`: weights, optimiser, gradient estimator, stopper, history."""
+
+    def __init__(
+        self,
+        train: TrainingData,
+        val: TrainingData | None,
+        n_classes: int,
+        settings: Settings,
+        rng: np.random.Generator,
+        started: float,
+    ) -> None:
+        self.train, self.val, self.settings, self.rng = train, val, settings, rng
+        self.n_classes, n_features = n_classes, train.n_features
+        # coef and intercept are views of one vector, as is the gradient in the workspace, so
+        # that the optimiser updates both with one operation per step
+        self.weights = np.zeros(n_classes * n_features + n_classes, dtype=train.dtype)
+        self.coef = self.weights[: n_classes * n_features].reshape(n_classes, n_features)
+        self.intercept = self.weights[n_classes * n_features:]
+        self.intercept[...] = losses.START_INTERCEPT.get(settings.normalizer, 0.0)
+        estimator = gradient_estimator(settings)
+        self.gradient = estimator(
+            n_classes, n_features, train.n_samples, train.dtype, settings.batch_size, settings.weight_decay,
+            settings.fit_intercept, center_of(train),
+        )
+        work = self.gradient.work
+        self.params: list[np.ndarray] = [self.weights] if settings.fit_intercept else [self.coef]
+        self.grads: list[np.ndarray] = [work.gradient] if settings.fit_intercept else [work.grad_coef]
+        self.sgd = SGD(momentum=settings.momentum, nesterov=settings.nesterov)
+        self.stopper = (
+            EarlyStopping(settings.patience, settings.min_delta)
+            if settings.patience is not None and val is not None
+            else None
+        )
+        self.schedule = settings.schedule_for(train.n_samples)
+        self.history: list[EpochRecord] = []
+        self.previous_seconds = 0.0
+        self.first_epoch = 1
+        self.started = started
+
+    def restore(self, start: TrainingState) -> None:
+        if start.weights.shape != self.weights.shape:
+            raise ValueError(
+                f"checkpoint weights have shape {start.weights.shape}, the model needs {self.weights.shape}"
+            )
+        self.weights[...] = start.weights
+        self.sgd.velocity = [velocity.copy() for velocity in start.velocity]
+        self.rng.bit_generator.state = start.rng_state
+        self.history = list(start.history)
+        self.previous_seconds = sum(record.seconds for record in start.history)
+        if self.stopper is not None and start.early_stopping is not None:
+            self.stopper.restore(start.early_stopping, start.best_params)
+        if start.epoch >= 1:  # SVRG's snapshot is a function of the weights: recomputed exactly
+            self.gradient.end_epoch(self.coef, self.intercept, self.train)
+        self.first_epoch = start.epoch + 1
+        if self.stopper is not None and self.stopper.triggered:  # resumed after early stopping fired
+            self.first_epoch = self.settings.epochs + 1
+
+    def sgd_epoch(self, epoch: int, on_step: StepCallback | None) -> float:
+        """One pass of minibatch steps; returns the mean batch loss."""
+        loss_sum = 0.0
+        batches = self.train.minibatches(self.settings.batch_size, self.rng)
+        # the step's callables and arrays as locals: with small batches a step is a few microseconds
+        # of numpy calls, and attribute lookups and a schedule call per step add up
+        gradient, update, after_step = self.gradient.batch, self.sgd.step, self.gradient.after_step
+        coef, intercept, weights, params, grads = self.coef, self.intercept, self.weights, self.params, self.grads
+        schedule = self.schedule
+        constant = schedule.kind == "constant"
+        lr = schedule.rate(epoch, 0)
+        for step, (X_batch, y_batch, weight_batch) in enumerate(batches):
+            data_loss = gradient(coef, intercept, X_batch, y_batch, weight_batch)
+            if not math.isfinite(data_loss):  # overflowing weights make the logits, so the loss, non-finite
+                raise diverged(epoch, self.train, self.settings)
+            loss_sum += data_loss * len(y_batch)
+            update(params, grads, lr if constant else schedule.rate(epoch, step))
+            after_step(weights, step)
+            if on_step is not None:
+                on_step(coef, intercept)
+        train_loss = loss_sum / self.train.n_samples
+        if not np.isfinite(self.weights).all() or _exploded(train_loss, self.history, self.n_classes):
+            raise diverged(epoch, self.train, self.settings)
+        return train_loss
+
+    def evaluate(self, record: EpochRecord, objective_due: bool) -> None:
+        """The full-data objective (free with SVRG; else when due) and the validation figures."""
+        evaluated = self.gradient.end_epoch(self.coef, self.intercept, self.train)
+        if evaluated is None and objective_due:
+            evaluated = self.objective()
+        if evaluated is not None:
+            record.objective, record.grad_norm = evaluated
+        if self.val is not None:
+            settings = self.settings
+            record.val_loss, record.val_accuracy = validation(
+                self.coef, self.intercept, self.val,
+                loss=settings.loss, normalizer=settings.normalizer, temperature=settings.temperature,
+            )
+
+    def objective(self) -> tuple[float, float]:
+        return evaluate_objective(self.coef, self.intercept, self.train, self.settings, self.gradient.full_pass_work)
+
+    def state(self, epoch: int) -> TrainingState:
+        """A copy of everything needed to continue after ``epoch`` epochs."""
+        stopper = self.stopper
+        return TrainingState(
+            epoch=epoch,
+            n_classes=self.n_classes,
+            n_features=self.train.n_features,
+            weights=self.weights.copy(),
+            velocity=[velocity.copy() for velocity in self.sgd.velocity],
+            rng_state=self.rng.bit_generator.state,
+            history=list(self.history),
+            early_stopping=None if stopper is None else stopper.state(),
+            best_params=[] if stopper is None else [param.copy() for param in stopper.best_params],
+        )
+
+    def finish(self) -> tuple[FitResult, TrainingState]:
+        """The result (best weights when early stopping kept some) and the final state, which
+        keeps the last weights so that a longer run continues from them."""
+        final = self.state(len(self.history))
+        last = self.history[-1]
+        if last.objective is None:  # early stopping ended the run on an epoch the schedule skipped
+            last.objective, last.grad_norm = self.objective()
+        objective, grad_norm = last.objective, last.grad_norm
+        stopper = self.stopper
+        if stopper is not None:
+            for param, best in zip(self.params, stopper.best_params, strict=True):
+                param[...] = best
+            objective, grad_norm = self.objective()
+        final.history = list(self.history)
+        final.finished = True
+        final.summary = {
+            "epochs_run": len(self.history),
+            "objective": objective,
+            "grad_norm": grad_norm,
+            "stopped_early": stopper is not None and stopper.triggered,
+            "best_epoch": None if stopper is None else stopper.best_epoch,
+            "seconds": self.previous_seconds + time.perf_counter() - self.started,
+            "lr": self.settings.base_lr,
+        }
+        return final.result(), final
+
+def gradient_estimator(settings: Settings) -> Callable[..., kernels.PlainGradient]:
+    """The class that estimates each step's gradient: the fast kernels for cross-entropy +
+    softmax at T = 1, else the generic (allocating) estimator of `softreg.train.generic`."""
+    if losses.is_fast_path(settings.loss, settings.normalizer, settings.temperature):
+        return kernels.ESTIMATORS[settings.variance_reduction]
+    from softreg.train import generic
+
+    return functools.partial(
+        generic.ESTIMATORS[settings.variance_reduction],
+        loss=settings.loss, normalizer=settings.normalizer, temperature=settings.temperature,
+    )
