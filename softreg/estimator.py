@@ -22,11 +22,11 @@ from sklearn.utils.class_weight import compute_sample_weight
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
-from softreg import losses, rundir, softmax
-from softreg.config import dump_config, key_spec, resolve
+from softreg import losses, softmax
+from softreg.config import key_spec
 from softreg.data import random_streams, split_indices
 from softreg.losses import SPHERICAL_START
-from softreg.model import Model, raw_logits, standardize
+from softreg.model import raw_logits, standardize
 from softreg.train import AUTO, ArrayData, EpochRecord, Settings, TrainingState, fit
 
 # each parameter and the config section of the key it mirrors (same default, same rule;
@@ -395,106 +395,15 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
     # -- run directories
 
     def save_run(self, path: str | Path, force: bool = False) -> Path:
-        """Write a run directory (config.yaml, model.npz, model.json, history.csv) that
-        ``softreg evaluate --data``, ``predict`` and ``report`` accept. Existing ``path`` is
+        """Write a run directory (config.yaml, model.npz, model.json, history.csv, metrics.json)
+        that ``softreg evaluate --data``, ``predict`` and ``report`` accept. Existing ``path`` is
         refused unless ``force`` (and then replaced only if softreg wrote it)."""
-        check_is_fitted(self)
-        n_features = self.coef_.shape[1]
-        names = getattr(self, "feature_names_in_", None)
-        mean = self.feature_mean_ if self.feature_mean_ is not None else np.zeros(n_features)
-        scale = self.feature_scale_ if self.feature_scale_ is not None else np.ones(n_features)
-        model = Model(
-            coef=np.asarray(self.coef_), intercept=np.asarray(self.intercept_), classes=np.asarray(self.classes_),
-            feature_mean=mean, feature_scale=scale,
-            feature_names=[str(name) for name in names] if names is not None else [f"x{i}" for i in range(n_features)],
-            label_name="label", dtype=self.dtype, loss=self.loss, normalizer=self.normalizer,
-            temperature=float(self.temperature),
-        )
-        rundir.check_output_dir(path, force)
-        history = [EpochRecord(**row) for row in self.history_]
-        training = {"epochs_run": len(history), "objective": self.objective_, "source": "SoftmaxRegression.fit"}
-        with rundir.staging_dir(path, force=force) as staging:
-            config_text = "# written by SoftmaxRegression.save_run\n" + dump_config(self._config())
-            rundir.write_text(staging / "config.yaml", config_text)
-            rundir.write_history(staging, history)
-            rundir.write_json(staging / "metrics.json", {})
-            rundir.save_model(staging, model, training)
-        return Path(path)
+        from softreg.estimator_io import save_run
 
-    def _config(self):
-        sections: dict[str, dict] = {"model": {}, "optim": {}}
-        for name, section in PARAMETERS.items():
-            sections[section][name] = getattr(self, name)
-        if sections["optim"]["lr"] == AUTO:  # the number it chose, as `softreg train` saves it
-            sections["optim"]["lr"] = self.learning_rate_
-        seed = self.random_state if isinstance(self.random_state, int) else 0
-        return resolve({"data": {"source": "SoftmaxRegression.fit"}, **sections, "seed": seed})
+        return save_run(self, path, force)
 
 
 def _print_epoch(record: EpochRecord, total: int) -> None:
     from softreg.console import epoch_line
 
     print(epoch_line(record, total), file=sys.stderr, flush=True)
-
-
-def load_run(path: str | Path) -> SoftmaxRegression:
-    """A fitted `SoftmaxRegression` from a run directory of ``softreg train``.
-
-    Its parameters are the run's config; it applies the run's saved standardizer to raw
-    features, so ``load_run(d).predict(X_raw)`` equals ``softreg predict --run d``.
-    """
-    path = Path(path)
-    model = rundir.load_model(path)
-    config_path = path / "config.yaml"
-    parameters: dict[str, Any] = {}
-    if config_path.is_file():
-        from softreg.config import load_config
-
-        try:
-            config = load_config(config_path)
-        except Exception:  # a config that no longer resolves (a moved data file) leaves the defaults
-            config = None
-        if config is not None:
-            for name, section in PARAMETERS.items():
-                parameters[name] = getattr(getattr(config, section), name)
-            parameters["random_state"] = config.seed
-    # the output travels with the model itself: predictions need it even without a readable config
-    parameters.update(loss=model.loss, normalizer=model.normalizer, temperature=model.temperature)
-    estimator = SoftmaxRegression(**parameters)
-    estimator.classes_ = model.classes
-    estimator.coef_, estimator.intercept_ = model.coef, model.intercept
-    estimator.feature_mean_, estimator.feature_scale_ = model.feature_mean, model.feature_scale
-    estimator.n_features_in_ = model.n_features
-    estimator.history_ = rundir.read_history(path) if (path / "history.csv").is_file() else []
-    estimator.objective_ = rundir.read_model_json(path / "model.json").get("training", {}).get("objective")
-    return estimator
-
-
-def fit_config(
-    config: str | Path | dict,
-    overrides: tuple[str, ...] | list[str] = (),
-    out: str | Path | None = None,
-    force: bool = False,
-) -> tuple[SoftmaxRegression, Path]:
-    """Run exactly what ``softreg train --config`` runs; return the fitted estimator and the run directory.
-
-    Parameters
-    ----------
-    config : path of a YAML config, or the same document as a dict (relative paths
-        resolve against the current directory)
-    overrides : ``KEY=VALUE`` strings, as ``--set`` takes them
-    out : the run directory (default ``output.dir``, else ``runs/NAME-TIME``), refused when
-        it exists and is not empty unless ``force``
-    """
-    from softreg.commands import train as command
-    from softreg.config import apply_overrides, load_config
-
-    if isinstance(config, dict):
-        document, from_command_line = apply_overrides(config, overrides)
-        resolved = resolve(document, origin="fit_config", base_dir=".", from_command_line=from_command_line)
-    else:
-        resolved = load_config(config, overrides)
-    target = command.output_dir_for(resolved, out)
-    rundir.check_output_dir(target, force)
-    outcome = command.train_run(resolved, target, force=force)
-    return load_run(outcome.run_dir), outcome.run_dir

@@ -8,9 +8,10 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from sklearn.datasets import dump_svmlight_file
 
-from softreg.data import as_numeric, encode_labels, fit_standardizer, select_classes, split_indices
+from softreg.data import encode_labels, fit_standardizer, select_classes, split_indices
 from softreg.delimited import Selection
 from softreg.errors import DataError
+from softreg.features import as_numeric
 from softreg.model import standardize
 from softreg.sources import load_source
 from softreg.train import ArrayData

@@ -1,0 +1,109 @@
+"""The feature columns of a data set: which are categorical, rows with missing cells
+dropped, and raw cells (or numbers) turned into the numeric features the model reads."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+import numpy as np
+import scipy.sparse as sp
+
+from softreg.columns import Columns, fit_columns, numeric_or_none
+from softreg.dataset import Dataset, shown_names
+from softreg.errors import DataError
+from softreg.kernels import Matrix
+
+if TYPE_CHECKING:
+
+    from softreg.config import DataConfig
+
+
+def categorical_columns(dataset: Dataset, categorical: str | Sequence[str | int]) -> list[str]:
+    """Names of the columns to one-hot encode: ``auto`` takes the text columns (none of whose
+    cells is a number), ``none`` none, a list those named (or 0-based feature indices)."""
+    if dataset.cells is None or categorical == "none":
+        if isinstance(categorical, list) and categorical and dataset.cells is None:
+            raise DataError(f"{dataset.source}: data.categorical applies to delimited text; this source is numeric")
+        return []
+    if categorical == "auto":
+        return [
+            name for index, name in enumerate(dataset.feature_names) if _is_text(dataset.cells[:, index])
+        ]
+    chosen = []
+    for entry in categorical:
+        if isinstance(entry, int) and not isinstance(entry, bool):
+            if not 0 <= entry < len(dataset.feature_names):
+                raise DataError(f"{dataset.source}: data.categorical index {entry} is not a feature column index")
+            chosen.append(dataset.feature_names[entry])
+        elif entry in dataset.feature_names:
+            chosen.append(str(entry))
+        else:
+            raise DataError(
+                f"{dataset.source}: data.categorical names {entry!r}, not a feature column; "
+                f"they are: {shown_names(dataset.feature_names, 20)}"
+            )
+    return chosen
+
+def _is_text(column: np.ndarray) -> bool:
+    """Whether no non-missing cell of a column of text cells is a number (and some cell is present)."""
+    from softreg.columns import missing_mask
+
+    present = column[~missing_mask(column)]
+    if present.size == 0:
+        return False
+    sample = present[: 1000]
+    return numeric_or_none(sample) is None and not any(_number(cell) for cell in sample.tolist())
+
+def _number(cell: str) -> bool:
+    try:
+        float(cell)
+    except ValueError:
+        return False
+    return True
+
+def drop_missing(dataset: Dataset) -> Dataset:
+    """The rows of ``dataset`` without a missing feature cell (``data.missing: drop``)."""
+    from softreg.columns import missing_mask
+
+    if dataset.cells is not None:
+        missing = missing_mask(dataset.cells).any(axis=1)
+    elif dataset.X is not None and isinstance(dataset.X, np.ndarray):
+        missing = np.isnan(dataset.X).any(axis=1)
+    else:
+        return dataset
+    if missing.all():
+        raise DataError(f"{dataset.source}: every row has a missing value; data.missing: drop leaves nothing")
+    return dataset.take(np.asarray(~missing)) if missing.any() else dataset
+
+def features_of(dataset: Dataset, columns: Columns | None) -> tuple[Matrix, dict[str, int]]:
+    """The numeric features of ``dataset`` under ``columns`` (None: numeric data as they are),
+    and the unseen categories met per column."""
+    if columns is None or dataset.X is not None and (sp.issparse(dataset.X) or columns.plain):
+        if dataset.X is None:
+            raise ValueError("text cells need their columns")
+        if isinstance(dataset.X, np.ndarray) and not np.isfinite(dataset.X).all():
+            Columns.numeric(dataset.feature_names).encode(dataset.X, dataset.source)  # raises, naming the cell
+        return dataset.X, {}
+    lines = None if dataset.line_numbers is None else dataset.line_numbers.tolist()
+    encoded = columns.encode(np.asarray(dataset.table), dataset.source, lines)
+    return encoded.X, encoded.unknown
+
+def as_numeric(dataset: Dataset, missing: str = "error", categorical: str | Sequence[str | int] = "auto") -> Dataset:
+    """``dataset`` with numeric ``X``: text cells encoded by columns learnt on all of its rows
+    (as training learns them on its training part); numeric data as they are."""
+    if dataset.cells is None:
+        return dataset
+    columns = fit_columns(dataset.cells, dataset.feature_names, categorical_columns(dataset, categorical), missing)
+    X, _ = features_of(dataset, columns)
+    return replace(dataset, X=X, cells=None, feature_names=columns.feature_names)
+
+def fit_columns_for(data_config: DataConfig, train_set: Dataset) -> Columns | None:
+    """The feature columns learnt on the training rows; None for numeric data used as they are."""
+    categorical = categorical_columns(train_set, data_config.categorical)
+    if train_set.cells is None:
+        if data_config.missing in ("error", "drop") or sp.issparse(train_set.X):
+            return None
+        return fit_columns(np.asarray(train_set.X), train_set.feature_names, [], data_config.missing)
+    return fit_columns(train_set.cells, train_set.feature_names, categorical, data_config.missing)
