@@ -372,6 +372,20 @@ def test_cli_unstable_rate_is_exit_1_and_says_why():
     assert code == 0 and "✓ equivalent" in stdout, stderr
 
 
+def test_cli_lr_auto_is_chosen_once_for_both_sides():
+    """optim.lr=auto: the rate is chosen from the two-class data, the logistic side runs at twice it, and
+    the identity holds."""
+    code, stdout, stderr = run(
+        "--data", "builtin:wine", "--classes", "class_0,class_1", "--set", "optim.lr=auto", "--set", "optim.epochs=20",
+        "--json",
+    )
+    assert code == 0, stderr
+    report = json.loads(stdout)
+    rates = report["learning_rate"]
+    assert isinstance(rates["softmax"], float) and rates["logistic"] == 2 * rates["softmax"]
+    assert report["equivalent"]
+
+
 def test_tracked_features_skip_paths_that_end_together():
     """The largest |w*| first, but not one within 15% of the largest |w*| of a feature already taken."""
     coef = np.array([1.0, 0.97, -0.9, 0.5, 0.45, 0.05, -0.3])
