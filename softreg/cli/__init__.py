@@ -1,0 +1,116 @@
+"""The command line: a click group over `softreg.commands` (one module per command).
+
+This is the one place that maps exceptions to messages and exit codes. Heavy
+modules (numpy, scikit-learn, matplotlib) are imported inside the commands so that
+``softreg --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import signal
+import sys
+import threading
+import warnings
+from collections.abc import Callable
+from types import FrameType
+from typing import Any, NoReturn
+
+import click
+
+from softreg import __version__
+from softreg.errors import EXIT_FAILURE, EXIT_INTERRUPTED, SoftregError, SoftregWarning
+
+
+def _fail(message: str, code: int) -> NoReturn:
+    click.echo(f"softreg: error: {_short(message)}", err=True)
+    sys.exit(code)
+
+
+def _short(message: str, line_limit: int = 290) -> str:
+    """A message whose lines each stay short: an overlong word (a long path, a pasted value) is
+    cut in its middle, and a line past ``line_limit`` characters is cut at its end."""
+    from softreg.config import shorten
+
+    lines = []
+    for line in message.splitlines() or [""]:
+        words = [shorten(word, 80) if len(word) > 100 else word for word in line.split(" ")]
+        line = " ".join(words)
+        lines.append(line if len(line) <= line_limit else line[: line_limit - 3] + "...")
+    return "\n".join(lines)
+
+
+def _show_warning(message: Warning | str, category: type[Warning], *args: Any, **kwargs: Any) -> None:
+    """Warnings go to stderr as one line, like errors (results stay alone on stdout)."""
+    if issubclass(category, SoftregWarning):
+        click.echo(f"softreg: warning: {message}", err=True)
+    else:
+        click.echo(f"softreg: warning: {category.__name__}: {message}", err=True)
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> NoReturn:
+    """SIGTERM stops training the way Ctrl-C does: checkpoint, then exit 130."""
+    raise KeyboardInterrupt
+
+
+def handle_errors(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Map typed errors to one line on stderr and their exit code; ``--debug`` re-raises."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, debug: bool = False, **kwargs: Any) -> Any:
+        debug = debug or (click.get_current_context().find_root().params.get("debug") or False)
+        if threading.current_thread() is threading.main_thread():  # SIGTERM stops any command like Ctrl-C
+            signal.signal(signal.SIGTERM, _interrupt)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("always", SoftregWarning)
+                warnings.showwarning = _show_warning
+                return command(*args, **kwargs)
+        except SoftregError as error:
+            if debug:
+                raise
+            _fail(str(error), error.exit_code)
+        except BrokenPipeError:  # stdout closed early (`softreg predict ... | head`): the reader has what it wanted
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            sys.exit(0)
+        except MemoryError:
+            if debug:
+                raise
+            _fail("out of memory; try model.dtype: float32, a smaller optim.batch_size, or fewer rows", EXIT_FAILURE)
+        except KeyboardInterrupt:
+            if debug:
+                raise
+            click.echo("softreg: interrupted; nothing was written", err=True)
+            sys.exit(EXIT_INTERRUPTED)
+        except (click.exceptions.Exit, click.ClickException, SystemExit):
+            raise
+        except Exception as error:  # a bug, not a user error
+            if debug:
+                raise
+            click.echo(
+                f"softreg: internal error: {error.__class__.__name__}: {error} (rerun with --debug for the traceback)",
+                err=True,
+            )
+            sys.exit(EXIT_FAILURE)
+
+    return click.option("--debug", is_flag=True, help="Show the Python traceback on errors.")(wrapper)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, "--version", prog_name="softreg")
+@click.option("--debug", is_flag=True, help="Show the Python traceback on errors.")
+def main(debug: bool) -> None:
+    """Softmax (multinomial logistic) regression with weight decay, by minibatch SGD.
+
+    \b
+    Train from a YAML config, then evaluate and predict from the run directory:
+      softreg train --config configs/digits.yaml --out runs/digits
+      softreg evaluate --run runs/digits
+      softreg predict --run runs/digits --input new.csv --output predictions.csv
+      softreg report --run runs/digits
+    """
+
+
+# the commands register themselves on `main` when their modules load
+from softreg.cli import runs, studies  # noqa: E402, F401

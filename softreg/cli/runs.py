@@ -1,0 +1,239 @@
+"""The commands that make and use a run directory: train, evaluate, predict, report."""
+
+from __future__ import annotations
+
+import signal
+import sys
+
+import click
+
+from softreg.cli import _interrupt, handle_errors, main
+
+
+@main.command()
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), help="YAML config file.")
+@click.option(
+    "--resume",
+    "resume_dir",
+    type=click.Path(file_okay=False),
+    help="Continue an interrupted run directory from its last checkpoint.",
+)
+@click.option(
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Override a config key (YAML-typed), e.g. optim.lr=0.05. Repeatable.",
+)
+@click.option(
+    "--out", type=click.Path(file_okay=False), help="Run directory (default: output.dir, else runs/NAME-TIME)."
+)
+@click.option("--force", is_flag=True, help="Replace an existing non-empty run directory.")
+@click.option("--print-config", is_flag=True, help="Print the resolved config and exit.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress output.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document instead of the summary.")
+@handle_errors
+def train(
+    config_path: str | None,
+    resume_dir: str | None,
+    overrides: tuple[str, ...],
+    out: str | None,
+    force: bool,
+    print_config: bool,
+    quiet: bool,
+    as_json: bool,
+) -> None:
+    """Train a model from a YAML config into a run directory.
+
+    Ctrl-C (or SIGTERM) stops after checkpointing the last finished epoch; --resume
+    continues from there and ends with the same model, bit for bit.
+
+    \b
+    Example:
+      softreg train --config configs/digits.yaml
+      softreg train --config configs/digits.yaml --set optim.lr=0.05 --out runs/lr005 --force
+      softreg train --resume runs/lr005                      # after an interruption
+      softreg train --resume runs/lr005 --set optim.epochs=200   # train a finished run further
+    """
+    from softreg import console
+    from softreg.commands import train as command
+    from softreg.config import dump_config, load_config
+    from softreg.errors import Interrupted, UsageError
+    from softreg.rundir import check_output_dir
+
+    if (config_path is None) == (resume_dir is None):
+        raise UsageError("give either --config FILE (a new run) or --resume DIR (continue one)")
+    if resume_dir is not None and (out or force or print_config):
+        raise UsageError("--resume continues the run in place: --out, --force and --print-config do not apply")
+    progress = console.Progress(quiet=quiet, to_stderr=True)  # stdout carries the results alone
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        if resume_dir is not None:
+            outcome = command.resume_run(resume_dir, overrides, on_epoch=progress)
+        elif config_path is not None:  # always, without --resume (checked above)
+            config = load_config(config_path, overrides)
+            if print_config:
+                click.echo(dump_config(config), nl=False)
+                return
+            target = command.output_dir_for(config, out)
+            check_output_dir(target, force)
+            outcome = command.train_run(
+                config, target, force=force, on_epoch=progress, on_learning_rate=progress.learning_rate
+            )
+    except Interrupted as stop:
+        progress.finish_line()  # the message starts on a line of its own, not on the bar's
+        click.echo(console.interrupted_message(stop), err=True)
+        sys.exit(stop.exit_code)
+    finally:
+        progress.close()
+    if outcome.already_finished and as_json:
+        console.print_json({"run_dir": str(outcome.run_dir), "already_finished": True, "training": outcome.training})
+    elif outcome.already_finished:
+        click.echo(f"{outcome.run_dir}: run already finished ({outcome.training['epochs_run']} epochs); nothing to do")
+    elif as_json:
+        console.print_json({"run_dir": str(outcome.run_dir), "metrics": outcome.metrics, "training": outcome.training})
+    else:
+        click.echo(console.train_summary(outcome))
+
+
+@main.command()
+@click.option("--run", "run_dir", required=True, type=click.Path(), help="Run directory written by train.")
+@click.option(
+    "--data", help="Another labelled source (as data.source takes it; - for standard input) instead of the test split."
+)
+@click.option("--label", help="Label column of --data (default: the model's label column if present, else the last).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document instead of the table.")
+@click.option("--optimum", is_flag=True, help="Also solve the exact optimum of the objective and report the gap to it.")
+@click.option(
+    "--calibrate",
+    is_flag=True,
+    help="Fit a temperature on the run's validation split (temperature scaling) and report ECE before and after.",
+)
+@click.option(
+    "--out", type=click.Path(file_okay=False), help="Directory for metrics.json and plots/ of this evaluation."
+)
+@click.option("--force", is_flag=True, help="Replace an existing non-empty --out directory.")
+@click.option(
+    "--header/--no-header", default=None, help="Whether --data starts with a header row (default: as in training)."
+)
+@handle_errors
+def evaluate(
+    run_dir: str,
+    data: str | None,
+    label: str | None,
+    as_json: bool,
+    optimum: bool,
+    calibrate: bool,
+    out: str | None,
+    force: bool,
+    header: bool | None,
+) -> None:
+    """Report metrics of a saved model on its test split (or --data).
+
+    With --optimum, the exact optimum of the same objective is solved on the run's
+    training part (rebuilt from its config.yaml and seed), and its objective, the
+    saved model's relative gap to it and the optimum's accuracy are reported.
+
+    With --calibrate, the model's logits are divided by the temperature T that
+    minimizes the log loss of the run's validation split (rebuilt the same way; a run
+    without one is refused). T is kept only if it worsens neither the validation log
+    loss nor its ECE. The report gives T, ECE and log loss before and after on the
+    validation split and on the evaluated data, whose metrics are then the rescaled model's.
+
+    \b
+    Example:
+      softreg evaluate --run runs/digits
+      softreg evaluate --run runs/digits --optimum --out runs/digits-eval
+      softreg evaluate --run runs/digits --calibrate --json
+      softreg evaluate --run runs/letters --data data/letter-recognition.csv --json
+    """
+    from softreg import console
+    from softreg.commands.evaluate import evaluate_run
+    from softreg.evaluate import most_confused
+
+    metrics = evaluate_run(
+        run_dir, data=data, label=_column(label), optimum=optimum, out=out, force=force, calibrate=calibrate,
+        header=header,
+    )
+    if as_json:
+        console.print_json(metrics)
+    else:
+        click.echo(console.metrics_table(metrics, most_confused(metrics["confusion_matrix"], metrics["classes"])))
+    if out is not None:
+        click.echo(f"wrote metrics.json and plots/ to {out}", err=as_json)
+
+
+@main.command()
+@click.option("--run", "run_dir", required=True, type=click.Path(), help="Run directory written by train.")
+@click.option(
+    "--input", "input_path", required=True, type=click.Path(allow_dash=True),
+    help="File with the model's feature columns: CSV/TSV (- for standard input), svmlight or .npz.",
+)
+@click.option("--output", type=click.Path(dir_okay=False), help="File to write, CSV (TSV for .tsv); default stdout.")
+@click.option(
+    "--header/--no-header", default=None, help="Whether the input starts with a header row (default: as in training)."
+)
+@click.option("--force", is_flag=True, help="Overwrite an existing --output file.")
+@handle_errors
+def predict(run_dir: str, input_path: str, output: str | None, header: bool | None, force: bool) -> None:
+    """Predict labels and class probabilities for a file of raw features.
+
+    Columns are matched by the names saved with the model (by position in a file
+    without a header); a label column is ignored. The output has the model's id column
+    (data.id) first when the input has it, then `label` and one `prob_<class>` column
+    per class, one line per input row, in order. Written to stdout, the input is
+    checked whole before the first line.
+
+    \b
+    Example (a model trained on data/iris.csv, then applied to its rows):
+      softreg train --config configs/iris-csv.yaml --out runs/iris-csv
+      softreg predict --run runs/iris-csv --input data/iris.csv --output predictions.csv
+      cat data/iris.csv | softreg predict --run runs/iris-csv --input - | head
+    """
+    from softreg import rundir
+    from softreg.commands.common import refuse_existing
+    from softreg.commands.predict import prediction_stream, write_predictions
+
+    refuse_existing(output, force)
+    delimiter = "\t" if output is not None and output.lower().endswith((".tsv", ".tab")) else ","
+    with prediction_stream(run_dir, input_path, header=header, validate=output is None) as stream:
+        if output is None:
+            write_predictions(sys.stdout, stream, delimiter)
+            return
+        with rundir.atomic_open(output, "w", encoding="utf-8", newline="") as handle:
+            count = write_predictions(handle, stream, delimiter)
+    click.echo(f"wrote {count} predictions to {output}", err=True)
+
+
+@main.command()
+@click.option(
+    "--run",
+    "run_dir",
+    required=True,
+    type=click.Path(),
+    help="Run directory of train (or OUT/softmax of compare-logistic).",
+)
+@click.option("--output", type=click.Path(dir_okay=False), help="HTML file to write (default: RUN/report.html).")
+@click.option("--force", is_flag=True, help="Overwrite an existing --output file (the default is always rewritten).")
+@handle_errors
+def report(run_dir: str, output: str | None, force: bool) -> None:
+    """Write one self-contained HTML report of a run.
+
+    The page holds the config, the data summary (rows, features, classes, class
+    balance), the metrics, every plot (embedded, no network needed) and the history.
+
+    \b
+    Example:
+      softreg report --run runs/digits
+      softreg report --run runs/digits --output digits.html --force
+      softreg report --run runs/wine-logistic/softmax    # after compare-logistic --out runs/wine-logistic
+    """
+    from softreg.commands.report import report_run
+
+    path, n_plots = report_run(run_dir, output=output, force=force)
+    click.echo(f"wrote {path} ({n_plots} plots)")
+
+
+def _column(label: str | None) -> str | int | None:
+    """A ``--label`` value: a 0-based column index when it is an integer, else a column name."""
+    return int(label) if label is not None and label.lstrip("-").isdigit() else label
