@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from softreg import logistic, softmax
-from softreg.compare.optima import Optima, exact_optima, sklearn_gaps
+from softreg.compare.optima import Optima, exact_optima, sklearn_gap, sklearn_gaps
 from softreg.compare.trajectory import (
     PERTURBATION,
     TRACKED_FEATURES,
@@ -36,7 +36,6 @@ from softreg.compare.trajectory import (
 from softreg.data import random_streams
 from softreg.errors import DivergedError, SoftregError, UsageError
 from softreg.kernels import Matrix
-
 from softreg.train import (
     AUTO,
     ArrayData,
@@ -65,6 +64,7 @@ __all__ = [
     "follow_trajectories",
     "logistic_batches",
     "rounding_amplification",
+    "sklearn_gap",
     "sklearn_gaps",
     "tracked_features",
 ]
