@@ -26,6 +26,15 @@ MISSING_TOKENS = ("", "na", "nan", "n/a", "null", "none", "?")
 MISSING_STRATEGIES = ("error", "drop", "mean", "median", "most_frequent")
 
 
+def is_number(cell: str) -> bool:
+    """Whether ``float`` reads the text (``nan`` and ``inf`` included)."""
+    try:
+        float(cell)
+    except ValueError:
+        return False
+    return True
+
+
 def missing_mask(cells: np.ndarray) -> np.ndarray:
     """Boolean mask of the missing cells of a string array (any shape)."""
     return np.isin(np.char.lower(np.char.strip(cells.astype(str))), MISSING_TOKENS)

@@ -20,7 +20,7 @@ from typing import TextIO, TypeAlias
 
 import numpy as np
 
-from softreg.columns import MISSING_TOKENS
+from softreg.columns import MISSING_TOKENS, is_number
 from softreg.dataset import Dataset, generated_names, shown_names
 from softreg.errors import DataError, warn
 
@@ -39,14 +39,6 @@ def sniff_delimiter(first_line: str) -> str:
 def is_missing(cell: str) -> bool:
     """Whether a cell is one of the missing-value tokens (empty, NA, NaN, null, ?, ...)."""
     return cell.strip().lower() in MISSING_TOKENS
-
-
-def _is_number(cell: str) -> bool:
-    try:
-        float(cell)
-    except ValueError:
-        return False
-    return True
 
 
 def _data_rows(
@@ -83,7 +75,7 @@ def looks_like_header(first: Sequence[str], below: Sequence[Sequence[str]]) -> b
     A header whose names are all numbers cannot be told from data (set ``data.header: true``).
     """
     if not below:
-        return not all(_is_number(cell) for cell in first)
+        return not all(is_number(cell) for cell in first)
     numbers_over_numbers = False
     for index, cell in enumerate(first):
         cell = cell.strip()
@@ -91,18 +83,18 @@ def looks_like_header(first: Sequence[str], below: Sequence[Sequence[str]]) -> b
         present = [value for value in column if not is_missing(value)]
         if not present or is_missing(cell):
             continue
-        numeric_below = all(_is_number(value) for value in present)
-        if _is_number(cell):
+        numeric_below = all(is_number(value) for value in present)
+        if is_number(cell):
             numbers_over_numbers = numbers_over_numbers or numeric_below
             continue
         if numeric_below:
             return True
         lengths = {len(value) for value in present}
-        if len(lengths) == 1 and len(cell) not in lengths and not any(_is_number(value) for value in present):
+        if len(lengths) == 1 and len(cell) not in lengths and not any(is_number(value) for value in present):
             return True
     if numbers_over_numbers:
         return False
-    return not all(_is_number(cell) for cell in first)
+    return not all(is_number(cell) for cell in first)
 
 
 def _open_text(path: str | PathLike[str], encoding: str) -> TextIO:
@@ -317,8 +309,8 @@ def _hint_label_first(path: str | PathLike[str], columns: Sequence[str], cells: 
     with few distinct values: the label probably sits first (as in UCI letters)."""
     sample = cells[:1000]
     first, last = sample[:, 0].tolist(), sample[:, -1].tolist()
-    first_is_text = not any(_is_number(cell) or is_missing(cell) for cell in first)
-    if first_is_text and all(_is_number(cell) for cell in last) and len(set(first)) <= max(2, len(first) // 2):
+    first_is_text = not any(is_number(cell) or is_missing(cell) for cell in first)
+    if first_is_text and all(is_number(cell) for cell in last) and len(set(first)) <= max(2, len(first) // 2):
         warn(
             f"{path}: data.label is unset, so the last column {columns[-1]!r} is the label, but the first column "
             f"{columns[0]!r} holds text labels; if that is the label, set data.label: {columns[0]}"

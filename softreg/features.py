@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import scipy.sparse as sp
 
-from softreg.columns import Columns, fit_columns, numeric_or_none
+from softreg.columns import Columns, fit_columns, is_number, numeric_or_none
 from softreg.dataset import Dataset, shown_names
 from softreg.errors import DataError
 from softreg.kernels import Matrix
@@ -54,14 +54,7 @@ def _is_text(column: np.ndarray) -> bool:
     if present.size == 0:
         return False
     sample = present[: 1000]
-    return numeric_or_none(sample) is None and not any(_number(cell) for cell in sample.tolist())
-
-def _number(cell: str) -> bool:
-    try:
-        float(cell)
-    except ValueError:
-        return False
-    return True
+    return numeric_or_none(sample) is None and not any(is_number(cell) for cell in sample.tolist())
 
 def drop_missing(dataset: Dataset) -> Dataset:
     """The rows of ``dataset`` without a missing feature cell (``data.missing: drop``)."""

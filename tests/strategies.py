@@ -32,3 +32,14 @@ def problems(draw, max_rows=12, max_features=5, max_classes=4):
 
 
 cell_text = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs", "Cc")), max_size=8)
+
+
+def linear_problem(n_samples=240, n_features=6, n_classes=4, seed=0, dtype=np.float64):
+    """X (n, d) of the given dtype, Gumbel-noise labels of a random linear map, and small coef and intercept."""
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n_samples, n_features)).astype(dtype)
+    true_coef = rng.normal(size=(n_classes, n_features))
+    y = (X @ true_coef.T + rng.gumbel(size=(n_samples, n_classes))).argmax(axis=1)
+    coef = (0.3 * rng.normal(size=(n_classes, n_features))).astype(dtype)
+    intercept = (0.3 * rng.normal(size=n_classes)).astype(dtype)
+    return X, y, coef, intercept

@@ -11,17 +11,7 @@ from hypothesis import strategies as st
 
 from softreg import kernels, softmax
 from softreg.train import ArrayData
-
-
-def problem(n_samples=240, n_features=6, n_classes=4, seed=0, dtype=np.float64):
-    rng = np.random.default_rng(seed)
-    X = rng.normal(size=(n_samples, n_features)).astype(dtype)
-    true_coef = rng.normal(size=(n_classes, n_features))
-    y = (X @ true_coef.T + rng.gumbel(size=(n_samples, n_classes))).argmax(axis=1)
-    coef = (0.3 * rng.normal(size=(n_classes, n_features))).astype(dtype)
-    intercept = (0.3 * rng.normal(size=n_classes)).astype(dtype)
-    return X, y, coef, intercept
-
+from tests.strategies import linear_problem
 
 # -- the in-place gradients agree with the plain functions
 
@@ -30,7 +20,7 @@ def problem(n_samples=240, n_features=6, n_classes=4, seed=0, dtype=np.float64):
 @pytest.mark.parametrize("n_samples", [1, 7, 64])
 def test_batch_loss_gradient_equals_loss_gradient(sparse, n_samples):
     """The workspace version returns the batch loss and leaves the gradient of `loss_gradient`, to 1e-12."""
-    X, y, coef, intercept = problem()
+    X, y, coef, intercept = linear_problem()
     X_batch, y_batch = X[:n_samples], y[:n_samples]
     if sparse:
         X_batch = sp.csr_matrix(X_batch)
@@ -44,7 +34,7 @@ def test_batch_loss_gradient_equals_loss_gradient(sparse, n_samples):
 @pytest.mark.parametrize(("n_features", "dtype", "rtol"), [(70, np.float32, 1e-4), (300, np.float64, 1e-12)])
 def test_wide_data_takes_the_row_major_product_and_agrees(n_features, dtype, rtol):
     """Wide dense X computes the logits the other way round; loss and gradients are unchanged (SVRG too)."""
-    X, y, coef, intercept = problem(n_samples=96, n_features=n_features, dtype=dtype)
+    X, y, coef, intercept = linear_problem(n_samples=96, n_features=n_features, dtype=dtype)
     work = kernels.Workspace(*coef.shape, 96, dtype, n_models=2)
     loss, _, grad_coef, grad_intercept = softmax.loss_gradient(coef, intercept, X, y, 0.3)
     assert kernels.batch_loss_gradient(coef, intercept, X, y, 0.3, work) == pytest.approx(loss, rel=rtol)
@@ -67,7 +57,7 @@ def test_batch_loss_gradient_is_finite_for_extreme_logits():
 
 def test_chunked_loss_gradient_equals_the_one_shot_loss_gradient():
     """Chunks of 50 rows (the last one short) give the one-shot objective and gradient, to 1e-12."""
-    X, y, coef, intercept = problem()
+    X, y, coef, intercept = linear_problem()
     work = kernels.Workspace(*coef.shape, 50, X.dtype)
     chunked = kernels.chunked_loss_gradient(coef, intercept, kernels.array_chunks(X, y, 50), len(y), 0.3, work)
     for got, expected in zip(chunked, softmax.loss_gradient(coef, intercept, X, y, 0.3), strict=True):
@@ -81,7 +71,7 @@ def snapshot_at(coef, intercept, X, y):
 
 def test_variance_reduced_gradient_is_the_svrg_formula():
     """g = grad L_B(w) - grad L_B(w~) + grad L(w~) + lambda w, each term from `loss_gradient`, to 1e-12."""
-    X, y, coef, intercept = problem()
+    X, y, coef, intercept = linear_problem()
     anchor_coef, anchor_intercept = coef + 0.2, intercept - 0.1
     snapshot = snapshot_at(anchor_coef, anchor_intercept, X, y)
     X_batch, y_batch = X[:32], y[:32]
@@ -98,7 +88,7 @@ def test_variance_reduced_gradient_is_the_svrg_formula():
 
 def test_variance_reduced_gradient_averages_to_the_full_gradient():
     """Over the batches of one epoch, weighted by size, the SVRG estimates sum to grad J exactly (unbiased)."""
-    X, y, coef, intercept = problem(n_samples=250)
+    X, y, coef, intercept = linear_problem(n_samples=250)
     snapshot = snapshot_at(coef - 0.5, intercept + 0.2, X, y)
     work = kernels.Workspace(*coef.shape, 64, X.dtype, n_models=2)
     total = np.zeros_like(work.gradient)
@@ -111,7 +101,7 @@ def test_variance_reduced_gradient_averages_to_the_full_gradient():
 
 def test_variance_reduced_gradient_at_the_snapshot_is_the_full_gradient():
     """At w = w~ the batch terms cancel: every batch's estimate is grad J itself (no noise left)."""
-    X, y, coef, intercept = problem()
+    X, y, coef, intercept = linear_problem()
     snapshot = snapshot_at(coef, intercept, X, y)
     work = kernels.Workspace(*coef.shape, 16, X.dtype, n_models=2)
     kernels.variance_reduced_gradient(coef, intercept, snapshot, X[5:21], y[5:21], 0.3, work)
@@ -128,7 +118,7 @@ def test_weighted_batch_kernel_equals_the_weighted_page(seed, n_samples, sparse)
     """With relative weights w (mean 1 over the data), the kernel's batch loss is sum w_i l_i / n and its
     gradient that of the page's weighted mean on the same batch, scaled by the batch's mean weight."""
     rng = np.random.default_rng(seed)
-    X, y, coef, intercept = problem(n_samples=n_samples, seed=seed % 1000)
+    X, y, coef, intercept = linear_problem(n_samples=n_samples, seed=seed % 1000)
     weight = rng.uniform(0.0, 3.0, size=n_samples)
     X_batch = sp.csr_matrix(X) if sparse else X
     work = kernels.Workspace(*coef.shape, n_samples, X.dtype)
@@ -145,7 +135,7 @@ def test_weighted_batch_kernel_equals_the_weighted_page(seed, n_samples, sparse)
 def test_weight_two_equals_a_duplicated_row_in_the_objective_and_gradient():
     """The weighted mean with weight 2 on some rows is the plain mean over the data with those rows
     twice: objective and gradient equal to 1e-12, on the page and through ArrayData's chunked pass."""
-    X, y, coef, intercept = problem(n_samples=90)
+    X, y, coef, intercept = linear_problem(n_samples=90)
     twice = np.arange(90) % 4 == 0
     weight = np.where(twice, 2.0, 1.0)
     X_dup, y_dup = np.vstack([X, X[twice]]), np.concatenate([y, y[twice]])
@@ -163,14 +153,14 @@ def test_weight_two_equals_a_duplicated_row_in_the_objective_and_gradient():
 def test_equal_weights_are_dropped_and_change_nothing():
     """Weights that are all equal (any value) are no weights: ArrayData keeps None, so the model is
     bit-identical to the unweighted one."""
-    X, y, _, _ = problem()
+    X, y, _, _ = linear_problem()
     assert ArrayData(X, y, np.full(len(y), 3.0)).sample_weight is None
     assert ArrayData(X, y, np.linspace(1, 2, len(y))).sample_weight.mean() == pytest.approx(1.0)
 
 
 def test_weighted_svrg_averages_to_the_weighted_full_gradient():
     """SVRG with sample weights stays unbiased: over one epoch its estimates sum to the weighted grad J."""
-    X, y, coef, intercept = problem(n_samples=250)
+    X, y, coef, intercept = linear_problem(n_samples=250)
     weight = np.random.default_rng(1).uniform(0.2, 2.0, size=250)
     data = ArrayData(X, y, weight)
     anchor = softmax.loss_gradient(coef - 0.5, intercept + 0.2, X, y, 0.0, weight)
@@ -193,7 +183,7 @@ def test_implicit_centring_equals_the_dense_centred_rows(seed, n_samples):
     """Sparse X with a centre c: the kernels' loss and gradient (plain and SVRG, and the chunked pass)
     equal the page's on the dense rows X - c, to 1e-12."""
     rng = np.random.default_rng(seed)
-    X, y, coef, intercept = problem(n_samples=n_samples, seed=seed % 997)
+    X, y, coef, intercept = linear_problem(n_samples=n_samples, seed=seed % 997)
     X[rng.random(X.shape) < 0.6] = 0.0
     center = rng.normal(size=X.shape[1])
     sparse = sp.csr_matrix(X)

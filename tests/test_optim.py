@@ -14,18 +14,11 @@ from softreg.data import prepare, random_streams
 from softreg.optim import SCHEDULES, SGD, learning_rate
 from softreg.solve import exact_optimum
 from softreg.train import ArrayData, evaluate_objective, fit
+from tests.strategies import linear_problem
 
 REPO_CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 
 
-def problem(n_samples=240, n_features=6, n_classes=4, seed=0, dtype=np.float64):
-    rng = np.random.default_rng(seed)
-    X = rng.normal(size=(n_samples, n_features)).astype(dtype)
-    true_coef = rng.normal(size=(n_classes, n_features))
-    y = (X @ true_coef.T + rng.gumbel(size=(n_samples, n_classes))).argmax(axis=1)
-    coef = (0.3 * rng.normal(size=(n_classes, n_features))).astype(dtype)
-    intercept = (0.3 * rng.normal(size=n_classes)).astype(dtype)
-    return X, y, coef, intercept
 
 
 def config(**optim):
@@ -37,7 +30,7 @@ def config(**optim):
 
 @pytest.fixture(scope="module")
 def small_problem():
-    X, y, _, _ = problem(n_samples=400, n_features=5, n_classes=3, seed=1)
+    X, y, _, _ = linear_problem(n_samples=400, n_features=5, n_classes=3, seed=1)
     return ArrayData(X, y), exact_optimum(X, y, 3, 1e-2)
 
 

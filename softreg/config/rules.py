@@ -8,6 +8,7 @@ import math
 from collections.abc import Callable, Iterable
 from typing import Any, TypeAlias
 
+from softreg.columns import is_number
 from softreg.losses import NORMALIZERS, SUM_REFUSED
 from softreg.train import AUTO
 
@@ -86,20 +87,12 @@ def number(
 
 def learning_rate(value: object) -> float | str:
     """A number > 0, or "auto" (chosen from the training data when training starts)."""
-    if isinstance(value, str) and not _is_number(value):
+    if isinstance(value, str) and not is_number(value):
         if value == AUTO:
             return AUTO
         hint = _suggestion(value, [AUTO])
         raise ValueError(f"must be a number > 0 or {AUTO}, got {value!r}{hint}")
     return number(0.0, min_open=True)(value)
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
 
 
 def boolean(value: object) -> bool:
