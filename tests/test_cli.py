@@ -83,6 +83,7 @@ def test_evaluate_json_accuracy_equals_metrics_json(digits_run):
     assert code == 0 and "macro avg" in stdout and "most confused" in stdout
 
 
+@pytest.mark.slow
 def test_predict_matches_columns_by_name_and_ignores_the_label(tmp_path):
     """predict reorders columns by the saved feature names, ignores a label column, writes label + prob_<class>."""
     out = tmp_path / "iris"
@@ -104,6 +105,7 @@ def test_predict_matches_columns_by_name_and_ignores_the_label(tmp_path):
     assert original == stdout  # the column order of the input does not matter
 
 
+@pytest.mark.slow
 def test_predict_refuses_missing_features_and_existing_output(tmp_path):
     """A file lacking model features names them (exit 2); an existing --output needs --force."""
     out = tmp_path / "iris"
@@ -333,6 +335,7 @@ def test_failed_predict_keeps_the_previous_output(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.csv", "iris", "pred.csv"]
 
 
+@pytest.mark.slow
 def test_predict_into_a_closed_pipe_stops_quietly(tmp_path):
     """`softreg predict ... | head -1`: the closed pipe ends predict without a traceback."""
     import subprocess

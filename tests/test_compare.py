@@ -188,6 +188,7 @@ def field(report, dotted):
     return report[section][key]
 
 
+@pytest.mark.slow
 def test_cli_breast_cancer_json_has_every_pinned_field():
     """--data builtin:breast_cancer (two classes): exit 0, one JSON document, each pinned field within its threshold."""
     code, stdout, stderr = run("--data", "builtin:breast_cancer", "--json")
@@ -257,6 +258,7 @@ def test_cli_human_table_and_refused_existing_out(digits_out):
     )
 
 
+@pytest.mark.slow
 def test_cli_two_feature_data_draws_decision_boundaries_from_a_config(tmp_path):
     """--config with a relative CSV path, two features: the human table, and decision_boundaries.png under --out."""
     rng = np.random.default_rng(0)
@@ -421,6 +423,7 @@ def test_cli_out_softmax_is_a_complete_run_directory(small_out):
     )
 
 
+@pytest.mark.slow
 def test_cli_force_replaces_an_earlier_comparison(small_out, tmp_path):
     """An --out directory compare-logistic wrote is recognized as softreg's: --force replaces it."""
     import shutil

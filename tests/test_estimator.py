@@ -55,6 +55,7 @@ def standardized(loader):
     return StandardScaler().fit_transform(X), y
 
 
+@pytest.mark.slow
 def test_fit_is_bit_identical_to_softreg_train(tmp_path):
     """Same data (the run's standardized training and validation parts), seed and settings: fit's
     coefficients equal the CLI's model.npz bit for bit."""
@@ -234,6 +235,7 @@ def test_verbose_prints_epoch_lines_on_stderr(capsys):
     assert [line.split()[1] for line in captured.err.splitlines()] == ["1/3", "2/3", "3/3"]
 
 
+@pytest.mark.slow
 def test_load_run_predicts_like_the_cli_and_save_run_is_a_run_directory(tmp_path):
     """load_run applies the run's standardizer to raw features (predictions equal `softreg predict`'s);
     save_run writes a directory that `softreg predict` and `evaluate --data` accept."""
@@ -256,6 +258,7 @@ def test_load_run_predicts_like_the_cli_and_save_run_is_a_run_directory(tmp_path
         clf.save_run(tmp_path / "saved")
 
 
+@pytest.mark.slow
 def test_fit_config_runs_what_softreg_train_runs(tmp_path):
     """fit_config(path) trains exactly what `softreg train --config` trains and returns the estimator
     and the run directory."""

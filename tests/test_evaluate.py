@@ -191,6 +191,7 @@ def test_evaluate_optimum_gap_is_small_and_out_writes_metrics_and_plots(iris_run
     assert code == 0 and "exact optimum" in stdout and "relative gap" in stdout
 
 
+@pytest.mark.slow
 def test_evaluate_out_refuses_an_existing_directory_and_the_run_itself(iris_run, tmp_path):
     """`--out` refuses a non-empty directory without --force, and never replaces the run directory."""
     out = tmp_path / "taken"

@@ -118,6 +118,7 @@ def test_id_exclude_missing_and_categories_travel_to_predict(tmp_path):
     assert "color: 2 cells" in stderr and stderr.startswith("softreg: warning:")
 
 
+@pytest.mark.slow
 def test_missing_values_error_drop_and_mean(tmp_path):
     """data.missing error names the line and column; drop trains on the complete rows; mean equals
     scikit-learn's SimpleImputer on the training rows."""
@@ -190,6 +191,7 @@ def test_predict_validates_the_whole_input_before_the_first_line(tmp_path):
     assert "line 152, column 'petal_length': 'x' is not a number" in stderr
 
 
+@pytest.mark.slow
 def test_predict_into_head_exits_0(tmp_path):
     """`softreg predict ... | head -1` ends quietly with status 0."""
     (tmp_path / "h.csv").write_text(iris_rows() + iris_rows(header=False) * 40)
@@ -244,6 +246,7 @@ def test_yaml_that_is_not_a_mapping_and_duplicate_keys(tmp_path):
     assert code == 2 and "duplicate key 'source'; each key may appear once" in stderr
 
 
+@pytest.mark.slow
 def test_many_classes_plots_stay_readable(tmp_path):
     """200 classes: every plot at most 4000 px a side; a warning names classes absent from training."""
     rng = np.random.default_rng(0)
@@ -276,6 +279,7 @@ def test_sparse_is_not_densified(tmp_path):
     assert run("train", "--config", path, "--out", tmp_path / "r", "--quiet")[0] == 0
 
 
+@pytest.mark.slow
 def test_svmlight_is_standardized_exactly_and_reaches_the_csv_optimum(tmp_path):
     """wine as svmlight (sparse, centred implicitly) and as CSV (dense): the saved means agree, the exact
     optima agree to 1e-8 relative objective, and SGD on the sparse copy ends where the dense one does."""

@@ -177,6 +177,7 @@ def two_feature_config(tmp_path_factory):
     return config
 
 
+@pytest.mark.slow
 def test_train_draws_all_six_plots_for_two_features(two_feature_config, tmp_path):
     """A two-feature run gets all six plots in plots/, each a valid, non-blank PNG."""
     out = tmp_path / "run"

@@ -50,6 +50,7 @@ def test_sample_weights_weigh_the_curvature():
     assert mean_square == pytest.approx(np.dot(relative, np.sum(train.X**2, axis=1) + 1) / train.n_samples)
 
 
+@pytest.mark.slow
 def test_a_sample_of_large_data_is_close_and_errs_towards_a_smaller_rate():
     """Large data are read through a random sample: lambda_max within [0.97, 1.5] x the whole data's
     (a sample's is larger in expectation) and the mean squared norm within 3%."""

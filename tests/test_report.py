@@ -115,6 +115,7 @@ def test_report_of_an_incomplete_run_names_the_missing_file(run_dir, tmp_path):
     assert f"{copy / 'metrics.json'}: missing" in stderr
 
 
+@pytest.mark.slow
 def test_report_of_a_compare_logistic_model_directory(tmp_path):
     """compare-logistic --out writes softmax/ as a run directory: report works on it, with its plots."""
     out = tmp_path / "wine"

@@ -107,6 +107,7 @@ def test_a_rerun_skips_finished_runs_and_an_interrupted_run_is_trained_again(swe
     assert read_rows(out / "sweep.csv") == before
 
 
+@pytest.mark.slow
 def test_two_jobs_give_the_same_csv_as_one(swept, config, tmp_path):
     """--jobs 2 (joblib processes) writes the same sweep.csv as --jobs 1, timing columns aside."""
     out, _, _ = swept
