@@ -112,14 +112,13 @@ def epoch_breakdown(X, y, n_classes, weight_decay, batch_size, epochs, seed):
     (`Schedule.rate` and `SGD.step`), one full-data evaluation (`evaluate_objective`), and the
     floor kernel, in rounds so that load on the machine hits every part alike. Returns the
     median seconds of each part per epoch."""
-    from softreg import kernels
     from softreg.optim import SGD
-    from softreg.train import ArrayData, Settings, evaluate_objective
+    from softreg.train import ArrayData, Settings, evaluate_objective, gradients
 
     data = ArrayData(X, y)
     n_samples, n_features = X.shape
     settings = Settings(weight_decay=weight_decay, lr=0.1, momentum=0.0, batch_size=batch_size)
-    gradient = kernels.PlainGradient(n_classes, n_features, n_samples, X.dtype, batch_size, weight_decay, True)
+    gradient = gradients.PlainGradient(n_classes, n_features, n_samples, X.dtype, batch_size, weight_decay, True)
     weights = np.zeros(n_classes * n_features + n_classes, X.dtype)
     coef = weights[: n_classes * n_features].reshape(n_classes, n_features)
     intercept = weights[n_classes * n_features:]

@@ -11,15 +11,12 @@ and the true class of each sample is addressed by one flat index.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Iterator
-from typing import Protocol, TypeAlias
+from typing import TypeAlias
 
 import numpy as np
 import scipy.sparse as sp
 from numpy.typing import DTypeLike
-
-from softreg.softmax import gradient_norm
 
 Matrix: TypeAlias = np.ndarray | sp.csr_matrix  # X: dense, or CSR
 # rows of the data: X (n, d), class indices y (n,), relative sample weights (n,) or None (all 1)
@@ -316,103 +313,3 @@ def chunk_rows(n_samples: int, n_features: int, n_classes: int, at_least: int = 
     """Rows per chunk of a full-data pass: its (n_classes, rows) logits stay within an eighth
     of the size of ``X`` (letters has more classes than features), and no fewer than a batch."""
     return int(min(n_samples, max(at_least, min(at_most, n_samples * n_features // (8 * n_classes)))))
-
-
-class ChunkedData(Protocol):
-    """Rows in chunks: what a full pass reads (`softreg.train.TrainingData` is one)."""
-
-    @property
-    def n_samples(self) -> int: ...
-
-    def chunks(self, rows: int) -> Iterator[Batch]: ...
-
-
-class PlainGradient:
-    """The minibatch gradient of J (`batch_loss_gradient`), left in ``work.gradient``."""
-
-    n_models = 1
-
-    def __init__(
-        self, n_classes: int, n_features: int, n_samples: int, dtype: np.dtype, batch_size: int, weight_decay: float,
-        fit_intercept: bool, center: np.ndarray | None = None,
-    ) -> None:
-        self.weight_decay, self.fit_intercept, self.center = weight_decay, fit_intercept, center
-        self.work = Workspace(n_classes, n_features, min(batch_size, n_samples), dtype, n_models=self.n_models)
-        rows = chunk_rows(n_samples, n_features, n_classes, at_least=max(256, batch_size))
-        self.full_pass_work = Workspace(n_classes, n_features, rows, dtype)
-
-    def batch(
-        self, coef: np.ndarray, intercept: np.ndarray, X: Matrix, y: np.ndarray, sample_weight: np.ndarray | None
-    ) -> float:
-        """The batch's mean cross-entropy; its gradient goes into ``work``."""
-        return batch_loss_gradient(coef, intercept, X, y, self.weight_decay, self.work, sample_weight, self.center)
-
-    def after_step(self, weights: np.ndarray, step: int) -> None:
-        """Called after step ``step`` (0-based) of an epoch with the updated weights (coef, then intercept)."""
-
-    def end_epoch(self, coef: np.ndarray, intercept: np.ndarray, data: ChunkedData) -> tuple[float, float] | None:
-        """Called after each epoch; returns (J, ||grad J||) when it computed them anyway."""
-        return None
-
-
-class VarianceReducedGradient(PlainGradient):
-    """SVRG (`variance_reduced_gradient`) from averaged snapshots.
-
-    Each epoch ends at the mean of the weights after the steps of its second half: training
-    continues from there, and the snapshot and its full-data gradient, which the next
-    epoch's steps use, are taken there. The first epoch has no snapshot yet and takes plain
-    steps, a warm start as in Johnson & Zhang (2013), whose second variant also ends an epoch
-    away from its last iterate. The mean removes most of the batch noise that the last
-    iterate carries, so that the rate can be as large as the curvature allows.
-    """
-
-    n_models = 2
-
-    def __init__(
-        self, n_classes: int, n_features: int, n_samples: int, dtype: np.dtype, batch_size: int, weight_decay: float,
-        fit_intercept: bool, center: np.ndarray | None = None,
-    ) -> None:
-        super().__init__(n_classes, n_features, n_samples, dtype, batch_size, weight_decay, fit_intercept, center)
-        self.snapshot: Snapshot | None = None
-        self.average_from = math.ceil(n_samples / batch_size) // 2  # the first step of an epoch's second half
-        self.tail_sum = np.zeros(n_classes * n_features + n_classes, dtype)
-        self.tail_count = 0
-
-    def batch(
-        self, coef: np.ndarray, intercept: np.ndarray, X: Matrix, y: np.ndarray, sample_weight: np.ndarray | None
-    ) -> float:
-        if self.snapshot is None:
-            return super().batch(coef, intercept, X, y, sample_weight)
-        return variance_reduced_gradient(
-            coef, intercept, self.snapshot, X, y, self.weight_decay, self.work, sample_weight, self.center
-        )
-
-    def after_step(self, weights: np.ndarray, step: int) -> None:
-        if step >= self.average_from:
-            self.tail_sum += weights
-            self.tail_count += 1
-
-    def end_epoch(self, coef: np.ndarray, intercept: np.ndarray, data: ChunkedData) -> tuple[float, float]:
-        """Move to the epoch's averaged weights (none after a restore: the weights stay) and
-        take the snapshot there; the objective and gradient norm there come for free."""
-        if self.tail_count:
-            self.tail_sum /= self.tail_count
-            size = coef.size
-            coef[...] = self.tail_sum[:size].reshape(coef.shape)
-            intercept[...] = self.tail_sum[size:]
-            self.tail_sum[...] = 0.0
-            self.tail_count = 0
-        work = self.full_pass_work
-        data_loss, _, grad_coef, grad_intercept = chunked_loss_gradient(
-            coef, intercept, data.chunks(work.max_rows), data.n_samples, 0.0, work, self.center
-        )
-        self.snapshot = Snapshot(coef.copy(), intercept.copy(), grad_coef, grad_intercept)
-        objective = data_loss + 0.5 * self.weight_decay * float(np.vdot(coef, coef))
-        grad_norm = gradient_norm(
-            grad_coef + self.weight_decay * coef, grad_intercept if self.fit_intercept else grad_intercept[:0]
-        )
-        return objective, grad_norm
-
-
-ESTIMATORS: dict[str, type[PlainGradient]] = {"none": PlainGradient, "svrg": VarianceReducedGradient}
-

@@ -15,7 +15,7 @@ from softreg import kernels, losses, softmax
 from softreg.cli import main
 from softreg.config import load_config
 from softreg.errors import ConfigError
-from softreg.train import ArrayData, Settings, evaluate_objective, fit, validation
+from softreg.train import ArrayData, Settings, evaluate_objective, fit, gradients, validation
 from tests.strategies import logits, problems
 
 OPTIONS = [(loss, normalizer) for loss in losses.LOSSES for normalizer in losses.NORMALIZERS]
@@ -226,7 +226,7 @@ def test_generic_estimators_agree_with_the_kernels_for_softmax_and_cross_entropy
     X, y = small_problem()
     data = ArrayData(X, y, np.linspace(0.5, 1.5, len(y)))
     args = (3, 5, len(y), np.dtype(np.float64), 32, 1e-2, True)
-    fast = kernels.ESTIMATORS[variance_reduction](*args)
+    fast = gradients.ESTIMATORS[variance_reduction](*args)
     general = generic.ESTIMATORS[variance_reduction](*args, loss="cross_entropy", normalizer="softmax",
                                                      temperature=1.0)
     rng = np.random.default_rng(4)

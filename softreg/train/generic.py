@@ -13,12 +13,14 @@ from typing import Any
 
 import numpy as np
 
-from softreg import kernels, losses
-from softreg.kernels import ChunkedData, Matrix, Snapshot
+from softreg import losses
+from softreg.kernels import Matrix, Snapshot
 from softreg.softmax import gradient_norm
+from softreg.train import gradients
+from softreg.train.gradients import ChunkedData
 
 
-class GenericGradient(kernels.PlainGradient):
+class GenericGradient(gradients.PlainGradient):
     """The minibatch gradient of J for the given loss, normalizer and temperature."""
 
     def __init__(self, *args: Any, loss: str, normalizer: str, temperature: float, **kwargs: Any) -> None:

@@ -9,8 +9,9 @@ from collections.abc import Callable
 
 import numpy as np
 
-from softreg import kernels, losses
+from softreg import losses
 from softreg.optim import SGD, EarlyStopping
+from softreg.train import gradients
 from softreg.train.data import TrainingData, center_of
 from softreg.train.measures import _exploded, diverged, evaluate_objective, validation
 from softreg.train.settings import Settings
@@ -162,11 +163,11 @@ class _Loop:
         }
         return final.result(), final
 
-def gradient_estimator(settings: Settings) -> Callable[..., kernels.PlainGradient]:
+def gradient_estimator(settings: Settings) -> Callable[..., gradients.PlainGradient]:
     """The class that estimates each step's gradient: the fast kernels for cross-entropy +
     softmax at T = 1, else the generic (allocating) estimator of `softreg.train.generic`."""
     if losses.is_fast_path(settings.loss, settings.normalizer, settings.temperature):
-        return kernels.ESTIMATORS[settings.variance_reduction]
+        return gradients.ESTIMATORS[settings.variance_reduction]
     from softreg.train import generic
 
     return functools.partial(

@@ -13,7 +13,7 @@ The rate is the smaller of two limits, each from a bound that holds for any weig
   ``(n - B) / (B (n - 1))`` of their spread. Momentum sums the noise of about
   ``1 / (1 - beta)`` steps, so the rate is ``NOISE_SHARE (1 - beta) / noise`` with
   ``noise = (n - B) / (B (n - 1)) * mean_i L_i``. A full batch has no noise limit. SVRG
-  cancels most of the noise and averages what remains (`kernels.VarianceReducedGradient`),
+  cancels most of the noise and averages what remains (`softreg.train.gradients.VarianceReducedGradient`),
   so it takes a larger share.
 
 The shares were measured (benchmarks/RESULTS.md): at them, SVRG reaches a relative gap of
