@@ -1,6 +1,6 @@
 """softreg against its peers, on the same data and objective, in one command.
 
-    python benchmarks/run.py [--quick | --full] [--repeat N] [--results DIR]
+    python benchmarks/run.py [--quick | --full] [--repeat N] [--results DIR] [--blas-threads N]
 
 Every contender trains in a fresh process (`contenders.py`) on the same standardized arrays
 (`workloads.py`), minimizing J = mean cross-entropy + lambda/2 ||W||^2 (lambda = 1e-4, the
