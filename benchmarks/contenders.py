@@ -48,7 +48,7 @@ def torch_sgd(X, y, n_classes, weight_decay, lr, batch_size, epochs, seed):
     weight decay on the weight only. Yields (coef, intercept) after every epoch."""
     import torch
 
-    torch.set_num_threads(os.cpu_count() or 1)
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", 0)) or os.cpu_count() or 1)
     X_t, y_t = torch.from_numpy(X), torch.from_numpy(y)  # shares memory with the arrays
     model = torch.nn.Linear(X.shape[1], n_classes, dtype=X_t.dtype)
     torch.nn.init.zeros_(model.weight)
@@ -106,12 +106,13 @@ def floor_kernel(X, n_classes, batch_size, epochs, rng):
 
 
 def epoch_breakdown(X, y, n_classes, weight_decay, batch_size, epochs, seed):
-    """softreg's plain-SGD epoch in its parts, each timed over whole epochs with the library's own
-    pieces (the library is not instrumented): the gather (`ArrayData.minibatches`), the gradient
-    (`PlainGradient.batch` on batches gathered before the clock starts), the update
-    (`Schedule.rate` and `SGD.step`), one full-data evaluation (`evaluate_objective`), and the
-    floor kernel, in rounds so that load on the machine hits every part alike. Returns the
-    median seconds of each part per epoch."""
+    """softreg's plain-SGD epoch built up from the library's own pieces (the library is not
+    instrumented), each pass timed over a whole epoch: the gather alone (`ArrayData.minibatches`),
+    then with the gradient (`PlainGradient.batch`), then with the update (`Schedule.rate`,
+    `SGD.step`); one full-data evaluation (`evaluate_objective`); and the floor kernel. Each
+    piece's cost is its increment over the pass before, so that a batch left in cache by the
+    gather is counted as it is in training. Rounds alternate the passes so that load on the
+    machine hits all of them alike; returns the median seconds of each."""
     from softreg.optim import SGD
     from softreg.train import ArrayData, Settings, evaluate_objective, gradients
 
@@ -123,9 +124,6 @@ def epoch_breakdown(X, y, n_classes, weight_decay, batch_size, epochs, seed):
     coef = weights[: n_classes * n_features].reshape(n_classes, n_features)
     intercept = weights[n_classes * n_features:]
     rng = np.random.default_rng(seed)
-    order = rng.permutation(n_samples)
-    batches = [(X[order[start:start + batch_size]], y[order[start:start + batch_size]])
-               for start in range(0, n_samples, batch_size)]
     schedule, sgd = settings.schedule_for(n_samples), SGD(momentum=0.0)
     floor = floor_kernel(X, n_classes, batch_size, 10**9, np.random.default_rng(seed))
 
@@ -133,25 +131,25 @@ def epoch_breakdown(X, y, n_classes, weight_decay, batch_size, epochs, seed):
         for _ in data.minibatches(batch_size, rng):
             pass
 
-    def gradient_only():
-        for X_batch, y_batch in batches:
+    def with_gradient():
+        for X_batch, y_batch, _ in data.minibatches(batch_size, rng):
             gradient.batch(coef, intercept, X_batch, y_batch, None)
 
-    def update_only():
-        for step in range(len(batches)):
+    def with_update():
+        for step, (X_batch, y_batch, _) in enumerate(data.minibatches(batch_size, rng)):
+            gradient.batch(coef, intercept, X_batch, y_batch, None)
             sgd.step([weights], [gradient.work.gradient], schedule.rate(1, step))
-        weights[...] = 0.0
 
     def evaluation():
         evaluate_objective(coef, intercept, data, settings, gradient.full_pass_work)
 
-    parts = {"floor": lambda: next(floor), "gather": gather, "gradient": gradient_only, "update": update_only,
-             "evaluation": evaluation}
-    seconds = {name: [] for name in parts}
+    passes = {"floor": lambda: next(floor), "gather": gather, "gather+gradient": with_gradient,
+              "gather+gradient+update": with_update, "evaluation": evaluation}
+    seconds = {name: [] for name in passes}
     for _ in range(epochs):
-        for name, part in parts.items():
+        for name, run in passes.items():
             started = time.perf_counter()
-            part()
+            run()
             seconds[name].append(time.perf_counter() - started)
     return {name: float(np.median(values)) for name, values in seconds.items()}
 

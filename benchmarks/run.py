@@ -1,6 +1,6 @@
 """softreg against its peers, on the same data and objective, in one command.
 
-    python benchmarks/run.py [--quick | --full] [--repeat N] [--results DIR]
+    python benchmarks/run.py [--quick | --full] [--repeat N] [--results DIR] [--blas-threads N]
 
 Every contender trains in a fresh process (`contenders.py`) on the same standardized arrays
 (`workloads.py`), minimizing J = mean cross-entropy + lambda/2 ||W||^2 (lambda = 1e-4, the
@@ -94,11 +94,14 @@ def plan(mode):
     return chosen
 
 
-def run_contender(contender, folder, settings, timeout):
+def run_contender(contender, folder, settings, timeout, blas_threads=None):
     """One contender in a fresh process; its RESULT line as a dict, or {"error": ...}."""
     command = [sys.executable, str(HERE / "contenders.py"), contender, str(folder), json.dumps(settings)]
+    env = dict(os.environ)
+    if blas_threads is not None:
+        env.update(OPENBLAS_NUM_THREADS=str(blas_threads), OMP_NUM_THREADS=str(blas_threads))
     try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env)
     except subprocess.TimeoutExpired:
         return {"error": f"timed out after {timeout} s"}
     for line in reversed(done.stdout.splitlines()):
@@ -219,19 +222,22 @@ def table(workload, meta, summaries):
 
 
 def breakdown_lines(parts, steps, epoch):
-    """Where softreg's plain-SGD epoch (``epoch`` seconds) goes, from the parts that
-    `contenders.epoch_breakdown` timed alone; the rest is the loop itself."""
+    """Where softreg's plain-SGD epoch (``epoch`` seconds) goes, from the passes that
+    `contenders.epoch_breakdown` timed: each piece is its pass's increment over the one before;
+    the loop is what the measured epoch adds to the last pass."""
     def us(seconds):
         return f"{seconds / steps * 1e6:.1f}"
 
-    floor, gather, gradient, update = parts["floor"], parts["gather"], parts["gradient"], parts["update"]
-    rest = None if epoch is None else epoch - gather - gradient - update
+    floor, gather = parts["floor"], parts["gather"]
+    gradient = parts["gather+gradient"] - gather
+    update = parts["gather+gradient+update"] - parts["gather+gradient"]
+    loop = None if epoch is None else epoch - parts["gather+gradient+update"]
     evaluation = parts["evaluation"]
     return [
-        f"  where a plain-SGD step goes (µs; each part timed alone over whole epochs of {steps} steps):",
-        f"    floor {us(floor)} (2 products + exp) + gradient beyond it {us(gradient - floor)} (softmax, loss, decay)"
-        f" + gather {us(gather)} + update {us(update)} (rate, SGD step)"
-        + ("" if rest is None else f" + loop and interpreter {us(rest)} = epoch {us(epoch)}"),
+        f"  where a plain-SGD step goes (µs; passes over whole epochs of {steps} steps, each piece the increment):",
+        f"    gather {us(gather)} + gradient {us(gradient)} (of which the floor kernel's products and exp "
+        f"{us(floor)}) + update {us(update)}"
+        + ("" if loop is None else f" + loop, logging and interpreter {us(loop)} = epoch {us(epoch)}"),
         f"    one full-data evaluation: {evaluation * 1e3:.1f} ms"
         + ("" if epoch is None else f" = {evaluation / epoch:.2f} epoch"),
     ]
@@ -376,6 +382,11 @@ def main(argv=None):
     parser.add_argument("--repeat", type=int, default=None, help="runs of each contender (default: 1 quick, else 3)")
     parser.add_argument("--results", type=Path, default=HERE / "results", help="folder for the JSON and the cache")
     parser.add_argument("--timeout", type=int, default=1800, help="seconds allowed to one contender run")
+    parser.add_argument(
+        "--blas-threads", type=int, default=None,
+        help="BLAS threads of every contender (default: the library's own); 1 on a machine shared with other "
+             "work, where a BLAS thread waiting for a busy core stalls every product",
+    )
     args = parser.parse_args(argv)
     mode = "quick" if args.quick else "full" if args.full else "default"
     repeat = args.repeat or (1 if args.quick else 3)
@@ -398,7 +409,9 @@ def main(argv=None):
                 if contender == "torch" and not torch_ok:
                     continue
                 settings = settings_for(contender, settings, meta)
-                raw[workload.key][label].append(run_contender(contender, folder, settings, args.timeout))
+                raw[workload.key][label].append(
+                    run_contender(contender, folder, settings, args.timeout, args.blas_threads)
+                )
 
     results = {}
     for workload, entries in chosen:
@@ -425,6 +438,7 @@ def main(argv=None):
         "mode": mode,
         "started": started,
         "repeat": repeat,
+        "blas_threads": args.blas_threads,
         "machine": machine(),
         "weight_decay": workloads.WEIGHT_DECAY,
         "batch_size": workloads.BATCH_SIZE,

@@ -82,6 +82,29 @@ def test_svrg_logs_the_objective_every_epoch(small_problem):
     assert result.history[-1].grad_norm == pytest.approx(grad_norm, rel=1e-9)
 
 
+def test_svrg_ends_each_epoch_at_the_mean_of_its_second_half(small_problem):
+    """The SVRG estimator moves the weights to the mean of the iterates after the steps of the epoch's
+    second half and takes its snapshot there; after a restore (no steps seen) the weights stay."""
+    from softreg.train.gradients import VarianceReducedGradient
+
+    train, _ = small_problem
+    n_classes, n_features = 3, train.n_features
+    estimator = VarianceReducedGradient(n_classes, n_features, train.n_samples, np.float64, 100, 1e-2, True)
+    steps = math.ceil(train.n_samples / 100)  # 4: steps 2 and 3 are averaged
+    weights = np.zeros(n_classes * n_features + n_classes)
+    coef, intercept = weights[: n_classes * n_features].reshape(n_classes, n_features), weights[n_classes * n_features:]
+    iterates = np.random.default_rng(0).normal(size=(steps, weights.size))
+    for step, iterate in enumerate(iterates):
+        weights[...] = iterate
+        estimator.after_step(weights, step)
+    estimator.end_epoch(coef, intercept, train)
+    np.testing.assert_allclose(weights, iterates[steps // 2:].mean(axis=0), rtol=1e-15)
+    assert estimator.snapshot.coef.tobytes() == coef.tobytes()
+    before = weights.copy()
+    estimator.end_epoch(coef, intercept, train)
+    assert weights.tobytes() == before.tobytes()
+
+
 @pytest.mark.parametrize("variance_reduction", ["none", "svrg"])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_a_fixed_seed_gives_the_same_model_bit_for_bit(small_problem, variance_reduction, dtype):

@@ -98,6 +98,14 @@ def test_the_rate_follows_the_bounds_it_is_made_of():
     assert rate(batch_size=8, variance_reduction="svrg") > rate(batch_size=8)
 
 
+def test_flat_data_get_a_finite_rate():
+    """All-zero features without intercept or decay make J constant: the rate is finite, and fit runs."""
+    train = ArrayData(np.zeros((50, 3)), np.arange(50) % 2)
+    settings = Settings(weight_decay=0.0, fit_intercept=False, lr="auto", epochs=2, batch_size=8)
+    assert auto_learning_rate(train, settings) == 1.0
+    assert fit(train, 2, settings, np.random.default_rng(0)).coef.tolist() == [[0.0] * 3] * 2
+
+
 VARIANTS = {
     "default": {},
     "no momentum": {"momentum": 0.0},

@@ -49,6 +49,7 @@ CHUNK_ROWS = 8192
 MAX_ITERATIONS = 50
 TOLERANCE = 1e-4  # relative change of the Rayleigh quotient that ends the power iteration
 SEED = 0  # of the sample and the start vector: no draw from the training generator
+FLAT_OBJECTIVE_RATE = 1.0
 
 
 def auto_learning_rate(data: TrainingData, settings: Settings) -> float:
@@ -72,13 +73,15 @@ def auto_learning_rate(data: TrainingData, settings: Settings) -> float:
     smoothness = 0.5 * largest + settings.weight_decay
     beta = settings.momentum
     stable = 2.0 * (1.0 + beta) / (1.0 + 2.0 * beta) if settings.nesterov else 2.0 * (1.0 + beta)
-    rate = CURVATURE_SHARE * stable / smoothness
+    limits = [CURVATURE_SHARE * stable / smoothness] if smoothness > 0 else []
     n_samples, batch_size = data.n_samples, min(settings.batch_size, data.n_samples)
     if batch_size < n_samples:
         share = (n_samples - batch_size) / (batch_size * (n_samples - 1))
         noise = share * (0.5 * mean_square + settings.weight_decay)
-        rate = min(rate, NOISE_SHARE[settings.variance_reduction] * (1.0 - beta) / noise)
-    return float(rate)
+        if noise > 0:
+            limits.append(NOISE_SHARE[settings.variance_reduction] * (1.0 - beta) / noise)
+    # all-zero features without intercept or decay: J is constant and any rate is stable
+    return float(min(limits, default=FLAT_OBJECTIVE_RATE))
 
 
 def sample_curvature(data: TrainingData, fit_intercept: bool = True) -> tuple[float, float]:
