@@ -293,3 +293,15 @@ def test_class_sorted_letters_through_the_cache_match_the_shuffled_in_memory_gap
         objective = json.loads((tmp_path / name / "metrics.json").read_text())["objective"]
         gaps[name] = (objective - optimum.objective) / optimum.objective
     assert gaps["cache"] <= 1.2 * gaps["memory"], gaps
+
+
+def test_evaluate_optimum_and_calibrate_rebuild_parts_from_the_cache(small):
+    """evaluate --optimum and --calibrate of a cached run read its parts from the cache (float32 shards too)."""
+    tmp_path, config, _, _ = small
+    code, _, stderr = run("train", "--config", config, "--out", tmp_path / "run", "--set", "model.dtype=float32",
+                          "--set", "optim.epochs=30", *FAST[2:])
+    assert code == 0, stderr
+    code, stdout, stderr = run("evaluate", "--run", tmp_path / "run", "--optimum", "--calibrate", "--json")
+    assert code == 0, stderr
+    optimum = json.loads(stdout)["optimum"]
+    assert 0 <= optimum["gap"] < 0.05 and "calibration" in json.loads(stdout)
