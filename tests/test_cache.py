@@ -305,3 +305,40 @@ def test_evaluate_optimum_and_calibrate_rebuild_parts_from_the_cache(small):
     assert code == 0, stderr
     optimum = json.loads(stdout)["optimum"]
     assert 0 <= optimum["gap"] < 0.05 and "calibration" in json.loads(stdout)
+
+
+def test_full_disk_is_exit_1_and_leaves_no_cache(small, monkeypatch):
+    """A write that fails for want of space: exit 1 naming the cache, nothing that looks like a cache left."""
+    tmp_path, config, _, _ = small
+
+    def full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(cache, "_write_shards", full)
+    code, _, stderr = run("ingest", "--config", config)
+    assert code == 1 and "cannot write the cache (No space left on device)" in stderr
+    assert no_cache_left(tmp_path)
+
+
+def test_interrupted_ingest_leaves_no_cache(small, monkeypatch):
+    """Ctrl-C during the shuffle removes the staging directory: no cache, complete-looking or not."""
+    tmp_path, config, _, _ = small
+
+    def interrupt(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cache, "_write_shards", interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        cache.ingest(load_config(config), tmp_path / "cache")
+    assert no_cache_left(tmp_path)
+
+
+def test_resumed_cached_run_equals_an_uninterrupted_one(small):
+    """A cached run trained 2 epochs and resumed to 4 ends with the model of a straight 4-epoch run."""
+    tmp_path, config, _, _ = small
+    plain = ["--set", "output.plots=false", "--quiet"]
+    assert run("train", "--config", config, "--out", tmp_path / "straight", "--set", "optim.epochs=4", *plain)[0] == 0
+    assert run("train", "--config", config, "--out", tmp_path / "resumed", "--set", "optim.epochs=2", *plain)[0] == 0
+    code, _, stderr = run("train", "--resume", tmp_path / "resumed", "--set", "optim.epochs=4", "--quiet")
+    assert code == 0, stderr
+    assert (tmp_path / "straight" / "model.npz").read_bytes() == (tmp_path / "resumed" / "model.npz").read_bytes()
