@@ -141,6 +141,7 @@ class SourceInfo:
     header: bool | None
     file_columns: list[str] | None
     columns: Columns | None
+    id_name: str | None = None  # data.id: not a feature, but predict copies it to its output
 
 
 RowChunk = tuple[np.ndarray, list[str], list[int] | None]  # features float64 (n, d), label texts, file lines
@@ -284,10 +285,11 @@ def _open_source(config: Config, stack: Any) -> _Reader:
                          data.encoding)
     )
     selection = Selection(label=data.label, id=data.id, features=data.features, exclude=data.exclude or ())
-    target, _, features = selection.resolve(data.source, names)
+    target, ident, features = selection.resolve(data.source, names)
     feature_names = [names[index] for index in features]
     named = names != generated_names(len(names))
-    info = SourceInfo(feature_names, names[target], named, list(names), Columns.numeric(feature_names))
+    id_name = None if ident is None else names[ident]
+    info = SourceInfo(feature_names, names[target], named, list(names), Columns.numeric(feature_names), id_name)
     return _Reader(info, _delimited_rows(config, names, chunks))
 
 
@@ -343,6 +345,7 @@ def _build(config: Config, staging: Path, source_print: dict[str, Any]) -> dict[
         "label_name": info.label_name,
         "header": info.header,
         "file_columns": info.file_columns,
+        "id_name": info.id_name,
         "columns": None if info.columns is None else info.columns.to_json(),
         "classes": classes.tolist(),
         "dtype": config.model.dtype,
@@ -568,4 +571,5 @@ def prepare_cached(config: Config) -> Prepared:
         columns=None if columns is None else Columns.from_json(columns),
         header=document["header"],
         file_columns=document["file_columns"],
+        id_name=document["id_name"],
     )

@@ -342,3 +342,17 @@ def test_resumed_cached_run_equals_an_uninterrupted_one(small):
     code, _, stderr = run("train", "--resume", tmp_path / "resumed", "--set", "optim.epochs=4", "--quiet")
     assert code == 0, stderr
     assert (tmp_path / "straight" / "model.npz").read_bytes() == (tmp_path / "resumed" / "model.npz").read_bytes()
+
+
+def test_cached_run_predicts_like_any_run(tmp_path):
+    """A model trained through the cache keeps the file's columns and data.id: predict reads the raw file."""
+    X, _ = write_csv(tmp_path / "d.csv", n_rows=200)
+    lines = (tmp_path / "d.csv").read_text().splitlines()
+    (tmp_path / "d.csv").write_text("\n".join(f"{'rid' if i == 0 else f'r{i}'},{line}" for i, line in
+                                              enumerate(lines)) + "\n")
+    config = write_config(tmp_path, tmp_path / "d.csv", "  id: rid\n")
+    assert run("train", "--config", config, "--out", tmp_path / "run", *FAST)[0] == 0
+    code, stdout, stderr = run("predict", "--run", tmp_path / "run", "--input", tmp_path / "d.csv")
+    assert code == 0, stderr
+    output = stdout.splitlines()
+    assert output[0] == "rid,label,prob_a,prob_b,prob_c" and output[1].startswith("r1,") and len(output) == 201
