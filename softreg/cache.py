@@ -319,7 +319,9 @@ def _build(config: Config, staging: Path, source_print: dict[str, Any]) -> dict[
             moments.add(X[part == 0])
             records = np.empty(X.shape[0], dtype=record)
             records["x"] = X
-            records["label"] = [labels.setdefault(text, len(labels)) for text in label_texts]
+            texts, inverse = np.unique(np.asarray(label_texts, dtype=str), return_inverse=True)
+            label_ids = np.array([labels.setdefault(text, len(labels)) for text in texts.tolist()], dtype=np.int64)
+            records["label"] = label_ids[inverse.ravel()]
             records["part"] = part
             for index in range(3):
                 counts[index] += int(np.count_nonzero(part == index))
