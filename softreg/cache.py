@@ -240,7 +240,8 @@ def ingest(config: Config, cache_dir: str | os.PathLike[str]) -> Manifest:
     before = fingerprint(config.data.source)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.ingest-", dir=target.parent))
+        _remove_abandoned(target)
+        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.ingest-{os.getpid()}-", dir=target.parent))
         os.chmod(staging, 0o777 & ~_umask())  # mkdtemp's 0700 would hide the cache from other users
     except OSError as error:
         raise OutputError(f"{target}: cannot create the cache ({error.strerror or error})") from None
@@ -261,6 +262,25 @@ def _check_target(target: Path) -> None:
     """Refuse to replace a directory that holds something other than a cache."""
     if target.exists() and (not target.is_dir() or (any(target.iterdir()) and not (target / "manifest.json").exists())):
         raise OutputError(f"{target}: exists and is not a softreg cache; choose another data.cache directory")
+
+
+def _remove_abandoned(target: Path) -> None:
+    """Remove the staging directories of ingests into ``target`` whose process is gone (killed
+    before it could clean up), so that disk space does not leak; a running one's is kept."""
+    for staging in target.parent.glob(f".{target.name}.ingest-*"):
+        pid = staging.name[len(f".{target.name}.ingest-"):].partition("-")[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(staging, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 def _commit(staging: Path, target: Path) -> None:

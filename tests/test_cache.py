@@ -1,6 +1,7 @@
 """The on-disk shuffled cache: ingest, the shards it writes, and training from them."""
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -356,3 +357,16 @@ def test_cached_run_predicts_like_any_run(tmp_path):
     assert code == 0, stderr
     output = stdout.splitlines()
     assert output[0] == "rid,label,prob_a,prob_b,prob_c" and output[1].startswith("r1,") and len(output) == 201
+
+
+def test_killed_ingest_staging_is_removed_by_the_next(small):
+    """A staging directory left by a killed ingest (its process gone) is removed by the next ingest;
+    one of a running process is left alone."""
+    tmp_path, config, _, _ = small
+    abandoned = tmp_path / ".cache.ingest-999999999-abc"  # beyond any pid the kernel hands out
+    running = tmp_path / f".cache.ingest-{os.getpid()}-abc"
+    for directory in (abandoned, running):
+        directory.mkdir()
+        (directory / "bucket-0.bin").write_bytes(b"\0" * 64)
+    assert run("ingest", "--config", config)[0] == 0
+    assert not abandoned.exists() and running.exists()
