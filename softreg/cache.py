@@ -260,7 +260,7 @@ def ingest(config: Config, cache_dir: str | os.PathLike[str]) -> Manifest:
 
 def _check_target(target: Path) -> None:
     """Refuse to replace a directory that holds something other than a cache."""
-    if target.exists() and (not target.is_dir() or (any(target.iterdir()) and not (target / "manifest.json").exists())):
+    if target.exists() and (not target.is_dir() or (any(target.iterdir()) and read_manifest(target) is None)):
         raise OutputError(f"{target}: exists and is not a softreg cache; choose another data.cache directory")
 
 

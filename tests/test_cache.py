@@ -370,3 +370,13 @@ def test_killed_ingest_staging_is_removed_by_the_next(small):
         (directory / "bucket-0.bin").write_bytes(b"\0" * 64)
     assert run("ingest", "--config", config)[0] == 0
     assert not abandoned.exists() and running.exists()
+
+
+def test_a_foreign_manifest_is_not_taken_for_a_cache(small):
+    """A directory whose manifest.json is not a softreg cache's is refused, not replaced."""
+    tmp_path, config, _, _ = small
+    (tmp_path / "cache").mkdir()
+    (tmp_path / "cache" / "manifest.json").write_text('{"name": "my project"}')
+    code, _, stderr = run("ingest", "--config", config)
+    assert code == 1 and "is not a softreg cache" in stderr
+    assert (tmp_path / "cache" / "manifest.json").read_text() == '{"name": "my project"}'
