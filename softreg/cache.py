@@ -28,7 +28,7 @@ import math
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -226,8 +226,11 @@ def cache_options(config: Config) -> dict[str, Any]:
     return {"data": data, "dtype": config.model.dtype, "seed": config.seed}
 
 
-def ingest(config: Config, cache_dir: str | os.PathLike[str]) -> Manifest:
-    """Build the cache of ``config``'s data in ``cache_dir`` (replacing an old one there).
+def ingest(
+    config: Config, cache_dir: str | os.PathLike[str], on_rows: Callable[[int], None] | None = None
+) -> Manifest:
+    """Build the cache of ``config``'s data in ``cache_dir`` (replacing an old one there);
+    ``on_rows(n)`` hears of the rows read so far after each chunk (for progress).
 
     Returns its `Manifest`. Raises DataError for data it cannot read (naming the line and
     column), OutputError when it cannot write; either way ``cache_dir`` is left as it was.
@@ -246,7 +249,7 @@ def ingest(config: Config, cache_dir: str | os.PathLike[str]) -> Manifest:
     except OSError as error:
         raise OutputError(f"{target}: cannot create the cache ({error.strerror or error})") from None
     try:
-        document = _build(config, staging, before)
+        document = _build(config, staging, before, on_rows)
         if fingerprint(config.data.source) != before:
             raise DataError(f"{config.data.source}: changed while it was being read; ingest again")
         _commit(staging, target)
@@ -318,7 +321,9 @@ def _bucket_count(config: Config) -> int:
     return int(min(MAX_BUCKETS, max(1, math.ceil(4 * size / BUCKET_BYTES))))
 
 
-def _build(config: Config, staging: Path, source_print: dict[str, Any]) -> dict[str, Any]:
+def _build(
+    config: Config, staging: Path, source_print: dict[str, Any], on_rows: Callable[[int], None] | None
+) -> dict[str, Any]:
     from contextlib import ExitStack
 
     data, seed = config.data, config.seed
@@ -335,6 +340,8 @@ def _build(config: Config, staging: Path, source_print: dict[str, Any]) -> dict[
         for X, label_texts, _ in reader.chunks:
             rows = np.arange(n_rows, n_rows + X.shape[0])
             n_rows += X.shape[0]
+            if on_rows is not None:
+                on_rows(n_rows)
             part = assign_parts(seed, rows, float(data.test), data.val)
             moments.add(X[part == 0])
             records = np.empty(X.shape[0], dtype=record)

@@ -380,3 +380,15 @@ def test_a_foreign_manifest_is_not_taken_for_a_cache(small):
     code, _, stderr = run("ingest", "--config", config)
     assert code == 1 and "is not a softreg cache" in stderr
     assert (tmp_path / "cache" / "manifest.json").read_text() == '{"name": "my project"}'
+
+
+def test_ingest_progress_lines():
+    """Progress says the rows read and the rate, at most once per interval."""
+    from softreg.commands.ingest import RowProgress
+
+    lines = []
+    progress = RowProgress(lines.append, every=0.0)
+    progress(65536)
+    silent = RowProgress(lines.append, every=3600.0)
+    silent(65536)
+    assert len(lines) == 1 and lines[0].startswith("ingest: 65,536 rows read (") and lines[0].endswith(" rows/s)")

@@ -106,9 +106,10 @@ def train(
     metavar="KEY=VALUE",
     help="Override a config key (YAML-typed), e.g. seed=1. Repeatable.",
 )
+@click.option("--quiet", "-q", is_flag=True, help="No progress output.")
 @click.option("--json", "as_json", is_flag=True, help="Print the cache's manifest as JSON instead of the summary.")
 @handle_errors
-def ingest(config_path: str, cache_dir: str | None, overrides: tuple[str, ...], as_json: bool) -> None:
+def ingest(config_path: str, cache_dir: str | None, overrides: tuple[str, ...], quiet: bool, as_json: bool) -> None:
     """Build a shuffled on-disk cache of a config's data, that train streams from.
 
     The source is read in chunks and checked cell by cell; each row goes to the
@@ -124,11 +125,12 @@ def ingest(config_path: str, cache_dir: str | None, overrides: tuple[str, ...], 
       softreg train --config configs/letters.yaml --set data.cache=cache/letters
     """
     from softreg import console
-    from softreg.commands.ingest import ingest_run, ingest_summary
+    from softreg.commands.ingest import RowProgress, ingest_run, ingest_summary
     from softreg.config import load_config
 
     config = load_config(config_path, overrides)
-    outcome = ingest_run(config, cache_dir)
+    progress = None if quiet else RowProgress(lambda line: click.echo(line, err=True))
+    outcome = ingest_run(config, cache_dir, progress)
     if as_json:
         console.print_json({"cache": str(outcome.manifest.directory), "rebuilt": outcome.rebuilt,
                             "seconds": outcome.seconds, "manifest": outcome.manifest.document})

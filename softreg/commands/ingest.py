@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from os import PathLike
 from pathlib import Path
@@ -21,8 +22,11 @@ class IngestOutcome:
     seconds: float
 
 
-def ingest_run(config: Config, cache_dir: str | PathLike[str] | None = None) -> IngestOutcome:
-    """Build ``config``'s cache in ``cache_dir`` (else ``data.cache``), unless it is up to date."""
+def ingest_run(
+    config: Config, cache_dir: str | PathLike[str] | None = None, on_rows: Callable[[int], None] | None = None
+) -> IngestOutcome:
+    """Build ``config``'s cache in ``cache_dir`` (else ``data.cache``), unless it is up to date;
+    ``on_rows(n)`` hears of the rows read so far."""
     directory = cache_dir if cache_dir is not None else config.data.cache
     if directory is None:
         raise UsageError("give --cache DIR, or set data.cache in the config")
@@ -32,7 +36,7 @@ def ingest_run(config: Config, cache_dir: str | PathLike[str] | None = None) -> 
     reason = None if existing is None else stale_reason(existing, config)
     if existing is not None and reason is None:
         return IngestOutcome(existing, rebuilt=False, reason=None, seconds=time.perf_counter() - start)
-    manifest = ingest(config, directory)
+    manifest = ingest(config, directory, on_rows)
     return IngestOutcome(manifest, rebuilt=True, reason=reason, seconds=time.perf_counter() - start)
 
 
@@ -51,3 +55,18 @@ def ingest_summary(outcome: IngestOutcome) -> str:
     if outcome.rebuilt:
         lines.append(f"took {outcome.seconds:.1f} s")
     return "\n".join(lines)
+
+
+class RowProgress:
+    """``on_rows`` for the command line: a line ``ingest: N rows read (R rows/s)`` every
+    ``every`` seconds at most, through ``echo``."""
+
+    def __init__(self, echo: Callable[[str], None], every: float = 5.0) -> None:
+        self.echo, self.every = echo, every
+        self.start = self.last = time.perf_counter()
+
+    def __call__(self, n_rows: int) -> None:
+        now = time.perf_counter()
+        if now - self.last >= self.every:
+            self.last = now
+            self.echo(f"ingest: {n_rows:,} rows read ({n_rows / (now - self.start):,.0f} rows/s)")
