@@ -144,7 +144,10 @@ def rebuild_parts(run_dir: str | PathLike[str], model: Model, flag: str) -> tupl
     if not path.exists():
         raise RunDirError(f"{path}: missing; {flag} needs the run's config to rebuild its data splits")
     config = resolve(read_yaml(path), origin=str(path))
-    prepared = prepare(config.data, np.dtype(np.float64), random_streams(config.seed).split)
+    if config.data.cache is not None:
+        prepared = _cached_in_float64(config)
+    else:
+        prepared = prepare(config.data, np.dtype(np.float64), random_streams(config.seed).split)
     same = [str(label) for label in prepared.classes] == [str(label) for label in model.classes] and np.allclose(
         prepared.feature_mean, model.feature_mean
     ) and np.allclose(prepared.feature_scale, model.feature_scale)
@@ -154,6 +157,27 @@ def rebuild_parts(run_dir: str | PathLike[str], model: Model, flag: str) -> tupl
             f"(its classes or feature statistics changed); {flag} cannot rebuild it"
         )
     return config, prepared
+
+
+def _cached_in_float64(config: Config) -> Prepared:
+    """A cached run's parts (its shards hold ``model.dtype``) read into memory as float64.
+
+    Reading whole parts is this step's limit: a streamed L-BFGS oracle is a later one.
+    """
+    from softreg.cache import prepare_cached
+
+    prepared = prepare_cached(config)
+
+    def in_float64(part: ArrayData) -> ArrayData:
+        return ArrayData(np.asarray(part.X, dtype=np.float64), np.asarray(part.y))
+
+    val, test = prepared.val, prepared.test
+    return replace(
+        prepared,
+        train=in_float64(prepared.train),
+        val=None if val is None else in_float64(val),
+        test=None if test is None else in_float64(test),
+    )
 
 
 def validation_part(run_dir: str | PathLike[str], model: Model) -> ArrayData:

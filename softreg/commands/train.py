@@ -57,7 +57,7 @@ def train_run(
     reads it back); ``on_learning_rate(lr)`` hears of it.
     """
     streams = random_streams(config.seed)
-    prepared = prepare(config.data, np.dtype(config.model.dtype), streams.split)
+    prepared = prepare_for(config, streams.split)
     chosen = config.optim.lr == AUTO
     if chosen:
         config = config.with_learning_rate(auto_learning_rate(prepared.train, config.training_settings()))
@@ -112,7 +112,7 @@ def _resume(run_dir: Path, overrides: Sequence[str], on_epoch: EpochCallback | N
     if state is not None and state.finished and _loads(run_dir) and not _extends(state, config):
         return TrainOutcome(run_dir=run_dir, metrics={}, training={"epochs_run": state.epoch}, already_finished=True)
     streams = random_streams(config.seed)
-    prepared = prepare(config.data, np.dtype(config.model.dtype), streams.split)
+    prepared = prepare_for(config, streams.split)
     if checkpoint is not None and checkpoint[1].get("data_fingerprint") not in (None, data_fingerprint(prepared)):
         raise RunDirError(
             f"{run_dir}: the training data changed since this run started ({config.data.source}); "
@@ -140,12 +140,31 @@ def _loads(run_dir: Path) -> bool:
     return True
 
 
+def prepare_for(config: Config, split_rng: np.random.Generator) -> Prepared:
+    """The parts to train on: from the data cache when ``data.cache`` is set, else loaded into memory."""
+    if config.data.cache is not None:
+        from softreg.cache import prepare_cached
+
+        return prepare_cached(config)
+    return prepare(config.data, np.dtype(config.model.dtype), split_rng)
+
+
+FINGERPRINT_ROWS = 65536
+
+
 def data_fingerprint(prepared: Prepared) -> str:
-    """SHA-256 of the standardized training part and its classes: resume refuses other data."""
+    """SHA-256 of the standardized training part and its classes: resume refuses other data.
+
+    Dense rows are hashed a block at a time, so that a memory-mapped part is never copied whole.
+    """
     digest = hashlib.sha256()
     X = prepared.train.X
-    for array in ((X,) if isinstance(X, np.ndarray) else (X.data, X.indices, X.indptr)):
-        digest.update(np.ascontiguousarray(array).tobytes())
+    if isinstance(X, np.ndarray):
+        for start in range(0, X.shape[0], FINGERPRINT_ROWS):
+            digest.update(np.ascontiguousarray(X[start:start + FINGERPRINT_ROWS]).tobytes())
+    else:
+        for array in (X.data, X.indices, X.indptr):
+            digest.update(np.ascontiguousarray(array).tobytes())
     digest.update(prepared.train.y.tobytes())
     digest.update("\x00".join(map(str, prepared.classes)).encode())
     return digest.hexdigest()

@@ -26,6 +26,7 @@ from softreg.config.rules import (
     _describe,
     _suggestion,
     boolean,
+    byte_size,
     categorical,
     choice,
     class_list,
@@ -110,6 +111,18 @@ SCHEMA: dict[str, Spec | dict[str, Spec]] = {
             "one-hot encoded columns: auto (the text columns), none, or a list; categories from the training part",
         ),
         "encoding": ("utf-8", encoding, "text encoding of delimited files (e.g. latin-1)"),
+        "cache": (
+            None,
+            optional(text),
+            "a directory for a shuffled on-disk copy of the data (softreg ingest builds it; train builds it when "
+            "missing and rebuilds it when the source or data options change) that training streams from",
+        ),
+        "memory_budget": (
+            None,
+            optional(byte_size),
+            "bytes of memory for the data, an integer or a size such as 512MB (not used yet: later steps switch "
+            "to the cache when the data do not fit)",
+        ),
     },
     "model": {
         "weight_decay": (1e-4, number(0.0), "lambda in (lambda/2)*||W||^2; the intercept is not decayed"),
@@ -226,7 +239,7 @@ def resolve(
             for key, rule in spec.items()
         }
     data = resolved["data"]
-    for key in ("source", "test"):
+    for key in ("source", "test", "cache"):
         if isinstance(data[key], str):
             base = "." if f"data.{key}" in from_command_line else base_dir
             data[key] = _resolve_path(data[key], base)

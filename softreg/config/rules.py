@@ -183,6 +183,32 @@ def class_list(value: object) -> list[object]:
     return value
 
 
+_BYTE_UNITS = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12,
+               "KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40}
+
+
+_BYTES_EXPECTED = 'must be bytes as an integer or a size such as "512MB" or "2GiB", got '
+
+
+def byte_size(value: object) -> int:
+    """Bytes: a positive integer, or a string such as "512MB", "1.5GiB" (decimal or binary units)."""
+    import re
+
+    if isinstance(value, int) and not isinstance(value, bool):
+        amount = float(value)
+    elif isinstance(value, str):
+        match = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]*)?)\s*([A-Za-z]*)\s*", value)
+        unit = match.group(2).upper() if match else ""
+        if match is None or unit not in _BYTE_UNITS:
+            raise ValueError(_BYTES_EXPECTED + _describe(value))
+        amount = float(match.group(1)) * _BYTE_UNITS[unit]
+    else:
+        raise ValueError(_BYTES_EXPECTED + _describe(value))
+    if not 2**20 <= amount <= 2**60:
+        raise ValueError(f"must be between 1 MiB and 1 EiB, got {_describe(value)}")
+    return int(amount)
+
+
 def delimiter(value: Any) -> str | None:
     if value not in (None, ",", ";", "\t", "|", " "):
         raise ValueError(f"must be one of ',', ';', '\\t', '|', ' ' (or null to detect), got {value!r}")

@@ -27,6 +27,8 @@ class DataConfig:
     missing: str = "error"
     categorical: str | list[str | int] = "auto"
     encoding: str = "utf-8"
+    cache: str | None = None  # a directory of shuffled shards that training streams from
+    memory_budget: int | None = None  # bytes
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,72 @@
+"""``softreg ingest``: a config's data into a shuffled on-disk cache (`softreg.cache`)."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from os import PathLike
+from pathlib import Path
+
+from softreg.cache import Manifest, ingest, read_manifest, stale_reason
+from softreg.config import Config
+from softreg.errors import UsageError
+
+
+@dataclass
+class IngestOutcome:
+    manifest: Manifest
+    rebuilt: bool  # False: the cache was already up to date
+    reason: str | None  # why an existing cache was rebuilt
+    seconds: float
+
+
+def ingest_run(
+    config: Config, cache_dir: str | PathLike[str] | None = None, on_rows: Callable[[int], None] | None = None
+) -> IngestOutcome:
+    """Build ``config``'s cache in ``cache_dir`` (else ``data.cache``), unless it is up to date;
+    ``on_rows(n)`` hears of the rows read so far."""
+    directory = cache_dir if cache_dir is not None else config.data.cache
+    if directory is None:
+        raise UsageError("give --cache DIR, or set data.cache in the config")
+    config = dataclasses.replace(config, data=dataclasses.replace(config.data, cache=str(Path(directory))))
+    start = time.perf_counter()
+    existing = read_manifest(directory)
+    reason = None if existing is None else stale_reason(existing, config)
+    if existing is not None and reason is None:
+        return IngestOutcome(existing, rebuilt=False, reason=None, seconds=time.perf_counter() - start)
+    manifest = ingest(config, directory, on_rows)
+    return IngestOutcome(manifest, rebuilt=True, reason=reason, seconds=time.perf_counter() - start)
+
+
+def ingest_summary(outcome: IngestOutcome) -> str:
+    """One line per fact: where, what, how long."""
+    document = outcome.manifest.document
+    counts = document["n"]
+    state = "wrote" if outcome.rebuilt else "up to date:"
+    lines = [
+        f"{state} {outcome.manifest.directory} ({document['dtype']}, shuffled with seed {document['seed']})",
+        f"rows: {counts['train']} train, {counts['val']} val, {counts['test']} test; "
+        f"{document['n_features']} features, {len(document['classes'])} classes",
+    ]
+    if outcome.reason is not None:
+        lines.append(f"rebuilt because {outcome.reason}")
+    if outcome.rebuilt:
+        lines.append(f"took {outcome.seconds:.1f} s")
+    return "\n".join(lines)
+
+
+class RowProgress:
+    """``on_rows`` for the command line: a line ``ingest: N rows read (R rows/s)`` every
+    ``every`` seconds at most, through ``echo``."""
+
+    def __init__(self, echo: Callable[[str], None], every: float = 5.0) -> None:
+        self.echo, self.every = echo, every
+        self.start = self.last = time.perf_counter()
+
+    def __call__(self, n_rows: int) -> None:
+        now = time.perf_counter()
+        if now - self.last >= self.every:
+            self.last = now
+            self.echo(f"ingest: {n_rows:,} rows read ({n_rows / (now - self.start):,.0f} rows/s)")
