@@ -1,4 +1,4 @@
-"""Shared Hypothesis strategies."""
+"""Shared Hypothesis strategies and test helpers."""
 
 import numpy as np
 from hypothesis import strategies as st
@@ -43,3 +43,13 @@ def linear_problem(n_samples=240, n_features=6, n_classes=4, seed=0, dtype=np.fl
     coef = (0.3 * rng.normal(size=(n_classes, n_features))).astype(dtype)
     intercept = (0.3 * rng.normal(size=n_classes)).astype(dtype)
     return X, y, coef, intercept
+
+
+def default_sigint() -> None:
+    """For ``Popen(preexec_fn=...)``: a child that Ctrl-C interrupts even when the test runner was
+    started with SIGINT ignored (as a background job of a shell without job control is); Python
+    installs its KeyboardInterrupt handler only when SIGINT is not ignored at startup."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+

@@ -13,6 +13,7 @@ from click.testing import CliRunner
 from softreg import rundir
 from softreg.cli import main
 from softreg.errors import RunDirError
+from tests.strategies import default_sigint
 
 REPO = Path(__file__).resolve().parent.parent
 # long enough (about two seconds of training) to be killed in the middle
@@ -34,6 +35,7 @@ def spawn(*args):
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=default_sigint,
     )
 
 

@@ -8,6 +8,7 @@ from click.testing import CliRunner
 
 from softreg.cli import main
 from softreg.commands.sweep import TIMING_COLUMNS, combinations, parse_grid, split_values
+from tests.strategies import default_sigint
 
 GRIDS = ["--grid", "model.weight_decay=1e-4,1e-3,1e-2", "--grid", "model.loss=cross_entropy,squared_error"]
 NAMES = [f"weight_decay-{decay}__loss-{loss}" for decay in ("1e-4", "1e-3", "1e-2")
@@ -212,7 +213,9 @@ def test_a_sweep_stopped_by_sigterm_resumes_to_the_uninterrupted_result(tmp_path
                       "output: {plots: false}\n")
     command = [sys.executable, "-m", "softreg", "sweep", "--config", str(config), "--grid", "seed=0,1,2",
                "--out", str(tmp_path / "stopped")]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=default_sigint
+    )
     first = process.stderr.readline()  # the first run's progress line: the second run is training now
     assert first.startswith("sweep [1/3] seed-0:"), first
     time.sleep(0.3)
