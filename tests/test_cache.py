@@ -49,7 +49,7 @@ def write_config(tmp_path, source, extra=""):
 @pytest.fixture
 def small(tmp_path, monkeypatch):
     """A 600-row CSV and its config, with buckets small enough that the shuffle uses several."""
-    monkeypatch.setattr(cache, "BUCKET_BYTES", 4096)
+    monkeypatch.setattr(cache.rows, "BUCKET_BYTES", 4096)
     X, labels = write_csv(tmp_path / "d.csv")
     return tmp_path, write_config(tmp_path, tmp_path / "d.csv"), X, labels
 
@@ -123,7 +123,7 @@ def test_chan_merge_equals_whole_moments():
 
 def test_minibatches_visit_every_row_once_in_block_order(monkeypatch):
     """An epoch yields each row once, in full batches but the last, and the same order for the same rng."""
-    monkeypatch.setattr(cache, "BLOCK_ROWS", 100)
+    monkeypatch.setattr(cache.read, "BLOCK_ROWS", 100)
     X = np.arange(350 * 2, dtype=np.float64).reshape(350, 2)
     data = cache.CacheData(X, np.arange(350))
 
@@ -315,7 +315,7 @@ def test_full_disk_is_exit_1_and_leaves_no_cache(small, monkeypatch):
     def full(*args, **kwargs):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(cache, "_write_shards", full)
+    monkeypatch.setattr(cache.build, "_write_shards", full)
     code, _, stderr = run("ingest", "--config", config)
     assert code == 1 and "cannot write the cache (No space left on device)" in stderr
     assert no_cache_left(tmp_path)
@@ -328,7 +328,7 @@ def test_interrupted_ingest_leaves_no_cache(small, monkeypatch):
     def interrupt(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(cache, "_write_shards", interrupt)
+    monkeypatch.setattr(cache.build, "_write_shards", interrupt)
     with pytest.raises(KeyboardInterrupt):
         cache.ingest(load_config(config), tmp_path / "cache")
     assert no_cache_left(tmp_path)
