@@ -7,7 +7,8 @@ import pytest
 from click.testing import CliRunner
 
 from softreg.cli import main
-from softreg.commands.sweep import TIMING_COLUMNS, combinations, parse_grid, split_values
+from softreg.commands.grid import combinations, parse_grid, split_values
+from softreg.commands.sweep import TIMING_COLUMNS
 from tests.strategies import default_sigint
 
 GRIDS = ["--grid", "model.weight_decay=1e-4,1e-3,1e-2", "--grid", "model.loss=cross_entropy,squared_error"]
