@@ -1,0 +1,230 @@
+"""`ingest`: a source into a shuffled on-disk cache, in bounded memory, written atomically."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from softreg.cache.rows import (
+    FORMAT,
+    PARTS,
+    VERSION,
+    Manifest,
+    Moments,
+    _bucket_count,
+    _open_source,
+    _unsupported,
+    assign_parts,
+    cache_options,
+    fingerprint,
+    read_manifest,
+    row_hash,
+)
+from softreg.errors import DataError, OutputError
+from softreg.rundir.files import _umask, write_json
+
+if TYPE_CHECKING:
+    from softreg.config import Config
+
+
+
+
+def ingest(
+    config: Config, cache_dir: str | os.PathLike[str], on_rows: Callable[[int], None] | None = None
+) -> Manifest:
+    """Build the cache of ``config``'s data in ``cache_dir`` (replacing an old one there);
+    ``on_rows(n)`` hears of the rows read so far after each chunk (for progress).
+
+    Returns its `Manifest`. Raises DataError for data it cannot read (naming the line and
+    column), OutputError when it cannot write; either way ``cache_dir`` is left as it was.
+    """
+    unsupported = _unsupported(config)
+    if unsupported is not None:
+        raise DataError(f"{config.path or 'config'}: {unsupported} is not supported with a data cache yet")
+    target = Path(cache_dir).resolve()
+    _check_target(target)
+    before = fingerprint(config.data.source)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        _remove_abandoned(target)
+        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.ingest-{os.getpid()}-", dir=target.parent))
+        os.chmod(staging, 0o777 & ~_umask())  # mkdtemp's 0700 would hide the cache from other users
+    except OSError as error:
+        raise OutputError(f"{target}: cannot create the cache ({error.strerror or error})") from None
+    try:
+        document = _build(config, staging, before, on_rows)
+        if fingerprint(config.data.source) != before:
+            raise DataError(f"{config.data.source}: changed while it was being read; ingest again")
+        _commit(staging, target)
+    except BaseException as error:
+        shutil.rmtree(staging, ignore_errors=True)
+        if isinstance(error, OSError):
+            raise OutputError(f"{target}: cannot write the cache ({error.strerror or error})") from None
+        raise
+    return Manifest(document, target)
+
+def _check_target(target: Path) -> None:
+    """Refuse to replace a directory that holds something other than a cache."""
+    if target.exists() and (not target.is_dir() or (any(target.iterdir()) and read_manifest(target) is None)):
+        raise OutputError(f"{target}: exists and is not a softreg cache; choose another data.cache directory")
+
+def _remove_abandoned(target: Path) -> None:
+    """Remove the staging directories of ingests into ``target`` whose process is gone (killed
+    before it could clean up), so that disk space does not leak; a running one's is kept."""
+    for staging in target.parent.glob(f".{target.name}.ingest-*"):
+        pid = staging.name[len(f".{target.name}.ingest-"):].partition("-")[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(staging, ignore_errors=True)
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+def _commit(staging: Path, target: Path) -> None:
+    old = None
+    if target.exists():
+        old = target.parent / f".{target.name}.old-{os.getpid()}"
+        os.replace(target, old)
+    os.replace(staging, target)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+def _build(
+    config: Config, staging: Path, source_print: dict[str, Any], on_rows: Callable[[int], None] | None
+) -> dict[str, Any]:
+    from contextlib import ExitStack
+
+    data, seed = config.data, config.seed
+    n_buckets = _bucket_count(config)
+    with ExitStack() as stack:
+        reader = _open_source(config, stack)
+        d = len(reader.info.feature_names)
+        record = np.dtype([("x", np.float64, (d,)), ("label", np.int64), ("part", np.int8)])
+        buckets = [stack.enter_context(open(staging / f"bucket-{index}.bin", "wb")) for index in range(n_buckets)]
+        labels: dict[str, int] = {}
+        moments = Moments.empty(d)
+        counts = [0, 0, 0]
+        n_rows = 0
+        for X, label_texts, _ in reader.chunks:
+            rows = np.arange(n_rows, n_rows + X.shape[0])
+            n_rows += X.shape[0]
+            if on_rows is not None:
+                on_rows(n_rows)
+            part = assign_parts(seed, rows, float(data.test), data.val)
+            moments.add(X[part == 0])
+            records = np.empty(X.shape[0], dtype=record)
+            records["x"] = X
+            texts, inverse = np.unique(np.asarray(label_texts, dtype=str), return_inverse=True)
+            label_ids = np.array([labels.setdefault(text, len(labels)) for text in texts.tolist()], dtype=np.int64)
+            records["label"] = label_ids[inverse.ravel()]
+            records["part"] = part
+            for index in range(3):
+                counts[index] += int(np.count_nonzero(part == index))
+            bucket = (row_hash(seed, 2, rows) * n_buckets).astype(np.int64)
+            order = np.argsort(bucket, kind="stable")
+            bounds = np.searchsorted(bucket[order], np.arange(n_buckets + 1))
+            for bucket_index in np.flatnonzero(np.diff(bounds)).tolist():
+                records[order[bounds[bucket_index]:bounds[bucket_index + 1]]].tofile(buckets[bucket_index])
+    classes, relabel = _classes(data.source, labels)
+    if counts[0] == 0:
+        raise DataError(f"{data.source}: the split leaves no training rows out of {n_rows}")
+    mean, scale = moments.standardizer() if data.standardize else (np.zeros(d), np.ones(d))
+    shards = _write_shards(config, staging, n_buckets, record, counts, relabel, mean, scale)
+    for index in range(n_buckets):
+        (staging / f"bucket-{index}.bin").unlink()
+    info = reader.info
+    document = {
+        "format": FORMAT,
+        "version": VERSION,
+        "n": dict(zip(PARTS, counts, strict=True)),
+        "n_features": d,
+        "feature_names": info.feature_names,
+        "label_name": info.label_name,
+        "header": info.header,
+        "file_columns": info.file_columns,
+        "id_name": info.id_name,
+        "columns": None if info.columns is None else info.columns.to_json(),
+        "classes": classes.tolist(),
+        "dtype": config.model.dtype,
+        "standardized": True,  # the shards hold (x - feature_mean) / feature_scale
+        "feature_mean": mean.tolist(),
+        "feature_scale": scale.tolist(),
+        "seed": seed,
+        "source": data.source,
+        "fingerprint": source_print,
+        "options": cache_options(config),
+        "buckets": n_buckets,
+        "shards": shards,
+    }
+    write_json(staging / "manifest.json", document)  # last: a cache without it is incomplete
+    return document
+
+def _classes(source: str, labels: dict[str, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted classes (integers when every label is one, else text, as in-memory loading types them)
+    and, per provisional label id (order of first appearance), its class index."""
+    texts = np.array(list(labels), dtype=str)
+    try:
+        typed: np.ndarray = texts.astype(np.int64)
+    except (ValueError, OverflowError):
+        typed = texts
+    classes, relabel = np.unique(typed, return_inverse=True)
+    if len(classes) < 2:
+        shown = "none" if len(classes) == 0 else repr(str(classes[0]))
+        raise DataError(f"{source}: only one class ({shown}) in the labels; need at least two")
+    return classes, relabel.astype(np.int64)
+
+def _write_shards(
+    config: Config, staging: Path, n_buckets: int, record: np.dtype, counts: list[int],
+    relabel: np.ndarray, mean: np.ndarray, scale: np.ndarray,
+) -> dict[str, Any]:
+    """Pass 2: each bucket permuted and appended, standardized, to its part's ``X.npy``/``y.npy``."""
+    from contextlib import ExitStack
+
+    dtype = np.dtype(config.model.dtype)
+    d = len(mean)
+    shards: dict[str, Any] = {}
+    with ExitStack() as stack:
+        handles = {}
+        for index, part in enumerate(PARTS):
+            if counts[index] == 0:
+                continue
+            (staging / part).mkdir()
+            X_file = stack.enter_context(open(staging / part / "X.npy", "wb"))
+            y_file = stack.enter_context(open(staging / part / "y.npy", "wb"))
+            header = {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False, "shape": (counts[index], d)}
+            np.lib.format.write_array_header_1_0(X_file, header)
+            y_header = {"descr": np.lib.format.dtype_to_descr(np.dtype(np.int64)), "fortran_order": False,
+                        "shape": (counts[index],)}
+            np.lib.format.write_array_header_1_0(y_file, y_header)
+            handles[index] = (X_file, y_file)
+        for bucket in range(n_buckets):
+            records = np.fromfile(staging / f"bucket-{bucket}.bin", dtype=record)
+            rng = np.random.default_rng([config.seed, bucket, 0x5EED])
+            records = records[rng.permutation(len(records))]
+            for index, (X_file, y_file) in handles.items():
+                rows = records[records["part"] == index]
+                X = ((rows["x"] - mean) / scale).astype(dtype)  # (n_rows, d)
+                X_file.write(np.ascontiguousarray(X).tobytes())
+                y_file.write(relabel[rows["label"]].astype(np.int64).tobytes())
+        for handle_pair in handles.values():
+            for handle in handle_pair:
+                handle.flush()
+                os.fsync(handle.fileno())
+    for index, part in enumerate(PARTS):
+        if counts[index]:
+            shards[part] = {
+                name: {"file": f"{part}/{name}.npy", "bytes": (staging / part / f"{name}.npy").stat().st_size}
+                for name in ("X", "y")
+            }
+    return shards

@@ -1,0 +1,143 @@
+"""Reading a cache: its manifest, its parts as `CacheData`, and training from it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from softreg.cache.build import ingest
+from softreg.cache.rows import BLOCK_ROWS, Manifest, cache_options, fingerprint, read_manifest
+from softreg.columns import Columns
+from softreg.errors import DataError
+from softreg.kernels import Batch
+from softreg.train import ArrayData
+
+if TYPE_CHECKING:
+    from softreg.config import Config
+    from softreg.data import Prepared
+
+
+class CacheData(ArrayData):
+    """`TrainingData` over a cache part's memory-mapped ``X`` (n_samples, n_features) and ``y`` (n_samples,).
+
+    Each epoch visits the blocks of `BLOCK_ROWS` rows in a random order and the rows of each
+    block in a random order (both from ``rng``); a batch may span two blocks, so every
+    batch but the last is full. ``chunks`` reads the rows in order.
+    """
+
+    def minibatches(self, batch_size: int, rng: np.random.Generator) -> Iterator[Batch]:
+        n_samples = self.n_samples
+        buffer = np.empty((min(batch_size, n_samples), self.n_features), self.dtype)
+        pending = np.empty(0, dtype=np.int64)
+        starts = np.arange(0, n_samples, BLOCK_ROWS)
+        for block in rng.permutation(len(starts)).tolist():
+            start = int(starts[block])
+            order = start + rng.permutation(min(BLOCK_ROWS, n_samples - start))
+            order = np.concatenate([pending, order]) if pending.size else order
+            full = len(order) - len(order) % batch_size
+            for first in range(0, full, batch_size):
+                yield self._gather(order[first:first + batch_size], buffer)
+            pending = order[full:]
+        if pending.size:
+            yield self._gather(pending, buffer)
+
+    def _gather(self, index: np.ndarray, buffer: np.ndarray) -> Batch:
+        X_batch = buffer if len(index) == len(buffer) else buffer[: len(index)]
+        np.take(self.X, index, axis=0, out=X_batch, mode="clip")
+        return X_batch, np.asarray(self.y[index]), None
+
+    def chunks(self, rows: int) -> Iterator[Batch]:
+        for start in range(0, self.n_samples, rows):
+            yield np.array(self.X[start:start + rows]), np.array(self.y[start:start + rows]), None
+
+
+def load_part(manifest: Manifest, part: str) -> CacheData | None:
+    """One part's shards as `CacheData` (None when the part is empty); a damaged shard is a DataError."""
+    shards = manifest.document["shards"].get(part)
+    if shards is None:
+        return None
+    arrays = []
+    for name in ("X", "y"):
+        path = manifest.directory / shards[name]["file"]
+        try:
+            if path.stat().st_size != shards[name]["bytes"]:
+                raise DataError(f"{path}: has another size than the manifest says; ingest again")
+            arrays.append(np.load(path, mmap_mode="r", allow_pickle=False))
+        except (OSError, ValueError) as error:
+            raise DataError(f"{path}: cannot read the cache shard ({error}); ingest again") from None
+    X, y = arrays
+    if X.shape != (manifest.count(part), manifest.document["n_features"]) or y.shape != (manifest.count(part),):
+        raise DataError(f"{manifest.directory}: the {part} shards do not match the manifest; ingest again")
+    return CacheData(X, y)
+
+def stale_reason(manifest: Manifest, config: Config) -> str | None:
+    """Why a cache does not hold ``config``'s data (None: it does)."""
+    if manifest.document.get("options") != _plain(cache_options(config)):
+        return "the data options, model.dtype or seed differ from the cache's"
+    if manifest.document.get("fingerprint") != fingerprint(config.data.source):
+        return f"the source {config.data.source} changed since it was ingested"
+    return None
+
+def _plain(document: Any) -> Any:
+    """``document`` as it reads back from JSON (tuples as lists)."""
+    import json
+
+    return json.loads(json.dumps(document))
+
+def open_cache(config: Config, on_build: Any = None) -> Manifest:
+    """The cache of ``config`` at ``data.cache``: used when it holds this data; built when
+    missing; rebuilt (with a warning) when the source or the data options changed."""
+    from softreg.errors import warn
+
+    cache_dir = config.data.cache
+    if cache_dir is None:
+        raise ValueError("config has no data.cache")
+    manifest = read_manifest(cache_dir)
+    if manifest is not None:
+        reason = stale_reason(manifest, config)
+        if reason is None:
+            return manifest
+        warn(f"{cache_dir}: rebuilding the data cache: {reason}")
+    return ingest(config, cache_dir)
+
+TEST_SPLIT_BYTES = 256 * 2**20  # the most of a cached test part a run directory keeps (test.npz)
+
+def prepare_cached(config: Config) -> Prepared:
+    """`softreg.data.Prepared` from the cache: parts as `CacheData` over the shards."""
+    from softreg.errors import warn
+
+    manifest = open_cache(config)
+    document = manifest.document
+    train = load_part(manifest, "train")
+    if train is None:
+        raise DataError(f"{manifest.directory}: the cache has no training rows; ingest again")
+    test = load_part(manifest, "test")
+    mean, scale = np.asarray(document["feature_mean"]), np.asarray(document["feature_scale"])
+    test_raw: np.ndarray = np.empty((0, len(mean)))
+    if test is not None:
+        keep = max(1, min(test.n_samples, TEST_SPLIT_BYTES // (8 * max(1, test.n_features))))
+        if keep < test.n_samples:
+            warn(f"{manifest.directory}: the run keeps the first {keep} of {test.n_samples} test rows in test.npz")
+            test = CacheData(test.X[:keep], test.y[:keep])
+        test_raw = np.asarray(test.X, dtype=np.float64) * scale + mean  # the shards hold standardized values
+    columns = document["columns"]
+    from softreg.data import Prepared
+
+    return Prepared(
+        train=train,
+        val=load_part(manifest, "val"),
+        test=test,
+        test_raw=test_raw,
+        classes=manifest.classes,
+        feature_names=list(document["feature_names"]),
+        label_name=document["label_name"],
+        feature_mean=mean,
+        feature_scale=scale,
+        source=document["source"],
+        columns=None if columns is None else Columns.from_json(columns),
+        header=document["header"],
+        file_columns=document["file_columns"],
+        id_name=document["id_name"],
+    )

@@ -1,0 +1,228 @@
+"""The rows of a source as an ingest reads them: its fingerprint, chunks of rows, seeded
+hashes of the row index, and moments merged chunk by chunk."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from softreg.columns import Columns
+from softreg.dataset import generated_names
+from softreg.delimited import Selection, delimited_chunks
+from softreg.errors import DataError
+from softreg.rundir.files import read_json_object
+from softreg.sources import DELIMITED_SUFFIXES, source_kind
+
+if TYPE_CHECKING:
+    from softreg.config import Config
+
+
+FORMAT = "softreg-cache"
+
+VERSION = 1
+
+PARTS = ("train", "val", "test")
+
+BLOCK_ROWS = 65536  # rows a training epoch visits together (block order and rows within a block are permuted)
+
+BUCKET_BYTES = 64 * 2**20  # the size a bucket aims at: what pass 2 holds in memory (about 3x)
+
+MAX_BUCKETS = 1000  # open files during pass 1
+
+FINGERPRINT_BYTES = 2**20
+
+READ_ROWS = 65536
+
+_MASK = 0xFFFFFFFFFFFFFFFF
+
+def _mix(values: np.ndarray) -> np.ndarray:
+    """splitmix64's finalizer over a uint64 array (wrapping arithmetic)."""
+    x = values + np.uint64(0x9E3779B97F4A7C15)
+    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return x ^ (x >> np.uint64(31))
+
+def row_hash(seed: int, purpose: int, rows: np.ndarray) -> np.ndarray:
+    """Uniform numbers in [0, 1) of shape ``rows.shape``, a function of (seed, purpose, row index) only."""
+    key = _mix(np.array([(seed * 0x100 + purpose) & _MASK], dtype=np.uint64))
+    return (_mix(rows.astype(np.uint64) ^ key) >> np.uint64(11)).astype(np.float64) * 2.0**-53
+
+def assign_parts(seed: int, rows: np.ndarray, test: float, val: float) -> np.ndarray:
+    """Part of each row (0 train, 1 val, 2 test): a ``test`` share of the rows, then ``val`` of the rest."""
+    u = row_hash(seed, 1, rows)
+    return np.where(u < test, 2, np.where(u < test + (1.0 - test) * val, 1, 0)).astype(np.int8)
+
+@dataclass
+class Moments:
+    """Count, mean and sum of squared deviations of each column (float64), merged by Chan's formula."""
+
+    count: int
+    mean: np.ndarray
+    squares: np.ndarray
+
+    @classmethod
+    def empty(cls, n_features: int) -> Moments:
+        return cls(0, np.zeros(n_features), np.zeros(n_features))
+
+    def add(self, X: np.ndarray) -> None:
+        n = X.shape[0]
+        if n == 0:
+            return
+        mean = X.mean(axis=0)
+        squares = ((X - mean) ** 2).sum(axis=0)
+        total = self.count + n
+        delta = mean - self.mean
+        self.mean = self.mean + delta * (n / total)
+        self.squares = self.squares + squares + delta**2 * (self.count * n / total)
+        self.count = total
+
+    def standardizer(self) -> tuple[np.ndarray, np.ndarray]:
+        """Mean and scale (the population standard deviation; 1 for constant columns)."""
+        scale = np.sqrt(self.squares / max(self.count, 1))
+        constant = scale < 10 * np.finfo(np.float64).eps * np.maximum(np.abs(self.mean), 1.0)
+        return self.mean.copy(), np.where(constant, 1.0, scale)
+
+def fingerprint(source: str) -> dict[str, Any]:
+    """Size, modification time and SHA-256 of the first and last MiB of a file (a builtin: its name)."""
+    if source_kind(source) == "builtin":
+        return {"builtin": source}
+    try:
+        stat = os.stat(source)
+        digest = hashlib.sha256()
+        with open(source, "rb") as handle:
+            digest.update(handle.read(FINGERPRINT_BYTES))
+            handle.seek(max(0, stat.st_size - FINGERPRINT_BYTES))
+            digest.update(handle.read(FINGERPRINT_BYTES))
+    except OSError as error:
+        raise DataError(f"{source}: cannot read ({error.strerror or error})") from None
+    return {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256_ends": digest.hexdigest()}
+
+@dataclass
+class SourceInfo:
+    feature_names: list[str]
+    label_name: str
+    header: bool | None
+    file_columns: list[str] | None
+    columns: Columns | None
+    id_name: str | None = None  # data.id: not a feature, but predict copies it to its output
+
+
+RowChunk = tuple[np.ndarray, list[str], list[int] | None]  # features float64 (n, d), label texts, file lines
+
+@dataclass
+class _Reader:
+    info: SourceInfo
+    chunks: Iterator[RowChunk]
+
+def _unsupported(config: Config) -> str | None:
+    data = config.data
+    if isinstance(data.test, str):
+        return "data.test as a separate file"
+    if data.split != "random":
+        return "data.split: ordered"
+    if data.classes is not None:
+        return "data.classes"
+    if data.missing != "error":
+        return f"data.missing: {data.missing}"
+    if isinstance(data.categorical, list) and data.categorical:
+        return "categorical columns"
+    return None
+
+def _delimited_rows(config: Config, names: list[str], chunks: Iterator[tuple[list[list[str]], list[int]]]
+                    ) -> Iterator[RowChunk]:
+    data = config.data
+    selection = Selection(label=data.label, id=data.id, features=data.features, exclude=data.exclude or ())
+    target, _, features = selection.resolve(data.source, names)
+    numeric = Columns.numeric([names[index] for index in features])
+    for rows, lines in chunks:
+        cells = np.array(rows, dtype=str)
+        labels = np.char.strip(cells[:, target])
+        blank = np.flatnonzero(labels == "")
+        if blank.size:
+            raise DataError(f"{data.source}: line {lines[blank[0]]}: empty label in column {names[target]!r}")
+        try:
+            X = numeric.encode(cells[:, features], data.source, lines).X
+        except DataError as error:
+            raise DataError(f"{error} (a cache reads numeric feature columns only, so far)") from None
+        yield X, labels.tolist(), lines
+
+def _whole_rows(config: Config) -> _Reader:
+    """A numeric source (.npz, builtin), loaded whole: streaming them is a later step."""
+    from softreg.data import load_data
+
+    dataset = load_data(config.data, config.data.source)
+    if dataset.X is None or not isinstance(dataset.X, np.ndarray):
+        raise DataError(f"{config.data.source}: a cache holds dense numeric data only, so far (not svmlight)")
+    X = dataset.X
+    if not np.isfinite(X).all():
+        Columns.numeric(dataset.feature_names).encode(X, dataset.source)  # raises, naming the cell
+    info = SourceInfo(list(dataset.feature_names), dataset.label_name, None, None, None)
+    labels = [str(label) for label in dataset.labels.tolist()]
+    return _Reader(info, iter([(X, labels, None)]))
+
+def _open_source(config: Config, stack: Any) -> _Reader:
+    data = config.data
+    if source_kind(data.source) != "delimited" or data.source == "-":
+        if data.source == "-":
+            raise DataError("a cache cannot be built from standard input; give a file")
+        return _whole_rows(config)
+    suffix = Path(data.source).suffix.lower()
+    names, chunks = stack.enter_context(
+        delimited_chunks(data.source, data.delimiter or DELIMITED_SUFFIXES.get(suffix), READ_ROWS, data.header,
+                         data.encoding)
+    )
+    selection = Selection(label=data.label, id=data.id, features=data.features, exclude=data.exclude or ())
+    target, ident, features = selection.resolve(data.source, names)
+    feature_names = [names[index] for index in features]
+    named = names != generated_names(len(names))
+    id_name = None if ident is None else names[ident]
+    info = SourceInfo(feature_names, names[target], named, list(names), Columns.numeric(feature_names), id_name)
+    return _Reader(info, _delimited_rows(config, names, chunks))
+
+def _bucket_count(config: Config) -> int:
+    size = fingerprint(config.data.source).get("size", 0)
+    return int(min(MAX_BUCKETS, max(1, math.ceil(4 * size / BUCKET_BYTES))))
+
+
+@dataclass
+class Manifest:
+    """What ``manifest.json`` says: see `ingest`."""
+
+    document: dict[str, Any]
+    directory: Path
+
+    @property
+    def classes(self) -> np.ndarray:
+        return np.asarray(self.document["classes"])
+
+    def count(self, part: str) -> int:
+        return int(self.document["n"][part])
+
+
+def cache_options(config: Config) -> dict[str, Any]:
+    """The settings that decide a cache's content: the data options, the dtype and the seed."""
+    data = {key: value for key, value in vars(config.data).items() if key not in ("cache", "memory_budget")}
+    return {"data": data, "dtype": config.model.dtype, "seed": config.seed}
+
+
+def read_manifest(cache_dir: str | os.PathLike[str]) -> Manifest | None:
+    """The cache's manifest, or None when ``cache_dir`` holds no complete cache."""
+    path = Path(cache_dir) / "manifest.json"
+    if not path.is_file():
+        return None
+    from softreg.errors import RunDirError
+
+    try:
+        document = read_json_object(path)
+    except RunDirError:
+        return None
+    if document.get("format") != FORMAT or document.get("version") != VERSION:
+        return None
+    return Manifest(document, Path(cache_dir))
