@@ -264,25 +264,8 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
             raise ValueError(
                 "SoftmaxRegression: early_stopping needs validation data: X_val and y_val, or validation_fraction"
             )
-        return Settings(
-            weight_decay=values["weight_decay"],
-            fit_intercept=values["fit_intercept"],
-            loss=values["loss"],
-            normalizer=values["normalizer"],
-            temperature=values["temperature"],
-            lr=values["lr"],
-            batch_size=values["batch_size"],
-            epochs=values["epochs"] if epochs is None else epochs,
-            momentum=values["momentum"],
-            nesterov=values["nesterov"],
-            schedule=values["schedule"],
-            step_size=values["step_size"],
-            gamma=values["gamma"],
-            decay=values["decay"],
-            patience=stopping["patience"] if stopping else None,
-            min_delta=stopping["min_delta"] if stopping else 0.0,
-            variance_reduction=values["variance_reduction"],
-        )
+        settings = Settings.from_keys({**values, "early_stopping": stopping})
+        return settings if epochs is None else dataclasses.replace(settings, epochs=epochs)
 
     def _seed(self) -> int:
         if self.random_state is None:

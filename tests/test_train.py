@@ -152,3 +152,20 @@ def test_a_loss_that_explodes_without_overflowing_is_a_divergence():
     settings = dataclasses.replace(config.training_settings(), lr=1e4, momentum=0.9)
     with pytest.raises(DivergedError, match="training diverged at epoch 1"):
         fit(train, 3, settings, np.random.default_rng(7), val=val)
+
+
+def test_settings_from_config_keys_carry_every_number():
+    """A config's model and optim keys become Settings by name: early stopping as patience and min_delta,
+    output.eval_every included, dtype (not a training number) left out."""
+    config = resolve({
+        "data": {"source": "builtin:iris"},
+        "model": {"weight_decay": 0.03, "dtype": "float32", "loss": "squared_error"},
+        "optim": {"lr": 0.2, "batch_size": 7, "nesterov": True, "early_stopping": {"patience": 4, "min_delta": 0.01}},
+        "output": {"eval_every": 3},
+    })
+    settings = config.training_settings()
+    assert (settings.weight_decay, settings.loss, settings.lr, settings.batch_size, settings.nesterov) == (
+        0.03, "squared_error", 0.2, 7, True
+    )
+    assert (settings.patience, settings.min_delta, settings.eval_every) == (4, 0.01, 3)
+    assert resolve({"data": {"source": "builtin:iris"}}).training_settings().patience is None

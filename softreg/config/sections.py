@@ -75,28 +75,8 @@ class Config:
 
     def training_settings(self) -> Settings:
         """The numbers `softreg.train.fit` needs, from the ``model`` and ``optim`` sections."""
-        model, optim = self.model, self.optim
-        stopping = optim.early_stopping or {}
-        return Settings(
-            weight_decay=model.weight_decay,
-            fit_intercept=model.fit_intercept,
-            loss=model.loss,
-            normalizer=model.normalizer,
-            temperature=model.temperature,
-            lr=optim.lr,
-            batch_size=optim.batch_size,
-            epochs=optim.epochs,
-            momentum=optim.momentum,
-            nesterov=optim.nesterov,
-            schedule=optim.schedule,
-            step_size=optim.step_size,
-            gamma=optim.gamma,
-            decay=optim.decay,
-            patience=stopping.get("patience"),
-            min_delta=stopping.get("min_delta", 0.0),
-            variance_reduction=optim.variance_reduction,
-            eval_every=self.output.eval_every,
-        )
+        keys = {**vars(self.model), **vars(self.optim), "eval_every": self.output.eval_every}
+        return Settings.from_keys(keys)
 
     def with_learning_rate(self, lr: float) -> Config:
         """This config with ``optim.lr`` set to ``lr`` (what a run saves once "auto" has chosen it)."""

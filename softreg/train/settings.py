@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import Any
 
 from softreg.optim import Schedule
 
@@ -33,6 +35,15 @@ class Settings:
     min_delta: float = 0.0
     variance_reduction: str = "none"  # or "svrg"
     eval_every: int | None = None  # epochs between full-data objectives; None: from the data's size
+
+    @classmethod
+    def from_keys(cls, keys: Mapping[str, Any]) -> Settings:
+        """Settings from the config's ``model`` and ``optim`` keys by name (``early_stopping`` as
+        ``{patience, min_delta}`` or None); keys that are not settings (``dtype``) are ignored."""
+        stopping = keys.get("early_stopping") or {}
+        names = {field.name for field in fields(cls)}
+        values = {name: value for name, value in keys.items() if name in names}
+        return cls(**values, patience=stopping.get("patience"), min_delta=stopping.get("min_delta", 0.0))
 
     def schedule_for(self, n_samples: int) -> Schedule:
         steps = math.ceil(n_samples / self.batch_size)
