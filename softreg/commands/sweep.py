@@ -274,11 +274,6 @@ def _cell(value: Any) -> Any:
     return json.dumps(value) if isinstance(value, (list, dict)) else value
 
 
-def read_csv(path: str | PathLike[str]) -> list[dict[str, str]]:
-    with open(path, encoding="utf-8", newline="") as handle:
-        return list(csv.DictReader(handle))
-
-
 def draw_sweep_plots(out_dir: Path, grids: Sequence[Grid], rows: Sequence[dict[str, Any]]) -> list[Path]:
     """``plots/sweep_accuracy.png`` (validation accuracy vs each numeric grid key) and
     ``plots/sweep_curves.png`` (every run's learning curves overlaid)."""
