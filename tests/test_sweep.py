@@ -202,15 +202,16 @@ def test_jobs_below_one_is_a_usage_error(config, tmp_path):
 
 @pytest.mark.slow  # a sweep process stopped by SIGTERM, then resumed
 def test_a_sweep_stopped_by_sigterm_resumes_to_the_uninterrupted_result(tmp_path):
-    """SIGTERM after the first run: exit 130 with the resume hint; the same command then skips the
-    finished run, trains the rest, and sweep.csv equals an uninterrupted sweep's (timing aside)."""
+    """SIGTERM while the second run trains: exit 130 with the resume hint and the last run not trained;
+    the same command then skips exactly the finished runs, trains the rest, and sweep.csv equals an
+    uninterrupted sweep's (timing aside)."""
     import signal
     import subprocess
     import sys
-    import time
 
     config = tmp_path / "digits.yaml"
-    config.write_text("data: {source: builtin:digits, val: 0.1}\noptim: {epochs: 60, batch_size: 16}\n"
+    # ~1 s per run here, so the third run cannot finish between the first run's line and the signal
+    config.write_text("data: {source: builtin:digits, val: 0.1}\noptim: {epochs: 250, batch_size: 16}\n"
                       "output: {plots: false}\n")
     command = [sys.executable, "-m", "softreg", "sweep", "--config", str(config), "--grid", "seed=0,1,2",
                "--out", str(tmp_path / "stopped")]
@@ -219,16 +220,16 @@ def test_a_sweep_stopped_by_sigterm_resumes_to_the_uninterrupted_result(tmp_path
     )
     first = process.stderr.readline()  # the first run's progress line: the second run is training now
     assert first.startswith("sweep [1/3] seed-0:"), first
-    time.sleep(0.3)
     process.send_signal(signal.SIGTERM)
     _, stderr = process.communicate(timeout=60)
-    if process.returncode == 0:
-        pytest.skip("the sweep finished before the signal arrived")
     assert process.returncode == 130 and "Rerun the same command to resume" in stderr
-    assert not (tmp_path / "stopped" / "seed-1" / "model.npz").exists()
+    runs = tmp_path / "stopped"
+    assert (runs / "seed-0" / "model.npz").exists() and not (runs / "seed-2" / "model.npz").exists()
+    finished = [seed for seed in ("seed-0", "seed-1") if (runs / seed / "model.npz").exists()]
     resumed = subprocess.run(command, capture_output=True, text=True, timeout=120)
     assert resumed.returncode == 0, resumed.stderr
-    assert "seed-0:  skipped (finished before)" in resumed.stderr
+    assert [seed for seed in ("seed-0", "seed-1", "seed-2")
+            if f"{seed}:  skipped (finished before)" in resumed.stderr] == finished
     whole = subprocess.run([*command[:-1], str(tmp_path / "whole")], capture_output=True, text=True, timeout=120)
     assert whole.returncode == 0
     assert read_rows(tmp_path / "stopped" / "sweep.csv") == read_rows(tmp_path / "whole" / "sweep.csv")
