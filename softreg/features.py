@@ -29,7 +29,7 @@ def categorical_columns(dataset: Dataset, categorical: str | Sequence[str | int]
         return []
     if categorical == "auto":
         return [
-            name for index, name in enumerate(dataset.feature_names) if _is_text(dataset.cells[:, index])
+            name for index, name in enumerate(dataset.feature_names) if is_text_column(dataset.cells[:, index])
         ]
     chosen = []
     for entry in categorical:
@@ -46,7 +46,7 @@ def categorical_columns(dataset: Dataset, categorical: str | Sequence[str | int]
             )
     return chosen
 
-def _is_text(column: np.ndarray) -> bool:
+def is_text_column(column: np.ndarray) -> bool:
     """Whether no non-missing cell of a column of text cells is a number (and some cell is present)."""
     from softreg.columns import missing_mask
 

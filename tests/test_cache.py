@@ -392,3 +392,25 @@ def test_ingest_progress_lines():
     silent = RowProgress(lines.append, every=3600.0)
     silent(65536)
     assert len(lines) == 1 and lines[0].startswith("ingest: 65,536 rows read (") and lines[0].endswith(" rows/s)")
+
+
+def test_a_file_size_limit_is_exit_1_and_leaves_no_cache(small):
+    """A real write failure (the process's file size limit, as a full disk would fail a write):
+    exit 1 naming the cache and the reason, no traceback, nothing that looks like a cache left."""
+    import resource
+    import signal
+    import subprocess
+    import sys
+
+    tmp_path, config, _, _ = small
+    limit = 8192  # below the size of the shuffle's bucket file for these rows
+
+    def limited():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit then fails with EFBIG
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    process = subprocess.run([sys.executable, "-m", "softreg", "ingest", "--config", str(config)],
+                             capture_output=True, text=True, preexec_fn=limited, timeout=120)
+    assert process.returncode == 1, process.stderr
+    assert "cannot write the cache (File too large)" in process.stderr and "Traceback" not in process.stderr
+    assert no_cache_left(tmp_path)

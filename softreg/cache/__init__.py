@@ -16,8 +16,10 @@ shards a uniform random permutation of each part, deterministic for the seed.
 The cache is built in a hidden staging directory beside the target, the manifest written
 last, and renamed into place: an interrupted ingest leaves no cache that looks complete.
 
-This step reads numeric feature columns only (categories and missing values are
-refused); delimited text is streamed, other sources (.npz, builtin) are loaded whole.
+Categorical columns and missing cells are learnt in the same pass (`softreg.cache.cells`):
+the categories, the ``mean`` fills and the standardizer of the encoded features come from
+merged counts and moments; ``data.missing: median`` and ``most_frequent`` are refused.
+Delimited text is streamed; other sources (.npz, builtin) are loaded whole.
 `CacheData` is the `TrainingData` that reads the shards through memory maps.
 """
 

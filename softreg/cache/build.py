@@ -6,11 +6,23 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from softreg.cache.cells import (
+    CategoryCounts,
+    CellChunk,
+    Layout,
+    NanMoments,
+    encode_records,
+    feature_moments,
+    learnt_columns,
+    present_rows,
+    unseen_counts,
+)
 from softreg.cache.rows import (
     FORMAT,
     PARTS,
@@ -26,6 +38,7 @@ from softreg.cache.rows import (
     read_manifest,
     row_hash,
 )
+from softreg.columns import Columns
 from softreg.errors import DataError, OutputError
 from softreg.rundir.files import _umask, write_json
 
@@ -109,23 +122,32 @@ def _build(
     n_buckets = _bucket_count(config)
     with ExitStack() as stack:
         reader = _open_source(config, stack)
-        d = len(reader.info.feature_names)
-        record = np.dtype([("x", np.float64, (d,)), ("label", np.int64), ("part", np.int8)])
+        layout = reader.layout
+        n_numeric, n_categorical = len(layout.numeric_positions), len(layout.categorical_positions)
+        record = np.dtype([("x", np.float64, (n_numeric,)), ("codes", np.int32, (n_categorical,)),
+                           ("label", np.int64), ("part", np.int8)])
         buckets = [stack.enter_context(open(staging / f"bucket-{index}.bin", "wb")) for index in range(n_buckets)]
         labels: dict[str, int] = {}
-        moments = Moments.empty(d)
+        moments = NanMoments.empty(n_numeric)
+        categories = CategoryCounts.empty(n_categorical)
         counts = [0, 0, 0]
-        n_rows = 0
-        for X, label_texts, _ in reader.chunks:
-            rows = np.arange(n_rows, n_rows + X.shape[0])
-            n_rows += X.shape[0]
+        n_rows = n_read = 0
+        for chunk in reader.chunks:
+            n_read += len(chunk.labels)
+            if data.missing == "drop":
+                keep = present_rows(chunk)
+                chunk = CellChunk(chunk.numbers[keep], chunk.text[keep], np.asarray(chunk.labels)[keep].tolist(),
+                                  None if chunk.lines is None else np.asarray(chunk.lines)[keep].tolist())
+            rows = np.arange(n_rows, n_rows + len(chunk.labels))
+            n_rows += len(chunk.labels)
             if on_rows is not None:
-                on_rows(n_rows)
+                on_rows(n_read)
             part = assign_parts(seed, rows, float(data.test), data.val)
-            moments.add(X[part == 0])
-            records = np.empty(X.shape[0], dtype=record)
-            records["x"] = X
-            texts, inverse = np.unique(np.asarray(label_texts, dtype=str), return_inverse=True)
+            moments.add(chunk.numbers[part == 0])
+            records = np.empty(len(rows), dtype=record)
+            records["x"] = chunk.numbers
+            records["codes"] = categories.encode(chunk.text, part == 0)
+            texts, inverse = np.unique(np.asarray(chunk.labels, dtype=str), return_inverse=True)
             label_ids = np.array([labels.setdefault(text, len(labels)) for text in texts.tolist()], dtype=np.int64)
             records["label"] = label_ids[inverse.ravel()]
             records["part"] = part
@@ -135,26 +157,42 @@ def _build(
             order = np.argsort(bucket, kind="stable")
             bounds = np.searchsorted(bucket[order], np.arange(n_buckets + 1))
             for bucket_index in np.flatnonzero(np.diff(bounds)).tolist():
-                records[order[bounds[bucket_index]:bounds[bucket_index + 1]]].tofile(buckets[bucket_index])
+                buckets[bucket_index].write(records[order[bounds[bucket_index]:bounds[bucket_index + 1]]].tobytes())
+    if data.missing == "drop" and n_rows == 0 and n_read:
+        raise DataError(f"{data.source}: every row has a missing value; data.missing: drop leaves nothing")
     classes, relabel = _classes(data.source, labels)
     if counts[0] == 0:
         raise DataError(f"{data.source}: the split leaves no training rows out of {n_rows}")
-    mean, scale = moments.standardizer() if data.standardize else (np.zeros(d), np.ones(d))
-    shards = _write_shards(config, staging, n_buckets, record, counts, relabel, mean, scale)
+    columns, maps = learnt_columns(layout, moments, categories, data.missing)
+    feature_mean, squares, n_train = feature_moments(layout, columns, moments, categories, counts[0])
+    d = len(feature_mean)
+    if data.standardize:
+        mean, scale = Moments(n_train, feature_mean, squares).standardizer()
+    else:
+        mean, scale = np.zeros(d), np.ones(d)
+    encoding = _Encoding(layout, columns, maps)
+    shards, unseen = _write_shards(config, staging, n_buckets, record, counts, relabel, mean, scale, encoding)
     for index in range(n_buckets):
         (staging / f"bucket-{index}.bin").unlink()
+    if unseen:
+        from softreg.errors import warn
+
+        shown = ", ".join(f"{name}: {count}" for name, count in unseen.items())
+        warn(f"{data.source}: categories unseen in the training rows get all-zero indicators in the "
+             f"validation and test rows ({shown} cells)")
     info = reader.info
+    plain = columns.plain and not layout.categorical
     document = {
         "format": FORMAT,
         "version": VERSION,
         "n": dict(zip(PARTS, counts, strict=True)),
         "n_features": d,
-        "feature_names": info.feature_names,
+        "feature_names": columns.feature_names,
         "label_name": info.label_name,
         "header": info.header,
         "file_columns": info.file_columns,
         "id_name": info.id_name,
-        "columns": None if info.columns is None else info.columns.to_json(),
+        "columns": None if info.file_columns is None and plain else columns.to_json(),
         "classes": classes.tolist(),
         "dtype": config.model.dtype,
         "standardized": True,  # the shards hold (x - feature_mean) / feature_scale
@@ -169,6 +207,20 @@ def _build(
     }
     write_json(staging / "manifest.json", document)  # last: a cache without it is incomplete
     return document
+
+@dataclass
+class _Encoding:
+    """How pass 2 turns bucket records into features (see `softreg.cache.cells`)."""
+
+    layout: Layout
+    columns: Columns
+    maps: list[np.ndarray]
+
+    def features(self, records: np.ndarray) -> np.ndarray:
+        """(n, n_features) float64."""
+        if not self.layout.categorical and self.columns.plain:
+            return records["x"]
+        return encode_records(self.layout, self.columns, self.maps, records["x"], records["codes"])
 
 def _classes(source: str, labels: dict[str, int]) -> tuple[np.ndarray, np.ndarray]:
     """Sorted classes (integers when every label is one, else text, as in-memory loading types them)
@@ -186,14 +238,15 @@ def _classes(source: str, labels: dict[str, int]) -> tuple[np.ndarray, np.ndarra
 
 def _write_shards(
     config: Config, staging: Path, n_buckets: int, record: np.dtype, counts: list[int],
-    relabel: np.ndarray, mean: np.ndarray, scale: np.ndarray,
-) -> dict[str, Any]:
+    relabel: np.ndarray, mean: np.ndarray, scale: np.ndarray, encoding: _Encoding,
+) -> tuple[dict[str, Any], dict[str, int]]:
     """Pass 2: each bucket permuted and appended, standardized, to its part's ``X.npy``/``y.npy``."""
     from contextlib import ExitStack
 
     dtype = np.dtype(config.model.dtype)
     d = len(mean)
     shards: dict[str, Any] = {}
+    unseen: dict[str, int] = {}
     with ExitStack() as stack:
         handles = {}
         for index, part in enumerate(PARTS):
@@ -214,7 +267,10 @@ def _write_shards(
             records = records[rng.permutation(len(records))]
             for index, (X_file, y_file) in handles.items():
                 rows = records[records["part"] == index]
-                X = ((rows["x"] - mean) / scale).astype(dtype)  # (n_rows, d)
+                X = ((encoding.features(rows) - mean) / scale).astype(dtype)  # (n_rows, d)
+                if index > 0:
+                    for name, count in unseen_counts(encoding.columns, encoding.maps, rows["codes"]):
+                        unseen[name] = unseen.get(name, 0) + count
                 X_file.write(np.ascontiguousarray(X).tobytes())
                 y_file.write(relabel[rows["label"]].astype(np.int64).tobytes())
         for handle_pair in handles.values():
@@ -227,4 +283,4 @@ def _write_shards(
                 name: {"file": f"{part}/{name}.npy", "bytes": (staging / part / f"{name}.npy").stat().st_size}
                 for name in ("X", "y")
             }
-    return shards
+    return shards, unseen

@@ -4,6 +4,7 @@ hashes of the row index, and moments merged chunk by chunk."""
 from __future__ import annotations
 
 import hashlib
+import itertools
 import math
 import os
 from collections.abc import Iterator
@@ -13,7 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from softreg.columns import Columns
+from softreg.cache.cells import STREAMED_MISSING, CellChunk, Layout, choose_categorical, split_cells
+from softreg.columns import Column, Columns
 from softreg.dataset import generated_names
 from softreg.delimited import Selection, delimited_chunks
 from softreg.errors import DataError
@@ -119,7 +121,8 @@ RowChunk = tuple[np.ndarray, list[str], list[int] | None]  # features float64 (n
 @dataclass
 class _Reader:
     info: SourceInfo
-    chunks: Iterator[RowChunk]
+    chunks: Iterator[CellChunk]
+    layout: Layout
 
 def _unsupported(config: Config) -> str | None:
     data = config.data
@@ -129,29 +132,34 @@ def _unsupported(config: Config) -> str | None:
         return "data.split: ordered"
     if data.classes is not None:
         return "data.classes"
-    if data.missing != "error":
-        return f"data.missing: {data.missing}"
-    if isinstance(data.categorical, list) and data.categorical:
-        return "categorical columns"
+    if data.missing not in STREAMED_MISSING:
+        return f"data.missing: {data.missing} (it needs every value of a column at once; use mean or drop)"
     return None
 
 def _delimited_rows(config: Config, names: list[str], chunks: Iterator[tuple[list[list[str]], list[int]]]
-                    ) -> Iterator[RowChunk]:
+                    ) -> tuple[Layout, Iterator[CellChunk]]:
+    """The feature columns' layout (categorical ones decided on the first chunk) and the chunks."""
     data = config.data
     selection = Selection(label=data.label, id=data.id, features=data.features, exclude=data.exclude or ())
     target, _, features = selection.resolve(data.source, names)
-    numeric = Columns.numeric([names[index] for index in features])
-    for rows, lines in chunks:
-        cells = np.array(rows, dtype=str)
-        labels = np.char.strip(cells[:, target])
-        blank = np.flatnonzero(labels == "")
-        if blank.size:
-            raise DataError(f"{data.source}: line {lines[blank[0]]}: empty label in column {names[target]!r}")
-        try:
-            X = numeric.encode(cells[:, features], data.source, lines).X
-        except DataError as error:
-            raise DataError(f"{error} (a cache reads numeric feature columns only, so far)") from None
-        yield X, labels.tolist(), lines
+    feature_names = [names[index] for index in features]
+    first = next(chunks, None)
+    if first is None:
+        raise DataError(f"{data.source}: has a header but no data rows")
+    layout = Layout(feature_names, choose_categorical(
+        feature_names, np.array(first[0], dtype=str)[:, features], data.categorical, data.source))
+
+    def read() -> Iterator[CellChunk]:
+        for rows, lines in itertools.chain([first], chunks):
+            cells = np.array(rows, dtype=str)
+            labels = np.char.strip(cells[:, target])
+            blank = np.flatnonzero(labels == "")
+            if blank.size:
+                raise DataError(f"{data.source}: line {lines[blank[0]]}: empty label in column {names[target]!r}")
+            numbers, text = split_cells(layout, cells[:, features], data.missing, data.source, lines)
+            yield CellChunk(numbers, text, labels.tolist(), lines)
+
+    return layout, read()
 
 def _whole_rows(config: Config) -> _Reader:
     """A numeric source (.npz, builtin), loaded whole: streaming them is a later step."""
@@ -162,10 +170,12 @@ def _whole_rows(config: Config) -> _Reader:
         raise DataError(f"{config.data.source}: a cache holds dense numeric data only, so far (not svmlight)")
     X = dataset.X
     if not np.isfinite(X).all():
-        Columns.numeric(dataset.feature_names).encode(X, dataset.source)  # raises, naming the cell
+        fill = None if config.data.missing == "error" else 0.0  # NaN is a missing cell unless data.missing: error
+        Columns([Column(name, None, fill) for name in dataset.feature_names]).encode(X, dataset.source)  # raises
     info = SourceInfo(list(dataset.feature_names), dataset.label_name, None, None, None)
     labels = [str(label) for label in dataset.labels.tolist()]
-    return _Reader(info, iter([(X, labels, None)]))
+    layout = Layout(list(dataset.feature_names), [])
+    return _Reader(info, iter([CellChunk(X, np.empty((X.shape[0], 0), dtype=str), labels, None)]), layout)
 
 def _open_source(config: Config, stack: Any) -> _Reader:
     data = config.data
@@ -179,12 +189,12 @@ def _open_source(config: Config, stack: Any) -> _Reader:
                          data.encoding)
     )
     selection = Selection(label=data.label, id=data.id, features=data.features, exclude=data.exclude or ())
-    target, ident, features = selection.resolve(data.source, names)
-    feature_names = [names[index] for index in features]
+    target, ident, _ = selection.resolve(data.source, names)
     named = names != generated_names(len(names))
     id_name = None if ident is None else names[ident]
-    info = SourceInfo(feature_names, names[target], named, list(names), Columns.numeric(feature_names), id_name)
-    return _Reader(info, _delimited_rows(config, names, chunks))
+    layout, rows = _delimited_rows(config, names, chunks)
+    info = SourceInfo(layout.names, names[target], named, list(names), None, id_name)
+    return _Reader(info, rows, layout)
 
 def _bucket_count(config: Config) -> int:
     size = fingerprint(config.data.source).get("size", 0)
