@@ -178,3 +178,40 @@ def test_nan_aware_moments_merged_by_chunks_equal_the_whole(rows, chunk):
             assert moments.mean[column] == pytest.approx(values.mean(), rel=1e-9, abs=1e-6)
             assert moments.squares[column] == pytest.approx(((values - values.mean()) ** 2).sum(), rel=1e-6,
                                                             abs=1e-3)
+
+
+def test_svmlight_through_the_cache_trains_like_in_memory(tmp_path):
+    """A sparse svmlight file goes into the cache as CSR parts (scaled, centred implicitly):
+    each part is a permutation of its rows, the standardizer equals the in-memory one on the
+    training rows, training reads it, and predict reads the raw file."""
+    import scipy.sparse as sp
+    from sklearn.datasets import dump_svmlight_file, load_wine
+
+    from softreg.data import fit_standardizer
+
+    X, y = load_wine(return_X_y=True)
+    X[X < np.median(X, axis=0)] = 0.0  # sparse: about half the cells are zero
+    dump_svmlight_file(X, y, str(tmp_path / "w.svm"), zero_based=False)
+    config = write_config(tmp_path, tmp_path / "w.svm")
+    code, _, stderr = run("train", "--config", config, "--out", tmp_path / "run", *FAST)
+    assert code == 0, stderr
+    manifest = json.loads((tmp_path / "cache" / "manifest.json").read_text())
+    assert manifest["sparse"] is True and manifest["index_base"] == 1
+    part = cache.assign_parts(0, np.arange(len(X)), 0.2, 0.2)
+    mean, scale = fit_standardizer(sp.csr_matrix(X[part == 0]), True)
+    np.testing.assert_allclose(manifest["feature_mean"], mean, rtol=1e-12)
+    np.testing.assert_allclose(manifest["feature_scale"], scale, rtol=1e-12)
+    loaded = cache.load_part(cache.read_manifest(tmp_path / "cache"), "train")
+    assert loaded is not None and loaded.center is not None
+    stored = loaded.X.toarray() * scale
+    want = X[part == 0]
+    assert sorted(map(tuple, np.round(stored, 8).tolist())) == sorted(map(tuple, np.round(want, 8).tolist()))
+    code, stdout, stderr = run("predict", "--run", tmp_path / "run", "--input", tmp_path / "w.svm")
+    assert code == 0, stderr
+    assert len(stdout.splitlines()) == len(X) + 1
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["n_samples"] == int((part == 2).sum()) and metrics["accuracy"] > 0.85
+    code, stdout, stderr = run("evaluate", "--run", tmp_path / "run", "--optimum", "--json")
+    assert code == 0, stderr
+    optimum = json.loads(stdout)["optimum"]
+    assert optimum["grad_norm"] < 1e-6 and 0 < optimum["objective"] < optimum["model_objective"]

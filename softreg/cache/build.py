@@ -122,6 +122,8 @@ def _build(
     n_buckets = _bucket_count(config)
     with ExitStack() as stack:
         reader = _open_source(config, stack)
+        if reader.sparse is not None:
+            return _build_sparse(config, staging, source_print, reader)
         layout = reader.layout
         n_numeric, n_categorical = len(layout.numeric_positions), len(layout.categorical_positions)
         record = np.dtype([("x", np.float64, (n_numeric,)), ("codes", np.int32, (n_categorical,)),
@@ -206,6 +208,75 @@ def _build(
         "shards": shards,
     }
     write_json(staging / "manifest.json", document)  # last: a cache without it is incomplete
+    return document
+
+def _build_sparse(config: Config, staging: Path, source_print: dict[str, Any], reader: Any) -> dict[str, Any]:
+    """A sparse (svmlight) source, held whole: each part a seeded permutation of its rows,
+    scaled (not centred: the mean is subtracted implicitly, as in memory) and stored as CSR
+    arrays ``X.data.npy``, ``X.indices.npy``, ``X.indptr.npy`` beside ``y.npy``."""
+    import scipy.sparse as sp
+
+    from softreg.data import fit_standardizer
+    from softreg.model import standardize
+
+    data, seed = config.data, config.seed
+    X, texts = reader.sparse.X, np.asarray(reader.sparse.labels, dtype=str)
+    n_rows, d = X.shape
+    part = assign_parts(seed, np.arange(n_rows), float(data.test), data.val)
+    unique, inverse = np.unique(texts, return_inverse=True)
+    classes, relabel = _classes(data.source, {str(text): index for index, text in enumerate(unique.tolist())})
+    label_of = relabel[inverse.ravel()]
+    counts = [int(np.count_nonzero(part == index)) for index in range(3)]
+    if counts[0] == 0:
+        raise DataError(f"{data.source}: the split leaves no training rows out of {n_rows}")
+    mean, scale = fit_standardizer(X[part == 0], data.standardize)
+    shards: dict[str, Any] = {}
+    for index, name in enumerate(PARTS):
+        if counts[index] == 0:
+            continue
+        rows = np.flatnonzero(part == index)
+        rows = rows[np.random.default_rng([seed, index, 0x5EED]).permutation(len(rows))]
+        stored = sp.csr_matrix(standardize(X[rows], mean, scale, config.model.dtype))
+        index_dtype = np.int32 if stored.nnz < 2**31 else np.int64
+        (staging / name).mkdir()
+        arrays = {"X.data": stored.data, "X.indices": stored.indices.astype(index_dtype),
+                  "X.indptr": stored.indptr.astype(index_dtype), "y": label_of[rows]}
+        shards[name] = {}
+        for key, array in arrays.items():
+            path = staging / name / f"{key}.npy"
+            with open(path, "wb") as handle:
+                np.save(handle, np.ascontiguousarray(array), allow_pickle=False)
+                handle.flush()
+                os.fsync(handle.fileno())
+            shards[name][key.replace("X.", "X_") if key != "y" else "y"] = {
+                "file": f"{name}/{key}.npy", "bytes": path.stat().st_size}
+    info = reader.info
+    document = {
+        "format": FORMAT,
+        "version": VERSION,
+        "n": dict(zip(PARTS, counts, strict=True)),
+        "n_features": d,
+        "feature_names": info.feature_names,
+        "label_name": info.label_name,
+        "header": None,
+        "file_columns": None,
+        "id_name": None,
+        "columns": None,
+        "classes": classes.tolist(),
+        "dtype": config.model.dtype,
+        "standardized": True,  # the shards hold x / feature_scale; rows are centred by feature_mean / feature_scale
+        "sparse": True,
+        "index_base": info.index_base,
+        "feature_mean": mean.tolist(),
+        "feature_scale": scale.tolist(),
+        "seed": seed,
+        "source": data.source,
+        "fingerprint": source_print,
+        "options": cache_options(config),
+        "buckets": 0,
+        "shards": shards,
+    }
+    write_json(staging / "manifest.json", document)
     return document
 
 @dataclass

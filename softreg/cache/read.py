@@ -28,6 +28,9 @@ class CacheData(ArrayData):
     """
 
     def minibatches(self, batch_size: int, rng: np.random.Generator) -> Iterator[Batch]:
+        if not isinstance(self.X, np.ndarray):  # CSR over memory maps: rows gathered by index
+            yield from super().minibatches(batch_size, rng)
+            return
         n_samples = self.n_samples
         buffer = np.empty((min(batch_size, n_samples), self.n_features), self.dtype)
         pending = np.empty(0, dtype=np.int64)
@@ -49,6 +52,9 @@ class CacheData(ArrayData):
         return X_batch, np.asarray(self.y[index]), None
 
     def chunks(self, rows: int) -> Iterator[Batch]:
+        if not isinstance(self.X, np.ndarray):
+            yield from super().chunks(rows)
+            return
         for start in range(0, self.n_samples, rows):
             yield np.array(self.X[start:start + rows]), np.array(self.y[start:start + rows]), None
 
@@ -58,8 +64,10 @@ def load_part(manifest: Manifest, part: str) -> CacheData | None:
     shards = manifest.document["shards"].get(part)
     if shards is None:
         return None
+    sparse = bool(manifest.document.get("sparse"))
+    names = ("X_data", "X_indices", "X_indptr", "y") if sparse else ("X", "y")
     arrays = []
-    for name in ("X", "y"):
+    for name in names:
         path = manifest.directory / shards[name]["file"]
         try:
             if path.stat().st_size != shards[name]["bytes"]:
@@ -67,10 +75,30 @@ def load_part(manifest: Manifest, part: str) -> CacheData | None:
             arrays.append(np.load(path, mmap_mode="r", allow_pickle=False))
         except (OSError, ValueError) as error:
             raise DataError(f"{path}: cannot read the cache shard ({error}); ingest again") from None
-    X, y = arrays
-    if X.shape != (manifest.count(part), manifest.document["n_features"]) or y.shape != (manifest.count(part),):
+    n, d = manifest.count(part), manifest.document["n_features"]
+    y = arrays[-1]
+    if sparse:
+        return _sparse_part(manifest, part, arrays, n, d)
+    X = arrays[0]
+    if X.shape != (n, d) or y.shape != (n,):
         raise DataError(f"{manifest.directory}: the {part} shards do not match the manifest; ingest again")
     return CacheData(X, y)
+
+def _sparse_part(manifest: Manifest, part: str, arrays: list[np.ndarray], n: int, d: int) -> CacheData:
+    """CSR over the memory-mapped data, indices and indptr, checked as scipy would (index ranges)."""
+    import scipy.sparse as sp
+
+    data, indices, indptr, y = arrays
+    valid = (indptr.shape == (n + 1,) and y.shape == (n,) and data.shape == indices.shape
+             and indptr[0] == 0 and indptr[-1] == len(indices) and bool(np.all(np.diff(indptr) >= 0)))
+    if valid and len(indices):
+        valid = 0 <= int(indices.min()) and int(indices.max()) < d
+    if not valid:
+        raise DataError(f"{manifest.directory}: the {part} shards do not match the manifest; ingest again")
+    X = sp.csr_matrix((data, indices, indptr), shape=(n, d), copy=False)
+    mean = np.asarray(manifest.document["feature_mean"])
+    scale = np.asarray(manifest.document["feature_scale"])
+    return CacheData(X, y, center=mean / scale if np.any(mean) else None)
 
 def stale_reason(manifest: Manifest, config: Config) -> str | None:
     """Why a cache does not hold ``config``'s data (None: it does)."""
@@ -117,11 +145,17 @@ def prepare_cached(config: Config) -> Prepared:
     mean, scale = np.asarray(document["feature_mean"]), np.asarray(document["feature_scale"])
     test_raw: np.ndarray = np.empty((0, len(mean)))
     if test is not None:
-        keep = max(1, min(test.n_samples, TEST_SPLIT_BYTES // (8 * max(1, test.n_features))))
-        if keep < test.n_samples:
-            warn(f"{manifest.directory}: the run keeps the first {keep} of {test.n_samples} test rows in test.npz")
-            test = CacheData(test.X[:keep], test.y[:keep])
-        test_raw = np.asarray(test.X, dtype=np.float64) * scale + mean  # the shards hold standardized values
+        if document.get("sparse"):
+            import scipy.sparse as sp
+
+            test_raw = sp.csr_matrix(test.X @ sp.diags(scale))  # the shards hold x / scale
+        else:
+            keep = max(1, min(test.n_samples, TEST_SPLIT_BYTES // (8 * max(1, test.n_features))))
+            if keep < test.n_samples:
+                warn(f"{manifest.directory}: the run keeps the first {keep} of {test.n_samples} test rows in "
+                     "test.npz")
+                test = CacheData(test.X[:keep], test.y[:keep])
+            test_raw = np.asarray(test.X, dtype=np.float64) * scale + mean  # the shards hold standardized values
     columns = document["columns"]
     from softreg.data import Prepared
 
@@ -140,4 +174,5 @@ def prepare_cached(config: Config) -> Prepared:
         header=document["header"],
         file_columns=document["file_columns"],
         id_name=document["id_name"],
+        index_base=document.get("index_base"),
     )

@@ -114,15 +114,25 @@ class SourceInfo:
     file_columns: list[str] | None
     columns: Columns | None
     id_name: str | None = None  # data.id: not a feature, but predict copies it to its output
+    index_base: int | None = None  # svmlight: 0 or 1, the first feature index of the file
 
 
 RowChunk = tuple[np.ndarray, list[str], list[int] | None]  # features float64 (n, d), label texts, file lines
+
+@dataclass
+class _SparseRows:
+    """A sparse source's rows, whole: CSR features (n, d) float64 and label texts."""
+
+    X: Any
+    labels: list[str]
+
 
 @dataclass
 class _Reader:
     info: SourceInfo
     chunks: Iterator[CellChunk]
     layout: Layout
+    sparse: _SparseRows | None = None
 
 def _unsupported(config: Config) -> str | None:
     data = config.data
@@ -166,14 +176,19 @@ def _whole_rows(config: Config) -> _Reader:
     from softreg.data import load_data
 
     dataset = load_data(config.data, config.data.source)
-    if dataset.X is None or not isinstance(dataset.X, np.ndarray):
-        raise DataError(f"{config.data.source}: a cache holds dense numeric data only, so far (not svmlight)")
+    if dataset.X is None:
+        raise DataError(f"{config.data.source}: a cache reads numeric sources whole (not text cells)")
+    labels = [str(label) for label in dataset.labels.tolist()]
+    if not isinstance(dataset.X, np.ndarray):  # svmlight: CSR, shuffled and stored whole
+        info = SourceInfo(list(dataset.feature_names), dataset.label_name, None, None, None,
+                          index_base=dataset.index_base)
+        sparse = _SparseRows(dataset.X.tocsr(), labels)
+        return _Reader(info, iter(()), Layout(list(dataset.feature_names), []), sparse)
     X = dataset.X
     if not np.isfinite(X).all():
         fill = None if config.data.missing == "error" else 0.0  # NaN is a missing cell unless data.missing: error
         Columns([Column(name, None, fill) for name in dataset.feature_names]).encode(X, dataset.source)  # raises
     info = SourceInfo(list(dataset.feature_names), dataset.label_name, None, None, None)
-    labels = [str(label) for label in dataset.labels.tolist()]
     layout = Layout(list(dataset.feature_names), [])
     return _Reader(info, iter([CellChunk(X, np.empty((X.shape[0], 0), dtype=str), labels, None)]), layout)
 

@@ -169,6 +169,8 @@ def _cached_in_float64(config: Config) -> Prepared:
     prepared = prepare_cached(config)
 
     def in_float64(part: ArrayData) -> ArrayData:
+        if not isinstance(part.X, np.ndarray):  # CSR (svmlight): its centring goes along
+            return ArrayData(part.X.astype(np.float64), np.asarray(part.y), center=part.center)
         return ArrayData(np.asarray(part.X, dtype=np.float64), np.asarray(part.y))
 
     val, test = prepared.val, prepared.test
