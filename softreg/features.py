@@ -27,22 +27,27 @@ def categorical_columns(dataset: Dataset, categorical: str | Sequence[str | int]
         if isinstance(categorical, list) and categorical and dataset.cells is None:
             raise DataError(f"{dataset.source}: data.categorical applies to delimited text; this source is numeric")
         return []
+    return categorical_names(dataset.feature_names, dataset.cells, categorical, dataset.source)
+
+def categorical_names(names: Sequence[str], cells: np.ndarray, categorical: str | Sequence[str | int],
+                      source: str) -> list[str]:
+    """`categorical_columns` of feature columns ``names`` whose cells (n, len(names)) are text."""
+    if categorical == "none":
+        return []
     if categorical == "auto":
-        return [
-            name for index, name in enumerate(dataset.feature_names) if is_text_column(dataset.cells[:, index])
-        ]
+        return [name for index, name in enumerate(names) if is_text_column(cells[:, index])]
     chosen = []
     for entry in categorical:
         if isinstance(entry, int) and not isinstance(entry, bool):
-            if not 0 <= entry < len(dataset.feature_names):
-                raise DataError(f"{dataset.source}: data.categorical index {entry} is not a feature column index")
-            chosen.append(dataset.feature_names[entry])
-        elif entry in dataset.feature_names:
+            if not 0 <= entry < len(names):
+                raise DataError(f"{source}: data.categorical index {entry} is not a feature column index")
+            chosen.append(names[entry])
+        elif entry in names:
             chosen.append(str(entry))
         else:
             raise DataError(
-                f"{dataset.source}: data.categorical names {entry!r}, not a feature column; "
-                f"they are: {shown_names(dataset.feature_names, 20)}"
+                f"{source}: data.categorical names {entry!r}, not a feature column; "
+                f"they are: {shown_names(list(names), 20)}"
             )
     return chosen
 

@@ -23,7 +23,6 @@ import numpy as np
 
 from softreg.columns import Column, Columns, missing_mask, numeric_or_none
 from softreg.errors import DataError
-from softreg.features import is_text_column
 
 STREAMED_MISSING = ("error", "drop", "mean")
 
@@ -55,30 +54,6 @@ class Layout:
     @property
     def categorical_positions(self) -> list[int]:
         return [index for index, name in enumerate(self.names) if name in self.categorical]
-
-
-def choose_categorical(names: Sequence[str], cells: np.ndarray, categorical: str | Sequence[str | int],
-                       source: str) -> list[str]:
-    """The categorical columns, decided on the first chunk's feature ``cells`` (n, len(names))
-    as `softreg.features.categorical_columns` decides on the training part."""
-    if categorical == "none":
-        return []
-    if categorical == "auto":
-        return [name for index, name in enumerate(names) if is_text_column(cells[:, index])]
-    chosen = []
-    for entry in categorical:
-        if isinstance(entry, int) and not isinstance(entry, bool):
-            if not 0 <= entry < len(names):
-                raise DataError(f"{source}: data.categorical index {entry} is not a feature column index")
-            chosen.append(names[entry])
-        elif entry in names:
-            chosen.append(str(entry))
-        else:
-            from softreg.dataset import shown_names
-
-            raise DataError(f"{source}: data.categorical names {entry!r}, not a feature column; "
-                            f"they are: {shown_names(list(names), 20)}")
-    return chosen
 
 
 def split_cells(layout: Layout, cells: np.ndarray, missing: str, source: str, lines: Sequence[int] | None

@@ -14,11 +14,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from softreg.cache.cells import STREAMED_MISSING, CellChunk, Layout, choose_categorical, split_cells
+from softreg.cache.cells import STREAMED_MISSING, CellChunk, Layout, split_cells
 from softreg.columns import Column, Columns
 from softreg.dataset import generated_names
 from softreg.delimited import Selection, delimited_chunks
 from softreg.errors import DataError
+from softreg.features import categorical_names
 from softreg.rundir.files import read_json_object
 from softreg.sources import DELIMITED_SUFFIXES, source_kind
 
@@ -156,7 +157,7 @@ def _delimited_rows(config: Config, names: list[str], chunks: Iterator[tuple[lis
     first = next(chunks, None)
     if first is None:
         raise DataError(f"{data.source}: has a header but no data rows")
-    layout = Layout(feature_names, choose_categorical(
+    layout = Layout(feature_names, categorical_names(
         feature_names, np.array(first[0], dtype=str)[:, features], data.categorical, data.source))
 
     def read() -> Iterator[CellChunk]:
