@@ -93,10 +93,12 @@ def as_numeric(dataset: Dataset, missing: str = "error", categorical: str | Sequ
     return replace(dataset, X=X, cells=None, feature_names=columns.feature_names)
 
 def fit_columns_for(data_config: DataConfig, train_set: Dataset) -> Columns | None:
-    """The feature columns learnt on the training rows; None for numeric data used as they are."""
+    """The feature columns learnt on the training rows; None for numeric data used as they are
+    (delimited text read as numbers gets its columns all the same, as if read as cells)."""
     categorical = categorical_columns(train_set, data_config.categorical)
     if train_set.cells is None:
-        if data_config.missing in ("error", "drop") or sp.issparse(train_set.X):
+        delimited = train_set.file_columns is not None
+        if not delimited and (data_config.missing in ("error", "drop") or sp.issparse(train_set.X)):
             return None
         return fit_columns(np.asarray(train_set.X), train_set.feature_names, [], data_config.missing)
     return fit_columns(train_set.cells, train_set.feature_names, categorical, data_config.missing)

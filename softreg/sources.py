@@ -23,6 +23,7 @@ import scipy.sparse as sp
 
 from softreg.dataset import Dataset, check_finite, shown_names
 from softreg.delimited import Selection, load_delimited
+from softreg.delimited_numbers import NotNumeric, load_numbers
 from softreg.errors import DataError
 from softreg.kernels import Matrix
 
@@ -53,11 +54,17 @@ def load_source(
     header: bool | None = None,
     index_base: int | None = None,
     encoding: str = "utf-8",
+    as_numbers: bool = False,
 ) -> Dataset:
     """Load any supported source into a `Dataset` (``-``: delimited text on standard input).
 
     ``selection`` picks the label, id and feature columns: all of it for delimited text;
     numeric sources carry their labels, and take ``features``/``exclude`` by name.
+
+    ``as_numbers``: delimited text whose feature cells are all finite numbers loads as float64
+    ``X`` (`softreg.delimited_numbers`, many times faster, no text cells kept); other text
+    still loads as ``cells``. Leave it False where the raw cells matter (categories named by
+    hand may be numbers).
     """
     selection = selection or Selection()
     kind = source_kind(source)
@@ -74,8 +81,13 @@ def load_source(
     suffix = path.suffix.lower()
     if kind == "svmlight" or (source != "-" and suffix not in DELIMITED_SUFFIXES and _looks_like_svmlight(path)):
         return _select(_load_svmlight(path, index_base), selection)
-    return load_delimited(path if source != "-" else "-", selection, delimiter or DELIMITED_SUFFIXES.get(suffix),
-                          header, encoding)
+    delimiter = delimiter or DELIMITED_SUFFIXES.get(suffix)
+    if as_numbers and source != "-":
+        try:
+            return load_numbers(path, selection, delimiter, header, encoding)
+        except NotNumeric:
+            pass  # read as text cells, whose errors name the line and column
+    return load_delimited(path if source != "-" else "-", selection, delimiter, header, encoding)
 
 
 def _check_file(source: str, path: Path) -> None:

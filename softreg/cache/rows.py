@@ -16,6 +16,7 @@ import numpy as np
 from softreg.columns import Columns
 from softreg.dataset import generated_names
 from softreg.delimited import Selection, delimited_chunks
+from softreg.delimited_numbers import Layout, NotNumeric, read_chunks, read_layout
 from softreg.errors import DataError
 from softreg.rundir.files import read_json_object
 from softreg.sources import DELIMITED_SUFFIXES, source_kind
@@ -114,7 +115,7 @@ class SourceInfo:
     id_name: str | None = None  # data.id: not a feature, but predict copies it to its output
 
 
-RowChunk = tuple[np.ndarray, list[str], list[int] | None]  # features float64 (n, d), label texts, file lines
+RowChunk = tuple[np.ndarray, "np.ndarray | list[str]", "list[int] | None"]  # features (n, d), label texts, lines
 
 @dataclass
 class _Reader:
@@ -137,6 +138,7 @@ def _unsupported(config: Config) -> str | None:
 
 def _delimited_rows(config: Config, names: list[str], chunks: Iterator[tuple[list[list[str]], list[int]]]
                     ) -> Iterator[RowChunk]:
+    """Rows of delimited text read as text cells (every error names the line and column)."""
     data = config.data
     selection = Selection(label=data.label, id=data.id, features=data.features, exclude=data.exclude or ())
     target, _, features = selection.resolve(data.source, names)
@@ -152,6 +154,28 @@ def _delimited_rows(config: Config, names: list[str], chunks: Iterator[tuple[lis
         except DataError as error:
             raise DataError(f"{error} (a cache reads numeric feature columns only, so far)") from None
         yield X, labels.tolist(), lines
+
+def _numeric_rows(config: Config, layout: Layout, delimiter: str | None) -> Iterator[RowChunk]:
+    """Rows of delimited text through the fast path; where it declines, the text path reads on
+    after the rows already read (and names what is wrong, if anything)."""
+    done = 0
+    try:
+        for chunk in read_chunks(layout, READ_ROWS):
+            yield chunk.X, chunk.labels, None
+            done += len(chunk)
+        return
+    except NotNumeric:
+        pass
+    data = config.data
+    with delimited_chunks(data.source, delimiter, READ_ROWS, data.header, data.encoding) as (names, chunks):
+        yield from _delimited_rows(config, names, _rows_after(chunks, done))
+
+def _rows_after(chunks: Iterator[tuple[list[list[str]], list[int]]], skip: int
+                ) -> Iterator[tuple[list[list[str]], list[int]]]:
+    for rows, lines in chunks:
+        if skip < len(rows):
+            yield rows[skip:], lines[skip:]
+        skip = max(0, skip - len(rows))
 
 def _whole_rows(config: Config) -> _Reader:
     """A numeric source (.npz, builtin), loaded whole: streaming them is a later step."""
@@ -169,22 +193,28 @@ def _whole_rows(config: Config) -> _Reader:
 
 def _open_source(config: Config, stack: Any) -> _Reader:
     data = config.data
-    if source_kind(data.source) != "delimited" or data.source == "-":
-        if data.source == "-":
-            raise DataError("a cache cannot be built from standard input; give a file")
+    if data.source == "-":
+        raise DataError("a cache cannot be built from standard input; give a file")
+    if source_kind(data.source) != "delimited":
         return _whole_rows(config)
-    suffix = Path(data.source).suffix.lower()
-    names, chunks = stack.enter_context(
-        delimited_chunks(data.source, data.delimiter or DELIMITED_SUFFIXES.get(suffix), READ_ROWS, data.header,
-                         data.encoding)
-    )
+    delimiter = data.delimiter or DELIMITED_SUFFIXES.get(Path(data.source).suffix.lower())
     selection = Selection(label=data.label, id=data.id, features=data.features, exclude=data.exclude or ())
-    target, ident, features = selection.resolve(data.source, names)
+    try:
+        layout = read_layout(data.source, selection, delimiter, data.header, data.encoding)
+    except NotNumeric:  # the text path opens it, and says what is wrong with it if anything is
+        names, chunks = stack.enter_context(
+            delimited_chunks(data.source, delimiter, READ_ROWS, data.header, data.encoding)
+        )
+        target, ident, features = selection.resolve(data.source, names)
+        rows = _delimited_rows(config, names, chunks)
+    else:
+        names, target, ident, features = layout.names, layout.target, layout.ident, layout.features
+        rows = _numeric_rows(config, layout, delimiter)
     feature_names = [names[index] for index in features]
     named = names != generated_names(len(names))
     id_name = None if ident is None else names[ident]
     info = SourceInfo(feature_names, names[target], named, list(names), Columns.numeric(feature_names), id_name)
-    return _Reader(info, _delimited_rows(config, names, chunks))
+    return _Reader(info, rows)
 
 def _bucket_count(config: Config) -> int:
     size = fingerprint(config.data.source).get("size", 0)
