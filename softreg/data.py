@@ -18,7 +18,7 @@ from softreg.columns import Columns
 from softreg.dataset import Dataset, shown_names
 from softreg.delimited import Selection
 from softreg.errors import DataError, warn
-from softreg.features import drop_missing, features_of, fit_columns_for
+from softreg.features import drop_missing, features_of, fit_columns_for, refuse_missing
 from softreg.kernels import Matrix
 from softreg.model import standardize
 from softreg.sources import align_features, load_source
@@ -216,10 +216,13 @@ def load_data(data_config: DataConfig, source: str, index_base: int | None = Non
         label=data_config.label, id=data_config.id, features=data_config.features, exclude=data_config.exclude or ()
     )
     named_categories = isinstance(data_config.categorical, list) and bool(data_config.categorical)
-    return load_source(
+    dataset = load_source(
         source, selection, data_config.delimiter, data_config.header, index_base, encoding=data_config.encoding,
         as_numbers=not named_categories,
     )
+    if data_config.missing == "error":
+        refuse_missing(dataset)
+    return dataset
 
 
 def available_memory() -> int | None:

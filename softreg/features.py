@@ -70,6 +70,12 @@ def drop_missing(dataset: Dataset) -> Dataset:
         raise DataError(f"{dataset.source}: every row has a missing value; data.missing: drop leaves nothing")
     return dataset.take(np.asarray(~missing)) if missing.any() else dataset
 
+def refuse_missing(dataset: Dataset) -> None:
+    """Refuse a missing value (NaN) in numeric features (``data.missing: error``), naming its row
+    of the source: checked before any split, whose parts count their own rows."""
+    if dataset.cells is None and isinstance(dataset.X, np.ndarray) and np.isnan(dataset.X).any():
+        Columns.numeric(dataset.feature_names).encode(dataset.X, dataset.source)  # raises, naming the cell
+
 def features_of(dataset: Dataset, columns: Columns | None) -> tuple[Matrix, dict[str, int]]:
     """The numeric features of ``dataset`` under ``columns`` (None: numeric data as they are),
     and the unseen categories met per column."""

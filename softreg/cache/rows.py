@@ -18,6 +18,7 @@ from softreg.dataset import generated_names
 from softreg.delimited import Selection, delimited_chunks
 from softreg.delimited_numbers import Layout, NotNumeric, read_chunks, read_layout
 from softreg.errors import DataError
+from softreg.parquet import fingerprint_parquet, read_batches, read_parquet_layout, rows_in_chunks
 from softreg.rundir.files import read_json_object
 from softreg.sources import DELIMITED_SUFFIXES, source_kind
 
@@ -91,9 +92,12 @@ class Moments:
         return self.mean.copy(), np.where(constant, 1.0, scale)
 
 def fingerprint(source: str) -> dict[str, Any]:
-    """Size, modification time and SHA-256 of the first and last MiB of a file (a builtin: its name)."""
+    """Size, modification time and SHA-256 of the first and last MiB of a file (a builtin: its name;
+    a folder of Parquet files: those of each file, and their total size)."""
     if source_kind(source) == "builtin":
         return {"builtin": source}
+    if Path(source).is_dir():
+        return fingerprint_parquet(source)
     try:
         stat = os.stat(source)
         digest = hashlib.sha256()
@@ -191,11 +195,25 @@ def _whole_rows(config: Config) -> _Reader:
     labels = [str(label) for label in dataset.labels.tolist()]
     return _Reader(info, iter([(X, labels, None)]))
 
+def _parquet_rows(config: Config) -> _Reader:
+    """A Parquet file or folder, streamed in batches; chunks of exactly `READ_ROWS` rows, as
+    delimited text gives them, so that the same rows make the same cache in either format."""
+    data = config.data
+    selection = Selection(label=data.label, id=data.id, features=data.features, exclude=data.exclude or ())
+    layout = read_parquet_layout(data.source, selection)
+    id_name = None if layout.ident is None else layout.names[layout.ident]
+    info = SourceInfo(layout.feature_names, layout.names[layout.target], None, None, None, id_name)
+    batches = read_batches(layout, READ_ROWS, refuse_missing="a cache reads complete numeric columns only, so far")
+    return _Reader(info, ((batch.X, batch.labels, None) for batch in rows_in_chunks(batches, READ_ROWS)))
+
 def _open_source(config: Config, stack: Any) -> _Reader:
     data = config.data
     if data.source == "-":
         raise DataError("a cache cannot be built from standard input; give a file")
-    if source_kind(data.source) != "delimited":
+    kind = source_kind(data.source)
+    if kind == "parquet":
+        return _parquet_rows(config)
+    if kind != "delimited":
         return _whole_rows(config)
     delimiter = data.delimiter or DELIMITED_SUFFIXES.get(Path(data.source).suffix.lower())
     selection = Selection(label=data.label, id=data.id, features=data.features, exclude=data.exclude or ())
