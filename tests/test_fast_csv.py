@@ -309,3 +309,19 @@ def test_ingest_through_the_fast_path_writes_the_same_cache(tmp_path, monkeypatc
     assert stderr.strip().endswith(
         "d.csv: line 421, column 'f1': 'oops' is not a number (a cache reads numeric feature columns only, so far)"
     )
+
+
+@pytest.mark.slow  # two subprocesses
+def test_read_speed_benchmark_reports_speed_and_peak_memory():
+    """benchmarks/read_speed.py writes a numeric CSV, loads it through the fast path in a fresh process
+    (it checks every row arrived as float64) and reports MB/s and the peak memory against X."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parent.parent / "benchmarks" / "read_speed.py"
+    done = subprocess.run([sys.executable, str(script), "--rows", "3000", "--features", "5"], capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "3000 rows x 5 floats" in done.stdout
+    assert "in memory (fast path):" in done.stdout and "MB/s, peak RSS" in done.stdout
