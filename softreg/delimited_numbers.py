@@ -256,6 +256,7 @@ def load_numbers(
 
     Memory: ``X`` is allocated once from the file size and the first chunk's bytes per row,
     grown (or shrunk at the end) in place, so loading peaks a chunk above ``X`` and the labels.
+    (A row takes at least two bytes per column: a character and a delimiter or line end.)
     """
     layout = read_layout(path, selection, delimiter, header, encoding)
     size = os.stat(path).st_size
@@ -268,7 +269,7 @@ def load_numbers(
     for chunk in read_chunks(layout, CHUNK_ROWS):
         end = n_rows + len(chunk)
         if end > X.shape[0]:
-            X = _room_for(X, end, size, chunk.offset)
+            X = _room_for(X, end, size // (2 * len(layout.names)), size, chunk.offset)
             codes.resize(X.shape[0], refcheck=False)
         X[n_rows:end] = chunk.X
         index = np.array([texts.setdefault(text, len(texts)) for text in chunk.label_texts.tolist()], dtype=np.intp)
@@ -292,12 +293,13 @@ def load_numbers(
     )
 
 
-def _room_for(X: np.ndarray, rows: int, size: int, offset: int) -> np.ndarray:
+def _room_for(X: np.ndarray, rows: int, most: int, size: int, offset: int) -> np.ndarray:
     """``X`` with room for at least ``rows`` rows: the first time, the rows the whole file
-    should hold at the bytes per row read so far (plus 5%); later, a quarter more. Pages
-    never written are never touched, so an estimate too large costs no memory."""
+    should hold at the bytes per row read so far (plus 5%; never more than the ``most`` a file
+    of its size can hold); later, a quarter more. Pages never written are never touched, so an
+    estimate too large costs no memory."""
     if X.shape[0] == 0:
-        estimate = math.ceil(rows * size / max(offset, 1) * 1.05)
+        estimate = min(math.ceil(rows * size / max(offset, 1) * 1.05), most)
         return np.empty((max(rows, estimate), X.shape[1]))
     X.resize((max(rows, X.shape[0] + X.shape[0] // 4), X.shape[1]), refcheck=False)
     return X

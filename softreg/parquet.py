@@ -1,14 +1,15 @@
 """Parquet files and folders as a data source, through pyarrow (the optional extra
 ``softreg[parquet]``).
 
-A source is one Parquet file, or a folder whose ``*.parquet`` files (sorted by name; subfolders
-are not read) hold the rows in that order, every file with the same columns. Columns are
-chosen as in delimited text (`Selection`: ``data.label``, by default the last column;
-``data.id``; ``data.features`` or ``data.exclude``); an unnamed index pandas stored as a column
-is not one of them. Features must be numbers (integers, floats, decimals or booleans) and are read as
-float64, a null as a missing value (NaN, which ``data.missing`` handles); inf is refused. A
-label of any type is read as its text and typed as delimited labels are: integers when every
-label is one, else strings. Rows are read in batches, never as a Python object per cell.
+A source is one Parquet file, or a folder whose ``*.parquet`` files (sorted by name;
+subfolders, and names that start with '.' or '_', are not read) hold the rows in that order,
+every file with the same columns. Columns are chosen as in delimited text (`Selection`:
+``data.label``, by default the last column; ``data.id``; ``data.features`` or
+``data.exclude``); an unnamed index pandas stored as a column is not one of them. Features must
+be numbers (integers, floats, decimals or booleans) and are read as float64, a null (or NaN)
+as a missing value (which ``data.missing`` handles); inf is refused. A label of any type is
+read as its text and typed as delimited labels are: integers when every label is one, else
+strings. Rows are read in batches, never as a Python object per cell.
 """
 
 from __future__ import annotations
@@ -46,7 +47,10 @@ def parquet_files(source: str | os.PathLike[str]) -> list[Path]:
         if not path.exists():
             raise DataError(f"{source}: data file not found")
         return [path]
-    files = sorted(entry for entry in path.iterdir() if entry.suffix.lower() in PARQUET_SUFFIXES and entry.is_file())
+    files = sorted(
+        entry for entry in path.iterdir()
+        if entry.suffix.lower() == ".parquet" and entry.name[0] not in "._" and entry.is_file()
+    )
     if not files:
         raise DataError(f"{source}: holds no *.parquet files (a folder is read as Parquet); "
                         "is a directory, expected a data file")
@@ -148,7 +152,10 @@ def _opened(pa: ModuleType, pq: ModuleType, path: Path) -> Iterator[Any]:
 def _data_columns(schema: Any) -> list[str]:
     """The column names, less an unnamed index pandas stored as a column (``__index_level_0__``;
     a named index is data, such as an id column)."""
-    index = (schema.pandas_metadata or {}).get("index_columns", [])
+    try:
+        index = (schema.pandas_metadata or {}).get("index_columns", [])
+    except ValueError:  # metadata that is not JSON: no pandas index to leave out
+        index = []
     unnamed = {name for name in index if isinstance(name, str) and name.startswith("__index_level_")}
     return [name for name in schema.names if name not in unnamed]
 
@@ -210,17 +217,7 @@ def read_batches(
 
 def _batch(pa: ModuleType, pc: ModuleType, layout: ParquetLayout, batch: Any, path: Path, first_row: int,
            refuse_missing: str | None) -> ParquetBatch:
-    X = np.empty((batch.num_rows, len(layout.features)))
-    for column, name in enumerate(layout.feature_names):
-        values = pc.cast(batch.column(name), pa.float64(), safe=False)  # integers round as numpy rounds them
-        X[:, column] = values.to_numpy(zero_copy_only=False)  # a null becomes NaN
-    bad = np.isinf(X) if refuse_missing is None else ~np.isfinite(X)
-    if bad.any():
-        row, column = (int(index) for index in np.argwhere(bad)[0])
-        value = X[row, column]
-        what = f"missing value; {refuse_missing}" if np.isnan(value) else (
-            f"{value} is not a finite number (NaN and inf are not allowed in features)")
-        raise DataError(f"{path}: row {first_row + row + 1}, column {layout.feature_names[column]!r}: {what}")
+    X = _features(pa, pc, layout, batch, path, first_row, refuse_missing)
     label_name = layout.names[layout.target]
     texts, codes = _texts(pa, pc, batch.column(label_name), path, label_name)
     texts = np.char.strip(texts)
@@ -231,8 +228,25 @@ def _batch(pa: ModuleType, pc: ModuleType, layout: ParquetLayout, batch: Any, pa
     ids = None
     if layout.ident is not None:
         id_texts, id_codes = _texts(pa, pc, batch.column(layout.names[layout.ident]), path, layout.names[layout.ident])
-        ids = np.where(id_codes < 0, "", id_texts[np.maximum(id_codes, 0)])
-    return ParquetBatch(X, texts, np.maximum(codes, 0), ids)
+        ids = np.append(id_texts, "")[id_codes]  # a null id (code -1) is an empty text
+    return ParquetBatch(X, texts, codes, ids)
+
+
+def _features(pa: ModuleType, pc: ModuleType, layout: ParquetLayout, batch: Any, path: Path, first_row: int,
+              refuse_missing: str | None) -> np.ndarray:
+    """The feature columns of a batch as float64 (n_rows, n_features), NaN for a null."""
+    X = np.empty((batch.num_rows, len(layout.features)))
+    for column, name in enumerate(layout.feature_names):
+        values = pc.cast(batch.column(name), pa.float64(), safe=False)  # integers round as numpy rounds them
+        X[:, column] = values.to_numpy(zero_copy_only=False)
+    bad = np.isinf(X) if refuse_missing is None else ~np.isfinite(X)
+    if bad.any():
+        row, column = (int(index) for index in np.argwhere(bad)[0])
+        value = X[row, column]
+        what = f"missing value; {refuse_missing}" if np.isnan(value) else (
+            f"{value} is not a finite number (NaN and inf are not allowed in features)")
+        raise DataError(f"{path}: row {first_row + row + 1}, column {layout.feature_names[column]!r}: {what}")
+    return X
 
 
 def _texts(pa: ModuleType, pc: ModuleType, column: Any, path: Path, name: str) -> tuple[np.ndarray, np.ndarray]:
@@ -255,19 +269,28 @@ def load_parquet(source: str, selection: Selection | None = None) -> Dataset:
     """A Parquet file or folder as a `Dataset` of float64 ``X`` (NaN for nulls), typed labels
     and ids; ``X`` is allocated once, from the files' row counts."""
     layout = read_parquet_layout(source, selection)
-    X = np.empty((sum(layout.rows), len(layout.features)))
+    shape = (sum(layout.rows), len(layout.features))
+    try:
+        X = np.empty(shape)
+    except MemoryError:
+        raise DataError(f"{source}: {shape[0]} rows x {shape[1]} features do not fit in memory as float64 "
+                        f"({shape[0] * shape[1] * 8 / 2**30:.1f} GiB); a data.cache streams them") from None
     codes = np.empty(X.shape[0], dtype=np.intp)
     texts: dict[str, int] = {}
     ids: list[np.ndarray] = []
     start = 0
     for batch in read_batches(layout):
         end = start + len(batch)
+        if end > X.shape[0]:
+            raise DataError(f"{source}: holds more rows than its metadata says ({X.shape[0]}); is a file damaged?")
         X[start:end] = batch.X
         index = np.array([texts.setdefault(text, len(texts)) for text in batch.label_texts.tolist()], dtype=np.intp)
         codes[start:end] = index[batch.label_codes]
         if batch.ids is not None:
             ids.append(batch.ids)
         start = end
+    if start != X.shape[0]:
+        raise DataError(f"{source}: holds {start} rows, its metadata says {X.shape[0]}; is a file damaged?")
     names = layout.names
     return Dataset(
         X=X,

@@ -89,8 +89,8 @@ def test_nulls_are_missing_values(tmp_path):
 
 
 def test_folder_is_its_files_in_name_order(tmp_path):
-    """A folder of Parquet files (other files ignored) loads as the concatenation of its *.parquet files
-    sorted by name, whatever their row groups; ingesting it gives the same shards as the one file."""
+    """A folder loads as the concatenation of its *.parquet files sorted by name (other files, and names
+    starting with _ or ., ignored), whatever their row groups; ingesting it gives the one file's shards."""
     whole = pa.table(table(n_rows=400))
     pq.write_table(whole, tmp_path / "whole.parquet", row_group_size=64)
     folder = tmp_path / "parts"
@@ -98,6 +98,8 @@ def test_folder_is_its_files_in_name_order(tmp_path):
     for name, start, stop in [("part-2.parquet", 250, 400), ("part-0.parquet", 0, 90), ("part-1.parquet", 90, 250)]:
         pq.write_table(whole.slice(start, stop - start), folder / name, row_group_size=33)
     (folder / "_SUCCESS").write_text("")
+    pq.write_table(pa.table({"other": [1]}), folder / "_common_metadata.parquet")  # names starting with _ or .
+    pq.write_table(pa.table({"other": [1]}), folder / ".part-3.parquet")
     selection = Selection(id="rid")
     one, parts = load_source(str(tmp_path / "whole.parquet"), selection), load_source(str(folder), selection)
     assert parts.X.tobytes() == one.X.tobytes() and parts.X.shape == (400, 3)
@@ -204,3 +206,29 @@ def test_bad_parquet_input_is_one_line_and_exit_2(tmp_path):
         code, stdout, stderr = run("train", "--config", config, "--out", tmp_path / "r", *FAST)
         assert (code, stdout) == (2, ""), source
         assert len(stderr.strip().splitlines()) == 1 and stderr.strip().endswith(message), (source, stderr)
+
+
+def test_column_types(tmp_path):
+    """Integer, float32, boolean and decimal features read as float64 (integers beyond 2**53 rounded as
+    numpy rounds them); float labels that are whole numbers type as integers, dictionary-encoded text
+    labels as text; a null id is an empty text."""
+    from decimal import Decimal
+
+    big = 2**62 + 1
+    columns = {
+        "small": pa.array([1, -2, 3, 4], pa.int8()), "single": pa.array([0.1, 2.5, -1, 7], pa.float32()),
+        "flag": pa.array([True, False, True, True]), "money": pa.array([Decimal("1.10"), Decimal("-2.25")] * 2),
+        "huge": pa.array([big, -big, 0, 1], pa.int64()), "rid": pa.array(["a", None, "c", "d"]),
+    }
+    pq.write_table(pa.table({**columns, "y": pa.array([1.0, 2.0, 1.0, 3.0])}), tmp_path / "d.parquet")
+    dataset = load_source(str(tmp_path / "d.parquet"), Selection(id="rid"))
+    expected = np.column_stack([
+        np.array([1, -2, 3, 4], dtype=np.float64), np.array([0.1, 2.5, -1, 7], dtype=np.float32).astype(np.float64),
+        [1.0, 0.0, 1.0, 1.0], [1.1, -2.25, 1.1, -2.25], np.array([big, -big, 0, 1], dtype=np.int64).astype(np.float64),
+    ])
+    assert dataset.X.tobytes() == expected.tobytes()
+    assert dataset.labels.dtype == np.int64 and dataset.labels.tolist() == [1, 2, 1, 3]
+    assert dataset.ids.tolist() == ["a", "", "c", "d"]
+    labels = pa.array(["b", " a", "b", "c"]).dictionary_encode()
+    pq.write_table(pa.table({**columns, "y": labels}), tmp_path / "e.parquet")
+    assert load_source(str(tmp_path / "e.parquet"), Selection(id="rid")).labels.tolist() == ["b", "a", "b", "c"]
