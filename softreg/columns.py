@@ -160,6 +160,8 @@ class Columns:
             numbers = parsed
         if column.fill is not None:
             numbers = np.where(np.isnan(numbers), float(column.fill), numbers)
+        elif values.dtype.kind in "biuf" and np.isnan(numbers).any():  # NaN marks a missing value in numbers
+            _missing_error(where, lines, int(np.flatnonzero(np.isnan(numbers))[0]), column.name)
         bad = ~np.isfinite(numbers)
         if bad.any():
             row = int(np.flatnonzero(bad)[0])
@@ -222,7 +224,7 @@ def _negated(text: str) -> _Negated:
 
 
 def _row(lines: Sequence[int] | None, row: int) -> str:
-    return f"line {lines[row]}" if lines is not None else f"row {row}"
+    return f"line {lines[row]}" if lines is not None else f"row {row + 1}"
 
 
 def _missing_error(where: str, lines: Sequence[int] | None, row: int, name: str) -> None:

@@ -18,7 +18,7 @@ from softreg.columns import Columns
 from softreg.dataset import Dataset, shown_names
 from softreg.delimited import Selection
 from softreg.errors import DataError, warn
-from softreg.features import drop_missing, features_of, fit_columns_for
+from softreg.features import drop_missing, features_of, fit_columns_for, refuse_missing
 from softreg.kernels import Matrix
 from softreg.model import standardize
 from softreg.sources import align_features, load_source
@@ -208,13 +208,21 @@ class Prepared:
 
 
 def load_data(data_config: DataConfig, source: str, index_base: int | None = None) -> Dataset:
-    """One source, read with the data section's options (label, columns, header, encoding)."""
+    """One source, read with the data section's options (label, columns, header, encoding).
+
+    Delimited text of numbers loads straight into float64 (no text cells) unless
+    ``data.categorical`` names columns, which may hold numbers to one-hot encode as text."""
     selection = Selection(
         label=data_config.label, id=data_config.id, features=data_config.features, exclude=data_config.exclude or ()
     )
-    return load_source(
-        source, selection, data_config.delimiter, data_config.header, index_base, encoding=data_config.encoding
+    named_categories = isinstance(data_config.categorical, list) and bool(data_config.categorical)
+    dataset = load_source(
+        source, selection, data_config.delimiter, data_config.header, index_base, encoding=data_config.encoding,
+        as_numbers=not named_categories,
     )
+    if data_config.missing == "error":
+        refuse_missing(dataset)
+    return dataset
 
 
 def available_memory() -> int | None:
@@ -315,7 +323,7 @@ def prepare(data_config: DataConfig, dtype: DTypeLike, split_rng: np.random.Gene
         source=dataset.source,
         index_base=dataset.index_base,
         columns=columns,
-        header=dataset.named if dataset.cells is not None else None,
+        header=dataset.named if dataset.file_columns is not None else None,  # delimited text only
         id_name=dataset.id_name,
         file_columns=dataset.file_columns,
     )
@@ -329,8 +337,9 @@ def _loaded(data_config: DataConfig, source: str, index_base: int | None = None,
 
 
 def _aligned(test_set: Dataset, train_set: Dataset, what: str) -> Dataset:
-    """A separate test file with the training file's feature columns, in their order."""
-    if train_set.cells is None or test_set.cells is None:
+    """A separate test file with the training file's feature columns, in their order: by name
+    between delimited files (read as text cells or as numbers), else as `align_features` does."""
+    if train_set.file_columns is None or test_set.file_columns is None:
         return replace(test_set, X=align_features(test_set, train_set.feature_names, what), cells=None,
                        feature_names=list(train_set.feature_names))
     if test_set.feature_names == train_set.feature_names:
@@ -343,7 +352,10 @@ def _aligned(test_set: Dataset, train_set: Dataset, what: str) -> Dataset:
     if missing:
         raise DataError(f"{what}: missing feature column(s) {shown_names(missing)} that the model needs")
     order = [position[name] for name in train_set.feature_names]
-    return replace(test_set, cells=test_set.cells[:, order], feature_names=list(train_set.feature_names))
+    table = test_set.table[:, order]
+    if test_set.cells is not None:
+        return replace(test_set, cells=table, feature_names=list(train_set.feature_names))
+    return replace(test_set, X=table, feature_names=list(train_set.feature_names))
 
 
 

@@ -78,7 +78,7 @@ def check_finite(
     bad = ~np.isfinite(X)
     if bad.any():
         row, column = np.argwhere(bad)[0]
-        where = f"line {line_numbers[row]}" if line_numbers is not None else f"row {row}"
+        where = f"line {line_numbers[row]}" if line_numbers is not None else f"row {row + 1}"
         raise DataError(
             f"{path}: {where}, column {names[column]!r}: {X[row, column]} is not a finite number "
             "(NaN and inf are not allowed in features)"

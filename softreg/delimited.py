@@ -100,9 +100,9 @@ def looks_like_header(first: Sequence[str], below: Sequence[Sequence[str]]) -> b
 def _open_text(path: str | PathLike[str], encoding: str) -> TextIO:
     """The file as text (``-``: standard input); a UTF-8 byte-order mark is skipped."""
     if str(path) == "-":
-        return io.TextIOWrapper(sys.stdin.buffer, encoding=_python_encoding(encoding), newline="")
+        return io.TextIOWrapper(sys.stdin.buffer, encoding=python_encoding(encoding), newline="")
     try:
-        return open(path, encoding=_python_encoding(encoding), newline="")
+        return open(path, encoding=python_encoding(encoding), newline="")
     except LookupError:
         raise DataError(f"{path}: unknown data.encoding {encoding!r} (e.g. utf-8, latin-1, cp1252)") from None
     except OSError as error:
@@ -110,11 +110,54 @@ def _open_text(path: str | PathLike[str], encoding: str) -> TextIO:
 
 
 def _shown(encoding: str) -> str:
-    return "UTF-8" if _python_encoding(encoding) == "utf-8-sig" else encoding
+    return "UTF-8" if python_encoding(encoding) == "utf-8-sig" else encoding
 
 
-def _python_encoding(encoding: str) -> str:
+def python_encoding(encoding: str) -> str:
+    """The Python codec for ``data.encoding`` (UTF-8 reads as ``utf-8-sig``, skipping a byte-order mark)."""
     return "utf-8-sig" if encoding.lower().replace("_", "-") in ("utf-8", "utf8") else encoding
+
+
+@dataclass
+class DelimitedText:
+    """An open delimited file: its column names, the delimiter read or sniffed, and its rows."""
+
+    names: list[str]
+    separator: str
+    chunks: Iterator[Chunk]
+
+
+@contextmanager
+def open_delimited(
+    path: str | PathLike[str],
+    delimiter: str | None = None,
+    chunk_rows: int = CHUNK_ROWS,
+    header: bool | None = None,
+    encoding: str = "utf-8",
+) -> Iterator[DelimitedText]:
+    """Open a delimited file (``-``: standard input): see `delimited_chunks`, which yields
+    the same header and chunks; this also tells the delimiter."""
+    handle = _open_text(path, encoding)
+    with handle:
+        lines, first_line = _skip_blank(path, handle, encoding)
+        if not lines:
+            raise DataError(f"{path}: file is empty")
+        separator = delimiter or sniff_delimiter(lines[0])
+        rows = _data_rows(path, itertools.chain(lines, handle), separator, first_line, encoding)
+        ahead = list(itertools.islice(rows, HEADER_LOOKAHEAD + 1))
+        if not ahead:
+            raise DataError(f"{path}: file is empty")
+        first = ahead[0]
+        names = [cell.strip() for cell in first[0]]
+        is_header = header if header is not None else looks_like_header(names, [row for row, _ in ahead[1:]])
+        pending = ahead[1:] if is_header else ahead
+        if not is_header:
+            names = generated_names(len(names))
+        counts = collections.Counter(names)
+        duplicates = sorted(name for name, count in counts.items() if count > 1)
+        if duplicates:
+            raise DataError(f"{path}: duplicate column name(s) {shown_names(duplicates)} in the header")
+        yield DelimitedText(names, separator, _chunks(path, names, itertools.chain(pending, rows), chunk_rows))
 
 
 @contextmanager
@@ -139,27 +182,8 @@ def delimited_chunks(
         ``rows`` a list of lists of str, each as long as the header; ``line_numbers``
         the file line of each row.
     """
-    handle = _open_text(path, encoding)
-    with handle:
-        lines, first_line = _skip_blank(path, handle, encoding)
-        if not lines:
-            raise DataError(f"{path}: file is empty")
-        separator = delimiter or sniff_delimiter(lines[0])
-        rows = _data_rows(path, itertools.chain(lines, handle), separator, first_line, encoding)
-        ahead = list(itertools.islice(rows, HEADER_LOOKAHEAD + 1))
-        if not ahead:
-            raise DataError(f"{path}: file is empty")
-        first = ahead[0]
-        names = [cell.strip() for cell in first[0]]
-        is_header = header if header is not None else looks_like_header(names, [row for row, _ in ahead[1:]])
-        pending = ahead[1:] if is_header else ahead
-        if not is_header:
-            names = generated_names(len(names))
-        counts = collections.Counter(names)
-        duplicates = sorted(name for name, count in counts.items() if count > 1)
-        if duplicates:
-            raise DataError(f"{path}: duplicate column name(s) {shown_names(duplicates)} in the header")
-        yield names, _chunks(path, names, itertools.chain(pending, rows), chunk_rows)
+    with open_delimited(path, delimiter, chunk_rows, header, encoding) as text:
+        yield text.names, text.chunks
 
 
 def _skip_blank(path: str | PathLike[str], handle: TextIO, encoding: str) -> tuple[list[str], int]:
@@ -291,7 +315,7 @@ def load_delimited(
         _hint_label_first(path, columns, cells)
     return Dataset(
         X=None,
-        labels=_typed_labels(label_cells),
+        labels=typed_labels(label_cells),
         feature_names=[columns[index] for index in features],
         label_name=columns[target],
         source=str(path),
@@ -317,7 +341,7 @@ def _hint_label_first(path: str | PathLike[str], columns: Sequence[str], cells: 
         )
 
 
-def _typed_labels(label_cells: np.ndarray) -> np.ndarray:
+def typed_labels(label_cells: np.ndarray) -> np.ndarray:
     """Integer labels when every label is an integer, otherwise strings."""
     try:
         as_int = label_cells.astype(np.int64)

@@ -75,6 +75,12 @@ def drop_missing(dataset: Dataset) -> Dataset:
         raise DataError(f"{dataset.source}: every row has a missing value; data.missing: drop leaves nothing")
     return dataset.take(np.asarray(~missing)) if missing.any() else dataset
 
+def refuse_missing(dataset: Dataset) -> None:
+    """Refuse a missing value (NaN) in numeric features (``data.missing: error``), naming its row
+    of the source: checked before any split, whose parts count their own rows."""
+    if dataset.cells is None and isinstance(dataset.X, np.ndarray) and np.isnan(dataset.X).any():
+        Columns.numeric(dataset.feature_names).encode(dataset.X, dataset.source)  # raises, naming the cell
+
 def features_of(dataset: Dataset, columns: Columns | None) -> tuple[Matrix, dict[str, int]]:
     """The numeric features of ``dataset`` under ``columns`` (None: numeric data as they are),
     and the unseen categories met per column."""
@@ -98,10 +104,12 @@ def as_numeric(dataset: Dataset, missing: str = "error", categorical: str | Sequ
     return replace(dataset, X=X, cells=None, feature_names=columns.feature_names)
 
 def fit_columns_for(data_config: DataConfig, train_set: Dataset) -> Columns | None:
-    """The feature columns learnt on the training rows; None for numeric data used as they are."""
+    """The feature columns learnt on the training rows; None for numeric data used as they are
+    (delimited text read as numbers gets its columns all the same, as if read as cells)."""
     categorical = categorical_columns(train_set, data_config.categorical)
     if train_set.cells is None:
-        if data_config.missing in ("error", "drop") or sp.issparse(train_set.X):
+        delimited = train_set.file_columns is not None
+        if not delimited and (data_config.missing in ("error", "drop") or sp.issparse(train_set.X)):
             return None
         return fit_columns(np.asarray(train_set.X), train_set.feature_names, [], data_config.missing)
     return fit_columns(train_set.cells, train_set.feature_names, categorical, data_config.missing)

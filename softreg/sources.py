@@ -6,6 +6,8 @@ Config validation, training, ``evaluate --data`` and ``predict`` all go through 
 - ``.npz`` with ``X`` and ``y`` (and optionally ``feature_names``);
 - svmlight/libsvm text (a `SVMLIGHT_SUFFIXES` suffix, or content that looks like it),
   kept as a scipy CSR matrix, never densified;
+- Parquet: a ``.parquet`` (or ``.pq``) file, or a folder of ``*.parquet`` files
+  (`softreg.parquet`, needs pyarrow: the ``softreg[parquet]`` extra);
 - anything else: delimited text (`softreg.delimited`; ``.tsv``/``.tab`` default to tabs).
 """
 
@@ -23,8 +25,10 @@ import scipy.sparse as sp
 
 from softreg.dataset import Dataset, check_finite, shown_names
 from softreg.delimited import Selection, load_delimited
+from softreg.delimited_numbers import NotNumeric, load_numbers
 from softreg.errors import DataError
 from softreg.kernels import Matrix
+from softreg.parquet import is_parquet, load_parquet
 
 BUILTIN_PREFIX = "builtin:"
 BUILTINS = ("iris", "digits", "wine", "breast_cancer")
@@ -36,10 +40,13 @@ _SVMLIGHT_LINE = re.compile(r"^\s*[-+\w.]+(\s+(qid:\S+|\d+:\S+))+\s*(#.*)?$")
 
 
 def source_kind(source: str) -> str:
-    """``builtin``, ``npz``, ``svmlight`` or ``delimited``: which reader a source goes to
-    (svmlight by suffix here; `load_source` also sniffs the content of other suffixes)."""
+    """``builtin``, ``npz``, ``svmlight``, ``parquet`` or ``delimited``: which reader a source goes
+    to (svmlight by suffix here; `load_source` also sniffs the content of other suffixes; a
+    folder is Parquet)."""
     if source.startswith(BUILTIN_PREFIX):
         return "builtin"
+    if source != "-" and is_parquet(source):
+        return "parquet"
     suffix = Path(source).suffix.lower()
     if suffix == ".npz":
         return "npz"
@@ -53,20 +60,30 @@ def load_source(
     header: bool | None = None,
     index_base: int | None = None,
     encoding: str = "utf-8",
+    as_numbers: bool = False,
 ) -> Dataset:
     """Load any supported source into a `Dataset` (``-``: delimited text on standard input).
 
     ``selection`` picks the label, id and feature columns: all of it for delimited text;
     numeric sources carry their labels, and take ``features``/``exclude`` by name.
+
+    ``as_numbers``: delimited text whose feature cells are all finite numbers loads as float64
+    ``X`` (`softreg.delimited_numbers`, many times faster, no text cells kept); other text
+    still loads as ``cells``. Leave it False where the raw cells matter (categories named by
+    hand may be numbers).
     """
     selection = selection or Selection()
     kind = source_kind(source)
-    if kind != "delimited" and (selection.label is not None or selection.id is not None):
+    if kind not in ("delimited", "parquet") and (selection.label is not None or selection.id is not None):
         key = "data.label" if selection.label is not None else "data.id"
         raise DataError(f"{source}: {key} applies to delimited text only; this source carries its own labels")
     if kind == "builtin":
         return _select(_load_builtin(source[len(BUILTIN_PREFIX):]), selection)
     path = Path(source)
+    if kind == "parquet":
+        if not path.is_dir():
+            _check_file(source, path)
+        return load_parquet(source, selection)
     if source != "-":
         _check_file(source, path)
     if kind == "npz":
@@ -74,8 +91,13 @@ def load_source(
     suffix = path.suffix.lower()
     if kind == "svmlight" or (source != "-" and suffix not in DELIMITED_SUFFIXES and _looks_like_svmlight(path)):
         return _select(_load_svmlight(path, index_base), selection)
-    return load_delimited(path if source != "-" else "-", selection, delimiter or DELIMITED_SUFFIXES.get(suffix),
-                          header, encoding)
+    delimiter = delimiter or DELIMITED_SUFFIXES.get(suffix)
+    if as_numbers and source != "-":
+        try:
+            return load_numbers(path, selection, delimiter, header, encoding)
+        except NotNumeric:
+            pass  # read as text cells, whose errors name the line and column
+    return load_delimited(path if source != "-" else "-", selection, delimiter, header, encoding)
 
 
 def _check_file(source: str, path: Path) -> None:

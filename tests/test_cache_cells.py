@@ -215,3 +215,32 @@ def test_svmlight_through_the_cache_trains_like_in_memory(tmp_path):
     assert code == 0, stderr
     optimum = json.loads(stdout)["optimum"]
     assert optimum["grad_norm"] < 1e-6 and 0 < optimum["objective"] < optimum["model_objective"]
+
+
+def test_parquet_nulls_through_the_cache_take_the_mean_or_drop(tmp_path):
+    """A Parquet source with null features: data.missing: error refuses them (naming the row and
+    column), mean fills them with the training rows' mean, drop leaves the complete rows."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rng = np.random.default_rng(3)
+    x0 = rng.normal(size=300)
+    x1 = rng.normal(size=300)
+    label = np.where(x0 + x1 > 0, "up", "down")
+    holes = rng.random(300) < 0.1
+    column = pa.array([None if hole else value for hole, value in zip(holes, x1.tolist(), strict=True)])
+    pq.write_table(pa.table({"x0": x0, "x1": column, "label": label}), tmp_path / "p.parquet")
+    config = write_config(tmp_path, tmp_path / "p.parquet")
+    code, _, stderr = run("ingest", "--config", config)
+    first = int(np.flatnonzero(holes)[0])
+    assert code == 2 and f"row {first + 1}" in stderr and "'x1'" in stderr
+    config = write_config(tmp_path, tmp_path / "p.parquet", "  missing: mean\n")
+    assert run("ingest", "--config", config)[0] == 0
+    manifest = json.loads((tmp_path / "cache" / "manifest.json").read_text())
+    train = cache.assign_parts(0, np.arange(300), 0.2, 0.2) == 0
+    fill = manifest["columns"]["columns"][1]["fill"]
+    assert fill == pytest.approx(x1[train & ~holes].mean(), rel=1e-12)
+    config = write_config(tmp_path, tmp_path / "p.parquet", "  missing: drop\n")
+    assert run("ingest", "--config", config)[0] == 0
+    manifest = json.loads((tmp_path / "cache" / "manifest.json").read_text())
+    assert sum(manifest["n"].values()) == int((~holes).sum())

@@ -18,8 +18,11 @@ from softreg.cache.cells import STREAMED_MISSING, CellChunk, Layout, split_cells
 from softreg.columns import Column, Columns
 from softreg.dataset import generated_names
 from softreg.delimited import Selection, delimited_chunks
+from softreg.delimited_numbers import Layout as NumericLayout
+from softreg.delimited_numbers import NotNumeric, read_chunks, read_layout
 from softreg.errors import DataError
 from softreg.features import categorical_names
+from softreg.parquet import fingerprint_parquet, read_batches, read_parquet_layout, rows_in_chunks
 from softreg.rundir.files import read_json_object
 from softreg.sources import DELIMITED_SUFFIXES, source_kind
 
@@ -93,9 +96,12 @@ class Moments:
         return self.mean.copy(), np.where(constant, 1.0, scale)
 
 def fingerprint(source: str) -> dict[str, Any]:
-    """Size, modification time and SHA-256 of the first and last MiB of a file (a builtin: its name)."""
+    """Size, modification time and SHA-256 of the first and last MiB of a file (a builtin: its name;
+    a folder of Parquet files: those of each file, and their total size)."""
     if source_kind(source) == "builtin":
         return {"builtin": source}
+    if Path(source).is_dir():
+        return fingerprint_parquet(source)
     try:
         stat = os.stat(source)
         digest = hashlib.sha256()
@@ -118,7 +124,7 @@ class SourceInfo:
     index_base: int | None = None  # svmlight: 0 or 1, the first feature index of the file
 
 
-RowChunk = tuple[np.ndarray, list[str], list[int] | None]  # features float64 (n, d), label texts, file lines
+RowChunk = tuple[np.ndarray, "np.ndarray | list[str]", "list[int] | None"]  # features (n, d), label texts, lines
 
 @dataclass
 class _SparseRows:
@@ -147,18 +153,24 @@ def _unsupported(config: Config) -> str | None:
         return f"data.missing: {data.missing} (it needs every value of a column at once; use mean or drop)"
     return None
 
-def _delimited_rows(config: Config, names: list[str], chunks: Iterator[tuple[list[list[str]], list[int]]]
-                    ) -> tuple[Layout, Iterator[CellChunk]]:
-    """The feature columns' layout (categorical ones decided on the first chunk) and the chunks."""
+def _delimited_rows(
+    config: Config, names: list[str], chunks: Iterator[tuple[list[list[str]], list[int]]], layout: Layout | None = None
+) -> tuple[Layout, Iterator[CellChunk]]:
+    """Rows of delimited text read as text cells (every error names the line and column), and
+    the feature columns' layout: ``layout``, else with the categorical columns decided on the first chunk."""
     data = config.data
     selection = Selection(label=data.label, id=data.id, features=data.features, exclude=data.exclude or ())
     target, _, features = selection.resolve(data.source, names)
     feature_names = [names[index] for index in features]
     first = next(chunks, None)
     if first is None:
+        if layout is not None:
+            return layout, iter(())
         raise DataError(f"{data.source}: has a header but no data rows")
-    layout = Layout(feature_names, categorical_names(
-        feature_names, np.array(first[0], dtype=str)[:, features], data.categorical, data.source))
+    if layout is None:
+        layout = Layout(feature_names, categorical_names(
+            feature_names, np.array(first[0], dtype=str)[:, features], data.categorical, data.source))
+    fixed = layout
 
     def read() -> Iterator[CellChunk]:
         for rows, lines in itertools.chain([first], chunks):
@@ -167,10 +179,34 @@ def _delimited_rows(config: Config, names: list[str], chunks: Iterator[tuple[lis
             blank = np.flatnonzero(labels == "")
             if blank.size:
                 raise DataError(f"{data.source}: line {lines[blank[0]]}: empty label in column {names[target]!r}")
-            numbers, text = split_cells(layout, cells[:, features], data.missing, data.source, lines)
+            numbers, text = split_cells(fixed, cells[:, features], data.missing, data.source, lines)
             yield CellChunk(numbers, text, labels.tolist(), lines)
 
     return layout, read()
+
+def _numeric_rows(config: Config, head: NumericLayout, layout: Layout, delimiter: str | None
+                  ) -> Iterator[CellChunk]:
+    """Rows of delimited text through the fast path; where it declines, the text path reads on
+    after the rows already read, with the same (numeric) layout, and names what is wrong, if anything."""
+    done = 0
+    no_text = np.empty((0, 0), dtype=str)
+    try:
+        for chunk in read_chunks(head, READ_ROWS):
+            yield CellChunk(chunk.X, no_text.reshape(len(chunk), 0), np.asarray(chunk.labels).tolist(), None)
+            done += len(chunk)
+        return
+    except NotNumeric:
+        pass
+    data = config.data
+    with delimited_chunks(data.source, delimiter, READ_ROWS, data.header, data.encoding) as (names, chunks):
+        yield from _delimited_rows(config, names, _rows_after(chunks, done), layout)[1]
+
+def _rows_after(chunks: Iterator[tuple[list[list[str]], list[int]]], skip: int
+                ) -> Iterator[tuple[list[list[str]], list[int]]]:
+    for rows, lines in chunks:
+        if skip < len(rows):
+            yield rows[skip:], lines[skip:]
+        skip = max(0, skip - len(rows))
 
 def _whole_rows(config: Config) -> _Reader:
     """A numeric source (.npz, builtin), loaded whole: streaming them is a later step."""
@@ -193,22 +229,49 @@ def _whole_rows(config: Config) -> _Reader:
     layout = Layout(list(dataset.feature_names), [])
     return _Reader(info, iter([CellChunk(X, np.empty((X.shape[0], 0), dtype=str), labels, None)]), layout)
 
+def _parquet_rows(config: Config) -> _Reader:
+    """A Parquet file or folder, streamed in batches; chunks of exactly `READ_ROWS` rows, as
+    delimited text gives them, so that the same rows make the same cache in either format."""
+    data = config.data
+    selection = Selection(label=data.label, id=data.id, features=data.features, exclude=data.exclude or ())
+    layout = read_parquet_layout(data.source, selection)
+    id_name = None if layout.ident is None else layout.names[layout.ident]
+    info = SourceInfo(layout.feature_names, layout.names[layout.target], None, None, None, id_name)
+    refuse = None if data.missing != "error" else "set data.missing to drop or mean to handle missing cells"
+    batches = read_batches(layout, READ_ROWS, refuse_missing=refuse)
+    chunks = (CellChunk(batch.X, np.empty((len(batch.X), 0), dtype=str), np.asarray(batch.labels).tolist(), None)
+              for batch in rows_in_chunks(batches, READ_ROWS))
+    return _Reader(info, chunks, Layout(list(layout.feature_names), []))
+
 def _open_source(config: Config, stack: Any) -> _Reader:
     data = config.data
-    if source_kind(data.source) != "delimited" or data.source == "-":
-        if data.source == "-":
-            raise DataError("a cache cannot be built from standard input; give a file")
+    if data.source == "-":
+        raise DataError("a cache cannot be built from standard input; give a file")
+    kind = source_kind(data.source)
+    if kind == "parquet":
+        return _parquet_rows(config)
+    if kind != "delimited":
         return _whole_rows(config)
-    suffix = Path(data.source).suffix.lower()
-    names, chunks = stack.enter_context(
-        delimited_chunks(data.source, data.delimiter or DELIMITED_SUFFIXES.get(suffix), READ_ROWS, data.header,
-                         data.encoding)
-    )
+    delimiter = data.delimiter or DELIMITED_SUFFIXES.get(Path(data.source).suffix.lower())
     selection = Selection(label=data.label, id=data.id, features=data.features, exclude=data.exclude or ())
-    target, ident, _ = selection.resolve(data.source, names)
+    head: NumericLayout | None = None
+    if not (isinstance(data.categorical, list) and data.categorical):  # named categories: the text path
+        try:
+            head = read_layout(data.source, selection, delimiter, data.header, data.encoding)
+        except NotNumeric:  # the text path opens it, and says what is wrong with it if anything is
+            head = None
+    if head is None:
+        names, chunks = stack.enter_context(
+            delimited_chunks(data.source, delimiter, READ_ROWS, data.header, data.encoding)
+        )
+        target, ident, _ = selection.resolve(data.source, names)
+        layout, rows = _delimited_rows(config, names, chunks)
+    else:
+        names, target, ident = head.names, head.target, head.ident
+        layout = Layout([names[index] for index in head.features], [])
+        rows = _numeric_rows(config, head, layout, delimiter)
     named = names != generated_names(len(names))
     id_name = None if ident is None else names[ident]
-    layout, rows = _delimited_rows(config, names, chunks)
     info = SourceInfo(layout.names, names[target], named, list(names), None, id_name)
     return _Reader(info, rows, layout)
 

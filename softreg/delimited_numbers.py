@@ -1,0 +1,305 @@
+"""Delimited text whose feature cells are all numbers, read fast: pandas' C parser, in chunks,
+straight into float64.
+
+A shortcut, never a second set of rules. `softreg.delimited` reads the head of the file (the
+delimiter, the header, the columns and the first rows); pandas then parses the body, features
+as float64 and the label and id columns as text. The result is exactly what the text-cell
+path gives for the same file: the same rows, each feature bit for bit what Python's ``float``
+reads (pandas 3.1's converter is correctly rounded; older versions are asked for their
+round-trip converter), each label the same stripped text. Or the shortcut declines
+(`NotNumeric`) and the caller reads the file as text cells, whose errors name the line and
+column. It declines whenever it cannot be sure: a feature cell that is not a finite number
+(missing, text, NaN, inf), a blank label, a row shorter or longer than the header, anything
+pandas refuses or warns about, first rows that differ from `softreg.delimited`'s reading of
+them, an encoding whose line end is not the byte ``\\n``, standard input. It never raises a
+DataError of its own, so every message stays the text path's.
+
+No Python object per cell: features go from pandas' parser to float64 arrays; only the label
+and id columns pass through Python strings, one chunk at a time.
+"""
+
+from __future__ import annotations
+
+import codecs
+import math
+import os
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+from os import PathLike
+from typing import IO, Any
+
+import numpy as np
+
+from softreg.dataset import Dataset, generated_names
+from softreg.delimited import HEADER_LOOKAHEAD, Selection, open_delimited, python_encoding, typed_labels
+from softreg.errors import DataError
+
+CHUNK_ROWS = 65536
+
+_BOM = codecs.BOM_UTF8
+_ASCII_PROBE = '\n\r,;\t|"+-.0123456789eE'
+
+
+class NotNumeric(Exception):
+    """The fast path declines a file (or the rest of it): read it as text cells instead."""
+
+
+@dataclass
+class NumericChunk:
+    """Consecutive data rows of a delimited file.
+
+    X : ndarray of shape (n_rows, n_features), float64
+    label_texts : ndarray of shape (n_texts,), str
+        The distinct labels, stripped (as `softreg.delimited.load_delimited` has them).
+    label_codes : ndarray of shape (n_rows,), int
+        The label of each row, an index into ``label_texts``.
+    ids : ndarray of shape (n_rows,), str as written, or None without ``data.id``
+    offset : bytes of the file read so far (the parser reads a little ahead of the rows)
+    """
+
+    X: np.ndarray
+    label_texts: np.ndarray
+    label_codes: np.ndarray
+    ids: np.ndarray | None
+    offset: int = 0
+
+    def __len__(self) -> int:
+        return len(self.label_codes)
+
+    @property
+    def labels(self) -> np.ndarray:
+        """The label text of each row, shape (n_rows,)."""
+        return self.label_texts[self.label_codes]
+
+
+@dataclass(frozen=True)
+class Layout:
+    """A delimited file's head as `softreg.delimited` reads it: its columns, which are label, id
+    and features, where the body starts, and the first data rows."""
+
+    path: str
+    separator: str
+    codec: str  # what pandas decodes with (a UTF-8 byte-order mark is skipped here)
+    names: list[str]  # every column of the file, in order
+    target: int
+    ident: int | None
+    features: list[int]
+    skip_lines: int  # lines before the first data row: blank ones and the header
+    head: NumericChunk
+
+    @property
+    def named(self) -> bool:
+        """Whether the file has a header (else its columns are col0, col1, ...)."""
+        return self.names != generated_names(len(self.names))
+
+
+def read_layout(
+    path: str | PathLike[str],
+    selection: Selection | None = None,
+    delimiter: str | None = None,
+    header: bool | None = None,
+    encoding: str = "utf-8",
+) -> Layout:
+    """The layout of a delimited file whose first rows are numeric; NotNumeric when the fast path
+    cannot read it (the text path then says why, if anything is wrong)."""
+    codec = _byte_lines_codec(encoding)
+    if str(path) == "-" or codec is None:
+        raise NotNumeric
+    try:
+        with open_delimited(path, delimiter, HEADER_LOOKAHEAD, header, encoding) as text:
+            rows, lines = next(text.chunks)
+        if len(text.names) < 2 or text.separator in '"\r\n':
+            raise NotNumeric
+        target, ident, features = (selection or Selection()).resolve(path, text.names)
+    except (DataError, StopIteration):
+        raise NotNumeric from None
+    head = _head(rows, target, ident, features)
+    return Layout(str(path), text.separator, codec, text.names, target, ident, features, lines[0] - 1, head)
+
+
+def _byte_lines_codec(encoding: str) -> str | None:
+    """The codec to hand pandas when the file's line ends, delimiters and digits are their ASCII
+    bytes (UTF-8, Latin-1, cp1252, ...), so that lines can be skipped as bytes; else None."""
+    try:
+        name = codecs.lookup(python_encoding(encoding)).name
+    except LookupError:
+        return None
+    name = "utf-8" if name == "utf-8-sig" else name
+    try:
+        return name if _ASCII_PROBE.encode(name) == _ASCII_PROBE.encode("ascii") else None
+    except UnicodeEncodeError:
+        return None
+
+
+def _head(rows: list[list[str]], target: int, ident: int | None, features: list[int]) -> NumericChunk:
+    """The first rows, read cell by cell as the text path reads them; NotNumeric unless every
+    feature cell is a finite number and every label is present."""
+    try:
+        X = np.array([[float(row[index]) for index in features] for row in rows], dtype=np.float64)
+    except ValueError:
+        raise NotNumeric from None
+    texts, codes = np.unique(np.char.strip(np.array([row[target] for row in rows], dtype=str)), return_inverse=True)
+    if not np.isfinite(X).all() or np.any(texts == ""):
+        raise NotNumeric
+    ids = None if ident is None else np.array([row[ident] for row in rows], dtype=str)
+    return NumericChunk(X, texts, codes.ravel(), ids)
+
+
+def read_chunks(layout: Layout, chunk_rows: int = CHUNK_ROWS) -> Iterator[NumericChunk]:
+    """The data rows of ``layout.path`` in chunks of ``chunk_rows``; NotNumeric (raised at the
+    chunk where it happens) when a row is not what the fast path can read exactly."""
+    import pandas as pd
+
+    columns = [f"c{index}" for index in range(len(layout.names))]
+    last = len(columns) - 1
+    # every column is parsed (pandas checks the field count only then); those not features as
+    # categories: a code per row and each distinct text once, never a Python string per cell
+    dtype: dict[str, Any] = {name: "category" for name in columns}
+    dtype.update({columns[index]: np.float64 for index in layout.features})
+    try:
+        with open(layout.path, "rb") as handle:
+            _skip_head(handle, layout.skip_lines, layout.codec)
+            reader = pd.read_csv(
+                handle, sep=layout.separator, header=None, names=columns, index_col=False,
+                dtype=dtype, na_filter=False, keep_default_na=False, skip_blank_lines=True, quotechar='"',
+                doublequote=True, engine="c", encoding=layout.codec, chunksize=chunk_rows, **_converter(pd),
+            )
+            with reader:
+                n_rows = 0
+                while (frame := _next_frame(reader, pd.errors.ParserWarning)) is not None:
+                    chunk = _numbers(frame, layout, columns, last, handle.tell())
+                    if n_rows < len(layout.head):
+                        _check_head(chunk, layout.head, n_rows)
+                    n_rows += len(chunk)
+                    yield chunk
+                if n_rows < len(layout.head):
+                    raise NotNumeric
+    except (ValueError, OverflowError, OSError):  # pandas' parse errors are ValueErrors
+        raise NotNumeric from None
+
+
+def _skip_head(handle: IO[bytes], skip_lines: int, codec: str) -> None:
+    """Move past the header and the blank lines before the first data row (and a byte-order mark)."""
+    if skip_lines == 0 and codec == "utf-8" and handle.read(len(_BOM)) != _BOM:
+        handle.seek(0)
+    for _ in range(skip_lines):
+        handle.readline()
+
+
+def _converter(pd: Any) -> dict[str, str]:
+    """pandas before 3.1 parses floats correctly rounded only with its round-trip converter;
+    3.1 made that the only one and deprecates the option."""
+    major, minor = (int(part) for part in pd.__version__.split(".")[:2])
+    return {} if (major, minor) >= (3, 1) else {"float_precision": "round_trip"}
+
+
+def _next_frame(reader: Any, parser_warning: type[Warning]) -> Any:
+    """The next chunk, or None at the end; a parser warning (such as a first row longer than
+    the header) is a reason to decline, not to go on."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", parser_warning)
+        try:
+            return next(reader)
+        except StopIteration:
+            return None
+        except parser_warning:
+            raise NotNumeric from None
+
+
+def _numbers(frame: Any, layout: Layout, columns: list[str], last: int, offset: int) -> NumericChunk:
+    X = frame[[columns[index] for index in layout.features]].to_numpy(dtype=np.float64)
+    if not np.isfinite(X).all():
+        raise NotNumeric
+    texts, codes = _categories(frame[columns[layout.target]])
+    texts = np.char.strip(texts)
+    if np.any(texts == ""):  # a blank label, or a row too short to have one
+        raise NotNumeric
+    ids = None
+    if layout.ident is not None:
+        id_texts, id_codes = _categories(frame[columns[layout.ident]])
+        ids = id_texts[id_codes]
+    if last not in layout.features and last != layout.target and np.any(_categories(frame[columns[last]])[0] == ""):
+        raise NotNumeric  # an empty last cell, or a row too short to have one
+    return NumericChunk(X, texts, codes, ids, offset)
+
+
+def _categories(column: Any) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct texts (str) of a categorical column and the code of each row."""
+    return np.asarray(column.cat.categories, dtype=str), column.cat.codes.to_numpy()
+
+
+def _check_head(chunk: NumericChunk, head: NumericChunk, start: int) -> None:
+    """The rows of ``chunk`` (rows ``start`` on) must be those the text path read first: a
+    header or a first row that spans lines, or line ends that are not ``\\n``, would shift them."""
+    rows = slice(start, min(len(head), start + len(chunk)))
+    n = rows.stop - rows.start
+    same = (
+        np.array_equal(chunk.X[:n].view(np.uint64), head.X[rows].view(np.uint64))
+        and np.array_equal(chunk.labels[:n], head.labels[rows])
+        and (chunk.ids is None or head.ids is None or np.array_equal(chunk.ids[:n], head.ids[rows]))
+    )
+    if not same:
+        raise NotNumeric
+
+
+def load_numbers(
+    path: str | PathLike[str],
+    selection: Selection | None = None,
+    delimiter: str | None = None,
+    header: bool | None = None,
+    encoding: str = "utf-8",
+) -> Dataset:
+    """A delimited file whose feature cells are all finite numbers as a `Dataset` with float64
+    ``X`` and no text cells, exactly as `softreg.delimited.load_delimited` followed by
+    encoding its cells would give it; NotNumeric for any other file.
+
+    Memory: ``X`` is allocated once from the file size and the first chunk's bytes per row,
+    grown (or shrunk at the end) in place, so loading peaks a chunk above ``X`` and the labels.
+    (A row takes at least two bytes per column: a character and a delimiter or line end.)
+    """
+    layout = read_layout(path, selection, delimiter, header, encoding)
+    size = os.stat(path).st_size
+    n_features = len(layout.features)
+    X = np.empty((0, n_features))
+    codes = np.empty(0, dtype=np.intp)
+    texts: dict[str, int] = {}  # each distinct label and its index
+    ids: list[np.ndarray] = []
+    n_rows = 0
+    for chunk in read_chunks(layout, CHUNK_ROWS):
+        end = n_rows + len(chunk)
+        if end > X.shape[0]:
+            X = _room_for(X, end, size // (2 * len(layout.names)), size, chunk.offset)
+            codes.resize(X.shape[0], refcheck=False)
+        X[n_rows:end] = chunk.X
+        index = np.array([texts.setdefault(text, len(texts)) for text in chunk.label_texts.tolist()], dtype=np.intp)
+        codes[n_rows:end] = index[chunk.label_codes]
+        if chunk.ids is not None:
+            ids.append(chunk.ids)
+        n_rows = end
+    X.resize((n_rows, n_features), refcheck=False)  # in place: no copy
+    labels = typed_labels(np.array(list(texts), dtype=str))[codes[:n_rows]]
+    names = layout.names
+    return Dataset(
+        X=X,
+        labels=labels,
+        feature_names=[names[index] for index in layout.features],
+        label_name=names[layout.target],
+        source=str(path),
+        named=layout.named,
+        ids=None if layout.ident is None else np.concatenate(ids),
+        id_name=None if layout.ident is None else names[layout.ident],
+        file_columns=list(names),
+    )
+
+
+def _room_for(X: np.ndarray, rows: int, most: int, size: int, offset: int) -> np.ndarray:
+    """``X`` with room for at least ``rows`` rows: the first time, the rows the whole file
+    should hold at the bytes per row read so far (plus 5%; never more than the ``most`` a file
+    of its size can hold); later, a quarter more. Pages never written are never touched, so an
+    estimate too large costs no memory."""
+    if X.shape[0] == 0:
+        estimate = min(math.ceil(rows * size / max(offset, 1) * 1.05), most)
+        return np.empty((max(rows, estimate), X.shape[1]))
+    X.resize((max(rows, X.shape[0] + X.shape[0] // 4), X.shape[1]), refcheck=False)
+    return X

@@ -1,0 +1,336 @@
+"""Parquet files and folders as a data source, through pyarrow (the optional extra
+``softreg[parquet]``).
+
+A source is one Parquet file, or a folder whose ``*.parquet`` files (sorted by name;
+subfolders, and names that start with '.' or '_', are not read) hold the rows in that order,
+every file with the same columns. Columns are chosen as in delimited text (`Selection`:
+``data.label``, by default the last column; ``data.id``; ``data.features`` or
+``data.exclude``); an unnamed index pandas stored as a column is not one of them. Features must
+be numbers (integers, floats, decimals or booleans) and are read as float64, a null (or NaN)
+as a missing value (which ``data.missing`` handles); inf is refused. A label of any type is
+read as its text and typed as delimited labels are: integers when every label is one, else
+strings. Rows are read in batches, never as a Python object per cell.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+from softreg.dataset import Dataset, shown_names
+from softreg.delimited import Selection, typed_labels
+from softreg.errors import DataError
+
+PARQUET_SUFFIXES = (".parquet", ".pq")
+BATCH_ROWS = 65536
+INSTALL_HINT = "pip install 'softreg[parquet]'"
+FINGERPRINT_BYTES = 2**20
+
+
+def is_parquet(source: str) -> bool:
+    """Whether a source names Parquet: a ``.parquet``/``.pq`` file, or a folder."""
+    return Path(source).suffix.lower() in PARQUET_SUFFIXES or Path(source).is_dir()
+
+
+def parquet_files(source: str | os.PathLike[str]) -> list[Path]:
+    """The Parquet files of a source: itself, or a folder's ``*.parquet`` files sorted by name."""
+    path = Path(source)
+    if not path.is_dir():
+        if not path.exists():
+            raise DataError(f"{source}: data file not found")
+        return [path]
+    files = sorted(
+        entry for entry in path.iterdir()
+        if entry.suffix.lower() == ".parquet" and entry.name[0] not in "._" and entry.is_file()
+    )
+    if not files:
+        raise DataError(f"{source}: holds no *.parquet files (a folder is read as Parquet); "
+                        "is a directory, expected a data file")
+    return files
+
+
+def fingerprint_parquet(source: str) -> dict[str, Any]:
+    """Size, modification time and SHA-256 of the first and last MiB of each Parquet file of a
+    folder (sorted), and their total size; a change to any of them changes it."""
+    entries = []
+    try:
+        for path in parquet_files(source):
+            stat = path.stat()
+            digest = hashlib.sha256()
+            with open(path, "rb") as handle:
+                digest.update(handle.read(FINGERPRINT_BYTES))
+                handle.seek(max(0, stat.st_size - FINGERPRINT_BYTES))
+                digest.update(handle.read(FINGERPRINT_BYTES))
+            entries.append({"name": path.name, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns,
+                            "sha256_ends": digest.hexdigest()})
+    except OSError as error:
+        raise DataError(f"{source}: cannot read ({error.strerror or error})") from None
+    return {"size": sum(entry["size"] for entry in entries), "files": entries}
+
+
+def _pyarrow(source: str | os.PathLike[str]) -> tuple[ModuleType, ModuleType, ModuleType]:
+    """pyarrow, pyarrow.compute and pyarrow.parquet, or a DataError saying how to install them."""
+    try:
+        import pyarrow
+        import pyarrow.compute
+        import pyarrow.parquet
+    except ImportError:
+        raise DataError(f"{source}: reading Parquet needs pyarrow: {INSTALL_HINT}") from None
+    return pyarrow, pyarrow.compute, pyarrow.parquet
+
+
+@dataclass(frozen=True)
+class ParquetLayout:
+    """A Parquet source's files, their row counts, its columns and which are label, id and features."""
+
+    source: str
+    files: list[Path]
+    rows: list[int]  # per file
+    names: list[str]  # the data columns (a stored pandas index left out)
+    target: int
+    ident: int | None
+    features: list[int]
+
+    @property
+    def feature_names(self) -> list[str]:
+        return [self.names[index] for index in self.features]
+
+
+def read_parquet_layout(source: str, selection: Selection | None = None) -> ParquetLayout:
+    """Open every file of ``source`` (checking that they have the same columns, the features
+    numeric ones) and resolve ``selection`` against the columns."""
+    pa, _, pq = _pyarrow(source)
+    files = parquet_files(source)
+    schemas, rows = [], []
+    for path in files:
+        with _opened(pa, pq, path) as parquet_file:
+            schemas.append(parquet_file.schema_arrow)
+            rows.append(parquet_file.metadata.num_rows)
+    names = _data_columns(schemas[0])
+    duplicates = sorted({name for name in names if names.count(name) > 1})
+    if duplicates:
+        raise DataError(f"{files[0]}: duplicate column name(s) {shown_names(duplicates)}")
+    for path, schema in zip(files[1:], schemas[1:], strict=True):
+        if _data_columns(schema) != names:
+            raise DataError(
+                f"{path}: its columns ({shown_names(_data_columns(schema))}) differ from {files[0].name}'s "
+                f"({shown_names(names)}); every Parquet file of a folder needs the same columns"
+            )
+    if sum(rows) == 0:
+        raise DataError(f"{source}: has no rows")
+    if len(names) < 2:
+        raise DataError(f"{source}: needs at least one feature column besides the label; columns are: "
+                        f"{', '.join(names)}")
+    target, ident, features = (selection or Selection()).resolve(source, names)
+    layout = ParquetLayout(source, files, rows, names, target, ident, features)
+    for path, schema in zip(files, schemas, strict=True):
+        _check_numeric(pa, path, schema, layout.feature_names)
+    return layout
+
+
+@contextmanager
+def _opened(pa: ModuleType, pq: ModuleType, path: Path) -> Iterator[Any]:
+    """``pq.ParquetFile(path)``, closed after; a file pyarrow cannot open is a DataError naming it."""
+    try:
+        parquet_file = pq.ParquetFile(path)
+    except (pa.ArrowException, OSError) as error:
+        raise DataError(f"{path}: not a readable Parquet file ({error})") from None
+    try:
+        yield parquet_file
+    finally:
+        parquet_file.close()
+
+
+def _data_columns(schema: Any) -> list[str]:
+    """The column names, less an unnamed index pandas stored as a column (``__index_level_0__``;
+    a named index is data, such as an id column)."""
+    try:
+        index = (schema.pandas_metadata or {}).get("index_columns", [])
+    except ValueError:  # metadata that is not JSON: no pandas index to leave out
+        index = []
+    unnamed = {name for name in index if isinstance(name, str) and name.startswith("__index_level_")}
+    return [name for name in schema.names if name not in unnamed]
+
+
+def _check_numeric(pa: ModuleType, path: Path, schema: Any, feature_names: Sequence[str]) -> None:
+    types = pa.types
+    for name in feature_names:
+        kind = schema.field(name).type
+        if not (types.is_integer(kind) or types.is_floating(kind) or types.is_decimal(kind)
+                or types.is_boolean(kind) or types.is_null(kind)):
+            raise DataError(
+                f"{path}: feature column {name!r} holds {kind} values, not numbers; Parquet features must be numeric "
+                "(leave it out with data.exclude, or list the features with data.features)"
+            )
+
+
+@dataclass
+class ParquetBatch:
+    """Consecutive rows of a Parquet source.
+
+    X : ndarray of shape (n_rows, n_features), float64 (NaN where a value is null)
+    label_texts : ndarray of shape (n_texts,), str: the distinct label texts, stripped
+    label_codes : ndarray of shape (n_rows,), int: each row's label, an index into ``label_texts``
+    ids : ndarray of shape (n_rows,), str, or None without ``data.id``
+    """
+
+    X: np.ndarray
+    label_texts: np.ndarray
+    label_codes: np.ndarray
+    ids: np.ndarray | None
+
+    def __len__(self) -> int:
+        return len(self.label_codes)
+
+    @property
+    def labels(self) -> np.ndarray:
+        return self.label_texts[self.label_codes]
+
+
+def read_batches(
+    layout: ParquetLayout, batch_rows: int = BATCH_ROWS, refuse_missing: str | None = None
+) -> Iterator[ParquetBatch]:
+    """The rows of every file in order, in batches of at most ``batch_rows``. A null or NaN
+    label, inf in a feature, and a null or NaN feature when ``refuse_missing`` says why not
+    (else it is read as NaN) are DataErrors naming the file, the row (1: its first) and the column."""
+    pa, pc, pq = _pyarrow(layout.source)
+    wanted = [layout.names[index] for index in sorted({layout.target, *layout.features} |
+                                                        ({layout.ident} if layout.ident is not None else set()))]
+    for path in layout.files:
+        first_row = 0
+        with _opened(pa, pq, path) as parquet_file:
+            try:
+                for batch in parquet_file.iter_batches(batch_rows, columns=wanted, use_pandas_metadata=False):
+                    yield _batch(pa, pc, layout, batch, path, first_row, refuse_missing)
+                    first_row += batch.num_rows
+            except (pa.ArrowException, OSError) as error:
+                raise DataError(f"{path}: not a readable Parquet file ({error})") from None
+
+
+def _batch(pa: ModuleType, pc: ModuleType, layout: ParquetLayout, batch: Any, path: Path, first_row: int,
+           refuse_missing: str | None) -> ParquetBatch:
+    X = _features(pa, pc, layout, batch, path, first_row, refuse_missing)
+    label_name = layout.names[layout.target]
+    texts, codes = _texts(pa, pc, batch.column(label_name), path, label_name)
+    texts = np.char.strip(texts)
+    blank = np.isin(codes, np.flatnonzero(texts == "")) | (codes < 0)
+    if blank.any():
+        row = int(np.flatnonzero(blank)[0])
+        raise DataError(f"{path}: row {first_row + row + 1}: empty label in column {label_name!r}")
+    ids = None
+    if layout.ident is not None:
+        id_texts, id_codes = _texts(pa, pc, batch.column(layout.names[layout.ident]), path, layout.names[layout.ident])
+        ids = np.append(id_texts, "")[id_codes]  # a null id (code -1) is an empty text
+    return ParquetBatch(X, texts, codes, ids)
+
+
+def _features(pa: ModuleType, pc: ModuleType, layout: ParquetLayout, batch: Any, path: Path, first_row: int,
+              refuse_missing: str | None) -> np.ndarray:
+    """The feature columns of a batch as float64 (n_rows, n_features), NaN for a null."""
+    X = np.empty((batch.num_rows, len(layout.features)))
+    for column, name in enumerate(layout.feature_names):
+        values = pc.cast(batch.column(name), pa.float64(), safe=False)  # integers round as numpy rounds them
+        X[:, column] = values.to_numpy(zero_copy_only=False)
+    bad = np.isinf(X) if refuse_missing is None else ~np.isfinite(X)
+    if bad.any():
+        row, column = (int(index) for index in np.argwhere(bad)[0])
+        value = X[row, column]
+        what = f"missing value; {refuse_missing}" if np.isnan(value) else (
+            f"{value} is not a finite number (NaN and inf are not allowed in features)")
+        raise DataError(f"{path}: row {first_row + row + 1}, column {layout.feature_names[column]!r}: {what}")
+    return X
+
+
+def _texts(pa: ModuleType, pc: ModuleType, column: Any, path: Path, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """A column's distinct values as text (str) and each row's index into them (-1: null or NaN)."""
+    try:
+        encoded = column if pa.types.is_dictionary(column.type) else pc.dictionary_encode(column)
+        dictionary = encoded.dictionary
+        texts = pc.cast(dictionary, pa.string()).to_numpy(zero_copy_only=False)
+    except (pa.ArrowException, ValueError) as error:
+        raise DataError(f"{path}: column {name!r} holds {column.type} values, which have no text ({error})") from None
+    texts = np.asarray(["" if text is None else text for text in texts.tolist()], dtype=str)
+    codes = encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.intp)
+    if pa.types.is_floating(dictionary.type):
+        nan = np.flatnonzero(np.asarray(pc.is_nan(dictionary).fill_null(False)))
+        codes = np.where(np.isin(codes, nan), -1, codes)
+    return texts, codes
+
+
+def load_parquet(source: str, selection: Selection | None = None) -> Dataset:
+    """A Parquet file or folder as a `Dataset` of float64 ``X`` (NaN for nulls), typed labels
+    and ids; ``X`` is allocated once, from the files' row counts."""
+    layout = read_parquet_layout(source, selection)
+    shape = (sum(layout.rows), len(layout.features))
+    try:
+        X = np.empty(shape)
+    except MemoryError:
+        raise DataError(f"{source}: {shape[0]} rows x {shape[1]} features do not fit in memory as float64 "
+                        f"({shape[0] * shape[1] * 8 / 2**30:.1f} GiB); a data.cache streams them") from None
+    codes = np.empty(X.shape[0], dtype=np.intp)
+    texts: dict[str, int] = {}
+    ids: list[np.ndarray] = []
+    start = 0
+    for batch in read_batches(layout):
+        end = start + len(batch)
+        if end > X.shape[0]:
+            raise DataError(f"{source}: holds more rows than its metadata says ({X.shape[0]}); is a file damaged?")
+        X[start:end] = batch.X
+        index = np.array([texts.setdefault(text, len(texts)) for text in batch.label_texts.tolist()], dtype=np.intp)
+        codes[start:end] = index[batch.label_codes]
+        if batch.ids is not None:
+            ids.append(batch.ids)
+        start = end
+    if start != X.shape[0]:
+        raise DataError(f"{source}: holds {start} rows, its metadata says {X.shape[0]}; is a file damaged?")
+    names = layout.names
+    return Dataset(
+        X=X,
+        labels=typed_labels(np.array(list(texts), dtype=str))[codes],
+        feature_names=layout.feature_names,
+        label_name=names[layout.target],
+        source=str(source),
+        ids=None if layout.ident is None else np.concatenate(ids),
+        id_name=None if layout.ident is None else names[layout.ident],
+    )
+
+
+def rows_in_chunks(batches: Iterator[ParquetBatch], chunk_rows: int) -> Iterator[ParquetBatch]:
+    """The same rows in chunks of exactly ``chunk_rows`` (the last one shorter), wherever the
+    files and their row groups end: what is merged chunk by chunk then does not depend on them."""
+    pending: list[ParquetBatch] = []
+    held = 0
+    for batch in batches:
+        pending.append(batch)
+        held += len(batch)
+        while held >= chunk_rows:
+            whole = _joined(pending)
+            yield _rows(whole, 0, chunk_rows)
+            pending = [_rows(whole, chunk_rows, held)] if held > chunk_rows else []
+            held -= chunk_rows
+    if held:
+        yield _joined(pending)
+
+
+def _joined(batches: list[ParquetBatch]) -> ParquetBatch:
+    if len(batches) == 1:
+        return batches[0]
+    texts = np.concatenate([batch.label_texts for batch in batches])
+    offsets = np.cumsum([0] + [len(batch.label_texts) for batch in batches[:-1]])
+    codes = np.concatenate([batch.label_codes + offset for batch, offset in zip(batches, offsets, strict=True)])
+    ids = None if batches[0].ids is None else np.concatenate([batch.ids for batch in batches if batch.ids is not None])
+    return ParquetBatch(np.concatenate([batch.X for batch in batches]), texts, codes, ids)
+
+
+def _rows(batch: ParquetBatch, start: int, stop: int) -> ParquetBatch:
+    ids = None if batch.ids is None else batch.ids[start:stop]
+    return ParquetBatch(batch.X[start:stop], batch.label_texts, batch.label_codes[start:stop], ids)
+
