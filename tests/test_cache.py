@@ -382,16 +382,44 @@ def test_a_foreign_manifest_is_not_taken_for_a_cache(small):
     assert (tmp_path / "cache" / "manifest.json").read_text() == '{"name": "my project"}'
 
 
-def test_ingest_progress_lines():
-    """Progress says the rows read and the rate, at most once per interval."""
-    from softreg.commands.ingest import RowProgress
+def test_ingest_progress_lines(monkeypatch):
+    """Progress says the rows read and the rate, at most once per interval, and where the reader
+    knows its place, the megabytes read of the total, the share and the time left at this rate."""
+    from softreg.commands import ingest as ingest_command
 
+    clock = iter([100.0, 110.0, 120.0, 100.0, 160.0])
+    monkeypatch.setattr(ingest_command.time, "perf_counter", lambda: next(clock))
     lines = []
-    progress = RowProgress(lines.append, every=0.0)
-    progress(65536)
-    silent = RowProgress(lines.append, every=3600.0)
+    progress = ingest_command.RowProgress(lines.append, every=5.0, total_bytes=400_000_000)
+    progress(65536, 100_000_000)  # 10 s in: a quarter read, 30 s left
+    progress(131072, None)  # 20 s in: the text path does not know its place
+    silent = ingest_command.RowProgress(lines.append, every=3600.0)
     silent(65536)
-    assert len(lines) == 1 and lines[0].startswith("ingest: 65,536 rows read (") and lines[0].endswith(" rows/s)")
+    assert lines == [
+        "ingest: 65,536 rows read (6,554 rows/s), 100 of 400 MB (25%), about 30 s left",
+        "ingest: 131,072 rows read (6,554 rows/s)",
+    ]
+
+
+def test_ingest_prints_progress_with_bytes(tmp_path, monkeypatch):
+    """The CLI's ingest progress comes from the reader's place in the file: the last line reports
+    all the bytes of the file read."""
+    from softreg.commands import ingest as ingest_command
+
+    monkeypatch.setattr(cache.rows, "READ_ROWS", 100)
+    original = ingest_command.RowProgress.__init__
+
+    def every_chunk(self, echo, every=5.0, total_bytes=None):
+        original(self, echo, 0.0, total_bytes)
+
+    monkeypatch.setattr(ingest_command.RowProgress, "__init__", every_chunk)
+    write_csv(tmp_path / "d.csv", n_rows=450)
+    size = (tmp_path / "d.csv").stat().st_size
+    code, _, stderr = run("ingest", "--config", write_config(tmp_path, tmp_path / "d.csv"))
+    assert code == 0, stderr
+    progress = [line for line in stderr.splitlines() if line.startswith("ingest: ")]
+    assert progress[-1].startswith("ingest: 450 rows read (")
+    assert f"{size / 1e6:,.0f} of {size / 1e6:,.0f} MB (100%), about 0 s left" in progress[-1]
 
 
 def test_a_file_size_limit_is_exit_1_and_leaves_no_cache(small):

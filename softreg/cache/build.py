@@ -49,10 +49,11 @@ if TYPE_CHECKING:
 
 
 def ingest(
-    config: Config, cache_dir: str | os.PathLike[str], on_rows: Callable[[int], None] | None = None
+    config: Config, cache_dir: str | os.PathLike[str], on_rows: Callable[[int, int | None], None] | None = None
 ) -> Manifest:
     """Build the cache of ``config``'s data in ``cache_dir`` (replacing an old one there);
-    ``on_rows(n)`` hears of the rows read so far after each chunk (for progress).
+    ``on_rows(rows, offset)`` hears after each chunk of the rows read so far and of the bytes
+    of the source read so far (None where the reader does not know), for progress.
 
     Returns its `Manifest`. Raises DataError for data it cannot read (naming the line and
     column), OutputError when it cannot write; either way ``cache_dir`` is left as it was.
@@ -114,7 +115,7 @@ def _commit(staging: Path, target: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 def _build(
-    config: Config, staging: Path, source_print: dict[str, Any], on_rows: Callable[[int], None] | None
+    config: Config, staging: Path, source_print: dict[str, Any], on_rows: Callable[[int, int | None], None] | None
 ) -> dict[str, Any]:
     from contextlib import ExitStack
 
@@ -143,7 +144,7 @@ def _build(
             rows = np.arange(n_rows, n_rows + len(chunk.labels))
             n_rows += len(chunk.labels)
             if on_rows is not None:
-                on_rows(n_read)
+                on_rows(n_read, chunk.offset)
             part = assign_parts(seed, rows, float(data.test), data.val)
             moments.add(chunk.numbers[part == 0])
             records = np.empty(len(rows), dtype=record)

@@ -38,6 +38,7 @@ class CellChunk:
     text: np.ndarray
     labels: list[str]
     lines: list[int] | None
+    offset: int | None = None  # bytes of the source read so far, where the reader knows it
 
 
 @dataclass

@@ -192,7 +192,8 @@ def _numeric_rows(config: Config, head: NumericLayout, layout: Layout, delimiter
     no_text = np.empty((0, 0), dtype=str)
     try:
         for chunk in read_chunks(head, READ_ROWS):
-            yield CellChunk(chunk.X, no_text.reshape(len(chunk), 0), np.asarray(chunk.labels).tolist(), None)
+            yield CellChunk(chunk.X, no_text.reshape(len(chunk), 0), np.asarray(chunk.labels).tolist(), None,
+                            chunk.offset)
             done += len(chunk)
         return
     except NotNumeric:

@@ -125,11 +125,13 @@ def ingest(config_path: str, cache_dir: str | None, overrides: tuple[str, ...], 
       softreg train --config configs/letters.yaml --set data.cache=cache/letters
     """
     from softreg import console
+    from softreg.cache import fingerprint
     from softreg.commands.ingest import RowProgress, ingest_run, ingest_summary
     from softreg.config import load_config
 
     config = load_config(config_path, overrides)
-    progress = None if quiet else RowProgress(lambda line: click.echo(line, err=True))
+    size = fingerprint(config.data.source).get("size") if config.data.source != "-" else None
+    progress = None if quiet else RowProgress(lambda line: click.echo(line, err=True), total_bytes=size)
     outcome = ingest_run(config, cache_dir, progress)
     if as_json:
         console.print_json({"cache": str(outcome.manifest.directory), "rebuilt": outcome.rebuilt,

@@ -23,10 +23,11 @@ class IngestOutcome:
 
 
 def ingest_run(
-    config: Config, cache_dir: str | PathLike[str] | None = None, on_rows: Callable[[int], None] | None = None
+    config: Config, cache_dir: str | PathLike[str] | None = None,
+    on_rows: Callable[[int, int | None], None] | None = None,
 ) -> IngestOutcome:
     """Build ``config``'s cache in ``cache_dir`` (else ``data.cache``), unless it is up to date;
-    ``on_rows(n)`` hears of the rows read so far."""
+    ``on_rows(rows, offset)`` hears of the rows and bytes read so far (see `softreg.cache.ingest`)."""
     directory = cache_dir if cache_dir is not None else config.data.cache
     if directory is None:
         raise UsageError("give --cache DIR, or set data.cache in the config")
@@ -58,15 +59,35 @@ def ingest_summary(outcome: IngestOutcome) -> str:
 
 
 class RowProgress:
-    """``on_rows`` for the command line: a line ``ingest: N rows read (R rows/s)`` every
-    ``every`` seconds at most, through ``echo``."""
+    """``on_rows`` for the command line: at most one line every ``every`` seconds, through ``echo``:
+    ``ingest: N rows read (R rows/s)``, and where the reader knows its place in a source of
+    ``total_bytes``, the megabytes read of the total, the share and the time left at this rate."""
 
-    def __init__(self, echo: Callable[[str], None], every: float = 5.0) -> None:
-        self.echo, self.every = echo, every
+    def __init__(self, echo: Callable[[str], None], every: float = 5.0, total_bytes: int | None = None) -> None:
+        self.echo, self.every, self.total_bytes = echo, every, total_bytes
         self.start = self.last = time.perf_counter()
 
-    def __call__(self, n_rows: int) -> None:
+    def __call__(self, n_rows: int, offset: int | None = None) -> None:
         now = time.perf_counter()
-        if now - self.last >= self.every:
-            self.last = now
-            self.echo(f"ingest: {n_rows:,} rows read ({n_rows / (now - self.start):,.0f} rows/s)")
+        if now - self.last < self.every:
+            return
+        self.last = now
+        elapsed = max(now - self.start, 1e-9)
+        line = f"ingest: {n_rows:,} rows read ({n_rows / elapsed:,.0f} rows/s)"
+        total = self.total_bytes
+        if offset is not None and total:
+            done = min(offset, total)
+            left = elapsed * (total - done) / max(done, 1)
+            line += (f", {done / 1e6:,.0f} of {total / 1e6:,.0f} MB ({100 * done / total:.0f}%), "
+                     f"about {_duration(left)} left")
+        self.echo(line)
+
+
+def _duration(seconds: float) -> str:
+    """``42 s``, ``3 min 5 s``, ``2 h 4 min``."""
+    whole = int(round(seconds))
+    if whole < 60:
+        return f"{whole} s"
+    if whole < 3600:
+        return f"{whole // 60} min {whole % 60} s"
+    return f"{whole // 3600} h {whole % 3600 // 60} min"
