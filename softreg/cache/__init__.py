@@ -31,6 +31,7 @@ from softreg.cache.read import (
     CacheData,
     load_part,
     open_cache,
+    part_files,
     prepare_cached,
     stale_reason,
 )
@@ -75,6 +76,7 @@ __all__ = [
     "ingest",
     "load_part",
     "open_cache",
+    "part_files",
     "prepare_cached",
     "read_manifest",
     "row_hash",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -74,11 +75,30 @@ def load_part(manifest: Manifest, part: str) -> CacheData | None:
 
 def stale_reason(manifest: Manifest, config: Config) -> str | None:
     """Why a cache does not hold ``config``'s data (None: it does)."""
-    if manifest.document.get("options") != _plain(cache_options(config)):
+    if _content_options(manifest.document.get("options")) != _content_options(_plain(cache_options(config))):
         return "the data options, model.dtype or seed differ from the cache's"
     if manifest.document.get("fingerprint") != fingerprint(config.data.source):
         return f"the source {config.data.source} changed since it was ingested"
     return None
+
+PLAN_KEYS = ("shards",)  # data keys of the batch plan, not of the cache's content: changing them keeps the cache
+
+
+def _content_options(options: Any) -> Any:
+    """A cache's recorded options without the batch plan's keys (a cache from before them has none)."""
+    if not isinstance(options, dict) or not isinstance(options.get("data"), dict):
+        return options
+    return {**options, "data": {key: value for key, value in options["data"].items() if key not in PLAN_KEYS}}
+
+
+def part_files(manifest: Manifest, part: str) -> tuple[Path, Path] | None:
+    """The paths of one part's ``X.npy`` and ``y.npy`` (None when the part is empty): what a
+    worker opens by itself (softreg.engine)."""
+    shards = manifest.document["shards"].get(part)
+    if shards is None:
+        return None
+    return manifest.directory / shards["X"]["file"], manifest.directory / shards["y"]["file"]
+
 
 def _plain(document: Any) -> Any:
     """``document`` as it reads back from JSON (tuples as lists)."""
