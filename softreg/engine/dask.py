@@ -1,0 +1,321 @@
+"""The Dask engine: each shard a `CacheShard` actor on a worker, opened there by path.
+
+Each step sends the weights to every actor and gathers their `PartialSums` in shard order;
+the driver adds them (`softreg.train.sharded`). Nothing but the weights and the sums travel:
+the rows never leave the workers' disks. An actor whose worker is lost is made again from
+its shard's spec on a live worker, told the epoch, and asked again: its answer depends on
+(rows, key, step, weights) only, so the run is unchanged.
+
+Dask is imported here only, and only when a run asks for it (`pip install 'softreg[dask]'`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+import warnings
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from softreg.config import EngineConfig
+from softreg.engine.shards import CacheShard, ShardSpec
+from softreg.errors import ClusterError, SoftregError, warn
+from softreg.train import PartialSums
+
+CONNECT_SECONDS = 10.0  # to reach the scheduler
+WORKERS_SECONDS = 30.0  # for engine.workers workers to join (and, after a loss, for one to be left)
+REPLAYS = 3  # times one call is replayed on a re-created actor before the run fails
+SHARE_STEPS = 32  # steps measured before the communication share is judged (once)
+PACKAGES = ("softreg", "numpy")  # must match between the driver and every worker: the bits depend on them
+
+
+@dataclass
+class EngineInfo:
+    """What the run trains on: printed before the first epoch."""
+
+    scheduler: str
+    dashboard: str | None
+    workers: list[str]
+    placement: list[str]  # the worker of each training shard
+    local: bool = False
+
+
+@dataclass
+class _Actor:
+    spec: ShardSpec
+    worker: str
+    future: Any
+    proxy: Any
+
+
+@dataclass
+class _Timing:
+    comm: float = 0.0  # seconds of every call not spent computing on the workers
+    step_wall: float = 0.0  # seconds of the training steps, round trips included
+    step_comm: float = 0.0
+    steps: int = 0
+    judged: bool = False
+    batch_size: int = 0
+
+
+def connect(config: EngineConfig, specs: dict[str, list[ShardSpec]]) -> tuple[DaskEngine, EngineInfo]:
+    """A `DaskEngine` on the cluster of ``config`` holding ``specs``' shards, and what it found.
+
+    Raises ClusterError (exit 2) when dask is missing, the scheduler cannot be reached, fewer
+    than ``config.workers`` workers join, versions differ, or the workers cannot open the shards.
+    """
+    try:
+        import distributed
+    except ImportError:
+        raise ClusterError("engine.kind: dask needs dask: pip install 'softreg[dask]'") from None
+    client, cluster, address = _client(distributed, config)
+    try:
+        _check_versions(client, address)
+        try:
+            client.wait_for_workers(config.workers, timeout=WORKERS_SECONDS)
+        except (TimeoutError, distributed.TimeoutError):
+            found = len(client.scheduler_info()["workers"])
+            raise ClusterError(
+                f"engine.scheduler {address}: {found} worker(s) joined within {WORKERS_SECONDS:g} s; "
+                f"engine.workers is {config.workers} (start more with: dask worker {address})"
+            ) from None
+        workers = sorted(client.scheduler_info()["workers"])[: config.workers]
+        engine = DaskEngine(client, cluster, workers, specs)
+    except BaseException:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+        raise
+    info = EngineInfo(address, _dashboard(client), workers, [actor.worker for actor in engine.actors["train"]],
+                      local=cluster is not None)
+    return engine, info
+
+
+def _client(distributed: Any, config: EngineConfig) -> tuple[Any, Any, str]:
+    """A connected client, the local cluster it owns (or None) and the scheduler's address."""
+    import dask
+
+    if config.scheduler == "local":
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "port in use, using another": dashboard_address ":0" asks for any
+            cluster = distributed.LocalCluster(
+                n_workers=config.workers, threads_per_worker=1, processes=True, dashboard_address=":0",
+                silence_logs=logging.ERROR,
+            )
+        return distributed.Client(cluster), cluster, cluster.scheduler_address
+    address = config.scheduler or dask.config.get("scheduler-address", None)
+    if not address:
+        raise ClusterError(
+            "engine.scheduler is null and dask has no scheduler-address (DASK_SCHEDULER_ADDRESS); "
+            "set engine.scheduler: tcp://HOST:8786, or local for a cluster on this machine"
+        )
+    try:
+        client = distributed.Client(address, timeout=CONNECT_SECONDS)  # the default client: actors call through it
+    except (OSError, TimeoutError, ValueError) as error:
+        raise ClusterError(
+            f"engine.scheduler {address}: cannot reach the Dask scheduler within {CONNECT_SECONDS:g} s "
+            f"({error.__class__.__name__}); start one with: dask scheduler"
+        ) from None
+    return client, None, address
+
+
+def _check_versions(client: Any, address: str) -> None:
+    """dask's own check (required packages must match), and softreg and numpy on every worker."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            versions = client.get_versions(check=True, packages=list(PACKAGES))
+        except ValueError as error:
+            raise ClusterError(f"engine.scheduler {address}: {_first_lines(str(error))}") from None
+    here = versions["client"]["packages"]
+    for worker, found in sorted(versions["workers"].items()):
+        packages = found.get("packages", {}) if isinstance(found, dict) else {}
+        for name in PACKAGES:
+            if packages.get(name) != here.get(name):
+                raise ClusterError(
+                    f"worker {worker} has {name} {packages.get(name) or 'missing'}, this process {here.get(name)}: "
+                    f"install the same softreg[dask] on every worker"
+                )
+    for message in caught:  # optional packages that differ: worth knowing, not fatal
+        warn(f"engine.scheduler {address}: {_first_lines(str(message.message))}")
+
+
+def _worker_lost(error: BaseException) -> bool:
+    """Whether an actor's call failed because its worker went away (a closed connection, or
+    dask's "Worker holding Actor was lost"), not because the actor raised."""
+    return isinstance(error, OSError) or (isinstance(error, RuntimeError) and "was lost" in str(error))
+
+
+def _first_lines(text: str, lines: int = 2) -> str:
+    return " ".join(line.strip() for line in text.strip().splitlines()[:lines] if line.strip())
+
+
+def _dashboard(client: Any) -> str | None:
+    services = client.scheduler_info().get("services", {})
+    if "dashboard" not in services:
+        return None
+    try:
+        return str(client.dashboard_link)
+    except (AttributeError, KeyError):
+        return None
+
+
+class DaskEngine:
+    """The shards as `CacheShard` actors on ``workers`` (shard s on worker s mod W), asked in shard order."""
+
+    def __init__(self, client: Any, cluster: Any, workers: list[str], specs: dict[str, list[ShardSpec]]) -> None:
+        self.client, self.cluster, self.workers = client, cluster, workers
+        self.actors: dict[str, list[_Actor]] = {}
+        self.epochs: dict[str, tuple[int, int]] = {}  # part -> its epoch's (key, rows), told to new actors
+        self.timing = _Timing()
+        self.lost: set[str] = set()  # workers whose actors failed: not chosen again
+        self.warned: set[str] = set()
+        for part, part_specs in specs.items():
+            self.actors[part] = [self._create(spec, workers[spec.shard % len(workers)]) for spec in part_specs]
+
+    def _create(self, spec: ShardSpec, worker: str) -> _Actor:
+        future = self.client.submit(
+            CacheShard, spec, actor=True, workers=[worker], allow_other_workers=False, pure=False
+        )
+        try:
+            proxy = future.result(timeout=WORKERS_SECONDS)
+        except (OSError, ValueError) as error:
+            raise ClusterError(
+                f"worker {worker} cannot open the data cache at {spec.X_path} ({error.__class__.__name__}): "
+                "every worker must see data.cache at the same path"
+            ) from None
+        except ImportError as error:
+            raise ClusterError(f"worker {worker} cannot import softreg ({error}); install softreg[dask]") from None
+        return _Actor(spec, worker, future, proxy)
+
+    def begin_epoch(self, part: str, key: int, rows: int) -> None:
+        self._judge_share()
+        self.epochs[part] = (key, rows)
+        if part == "train":
+            self.timing.batch_size = rows * len(self.actors[part])
+        self._gather(part, "begin_epoch", (key, rows))
+
+    def step(self, part: str, step: int, coef: np.ndarray, intercept: np.ndarray) -> list[PartialSums]:
+        started = time.perf_counter()
+        sums = self._gather(part, "step", (step, coef, intercept))
+        wall = time.perf_counter() - started
+        comm = self._comm(part, sums, wall)
+        if part == "train":
+            timing = self.timing
+            timing.step_wall += wall
+            timing.step_comm += comm
+            timing.steps += 1
+            if timing.steps == SHARE_STEPS:
+                self._judge_share()
+        return sums
+
+    def full(self, part: str, coef: np.ndarray, intercept: np.ndarray) -> list[PartialSums]:
+        started = time.perf_counter()
+        sums = self._gather(part, "full", (coef, intercept))
+        self._comm(part, sums, time.perf_counter() - started)
+        return sums
+
+    def comm_seconds(self) -> float | None:
+        return self.timing.comm
+
+    def close(self) -> None:
+        self.actors.clear()
+        with contextlib.suppress(OSError, RuntimeError, TimeoutError):
+            self.client.close()
+            if self.cluster is not None:
+                self.cluster.close()
+
+    def _comm(self, part: str, sums: list[PartialSums], wall: float) -> float:
+        """The call's seconds not spent computing: the shards of one worker compute one after
+        another, the workers side by side, so the computing takes the busiest worker's sum."""
+        busy: dict[str, float] = {}
+        for actor, partial in zip(self.actors[part], sums, strict=True):
+            busy[actor.worker] = busy.get(actor.worker, 0.0) + partial.seconds
+        comm = max(0.0, wall - max(busy.values(), default=0.0))
+        self.timing.comm += comm
+        return comm
+
+    def _judge_share(self) -> None:
+        """Once, after SHARE_STEPS steps (or the first epoch, if shorter): warn when communication
+        takes more than half of each step."""
+        timing = self.timing
+        if timing.judged or timing.steps == 0:
+            return
+        timing.judged = True
+        if timing.step_comm > 0.5 * timing.step_wall:
+            per_step = 1e3 * timing.step_wall / timing.steps
+            warn(
+                f"dask: communication takes {timing.step_comm / timing.step_wall:.0%} of each step "
+                f"({per_step:.2f} ms a step); a larger optim.batch_size (now {timing.batch_size}) or "
+                "engine.kind: numpy would train faster"
+            )
+
+    def _gather(self, part: str, method: str, args: tuple[Any, ...]) -> list[Any]:
+        """Call ``method`` on every actor of ``part`` at once; their answers in shard order."""
+        calls = [self._start(actor, method, args) for actor in self.actors[part]]
+        return [self._answer(part, shard, call, method, args) for shard, call in enumerate(calls)]
+
+    @staticmethod
+    def _start(actor: _Actor, method: str, args: tuple[Any, ...]) -> Any:
+        """The call in flight, or None when the actor is known lost already (`_answer` replaces it)."""
+        try:
+            return getattr(actor.proxy, method)(*args)
+        except (OSError, RuntimeError) as error:
+            if not _worker_lost(error):
+                raise
+            return None
+
+    def _answer(self, part: str, shard: int, call: Any, method: str, args: tuple[Any, ...]) -> Any:
+        """The answer of shard ``shard``; when its worker is lost, the same call to a new actor."""
+        for replay in range(REPLAYS + 1):
+            try:
+                if call is None:
+                    call = getattr(self.actors[part][shard].proxy, method)(*args)
+                return call.result()
+            except (OSError, RuntimeError) as error:
+                if not _worker_lost(error):
+                    raise
+                if replay == REPLAYS:
+                    raise SoftregError(
+                        f"dask: shard {shard} of the {part} part was lost {REPLAYS + 1} times; stopping "
+                        "(the last checkpoint resumes the run)"
+                    ) from error
+            self._replace(part, shard)
+            call = None
+        raise AssertionError("unreachable: the loop returns or raises")
+
+    def _replace(self, part: str, shard: int) -> None:
+        """Make shard ``shard``'s actor again on the live worker holding the fewest shards, in the current epoch."""
+        old = self.actors[part][shard]
+        old.future.release()
+        self.lost.add(old.worker)
+        live = self._live_workers()
+        held = {worker: 0 for worker in live}
+        for actors in self.actors.values():
+            for actor in actors:
+                if actor.worker in held:
+                    held[actor.worker] += 1
+        worker = min(live, key=lambda name: (held[name], name))
+        actor = self.actors[part][shard] = self._create(old.spec, worker)
+        if part in self.epochs:
+            actor.proxy.begin_epoch(*self.epochs[part]).result()
+        if old.worker not in self.warned:
+            self.warned.add(old.worker)
+            warn(f"dask: worker {old.worker} was lost; its shards are opened again on the workers left "
+                 "and the step is replayed (the result is unchanged)")
+
+    def _live_workers(self) -> list[str]:
+        deadline = time.monotonic() + WORKERS_SECONDS
+        while True:
+            live = sorted(set(self.client.scheduler_info()["workers"]) - self.lost)
+            if live:
+                return live
+            if time.monotonic() > deadline:
+                raise SoftregError(f"dask: no worker left after {WORKERS_SECONDS:g} s; the last checkpoint resumes "
+                                   "the run (train --resume)")
+            time.sleep(0.2)
+
+
