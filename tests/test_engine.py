@@ -53,8 +53,9 @@ def test_the_plan_visits_every_row_once_an_epoch_in_full_batches(n_samples, n_sh
     rows = plan.rows_per_step(batch_size, n_shards)
     steps = plan.steps_per_epoch(n_samples, batch_size)
     orders = [plan.shard_order(7, shard, size) for shard, size in enumerate(sizes)]
+    starts = [start for start, _ in ranges]
     batches = [
-        np.concatenate([start + plan.step_rows(order, step, rows) for (start, _), order in zip(ranges, orders, strict=True)])
+        np.concatenate([start + plan.step_rows(order, step, rows) for start, order in zip(starts, orders, strict=True)])
         for step in range(steps)
     ]
     assert sorted(np.concatenate(batches).tolist()) == list(range(n_samples))
@@ -136,7 +137,8 @@ BASE = {"data": {"source": "builtin:iris", "cache": "c"}}
         ({**BASE, "engine": {"kind": "spark"}}, "c.yaml: engine.kind must be one of numpy, dask, got 'spark'"),
         (
             {**BASE, "engine": {"scheduler": "tcp://a b:8786"}},
-            "c.yaml: engine.scheduler must be local or a scheduler address such as tcp://host:8786, got 'tcp://a b:8786'",
+            "c.yaml: engine.scheduler must be local or a scheduler address such as tcp://host:8786, "
+            "got 'tcp://a b:8786'",
         ),
         ({**BASE, "data": {**BASE["data"], "shards": 0}}, "c.yaml: data.shards must be >= 1, got 0"),
     ],

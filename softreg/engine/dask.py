@@ -28,6 +28,7 @@ from softreg.train import PartialSums
 CONNECT_SECONDS = 10.0  # to reach the scheduler
 WORKERS_SECONDS = 30.0  # for engine.workers workers to join (and, after a loss, for one to be left)
 REPLAYS = 3  # times one call is replayed on a re-created actor before the run fails
+POLL_SECONDS = 1.0  # between looks at whether the worker of a call still waited for is alive
 SHARE_STEPS = 32  # steps measured before the communication share is judged (once)
 PACKAGES = ("softreg", "numpy")  # must match between the driver and every worker: the bits depend on them
 
@@ -114,10 +115,10 @@ def _client(distributed: Any, config: EngineConfig) -> tuple[Any, Any, str]:
         )
     try:
         client = distributed.Client(address, timeout=CONNECT_SECONDS)  # the default client: actors call through it
-    except (OSError, TimeoutError, ValueError) as error:
+    except (OSError, TimeoutError, ValueError):  # ValueError: an address dask cannot parse
         raise ClusterError(
             f"engine.scheduler {address}: cannot reach the Dask scheduler within {CONNECT_SECONDS:g} s "
-            f"({error.__class__.__name__}); start one with: dask scheduler"
+            "(start one with: dask scheduler)"
         ) from None
     return client, None, address
 
@@ -129,7 +130,7 @@ def _check_versions(client: Any, address: str) -> None:
         try:
             versions = client.get_versions(check=True, packages=list(PACKAGES))
         except ValueError as error:
-            raise ClusterError(f"engine.scheduler {address}: {_first_lines(str(error))}") from None
+            raise ClusterError(f"engine.scheduler {address}: {_version_table(str(error))}") from None
     here = versions["client"]["packages"]
     for worker, found in sorted(versions["workers"].items()):
         packages = found.get("packages", {}) if isinstance(found, dict) else {}
@@ -140,7 +141,7 @@ def _check_versions(client: Any, address: str) -> None:
                     f"install the same softreg[dask] on every worker"
                 )
     for message in caught:  # optional packages that differ: worth knowing, not fatal
-        warn(f"engine.scheduler {address}: {_first_lines(str(message.message))}")
+        warn(f"engine.scheduler {address}: {_version_table(str(message.message))}")
 
 
 def _worker_lost(error: BaseException) -> bool:
@@ -149,8 +150,16 @@ def _worker_lost(error: BaseException) -> bool:
     return isinstance(error, OSError) or (isinstance(error, RuntimeError) and "was lost" in str(error))
 
 
-def _first_lines(text: str, lines: int = 2) -> str:
-    return " ".join(line.strip() for line in text.strip().splitlines()[:lines] if line.strip())
+def _version_table(text: str) -> str:
+    """dask's version report (a line, then an ASCII table) on one line: the mismatched packages."""
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    rows = [[cell.strip() for cell in line.strip("|").split("|")] for line in lines if line.startswith("|")]
+    mismatched = [
+        f"{row[0]} (client {row[1]}, scheduler {row[2]}, workers {row[3]})"
+        for row in rows[1:] if len(row) == 4  # rows[0] is the table's header
+    ]
+    first = lines[0] if lines else "mismatched versions"
+    return f"{first.rstrip(':')}: {'; '.join(mismatched)}" if mismatched else first
 
 
 def _dashboard(client: Any) -> str | None:
@@ -274,7 +283,7 @@ class DaskEngine:
             try:
                 if call is None:
                     call = getattr(self.actors[part][shard].proxy, method)(*args)
-                return call.result()
+                return self._wait(call, self.actors[part][shard].worker)
             except (OSError, RuntimeError) as error:
                 if not _worker_lost(error):
                     raise
@@ -286,6 +295,17 @@ class DaskEngine:
             self._replace(part, shard)
             call = None
         raise AssertionError("unreachable: the loop returns or raises")
+
+    def _wait(self, call: Any, worker: str) -> Any:
+        """The call's answer. A call sent to a worker that just died waits out dask's connect
+        timeout (30 s) before it fails: every POLL_SECONDS the worker is looked up instead, and
+        a worker the scheduler no longer has counts as lost at once."""
+        while True:
+            try:
+                return call.result(timeout=POLL_SECONDS)
+            except TimeoutError:
+                if worker not in self.client.scheduler_info()["workers"]:
+                    raise OSError(f"worker {worker} left the cluster") from None
 
     def _replace(self, part: str, shard: int) -> None:
         """Make shard ``shard``'s actor again on the live worker holding the fewest shards, in the current epoch."""
