@@ -5,9 +5,9 @@
 shards and answers each step with one `softreg.train.PartialSums` per shard, which the
 training loop adds in shard order: ``engine.kind: numpy`` computes them in this process
 (`shards.NumpyEngine`), ``engine.kind: dask`` on the workers of a Dask cluster
-(`dask.DaskEngine`, actors that open their shards by path). Both call one function,
-`shards.shard_partial_sums`, on the same rows, so the weights are the same bits on either
-engine and for any number of workers. With ``data.shards: 1`` and the numpy engine (the
+(`dask.DaskEngine`: on each worker one actor that opens its shards by path). Both call one
+function, `shards.shard_partial_sums`, on the same rows, so the weights are the same bits
+on either engine and for any number of workers. With ``data.shards: 1`` and the numpy engine (the
 defaults) training does not come here at all.
 """
 
@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from softreg.engine import plan
-from softreg.engine.shards import CacheShard, NumpyEngine, ShardSpec, shard_partial_sums
+from softreg.engine.shards import CacheShard, NumpyEngine, ShardGroup, ShardSpec, shard_partial_sums
 from softreg.engine.source import ShardedData, ShardEngine
 from softreg.errors import DataError
 from softreg.train import TrainingData
@@ -31,6 +31,7 @@ __all__ = [
     "CacheShard",
     "NumpyEngine",
     "ShardEngine",
+    "ShardGroup",
     "ShardSpec",
     "ShardedData",
     "open_engine",

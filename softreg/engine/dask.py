@@ -1,9 +1,9 @@
-"""The Dask engine: each shard a `CacheShard` actor on a worker, opened there by path.
+"""The Dask engine: each worker's shards one `ShardGroup` actor there, opened by path.
 
 Each step sends the weights to every actor and gathers their `PartialSums` in shard order;
 the driver adds them (`softreg.train.sharded`). Nothing but the weights and the sums travel:
 the rows never leave the workers' disks. An actor whose worker is lost is made again from
-its shard's spec on a live worker, told the epoch, and asked again: its answer depends on
+its shards' specs on a live worker, told the epoch, and asked again: its answers depend on
 (rows, key, step, weights) only, so the run is unchanged.
 
 Dask is imported here only, and only when a run asks for it (`pip install 'softreg[dask]'`).
@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from softreg.config import EngineConfig
-from softreg.engine.shards import CacheShard, ShardSpec
+from softreg.engine.shards import ShardGroup, ShardSpec
 from softreg.errors import ClusterError, SoftregError, warn
 from softreg.train import PartialSums
 
@@ -45,8 +45,10 @@ class EngineInfo:
 
 
 @dataclass
-class _Actor:
-    spec: ShardSpec
+class _Group:
+    """A `ShardGroup` actor: the shards it holds, its worker, the future that keeps it alive, its proxy."""
+
+    specs: dict[str, list[ShardSpec]]
     worker: str
     future: Any
     proxy: Any
@@ -90,8 +92,7 @@ def connect(config: EngineConfig, specs: dict[str, list[ShardSpec]]) -> tuple[Da
         if cluster is not None:
             cluster.close()
         raise
-    info = EngineInfo(address, _dashboard(client), workers, [actor.worker for actor in engine.actors["train"]],
-                      local=cluster is not None)
+    info = EngineInfo(address, _dashboard(client), workers, engine.placement("train"), local=cluster is not None)
     return engine, info
 
 
@@ -106,7 +107,7 @@ def _client(distributed: Any, config: EngineConfig) -> tuple[Any, Any, str]:
                 n_workers=config.workers, threads_per_worker=1, processes=True, dashboard_address=":0",
                 silence_logs=logging.ERROR,
             )
-        return distributed.Client(cluster), cluster, cluster.scheduler_address
+        return distributed.Client(cluster, direct_to_workers=True), cluster, cluster.scheduler_address
     address = config.scheduler or dask.config.get("scheduler-address", None)
     if not address:
         raise ClusterError(
@@ -114,7 +115,7 @@ def _client(distributed: Any, config: EngineConfig) -> tuple[Any, Any, str]:
             "set engine.scheduler: tcp://HOST:8786, or local for a cluster on this machine"
         )
     try:
-        client = distributed.Client(address, timeout=CONNECT_SECONDS)  # the default client: actors call through it
+        client = distributed.Client(address, timeout=CONNECT_SECONDS, direct_to_workers=True)
     except (OSError, TimeoutError, ValueError):  # ValueError: an address dask cannot parse
         raise ClusterError(
             f"engine.scheduler {address}: cannot reach the Dask scheduler within {CONNECT_SECONDS:g} s "
@@ -173,45 +174,55 @@ def _dashboard(client: Any) -> str | None:
 
 
 class DaskEngine:
-    """The shards as `CacheShard` actors on ``workers`` (shard s on worker s mod W), asked in shard order."""
+    """The shards on ``workers``, shard s of each part on worker s mod W, each worker's as one
+    `ShardGroup` actor (one round trip per worker a step); answers in shard order."""
 
     def __init__(self, client: Any, cluster: Any, workers: list[str], specs: dict[str, list[ShardSpec]]) -> None:
         self.client, self.cluster, self.workers = client, cluster, workers
-        self.actors: dict[str, list[_Actor]] = {}
         self.epochs: dict[str, tuple[int, int]] = {}  # part -> its epoch's (key, rows), told to new actors
         self.timing = _Timing()
         self.lost: set[str] = set()  # workers whose actors failed: not chosen again
         self.warned: set[str] = set()
-        for part, part_specs in specs.items():
-            self.actors[part] = [self._create(spec, workers[spec.shard % len(workers)]) for spec in part_specs]
+        self.n_shards = {part: len(part_specs) for part, part_specs in specs.items()}
+        self.groups: list[_Group] = []
+        for index, worker in enumerate(workers):
+            held = {part: [spec for spec in part_specs if spec.shard % len(workers) == index]
+                    for part, part_specs in specs.items()}
+            self.groups.append(self._create(held, worker))
 
-    def _create(self, spec: ShardSpec, worker: str) -> _Actor:
+    def placement(self, part: str) -> list[str]:
+        """The worker of each shard of ``part``, in shard order."""
+        where = {spec.shard: group.worker for group in self.groups for spec in group.specs[part]}
+        return [where[shard] for shard in range(self.n_shards[part])]
+
+    def _create(self, specs: dict[str, list[ShardSpec]], worker: str) -> _Group:
         future = self.client.submit(
-            CacheShard, spec, actor=True, workers=[worker], allow_other_workers=False, pure=False
+            ShardGroup, specs, actor=True, workers=[worker], allow_other_workers=False, pure=False
         )
         try:
             proxy = future.result(timeout=WORKERS_SECONDS)
         except (OSError, ValueError) as error:
+            path = next(spec.X_path for part_specs in specs.values() for spec in part_specs)
             raise ClusterError(
-                f"worker {worker} cannot open the data cache at {spec.X_path} ({error.__class__.__name__}): "
+                f"worker {worker} cannot open the data cache at {path} ({error.__class__.__name__}): "
                 "every worker must see data.cache at the same path"
             ) from None
         except ImportError as error:
             raise ClusterError(f"worker {worker} cannot import softreg ({error}); install softreg[dask]") from None
-        return _Actor(spec, worker, future, proxy)
+        return _Group(specs, worker, future, proxy)
 
     def begin_epoch(self, part: str, key: int, rows: int) -> None:
         self._judge_share()
         self.epochs[part] = (key, rows)
         if part == "train":
-            self.timing.batch_size = rows * len(self.actors[part])
+            self.timing.batch_size = rows * self.n_shards[part]
         self._gather(part, "begin_epoch", (key, rows))
 
     def step(self, part: str, step: int, coef: np.ndarray, intercept: np.ndarray) -> list[PartialSums]:
         started = time.perf_counter()
-        sums = self._gather(part, "step", (step, coef, intercept))
+        answers = self._gather(part, "step", (step, coef, intercept))
         wall = time.perf_counter() - started
-        comm = self._comm(part, sums, wall)
+        comm = self._comm(answers, wall)
         if part == "train":
             timing = self.timing
             timing.step_wall += wall
@@ -219,30 +230,37 @@ class DaskEngine:
             timing.steps += 1
             if timing.steps == SHARE_STEPS:
                 self._judge_share()
-        return sums
+        return self._in_shard_order(part, answers)
 
     def full(self, part: str, coef: np.ndarray, intercept: np.ndarray) -> list[PartialSums]:
         started = time.perf_counter()
-        sums = self._gather(part, "full", (coef, intercept))
-        self._comm(part, sums, time.perf_counter() - started)
-        return sums
+        answers = self._gather(part, "full", (coef, intercept))
+        self._comm(answers, time.perf_counter() - started)
+        return self._in_shard_order(part, answers)
 
     def comm_seconds(self) -> float | None:
         return self.timing.comm
 
     def close(self) -> None:
-        self.actors.clear()
+        self.groups.clear()
         with contextlib.suppress(OSError, RuntimeError, TimeoutError):
             self.client.close()
             if self.cluster is not None:
                 self.cluster.close()
 
-    def _comm(self, part: str, sums: list[PartialSums], wall: float) -> float:
+    def _in_shard_order(self, part: str, answers: list[list[PartialSums]]) -> list[PartialSums]:
+        ordered: list[PartialSums | None] = [None] * self.n_shards[part]
+        for group, sums in zip(self.groups, answers, strict=True):
+            for spec, partial in zip(group.specs[part], sums, strict=True):
+                ordered[spec.shard] = partial
+        return [partial for partial in ordered if partial is not None]
+
+    def _comm(self, answers: list[list[PartialSums]], wall: float) -> float:
         """The call's seconds not spent computing: the shards of one worker compute one after
         another, the workers side by side, so the computing takes the busiest worker's sum."""
         busy: dict[str, float] = {}
-        for actor, partial in zip(self.actors[part], sums, strict=True):
-            busy[actor.worker] = busy.get(actor.worker, 0.0) + partial.seconds
+        for group, sums in zip(self.groups, answers, strict=True):
+            busy[group.worker] = busy.get(group.worker, 0.0) + sum(partial.seconds for partial in sums)
         comm = max(0.0, wall - max(busy.values(), default=0.0))
         self.timing.comm += comm
         return comm
@@ -263,36 +281,36 @@ class DaskEngine:
             )
 
     def _gather(self, part: str, method: str, args: tuple[Any, ...]) -> list[Any]:
-        """Call ``method`` on every actor of ``part`` at once; their answers in shard order."""
-        calls = [self._start(actor, method, args) for actor in self.actors[part]]
-        return [self._answer(part, shard, call, method, args) for shard, call in enumerate(calls)]
+        """Call ``method`` on every group at once for ``part``; their answers in the groups' order."""
+        calls = [self._start(group, method, (part, *args)) for group in self.groups]
+        return [self._answer(index, call, method, (part, *args)) for index, call in enumerate(calls)]
 
     @staticmethod
-    def _start(actor: _Actor, method: str, args: tuple[Any, ...]) -> Any:
+    def _start(group: _Group, method: str, args: tuple[Any, ...]) -> Any:
         """The call in flight, or None when the actor is known lost already (`_answer` replaces it)."""
         try:
-            return getattr(actor.proxy, method)(*args)
+            return getattr(group.proxy, method)(*args)
         except (OSError, RuntimeError) as error:
             if not _worker_lost(error):
                 raise
             return None
 
-    def _answer(self, part: str, shard: int, call: Any, method: str, args: tuple[Any, ...]) -> Any:
-        """The answer of shard ``shard``; when its worker is lost, the same call to a new actor."""
+    def _answer(self, index: int, call: Any, method: str, args: tuple[Any, ...]) -> Any:
+        """Group ``index``'s answer; when its worker is lost, the same call to the group made again."""
         for replay in range(REPLAYS + 1):
             try:
                 if call is None:
-                    call = getattr(self.actors[part][shard].proxy, method)(*args)
-                return self._wait(call, self.actors[part][shard].worker)
+                    call = getattr(self.groups[index].proxy, method)(*args)
+                return self._wait(call, self.groups[index].worker)
             except (OSError, RuntimeError) as error:
                 if not _worker_lost(error):
                     raise
                 if replay == REPLAYS:
                     raise SoftregError(
-                        f"dask: shard {shard} of the {part} part was lost {REPLAYS + 1} times; stopping "
-                        "(the last checkpoint resumes the run)"
+                        f"dask: the shards of worker {self.groups[index].worker} were lost {REPLAYS + 1} times; "
+                        "stopping (the last checkpoint resumes the run: train --resume)"
                     ) from error
-            self._replace(part, shard)
+            self._replace(index)
             call = None
         raise AssertionError("unreachable: the loop returns or raises")
 
@@ -307,24 +325,24 @@ class DaskEngine:
                 if worker not in self.client.scheduler_info()["workers"]:
                     raise OSError(f"worker {worker} left the cluster") from None
 
-    def _replace(self, part: str, shard: int) -> None:
-        """Make shard ``shard``'s actor again on the live worker holding the fewest shards, in the current epoch."""
-        old = self.actors[part][shard]
+    def _replace(self, index: int) -> None:
+        """Make group ``index`` again, from its specs, on the live worker holding the fewest
+        shards, and tell it the current epochs: it then answers as the lost one would have."""
+        old = self.groups[index]
         old.future.release()
         self.lost.add(old.worker)
         live = self._live_workers()
         held = {worker: 0 for worker in live}
-        for actors in self.actors.values():
-            for actor in actors:
-                if actor.worker in held:
-                    held[actor.worker] += 1
+        for group in self.groups:
+            if group.worker in held:
+                held[group.worker] += sum(len(part_specs) for part_specs in group.specs.values())
         worker = min(live, key=lambda name: (held[name], name))
-        actor = self.actors[part][shard] = self._create(old.spec, worker)
-        if part in self.epochs:
-            actor.proxy.begin_epoch(*self.epochs[part]).result()
+        group = self.groups[index] = self._create(old.specs, worker)
+        for part, (key, rows) in self.epochs.items():
+            group.proxy.begin_epoch(part, key, rows).result()
         if old.worker not in self.warned:
             self.warned.add(old.worker)
-            warn(f"dask: worker {old.worker} was lost; its shards are opened again on the workers left "
+            warn(f"dask: worker {old.worker} was lost; its shards are opened again on {worker} "
                  "and the step is replayed (the result is unchanged)")
 
     def _live_workers(self) -> list[str]:
@@ -337,5 +355,3 @@ class DaskEngine:
                 raise SoftregError(f"dask: no worker left after {WORKERS_SECONDS:g} s; the last checkpoint resumes "
                                    "the run (train --resume)")
             time.sleep(0.2)
-
-

@@ -3,9 +3,10 @@
 `shard_partial_sums` is the one function that turns rows into sums, wherever they are: the
 numpy engine calls it here, the Dask engine's actors call it on the workers. A `CacheShard`
 is one row range of a cache part, opened by path (memory maps), that answers the batch
-plan's steps (`softreg.engine.plan`) and full passes with `PartialSums`. The Dask engine
-makes the same class an actor on a worker; the same rows, the same function and the same
-order of addition give the same bits on either.
+plan's steps (`softreg.engine.plan`) and full passes with `PartialSums`. A `ShardGroup`
+holds the shards of one process: the numpy engine one group of all the shards, the Dask
+engine one group per worker, as an actor. The same rows, the same function and the same order of
+addition give the same bits on either.
 """
 
 from __future__ import annotations
@@ -76,7 +77,8 @@ class CacheShard:
     """One shard of a cache part through memory maps: steps of the batch plan and full passes as sums.
 
     The only state besides the rows is the current epoch's order, a function of (key, shard):
-    a shard made again from its spec and told the epoch answers every step the same.
+    a shard made again from its spec and told the epoch answers every step the same. Its
+    callers (`ShardGroup`) pass weights in fresh memory and run it on one BLAS thread.
     """
 
     def __init__(self, spec: ShardSpec) -> None:
@@ -98,27 +100,47 @@ class CacheShard:
         """The sums of this shard's rows of step ``step`` (none after the shard ran out)."""
         started = time.perf_counter()
         index = plan.step_rows(self.order, step, self.rows)
-        with one_blas_thread():
-            coef, intercept = _fresh(coef, intercept)
-            sums = shard_partial_sums(coef, intercept, np.take(self.X, index, axis=0), np.take(self.y, index))
+        sums = shard_partial_sums(coef, intercept, np.take(self.X, index, axis=0), np.take(self.y, index))
         sums.seconds = time.perf_counter() - started
         return sums
 
     def full(self, coef: np.ndarray, intercept: np.ndarray) -> PartialSums:
         """The sums over all the shard's rows, in order, chunk by chunk (``correct`` counted)."""
         started = time.perf_counter()
-        with one_blas_thread():
-            coef, intercept = _fresh(coef, intercept)
-            chunks = [
-                shard_partial_sums(
-                    coef, intercept, np.asarray(self.X[start:start + FULL_PASS_ROWS]),
-                    np.asarray(self.y[start:start + FULL_PASS_ROWS]), correct=True,
-                )
-                for start in range(0, max(1, len(self.y)), FULL_PASS_ROWS)
-            ]
+        chunks = [
+            shard_partial_sums(
+                coef, intercept, np.asarray(self.X[start:start + FULL_PASS_ROWS]),
+                np.asarray(self.y[start:start + FULL_PASS_ROWS]), correct=True,
+            )
+            for start in range(0, max(1, len(self.y)), FULL_PASS_ROWS)
+        ]
         sums = add_partials(chunks)
         sums.seconds = time.perf_counter() - started
         return sums
+
+
+class ShardGroup:
+    """The shards one process holds, of one or more parts (``{"train": [...], "val": [...]}``):
+    the numpy engine holds them all, a Dask worker those placed on it (as one actor, so that a
+    step costs one round trip per worker). Every call answers for the group's shards of
+    ``part`` in the order of ``specs[part]``."""
+
+    def __init__(self, specs: dict[str, list[ShardSpec]]) -> None:
+        self.shards = {part: [CacheShard(spec) for spec in part_specs] for part, part_specs in specs.items()}
+
+    def begin_epoch(self, part: str, key: int, rows: int) -> None:
+        for shard in self.shards[part]:
+            shard.begin_epoch(key, rows)
+
+    def step(self, part: str, step: int, coef: np.ndarray, intercept: np.ndarray) -> list[PartialSums]:
+        with one_blas_thread():
+            coef, intercept = _fresh(coef, intercept)
+            return [shard.step(step, coef, intercept) for shard in self.shards[part]]
+
+    def full(self, part: str, coef: np.ndarray, intercept: np.ndarray) -> list[PartialSums]:
+        with one_blas_thread():
+            coef, intercept = _fresh(coef, intercept)
+            return [shard.full(coef, intercept) for shard in self.shards[part]]
 
 
 def _fresh(coef: np.ndarray, intercept: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -142,23 +164,27 @@ def one_blas_thread() -> Any:
 
 
 class NumpyEngine:
-    """Every shard in this process, asked in shard order: the reference the Dask engine equals."""
+    """Every shard in this process, one `ShardGroup`: the reference the Dask engine equals."""
 
     def __init__(self, specs: dict[str, list[ShardSpec]]) -> None:
-        self.shards = {part: [CacheShard(spec) for spec in part_specs] for part, part_specs in specs.items()}
+        self.group: ShardGroup | None = ShardGroup(specs)
+
+    def _group(self) -> ShardGroup:
+        if self.group is None:
+            raise ValueError("the engine is closed")
+        return self.group
 
     def begin_epoch(self, part: str, key: int, rows: int) -> None:
-        for shard in self.shards[part]:
-            shard.begin_epoch(key, rows)
+        self._group().begin_epoch(part, key, rows)
 
     def step(self, part: str, step: int, coef: np.ndarray, intercept: np.ndarray) -> list[PartialSums]:
-        return [shard.step(step, coef, intercept) for shard in self.shards[part]]
+        return self._group().step(part, step, coef, intercept)
 
     def full(self, part: str, coef: np.ndarray, intercept: np.ndarray) -> list[PartialSums]:
-        return [shard.full(coef, intercept) for shard in self.shards[part]]
+        return self._group().full(part, coef, intercept)
 
     def comm_seconds(self) -> float | None:
         return None
 
     def close(self) -> None:
-        self.shards.clear()
+        self.group = None
