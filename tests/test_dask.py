@@ -169,6 +169,23 @@ def test_cli_trains_against_a_scheduler_and_two_workers(letters, cluster, tmp_pa
     assert all(row["comm_seconds"] > 0 for row in rundir.read_history(tmp_path / "run"))
 
 
+def test_a_numpy_engine_run_resumes_on_dask_bit_for_bit(letters, cluster, tmp_path):
+    """With data.shards > 1 a run may change engines on --resume: 2 epochs on the numpy engine, then a
+    third on the Dask workers, end with the model of 3 straight epochs on the numpy engine."""
+    constant = ("--quiet", "--set", "optim.schedule=constant")  # a cosine schedule depends on the number of epochs
+    for name, epochs in (("straight", 3), ("moved", 2)):
+        assert run("train", "--config", letters[0], "--out", tmp_path / name, *constant, "--set",
+                   f"optim.epochs={epochs}")[0] == 0
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=COMMUNICATION, category=SoftregWarning)
+        code, _, stderr = run("train", "--resume", tmp_path / "moved", "--quiet", "--set", "optim.epochs=3",
+                              "--set", "engine.kind=dask", "--set", f"engine.scheduler={cluster.address}")
+    assert code == 0, stderr
+    assert (tmp_path / "moved" / "model.npz").read_bytes() == (tmp_path / "straight" / "model.npz").read_bytes()
+    comm = [row["comm_seconds"] for row in rundir.read_history(tmp_path / "moved")]
+    assert comm[:2] == [None, None] and comm[2] > 0
+
+
 def test_too_few_workers_is_exit_2(letters, cluster, tmp_path, monkeypatch):
     """engine.workers 3 against a scheduler with 2: exit 2 once the wait runs out, naming both numbers."""
     monkeypatch.setattr(dask_engine, "WORKERS_SECONDS", 1.0)
