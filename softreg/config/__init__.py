@@ -1,7 +1,7 @@
 """The training configuration: defaults and rules declared once, checked as a whole.
 
 A config is a YAML mapping with the sections ``data``, ``model``, ``optim``,
-``output`` and the top-level ``seed``. Every key has a default (except
+``output``, ``engine`` and the top-level ``seed``. Every key has a default (except
 ``data.source``) and a rule; `load_config` rejects unknown keys with a
 "did you mean" suggestion and names the file and key of every bad value before
 any work starts. ``--set section.key=value`` overrides are YAML-typed and go

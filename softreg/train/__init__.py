@@ -1,7 +1,8 @@
 """The training core: minibatch SGD on J(W, b) from a zero start.
 
-It takes the data as a `TrainingData` (in-memory arrays by default; a streamed or
-distributed source plugs in through the same three members) and the numbers of the model
+It takes the data as a `TrainingData` (in-memory arrays by default; a streamed source
+plugs in through the same three members), or as a `ShardedSource` whose shards, here or on
+other machines, answer each step with sums (`softreg.engine`), and the numbers of the model
 and the optimiser as `Settings`. It knows nothing of configs, files or run directories,
 and never prints: progress and checkpoints go through callbacks.
 """
@@ -73,8 +74,9 @@ def fit(
 
     Parameters
     ----------
-    train : TrainingData or (X, y)
-        Standardized ``X`` (n_samples, n_features) and class indices ``y`` (n_samples,).
+    train : TrainingData or (X, y) or ShardedSource
+        Standardized ``X`` (n_samples, n_features) and class indices ``y`` (n_samples,); a
+        `ShardedSource` trains on its shards' sums (`softreg.train.sharded`).
     n_classes : int
     settings : Settings
     rng : numpy.random.Generator
