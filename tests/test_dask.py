@@ -262,3 +262,15 @@ def test_mismatched_versions_are_cluster_errors():
     versions["workers"]["tcp://w:1"]["packages"] = {"softreg": "1.0"}
     with pytest.raises(ClusterError, match="worker tcp://w:1 has numpy missing, this process 2.0"):
         dask_engine._check_versions(VersionsClient(versions), "tcp://h:1")
+
+
+def test_the_communication_advice_comes_past_half_of_each_step():
+    """The engine's advice: None while communication is at most half the steps' time, else the share,
+    the time a step takes and the two remedies."""
+    timing = dask_engine.Timing(step_wall=1.0, step_comm=0.5, steps=400, batch_size=512)
+    assert timing.advice() is None and dask_engine.Timing().advice() is None
+    timing.step_comm = 0.8
+    assert timing.advice() == (
+        "dask: communication takes 80% of each step (2.50 ms a step); a larger optim.batch_size (now 512) or "
+        "engine.kind: numpy would train faster"
+    )

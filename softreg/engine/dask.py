@@ -55,13 +55,25 @@ class _Group:
 
 
 @dataclass
-class _Timing:
+class Timing:
+    """The engine's account of its time: what `comm_seconds` reports and the advice judges."""
+
     comm: float = 0.0  # seconds of every call not spent computing on the workers
     step_wall: float = 0.0  # seconds of the training steps, round trips included
-    step_comm: float = 0.0
+    step_comm: float = 0.0  # of those, not spent computing
     steps: int = 0
     judged: bool = False
     batch_size: int = 0
+
+    def advice(self) -> str | None:
+        """The warning when communication took more than half of the steps so far, else None."""
+        if self.steps == 0 or self.step_comm <= 0.5 * self.step_wall:
+            return None
+        return (
+            f"dask: communication takes {self.step_comm / self.step_wall:.0%} of each step "
+            f"({1e3 * self.step_wall / self.steps:.2f} ms a step); a larger optim.batch_size (now {self.batch_size}) "
+            "or engine.kind: numpy would train faster"
+        )
 
 
 def connect(config: EngineConfig, specs: dict[str, list[ShardSpec]]) -> tuple[DaskEngine, EngineInfo]:
@@ -180,7 +192,7 @@ class DaskEngine:
     def __init__(self, client: Any, cluster: Any, workers: list[str], specs: dict[str, list[ShardSpec]]) -> None:
         self.client, self.cluster, self.workers = client, cluster, workers
         self.epochs: dict[str, tuple[int, int]] = {}  # part -> its epoch's (key, rows), told to new actors
-        self.timing = _Timing()
+        self.timing = Timing()
         self.lost: set[str] = set()  # workers whose actors failed: not chosen again
         self.warned: set[str] = set()
         self.n_shards = {part: len(part_specs) for part, part_specs in specs.items()}
@@ -272,13 +284,9 @@ class DaskEngine:
         if timing.judged or timing.steps == 0:
             return
         timing.judged = True
-        if timing.step_comm > 0.5 * timing.step_wall:
-            per_step = 1e3 * timing.step_wall / timing.steps
-            warn(
-                f"dask: communication takes {timing.step_comm / timing.step_wall:.0%} of each step "
-                f"({per_step:.2f} ms a step); a larger optim.batch_size (now {timing.batch_size}) or "
-                "engine.kind: numpy would train faster"
-            )
+        advice = timing.advice()
+        if advice is not None:
+            warn(advice)
 
     def _gather(self, part: str, method: str, args: tuple[Any, ...]) -> list[Any]:
         """Call ``method`` on every group at once for ``part``; their answers in the groups' order."""
