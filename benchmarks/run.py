@@ -12,7 +12,8 @@ ratios measured in this run (absolute times drift on shared machines); the raw f
 cached data and exact optima.
 
 --quick: digits only, a few epochs (a smoke test: seconds). Default: digits, letters and a
-synthetic 60000 x 784 x 10 float32 set, plus epoch times in the other dtype. --full adds a
+synthetic 60000 x 784 x 10 float32 set, plus epoch times in the other dtype, and the Dask
+engine's step time and communication share on that set (`cluster.py`). --full adds a
 synthetic 900000 x 100 x 20 float32 set.
 """
 
@@ -31,6 +32,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+import cluster  # noqa: E402
 import workloads  # noqa: E402
 
 GAPS = (1e-3, 1e-4)
@@ -434,6 +436,9 @@ def main(argv=None):
     print("targets, measured in this run:")
     for target, measured, met in found:
         print(f"  [{'stated' if met is None else 'met' if met else 'NOT MET'}] {target}: {measured}")
+    if mode != "quick":  # the Dask engine against one process: benchmarks/cluster.py
+        print("\nDask engine, step time and communication share:", flush=True)
+        cluster_figures = cluster.run(args.results / "cache", log=lambda line: print(line, flush=True))
     document = {
         "mode": mode,
         "started": started,
@@ -447,6 +452,7 @@ def main(argv=None):
         "results": results,
         "cli_seconds": cli,
         "targets": [{"target": target, "measured": measured, "met": met} for target, measured, met in found],
+        "cluster": None if mode == "quick" else cluster_figures,
     }
     args.results.mkdir(parents=True, exist_ok=True)
     path = args.results / f"{mode}-{started}.json"

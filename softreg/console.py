@@ -31,8 +31,22 @@ def epoch_line(record: EpochRecord, total: int) -> str:
     if record.val_loss is not None:
         parts.append(f"val_loss={record.val_loss:.6g}")
         parts.append(f"val_acc={record.val_accuracy:.4f}")
-    parts.append(f"({record.seconds:.2f}s)")
+    comm = "" if record.comm_seconds is None else f", comm {record.comm_seconds:.2f}s"
+    parts.append(f"({record.seconds:.2f}s{comm})")
     return "  ".join(parts)
+
+
+def engine_lines(info: Any) -> list[str]:
+    """The cluster a run trains on (`softreg.engine.dask.EngineInfo`): its workers and their
+    training shards, and the dashboard's link."""
+    shards: dict[str, list[str]] = {worker: [] for worker in info.workers}
+    for shard, worker in enumerate(info.placement):
+        shards.setdefault(worker, []).append(str(shard))
+    kind = "a local cluster" if info.local else "the scheduler"
+    held = ", ".join(f"{worker} (shards {' '.join(numbers)})" for worker, numbers in shards.items())
+    lines = [f"dask: {len(info.workers)} worker(s) of {kind} at {info.scheduler}: {held}"]
+    lines.append(f"dask: dashboard {info.dashboard}" if info.dashboard else "dask: no dashboard (pip install bokeh)")
+    return lines
 
 
 class Progress:
@@ -74,6 +88,13 @@ class Progress:
         """One line before the first epoch: the rate ``optim.lr: auto`` chose."""
         if not self.quiet:
             click.echo(f"optim.lr: auto chose {lr:.4g} (saved in the run's config.yaml)", file=self.stream)
+            self.stream.flush()
+
+    def engine(self, info: Any) -> None:
+        """Before the first epoch: the Dask workers found and the dashboard's link."""
+        if not self.quiet:
+            for line in engine_lines(info):
+                click.echo(line, file=self.stream)
             self.stream.flush()
 
     def _draw(self, now: float) -> None:

@@ -64,6 +64,13 @@ class DivergedError(SoftregError):
         )
 
 
+class ClusterError(SoftregError):
+    """A Dask cluster that cannot train the run as configured: unreachable, too few workers,
+    mismatched versions, or a data cache its workers cannot open."""
+
+    exit_code = EXIT_USAGE
+
+
 class OutputError(SoftregError):
     """An output that cannot be written (exists, unwritable, disk full)."""
 

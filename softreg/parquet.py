@@ -37,14 +37,14 @@ FINGERPRINT_BYTES = 2**20
 
 def is_parquet(source: str) -> bool:
     """Whether a source names Parquet: a ``.parquet``/``.pq`` file, or a folder."""
-    return Path(source).suffix.lower() in PARQUET_SUFFIXES or Path(source).is_dir()
+    return Path(source).suffix.lower() in PARQUET_SUFFIXES or os.path.isdir(source)  # False on any OSError
 
 
 def parquet_files(source: str | os.PathLike[str]) -> list[Path]:
     """The Parquet files of a source: itself, or a folder's ``*.parquet`` files sorted by name."""
     path = Path(source)
-    if not path.is_dir():
-        if not path.exists():
+    if not os.path.isdir(path):
+        if not os.path.exists(path):
             raise DataError(f"{source}: data file not found")
         return [path]
     files = sorted(

@@ -13,6 +13,7 @@ Config validation, training, ``evaluate --data`` and ``predict`` all go through 
 
 from __future__ import annotations
 
+import os
 import re
 import zipfile
 from collections.abc import Sequence
@@ -81,7 +82,7 @@ def load_source(
         return _select(_load_builtin(source[len(BUILTIN_PREFIX):]), selection)
     path = Path(source)
     if kind == "parquet":
-        if not path.is_dir():
+        if not os.path.isdir(path):
             _check_file(source, path)
         return load_parquet(source, selection)
     if source != "-":

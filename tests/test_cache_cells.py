@@ -244,3 +244,15 @@ def test_parquet_nulls_through_the_cache_take_the_mean_or_drop(tmp_path):
     assert run("ingest", "--config", config)[0] == 0
     manifest = json.loads((tmp_path / "cache" / "manifest.json").read_text())
     assert sum(manifest["n"].values()) == int((~holes).sum())
+
+
+def test_a_sparse_cache_refuses_shards_by_name(tmp_path):
+    """data.shards > 1 over an svmlight (CSR) cache: exit 2, saying how to train it instead."""
+    from sklearn.datasets import dump_svmlight_file, load_wine
+
+    X, y = load_wine(return_X_y=True)
+    dump_svmlight_file(X, y, str(tmp_path / "w.svm"))
+    config = write_config(tmp_path, tmp_path / "w.svm")
+    code, _, stderr = run("train", "--config", config, "--out", tmp_path / "run", "--set", "data.shards=2", *FAST)
+    assert code == 2, stderr
+    assert "a sparse (svmlight) cache trains in one process; set data.shards: 1 and engine.kind: numpy" in stderr

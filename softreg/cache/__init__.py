@@ -33,6 +33,7 @@ from softreg.cache.read import (
     CacheData,
     load_part,
     open_cache,
+    part_files,
     prepare_cached,
     stale_reason,
 )
@@ -77,6 +78,7 @@ __all__ = [
     "ingest",
     "load_part",
     "open_cache",
+    "part_files",
     "prepare_cached",
     "read_manifest",
     "row_hash",

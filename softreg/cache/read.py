@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -107,6 +108,15 @@ def stale_reason(manifest: Manifest, config: Config) -> str | None:
     if manifest.document.get("fingerprint") != fingerprint(config.data.source):
         return f"the source {config.data.source} changed since it was ingested"
     return None
+
+def part_files(manifest: Manifest, part: str) -> tuple[Path, Path] | None:
+    """The paths of one part's ``X.npy`` and ``y.npy`` (None when the part is empty): what a
+    worker opens by itself (softreg.engine)."""
+    shards = manifest.document["shards"].get(part)
+    if shards is None:
+        return None
+    return manifest.directory / shards["X"]["file"], manifest.directory / shards["y"]["file"]
+
 
 def _plain(document: Any) -> Any:
     """``document`` as it reads back from JSON (tuples as lists)."""

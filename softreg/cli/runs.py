@@ -69,7 +69,7 @@ def train(
     signal.signal(signal.SIGTERM, _interrupt)
     try:
         if resume_dir is not None:
-            outcome = command.resume_run(resume_dir, overrides, on_epoch=progress)
+            outcome = command.resume_run(resume_dir, overrides, on_epoch=progress, on_engine=progress.engine)
         elif config_path is not None:  # always, without --resume (checked above)
             config = load_config(config_path, overrides)
             if print_config:
@@ -78,7 +78,8 @@ def train(
             target = command.output_dir_for(config, out)
             check_output_dir(target, force)
             outcome = command.train_run(
-                config, target, force=force, on_epoch=progress, on_learning_rate=progress.learning_rate
+                config, target, force=force, on_epoch=progress, on_learning_rate=progress.learning_rate,
+                on_engine=progress.engine,
             )
     except Interrupted as stop:
         progress.finish_line()  # the message starts on a line of its own, not on the bar's

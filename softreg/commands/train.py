@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import shutil
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from os import PathLike
 from pathlib import Path
@@ -19,7 +20,16 @@ from softreg.data import Prepared, prepare, random_streams
 from softreg.errors import DivergedError, Interrupted, RunDirError, UsageError
 from softreg.evaluate import classification_metrics
 from softreg.model import Model
-from softreg.train import AUTO, EpochCallback, FitResult, TrainingState, auto_learning_rate, data_logits, fit
+from softreg.train import (
+    AUTO,
+    EpochCallback,
+    FitResult,
+    TrainingData,
+    TrainingState,
+    auto_learning_rate,
+    data_logits,
+    fit,
+)
 
 
 @dataclass
@@ -46,6 +56,7 @@ def train_run(
     force: bool = False,
     on_epoch: EpochCallback | None = None,
     on_learning_rate: Callable[[float], None] | None = None,
+    on_engine: Callable[[Any], None] | None = None,
 ) -> TrainOutcome:
     """Load, split and standardize, then train into the run directory ``target``.
 
@@ -54,7 +65,8 @@ def train_run(
     renamed); a checkpoint follows every ``output.checkpoint_every`` epochs, and
     model.npz comes last. A diverged run's directory is removed. ``optim.lr: auto`` is
     chosen from the training part first and saved as that number (so that ``--resume``
-    reads it back); ``on_learning_rate(lr)`` hears of it.
+    reads it back); ``on_learning_rate(lr)`` hears of it. With ``engine.kind: dask``,
+    ``on_engine(info)`` hears of the cluster (`softreg.engine.dask.EngineInfo`) before epoch 1.
     """
     streams = random_streams(config.seed)
     prepared = prepare_for(config, streams.split)
@@ -67,7 +79,7 @@ def train_run(
         on_learning_rate(float(config.optim.lr))
     try:
         try:
-            result = _fit_with_checkpoints(config, prepared, streams.batches, target, on_epoch)
+            result = _fit_with_checkpoints(config, prepared, streams.batches, target, on_epoch, on_engine=on_engine)
         except DivergedError:
             rundir.release(target)
             shutil.rmtree(target, ignore_errors=True)
@@ -77,11 +89,18 @@ def train_run(
         rundir.release(target)
 
 
-RESUMABLE_OVERRIDES = ("optim.epochs", "output.plots", "output.eval_every", "output.checkpoint_every")
+# engine.scheduler and engine.workers say where the shards are, not what the model is (data.shards fixes that)
+RESUMABLE_OVERRIDES = (
+    "optim.epochs", "output.plots", "output.eval_every", "output.checkpoint_every", "engine.scheduler",
+    "engine.workers",
+)
 
 
 def resume_run(
-    run_dir: str | PathLike[str], overrides: Sequence[str] = (), on_epoch: EpochCallback | None = None
+    run_dir: str | PathLike[str],
+    overrides: Sequence[str] = (),
+    on_epoch: EpochCallback | None = None,
+    on_engine: Callable[[Any], None] | None = None,
 ) -> TrainOutcome:
     """Continue an interrupted run from its last checkpoint, or finish one killed while saving.
 
@@ -96,12 +115,14 @@ def resume_run(
         raise RunDirError(f"{run_dir}: no config.yaml; not a softreg run directory")
     rundir.claim(run_dir)  # one process at a time continues a run
     try:
-        return _resume(run_dir, overrides, on_epoch)
+        return _resume(run_dir, overrides, on_epoch, on_engine)
     finally:
         rundir.release(run_dir)
 
 
-def _resume(run_dir: Path, overrides: Sequence[str], on_epoch: EpochCallback | None) -> TrainOutcome:
+def _resume(
+    run_dir: Path, overrides: Sequence[str], on_epoch: EpochCallback | None, on_engine: Callable[[Any], None] | None
+) -> TrainOutcome:
     config_path = run_dir / "config.yaml"
     rundir.remove_stale_temporaries(run_dir)
     saved = load_config(config_path)
@@ -125,7 +146,9 @@ def _resume(run_dir: Path, overrides: Sequence[str], on_epoch: EpochCallback | N
     else:
         # a finished run trained further: its old model must not outlive the new epochs
         (run_dir / "model.npz").unlink(missing_ok=True)
-        result = _fit_with_checkpoints(config, prepared, streams.batches, run_dir, on_epoch, start=state)
+        result = _fit_with_checkpoints(
+            config, prepared, streams.batches, run_dir, on_epoch, start=state, on_engine=on_engine
+        )
     return _finish(config, prepared, result, run_dir)
 
 
@@ -178,7 +201,9 @@ def _extends(state: TrainingState, config: Config) -> bool:
 def _check_resume(saved: Config, config: Config, overrides: Sequence[str], state: TrainingState | None) -> None:
     for assignment in overrides:
         key = assignment.partition("=")[0].strip()
-        if ".".join(key.split(".")[:2]) not in RESUMABLE_OVERRIDES:
+        # with more than one shard the engines compute the same bits: a run may move between them
+        engine_moves = key == "engine.kind" and saved.data.shards > 1
+        if ".".join(key.split(".")[:2]) not in RESUMABLE_OVERRIDES and not engine_moves:
             raise UsageError(
                 f"--set {key}: cannot change on --resume (it changes the model); start a new run with --config"
             )
@@ -193,9 +218,11 @@ def _fit_with_checkpoints(
     run_dir: str | PathLike[str],
     on_epoch: EpochCallback | None,
     start: TrainingState | None = None,
+    on_engine: Callable[[Any], None] | None = None,
 ) -> FitResult:
     """`fit` with a checkpoint every ``output.checkpoint_every`` epochs; on Ctrl-C or
-    SIGTERM the last completed epoch is checkpointed before `Interrupted` propagates."""
+    SIGTERM the last completed epoch is checkpointed before `Interrupted` propagates.
+    With ``data.shards > 1`` or ``engine.kind: dask`` the parts train through `softreg.engine`."""
 
     fingerprint = data_fingerprint(prepared)
 
@@ -203,22 +230,37 @@ def _fit_with_checkpoints(
         rundir.save_checkpoint(run_dir, state, {"data_fingerprint": fingerprint})
 
     try:
-        return fit(
-            prepared.train,
-            len(prepared.classes),
-            config.training_settings(),
-            batch_rng,
-            val=prepared.val,
-            on_epoch=on_epoch,
-            start=start,
-            on_checkpoint=save,
-            checkpoint_every=config.output.checkpoint_every,
-        )
+        with _training_parts(config, prepared, on_engine) as (train, val):
+            return fit(
+                train,
+                len(prepared.classes),
+                config.training_settings(),
+                batch_rng,
+                val=val,
+                on_epoch=on_epoch,
+                start=start,
+                on_checkpoint=save,
+                checkpoint_every=config.output.checkpoint_every,
+            )
     except Interrupted as interrupted:
         if interrupted.state is not None and not interrupted.saved:
             save(interrupted.state)
         interrupted.run_dir = Path(run_dir)
         raise
+
+
+@contextmanager
+def _training_parts(
+    config: Config, prepared: Prepared, on_engine: Callable[[Any], None] | None
+) -> Iterator[tuple[TrainingData, TrainingData | None]]:
+    """The parts `fit` trains on: ``prepared``'s own, or their shards on the configured engine."""
+    from softreg import engine
+
+    if not engine.sharded(config):
+        yield prepared.train, prepared.val
+        return
+    with engine.open_engine(config, prepared.train, prepared.val, on_engine) as parts:
+        yield parts
 
 
 def _finish(config: Config, prepared: Prepared, result: FitResult, run_dir: str | PathLike[str]) -> TrainOutcome:

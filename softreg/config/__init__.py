@@ -1,7 +1,7 @@
 """The training configuration: defaults and rules declared once, checked as a whole.
 
 A config is a YAML mapping with the sections ``data``, ``model``, ``optim``,
-``output`` and the top-level ``seed``. Every key has a default (except
+``output``, ``engine`` and the top-level ``seed``. Every key has a default (except
 ``data.source``) and a rule; `load_config` rejects unknown keys with a
 "did you mean" suggestion and names the file and key of every bad value before
 any work starts. ``--set section.key=value`` overrides are YAML-typed and go
@@ -41,10 +41,11 @@ from softreg.config.rules import (
     number,
     optional,
     plots,
+    scheduler_address,
     shorten,
     text,
 )
-from softreg.config.sections import Config, DataConfig, ModelConfig, OptimConfig, OutputConfig
+from softreg.config.sections import ENGINES, Config, DataConfig, EngineConfig, ModelConfig, OptimConfig, OutputConfig
 from softreg.config.yaml_io import apply_overrides, parse_override, read_yaml
 from softreg.errors import ConfigError
 from softreg.losses import LOSSES, SPHERICAL_START
@@ -59,6 +60,7 @@ __all__ = [
     "Config",
     "ConfigError",
     "DataConfig",
+    "EngineConfig",
     "ModelConfig",
     "OptimConfig",
     "OutputConfig",
@@ -123,6 +125,13 @@ SCHEMA: dict[str, Spec | dict[str, Spec]] = {
             "bytes of memory for the data, an integer or a size such as 512MB (not used yet: later steps switch "
             "to the cache when the data do not fit)",
         ),
+        "shards": (
+            1,
+            number(1, integer=True),
+            "row ranges of the cache's training part that each step takes batch_size / shards rows from; it fixes "
+            "the batch plan, so the same shards give the same model on any engine and any number of workers "
+            "(more than 1 needs data.cache)",
+        ),
     },
     "model": {
         "weight_decay": (1e-4, number(0.0), "lambda in (lambda/2)*||W||^2; the intercept is not decayed"),
@@ -172,6 +181,21 @@ SCHEMA: dict[str, Spec | dict[str, Spec]] = {
             "epochs between full-data objective evaluations (null: adaptive, <10% of training time)",
         ),
         "checkpoint_every": (1, number(1, integer=True), "epochs between checkpoints that --resume continues from"),
+    },
+    "engine": {
+        "kind": (
+            "numpy",
+            choice(*ENGINES),
+            "numpy (this process) or dask: the shards' gradient sums computed by workers of a Dask cluster "
+            "(pip install 'softreg[dask]')",
+        ),
+        "scheduler": (
+            None,
+            optional(scheduler_address),
+            "engine.kind=dask: a scheduler address (tcp://host:8786), local (a cluster of engine.workers processes "
+            "on this machine), or null (dask's scheduler-address config, e.g. DASK_SCHEDULER_ADDRESS)",
+        ),
+        "workers": (2, number(1, integer=True), "engine.kind=dask: the workers that hold the shards"),
     },
     "seed": (0, number(0, integer=True), "fixes the split, the initialization and the batch order"),
 }
@@ -248,14 +272,56 @@ def resolve(
         raise ConfigError(f"{origin}: model.normalizer: spherical needs model.fit_intercept: true ({SPHERICAL_START})")
     if resolved["optim"]["early_stopping"] and data["val"] == 0:
         raise ConfigError(f"{origin}: optim.early_stopping needs a validation split: set data.val > 0 (e.g. 0.1)")
+    _check_engine(origin, resolved)
     return Config(
         data=DataConfig(**data),
         model=ModelConfig(**resolved["model"]),
         optim=OptimConfig(**resolved["optim"]),
         output=OutputConfig(**resolved["output"]),
         seed=resolved["seed"],
+        engine=EngineConfig(**resolved["engine"]),
         path=None if origin == "config" else origin,
     )
+
+
+# what the sharded engine computes: plain minibatch sums of the cross-entropy of softmax; the
+# options that need more (a snapshot's full gradient, another loss) are refused by name
+SHARDED_SUPPORT = {
+    ("optim", "variance_reduction"): "none",
+    ("model", "loss"): "cross_entropy",
+    ("model", "normalizer"): "softmax",
+    ("model", "temperature"): 1.0,
+}
+
+
+def _check_engine(origin: str, resolved: dict[str, Any]) -> None:
+    """The sharded engine (data.shards > 1 or engine.kind: dask): what it needs and what it supports."""
+    data, engine, optim = resolved["data"], resolved["engine"], resolved["optim"]
+    shards = data["shards"]
+    if shards == 1 and engine["kind"] == "numpy":
+        return  # the default path: rows from one TrainingData, as always
+    why = f"data.shards: {shards}" if engine["kind"] == "numpy" else "engine.kind: dask"
+    if data["cache"] is None:
+        raise ConfigError(
+            f"{origin}: {why} needs data.cache: the shards are row ranges of the cache's training part, "
+            "opened by path (set data.cache: DIR)"
+        )
+    for (section, key), supported in SHARDED_SUPPORT.items():
+        if resolved[section][key] != supported:
+            raise ConfigError(
+                f"{origin}: {section}.{key}: {resolved[section][key]} is not supported with {why}, which sums plain "
+                f"minibatch gradients of the softmax cross-entropy; use {section}.{key}: {supported}"
+            )
+    if optim["batch_size"] % shards:
+        raise ConfigError(
+            f"{origin}: optim.batch_size {optim['batch_size']} must be a multiple of data.shards {shards}: "
+            "each step takes batch_size / shards rows from every shard"
+        )
+    if engine["kind"] == "dask" and shards < engine["workers"]:
+        raise ConfigError(
+            f"{origin}: data.shards {shards} must be at least engine.workers {engine['workers']}: each worker "
+            f"holds one or more shards (set data.shards: {engine['workers']} or more)"
+        )
 
 
 def key_spec(section: str, key: str) -> Spec:

@@ -115,6 +115,18 @@ def text(value: object) -> str:
     return value
 
 
+def scheduler_address(value: object) -> str:
+    """``local``, or a Dask scheduler address: ``tcp://host:port`` (or another protocol, or host:port)."""
+    import re
+
+    if value == "local":
+        return "local"
+    address = r"([a-z][a-z0-9+]*://)?(\[[0-9a-fA-F:.]+\]|[^\s/:\[\]]+)(:[0-9]{1,5})?/?"  # [::1] for IPv6
+    if not isinstance(value, str) or not re.fullmatch(address, value):
+        raise ValueError(f"must be local or a scheduler address such as tcp://host:8786, got {_describe(value)}")
+    return value
+
+
 def choice(*options: str) -> Rule:
     def check(value: Any) -> str:
         if value not in options:

@@ -29,6 +29,7 @@ class DataConfig:
     encoding: str = "utf-8"
     cache: str | None = None  # a directory of shuffled shards that training streams from
     memory_budget: int | None = None  # bytes
+    shards: int = 1  # row ranges of the cached training part: fixes the batch plan of the sharded engine
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,16 @@ class OutputConfig:
     checkpoint_every: int = 1
 
 
+ENGINES = ("numpy", "dask")
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    kind: str = "numpy"  # or "dask": the shards' sums computed by Dask workers
+    scheduler: str | None = None  # tcp://host:port, "local", or None: dask's own scheduler-address
+    workers: int = 2
+
+
 @dataclass(frozen=True)
 class Config:
     data: DataConfig
@@ -72,6 +83,7 @@ class Config:
     output: OutputConfig
     seed: int
     path: str | None = None  # the file it came from, for messages and relative paths
+    engine: EngineConfig = EngineConfig()
 
     def training_settings(self) -> Settings:
         """The numbers `softreg.train.fit` needs, from the ``model`` and ``optim`` sections."""
@@ -85,4 +97,4 @@ class Config:
     def to_dict(self) -> dict[str, Any]:
         """The resolved config as plain YAML-able data (the form saved with a run)."""
         sections = {name: vars(getattr(self, name)).copy() for name in ("data", "model", "optim", "output")}
-        return {**sections, "seed": self.seed}
+        return {**sections, "engine": vars(self.engine).copy(), "seed": self.seed}

@@ -37,6 +37,7 @@ def save_checkpoint(
     """
     write_json(Path(directory) / CHECKPOINT_SECONDS, {
         "epoch_seconds": [record.seconds for record in state.history],
+        "epoch_comm_seconds": [record.comm_seconds for record in state.history],
         "seconds": None if state.summary is None else state.summary.get("seconds"),
     })
     arrays = {"weights": state.weights}
@@ -49,7 +50,7 @@ def save_checkpoint(
         "n_velocity": len(state.velocity),
         "n_best": len(state.best_params),
         "rng_state": state.rng_state,
-        "history": [{**asdict(record), "seconds": 0.0} for record in state.history],
+        "history": [_timing_zeroed(record) for record in state.history],
         "early_stopping": state.early_stopping,
         "finished": state.finished,
         "summary": None if state.summary is None else {**state.summary, "seconds": 0.0},
@@ -57,6 +58,10 @@ def save_checkpoint(
         "format_version": FORMAT_VERSION,
     }
     write_npz(Path(directory) / CHECKPOINT, meta=np.array(json_text(meta, indent=None)), **arrays)
+
+def _timing_zeroed(record: EpochRecord) -> dict[str, Any]:
+    """A history record as a checkpoint holds it: its timings zero (a missing one stays None)."""
+    return {**asdict(record), "seconds": 0.0, "comm_seconds": None if record.comm_seconds is None else 0.0}
 
 def load_checkpoint(directory: str | os.PathLike[str]) -> tuple[TrainingState, dict[str, Any]] | None:
     """The run's checkpoint as ``(state, meta)``, or None when there is none."""
@@ -100,11 +105,14 @@ def _restore_seconds(directory: Path, state: TrainingState) -> None:
     try:
         timing = read_json_object(directory / CHECKPOINT_SECONDS)
         seconds = [float(value) for value in timing.get("epoch_seconds", [])][: len(state.history)]
+        comm = [None if value is None else float(value) for value in timing.get("epoch_comm_seconds", [])]
         total = timing.get("seconds")
     except (RunDirError, TypeError, ValueError):
         return
     for record, value in zip(state.history, seconds, strict=False):  # a newer timing file may be longer
         record.seconds = value
+    for record, comm_value in zip(state.history, comm, strict=False):
+        record.comm_seconds = comm_value
     if state.summary is not None and isinstance(total, (int, float)):
         state.summary["seconds"] = float(total)
 
@@ -136,12 +144,13 @@ def _check_checkpoint(path: Path, meta: dict[str, Any], arrays: dict[str, np.nda
     for row in history:
         numbers = all(value is None or (isinstance(value, (int, float)) and not isinstance(value, bool))
                       for value in row.values())
-        if set(row) != set(HISTORY_FIELDS) or not numbers:
+        if set(row) not in (set(HISTORY_FIELDS), set(HISTORY_FIELDS) - set(ADDED_FIELDS)) or not numbers:
             raise RunDirError(f"{path}: a history record must hold the numbers {', '.join(HISTORY_FIELDS)}")
     if not isinstance(meta["rng_state"], dict) or not isinstance(meta["finished"], bool):
         raise RunDirError(f"{path}: rng_state must be a mapping and finished true or false")
 
 HISTORY_FIELDS = tuple(field.name for field in fields(EpochRecord))
+ADDED_FIELDS = ("comm_seconds",)  # the last columns, absent from the histories of earlier versions (read as empty)
 
 def write_history(directory: str | os.PathLike[str], history: list[EpochRecord]) -> None:
     """``history.csv``: one row per epoch, the columns of `EpochRecord`, empty where not computed."""
@@ -159,14 +168,16 @@ def read_history(run_dir: str | os.PathLike[str]) -> list[dict[str, float | None
         with open(path, encoding="utf-8", newline="") as handle:
             reader = csv.reader(handle)
             header = next(reader, None)
-            if header is None or tuple(header) != HISTORY_FIELDS:
+            earlier = HISTORY_FIELDS[: len(HISTORY_FIELDS) - len(ADDED_FIELDS)]
+            if header is None or tuple(header) not in (HISTORY_FIELDS, earlier):
                 raise RunDirError(f"{path}: not a history.csv of this softreg (its header differs)")
             rows = []
             for row in reader:
-                if len(row) != len(HISTORY_FIELDS):
+                if len(row) != len(header):
                     raise RunDirError(f"{path}: line {reader.line_num} has {len(row)} fields, expected {len(header)}")
                 cells = zip(header, row, strict=True)
-                rows.append({key: (None if value == "" else float(value)) for key, value in cells})
+                record = {key: (None if value == "" else float(value)) for key, value in cells}
+                rows.append({key: record.get(key) for key in HISTORY_FIELDS})
             return rows
     except FileNotFoundError:
         raise RunDirError(f"{path}: missing; the run directory is incomplete") from None

@@ -1,7 +1,8 @@
 """The training core: minibatch SGD on J(W, b) from a zero start.
 
-It takes the data as a `TrainingData` (in-memory arrays by default; a streamed or
-distributed source plugs in through the same three members) and the numbers of the model
+It takes the data as a `TrainingData` (in-memory arrays by default; a streamed source
+plugs in through the same three members), or as a `ShardedSource` whose shards, here or on
+other machines, answer each step with sums (`softreg.engine`), and the numbers of the model
 and the optimiser as `Settings`. It knows nothing of configs, files or run directories,
 and never prints: progress and checkpoints go through callbacks.
 """
@@ -26,6 +27,7 @@ from softreg.train.measures import (
 )
 from softreg.train.rate import AUTO, auto_learning_rate
 from softreg.train.settings import Settings
+from softreg.train.sharded import PartialSums, ShardedLoop, ShardedSource, add_partials
 from softreg.train.state import EpochRecord, FitResult, TrainingState, evaluation_due
 
 __all__ = [
@@ -34,9 +36,12 @@ __all__ = [
     "ArrayData",
     "EpochRecord",
     "FitResult",
+    "PartialSums",
     "Settings",
+    "ShardedSource",
     "TrainingData",
     "TrainingState",
+    "add_partials",
     "as_training_data",
     "auto_learning_rate",
     "center_of",
@@ -69,8 +74,9 @@ def fit(
 
     Parameters
     ----------
-    train : TrainingData or (X, y)
-        Standardized ``X`` (n_samples, n_features) and class indices ``y`` (n_samples,).
+    train : TrainingData or (X, y) or ShardedSource
+        Standardized ``X`` (n_samples, n_features) and class indices ``y`` (n_samples,); a
+        `ShardedSource` trains on its shards' sums (`softreg.train.sharded`).
     n_classes : int
     settings : Settings
     rng : numpy.random.Generator
@@ -99,13 +105,14 @@ def fit(
     clock = time.perf_counter()
     settings = resolve_learning_rate(train, settings)
     choosing = time.perf_counter() - clock  # the time to choose lr: part of the first epoch's seconds
-    loop = _Loop(train, val, n_classes, settings, rng, clock)
+    loop = (ShardedLoop if isinstance(train, ShardedSource) else _Loop)(train, val, n_classes, settings, rng, clock)
     if start is not None:
         loop.restore(start)
     state, saved = start, True  # a start state is the checkpoint on disk already
     try:
         for epoch in range(loop.first_epoch, settings.epochs + 1):
             started, choosing = time.perf_counter() - choosing, 0.0
+            comm_started = loop.comm_seconds()
             train_loss = loop.sgd_epoch(epoch, on_step)
             record = EpochRecord(epoch=epoch, lr=loop.schedule.rate(epoch, 0), train_loss=train_loss)
             due = evaluation_due(
@@ -119,6 +126,9 @@ def fit(
             )
             loop.evaluate(record, due)
             record.seconds = time.perf_counter() - started
+            comm_now = loop.comm_seconds()
+            if comm_started is not None and comm_now is not None:
+                record.comm_seconds = comm_now - comm_started
             loop.history.append(record)
             if on_epoch is not None:
                 on_epoch(record, settings.epochs)

@@ -119,6 +119,10 @@ class _Loop:
                 loss=settings.loss, normalizer=settings.normalizer, temperature=settings.temperature,
             )
 
+    def comm_seconds(self) -> float | None:
+        """Seconds spent communicating with the data so far (None: the rows are in this process)."""
+        return None
+
     def objective(self) -> tuple[float, float]:
         return evaluate_objective(self.coef, self.intercept, self.train, self.settings, self.gradient.full_pass_work)
 

@@ -37,6 +37,7 @@ class EpochRecord:
     val_loss: float | None = None
     val_accuracy: float | None = None
     seconds: float = 0.0
+    comm_seconds: float | None = None  # of ``seconds``, the time spent talking to workers (softreg.engine)
 
 
 @dataclass

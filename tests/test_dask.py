@@ -1,0 +1,276 @@
+"""The Dask engine: the same bits as the numpy engine for any number of workers, a worker killed
+mid-run, the CLI against a scheduler and workers started here, and the cluster errors (exit 2)."""
+
+import json
+import os
+import subprocess
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from softreg import rundir
+from softreg.cli import main
+from softreg.commands.train import prepare_for, train_run
+from softreg.config import load_config
+from softreg.data import random_streams
+from softreg.engine import ShardSpec, open_engine
+from softreg.engine import dask as dask_engine
+from softreg.errors import ClusterError, SoftregWarning
+from softreg.train import fit
+from tests.strategies import default_sigint
+
+pytestmark = pytest.mark.slow  # starts clusters: scheduler and worker processes
+
+REPO = Path(__file__).resolve().parent.parent
+LETTERS = REPO / "data" / "letter-recognition.csv"
+DASK = Path(sys.executable).parent / "dask"
+COMMUNICATION = "dask: communication takes"  # the engine's warning on letters' tiny steps: not what these tests check
+
+
+def run(*args):
+    result = CliRunner().invoke(main, [str(arg) for arg in args], catch_exceptions=False)
+    return result.exit_code, result.stdout, result.stderr
+
+
+@pytest.fixture(scope="module")
+def letters(tmp_path_factory):
+    """Letters through a cache, 4 shards of batch 512, 3 epochs with validation; and the numpy engine's model."""
+    folder = tmp_path_factory.mktemp("letters")
+    config = folder / "letters.yaml"
+    config.write_text(
+        f"data:\n  source: {LETTERS}\n  label: Letter\n  cache: {folder / 'cache'}\n  val: 0.1\n  shards: 4\n"
+        "optim:\n  lr: 0.1\n  batch_size: 512\n  epochs: 3\n  schedule: cosine\noutput:\n  plots: false\n"
+    )
+    code, _, stderr = run("train", "--config", config, "--out", folder / "numpy", "--quiet")
+    assert code == 0, stderr
+    return config, rundir.load_model(folder / "numpy"), rundir.read_history(folder / "numpy")
+
+
+class Cluster:
+    """A ``dask scheduler`` on 127.0.0.1 and ``dask worker`` processes (no nanny: a killed worker stays dead),
+    ended by their pids."""
+
+    def __init__(self, folder, n_workers):
+        self.folder, self.processes = folder, []
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+        scheduler_file = folder / "scheduler.json"
+        self.scheduler = self._start(
+            [DASK, "scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
+             "--scheduler-file", scheduler_file], env)
+        deadline = time.monotonic() + 60
+        while not scheduler_file.is_file() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        self.address = json.loads(scheduler_file.read_text())["address"]
+        self.workers = [
+            self._start([DASK, "worker", self.address, "--no-nanny", "--nthreads", "1", "--no-dashboard"], env)
+            for _ in range(n_workers)
+        ]
+        import distributed
+
+        with distributed.Client(self.address, timeout=60) as client:
+            client.wait_for_workers(n_workers, timeout=60)
+
+    def _start(self, command, env):
+        log = open(self.folder / f"process-{len(self.processes)}.log", "wb")  # closed in stop()
+        process = subprocess.Popen([str(part) for part in command], stdout=log, stderr=subprocess.STDOUT, env=env,
+                                   cwd=REPO, preexec_fn=default_sigint)
+        self.processes.append((process, log))
+        return process
+
+    def stop(self):
+        for process, log in reversed(self.processes):
+            if process.poll() is None:
+                process.terminate()
+            try:
+                process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+            log.close()
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    started = Cluster(tmp_path_factory.mktemp("cluster"), n_workers=2)
+    yield started
+    started.stop()
+
+
+def history_without_timing(history):
+    return [{key: value for key, value in row.items() if key not in ("seconds", "comm_seconds")} for row in history]
+
+
+def test_one_and_two_local_workers_give_the_numpy_engines_bits(letters, tmp_path):
+    """np.array_equal weights, and the same history but the timings, for the numpy engine and Dask with
+    1 and 2 workers (4 shards, letters through the cache); Dask logs its communication seconds."""
+    config_path, reference, reference_history = letters
+    for workers in (1, 2):
+        config = load_config(config_path, ["engine.kind=dask", "engine.scheduler=local", f"engine.workers={workers}"])
+        found = []
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=COMMUNICATION, category=SoftregWarning)
+            train_run(config, tmp_path / f"w{workers}", on_engine=found.append)
+        model, history = rundir.load_model(tmp_path / f"w{workers}"), rundir.read_history(tmp_path / f"w{workers}")
+        assert np.array_equal(model.coef, reference.coef) and np.array_equal(model.intercept, reference.intercept)
+        assert history_without_timing(history) == history_without_timing(reference_history)
+        assert len(found[0].workers) == workers and found[0].local
+        assert found[0].placement == [found[0].workers[shard % workers] for shard in range(4)]
+        assert all(0 < row["comm_seconds"] <= row["seconds"] for row in history)
+
+
+def test_a_worker_killed_mid_epoch_changes_nothing(letters, tmp_path):
+    """Killing one of two worker processes in the middle of epoch 2: its shards are opened again on the
+    other worker, the step replayed, and the weights are the numpy engine's, bit for bit (a warning says so)."""
+    config_path, reference, _ = letters
+    started = Cluster(tmp_path, n_workers=2)
+    try:
+        config = load_config(config_path, ["engine.kind=dask", f"engine.scheduler={started.address}"])
+        prepared = prepare_for(config, random_streams(config.seed).split)
+        steps = []
+
+        def kill_in_epoch_two(coef, intercept):
+            steps.append(1)
+            if len(steps) == 40:  # 29 steps an epoch: the 11th step of epoch 2
+                started.workers[1].kill()
+                started.workers[1].wait()
+
+        with warnings.catch_warnings(), pytest.warns(SoftregWarning, match="was lost; its shards are opened again"):
+            warnings.filterwarnings("ignore", message=COMMUNICATION, category=SoftregWarning)
+            with open_engine(config, prepared.train, prepared.val) as (train, val):
+                result = fit(train, 26, config.training_settings(), random_streams(config.seed).batches, val=val,
+                             on_step=kill_in_epoch_two)
+    finally:
+        started.stop()
+    assert len(steps) == 3 * 29 and started.workers[1].returncode is not None
+    assert np.array_equal(result.coef, reference.coef) and np.array_equal(result.intercept, reference.intercept)
+
+
+def test_cli_trains_against_a_scheduler_and_two_workers(letters, cluster, tmp_path):
+    """softreg train --set engine.kind=dask --set engine.scheduler=tcp://127.0.0.1:PORT in a subprocess:
+    exit 0, the workers and the dashboard printed, comm_seconds logged, the numpy engine's model."""
+    config_path, reference, _ = letters
+    done = subprocess.run(
+        [sys.executable, "-m", "softreg", "train", "--config", str(config_path), "--out", str(tmp_path / "run"),
+         "--set", "engine.kind=dask", "--set", f"engine.scheduler={cluster.address}"],
+        capture_output=True, text=True, timeout=300, cwd=REPO,
+    )
+    assert done.returncode == 0, done.stderr
+    assert f"dask: 2 worker(s) of the scheduler at {cluster.address}: " in done.stderr
+    assert "(shards 0 2)" in done.stderr and "(shards 1 3)" in done.stderr
+    assert "dask: dashboard http://" in done.stderr or "dask: no dashboard (pip install bokeh)" in done.stderr
+    assert "epoch 3/3" in done.stderr and ", comm " in done.stderr
+    model = rundir.load_model(tmp_path / "run")
+    assert np.array_equal(model.coef, reference.coef) and np.array_equal(model.intercept, reference.intercept)
+    assert all(row["comm_seconds"] > 0 for row in rundir.read_history(tmp_path / "run"))
+
+
+def test_a_numpy_engine_run_resumes_on_dask_bit_for_bit(letters, cluster, tmp_path):
+    """With data.shards > 1 a run may change engines on --resume: 2 epochs on the numpy engine, then a
+    third on the Dask workers, end with the model of 3 straight epochs on the numpy engine."""
+    constant = ("--quiet", "--set", "optim.schedule=constant")  # a cosine schedule depends on the number of epochs
+    for name, epochs in (("straight", 3), ("moved", 2)):
+        assert run("train", "--config", letters[0], "--out", tmp_path / name, *constant, "--set",
+                   f"optim.epochs={epochs}")[0] == 0
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=COMMUNICATION, category=SoftregWarning)
+        code, _, stderr = run("train", "--resume", tmp_path / "moved", "--quiet", "--set", "optim.epochs=3",
+                              "--set", "engine.kind=dask", "--set", f"engine.scheduler={cluster.address}")
+    assert code == 0, stderr
+    assert (tmp_path / "moved" / "model.npz").read_bytes() == (tmp_path / "straight" / "model.npz").read_bytes()
+    comm = [row["comm_seconds"] for row in rundir.read_history(tmp_path / "moved")]
+    assert comm[:2] == [None, None] and comm[2] > 0
+
+
+def test_too_few_workers_is_exit_2(letters, cluster, tmp_path, monkeypatch):
+    """engine.workers 3 against a scheduler with 2: exit 2 once the wait runs out, naming both numbers."""
+    monkeypatch.setattr(dask_engine, "WORKERS_SECONDS", 1.0)
+    code, _, stderr = run(
+        "train", "--config", letters[0], "--out", tmp_path / "run", "--quiet", "--set", "engine.kind=dask",
+        "--set", f"engine.scheduler={cluster.address}", "--set", "engine.workers=3",
+    )
+    assert code == 2 and stderr == (
+        f"softreg: error: engine.scheduler {cluster.address}: 2 worker(s) joined within 1 s; engine.workers is 3 "
+        f"(start more with: dask worker {cluster.address})\n"
+    )
+
+
+def test_an_unreachable_scheduler_is_exit_2(letters, tmp_path, monkeypatch):
+    """A scheduler address nobody listens on: exit 2 with the address and how to start one."""
+    monkeypatch.setattr(dask_engine, "CONNECT_SECONDS", 1.0)
+    code, _, stderr = run(
+        "train", "--config", letters[0], "--out", tmp_path / "run", "--quiet", "--set", "engine.kind=dask",
+        "--set", "engine.scheduler=tcp://127.0.0.1:9",
+    )
+    assert code == 2 and stderr == (
+        "softreg: error: engine.scheduler tcp://127.0.0.1:9: cannot reach the Dask scheduler within 1 s "
+        "(start one with: dask scheduler)\n"
+    )
+    assert not (tmp_path / "run" / "model.npz").exists()
+
+
+def test_a_cache_the_workers_cannot_open_is_a_cluster_error(cluster, tmp_path):
+    """A shard path that does not exist on the workers: ClusterError (exit 2) naming the worker and the path."""
+    import distributed
+
+    with distributed.Client(cluster.address, timeout=30) as client:
+        worker = sorted(client.scheduler_info()["workers"])[0]
+        spec = ShardSpec(str(tmp_path / "X.npy"), str(tmp_path / "y.npy"), 0, 10, 0)
+        with pytest.raises(ClusterError) as caught:
+            dask_engine.DaskEngine(client, None, [worker], {"train": [spec]})
+    assert caught.value.exit_code == 2 and str(caught.value) == (
+        f"worker {worker} cannot open the data cache at {tmp_path / 'X.npy'} (FileNotFoundError): "
+        "every worker must see data.cache at the same path"
+    )
+
+
+class VersionsClient:
+    """A client whose get_versions answers ``versions``, or raises dask's ValueError."""
+
+    def __init__(self, versions=None, error=None):
+        self.versions, self.error = versions, error
+
+    def get_versions(self, check=False, packages=()):
+        if self.error is not None:
+            raise ValueError(self.error)
+        return self.versions
+
+
+def test_mismatched_versions_are_cluster_errors():
+    """dask's get_versions(check=True) error, or another softreg or numpy on a worker: ClusterError naming it."""
+    table = (
+        "Mismatched versions found\n\n+---------+--------+-----------+---------+\n"
+        "| Package | Client | Scheduler | Workers |\n+---------+--------+-----------+---------+\n"
+        "| dask    | 2026.8 | 2026.8    | 2025.1  |\n+---------+--------+-----------+---------+"
+    )
+    with pytest.raises(ClusterError) as caught:
+        dask_engine._check_versions(VersionsClient(error=table), "tcp://h:1")
+    assert str(caught.value) == (
+        "engine.scheduler tcp://h:1: Mismatched versions found: dask (client 2026.8, scheduler 2026.8, workers 2025.1)"
+    )
+    here = {"softreg": "1.0", "numpy": "2.0"}
+    versions = {"client": {"packages": here}, "workers": {"tcp://w:1": {"packages": {**here, "softreg": "0.9"}}}}
+    with pytest.raises(ClusterError) as caught:
+        dask_engine._check_versions(VersionsClient(versions), "tcp://h:1")
+    assert str(caught.value) == (
+        "worker tcp://w:1 has softreg 0.9, this process 1.0: install the same softreg[dask] on every worker"
+    )
+    versions["workers"]["tcp://w:1"]["packages"] = {"softreg": "1.0"}
+    with pytest.raises(ClusterError, match="worker tcp://w:1 has numpy missing, this process 2.0"):
+        dask_engine._check_versions(VersionsClient(versions), "tcp://h:1")
+
+
+def test_the_communication_advice_comes_past_half_of_each_step():
+    """The engine's advice: None while communication is at most half the steps' time, else the share,
+    the time a step takes and the two remedies."""
+    timing = dask_engine.Timing(step_wall=1.0, step_comm=0.5, steps=400, batch_size=512)
+    assert timing.advice() is None and dask_engine.Timing().advice() is None
+    timing.step_comm = 0.8
+    assert timing.advice() == (
+        "dask: communication takes 80% of each step (2.50 ms a step); a larger optim.batch_size (now 512) or "
+        "engine.kind: numpy would train faster"
+    )
