@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 import tempfile
@@ -13,6 +14,7 @@ import numpy as np
 
 from softreg.cache.rows import (
     FORMAT,
+    MAX_BUCKETS,
     PARTS,
     VERSION,
     Manifest,
@@ -106,7 +108,7 @@ def _build(
     from contextlib import ExitStack
 
     data, seed = config.data, config.seed
-    n_buckets = _bucket_count(config)
+    n_buckets = bucket_count(config)
     with ExitStack() as stack:
         reader = _open_source(config, stack)
         d = len(reader.info.feature_names)
@@ -169,6 +171,16 @@ def _build(
     }
     write_json(staging / "manifest.json", document)  # last: a cache without it is incomplete
     return document
+
+def bucket_count(config: Config) -> int:
+    """Buckets of the shuffle: as many as the source's size asks (`BUCKET_BYTES` each), or more, so
+    that the three copies of a bucket pass 2 holds stay within the memory budget (at most `MAX_BUCKETS`)."""
+    from softreg.cache.budget import footprint, memory_budget
+
+    size = footprint(config.data.source)
+    records = 0 if size is None else size.n_rows * (8 * size.n_features + 9)  # a record: x, label, part
+    by_budget = math.ceil(3 * records / memory_budget(config.data.memory_budget))
+    return int(min(MAX_BUCKETS, max(_bucket_count(config), by_budget)))
 
 def _classes(source: str, labels: dict[str, int]) -> tuple[np.ndarray, np.ndarray]:
     """Sorted classes (integers when every label is one, else text, as in-memory loading types them)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import mmap
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from softreg.cache.budget import memory_budget
 from softreg.cache.build import ingest
 from softreg.cache.rows import BLOCK_ROWS, Manifest, cache_options, fingerprint, read_manifest
 from softreg.columns import Columns
@@ -19,17 +22,29 @@ if TYPE_CHECKING:
     from softreg.data import Prepared
 
 
+@dataclass
 class CacheData(ArrayData):
     """`TrainingData` over a cache part's memory-mapped ``X`` (n_samples, n_features) and ``y`` (n_samples,).
 
     Each epoch visits the blocks of `BLOCK_ROWS` rows in a random order and the rows of each
     block in a random order (both from ``rng``); a batch may span two blocks, so every
-    batch but the last is full. ``chunks`` reads the rows in order.
+    batch but the last is full. ``chunks`` reads the rows in order. Blocks and chunks come
+    in ``read_as`` (None: the shards' dtype), converted as they are read.
+
+    The pages read are dropped from the process after each block and chunk (`release`):
+    they stay in the page cache, but the resident memory stays within a block or a chunk
+    rather than growing to the whole part.
     """
+
+    read_as: str | None = None
+
+    @property
+    def dtype(self) -> np.dtype:
+        return np.dtype(self.read_as or self.X.dtype)
 
     def minibatches(self, batch_size: int, rng: np.random.Generator) -> Iterator[Batch]:
         n_samples = self.n_samples
-        buffer = np.empty((min(batch_size, n_samples), self.n_features), self.dtype)
+        buffer = np.empty((min(batch_size, n_samples), self.n_features), self.X.dtype)
         pending = np.empty(0, dtype=np.int64)
         starts = np.arange(0, n_samples, BLOCK_ROWS)
         for block in rng.permutation(len(starts)).tolist():
@@ -40,17 +55,29 @@ class CacheData(ArrayData):
             for first in range(0, full, batch_size):
                 yield self._gather(order[first:first + batch_size], buffer)
             pending = order[full:]
+            self.release()
         if pending.size:
             yield self._gather(pending, buffer)
 
     def _gather(self, index: np.ndarray, buffer: np.ndarray) -> Batch:
         X_batch = buffer if len(index) == len(buffer) else buffer[: len(index)]
         np.take(self.X, index, axis=0, out=X_batch, mode="clip")
-        return X_batch, np.asarray(self.y[index]), None
+        return X_batch.astype(self.dtype, copy=False), np.asarray(self.y[index]), None
 
     def chunks(self, rows: int) -> Iterator[Batch]:
         for start in range(0, self.n_samples, rows):
-            yield np.array(self.X[start:start + rows]), np.array(self.y[start:start + rows]), None
+            X = np.array(self.X[start:start + rows], dtype=self.dtype)
+            y = np.array(self.y[start:start + rows])
+            self.release()
+            yield X, y, None
+
+    def release(self) -> None:
+        """Drop the pages of ``X`` and ``y`` from this process's resident set (a no-op for
+        arrays in memory): the next read maps them again from the page cache."""
+        for array in (self.X, self.y):
+            mapping = getattr(array, "_mmap", None)  # np.memmap's, shared by its slices
+            if mapping is not None and hasattr(mmap, "MADV_DONTNEED"):
+                mapping.madvise(mmap.MADV_DONTNEED)
 
 
 def load_part(manifest: Manifest, part: str) -> CacheData | None:
@@ -102,7 +129,8 @@ def open_cache(config: Config, on_build: Any = None) -> Manifest:
         warn(f"{cache_dir}: rebuilding the data cache: {reason}")
     return ingest(config, cache_dir)
 
-TEST_SPLIT_BYTES = 256 * 2**20  # the most of a cached test part a run directory keeps (test.npz)
+# the most of a cached test part a run directory keeps (test.npz, float64): this, or an eighth of the memory budget
+TEST_SPLIT_BYTES = 256 * 2**20
 
 def prepare_cached(config: Config) -> Prepared:
     """`softreg.data.Prepared` from the cache: parts as `CacheData` over the shards."""
@@ -117,7 +145,8 @@ def prepare_cached(config: Config) -> Prepared:
     mean, scale = np.asarray(document["feature_mean"]), np.asarray(document["feature_scale"])
     test_raw: np.ndarray = np.empty((0, len(mean)))
     if test is not None:
-        keep = max(1, min(test.n_samples, TEST_SPLIT_BYTES // (8 * max(1, test.n_features))))
+        kept_bytes = min(TEST_SPLIT_BYTES, memory_budget(config.data.memory_budget) // 8)
+        keep = max(1, min(test.n_samples, kept_bytes // (8 * max(1, test.n_features))))
         if keep < test.n_samples:
             warn(f"{manifest.directory}: the run keeps the first {keep} of {test.n_samples} test rows in test.npz")
             test = CacheData(test.X[:keep], test.y[:keep])
