@@ -310,3 +310,37 @@ def test_evaluate_optimum_without_config_names_the_file(iris_run, tmp_path):
     code, stdout, stderr = run("evaluate", "--run", copy, "--optimum")
     assert code == 2 and stdout == ""
     assert f"{copy / 'config.yaml'}: missing" in stderr
+
+
+def test_streamed_evaluation_equals_one_piece_bit_for_bit(iris_run):
+    """`evaluate --data` read 7 rows at a time gives the metrics (and the optimum's accuracy) of the file
+    read in one chunk, exactly, and those equal the in-memory metrics of the same rows."""
+    from softreg import rundir
+    from softreg.commands.evaluate import evaluate_run
+    from softreg.delimited import Selection
+    from softreg.sources import load_source
+
+    source = str(REPO / "data" / "iris.csv")
+    one_chunk = evaluate_run(iris_run, data=source, optimum=True, chunk_rows=10_000)
+    assert evaluate_run(iris_run, data=source, optimum=True, chunk_rows=7) == one_chunk
+    model = rundir.load_model(iris_run)
+    dataset = load_source(source, Selection(label="species"))
+    X = dataset.cells.astype(np.float64)
+    y = np.searchsorted(model.classes, dataset.labels)
+    in_memory = classification_metrics(y, model.predict_proba(X), model.classes)
+    assert {key: one_chunk[key] for key in in_memory} == in_memory and one_chunk["n_samples"] == 150
+
+
+def test_evaluate_reads_standard_input_as_it_reads_the_file(iris_run):
+    """`--data -` streams standard input and reports what `--data FILE` reports, but the source."""
+    source = REPO / "data" / "iris.csv"
+    code, from_file, stderr = run("evaluate", "--run", iris_run, "--data", source, "--json")
+    assert code == 0, stderr
+    result = CliRunner().invoke(main, ["evaluate", "--run", str(iris_run), "--data", "-", "--json"],
+                                input=source.read_text(), catch_exceptions=False)
+    assert result.exit_code == 0, result.stderr
+    from_stdin = json.loads(result.stdout)
+    assert from_stdin.pop("source") == "-"
+    expected = json.loads(from_file)
+    del expected["source"]
+    assert from_stdin == expected
