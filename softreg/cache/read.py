@@ -31,12 +31,15 @@ class CacheData(ArrayData):
     batch but the last is full. ``chunks`` reads the rows in order. Blocks and chunks come
     in ``read_as`` (None: the shards' dtype), converted as they are read.
 
-    The pages read are dropped from the process after each block and chunk (`release`):
-    they stay in the page cache, but the resident memory stays within a block or a chunk
-    rather than growing to the whole part.
+    With ``release_pages`` the pages read are dropped from the process after each block and
+    chunk (`release`): they stay in the page cache, but the resident memory stays within a
+    block or a chunk rather than growing to the whole part. `prepare_cached` sets it for parts
+    larger than half the memory budget; a part that fits keeps its pages (mapping them again
+    each epoch would cost time for nothing).
     """
 
     read_as: str | None = None
+    release_pages: bool = False
 
     @property
     def dtype(self) -> np.dtype:
@@ -72,8 +75,10 @@ class CacheData(ArrayData):
             yield X, y, None
 
     def release(self) -> None:
-        """Drop the pages of ``X`` and ``y`` from this process's resident set (a no-op for
-        arrays in memory): the next read maps them again from the page cache."""
+        """With ``release_pages``, drop the pages of ``X`` and ``y`` from this process's resident set
+        (a no-op for arrays in memory): the next read maps them again from the page cache."""
+        if not self.release_pages:
+            return
         for array in (self.X, self.y):
             mapping = getattr(array, "_mmap", None)  # np.memmap's, shared by its slices
             if mapping is not None and hasattr(mmap, "MADV_DONTNEED"):
@@ -138,14 +143,22 @@ def prepare_cached(config: Config) -> Prepared:
 
     manifest = open_cache(config)
     document = manifest.document
-    train = load_part(manifest, "train")
+    budget = memory_budget(config.data.memory_budget)
+
+    def part(name: str) -> CacheData | None:
+        data = load_part(manifest, name)
+        if data is not None:
+            data.release_pages = data.X.nbytes + data.y.nbytes > budget // 2
+        return data
+
+    train = part("train")
     if train is None:
         raise DataError(f"{manifest.directory}: the cache has no training rows; ingest again")
-    test = load_part(manifest, "test")
+    test = part("test")
     mean, scale = np.asarray(document["feature_mean"]), np.asarray(document["feature_scale"])
     test_raw: np.ndarray = np.empty((0, len(mean)))
     if test is not None:
-        kept_bytes = min(TEST_SPLIT_BYTES, memory_budget(config.data.memory_budget) // 8)
+        kept_bytes = min(TEST_SPLIT_BYTES, budget // 8)
         keep = max(1, min(test.n_samples, kept_bytes // (8 * max(1, test.n_features))))
         if keep < test.n_samples:
             warn(f"{manifest.directory}: the run keeps the first {keep} of {test.n_samples} test rows in test.npz")
@@ -156,7 +169,7 @@ def prepare_cached(config: Config) -> Prepared:
 
     return Prepared(
         train=train,
-        val=load_part(manifest, "val"),
+        val=part("val"),
         test=test,
         test_raw=test_raw,
         classes=manifest.classes,
