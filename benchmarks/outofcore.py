@@ -158,8 +158,10 @@ def epoch_ratio(folder, n_rows, log):
             _, _, stdout = measured([sys.executable, __file__, "--epoch", mode, part])
             seconds[mode] += json.loads(stdout)["epoch_seconds"]
     cache, memory = statistics.median(seconds["cache"]), statistics.median(seconds["memory"])
+    # the fastest epochs too: on a machine shared with other work the median can catch a busy spell
     return {"n_rows": len(y), "n_features": 784, "cache_epoch_seconds": cache, "memory_epoch_seconds": memory,
-            "ratio": cache / memory, "runs": seconds}
+            "ratio": cache / memory, "fastest_ratio": min(seconds["cache"]) / min(seconds["memory"]),
+            "runs": seconds}
 
 
 def time_epochs(mode, part):
@@ -289,7 +291,8 @@ def targets(figures):
     epoch = figures["epoch"]
     found = [(
         f"6. epoch from a warm cache ≤ {EPOCH_RATIO_LIMIT}× in memory, {epoch['n_rows']}×784 float32",
-        f"{epoch['cache_epoch_seconds']:.3f} s vs {epoch['memory_epoch_seconds']:.3f} s = {epoch['ratio']:.2f}×",
+        f"median {epoch['cache_epoch_seconds']:.3f} s vs {epoch['memory_epoch_seconds']:.3f} s = {epoch['ratio']:.2f}× "
+        f"(fastest epochs {epoch['fastest_ratio']:.2f}×)",
         epoch["ratio"] <= EPOCH_RATIO_LIMIT,
     )]
     bounded = figures["bounded"]
