@@ -70,19 +70,8 @@ def evaluate_run(
         calibration = fit_temperature(model, validation_part(run_dir, model)) if calibrate else None
         solved = solve_optimum(run_dir, model) if optimum else None
         scored = replace(model, temperature=model.temperature * calibration["temperature"]) if calibration else model
-        sums, before = MetricSums(model.n_classes), MetricSums(model.n_classes)
-        optimum_hits = 0
         kept = _PlotRows(model.n_features == 2) if out is not None else None
-        for X_raw, y in chunks:
-            proba = scored.predict_proba(X_raw)
-            sums.add(y, proba)
-            if calibration is not None:
-                before.add(y, model.predict_proba(X_raw))
-            if solved is not None:
-                logits = raw_logits(solved[0].coef, solved[0].intercept, model.feature_mean, model.feature_scale, X_raw)
-                optimum_hits += int(np.count_nonzero(logits.argmax(axis=1) == y))
-            if kept is not None:
-                kept.add(X_raw, y, proba)
+        sums, before, optimum_hits = _tally(chunks, model, scored, solved[0] if solved else None, kept)
     metrics = sums.metrics(model.classes)
     if calibration is not None:
         calibration["evaluated"] = {
@@ -112,6 +101,27 @@ def evaluate_run(
                 bins=sums.reliability(),
             )
     return metrics
+
+
+def _tally(
+    chunks: EvaluatedChunks, model: Model, scored: Model, optimum: Optimum | None, kept: _PlotRows | None
+) -> tuple[MetricSums, MetricSums, int]:
+    """One pass over the evaluated rows: the metric sums of the ``scored`` model (the calibrated
+    one, or ``model`` itself) and of ``model``, the rows the ``optimum`` classifies right, and the
+    rows ``kept`` for the plots."""
+    sums, before = MetricSums(model.n_classes), MetricSums(model.n_classes)
+    optimum_hits = 0
+    for X_raw, y in chunks:
+        proba = scored.predict_proba(X_raw)
+        sums.add(y, proba)
+        if scored is not model:
+            before.add(y, model.predict_proba(X_raw))
+        if optimum is not None:
+            logits = raw_logits(optimum.coef, optimum.intercept, model.feature_mean, model.feature_scale, X_raw)
+            optimum_hits += int(np.count_nonzero(logits.argmax(axis=1) == y))
+        if kept is not None:
+            kept.add(X_raw, y, proba)
+    return sums, before, optimum_hits
 
 
 PLOT_ROWS = 100_000  # rows of streamed data kept for the plots that draw rows (the first chunk always whole)
