@@ -427,6 +427,10 @@ def main(argv=None):
         results[workload.key] = {"meta": meta, "contenders": summaries, "runs": raw[workload.key]}
     cli = cli_seconds(repeat=3 if args.quick else 7)
     found = targets(results, cli)
+    import outofcore  # data larger than memory (benchmarks/outofcore.py): cache epoch, bounded memory, VW
+
+    outofcore_figures = outofcore.run(args.quick, args.results, log=lambda line: print(line, flush=True))
+    found += outofcore.targets(outofcore_figures)
 
     print()
     for workload, _ in chosen:
@@ -453,6 +457,7 @@ def main(argv=None):
         "cli_seconds": cli,
         "targets": [{"target": target, "measured": measured, "met": met} for target, measured, met in found],
         "cluster": None if mode == "quick" else cluster_figures,
+        "outofcore": outofcore_figures,
     }
     args.results.mkdir(parents=True, exist_ok=True)
     path = args.results / f"{mode}-{started}.json"

@@ -312,7 +312,7 @@ def load_delimited(
     if blank.size:
         raise DataError(f"{path}: line {line_numbers[blank[0]]}: empty label in column {columns[target]!r}")
     if selection.label is None and target != 0 and 0 in features:
-        _hint_label_first(path, columns, cells)
+        hint_label_first(path, columns, cells)
     return Dataset(
         X=None,
         labels=typed_labels(label_cells),
@@ -328,7 +328,7 @@ def load_delimited(
     )
 
 
-def _hint_label_first(path: str | PathLike[str], columns: Sequence[str], cells: np.ndarray) -> None:
+def hint_label_first(path: str | PathLike[str], columns: Sequence[str], cells: np.ndarray) -> None:
     """Warn when the default label (the last column) is numeric but the first column holds text
     with few distinct values: the label probably sits first (as in UCI letters)."""
     sample = cells[:1000]

@@ -103,8 +103,10 @@ def fit_config(
     out : the run directory (default ``output.dir``, else ``runs/NAME-TIME``), refused when
         it exists and is not empty unless ``force``
     """
+    from softreg.cache.budget import auto_cache
     from softreg.commands import train as command
     from softreg.config import apply_overrides, load_config
+    from softreg.errors import warn
 
     if isinstance(config, dict):
         document, from_command_line = apply_overrides(config, overrides)
@@ -113,5 +115,8 @@ def fit_config(
         resolved = load_config(config, overrides)
     target = command.output_dir_for(resolved, out)
     rundir.check_output_dir(target, force)
+    resolved, switched = auto_cache(resolved, target)
+    if switched is not None:
+        warn(switched)
     outcome = command.train_run(resolved, target, force=force)
     return load_run(outcome.run_dir), outcome.run_dir

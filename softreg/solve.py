@@ -8,14 +8,15 @@ and slow small solves by an order of magnitude.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 from numpy.typing import NDArray
 
 from softreg import kernels, losses
+from softreg.kernels import Batch
 
 if TYPE_CHECKING:
     from scipy.optimize import OptimizeResult
@@ -62,7 +63,75 @@ def exact_optimum(
     -------
     Optimum
     """
-    n_features = X.shape[1]
+
+    def loss_gradient(coef: np.ndarray, intercept: np.ndarray) -> tuple[float, float, np.ndarray, np.ndarray]:
+        if temperature == 1.0:
+            return kernels.full_loss_gradient(coef, intercept, X, y, weight_decay, center=center)
+        shifted = intercept if center is None else intercept - coef @ center
+        loss = losses.loss_gradient(coef, shifted, X, y, weight_decay, temperature=temperature)
+        if center is not None:  # the gradient of the rows X - center: a rank-one correction
+            loss = (loss[0], loss[1], loss[2] - np.outer(loss[3], center), loss[3])
+        return loss
+
+    return _solve(loss_gradient, n_classes, X.shape[1], fit_intercept, gtol, max_iter)
+
+
+STREAMED_ROWS = 16384  # rows per chunk of the streamed oracle: `kernels.full_loss_gradient`'s
+
+
+class Chunked(Protocol):
+    """Rows read a chunk at a time (a `softreg.cache.CacheData`, any `TrainingData`)."""
+
+    @property
+    def n_samples(self) -> int: ...
+
+    @property
+    def n_features(self) -> int: ...
+
+    def chunks(self, rows: int) -> Iterator[Batch]: ...
+
+
+def streamed_optimum(
+    data: Chunked,
+    n_classes: int,
+    weight_decay: float,
+    fit_intercept: bool = True,
+    gtol: float = 1e-10,
+    max_iter: int = 20000,
+    temperature: float = 1.0,
+) -> Optimum:
+    """`exact_optimum` with a chunked oracle: each objective and gradient reads ``data.chunks``
+    (dense rows, converted to float64 a chunk at a time), so the rows are never all in memory.
+
+    With chunks of `STREAMED_ROWS` rows it does the arithmetic of `exact_optimum` on the same
+    rows in one float64 array, and finds the same optimum, bit for bit (at temperature 1).
+    """
+    n_samples, n_features = data.n_samples, data.n_features
+    rows = max(1, min(STREAMED_ROWS, n_samples))
+    work = kernels.Workspace(n_classes, n_features, rows, np.dtype(np.float64))
+
+    def float64_chunks() -> Iterator[Batch]:
+        for X, y, weight in data.chunks(rows):
+            yield np.asarray(X, dtype=np.float64), y, weight
+
+    def loss_gradient(coef: np.ndarray, intercept: np.ndarray) -> tuple[float, float, np.ndarray, np.ndarray]:
+        if temperature == 1.0:
+            return kernels.chunked_loss_gradient(coef, intercept, float64_chunks(), n_samples, weight_decay, work)
+        return losses.chunked_loss_gradient(
+            coef, intercept, float64_chunks(), n_samples, weight_decay, temperature=temperature
+        )
+
+    return _solve(loss_gradient, n_classes, n_features, fit_intercept, gtol, max_iter)
+
+
+LossGradient = Callable[[np.ndarray, np.ndarray], tuple[float, float, np.ndarray, np.ndarray]]
+
+
+def _solve(
+    loss_gradient: LossGradient, n_classes: int, n_features: int, fit_intercept: bool, gtol: float, max_iter: int
+) -> Optimum:
+    """L-BFGS over theta = (coef.ravel(), intercept) for ``loss_gradient(coef, intercept) ->
+    (data loss, J, dJ/dcoef, dJ/dintercept)``; the intercepts are centred at the end."""
     size = n_classes * n_features
 
     def unpack(theta: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
@@ -71,15 +140,7 @@ def exact_optimum(
         return coef, intercept
 
     def objective_and_gradient(theta: NDArray[np.float64]) -> tuple[float, NDArray[np.float64]]:
-        coef, intercept = unpack(theta)
-        if temperature == 1.0:
-            loss = kernels.full_loss_gradient(coef, intercept, X, y, weight_decay, center=center)
-        else:
-            shifted = intercept if center is None else intercept - coef @ center
-            loss = losses.loss_gradient(coef, shifted, X, y, weight_decay, temperature=temperature)
-            if center is not None:  # the gradient of the rows X - center: a rank-one correction
-                loss = (loss[0], loss[1], loss[2] - np.outer(loss[3], center), loss[3])
-        _, objective, grad_coef, grad_intercept = loss
+        _, objective, grad_coef, grad_intercept = loss_gradient(*unpack(theta))
         gradient = np.concatenate([grad_coef.ravel(), grad_intercept]) if fit_intercept else grad_coef.ravel()
         return objective, gradient
 

@@ -83,14 +83,14 @@ def load_source(
     path = Path(source)
     if kind == "parquet":
         if not os.path.isdir(path):
-            _check_file(source, path)
+            check_file(source, path)
         return load_parquet(source, selection)
     if source != "-":
-        _check_file(source, path)
+        check_file(source, path)
     if kind == "npz":
         return _select(_load_npz(path), selection)
     suffix = path.suffix.lower()
-    if kind == "svmlight" or (source != "-" and suffix not in DELIMITED_SUFFIXES and _looks_like_svmlight(path)):
+    if kind == "svmlight" or (source != "-" and suffix not in DELIMITED_SUFFIXES and looks_like_svmlight(path)):
         return _select(_load_svmlight(path, index_base), selection)
     delimiter = delimiter or DELIMITED_SUFFIXES.get(suffix)
     if as_numbers and source != "-":
@@ -101,7 +101,7 @@ def load_source(
     return load_delimited(path if source != "-" else "-", selection, delimiter, header, encoding)
 
 
-def _check_file(source: str, path: Path) -> None:
+def check_file(source: str, path: Path) -> None:
     """A readable regular file, or a DataError saying what it is instead."""
     try:
         path.stat()
@@ -144,7 +144,7 @@ def _load_builtin(name: str) -> Dataset:
     )
 
 
-def _looks_like_svmlight(path: Path) -> bool:
+def looks_like_svmlight(path: Path) -> bool:
     with open(path, "rb") as handle:
         head = handle.read(4096).decode("utf-8", errors="replace")
     lines = [line for line in head.splitlines()[:5] if line.strip() and not line.startswith("#")]

@@ -33,6 +33,9 @@ def test_quick_benchmark_exits_0_and_prints_one_table_of_every_contender(quick_r
         assert name in table
     assert "where a plain-SGD step goes" in table
     assert "targets, measured in this run:" in done.stdout
+    for target in ("epoch from a warm cache ≤ 1.3× in memory", "predict of a", "evaluate --data of a",
+                   "softreg train through the cache, 100,000 rows"):  # benchmarks/outofcore.py's, quick
+        assert target in done.stdout.split("targets, measured in this run:")[1]
 
 
 def test_quick_benchmark_writes_raw_figures_and_caches_the_optimum(quick_run):
@@ -55,3 +58,6 @@ def test_quick_benchmark_writes_raw_figures_and_caches_the_optimum(quick_run):
     assert entry["contenders"]["lbfgs"]["final_gap"] <= 1e-4  # stopped at the smallest gap
     assert document["machine"]["cores"] >= 1 and document["targets"]
     assert (results / "cache" / "digits-float64" / "meta.json").exists()
+    outofcore = document["outofcore"]
+    assert outofcore["epoch"]["ratio"] > 0 and outofcore["bounded"]["csv_bytes"] > 8 * outofcore["budget_mb"] * 10**6
+    assert outofcore["bounded"]["predict"]["peak_bytes"] > 0 and not (results / "outofcore").exists()

@@ -442,3 +442,133 @@ def test_a_file_size_limit_is_exit_1_and_leaves_no_cache(small):
     assert process.returncode == 1, process.stderr
     assert "cannot write the cache (File too large)" in process.stderr and "Traceback" not in process.stderr
     assert no_cache_left(tmp_path)
+
+
+# -- streaming from the cache: the optimum's oracle, the pages read
+
+
+def test_streamed_optimum_equals_the_optimum_of_the_part_in_memory(small):
+    """L-BFGS with the chunked oracle over float32 shards finds the optimum of the same rows in one
+    float64 array, bit for bit; with a temperature, to 1e-9."""
+    from softreg.solve import exact_optimum, streamed_optimum
+
+    tmp_path, config, _, _ = small
+    assert run("ingest", "--config", config, "--set", "model.dtype=float32")[0] == 0
+    part = cache.load_part(cache.read_manifest(tmp_path / "cache"), "train")
+    X, y = np.asarray(part.X, dtype=np.float64), np.asarray(part.y)
+    for temperature in (1.0, 2.0):
+        streamed = streamed_optimum(part, 3, 1e-2, temperature=temperature)
+        whole = exact_optimum(X, y, 3, 1e-2, temperature=temperature)
+        np.testing.assert_allclose(streamed.coef, whole.coef, rtol=0 if temperature == 1.0 else 1e-9)
+        assert streamed.objective == pytest.approx(whole.objective, rel=0 if temperature == 1.0 else 1e-12)
+
+
+def test_reading_a_part_drops_its_pages_from_the_process(tmp_path):
+    """With release_pages, after a pass of chunks or an epoch over a memory-mapped 16 MiB part, at most
+    a block of it stays resident; without, all of it does."""
+    X = np.arange(2**21, dtype=np.float64).reshape(-1, 8)
+    np.save(tmp_path / "X.npy", X)
+    np.save(tmp_path / "y.npy", np.zeros(len(X), dtype=np.int64))
+    mapped = np.load(tmp_path / "X.npy", mmap_mode="r"), np.load(tmp_path / "y.npy", mmap_mode="r")
+    data = cache.CacheData(*mapped, release_pages=True)
+    total = sum(float(chunk[0][:, 0].sum()) for chunk in data.chunks(65536))
+    assert total == float(X[:, 0].sum())
+    block_kib = 65536 * 8 * 8 // 1024
+    assert resident_kib(tmp_path / "X.npy") <= block_kib
+    for _ in data.minibatches(4096, np.random.default_rng(0)):
+        pass
+    assert resident_kib(tmp_path / "X.npy") <= block_kib
+    for _ in cache.CacheData(*mapped).chunks(65536):
+        pass
+    assert resident_kib(tmp_path / "X.npy") >= X.nbytes // 1024
+
+
+def resident_kib(path):
+    """Kibibytes of ``path``'s mappings resident in this process (/proc/self/smaps)."""
+    total, inside = 0, False
+    for line in Path("/proc/self/smaps").read_text().splitlines():
+        if line[:1].isalnum() and "-" in line.split(" ", 1)[0]:  # a mapping's first line: its address range
+            inside = line.endswith(str(path))
+        elif inside and line.startswith("Rss:"):
+            total += int(line.split()[1])
+    return total
+
+
+# -- data.memory_budget: the footprint, the decision, the cache train chooses
+
+
+def test_the_decision_compares_the_in_memory_footprint_with_the_budget():
+    """rows x (features + 1) float64 values, four times over: more than the budget goes through a cache."""
+    from softreg.cache import budget
+
+    assert budget.in_memory_bytes(1000, 9) == 1000 * 10 * 8 * 4
+    assert not budget.needs_cache(1000, 9, 320_000) and budget.needs_cache(1000, 9, 319_999)
+    assert budget.needs_cache(2_400_000, 24, 2**30) and not budget.needs_cache(150, 4, 2**20)
+    # 100 rows in a 4,000-byte sample after a 50-byte header: a 1,000,050-byte file holds 25,000
+    assert budget.estimated_rows(1_000_050, 50, 4_000, 100) == 25_000
+    assert budget.estimated_rows(10, 5, 0, 0) == 0
+    assert budget.chunk_rows(2**31, 25, 65536) == 65536 and budget.chunk_rows(2**20, 6, 65536) == 170
+    assert budget.chunk_rows(2**20, 10_000, 65536) == budget.MIN_CHUNK_ROWS
+
+
+def test_default_budget_is_half_the_available_memory(tmp_path, monkeypatch):
+    """MemAvailable, capped by a cgroup's limit less its usage; the default budget is half of it."""
+    from softreg.cache import budget
+
+    (tmp_path / "meminfo").write_text("MemTotal:       32000000 kB\nMemAvailable:   20000000 kB\n")
+    assert budget.available_memory(tmp_path / "meminfo", tmp_path / "none") == 20000000 * 1024
+    (tmp_path / "memory.max").write_text("4000000000\n")
+    (tmp_path / "memory.current").write_text("1000000000\n")
+    assert budget.available_memory(tmp_path / "meminfo", tmp_path) == 3_000_000_000
+    (tmp_path / "memory.max").write_text("max\n")
+    assert budget.available_memory(tmp_path / "meminfo", tmp_path) == 20000000 * 1024
+    monkeypatch.setattr(budget, "available_memory", lambda: 3_000_000_001)
+    assert budget.memory_budget(None) == 1_500_000_000 and budget.memory_budget(2**20) == 2**20
+
+
+def test_footprint_of_each_source_before_loading_it(tmp_path):
+    """Builtins and .npz by their shapes (read from the header); CSV by its size and first lines."""
+    import sklearn.datasets
+
+    from softreg.cache import budget
+
+    for name, shape in budget.BUILTIN_SHAPES.items():
+        assert getattr(sklearn.datasets, f"load_{name}")().data.shape == shape
+        assert budget.footprint(f"builtin:{name}") == budget.Footprint(*shape, estimated=False)
+    np.savez(tmp_path / "d.npz", X=np.zeros((1234, 7)), y=np.zeros(1234))
+    assert budget.footprint(str(tmp_path / "d.npz")) == budget.Footprint(1234, 7, estimated=False)
+    write_csv(tmp_path / "d.csv", n_rows=20_000)
+    size = budget.footprint(str(tmp_path / "d.csv"))
+    assert size.n_features == 4 and size.estimated and abs(size.n_rows - 20_000) < 400
+    assert budget.footprint(str(REPO / "data" / "iris.csv")) == budget.Footprint(150, 4, estimated=True)
+    assert budget.footprint("-") is None and budget.footprint(str(tmp_path / "missing.csv")) is None
+
+
+def test_data_over_the_budget_train_through_a_cache_beside_the_run(tmp_path):
+    """Without data.cache, data that do not fit data.memory_budget go through a cache in
+    softreg-cache/ beside the run, said in one line; the model is the one data.cache gives."""
+    from softreg.cache import budget
+
+    write_csv(tmp_path / "d.csv", n_rows=12_000)
+    config = tmp_path / "c.yaml"
+    config.write_text("data:\n  source: d.csv\n  val: 0.2\n  memory_budget: 1MiB\noptim:\n  lr: 0.1\n  epochs: 2\n"
+                      "output:\n  plots: false\n")
+    runs = tmp_path / "runs"
+    code, _, stderr = run("train", "--config", config, "--out", runs / "auto", "--quiet")
+    assert code == 0, stderr
+    chosen = load_config(runs / "auto" / "config.yaml").data.cache
+    assert chosen is not None and Path(chosen).parent == (runs / "softreg-cache").resolve()
+    size = budget.footprint(str(tmp_path / "d.csv"))
+    assert stderr == (
+        f"softreg: {tmp_path / 'd.csv'}: about {size.n_rows:,} rows x 4 features take about "
+        f"{size.bytes / 1e6:.1f} MB in memory, more than data.memory_budget (1.0 MB); "
+        f"training from a data cache in {chosen}\n"
+    )
+    assert (Path(chosen) / "manifest.json").exists()
+    code, _, stderr = run("train", "--config", config, "--out", runs / "explicit", "--quiet",
+                          "--set", f"data.cache={tmp_path / 'mine'}")
+    assert code == 0 and stderr == ""
+    assert (runs / "auto" / "model.npz").read_bytes() == (runs / "explicit" / "model.npz").read_bytes()
+    code, _, stderr = run("train", "--config", config, "--out", runs / "roomy", "--quiet",
+                          "--set", "data.memory_budget=1GB")
+    assert code == 0 and stderr == "" and load_config(runs / "roomy" / "config.yaml").data.cache is None

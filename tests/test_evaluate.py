@@ -10,7 +10,14 @@ from click.testing import CliRunner
 from sklearn import metrics as skm
 
 from softreg.cli import main
-from softreg.evaluate import classification_metrics, expected_calibration_error, most_confused, reliability_bins
+from softreg.evaluate import (
+    ExactSums,
+    MetricSums,
+    classification_metrics,
+    expected_calibration_error,
+    most_confused,
+    reliability_bins,
+)
 from softreg.softmax import softmax
 
 REPO = Path(__file__).resolve().parent.parent
@@ -75,6 +82,80 @@ def test_metrics_equal_scikit_learn(case):
         )
     assert metrics["confusion_matrix"] == skm.confusion_matrix(y, predicted, labels=labels).tolist()
     json.dumps(metrics, allow_nan=False)  # plain, standard JSON
+
+
+def test_counted_metrics_are_scikit_learns_bit_for_bit_and_the_means_to_rounding():
+    """Metrics made of counts equal scikit-learn's exactly; log loss and Brier score to 1e-13 (exact sums)."""
+    for case in CASES.values():
+        y, proba = predictions(**case)
+        labels = np.arange(proba.shape[1])
+        predicted = proba.argmax(axis=1)
+        metrics = classification_metrics(y, proba, labels)
+        assert metrics["accuracy"] == skm.accuracy_score(y, predicted)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            assert metrics["balanced_accuracy"] == skm.balanced_accuracy_score(y, predicted)
+        precision, recall, f1, _ = skm.precision_recall_fscore_support(y, predicted, average="macro", zero_division=0)
+        assert (metrics["macro_precision"], metrics["macro_recall"], metrics["macro_f1"]) == (precision, recall, f1)
+        precision, recall, f1, _ = skm.precision_recall_fscore_support(y, predicted, labels=labels, zero_division=0)
+        rows = [metrics["per_class"][str(label)] for label in labels]
+        assert [row["precision"] for row in rows] == precision.tolist()
+        assert [row["recall"] for row in rows] == recall.tolist() and [row["f1"] for row in rows] == f1.tolist()
+        for k, value in metrics["top_k_accuracy"].items():
+            assert value == skm.top_k_accuracy_score(y, proba, k=int(k), labels=labels)
+        assert metrics["log_loss"] == pytest.approx(skm.log_loss(y, proba, labels=labels), rel=1e-13)
+        assert metrics["brier_score"] == pytest.approx(skm.brier_score_loss(y, proba, labels=labels), rel=1e-13)
+
+
+def test_top_k_breaks_ties_as_scikit_learn_does():
+    """Tied probabilities rank the later class first, as scikit-learn's reversed stable sort does."""
+    proba = np.array([[0.25, 0.25, 0.25, 0.25], [0.4, 0.2, 0.2, 0.2], [0.1, 0.3, 0.3, 0.3]])
+    y = np.array([0, 1, 3])
+    metrics = classification_metrics(y, proba, np.arange(4))
+    for k in ("2", "3"):
+        assert metrics["top_k_accuracy"][k] == skm.top_k_accuracy_score(y, proba, k=int(k), labels=np.arange(4))
+
+
+def test_metric_sums_over_chunks_equal_the_metrics_of_the_whole_bit_for_bit():
+    """Any chunking of the rows gives the same metrics and reliability bins as one piece, exactly."""
+    y, proba = predictions(**CASES["26 classes"])
+    whole = classification_metrics(y, proba, np.arange(26))
+    bins = reliability_bins(y, proba)
+    for cuts in ([1], [7, 8, 300], list(range(5, 600, 37))):
+        sums = MetricSums(26)
+        for y_part, proba_part in zip(np.split(y, cuts), np.split(proba, cuts), strict=True):
+            sums.add(y_part, proba_part)
+        assert sums.metrics(np.arange(26)) == whole
+        for key, values in sums.reliability().items():
+            np.testing.assert_array_equal(values, bins[key])
+
+
+def test_exact_sums_are_correctly_rounded_whatever_the_order():
+    """ExactSums gives math.fsum's correctly rounded sum (tiny, huge, cancelling values) in any order and grouping."""
+    import math
+
+    rng = np.random.default_rng(4)
+    values = np.concatenate([
+        rng.normal(size=500) * 10.0 ** rng.integers(-300, 300, size=500),
+        [1e308, -1e308, 5e-324, -2.5e-310, 1.0, 1e-16, 1e-16, 0.0, -0.0],
+    ])
+    groups = rng.integers(0, 3, size=values.size)
+    sums = ExactSums(3)
+    order = rng.permutation(values.size)
+    for part in np.array_split(order, 7):
+        sums.add(values[part], groups[part])
+    for group in range(3):
+        chosen = values[groups == group].tolist()
+        assert sums.sum(group) == math.fsum(chosen)
+        assert sums.mean(group, len(chosen)) == float(sum(map(_fraction, chosen)) / len(chosen))
+    with pytest.raises(ValueError, match="finite values only"):
+        sums.add([np.inf])
+
+
+def _fraction(value):
+    from fractions import Fraction
+
+    return Fraction(value)
 
 
 def test_two_classes_brier_is_the_binary_brier_score():
@@ -229,3 +310,37 @@ def test_evaluate_optimum_without_config_names_the_file(iris_run, tmp_path):
     code, stdout, stderr = run("evaluate", "--run", copy, "--optimum")
     assert code == 2 and stdout == ""
     assert f"{copy / 'config.yaml'}: missing" in stderr
+
+
+def test_streamed_evaluation_equals_one_piece_bit_for_bit(iris_run):
+    """`evaluate --data` read 7 rows at a time gives the metrics (and the optimum's accuracy) of the file
+    read in one chunk, exactly, and those equal the in-memory metrics of the same rows."""
+    from softreg import rundir
+    from softreg.commands.evaluate import evaluate_run
+    from softreg.delimited import Selection
+    from softreg.sources import load_source
+
+    source = str(REPO / "data" / "iris.csv")
+    one_chunk = evaluate_run(iris_run, data=source, optimum=True, chunk_rows=10_000)
+    assert evaluate_run(iris_run, data=source, optimum=True, chunk_rows=7) == one_chunk
+    model = rundir.load_model(iris_run)
+    dataset = load_source(source, Selection(label="species"))
+    X = dataset.cells.astype(np.float64)
+    y = np.searchsorted(model.classes, dataset.labels)
+    in_memory = classification_metrics(y, model.predict_proba(X), model.classes)
+    assert {key: one_chunk[key] for key in in_memory} == in_memory and one_chunk["n_samples"] == 150
+
+
+def test_evaluate_reads_standard_input_as_it_reads_the_file(iris_run):
+    """`--data -` streams standard input and reports what `--data FILE` reports, but the source."""
+    source = REPO / "data" / "iris.csv"
+    code, from_file, stderr = run("evaluate", "--run", iris_run, "--data", source, "--json")
+    assert code == 0, stderr
+    result = CliRunner().invoke(main, ["evaluate", "--run", str(iris_run), "--data", "-", "--json"],
+                                input=source.read_text(), catch_exceptions=False)
+    assert result.exit_code == 0, result.stderr
+    from_stdin = json.loads(result.stdout)
+    assert from_stdin.pop("source") == "-"
+    expected = json.loads(from_file)
+    del expected["source"]
+    assert from_stdin == expected

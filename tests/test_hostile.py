@@ -15,6 +15,7 @@ import pytest
 from click.testing import CliRunner
 
 from softreg.cli import main
+from tests.strategies import default_sigint
 
 SMALL = "data:\n  source: builtin:iris\noptim:\n  epochs: 2\noutput:\n  plots: false\n"
 
@@ -297,20 +298,24 @@ def test_two_runs_racing_for_one_out_directory(tmp_path, trial):
 
 @pytest.mark.slow
 def test_sigterm_during_predict_leaves_no_temporary_file(good_run, tmp_path):
-    """SIGTERM while predict writes --output: exit 130 like Ctrl-C, no .tmp file left, no output file."""
-    rows = "sepal length (cm),sepal width (cm),petal length (cm),petal width (cm)\n" + "5.1,3.5,1.4,0.2\n" * 400_000
-    (tmp_path / "big.csv").write_text(rows)
-    process = subprocess.Popen([sys.executable, "-m", "softreg", "predict", "--run", good_run, "--input",
-                                tmp_path / "big.csv", "--output", tmp_path / "p.csv"],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    for _ in range(600):  # until the temporary output file appears
+    """SIGTERM while predict streams standard input into --output: exit 130 like Ctrl-C, no .tmp file
+    left, no output file. The input pipe stays open, so predict is still writing when the signal comes."""
+    header = "sepal length (cm),sepal width (cm),petal length (cm),petal width (cm)\n"
+    process = subprocess.Popen([sys.executable, "-m", "softreg", "predict", "--run", good_run, "--input", "-",
+                                "--output", tmp_path / "p.csv"],
+                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               preexec_fn=default_sigint)
+    process.stdin.write(header + "5.1,3.5,1.4,0.2\n" * 1000)  # past the rows read to decide on the header
+    process.stdin.flush()
+    for _ in range(1200):  # until the temporary output file appears: predict has begun writing
         if list(tmp_path.glob(".p.csv.*.tmp")) or process.poll() is not None:
             break
         time.sleep(0.05)
+    assert process.poll() is None, process.communicate()
     process.send_signal(signal.SIGTERM)
-    process.communicate(timeout=60)
-    code = process.returncode
-    assert code in (130, 0)  # 0 only if it finished before the signal arrived
+    process.wait(timeout=60)  # before communicate closes the pipe: no end of input can race the signal
+    _, stderr = process.communicate()
+    assert process.returncode == 130, stderr
+    assert stderr == "softreg: interrupted; nothing was written\n"
     assert not list(tmp_path.glob(".p.csv.*.tmp"))
-    if code == 130:
-        assert not Path(tmp_path / "p.csv").exists()
+    assert not Path(tmp_path / "p.csv").exists()

@@ -77,3 +77,17 @@ def test_missing_columns_and_missing_file_are_refused_before_any_output(model_di
     with pytest.raises(DataError, match=r"nope.csv: input file not found"):
         with predict.prediction_stream(run_dir, tmp_path / "nope.csv"):
             pass
+
+
+def test_chunks_follow_the_runs_memory_budget(model_dir, tmp_path):
+    """Without chunk_rows, a run whose config says data.memory_budget: 1MiB is read budget.chunk_rows rows at a time."""
+    from softreg.cache import budget
+
+    run_dir, model = model_dir
+    (run_dir / "config.yaml").write_text("data:\n  memory_budget: 1048576\n")
+    X = np.random.default_rng(2).normal(size=(1000, 2))
+    path = write_input(tmp_path, X)
+    rows = budget.chunk_rows(2**20, 4, predict.CHUNK_ROWS)
+    with predict.prediction_stream(run_dir, path) as stream:
+        sizes = [len(chunk.labels) for chunk in stream.chunks]
+    assert rows == 256 and sizes == [rows] * 3 + [1000 - 3 * rows]

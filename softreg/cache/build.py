@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 import tempfile
@@ -25,18 +26,19 @@ from softreg.cache.cells import (
 )
 from softreg.cache.rows import (
     FORMAT,
+    MAX_BUCKETS,
     PARTS,
     VERSION,
     Manifest,
     Moments,
     _bucket_count,
     _open_source,
-    _unsupported,
     assign_parts,
     cache_options,
     fingerprint,
     read_manifest,
     row_hash,
+    unsupported_options,
 )
 from softreg.columns import Columns
 from softreg.errors import DataError, OutputError
@@ -58,7 +60,7 @@ def ingest(
     Returns its `Manifest`. Raises DataError for data it cannot read (naming the line and
     column), OutputError when it cannot write; either way ``cache_dir`` is left as it was.
     """
-    unsupported = _unsupported(config)
+    unsupported = unsupported_options(config)
     if unsupported is not None:
         raise DataError(f"{config.path or 'config'}: {unsupported} is not supported with a data cache yet")
     target = Path(cache_dir).resolve()
@@ -120,7 +122,7 @@ def _build(
     from contextlib import ExitStack
 
     data, seed = config.data, config.seed
-    n_buckets = _bucket_count(config)
+    n_buckets = bucket_count(config)
     with ExitStack() as stack:
         reader = _open_source(config, stack)
         if reader.sparse is not None:
@@ -293,6 +295,16 @@ class _Encoding:
         if not self.layout.categorical and self.columns.plain:
             return records["x"]
         return encode_records(self.layout, self.columns, self.maps, records["x"], records["codes"])
+
+def bucket_count(config: Config) -> int:
+    """Buckets of the shuffle: as many as the source's size asks (`BUCKET_BYTES` each), or more, so
+    that the three copies of a bucket pass 2 holds stay within the memory budget (at most `MAX_BUCKETS`)."""
+    from softreg.cache.budget import footprint, memory_budget
+
+    size = footprint(config.data.source)
+    records = 0 if size is None else size.n_rows * (8 * size.n_features + 9)  # a record: x, label, part
+    by_budget = math.ceil(3 * records / memory_budget(config.data.memory_budget))
+    return int(min(MAX_BUCKETS, max(_bucket_count(config), by_budget)))
 
 def _classes(source: str, labels: dict[str, int]) -> tuple[np.ndarray, np.ndarray]:
     """Sorted classes (integers when every label is one, else text, as in-memory loading types them)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import mmap
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from softreg.cache.budget import memory_budget
 from softreg.cache.build import ingest
 from softreg.cache.rows import BLOCK_ROWS, Manifest, cache_options, fingerprint, read_manifest
 from softreg.columns import Columns
@@ -20,20 +23,35 @@ if TYPE_CHECKING:
     from softreg.data import Prepared
 
 
+@dataclass
 class CacheData(ArrayData):
     """`TrainingData` over a cache part's memory-mapped ``X`` (n_samples, n_features) and ``y`` (n_samples,).
 
     Each epoch visits the blocks of `BLOCK_ROWS` rows in a random order and the rows of each
     block in a random order (both from ``rng``); a batch may span two blocks, so every
-    batch but the last is full. ``chunks`` reads the rows in order.
+    batch but the last is full. ``chunks`` reads the rows in order. Blocks and chunks come
+    in ``read_as`` (None: the shards' dtype), converted as they are read.
+
+    With ``release_pages`` the pages read are dropped from the process after each block and
+    chunk (`release`): they stay in the page cache, but the resident memory stays within a
+    block or a chunk rather than growing to the whole part. `prepare_cached` sets it for parts
+    larger than half the memory budget; a part that fits keeps its pages (mapping them again
+    each epoch would cost time for nothing).
     """
+
+    read_as: str | None = None
+    release_pages: bool = False
+
+    @property
+    def dtype(self) -> np.dtype:
+        return np.dtype(self.read_as or self.X.dtype)
 
     def minibatches(self, batch_size: int, rng: np.random.Generator) -> Iterator[Batch]:
         if not isinstance(self.X, np.ndarray):  # CSR over memory maps: rows gathered by index
             yield from super().minibatches(batch_size, rng)
             return
         n_samples = self.n_samples
-        buffer = np.empty((min(batch_size, n_samples), self.n_features), self.dtype)
+        buffer = np.empty((min(batch_size, n_samples), self.n_features), self.X.dtype)
         pending = np.empty(0, dtype=np.int64)
         starts = np.arange(0, n_samples, BLOCK_ROWS)
         for block in rng.permutation(len(starts)).tolist():
@@ -44,20 +62,35 @@ class CacheData(ArrayData):
             for first in range(0, full, batch_size):
                 yield self._gather(order[first:first + batch_size], buffer)
             pending = order[full:]
+            self.release()
         if pending.size:
             yield self._gather(pending, buffer)
 
     def _gather(self, index: np.ndarray, buffer: np.ndarray) -> Batch:
         X_batch = buffer if len(index) == len(buffer) else buffer[: len(index)]
         np.take(self.X, index, axis=0, out=X_batch, mode="clip")
-        return X_batch, np.asarray(self.y[index]), None
+        return X_batch.astype(self.dtype, copy=False), np.asarray(self.y[index]), None
 
     def chunks(self, rows: int) -> Iterator[Batch]:
-        if not isinstance(self.X, np.ndarray):
-            yield from super().chunks(rows)
+        if not isinstance(self.X, np.ndarray):  # CSR: each chunk in ``read_as``
+            for X, y, weight in super().chunks(rows):
+                yield X.astype(self.dtype, copy=False), y, weight
             return
         for start in range(0, self.n_samples, rows):
-            yield np.array(self.X[start:start + rows]), np.array(self.y[start:start + rows]), None
+            X = np.array(self.X[start:start + rows], dtype=self.dtype)
+            y = np.array(self.y[start:start + rows])
+            self.release()
+            yield X, y, None
+
+    def release(self) -> None:
+        """With ``release_pages``, drop the pages of ``X`` and ``y`` from this process's resident set
+        (a no-op for arrays in memory): the next read maps them again from the page cache."""
+        if not self.release_pages:
+            return
+        for array in (self.X, self.y):
+            mapping = getattr(array, "_mmap", None)  # np.memmap's, shared by its slices
+            if mapping is not None and hasattr(mmap, "MADV_DONTNEED"):
+                mapping.madvise(mmap.MADV_DONTNEED)
 
 
 def load_part(manifest: Manifest, part: str) -> CacheData | None:
@@ -140,7 +173,8 @@ def open_cache(config: Config, on_build: Any = None) -> Manifest:
         warn(f"{cache_dir}: rebuilding the data cache: {reason}")
     return ingest(config, cache_dir)
 
-TEST_SPLIT_BYTES = 256 * 2**20  # the most of a cached test part a run directory keeps (test.npz)
+# the most of a cached test part a run directory keeps (test.npz, float64): this, or an eighth of the memory budget
+TEST_SPLIT_BYTES = 256 * 2**20
 
 def prepare_cached(config: Config) -> Prepared:
     """`softreg.data.Prepared` from the cache: parts as `CacheData` over the shards."""
@@ -148,10 +182,18 @@ def prepare_cached(config: Config) -> Prepared:
 
     manifest = open_cache(config)
     document = manifest.document
-    train = load_part(manifest, "train")
+    budget = memory_budget(config.data.memory_budget)
+
+    def part(name: str) -> CacheData | None:
+        data = load_part(manifest, name)
+        if data is not None and isinstance(data.X, np.ndarray):  # a CSR part is held whole (svmlight)
+            data.release_pages = data.X.nbytes + data.y.nbytes > budget // 2
+        return data
+
+    train = part("train")
     if train is None:
         raise DataError(f"{manifest.directory}: the cache has no training rows; ingest again")
-    test = load_part(manifest, "test")
+    test = part("test")
     mean, scale = np.asarray(document["feature_mean"]), np.asarray(document["feature_scale"])
     test_raw: np.ndarray = np.empty((0, len(mean)))
     if test is not None:
@@ -160,7 +202,8 @@ def prepare_cached(config: Config) -> Prepared:
 
             test_raw = sp.csr_matrix(test.X @ sp.diags(scale))  # the shards hold x / scale
         else:
-            keep = max(1, min(test.n_samples, TEST_SPLIT_BYTES // (8 * max(1, test.n_features))))
+            kept_bytes = min(TEST_SPLIT_BYTES, budget // 8)
+            keep = max(1, min(test.n_samples, kept_bytes // (8 * max(1, test.n_features))))
             if keep < test.n_samples:
                 warn(f"{manifest.directory}: the run keeps the first {keep} of {test.n_samples} test rows in "
                      "test.npz")
@@ -171,7 +214,7 @@ def prepare_cached(config: Config) -> Prepared:
 
     return Prepared(
         train=train,
-        val=load_part(manifest, "val"),
+        val=part("val"),
         test=test,
         test_raw=test_raw,
         classes=manifest.classes,

@@ -141,7 +141,7 @@ class _Reader:
     layout: Layout
     sparse: _SparseRows | None = None
 
-def _unsupported(config: Config) -> str | None:
+def unsupported_options(config: Config) -> str | None:
     data = config.data
     if isinstance(data.test, str):
         return "data.test as a separate file"

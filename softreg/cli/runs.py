@@ -56,6 +56,7 @@ def train(
       softreg train --resume runs/lr005 --set optim.epochs=200   # train a finished run further
     """
     from softreg import console
+    from softreg.cache.budget import auto_cache
     from softreg.commands import train as command
     from softreg.config import dump_config, load_config
     from softreg.errors import Interrupted, UsageError
@@ -77,6 +78,9 @@ def train(
                 return
             target = command.output_dir_for(config, out)
             check_output_dir(target, force)
+            config, switched = auto_cache(config, target)
+            if switched is not None:  # said whatever --quiet says: a directory appears that nobody asked for
+                click.echo(f"softreg: {switched}", err=True)
             outcome = command.train_run(
                 config, target, force=force, on_epoch=progress, on_learning_rate=progress.learning_rate,
                 on_engine=progress.engine,

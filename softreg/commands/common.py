@@ -30,6 +30,7 @@ def draw_plots(
     X_raw: np.ndarray | None = None,
     optimum_objective: float | None = None,
     points: str = "test",
+    bins: dict[str, np.ndarray] | None = None,
 ) -> list[Path]:
     """Draw the plots ``selection`` names (``output.plots``: true all, false none) into ``directory``.
 
@@ -44,6 +45,9 @@ def draw_plots(
         Raw features of the evaluated part; the decision regions need them (two features only).
     optimum_objective : float or None
         J* when known: the learning curves then show the gap to it.
+    bins : dict or None
+        `reliability_bins` of all the evaluated rows when ``y`` and ``proba`` hold only some of
+        them (streamed data); None: computed from ``y`` and ``proba``.
 
     Returns
     -------
@@ -54,7 +58,9 @@ def draw_plots(
     figures: dict[str, Callable[[Path], Path]] = {
         "learning_curves": lambda path: plots.learning_curves(history, path, optimum_objective),
         "confusion_matrix": lambda path: plots.confusion_matrix(metrics["confusion_matrix"], model.classes, path),
-        "reliability": lambda path: plots.reliability(reliability_bins(y, proba), metrics["ece"], path),
+        "reliability": lambda path: plots.reliability(
+            bins if bins is not None else reliability_bins(y, proba), metrics["ece"], path
+        ),
         "weights": lambda path: plots.weights(model.coef, model.classes, model.feature_names, path),
         "class_probabilities": lambda path: plots.class_probabilities(proba, y, model.classes, path),
     }

@@ -4,6 +4,8 @@ gap to the exact optimum."""
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from os import PathLike
 from pathlib import Path
@@ -12,17 +14,25 @@ from typing import Any
 import numpy as np
 
 from softreg import losses, rundir
+from softreg.cache import CacheData, budget
 from softreg.columns import Columns
 from softreg.commands.common import draw_plots
 from softreg.config import Config, read_yaml, resolve
 from softreg.data import Prepared, encode_with, prepare, random_streams
-from softreg.delimited import Selection, delimited_chunks
+from softreg.delimited import CHUNK_ROWS, Selection, delimited_chunks, hint_label_first, typed_labels
 from softreg.errors import DataError, RunDirError, UsageError, warn
-from softreg.evaluate import classification_metrics
+from softreg.evaluate import MetricSums, classification_metrics
 from softreg.kernels import Matrix
 from softreg.model import Model, raw_logits
-from softreg.solve import Optimum, exact_optimum
-from softreg.sources import align_features, load_source, source_kind
+from softreg.solve import Optimum, exact_optimum, streamed_optimum
+from softreg.sources import (
+    DELIMITED_SUFFIXES,
+    align_features,
+    check_file,
+    load_source,
+    looks_like_svmlight,
+    source_kind,
+)
 from softreg.train import ArrayData, data_logits, evaluate_objective
 
 
@@ -35,8 +45,14 @@ def evaluate_run(
     force: bool = False,
     header: bool | None = None,
     calibrate: bool = False,
+    chunk_rows: int | None = None,
 ) -> dict[str, Any]:
     """Metrics of a saved run on its test split, or on another labelled ``data`` source.
+
+    Delimited ``data`` (a file, or ``-``) is read ``chunk_rows`` rows at a time (default: from
+    the run's ``data.memory_budget``, `softreg.cache.budget.chunk_rows`) and the metrics are
+    added up chunk by chunk (`MetricSums`): memory stays bounded whatever the file's size, and
+    the metrics are those of the whole file, bit for bit, whatever the chunk size.
 
     With ``optimum``, ``metrics["optimum"]`` holds the exact optimum's objective J*, the
     saved model's relative gap to it and the optimum's accuracy on the same data. With
@@ -44,49 +60,97 @@ def evaluate_run(
     ``metrics["calibration"]`` reports it with the validation ECE and log loss before and
     after, and the metrics of the evaluated data are those of the rescaled model. With
     ``out``, the metrics and the plots of the evaluated data are written into that
-    directory (refused when it exists and is not empty, unless ``force``).
+    directory (refused when it exists and is not empty, unless ``force``); the plots of
+    streamed data show its first `PLOT_ROWS` rows (the reliability diagram: all of them).
     """
     if out is not None:
         _check_evaluation_out(run_dir, out, force)
     model = rundir.load_model(run_dir)
-    X_raw, y, source = _evaluated_data(run_dir, model, data, label, header)
-    calibration = None
-    if calibrate:
-        calibration = fit_temperature(model, validation_part(run_dir, model))
-        before = classification_metrics(y, model.predict_proba(X_raw), model.classes)
-        model = replace(model, temperature=model.temperature * calibration["temperature"])
-    proba = model.predict_proba(X_raw)
-    metrics = classification_metrics(y, proba, model.classes)
+    with _evaluated_chunks(run_dir, model, data, label, header, chunk_rows) as (chunks, source):
+        calibration = fit_temperature(model, validation_part(run_dir, model)) if calibrate else None
+        solved = solve_optimum(run_dir, model) if optimum else None
+        scored = replace(model, temperature=model.temperature * calibration["temperature"]) if calibration else model
+        kept = _PlotRows(model.n_features == 2) if out is not None else None
+        sums, before, optimum_hits = _tally(chunks, model, scored, solved[0] if solved else None, kept)
+    metrics = sums.metrics(model.classes)
     if calibration is not None:
         calibration["evaluated"] = {
-            "ece_before": before["ece"], "ece_after": metrics["ece"],
-            "log_loss_before": before["log_loss"], "log_loss_after": metrics["log_loss"],
+            "ece_before": before.expected_calibration_error(), "ece_after": metrics["ece"],
+            "log_loss_before": before.metrics(model.classes)["log_loss"], "log_loss_after": metrics["log_loss"],
         }
         metrics["calibration"] = calibration
     training = rundir.read_model_json(Path(run_dir) / "model.json").get("training", {})
     metrics.update(source=source, objective=training.get("objective"), grad_norm=training.get("grad_norm"))
-    solved = None
-    if optimum:
-        solved, model_objective = solve_optimum(run_dir, model)
-        mean, scale = model.feature_mean, model.feature_scale
-        optimum_predicted = raw_logits(solved.coef, solved.intercept, mean, scale, X_raw).argmax(axis=1)
+    if solved is not None:
+        found, model_objective = solved
         metrics["optimum"] = {
-            "objective": solved.objective,
-            "gap": (model_objective - solved.objective) / abs(solved.objective),
-            "accuracy": float(np.mean(optimum_predicted == y)),
+            "objective": found.objective,
+            "gap": (model_objective - found.objective) / abs(found.objective),
+            "accuracy": optimum_hits / sums.n_samples,
             "model_objective": model_objective,
-            "grad_norm": solved.grad_norm,
-            "iterations": solved.iterations,
+            "grad_norm": found.grad_norm,
+            "iterations": found.iterations,
         }
-    if out is not None:
+    if out is not None and kept is not None:
+        y, proba, X_raw = kept.arrays()
         with rundir.staging_dir(out, force=force) as staging:
             rundir.write_json(staging / "metrics.json", metrics)
             draw_plots(
-                staging / "plots", True, _read_history_if_any(run_dir), model, metrics, y, proba,
-                X_raw=_raw_features(X_raw, model), optimum_objective=solved.objective if solved else None,
-                points="evaluated",
+                staging / "plots", True, _read_history_if_any(run_dir), scored, metrics, y, proba,
+                X_raw=X_raw, optimum_objective=solved[0].objective if solved else None, points="evaluated",
+                bins=sums.reliability(),
             )
     return metrics
+
+
+def _tally(
+    chunks: EvaluatedChunks, model: Model, scored: Model, optimum: Optimum | None, kept: _PlotRows | None
+) -> tuple[MetricSums, MetricSums, int]:
+    """One pass over the evaluated rows: the metric sums of the ``scored`` model (the calibrated
+    one, or ``model`` itself) and of ``model``, the rows the ``optimum`` classifies right, and the
+    rows ``kept`` for the plots."""
+    sums, before = MetricSums(model.n_classes), MetricSums(model.n_classes)
+    optimum_hits = 0
+    for X_raw, y in chunks:
+        proba = scored.predict_proba(X_raw)
+        sums.add(y, proba)
+        if scored is not model:
+            before.add(y, model.predict_proba(X_raw))
+        if optimum is not None:
+            logits = raw_logits(optimum.coef, optimum.intercept, model.feature_mean, model.feature_scale, X_raw)
+            optimum_hits += int(np.count_nonzero(logits.argmax(axis=1) == y))
+        if kept is not None:
+            kept.add(X_raw, y, proba)
+    return sums, before, optimum_hits
+
+
+PLOT_ROWS = 100_000  # rows of streamed data kept for the plots that draw rows (the first chunk always whole)
+
+
+class _PlotRows:
+    """The first rows of the evaluated data, for the plots that draw rows: class indices,
+    probabilities and (with two features) the raw features."""
+
+    def __init__(self, with_features: bool) -> None:
+        self.with_features = with_features
+        self.parts: list[tuple[np.ndarray, np.ndarray, np.ndarray | None]] = []
+        self.rows = 0
+
+    def add(self, X_raw: Matrix, y: np.ndarray, proba: np.ndarray) -> None:
+        if self.parts and self.rows >= PLOT_ROWS:
+            return
+        take = len(y) if not self.parts else min(len(y), PLOT_ROWS - self.rows)
+        features = _raw_features(X_raw[:take], 2) if self.with_features else None
+        self.parts.append((y[:take], proba[:take], features))
+        self.rows += take
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        if len(self.parts) == 1:
+            return self.parts[0]
+        y = np.concatenate([part[0] for part in self.parts])
+        proba = np.concatenate([part[1] for part in self.parts])
+        features = [part[2] for part in self.parts if part[2] is not None]
+        return y, proba, np.concatenate(features) if self.with_features else None
 
 
 def _check_evaluation_out(run_dir: str | PathLike[str], out: str | PathLike[str], force: bool) -> None:
@@ -96,10 +160,83 @@ def _check_evaluation_out(run_dir: str | PathLike[str], out: str | PathLike[str]
     rundir.check_output_dir(target, force)  # before the work, not only when the results are saved
 
 
+EvaluatedChunks = Iterator[tuple[Matrix, np.ndarray]]  # raw features (n, d), class indices (n,)
+
+
+@contextmanager
+def _evaluated_chunks(
+    run_dir: str | PathLike[str], model: Model, data: str | None, label: str | int | None, header: bool | None,
+    chunk_rows: int | None,
+) -> Iterator[tuple[EvaluatedChunks, str]]:
+    """The evaluated rows in chunks, and a description of them: delimited text streamed, the
+    saved test split and other sources (.npz, svmlight, builtin) in one piece. Whatever can be
+    refused before the first row (a missing file, missing columns) is refused on entry."""
+    if data is not None and _streams(data):
+        with _delimited_chunks(run_dir, model, data, label, header, chunk_rows) as chunks:
+            yield chunks, data
+        return
+    X_raw, y, source = _evaluated_data(run_dir, model, data, label, header)
+    yield iter([(X_raw, y)]), source
+
+
+def _streams(source: str) -> bool:
+    """Whether ``source`` is delimited text, read in chunks (`softreg.sources.load_source`'s rule)."""
+    if source == "-":
+        return True
+    path = Path(source)
+    if source_kind(source) != "delimited":
+        return False
+    return path.suffix.lower() in DELIMITED_SUFFIXES or not path.is_file() or not looks_like_svmlight(path)
+
+
+@contextmanager
+def _delimited_chunks(
+    run_dir: str | PathLike[str], model: Model, data: str, label: str | int | None, header: bool | None,
+    chunk_rows: int | None,
+) -> Iterator[EvaluatedChunks]:
+    """Stream a labelled delimited file as `_evaluated_data` reads it whole: the same columns,
+    checks and messages, a chunk at a time."""
+    flag = header if header is not None else model.header
+    label = label if label is not None else _label_for(data, model, flag)
+    if data != "-":
+        check_file(data, Path(data))
+    rows = chunk_rows or budget.chunk_rows(budget.run_budget(run_dir), len(model.input_names) + 2, CHUNK_ROWS)
+    delimiter = DELIMITED_SUFFIXES.get(Path(data).suffix.lower()) if data != "-" else None
+    with delimited_chunks(data, delimiter, rows, flag) as (names, chunks):
+        if len(names) < 2:
+            raise DataError(
+                f"{data}: needs at least one feature column besides the label; columns are: {', '.join(names)}"
+            )
+        target, _, features = Selection(label=label).resolve(data, names)
+        positions = [features[index] for index in model.input_positions([names[i] for i in features], data)]
+        columns = model.columns or Columns.numeric(model.feature_names)
+
+        def read() -> EvaluatedChunks:
+            unknown: dict[str, int] = {}
+            for number, (cells_list, lines) in enumerate(chunks):
+                cells = np.array(cells_list, dtype=str)
+                labels = np.char.strip(cells[:, target])
+                blank = np.flatnonzero(labels == "")
+                if blank.size:
+                    raise DataError(f"{data}: line {lines[blank[0]]}: empty label in column {names[target]!r}")
+                if number == 0 and label is None and target != 0 and 0 in features:
+                    hint_label_first(data, names, cells)
+                encoded = columns.encode(cells[:, positions], data, lines)
+                for name, count in encoded.unknown.items():
+                    unknown[name] = unknown.get(name, 0) + count
+                model.check_finite_standardized(encoded.X, data, lines)
+                yield encoded.X, encode_with(model.classes, typed_labels(labels), data)
+            if unknown:
+                counts = ", ".join(f"{name}: {count}" for name, count in unknown.items())
+                warn(f"{data}: categories unseen in training got all-zero indicators ({counts} cells)")
+
+        yield read()
+
+
 def _evaluated_data(
     run_dir: str | PathLike[str], model: Model, data: str | None, label: str | int | None, header: bool | None
 ) -> tuple[Matrix, np.ndarray, str]:
-    """Raw features (n, d), class indices (n,) and a description of what is evaluated."""
+    """Raw features (n, d), class indices (n,) and a description of what is evaluated, read whole."""
     if data is None:
         X_raw, y = rundir.load_test_split(run_dir)
         if X_raw.shape[1] != model.n_features:
@@ -125,9 +262,9 @@ def _evaluated_data(
     return X_raw, encode_with(model.classes, dataset.labels, data), data
 
 
-def _raw_features(X_raw: Matrix, model: Model) -> np.ndarray | None:
+def _raw_features(X_raw: Matrix, n_features: int) -> np.ndarray | None:
     """Dense float64 raw features for the decision regions; None unless the model has two features."""
-    if model.n_features != 2:
+    if n_features != 2:
         return None
     return (X_raw if isinstance(X_raw, np.ndarray) else X_raw.toarray()).astype(np.float64)
 
@@ -160,25 +297,20 @@ def rebuild_parts(run_dir: str | PathLike[str], model: Model, flag: str) -> tupl
 
 
 def _cached_in_float64(config: Config) -> Prepared:
-    """A cached run's parts (its shards hold ``model.dtype``) read into memory as float64.
-
-    Reading whole parts is this step's limit: a streamed L-BFGS oracle is a later one.
-    """
-    from softreg.cache import prepare_cached
+    """A cached run's parts (its shards hold ``model.dtype``), read as float64 a chunk at a time."""
+    from softreg.cache import CacheData, prepare_cached
 
     prepared = prepare_cached(config)
 
-    def in_float64(part: ArrayData) -> ArrayData:
-        if not isinstance(part.X, np.ndarray):  # CSR (svmlight): its centring goes along
-            return ArrayData(part.X.astype(np.float64), np.asarray(part.y), center=part.center)
-        return ArrayData(np.asarray(part.X, dtype=np.float64), np.asarray(part.y))
+    def in_float64(part: CacheData | None) -> CacheData | None:
+        return None if part is None else replace(part, read_as="float64")
 
-    val, test = prepared.val, prepared.test
+    assert isinstance(prepared.train, CacheData), "prepare_cached gives CacheData parts"
     return replace(
         prepared,
-        train=in_float64(prepared.train),
-        val=None if val is None else in_float64(val),
-        test=None if test is None else in_float64(test),
+        train=replace(prepared.train, read_as="float64"),
+        val=in_float64(prepared.val),  # type: ignore[arg-type]
+        test=in_float64(prepared.test),  # type: ignore[arg-type]
     )
 
 
@@ -212,7 +344,10 @@ def fit_temperature(model: Model, val: ArrayData) -> dict[str, Any]:
     from scipy.optimize import minimize_scalar
 
     coef, intercept = model.coef.astype(np.float64), model.intercept.astype(np.float64)
-    logits = data_logits(coef, intercept, val.X, val.center)  # (n_val, K); sparse rows centred exactly
+    if isinstance(val, CacheData):  # its float64 rows a chunk at a time; only the logits are kept
+        logits = np.concatenate([data_logits(coef, intercept, X) for X, _, _ in val.chunks(CHUNK_ROWS)])
+    else:
+        logits = data_logits(coef, intercept, val.X, val.center)  # (n_val, K); sparse rows centred exactly
     rows = np.arange(val.n_samples)
 
     def mean_log_loss(log_temperature: float) -> float:
@@ -244,8 +379,9 @@ def fit_temperature(model: Model, val: ArrayData) -> dict[str, Any]:
 def solve_optimum(run_dir: str | PathLike[str], model: Model) -> tuple[Optimum, float]:
     """The exact optimum of the run's objective on its training part, and the model's objective there.
 
-    The training part is rebuilt from the saved config (`rebuild_parts`). Both objectives
-    are computed in float64. Only the convex objectives have one: cross-entropy with softmax
+    The training part is rebuilt from the saved config (`rebuild_parts`); a cached run's is
+    read from its cache a chunk at a time (`streamed_optimum`). Both objectives are computed
+    in float64. Only the convex objectives have one: cross-entropy with softmax
     (at any temperature); squared error and the other normalizers are refused.
 
     Returns
@@ -260,10 +396,16 @@ def solve_optimum(run_dir: str | PathLike[str], model: Model) -> tuple[Optimum, 
         )
     config, prepared = rebuild_parts(run_dir, model, "--optimum")
     train, settings = prepared.train, config.training_settings()
-    optimum = exact_optimum(
-        train.X, train.y, len(model.classes), settings.weight_decay, settings.fit_intercept,
-        temperature=settings.temperature, center=train.center,
-    )
+    if isinstance(train, CacheData) and isinstance(train.X, np.ndarray):  # a chunked oracle over the dense shards
+        optimum = streamed_optimum(
+            train, len(model.classes), settings.weight_decay, settings.fit_intercept, temperature=settings.temperature
+        )
+    else:
+        X = train.X.astype(np.float64) if not isinstance(train.X, np.ndarray) else train.X  # CSR: held whole
+        optimum = exact_optimum(
+            X, train.y, len(model.classes), settings.weight_decay, settings.fit_intercept,
+            temperature=settings.temperature, center=train.center,
+        )
     coef, intercept = model.coef.astype(np.float64), model.intercept.astype(np.float64)
     model_objective, _ = evaluate_objective(coef, intercept, train, settings)
     return optimum, model_objective

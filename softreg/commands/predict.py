@@ -22,6 +22,7 @@ from typing import IO
 import numpy as np
 
 from softreg import rundir
+from softreg.cache import budget
 from softreg.columns import Columns
 from softreg.delimited import CHUNK_ROWS, delimited_chunks
 from softreg.errors import DataError, warn
@@ -52,7 +53,7 @@ class PredictionStream:
 def prediction_stream(
     run_dir: str | PathLike[str],
     input_path: str | PathLike[str],
-    chunk_rows: int = CHUNK_ROWS,
+    chunk_rows: int | None = None,
     header: bool | None = None,
     validate: bool = False,
 ) -> Iterator[PredictionStream]:
@@ -62,9 +63,12 @@ def prediction_stream(
     label, is ignored), or by position in a file without a header. Everything that can be
     refused up front (the model, a missing file, missing columns) is refused before the
     first chunk; with ``validate`` the whole input is read and checked once before (so
-    that no output line is written for an input that fails further down).
+    that no output line is written for an input that fails further down; standard input is
+    then spooled to a temporary file), otherwise it is read once, as it comes.
 
     ``header`` overrides the model's (None: as in training, else the header rule).
+    ``chunk_rows`` (None: from the run's ``data.memory_budget``, `softreg.cache.budget.chunk_rows`)
+    bounds the rows parsed at a time.
     """
     model = rundir.load_model(run_dir)
     source = str(input_path)
@@ -72,7 +76,9 @@ def prediction_stream(
     if kind != "delimited" or (source != "-" and not _is_delimited(source)):
         yield _whole_file(model, source)
         return
-    with _seekable(source) as path:
+    if chunk_rows is None:
+        chunk_rows = budget.chunk_rows(budget.run_budget(run_dir), len(model.input_names) + 2, CHUNK_ROWS)
+    with _seekable(source, spool=validate) as path:
         if validate:
             with _delimited(model, path, source, chunk_rows, header) as stream:
                 for _ in stream.chunks:
@@ -85,15 +91,19 @@ def prediction_stream(
 
 
 def _is_delimited(source: str) -> bool:
-    from softreg.sources import DELIMITED_SUFFIXES, _looks_like_svmlight
+    from softreg.sources import DELIMITED_SUFFIXES, looks_like_svmlight
 
     path = Path(source)
-    return path.suffix.lower() in DELIMITED_SUFFIXES or not path.is_file() or not _looks_like_svmlight(path)
+    return path.suffix.lower() in DELIMITED_SUFFIXES or not path.is_file() or not looks_like_svmlight(path)
 
 
 @contextmanager
-def _seekable(source: str) -> Iterator[str]:
-    """A path to read twice: the file itself, or standard input spooled to a temporary file."""
+def _seekable(source: str, spool: bool = True) -> Iterator[str]:
+    """A path to read (twice if need be): the file itself, or standard input, spooled to a
+    temporary file when ``spool``."""
+    if source == "-" and not spool:
+        yield source
+        return
     if source != "-":
         path = Path(source)
         if not path.exists():
@@ -102,10 +112,10 @@ def _seekable(source: str) -> Iterator[str]:
             raise DataError(f"{source}: is not a regular file; give a file, or - for standard input")
         yield source
         return
-    with tempfile.NamedTemporaryFile("wb", suffix=".csv") as spool:
-        shutil.copyfileobj(sys.stdin.buffer, spool)
-        spool.flush()
-        yield spool.name
+    with tempfile.NamedTemporaryFile("wb", suffix=".csv") as copy:
+        shutil.copyfileobj(sys.stdin.buffer, copy)
+        copy.flush()
+        yield copy.name
 
 
 @contextmanager

@@ -122,8 +122,9 @@ SCHEMA: dict[str, Spec | dict[str, Spec]] = {
         "memory_budget": (
             None,
             optional(byte_size),
-            "bytes of memory for the data, an integer or a size such as 512MB (not used yet: later steps switch "
-            "to the cache when the data do not fit)",
+            "bytes of memory for the data, an integer or a size such as 512MB (null: half the available memory); "
+            "train goes through a cache beside the run when the data do not fit, evaluate and predict read chunks "
+            "that fit",
         ),
         "shards": (
             1,
