@@ -572,3 +572,19 @@ def test_data_over_the_budget_train_through_a_cache_beside_the_run(tmp_path):
     code, _, stderr = run("train", "--config", config, "--out", runs / "roomy", "--quiet",
                           "--set", "data.memory_budget=1GB")
     assert code == 0 and stderr == "" and load_config(runs / "roomy" / "config.yaml").data.cache is None
+
+
+def test_the_shards_do_not_depend_on_the_memory_free_at_the_time(small, monkeypatch):
+    """With the default data.memory_budget (a share of the memory available), two ingests under
+    very different free memory write the same bytes: the shuffle's bucket count follows the
+    config and the source only."""
+    from softreg.cache import budget
+
+    tmp_path, config, _, _ = small
+    written = []
+    for available in (2**40, 2**12):  # the second would ask for 37 buckets, the source for 9
+        monkeypatch.setattr(budget, "available_memory", lambda available=available: available)
+        target = tmp_path / f"cache-{available}"
+        assert run("ingest", "--config", config, "--cache", target)[0] == 0
+        written.append({path.relative_to(target): path.read_bytes() for path in target.rglob("*.npy")})
+    assert written[0] == written[1] and written[0]

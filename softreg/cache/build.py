@@ -298,9 +298,13 @@ class _Encoding:
 
 def bucket_count(config: Config) -> int:
     """Buckets of the shuffle: as many as the source's size asks (`BUCKET_BYTES` each), or more, so
-    that the three copies of a bucket pass 2 holds stay within the memory budget (at most `MAX_BUCKETS`)."""
+    that the three copies of a bucket pass 2 holds stay within a ``data.memory_budget`` the config
+    sets (at most `MAX_BUCKETS`). The count decides the shuffle, so it depends on the config and
+    the source only: the default budget, a share of the memory free at the time, does not count."""
     from softreg.cache.budget import footprint, memory_budget
 
+    if config.data.memory_budget is None:
+        return _bucket_count(config)
     size = footprint(config.data.source)
     records = 0 if size is None else size.n_rows * (8 * size.n_features + 9)  # a record: x, label, part
     by_budget = math.ceil(3 * records / memory_budget(config.data.memory_budget))

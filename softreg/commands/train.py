@@ -183,8 +183,11 @@ def data_fingerprint(prepared: Prepared) -> str:
     digest = hashlib.sha256()
     X = prepared.train.X
     if isinstance(X, np.ndarray):
+        release = getattr(prepared.train, "release", None)  # a cache part drops the pages it has read
         for start in range(0, X.shape[0], FINGERPRINT_ROWS):
             digest.update(np.ascontiguousarray(X[start:start + FINGERPRINT_ROWS]).tobytes())
+            if release is not None:
+                release()
     else:
         for array in (X.data, X.indices, X.indptr):
             digest.update(np.ascontiguousarray(array).tobytes())
