@@ -202,7 +202,9 @@ def prepare_cached(config: Config) -> Prepared:
 
             test_raw = sp.csr_matrix(test.X @ sp.diags(scale))  # the shards hold x / scale
         else:
-            kept_bytes = min(TEST_SPLIT_BYTES, budget // 8)
+            # an explicit budget only: the default, a share of the memory free now, must not change the run's files
+            explicit = config.data.memory_budget
+            kept_bytes = TEST_SPLIT_BYTES if explicit is None else min(TEST_SPLIT_BYTES, budget // 8)
             keep = max(1, min(test.n_samples, kept_bytes // (8 * max(1, test.n_features))))
             if keep < test.n_samples:
                 warn(f"{manifest.directory}: the run keeps the first {keep} of {test.n_samples} test rows in "
