@@ -127,6 +127,15 @@ def streamed_optimum(
 LossGradient = Callable[[np.ndarray, np.ndarray], tuple[float, float, np.ndarray, np.ndarray]]
 
 
+def optimum_of(
+    loss_gradient: LossGradient, n_classes: int, n_features: int, fit_intercept: bool = True, gtol: float = 1e-10,
+    max_iter: int = 20000,
+) -> Optimum:
+    """`exact_optimum` with any oracle ``loss_gradient(coef, intercept) -> (data loss, J, dJ/dcoef,
+    dJ/dintercept)``, such as sums over the shards of a cluster's workers (`softreg.engine`)."""
+    return _solve(loss_gradient, n_classes, n_features, fit_intercept, gtol, max_iter)
+
+
 def _solve(
     loss_gradient: LossGradient, n_classes: int, n_features: int, fit_intercept: bool, gtol: float, max_iter: int
 ) -> Optimum:

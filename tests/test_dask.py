@@ -274,3 +274,38 @@ def test_the_communication_advice_comes_past_half_of_each_step():
         "dask: communication takes 80% of each step (2.50 ms a step); a larger optim.batch_size (now 512) or "
         "engine.kind: numpy would train faster"
     )
+
+
+def test_evaluate_optimum_of_a_dask_run_solves_with_the_workers_sums(letters, cluster, tmp_path, monkeypatch):
+    """evaluate --optimum of a run trained on Dask: L-BFGS on this process with each objective and
+    gradient summed over the workers' shards; it reaches the optimum that the chunked solve over the
+    cache finds (the sums add in another order: equal to 1e-10), and the model's objective the same."""
+    import shutil
+
+    import yaml
+
+    config_path, _, _ = letters
+    numpy_run = config_path.parent / "numpy"
+    dask_run = tmp_path / "dask-run"
+    shutil.copytree(numpy_run, dask_run)
+    document = yaml.safe_load((dask_run / "config.yaml").read_text())
+    document["engine"] = {**document.get("engine", {}), "kind": "dask", "scheduler": cluster.address}
+    (dask_run / "config.yaml").write_text(yaml.safe_dump(document))
+    import softreg.solve
+
+    solved_by_engine = []
+    original = softreg.solve.optimum_of
+    monkeypatch.setattr(softreg.solve, "optimum_of", lambda *a, **k: solved_by_engine.append(1) or original(*a, **k))
+    results = []
+    for run_dir in (numpy_run, dask_run):
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=COMMUNICATION, category=SoftregWarning)
+            code, stdout, stderr = run("evaluate", "--run", run_dir, "--optimum", "--json")
+        assert code == 0, stderr
+        results.append(json.loads(stdout)["optimum"])
+    here, there = results
+    assert solved_by_engine == [1]  # the Dask run's optimum only
+    assert there["grad_norm"] < 1e-6
+    assert there["objective"] == pytest.approx(here["objective"], rel=1e-10)
+    assert there["model_objective"] == pytest.approx(here["model_objective"], rel=1e-12)
+    assert there["gap"] == pytest.approx(here["gap"], rel=1e-6)

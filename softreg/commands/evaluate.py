@@ -396,6 +396,8 @@ def solve_optimum(run_dir: str | PathLike[str], model: Model) -> tuple[Optimum, 
         )
     config, prepared = rebuild_parts(run_dir, model, "--optimum")
     train, settings = prepared.train, config.training_settings()
+    if config.engine.kind == "dask":
+        return _engine_optimum(config, prepared, model)
     if isinstance(train, CacheData) and isinstance(train.X, np.ndarray):  # a chunked oracle over the dense shards
         optimum = streamed_optimum(
             train, len(model.classes), settings.weight_decay, settings.fit_intercept, temperature=settings.temperature
@@ -408,6 +410,28 @@ def solve_optimum(run_dir: str | PathLike[str], model: Model) -> tuple[Optimum, 
         )
     coef, intercept = model.coef.astype(np.float64), model.intercept.astype(np.float64)
     model_objective, _ = evaluate_objective(coef, intercept, train, settings)
+    return optimum, model_objective
+
+
+def _engine_optimum(config: Config, prepared: Prepared, model: Model) -> tuple[Optimum, float]:
+    """`solve_optimum` of a run trained on Dask: L-BFGS here, each objective and gradient the
+    sums over the shards that the cluster's workers hold (in float64, added in shard order)."""
+    from softreg.engine import open_engine
+    from softreg.solve import optimum_of
+
+    settings = config.training_settings()
+    weight_decay = settings.weight_decay
+    with open_engine(config, prepared.train, None) as (train, _):
+
+        def loss_gradient(coef: np.ndarray, intercept: np.ndarray) -> tuple[float, float, np.ndarray, np.ndarray]:
+            sums = train.full_sums(coef, intercept)
+            data_loss = sums.loss / sums.count
+            objective = data_loss + 0.5 * weight_decay * float(np.vdot(coef, coef))
+            return data_loss, objective, sums.grad_coef / sums.count + weight_decay * coef, \
+                sums.grad_intercept / sums.count
+
+        optimum = optimum_of(loss_gradient, len(model.classes), train.n_features, settings.fit_intercept)
+        model_objective = loss_gradient(model.coef.astype(np.float64), model.intercept.astype(np.float64))[1]
     return optimum, model_objective
 
 
