@@ -290,11 +290,11 @@ class _Encoding:
     columns: Columns
     maps: list[np.ndarray]
 
-    def features(self, records: np.ndarray) -> np.ndarray:
-        """(n, n_features) float64."""
+    def features(self, records: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """(len(rows), n_features) float64 of ``records[rows]``, in new memory."""
         if not self.layout.categorical and self.columns.plain:
-            return records["x"]
-        return encode_records(self.layout, self.columns, self.maps, records["x"], records["codes"])
+            return records["x"][rows]
+        return encode_records(self.layout, self.columns, self.maps, records["x"][rows], records["codes"][rows])
 
 def bucket_count(config: Config) -> int:
     """Buckets of the shuffle: as many as the source's size asks (`BUCKET_BYTES` each), or more, so
@@ -352,15 +352,18 @@ def _write_shards(
         for bucket in range(n_buckets):
             records = np.fromfile(staging / f"bucket-{bucket}.bin", dtype=record)
             rng = np.random.default_rng([config.seed, bucket, 0x5EED])
-            records = records[rng.permutation(len(records))]
+            order = rng.permutation(len(records))  # the bucket's rows in a random order, gathered per part
+            part_of = records["part"][order]
             for index, (X_file, y_file) in handles.items():
-                rows = records[records["part"] == index]
-                X = ((encoding.features(rows) - mean) / scale).astype(dtype)  # (n_rows, d)
+                rows = order[part_of == index]
+                X = encoding.features(records, rows)  # (n_rows, d) float64, a fresh array
+                X -= mean
+                X /= scale
                 if index > 0:
-                    for name, count in unseen_counts(encoding.columns, encoding.maps, rows["codes"]):
+                    for name, count in unseen_counts(encoding.columns, encoding.maps, records["codes"][rows]):
                         unseen[name] = unseen.get(name, 0) + count
-                X_file.write(np.ascontiguousarray(X).tobytes())
-                y_file.write(relabel[rows["label"]].astype(np.int64).tobytes())
+                X_file.write(np.ascontiguousarray(X.astype(dtype, copy=False)).data)
+                y_file.write(relabel[records["label"][rows]].astype(np.int64).data)
         for handle_pair in handles.values():
             for handle in handle_pair:
                 handle.flush()

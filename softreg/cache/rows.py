@@ -44,7 +44,7 @@ MAX_BUCKETS = 1000  # open files during pass 1
 
 FINGERPRINT_BYTES = 2**20
 
-READ_ROWS = 65536
+READ_ROWS = 32768  # rows parsed at a time (pandas holds several copies of a chunk: the ingest's peak follows it)
 
 _MASK = 0xFFFFFFFFFFFFFFFF
 
