@@ -396,7 +396,7 @@ def test_ingest_progress_lines(monkeypatch):
     silent = ingest_command.RowProgress(lines.append, every=3600.0)
     silent(65536)
     assert lines == [
-        "ingest: 65,536 rows read (6,554 rows/s), 100 of 400 MB (25%), about 30 s left",
+        "ingest: 65,536 rows read (6,554 rows/s), 100 of 400 MB (25%), about 30 s left to read",
         "ingest: 131,072 rows read (6,554 rows/s)",
     ]
 
@@ -419,7 +419,7 @@ def test_ingest_prints_progress_with_bytes(tmp_path, monkeypatch):
     assert code == 0, stderr
     progress = [line for line in stderr.splitlines() if line.startswith("ingest: ")]
     assert progress[-1].startswith("ingest: 450 rows read (")
-    assert f"{size / 1e6:,.0f} of {size / 1e6:,.0f} MB (100%), about 0 s left" in progress[-1]
+    assert f"{size / 1e6:,.0f} of {size / 1e6:,.0f} MB (100%), about 0 s left to read" in progress[-1]
 
 
 def test_a_file_size_limit_is_exit_1_and_leaves_no_cache(small):

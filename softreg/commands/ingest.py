@@ -79,7 +79,7 @@ class RowProgress:
             done = min(offset, total)
             left = elapsed * (total - done) / max(done, 1)
             line += (f", {done / 1e6:,.0f} of {total / 1e6:,.0f} MB ({100 * done / total:.0f}%), "
-                     f"about {_duration(left)} left")
+                     f"about {_duration(left)} left to read")
         self.echo(line)
 
 
