@@ -24,7 +24,7 @@ import codecs
 import math
 import os
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from os import PathLike
 from typing import IO, Any, TypeVar
@@ -273,7 +273,7 @@ def numbers_then_text(
     chunk_rows: int,
     numbers: Callable[[NumericChunk], T],
     text: Callable[[list[str], Iterator[Chunk], int], Iterator[T]],
-) -> Iterator[T]:
+) -> Generator[T, None, None]:
     """The rows of ``layout.path`` in chunks of ``chunk_rows``: through the fast path, each chunk
     as ``numbers`` makes it, until the fast path declines (or ``numbers`` does, raising
     NotNumeric: a check whose message needs line numbers); from that chunk on, as ``text``

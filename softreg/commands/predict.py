@@ -3,7 +3,9 @@
 Every format ``train`` reads is accepted: delimited text (``-`` for standard input),
 svmlight and ``.npz`` (read whole), and builtin names. Delimited input is read the way
 training read its file (its header rule and columns, from ``model.json``), one chunk at
-a time, so memory stays bounded whatever the file's size.
+a time, so memory stays bounded whatever the file's size: numbers through the fast path
+(`softreg.delimited_numbers`) when the model's input columns are plain numeric ones, text
+cells otherwise and from wherever the fast path declines (their errors name the line).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import csv
 import shutil
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from os import PathLike
@@ -24,7 +26,8 @@ import numpy as np
 from softreg import rundir
 from softreg.cache import budget
 from softreg.columns import Columns
-from softreg.delimited import CHUNK_ROWS, delimited_chunks
+from softreg.delimited import CHUNK_ROWS, Chunk, delimited_chunks
+from softreg.delimited_numbers import Layout, NotNumeric, NumericChunk, numbers_then_text, read_layout
 from softreg.errors import DataError, warn
 from softreg.model import Model
 from softreg.sources import align_features, load_source, source_kind
@@ -118,31 +121,89 @@ def _seekable(source: str, spool: bool = True) -> Iterator[str]:
         yield copy.name
 
 
+@dataclass(frozen=True)
+class InputColumns:
+    """The columns of a file to predict (a `softreg.delimited.ColumnChoice`): no label, the
+    model's input columns (`Model.input_positions`: by name, or by position in a file without
+    a header) and its id column when the file has one."""
+
+    model: Model
+    where: str  # the input as the user named it, for messages
+
+    def resolve(self, path: str | PathLike[str], header: Sequence[str]) -> tuple[None, int | None, list[int]]:
+        positions = self.model.input_positions(header, self.where)
+        id_name = self.model.id_name
+        ident = list(header).index(id_name) if id_name is not None and id_name in header else None
+        return None, ident, positions
+
+
 @contextmanager
 def _delimited(
     model: Model, path: str, where: str, chunk_rows: int, header: bool | None
 ) -> Iterator[PredictionStream]:
-    """Stream predictions of the delimited file ``path`` (named ``where`` in messages)."""
+    """Stream predictions of the delimited file ``path`` (named ``where`` in messages): through
+    the fast path when the model reads plain numeric columns, else as text cells."""
     columns = model.columns or Columns.numeric(model.feature_names)
     flag = header if header is not None else model.header
+    layout = _numeric_layout(model, path, where, flag) if columns.plain else None
+    if layout is not None:
+        stream = PredictionStream(model.classes, model.id_name if layout.ident is not None else None, iter(()))
+
+        def text(names: list[str], chunks: Iterator[Chunk], _: int) -> Iterator[Predictions]:
+            return _text_predictions(model, columns, stream, names, chunks, where)
+
+        predictions = numbers_then_text(
+            layout, chunk_rows, lambda chunk: _numeric_predictions(model, chunk, where), text
+        )
+        stream.chunks = predictions
+        try:
+            yield stream
+        finally:
+            predictions.close()  # the file, when the stream is left before its end
+        return
     with delimited_chunks(path, chunk_rows=chunk_rows, header=flag) as (names, chunks):
-        positions = model.input_positions(names, where)
-        ident = names.index(model.id_name) if model.id_name is not None and model.id_name in names else None
+        _, ident, _ = InputColumns(model, where).resolve(path, names)  # missing columns refused here, up front
         stream = PredictionStream(model.classes, model.id_name if ident is not None else None, iter(()))
-
-        def predictions() -> Iterator[Predictions]:
-            for rows, line_numbers in chunks:
-                cells = np.array(rows, dtype=str)
-                encoded = columns.encode(cells[:, positions], where, line_numbers)
-                model.check_finite_standardized(encoded.X, where, line_numbers)
-                for name, count in encoded.unknown.items():
-                    stream.unknown[name] = stream.unknown.get(name, 0) + count
-                proba = model.predict_proba(encoded.X)
-                ids = cells[:, ident] if ident is not None else None
-                yield Predictions(ids, model.classes[proba.argmax(axis=1)], proba)
-
-        stream.chunks = predictions()
+        stream.chunks = _text_predictions(model, columns, stream, names, chunks, where)
         yield stream
+
+
+def _numeric_layout(model: Model, path: str, where: str, header: bool | None) -> Layout | None:
+    """The fast path's layout of ``path``, or None where it declines (standard input, text
+    cells, missing columns: the text path then reads the file, and refuses what it must)."""
+    try:
+        return read_layout(path, InputColumns(model, where), header=header)
+    except NotNumeric:
+        return None
+
+
+def _numeric_predictions(model: Model, chunk: NumericChunk, where: str) -> Predictions:
+    """Predictions of rows read by the fast path: those of the text path, bit for bit; NotNumeric
+    for a value too large to standardize (the text path reads that chunk again and names its line)."""
+    X = np.ascontiguousarray(chunk.X)  # laid out as the text path's: the same arithmetic, the same bits
+    try:
+        model.check_finite_standardized(X, where)
+    except DataError:
+        raise NotNumeric from None
+    proba = model.predict_proba(X)
+    return Predictions(chunk.ids, model.classes[proba.argmax(axis=1)], proba)
+
+
+def _text_predictions(
+    model: Model, columns: Columns, stream: PredictionStream, names: list[str], chunks: Iterator[Chunk], where: str
+) -> Iterator[Predictions]:
+    """Predictions of rows read as text cells (every error names the line and column); the unseen
+    categories met are counted in ``stream.unknown``."""
+    _, ident, positions = InputColumns(model, where).resolve(where, names)
+    for rows, line_numbers in chunks:
+        cells = np.array(rows, dtype=str)
+        encoded = columns.encode(cells[:, positions], where, line_numbers)
+        model.check_finite_standardized(encoded.X, where, line_numbers)
+        for name, count in encoded.unknown.items():
+            stream.unknown[name] = stream.unknown.get(name, 0) + count
+        proba = model.predict_proba(encoded.X)
+        ids = cells[:, ident] if ident is not None else None
+        yield Predictions(ids, model.classes[proba.argmax(axis=1)], proba)
 
 
 def _whole_file(model: Model, source: str) -> PredictionStream:
