@@ -4,9 +4,9 @@ gap to the exact optimum."""
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from os import PathLike
 from pathlib import Path
 from typing import Any
@@ -19,7 +19,8 @@ from softreg.columns import Columns
 from softreg.commands.common import draw_plots
 from softreg.config import Config, read_yaml, resolve
 from softreg.data import Prepared, encode_with, prepare, random_streams
-from softreg.delimited import CHUNK_ROWS, Selection, delimited_chunks, hint_label_first, typed_labels
+from softreg.delimited import CHUNK_ROWS, Chunk, Selection, delimited_chunks, hint_label_first, typed_labels
+from softreg.delimited_numbers import NotNumeric, NumericChunk, numbers_then_text, read_layout
 from softreg.errors import DataError, RunDirError, UsageError, warn
 from softreg.evaluate import MetricSums, classification_metrics
 from softreg.kernels import Matrix
@@ -195,42 +196,102 @@ def _delimited_chunks(
     chunk_rows: int | None,
 ) -> Iterator[EvaluatedChunks]:
     """Stream a labelled delimited file as `_evaluated_data` reads it whole: the same columns,
-    checks and messages, a chunk at a time."""
+    checks and messages, a chunk at a time; through the fast path when the model reads plain
+    numeric columns, as text cells otherwise and from wherever the fast path declines."""
     flag = header if header is not None else model.header
     label = label if label is not None else _label_for(data, model, flag)
     if data != "-":
         check_file(data, Path(data))
     rows = chunk_rows or budget.chunk_rows(budget.run_budget(run_dir), len(model.input_names) + 2, CHUNK_ROWS)
     delimiter = DELIMITED_SUFFIXES.get(Path(data).suffix.lower()) if data != "-" else None
+    columns = model.columns or Columns.numeric(model.feature_names)
+    choice = _EvaluatedColumns(model, label, data)
+    try:
+        layout = read_layout(data, choice, delimiter, flag) if columns.plain else None
+    except NotNumeric:  # the text path reads the file, and refuses what it must
+        layout = None
+    if layout is not None:
+
+        def text(names: list[str], chunks: Iterator[Chunk], skipped: int) -> EvaluatedChunks:
+            return _text_chunks(model, columns, choice, names, chunks, first=skipped == 0)
+
+        evaluated = numbers_then_text(layout, rows, lambda chunk: _numeric_chunk(model, chunk, data), text)
+        try:
+            yield evaluated
+        finally:
+            evaluated.close()  # the file, when the rows are left before their end
+        return
     with delimited_chunks(data, delimiter, rows, flag) as (names, chunks):
-        if len(names) < 2:
+        choice.columns(names)  # refuse missing columns up front
+        yield _text_chunks(model, columns, choice, names, chunks, first=True)
+
+
+@dataclass(frozen=True)
+class _EvaluatedColumns:
+    """The columns of a labelled file to evaluate (a `softreg.delimited.ColumnChoice`): ``label``
+    (None: the last column), and the model's input columns among the others."""
+
+    model: Model
+    label: str | int | None
+    where: str
+
+    def columns(self, header: Sequence[str]) -> tuple[int, list[int], list[int]]:
+        """The label's index, every other column's (the candidate features), and the model's input columns'."""
+        if len(header) < 2:
             raise DataError(
-                f"{data}: needs at least one feature column besides the label; columns are: {', '.join(names)}"
+                f"{self.where}: needs at least one feature column besides the label; columns are: {', '.join(header)}"
             )
-        target, _, features = Selection(label=label).resolve(data, names)
-        positions = [features[index] for index in model.input_positions([names[i] for i in features], data)]
-        columns = model.columns or Columns.numeric(model.feature_names)
+        target, _, features = Selection(label=self.label).resolve(self.where, header)
+        names = [header[index] for index in features]
+        return target, features, [features[index] for index in self.model.input_positions(names, self.where)]
 
-        def read() -> EvaluatedChunks:
-            unknown: dict[str, int] = {}
-            for number, (cells_list, lines) in enumerate(chunks):
-                cells = np.array(cells_list, dtype=str)
-                labels = np.char.strip(cells[:, target])
-                blank = np.flatnonzero(labels == "")
-                if blank.size:
-                    raise DataError(f"{data}: line {lines[blank[0]]}: empty label in column {names[target]!r}")
-                if number == 0 and label is None and target != 0 and 0 in features:
-                    hint_label_first(data, names, cells)
-                encoded = columns.encode(cells[:, positions], data, lines)
-                for name, count in encoded.unknown.items():
-                    unknown[name] = unknown.get(name, 0) + count
-                model.check_finite_standardized(encoded.X, data, lines)
-                yield encoded.X, encode_with(model.classes, typed_labels(labels), data)
-            if unknown:
-                counts = ", ".join(f"{name}: {count}" for name, count in unknown.items())
-                warn(f"{data}: categories unseen in training got all-zero indicators ({counts} cells)")
+    def hints(self, target: int, features: list[int]) -> bool:
+        """Whether the text path looks at the first chunk for text labels in column 0 (`hint_label_first`)."""
+        return self.label is None and target != 0 and 0 in features
 
-        yield read()
+    def resolve(self, path: str | PathLike[str], header: Sequence[str]) -> tuple[int, None, list[int]]:
+        target, features, positions = self.columns(header)
+        if self.hints(target, features) and 0 not in positions:
+            raise NotNumeric  # column 0 may hold text labels to warn about, which only the text path reads
+        return target, None, positions
+
+
+def _numeric_chunk(model: Model, chunk: NumericChunk, where: str) -> tuple[np.ndarray, np.ndarray]:
+    """Raw features and class indices of rows read by the fast path: the text path's, bit for bit;
+    NotNumeric for a value too large to standardize (the text path reads that chunk again and
+    names its line)."""
+    X = np.ascontiguousarray(chunk.X)  # laid out as the text path's: the same arithmetic, the same bits
+    try:
+        model.check_finite_standardized(X, where)
+    except DataError:
+        raise NotNumeric from None
+    return X, encode_with(model.classes, typed_labels(chunk.labels), where)
+
+
+def _text_chunks(
+    model: Model, columns: Columns, choice: _EvaluatedColumns, names: list[str], chunks: Iterator[Chunk], first: bool
+) -> EvaluatedChunks:
+    """Raw features and class indices of rows read as text cells (every error names the line and
+    column); ``first``: these chunks start at the file's first row."""
+    data = choice.where
+    target, features, positions = choice.columns(names)
+    unknown: dict[str, int] = {}
+    for number, (cells_list, lines) in enumerate(chunks):
+        cells = np.array(cells_list, dtype=str)
+        labels = np.char.strip(cells[:, target])
+        blank = np.flatnonzero(labels == "")
+        if blank.size:
+            raise DataError(f"{data}: line {lines[blank[0]]}: empty label in column {names[target]!r}")
+        if first and number == 0 and choice.hints(target, features):
+            hint_label_first(data, names, cells)
+        encoded = columns.encode(cells[:, positions], data, lines)
+        for name, count in encoded.unknown.items():
+            unknown[name] = unknown.get(name, 0) + count
+        model.check_finite_standardized(encoded.X, data, lines)
+        yield encoded.X, encode_with(model.classes, typed_labels(labels), data)
+    if unknown:
+        counts = ", ".join(f"{name}: {count}" for name, count in unknown.items())
+        warn(f"{data}: categories unseen in training got all-zero indicators ({counts} cells)")
 
 
 def _evaluated_data(
