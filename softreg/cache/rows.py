@@ -224,6 +224,7 @@ def _parquet_rows(config: Config) -> _Reader:
     data = config.data
     selection = Selection(label=data.label, id=data.id, features=data.features, exclude=data.exclude or ())
     layout = read_parquet_layout(data.source, selection)
+    assert layout.target is not None, "a Selection always chooses a label"
     id_name = None if layout.ident is None else layout.names[layout.ident]
     info = SourceInfo(layout.feature_names, layout.names[layout.target], None, None, None, id_name)
     refuse = None if data.missing != "error" else "set data.missing to drop or mean to handle missing cells"

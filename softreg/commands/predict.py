@@ -1,7 +1,8 @@
 """``softreg predict``: labels and probabilities for a file of raw features, streamed.
 
 Every format ``train`` reads is accepted: delimited text (``-`` for standard input),
-svmlight and ``.npz`` (read whole), and builtin names. Delimited input is read the way
+Parquet, svmlight and ``.npz`` (read whole), and builtin names. Parquet is read in
+batches, by the model's input column names (no label needed). Delimited input is read the way
 training read its file (its header rule and columns, from ``model.json``), one chunk at
 a time, so memory stays bounded whatever the file's size: numbers through the fast path
 (`softreg.delimited_numbers`) when the model's input columns are plain numeric ones, text
@@ -11,6 +12,7 @@ cells otherwise and from wherever the fast path declines (their errors name the 
 from __future__ import annotations
 
 import csv
+import os
 import shutil
 import sys
 import tempfile
@@ -25,12 +27,13 @@ import numpy as np
 
 from softreg import rundir
 from softreg.cache import budget
-from softreg.columns import Columns
+from softreg.columns import MISSING_HINT, Columns
 from softreg.delimited import CHUNK_ROWS, Chunk, delimited_chunks
 from softreg.delimited_numbers import Layout, NotNumeric, NumericChunk, numbers_then_text, read_layout
 from softreg.errors import DataError, warn
 from softreg.model import Model
-from softreg.sources import align_features, load_source, source_kind
+from softreg.parquet import read_batches, read_parquet_layout
+from softreg.sources import align_features, check_file, load_source, source_kind
 
 
 @dataclass
@@ -76,11 +79,19 @@ def prediction_stream(
     model = rundir.load_model(run_dir)
     source = str(input_path)
     kind = source_kind(source) if source != "-" else "delimited"
-    if kind != "delimited" or (source != "-" and not _is_delimited(source)):
+    if kind not in ("delimited", "parquet") or (kind == "delimited" and source != "-" and not _is_delimited(source)):
         yield _whole_file(model, source)
         return
     if chunk_rows is None:
         chunk_rows = budget.chunk_rows(budget.run_budget(run_dir), len(model.input_names) + 2, CHUNK_ROWS)
+    if kind == "parquet":
+        if validate:
+            for _ in _parquet(model, source, chunk_rows).chunks:
+                pass
+        stream = _parquet(model, source, chunk_rows)
+        yield stream
+        _warn_unknown(source, stream)
+        return
     with _seekable(source, spool=validate) as path:
         if validate:
             with _delimited(model, path, source, chunk_rows, header) as stream:
@@ -88,9 +99,13 @@ def prediction_stream(
                     pass
         with _delimited(model, path, source, chunk_rows, header) as stream:
             yield stream
-            if stream.unknown:
-                counts = ", ".join(f"{name}: {count}" for name, count in stream.unknown.items())
-                warn(f"{source}: categories unseen in training got all-zero indicators ({counts} cells)")
+            _warn_unknown(source, stream)
+
+
+def _warn_unknown(source: str, stream: PredictionStream) -> None:
+    if stream.unknown:
+        counts = ", ".join(f"{name}: {count}" for name, count in stream.unknown.items())
+        warn(f"{source}: categories unseen in training got all-zero indicators ({counts} cells)")
 
 
 def _is_delimited(source: str) -> bool:
@@ -204,6 +219,36 @@ def _text_predictions(
         proba = model.predict_proba(encoded.X)
         ids = cells[:, ident] if ident is not None else None
         yield Predictions(ids, model.classes[proba.argmax(axis=1)], proba)
+
+
+def _parquet(model: Model, source: str, chunk_rows: int) -> PredictionStream:
+    """Stream predictions of a Parquet file or folder, at most ``chunk_rows`` rows at a time: the
+    model's input columns by name (`InputColumns`; any other column, a label, is not read), the
+    id column copied when the model has one and the file too. A null is a missing value: filled
+    as the model's columns fill them, else refused naming its row and column."""
+    if not os.path.isdir(source):
+        check_file(source, Path(source))  # as load_source does: a pipe named .parquet is refused, not read
+    layout = read_parquet_layout(source, InputColumns(model, source))  # missing columns refused here, up front
+    columns = model.columns or Columns.numeric(model.feature_names)
+    fills = any(column.fill is not None for column in columns.columns)
+    stream = PredictionStream(model.classes, model.id_name if layout.ident is not None else None, iter(()))
+
+    def predictions() -> Iterator[Predictions]:
+        first_row = 0
+        for batch in read_batches(layout, chunk_rows, refuse_missing=None if fills else MISSING_HINT):
+            X = batch.X
+            if not columns.plain:
+                encoded = columns.encode(X, source)
+                for name, count in encoded.unknown.items():
+                    stream.unknown[name] = stream.unknown.get(name, 0) + count
+                X = encoded.X
+            model.check_finite_standardized(X, source, first_row=first_row)
+            proba = model.predict_proba(X)
+            yield Predictions(batch.ids, model.classes[proba.argmax(axis=1)], proba)
+            first_row += len(batch)
+
+    stream.chunks = predictions()
+    return stream
 
 
 def _whole_file(model: Model, source: str) -> PredictionStream:
