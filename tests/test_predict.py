@@ -202,3 +202,51 @@ def test_a_bad_cell_after_fast_chunks_is_named_by_the_text_path(id_model_dir, tm
     slow = predicted(id_model_dir, path, monkeypatch, fast=False, chunk_rows=16)
     assert fast == (("error", f"{path}: {message}"), 15)  # 15 chunks of 16 rows before the one with line 251
     assert slow == (("error", f"{path}: {message}"), 0)
+
+
+def reference_output(stream, delimiter):
+    """The predictions as csv.writer writes them, each probability formatted f"{p:.10g}"."""
+    import csv
+
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, delimiter=delimiter, lineterminator="\n")
+    writer.writerow([*([stream.id_name] if stream.id_name else []), "label", *(f"prob_{c}" for c in stream.classes)])
+    for chunk in stream.chunks:
+        ids = chunk.ids.tolist() if chunk.ids is not None else [None] * len(chunk.labels)
+        for ident, label, row in zip(ids, chunk.labels.tolist(), chunk.proba.tolist(), strict=True):
+            writer.writerow([*([ident] if ident is not None else []), label, *(f"{value:.10g}" for value in row)])
+    return buffer.getvalue()
+
+
+EDGE_PROBABILITIES = np.array([
+    [0.0, 1.0, 5e-324], [0.12345678905, 0.99999999995, 1 / 3], [1e-300, 2.5e-10, 0.1 + 0.2], [7e-5, 0.5, 1e22],
+])
+
+
+def stream_of(classes, ids):
+    """Two chunks (3 rows, 1 row) predicting classes 0, 1, 2, 1 with `EDGE_PROBABILITIES`."""
+    chunks = [
+        predict.Predictions(None if ids is None else ids[rows], classes[[0, 1, 2, 1][rows]], EDGE_PROBABILITIES[rows])
+        for rows in (slice(0, 3), slice(3, 4))
+    ]
+    return predict.PredictionStream(classes, None if ids is None else "rid", iter(chunks))
+
+
+@pytest.mark.parametrize("delimiter", [",", "\t"])
+@pytest.mark.parametrize(
+    ("classes", "ids"),
+    [
+        (np.array([3, -1, 20]), None),
+        (np.array(["ant", "b,ee", "c\tat"]), None),
+        (np.array(["ant", "bee", "cat"]), np.array(["r1", "r 2", "é3", "r4"])),
+        (np.array(["ant", "bee", "cat"]), np.array(['r"1', "", "r\n3", "r\r4"])),
+        (np.array(["ant", 'b"ee', "cat"]), np.array(["r1", "r2", "r,3", "r\t4"])),
+    ],
+)
+def test_written_predictions_are_what_csv_writer_writes(delimiter, classes, ids):
+    """Probabilities at the edges of 10 significant digits (0, 1, subnormal, rounding up to a new digit),
+    integer and text classes, and ids or labels that need quotes (the delimiter, a quote, a line end,
+    an empty id) in some chunks: the output is byte for byte that of csv.writer with f"{p:.10g}"."""
+    buffer = io.StringIO()
+    assert predict.write_predictions(buffer, stream_of(classes, ids), delimiter) == 4
+    assert buffer.getvalue() == reference_output(stream_of(classes, ids), delimiter)
