@@ -16,6 +16,11 @@ DataError of its own, so every message stays the text path's.
 
 No Python object per cell: features go from pandas' parser to float64 arrays; only the label
 and id columns pass through Python strings, one chunk at a time.
+
+The columns are chosen by a `softreg.delimited.ColumnChoice`: training's `Selection`, or the
+columns a saved model reads (no label for ``predict``). Streaming readers (ingest, ``evaluate
+--data``, ``predict``) go through `numbers_then_text`, which hands over to the text path at the
+chunk where the fast path declines, so that the text path reads on from the same row.
 """
 
 from __future__ import annotations

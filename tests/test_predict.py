@@ -250,3 +250,32 @@ def test_written_predictions_are_what_csv_writer_writes(delimiter, classes, ids)
     buffer = io.StringIO()
     assert predict.write_predictions(buffer, stream_of(classes, ids), delimiter) == 4
     assert buffer.getvalue() == reference_output(stream_of(classes, ids), delimiter)
+
+
+def test_standard_input_streams_as_text_and_gives_the_files_bytes(id_model_dir, tmp_path, monkeypatch):
+    """`--input -` streamed into --output goes through the text path (the fast path reads files only),
+    and writes what the file read through the fast path writes; printed to stdout, standard input is
+    spooled to a file first, which the fast path reads."""
+    from click.testing import CliRunner
+
+    from softreg.cli import main
+
+    rows = numeric_rows(230)
+    text = "rid,u,v\n" + "\n".join(f"{rid},{u},{v}" for u, v, rid in rows) + "\n"
+    (tmp_path / "in.csv").write_text(text)
+    numeric = []
+    original = predict._numeric_predictions
+    monkeypatch.setattr(predict, "_numeric_predictions", lambda *args: numeric.append(1) or original(*args))
+    outputs = {}
+    for name, source, stdin in [("file", tmp_path / "in.csv", None), ("stdin", "-", text)]:
+        numeric.clear()
+        out = tmp_path / f"{name}.csv"
+        result = CliRunner().invoke(main, ["predict", "--run", str(id_model_dir), "--input", str(source),
+                                           "--output", str(out)], input=stdin)
+        assert result.exit_code == 0, result.stderr
+        outputs[name] = (out.read_bytes(), len(numeric))
+    assert outputs["file"] == (outputs["stdin"][0], 1) and outputs["stdin"][1] == 0
+    numeric.clear()
+    result = CliRunner().invoke(main, ["predict", "--run", str(id_model_dir), "--input", "-"], input=text)
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.encode() == outputs["file"][0] and len(numeric) == 2  # checked whole, then written

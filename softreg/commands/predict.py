@@ -103,6 +103,7 @@ def prediction_stream(
 
 
 def _warn_unknown(source: str, stream: PredictionStream) -> None:
+    """One warning counting the categories unseen in training that the stream met, if any."""
     if stream.unknown:
         counts = ", ".join(f"{name}: {count}" for name, count in stream.unknown.items())
         warn(f"{source}: categories unseen in training got all-zero indicators ({counts} cells)")
