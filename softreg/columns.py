@@ -24,6 +24,7 @@ from softreg.errors import DataError
 
 MISSING_TOKENS = ("", "na", "nan", "n/a", "null", "none", "?")
 MISSING_STRATEGIES = ("error", "drop", "mean", "median", "most_frequent")
+MISSING_HINT = "set data.missing to drop, mean, median or most_frequent to handle missing cells"
 
 
 def is_number(cell: str) -> bool:
@@ -228,10 +229,7 @@ def _row(lines: Sequence[int] | None, row: int) -> str:
 
 
 def _missing_error(where: str, lines: Sequence[int] | None, row: int, name: str) -> None:
-    raise DataError(
-        f"{where}: {_row(lines, row)}, column {name!r}: missing value; "
-        "set data.missing to drop, mean, median or most_frequent to handle missing cells"
-    )
+    raise DataError(f"{where}: {_row(lines, row)}, column {name!r}: missing value; {MISSING_HINT}")
 
 
 def _first_non_number(

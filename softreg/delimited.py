@@ -16,7 +16,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from os import PathLike
-from typing import TextIO, TypeAlias
+from typing import Protocol, TextIO, TypeAlias
 
 import numpy as np
 
@@ -256,6 +256,16 @@ def label_index(path: str | PathLike[str], header: list[str], label: str | int |
     if label is None:
         return len(header) - 1
     return column_index(path, header, label, "label")
+
+
+class ColumnChoice(Protocol):
+    """Which columns of a file are the label, the id and the features, chosen from its column
+    names: `Selection` (training's data options), or the columns a saved model reads."""
+
+    def resolve(self, path: str | PathLike[str], header: Sequence[str]) -> tuple[int | None, int | None, list[int]]:
+        """``(label index or None, id index or None, feature indices)``; a DataError when the
+        columns do not fit."""
+        ...
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,11 @@ DataError of its own, so every message stays the text path's.
 
 No Python object per cell: features go from pandas' parser to float64 arrays; only the label
 and id columns pass through Python strings, one chunk at a time.
+
+The columns are chosen by a `softreg.delimited.ColumnChoice`: training's `Selection`, or the
+columns a saved model reads (no label for ``predict``). Streaming readers (ingest, ``evaluate
+--data``, ``predict``) go through `numbers_then_text`, which hands over to the text path at the
+chunk where the fast path declines, so that the text path reads on from the same row.
 """
 
 from __future__ import annotations
@@ -24,21 +29,32 @@ import codecs
 import math
 import os
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from os import PathLike
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 
 import numpy as np
 
 from softreg.dataset import Dataset, generated_names
-from softreg.delimited import HEADER_LOOKAHEAD, Selection, open_delimited, python_encoding, typed_labels
+from softreg.delimited import (
+    HEADER_LOOKAHEAD,
+    Chunk,
+    ColumnChoice,
+    Selection,
+    delimited_chunks,
+    open_delimited,
+    python_encoding,
+    typed_labels,
+)
 from softreg.errors import DataError
 
 CHUNK_ROWS = 65536
 
 _BOM = codecs.BOM_UTF8
 _ASCII_PROBE = '\n\r,;\t|"+-.0123456789eE'
+
+T = TypeVar("T")
 
 
 class NotNumeric(Exception):
@@ -51,9 +67,10 @@ class NumericChunk:
 
     X : ndarray of shape (n_rows, n_features), float64
     label_texts : ndarray of shape (n_texts,), str
-        The distinct labels, stripped (as `softreg.delimited.load_delimited` has them).
+        The distinct labels, stripped (as `softreg.delimited.load_delimited` has them); empty
+        when the layout has no label column (the rows to predict).
     label_codes : ndarray of shape (n_rows,), int
-        The label of each row, an index into ``label_texts``.
+        The label of each row, an index into ``label_texts``; empty without a label column.
     ids : ndarray of shape (n_rows,), str as written, or None without ``data.id``
     offset : bytes of the file read so far (the parser reads a little ahead of the rows)
     """
@@ -65,28 +82,32 @@ class NumericChunk:
     offset: int = 0
 
     def __len__(self) -> int:
-        return len(self.label_codes)
+        return int(self.X.shape[0])
 
     @property
     def labels(self) -> np.ndarray:
-        """The label text of each row, shape (n_rows,)."""
+        """The label text of each row, shape (n_rows,) (empty without a label column)."""
         return self.label_texts[self.label_codes]
 
 
 @dataclass(frozen=True)
 class Layout:
     """A delimited file's head as `softreg.delimited` reads it: its columns, which are label, id
-    and features, where the body starts, and the first data rows."""
+    and features, where the body starts, and the first data rows; and what `read_layout` was
+    asked, with which the text path reads the file where the fast path declines."""
 
     path: str
     separator: str
     codec: str  # what pandas decodes with (a UTF-8 byte-order mark is skipped here)
     names: list[str]  # every column of the file, in order
-    target: int
+    target: int | None  # None: no label column (rows to predict)
     ident: int | None
-    features: list[int]
+    features: list[int]  # in the order the features are read, not necessarily the file's
     skip_lines: int  # lines before the first data row: blank ones and the header
     head: NumericChunk
+    delimiter: str | None  # as asked (None: sniffed)
+    header: bool | None
+    encoding: str
 
     @property
     def named(self) -> bool:
@@ -96,13 +117,17 @@ class Layout:
 
 def read_layout(
     path: str | PathLike[str],
-    selection: Selection | None = None,
+    selection: ColumnChoice | None = None,
     delimiter: str | None = None,
     header: bool | None = None,
     encoding: str = "utf-8",
 ) -> Layout:
     """The layout of a delimited file whose first rows are numeric; NotNumeric when the fast path
-    cannot read it (the text path then says why, if anything is wrong)."""
+    cannot read it (the text path then says why, if anything is wrong).
+
+    ``selection`` chooses the columns (default: `Selection()`, the last one the label); a
+    `ColumnChoice` may choose no label (the rows to predict), and may raise NotNumeric itself
+    to leave the file to the text path."""
     codec = _byte_lines_codec(encoding)
     if str(path) == "-" or codec is None:
         raise NotNumeric
@@ -115,7 +140,8 @@ def read_layout(
     except (DataError, StopIteration):
         raise NotNumeric from None
     head = _head(rows, target, ident, features)
-    return Layout(str(path), text.separator, codec, text.names, target, ident, features, lines[0] - 1, head)
+    return Layout(str(path), text.separator, codec, text.names, target, ident, features, lines[0] - 1, head,
+                  delimiter, header, encoding)
 
 
 def _byte_lines_codec(encoding: str) -> str | None:
@@ -132,14 +158,16 @@ def _byte_lines_codec(encoding: str) -> str | None:
         return None
 
 
-def _head(rows: list[list[str]], target: int, ident: int | None, features: list[int]) -> NumericChunk:
+def _head(rows: list[list[str]], target: int | None, ident: int | None, features: list[int]) -> NumericChunk:
     """The first rows, read cell by cell as the text path reads them; NotNumeric unless every
     feature cell is a finite number and every label is present."""
     try:
         X = np.array([[float(row[index]) for index in features] for row in rows], dtype=np.float64)
     except ValueError:
         raise NotNumeric from None
-    texts, codes = np.unique(np.char.strip(np.array([row[target] for row in rows], dtype=str)), return_inverse=True)
+    texts, codes = np.empty(0, dtype=str), np.empty(0, dtype=np.intp)
+    if target is not None:
+        texts, codes = np.unique(np.char.strip(np.array([row[target] for row in rows], dtype=str)), return_inverse=True)
     if not np.isfinite(X).all() or np.any(texts == ""):
         raise NotNumeric
     ids = None if ident is None else np.array([row[ident] for row in rows], dtype=str)
@@ -211,8 +239,10 @@ def _numbers(frame: Any, layout: Layout, columns: list[str], last: int, offset: 
     X = frame[[columns[index] for index in layout.features]].to_numpy(dtype=np.float64)
     if not np.isfinite(X).all():
         raise NotNumeric
-    texts, codes = _categories(frame[columns[layout.target]])
-    texts = np.char.strip(texts)
+    texts, codes = np.empty(0, dtype=str), np.empty(0, dtype=np.intp)
+    if layout.target is not None:
+        texts, codes = _categories(frame[columns[layout.target]])
+        texts = np.char.strip(texts)
     if np.any(texts == ""):  # a blank label, or a row too short to have one
         raise NotNumeric
     ids = None
@@ -241,6 +271,39 @@ def _check_head(chunk: NumericChunk, head: NumericChunk, start: int) -> None:
     )
     if not same:
         raise NotNumeric
+
+
+def numbers_then_text(
+    layout: Layout,
+    chunk_rows: int,
+    numbers: Callable[[NumericChunk], T],
+    text: Callable[[list[str], Iterator[Chunk], int], Iterator[T]],
+) -> Generator[T, None, None]:
+    """The rows of ``layout.path`` in chunks of ``chunk_rows``: through the fast path, each chunk
+    as ``numbers`` makes it, until the fast path declines (or ``numbers`` does, raising
+    NotNumeric: a check whose message needs line numbers); from that chunk on, as ``text``
+    makes the text path's chunks of the rows not yet passed on, called with the file's column
+    names, those chunks and the count of rows skipped. The text path thus reads on from the
+    same row, in the same chunks, and names what is wrong with the file, if anything."""
+    done = 0
+    try:
+        for chunk in read_chunks(layout, chunk_rows):
+            made = numbers(chunk)
+            yield made
+            done += len(chunk)
+        return
+    except NotNumeric:
+        pass
+    with delimited_chunks(layout.path, layout.delimiter, chunk_rows, layout.header, layout.encoding) as (names, rows):
+        yield from text(names, _rows_after(rows, done), done)
+
+
+def _rows_after(chunks: Iterator[Chunk], skip: int) -> Iterator[Chunk]:
+    """The text path's chunks less their first ``skip`` rows."""
+    for rows, lines in chunks:
+        if skip < len(rows):
+            yield rows[skip:], lines[skip:]
+        skip = max(0, skip - len(rows))
 
 
 def load_numbers(
@@ -280,6 +343,7 @@ def load_numbers(
     X.resize((n_rows, n_features), refcheck=False)  # in place: no copy
     labels = typed_labels(np.array(list(texts), dtype=str))[codes[:n_rows]]
     names = layout.names
+    assert layout.target is not None, "a Selection always chooses a label"
     return Dataset(
         X=X,
         labels=labels,

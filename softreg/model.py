@@ -129,9 +129,12 @@ class Model:
         """Raw features (n_samples, n_features) in the space the coefficients live in."""
         return standardize(X_raw, self.feature_mean, self.feature_scale, self.coef.dtype)
 
-    def check_finite_standardized(self, X_raw: Matrix, where: str, lines: Sequence[int] | None = None) -> None:
+    def check_finite_standardized(
+        self, X_raw: Matrix, where: str, lines: Sequence[int] | None = None, first_row: int = 0
+    ) -> None:
         """Refuse rows whose standardized values overflow (e.g. 1.7e308 minus a mean), naming the first
-        such row and column: a NaN probability is never an answer."""
+        such row (its file line, else its row number: ``X_raw`` starts after ``first_row`` rows) and
+        column: a NaN probability is never an answer."""
         X = X_raw if isinstance(X_raw, np.ndarray) else None
         if X is None:
             return  # sparse values are only scaled: finite stays finite unless the scale is tiny
@@ -139,7 +142,7 @@ class Model:
             bad = ~np.isfinite((X - self.feature_mean) / self.feature_scale)
         if bad.any():
             row, column = (int(index) for index in np.argwhere(bad)[0])
-            place = f"line {lines[row]}" if lines is not None else f"row {row + 1}"
+            place = f"line {lines[row]}" if lines is not None else f"row {first_row + row + 1}"
             raise DataError(
                 f"{where}: {place}, column {self.feature_names[column]!r}: {X[row, column]:g} is too large to "
                 "standardize with the model's mean and scale (the result overflows)"

@@ -5,7 +5,8 @@ A source is one Parquet file, or a folder whose ``*.parquet`` files (sorted by n
 subfolders, and names that start with '.' or '_', are not read) hold the rows in that order,
 every file with the same columns. Columns are chosen as in delimited text (`Selection`:
 ``data.label``, by default the last column; ``data.id``; ``data.features`` or
-``data.exclude``); an unnamed index pandas stored as a column is not one of them. Features must
+``data.exclude``; or a model's input columns, without a label, for ``predict``); an unnamed
+index pandas stored as a column is not one of them. Features must
 be numbers (integers, floats, decimals or booleans) and are read as float64, a null (or NaN)
 as a missing value (which ``data.missing`` handles); inf is refused. A label of any type is
 read as its text and typed as delimited labels are: integers when every label is one, else
@@ -26,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from softreg.dataset import Dataset, shown_names
-from softreg.delimited import Selection, typed_labels
+from softreg.delimited import ColumnChoice, Selection, typed_labels
 from softreg.errors import DataError
 
 PARQUET_SUFFIXES = (".parquet", ".pq")
@@ -95,7 +96,7 @@ class ParquetLayout:
     files: list[Path]
     rows: list[int]  # per file
     names: list[str]  # the data columns (a stored pandas index left out)
-    target: int
+    target: int | None  # None: no label column (rows to predict)
     ident: int | None
     features: list[int]
 
@@ -104,9 +105,9 @@ class ParquetLayout:
         return [self.names[index] for index in self.features]
 
 
-def read_parquet_layout(source: str, selection: Selection | None = None) -> ParquetLayout:
+def read_parquet_layout(source: str, selection: ColumnChoice | None = None) -> ParquetLayout:
     """Open every file of ``source`` (checking that they have the same columns, the features
-    numeric ones) and resolve ``selection`` against the columns."""
+    numeric ones) and resolve ``selection`` (default `Selection()`) against the columns."""
     pa, _, pq = _pyarrow(source)
     files = parquet_files(source)
     schemas, rows = [], []
@@ -126,14 +127,22 @@ def read_parquet_layout(source: str, selection: Selection | None = None) -> Parq
             )
     if sum(rows) == 0:
         raise DataError(f"{source}: has no rows")
-    if len(names) < 2:
+    choice = selection or Selection()
+    if len(names) < 2 and isinstance(choice, Selection):  # a label and a feature at least
         raise DataError(f"{source}: needs at least one feature column besides the label; columns are: "
                         f"{', '.join(names)}")
-    target, ident, features = (selection or Selection()).resolve(source, names)
+    target, ident, features = choice.resolve(source, names)
     layout = ParquetLayout(source, files, rows, names, target, ident, features)
     for path, schema in zip(files, schemas, strict=True):
         _check_numeric(pa, path, schema, layout.feature_names)
     return layout
+
+
+def parquet_column_names(source: str) -> list[str]:
+    """The data columns of a Parquet source (of its first file; `read_parquet_layout` checks the others)."""
+    pa, _, pq = _pyarrow(source)
+    with _opened(pa, pq, parquet_files(source)[0]) as parquet_file:
+        return _data_columns(parquet_file.schema_arrow)
 
 
 @contextmanager
@@ -177,8 +186,10 @@ class ParquetBatch:
     """Consecutive rows of a Parquet source.
 
     X : ndarray of shape (n_rows, n_features), float64 (NaN where a value is null)
-    label_texts : ndarray of shape (n_texts,), str: the distinct label texts, stripped
+    label_texts : ndarray of shape (n_texts,), str: the distinct label texts, stripped (empty
+        without a label column)
     label_codes : ndarray of shape (n_rows,), int: each row's label, an index into ``label_texts``
+        (empty without a label column)
     ids : ndarray of shape (n_rows,), str, or None without ``data.id``
     """
 
@@ -188,7 +199,7 @@ class ParquetBatch:
     ids: np.ndarray | None
 
     def __len__(self) -> int:
-        return len(self.label_codes)
+        return int(self.X.shape[0])
 
     @property
     def labels(self) -> np.ndarray:
@@ -202,8 +213,8 @@ def read_batches(
     label, inf in a feature, and a null or NaN feature when ``refuse_missing`` says why not
     (else it is read as NaN) are DataErrors naming the file, the row (1: its first) and the column."""
     pa, pc, pq = _pyarrow(layout.source)
-    wanted = [layout.names[index] for index in sorted({layout.target, *layout.features} |
-                                                        ({layout.ident} if layout.ident is not None else set()))]
+    chosen = {*layout.features} | {index for index in (layout.target, layout.ident) if index is not None}
+    wanted = [layout.names[index] for index in sorted(chosen)]
     for path in layout.files:
         first_row = 0
         with _opened(pa, pq, path) as parquet_file:
@@ -218,13 +229,15 @@ def read_batches(
 def _batch(pa: ModuleType, pc: ModuleType, layout: ParquetLayout, batch: Any, path: Path, first_row: int,
            refuse_missing: str | None) -> ParquetBatch:
     X = _features(pa, pc, layout, batch, path, first_row, refuse_missing)
-    label_name = layout.names[layout.target]
-    texts, codes = _texts(pa, pc, batch.column(label_name), path, label_name)
-    texts = np.char.strip(texts)
-    blank = np.isin(codes, np.flatnonzero(texts == "")) | (codes < 0)
-    if blank.any():
-        row = int(np.flatnonzero(blank)[0])
-        raise DataError(f"{path}: row {first_row + row + 1}: empty label in column {label_name!r}")
+    texts, codes = np.empty(0, dtype=str), np.empty(0, dtype=np.intp)
+    if layout.target is not None:
+        label_name = layout.names[layout.target]
+        texts, codes = _texts(pa, pc, batch.column(label_name), path, label_name)
+        texts = np.char.strip(texts)
+        blank = np.isin(codes, np.flatnonzero(texts == "")) | (codes < 0)
+        if blank.any():
+            row = int(np.flatnonzero(blank)[0])
+            raise DataError(f"{path}: row {first_row + row + 1}: empty label in column {label_name!r}")
     ids = None
     if layout.ident is not None:
         id_texts, id_codes = _texts(pa, pc, batch.column(layout.names[layout.ident]), path, layout.names[layout.ident])
@@ -292,6 +305,7 @@ def load_parquet(source: str, selection: Selection | None = None) -> Dataset:
     if start != X.shape[0]:
         raise DataError(f"{source}: holds {start} rows, its metadata says {X.shape[0]}; is a file damaged?")
     names = layout.names
+    assert layout.target is not None, "a Selection always chooses a label"
     return Dataset(
         X=X,
         labels=typed_labels(np.array(list(texts), dtype=str))[codes],

@@ -344,3 +344,107 @@ def test_evaluate_reads_standard_input_as_it_reads_the_file(iris_run):
     expected = json.loads(from_file)
     del expected["source"]
     assert from_stdin == expected
+
+
+# -- numeric data through the fast path (softreg.delimited_numbers), the text path from where it declines
+
+
+def evaluated(run_dir, source, monkeypatch, fast, chunk_rows=7):
+    """What `evaluate_run` reports of ``source`` (with --optimum), or the error it stops with; the
+    warnings; and how many chunks the fast path read. ``fast`` False makes the fast path decline."""
+    from softreg.commands import evaluate as command
+    from softreg.delimited_numbers import NotNumeric
+    from softreg.errors import DataError
+
+    numeric = []
+    original = command._numeric_chunk
+
+    def counted(*args):
+        numeric.append(original(*args))
+        return numeric[-1]
+
+    def declines(*args, **kwargs):
+        raise NotNumeric
+
+    with monkeypatch.context() as patch, warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        patch.setattr(command, "_numeric_chunk", counted)
+        if not fast:
+            patch.setattr(command, "read_layout", declines)
+        try:
+            result = command.evaluate_run(run_dir, data=str(source), optimum=True, chunk_rows=chunk_rows)
+        except DataError as error:
+            result = ("error", str(error))
+    return result, [str(warning.message) for warning in caught], len(numeric)
+
+
+def iris_columns(order, rows=None, edit=None):
+    """data/iris.csv's rows (three times over: past the 100 rows the text path reads first) with
+    its columns in ``order`` (an ``rid`` column numbers the rows); ``edit`` changes a row's cells."""
+    lines = (REPO / "data" / "iris.csv").read_text().splitlines()
+    names = [*lines[0].split(","), "rid"]
+    table = [dict(zip(names, [*line.split(","), f"r{i}"], strict=True)) for i, line in enumerate(lines[1:] * 3)]
+    if edit is not None:
+        edit(table)
+    return "\n".join([",".join(order), *(",".join(row[name] for name in order) for row in table)]) + "\n"
+
+
+FEATURES = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
+
+
+@pytest.mark.parametrize(
+    ("case", "fast_chunks"),
+    [
+        ("label first, an id, the features out of order", 65),
+        ("declined mid-way by a line of blanks", 17),
+        ("text labels first, unnamed: the text path warns", 0),
+    ],
+)
+def test_fast_path_evaluates_the_text_paths_metrics(iris_run, tmp_path, monkeypatch, case, fast_chunks):
+    """Numeric data read through the fast path give exactly the metrics (and optimum accuracy) of the
+    text path over many chunks; where the fast path declines mid-way the text path reads on from there;
+    a file whose first column may hold the labels (the label unnamed) is the text path's, which warns."""
+    order = ["species", "petal_width", "rid", "sepal_width", "petal_length", "sepal_length"]
+    text = iris_columns(order)
+    if case.startswith("declined"):
+        lines = text.splitlines()
+        text = "\n".join([*lines[:121], " , , ,,,", *lines[121:]]) + "\n"
+    elif case.startswith("text labels"):
+        text = iris_columns(["kind", *FEATURES, "count"], edit=lambda table: [
+            row.update(kind=row["species"], count=str(i % 3)) for i, row in enumerate(table)])
+    path = tmp_path / "d.csv"
+    path.write_text(text)
+    fast = evaluated(iris_run, path, monkeypatch, fast=True)
+    slow = evaluated(iris_run, path, monkeypatch, fast=False)
+    assert fast[2] == fast_chunks and slow[2] == 0
+    assert fast[:2] == slow[:2]
+    if case.startswith("text labels"):
+        assert fast[0] == ("error", f"{path}: label(s) '0', '1', '2' are not classes of the model "
+                           "(setosa, versicolor, virginica)")
+        assert fast[1] == [f"{path}: data.label is unset, so the last column 'count' is the label, but the first "
+                           "column 'kind' holds text labels; if that is the label, set data.label: kind"]
+    else:
+        assert fast[0]["n_samples"] == 450 and fast[1] == []
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda row: row.update(petal_length="oops"), "line 302, column 'petal_length': 'oops' is not a number"),
+        (lambda row: row.update(sepal_width="1e308"), "line 302, column 'sepal_width': 1e+308 is too large to "
+         "standardize with the model's mean and scale (the result overflows)"),
+        (lambda row: row.update(species=" "), "line 302: empty label in column 'species'"),
+        (lambda row: row.update(species="rose"), "label(s) 'rose' are not classes of the model "
+         "(setosa, versicolor, virginica)"),
+    ],
+)
+def test_a_bad_row_after_fast_chunks_stops_as_the_text_path_does(iris_run, tmp_path, monkeypatch, edit, message):
+    """A row the fast path cannot read, or whose values overflow the standardizer, on line 302: the fast
+    path reads the chunks before it, the text path reads on and names the line (and column) as it does
+    reading the whole file; an unknown label is refused with the text path's message."""
+    path = tmp_path / "d.csv"
+    path.write_text(iris_columns([*FEATURES, "species"], edit=lambda table: edit(table[300])))
+    fast = evaluated(iris_run, path, monkeypatch, fast=True, chunk_rows=16)
+    slow = evaluated(iris_run, path, monkeypatch, fast=False, chunk_rows=16)
+    assert fast == (("error", f"{path}: {message}"), [], 18)  # 18 chunks of 16 rows before line 302
+    assert slow == (("error", f"{path}: {message}"), [], 0)

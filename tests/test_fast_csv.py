@@ -283,15 +283,16 @@ def test_ingest_through_the_fast_path_writes_the_same_cache(tmp_path, monkeypatc
     monkeypatch.setattr(cache.rows, "BUCKET_BYTES", 4096)
     write_numeric_csv(tmp_path / "d.csv")
     calls = []
+    original = delimited_numbers.read_chunks
 
     def read_chunks(*args):
         calls.append(args)
-        return delimited_numbers.read_chunks(*args)
+        return original(*args)
 
     def declines(*args):
         raise NotNumeric
 
-    monkeypatch.setattr(cache.rows, "read_chunks", read_chunks)
+    monkeypatch.setattr(delimited_numbers, "read_chunks", read_chunks)
     assert ingest(tmp_path, tmp_path / "d.csv", tmp_path / "fast") == (0, "")
     assert calls
     monkeypatch.setattr(cache.rows, "read_layout", declines)

@@ -19,7 +19,7 @@ from softreg.columns import Column, Columns
 from softreg.dataset import generated_names
 from softreg.delimited import Selection, delimited_chunks
 from softreg.delimited_numbers import Layout as NumericLayout
-from softreg.delimited_numbers import NotNumeric, read_chunks, read_layout
+from softreg.delimited_numbers import NotNumeric, NumericChunk, numbers_then_text, read_layout
 from softreg.errors import DataError
 from softreg.features import categorical_names
 from softreg.parquet import fingerprint_parquet, read_batches, read_parquet_layout, rows_in_chunks
@@ -184,30 +184,18 @@ def _delimited_rows(
 
     return layout, read()
 
-def _numeric_rows(config: Config, head: NumericLayout, layout: Layout, delimiter: str | None
-                  ) -> Iterator[CellChunk]:
+def _numeric_rows(config: Config, head: NumericLayout, layout: Layout) -> Iterator[CellChunk]:
     """Rows of delimited text through the fast path; where it declines, the text path reads on
     after the rows already read, with the same (numeric) layout, and names what is wrong, if anything."""
-    done = 0
-    no_text = np.empty((0, 0), dtype=str)
-    try:
-        for chunk in read_chunks(head, READ_ROWS):
-            yield CellChunk(chunk.X, no_text.reshape(len(chunk), 0), np.asarray(chunk.labels).tolist(), None,
-                            chunk.offset)
-            done += len(chunk)
-        return
-    except NotNumeric:
-        pass
-    data = config.data
-    with delimited_chunks(data.source, delimiter, READ_ROWS, data.header, data.encoding) as (names, chunks):
-        yield from _delimited_rows(config, names, _rows_after(chunks, done), layout)[1]
 
-def _rows_after(chunks: Iterator[tuple[list[list[str]], list[int]]], skip: int
-                ) -> Iterator[tuple[list[list[str]], list[int]]]:
-    for rows, lines in chunks:
-        if skip < len(rows):
-            yield rows[skip:], lines[skip:]
-        skip = max(0, skip - len(rows))
+    def numbers(chunk: NumericChunk) -> CellChunk:
+        no_text = np.empty((len(chunk), 0), dtype=str)
+        return CellChunk(chunk.X, no_text, np.asarray(chunk.labels).tolist(), None, chunk.offset)
+
+    def text(names: list[str], chunks: Iterator[tuple[list[list[str]], list[int]]], _: int) -> Iterator[CellChunk]:
+        return _delimited_rows(config, names, chunks, layout)[1]
+
+    return numbers_then_text(head, READ_ROWS, numbers, text)
 
 def _whole_rows(config: Config) -> _Reader:
     """A numeric source (.npz, builtin), loaded whole: streaming them is a later step."""
@@ -236,6 +224,7 @@ def _parquet_rows(config: Config) -> _Reader:
     data = config.data
     selection = Selection(label=data.label, id=data.id, features=data.features, exclude=data.exclude or ())
     layout = read_parquet_layout(data.source, selection)
+    assert layout.target is not None, "a Selection always chooses a label"
     id_name = None if layout.ident is None else layout.names[layout.ident]
     info = SourceInfo(layout.feature_names, layout.names[layout.target], None, None, None, id_name)
     refuse = None if data.missing != "error" else "set data.missing to drop or mean to handle missing cells"
@@ -268,9 +257,10 @@ def _open_source(config: Config, stack: Any) -> _Reader:
         target, ident, _ = selection.resolve(data.source, names)
         layout, rows = _delimited_rows(config, names, chunks)
     else:
+        assert head.target is not None, "a Selection always chooses a label"
         names, target, ident = head.names, head.target, head.ident
         layout = Layout([names[index] for index in head.features], [])
-        rows = _numeric_rows(config, head, layout, delimiter)
+        rows = _numeric_rows(config, head, layout)
     named = names != generated_names(len(names))
     id_name = None if ident is None else names[ident]
     info = SourceInfo(layout.names, names[target], named, list(names), None, id_name)
