@@ -9,7 +9,7 @@ from click.testing import CliRunner
 
 from softreg import rundir, softmax
 from softreg.cli import main
-from softreg.commands.evaluate import fit_temperature, validation_part
+from softreg.commands.run_parts import fit_temperature, validation_part
 from softreg.evaluate import classification_metrics
 from softreg.model import Model
 from softreg.train import ArrayData

@@ -353,11 +353,12 @@ def evaluated(run_dir, source, monkeypatch, fast, chunk_rows=7):
     """What `evaluate_run` reports of ``source`` (with --optimum), or the error it stops with; the
     warnings; and how many chunks the fast path read. ``fast`` False makes the fast path decline."""
     from softreg.commands import evaluate as command
+    from softreg.commands import evaluated_data as reading
     from softreg.delimited_numbers import NotNumeric
     from softreg.errors import DataError
 
     numeric = []
-    original = command._numeric_chunk
+    original = reading._numeric_chunk
 
     def counted(*args):
         numeric.append(original(*args))
@@ -368,9 +369,9 @@ def evaluated(run_dir, source, monkeypatch, fast, chunk_rows=7):
 
     with monkeypatch.context() as patch, warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        patch.setattr(command, "_numeric_chunk", counted)
+        patch.setattr(reading, "_numeric_chunk", counted)
         if not fast:
-            patch.setattr(command, "read_layout", declines)
+            patch.setattr(reading, "read_layout", declines)
         try:
             result = command.evaluate_run(run_dir, data=str(source), optimum=True, chunk_rows=chunk_rows)
         except DataError as error:

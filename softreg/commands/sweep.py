@@ -155,7 +155,7 @@ def _row(item: Planned, status: str, error: str = "") -> dict[str, Any]:
 
 def _run_figures(run_dir: Path) -> dict[str, Any]:
     """Validation figures (the split rebuilt from the run's config), test figures and training summary."""
-    from softreg.commands.evaluate import rebuild_parts
+    from softreg.commands.run_parts import rebuild_parts
     from softreg.evaluate import classification_metrics
 
     model = rundir.load_model(run_dir)

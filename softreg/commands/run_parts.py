@@ -1,0 +1,188 @@
+"""A run's data parts rebuilt from its saved config, and what ``evaluate --calibrate`` and
+``evaluate --optimum`` compute on them: a temperature fitted on the validation split, and the
+exact optimum of the objective on the training part (in memory, over a cache's shards a chunk at
+a time, or over a Dask cluster's workers)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+from os import PathLike
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from softreg import losses
+from softreg.cache import CacheData
+from softreg.config import Config, read_yaml, resolve
+from softreg.data import Prepared, prepare, random_streams
+from softreg.delimited import CHUNK_ROWS
+from softreg.errors import DataError, RunDirError, UsageError
+from softreg.evaluate import classification_metrics
+from softreg.model import Model
+from softreg.solve import Optimum, exact_optimum, streamed_optimum
+from softreg.train import ArrayData, data_logits, evaluate_objective
+
+
+def rebuild_parts(run_dir: str | PathLike[str], model: Model, flag: str) -> tuple[Config, Prepared]:
+    """The run's config and its training, validation and test parts, rebuilt in float64 from
+    the saved config (the split depends only on the data and the seed); ``flag`` names the
+    option that needs them in messages."""
+    path = Path(run_dir) / "config.yaml"
+    if not path.exists():
+        raise RunDirError(f"{path}: missing; {flag} needs the run's config to rebuild its data splits")
+    config = resolve(read_yaml(path), origin=str(path))
+    if config.data.cache is not None:
+        prepared = _cached_in_float64(config)
+    else:
+        prepared = prepare(config.data, np.dtype(np.float64), random_streams(config.seed).split)
+    same = [str(label) for label in prepared.classes] == [str(label) for label in model.classes] and np.allclose(
+        prepared.feature_mean, model.feature_mean
+    ) and np.allclose(prepared.feature_scale, model.feature_scale)
+    if not same:
+        raise DataError(
+            f"{config.data.source}: no longer gives the training part this run was trained on "
+            f"(its classes or feature statistics changed); {flag} cannot rebuild it"
+        )
+    return config, prepared
+
+
+def _cached_in_float64(config: Config) -> Prepared:
+    """A cached run's parts (its shards hold ``model.dtype``), read as float64 a chunk at a time."""
+    from softreg.cache import CacheData, prepare_cached
+
+    prepared = prepare_cached(config)
+
+    def in_float64(part: CacheData | None) -> CacheData | None:
+        return None if part is None else replace(part, read_as="float64")
+
+    assert isinstance(prepared.train, CacheData), "prepare_cached gives CacheData parts"
+    return replace(
+        prepared,
+        train=replace(prepared.train, read_as="float64"),
+        val=in_float64(prepared.val),  # type: ignore[arg-type]
+        test=in_float64(prepared.test),  # type: ignore[arg-type]
+    )
+
+
+def validation_part(run_dir: str | PathLike[str], model: Model) -> ArrayData:
+    """The run's validation split, standardized as in training; a UsageError when it has none."""
+    config, prepared = rebuild_parts(run_dir, model, "--calibrate")
+    if prepared.val is None:
+        raise UsageError(
+            f"{run_dir}: has no validation split (data.val is {config.data.val:g}); --calibrate fits the temperature "
+            "on it, so retrain with data.val > 0 (e.g. 0.1)"
+        )
+    return prepared.val
+
+
+CALIBRATION_BOUNDS = (math.log(1e-2), math.log(1e2))  # log T: the search range of fit_temperature
+
+
+def fit_temperature(model: Model, val: ArrayData) -> dict[str, Any]:
+    """Temperature scaling (Guo et al. 2017): the factor T by which the model's logits are
+    divided (on top of its own temperature) that minimizes the validation log loss.
+
+    T is searched on log T with scipy's bounded `minimize_scalar`. It is kept only if it
+    worsens neither the validation log loss nor the validation ECE; otherwise T = 1 (and
+    ``improved`` says so), so that calibrating never makes the validation split worse.
+
+    Returns
+    -------
+    dict with ``temperature``, ``effective_temperature`` (the model's times T), ``improved``,
+    ``split``, ``n_samples``, ``ece_before``, ``ece_after``, ``log_loss_before``, ``log_loss_after``
+    """
+    from scipy.optimize import minimize_scalar
+
+    coef, intercept = model.coef.astype(np.float64), model.intercept.astype(np.float64)
+    if isinstance(val, CacheData):  # its float64 rows a chunk at a time; only the logits are kept
+        logits = np.concatenate([data_logits(coef, intercept, X) for X, _, _ in val.chunks(CHUNK_ROWS)])
+    else:
+        logits = data_logits(coef, intercept, val.X, val.center)  # (n_val, K); sparse rows centred exactly
+    rows = np.arange(val.n_samples)
+
+    def mean_log_loss(log_temperature: float) -> float:
+        temperature = model.temperature * math.exp(log_temperature)
+        return float(-losses.log_proba(logits, model.normalizer, temperature)[rows, val.y].mean())
+
+    found = minimize_scalar(mean_log_loss, bounds=CALIBRATION_BOUNDS, method="bounded", options={"xatol": 1e-6})
+    before = classification_metrics(val.y, losses.proba(logits, model.normalizer, model.temperature), model.classes)
+    temperature = math.exp(float(found.x))
+    after = classification_metrics(
+        val.y, losses.proba(logits, model.normalizer, model.temperature * temperature), model.classes
+    )
+    improved = after["log_loss"] <= before["log_loss"] and after["ece"] <= before["ece"]
+    if not improved:
+        temperature, after = 1.0, before
+    return {
+        "temperature": temperature,
+        "effective_temperature": model.temperature * temperature,
+        "improved": improved,
+        "split": "validation",
+        "n_samples": val.n_samples,
+        "ece_before": before["ece"],
+        "ece_after": after["ece"],
+        "log_loss_before": before["log_loss"],
+        "log_loss_after": after["log_loss"],
+    }
+
+
+def solve_optimum(run_dir: str | PathLike[str], model: Model) -> tuple[Optimum, float]:
+    """The exact optimum of the run's objective on its training part, and the model's objective there.
+
+    The training part is rebuilt from the saved config (`rebuild_parts`); a cached run's is
+    read from its cache a chunk at a time (`streamed_optimum`). Both objectives are computed
+    in float64. Only the convex objectives have one: cross-entropy with softmax
+    (at any temperature); squared error and the other normalizers are refused.
+
+    Returns
+    -------
+    optimum : softreg.solve.Optimum
+    model_objective : float, J of the saved model on the same training part
+    """
+    if model.loss != "cross_entropy" or model.normalizer != "softmax":
+        raise UsageError(
+            f"{run_dir}: --optimum solves convex objectives only (cross_entropy with softmax); this run's "
+            f"{model.loss} with {model.normalizer} is not convex, so L-BFGS would find a local minimum, not the optimum"
+        )
+    config, prepared = rebuild_parts(run_dir, model, "--optimum")
+    train, settings = prepared.train, config.training_settings()
+    if config.engine.kind == "dask":
+        return _engine_optimum(config, prepared, model)
+    if isinstance(train, CacheData) and isinstance(train.X, np.ndarray):  # a chunked oracle over the dense shards
+        optimum = streamed_optimum(
+            train, len(model.classes), settings.weight_decay, settings.fit_intercept, temperature=settings.temperature
+        )
+    else:
+        X = train.X.astype(np.float64) if not isinstance(train.X, np.ndarray) else train.X  # CSR: held whole
+        optimum = exact_optimum(
+            X, train.y, len(model.classes), settings.weight_decay, settings.fit_intercept,
+            temperature=settings.temperature, center=train.center,
+        )
+    coef, intercept = model.coef.astype(np.float64), model.intercept.astype(np.float64)
+    model_objective, _ = evaluate_objective(coef, intercept, train, settings)
+    return optimum, model_objective
+
+
+def _engine_optimum(config: Config, prepared: Prepared, model: Model) -> tuple[Optimum, float]:
+    """`solve_optimum` of a run trained on Dask: L-BFGS here, each objective and gradient the
+    sums over the shards that the cluster's workers hold (in float64, added in shard order)."""
+    from softreg.engine import open_engine
+    from softreg.solve import optimum_of
+
+    settings = config.training_settings()
+    weight_decay = settings.weight_decay
+    with open_engine(config, prepared.train, None) as (train, _):
+
+        def loss_gradient(coef: np.ndarray, intercept: np.ndarray) -> tuple[float, float, np.ndarray, np.ndarray]:
+            sums = train.full_sums(coef, intercept)
+            data_loss = sums.loss / sums.count
+            objective = data_loss + 0.5 * weight_decay * float(np.vdot(coef, coef))
+            return data_loss, objective, sums.grad_coef / sums.count + weight_decay * coef, \
+                sums.grad_intercept / sums.count
+
+        optimum = optimum_of(loss_gradient, len(model.classes), train.n_features, settings.fit_intercept)
+        model_objective = loss_gradient(model.coef.astype(np.float64), model.intercept.astype(np.float64))[1]
+    return optimum, model_objective
+
