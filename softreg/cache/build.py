@@ -187,31 +187,15 @@ def _build(
              f"validation and test rows ({shown} cells)")
     info = reader.info
     plain = columns.plain and not layout.categorical
-    document = {
-        "format": FORMAT,
-        "version": VERSION,
-        "n": dict(zip(PARTS, counts, strict=True)),
-        "n_features": d,
+    return _write_manifest(staging, config, source_print, counts, classes, mean, scale, shards, {
         "feature_names": columns.feature_names,
         "label_name": info.label_name,
         "header": info.header,
         "file_columns": info.file_columns,
         "id_name": info.id_name,
         "columns": None if info.file_columns is None and plain else columns.to_json(),
-        "classes": classes.tolist(),
-        "dtype": config.model.dtype,
-        "standardized": True,  # the shards hold (x - feature_mean) / feature_scale
-        "feature_mean": mean.tolist(),
-        "feature_scale": scale.tolist(),
-        "seed": seed,
-        "source": data.source,
-        "fingerprint": source_print,
-        "options": cache_options(config),
         "buckets": n_buckets,
-        "shards": shards,
-    }
-    write_json(staging / "manifest.json", document)  # last: a cache without it is incomplete
-    return document
+    })
 
 def _build_sparse(config: Config, staging: Path, source_print: dict[str, Any], reader: Any) -> dict[str, Any]:
     """A sparse (svmlight) source, held whole: each part a seeded permutation of its rows,
@@ -254,29 +238,40 @@ def _build_sparse(config: Config, staging: Path, source_print: dict[str, Any], r
             shards[name][key.replace("X.", "X_") if key != "y" else "y"] = {
                 "file": f"{name}/{key}.npy", "bytes": path.stat().st_size}
     info = reader.info
-    document = {
-        "format": FORMAT,
-        "version": VERSION,
-        "n": dict(zip(PARTS, counts, strict=True)),
-        "n_features": d,
+    return _write_manifest(staging, config, source_print, counts, classes, mean, scale, shards, {
         "feature_names": info.feature_names,
         "label_name": info.label_name,
         "header": None,
         "file_columns": None,
         "id_name": None,
         "columns": None,
+        "sparse": True,  # the shards hold x / feature_scale; rows are centred by feature_mean / feature_scale
+        "index_base": info.index_base,
+        "buckets": 0,
+    })
+
+def _write_manifest(
+    staging: Path, config: Config, source_print: dict[str, Any], counts: list[int], classes: np.ndarray,
+    mean: np.ndarray, scale: np.ndarray, shards: dict[str, Any], described: dict[str, Any],
+) -> dict[str, Any]:
+    """Write ``manifest.json`` (last: a cache without it is incomplete) and return it: the counts,
+    classes, standardizer, dtype, seed, source fingerprint, options and shards, and ``described``
+    (the columns and how the parts are stored)."""
+    document = {
+        "format": FORMAT,
+        "version": VERSION,
+        "n": dict(zip(PARTS, counts, strict=True)),
+        "n_features": len(mean),
+        **described,
         "classes": classes.tolist(),
         "dtype": config.model.dtype,
-        "standardized": True,  # the shards hold x / feature_scale; rows are centred by feature_mean / feature_scale
-        "sparse": True,
-        "index_base": info.index_base,
+        "standardized": True,  # the shards hold (x - feature_mean) / feature_scale (sparse: see "sparse")
         "feature_mean": mean.tolist(),
         "feature_scale": scale.tolist(),
-        "seed": seed,
-        "source": data.source,
+        "seed": config.seed,
+        "source": config.data.source,
         "fingerprint": source_print,
         "options": cache_options(config),
-        "buckets": 0,
         "shards": shards,
     }
     write_json(staging / "manifest.json", document)
