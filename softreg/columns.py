@@ -246,4 +246,5 @@ def _first_non_number(
             float(cell)
         except ValueError:
             what = "an empty cell" if not cell.strip() else repr(str(cell))
-            raise DataError(f"{where}: {_row(lines, row)}, column {name!r}: {what} is not a number") from None
+            hint = f"; {MISSING_HINT}" if not missing_ok and cell.strip().lower() in MISSING_TOKENS else ""
+            raise DataError(f"{where}: {_row(lines, row)}, column {name!r}: {what} is not a number{hint}") from None

@@ -53,8 +53,8 @@ def parquet_files(source: str | os.PathLike[str]) -> list[Path]:
         if entry.suffix.lower() == ".parquet" and entry.name[0] not in "._" and entry.is_file()
     )
     if not files:
-        raise DataError(f"{source}: holds no *.parquet files (a folder is read as Parquet); "
-                        "is a directory, expected a data file")
+        raise DataError(f"{source}: a folder is read as Parquet, and this one holds no *.parquet files; "
+                        "give a data file, or a folder of Parquet files")
     return files
 
 

@@ -215,12 +215,13 @@ def test_refuses_what_it_cannot_do_yet(tmp_path):
     write_csv(tmp_path / "d.csv")
     config = write_config(tmp_path, tmp_path / "d.csv", "  split: ordered\n")
     code, _, stderr = run("ingest", "--config", config)
-    assert code == 2 and "data.split: ordered is not supported with a data cache" in stderr
+    assert code == 2 and ("data.split: ordered (a cache splits by a seeded hash of each row; set data.split: random) "
+                          "is not supported with a data cache yet") in stderr
     config = write_config(tmp_path, tmp_path / "d.csv")
     (tmp_path / "cache").mkdir()
     (tmp_path / "cache" / "notes.txt").write_text("mine")
     code, _, stderr = run("ingest", "--config", config)
-    assert code == 1 and "is not a softreg cache" in stderr
+    assert code == 2 and "is not a softreg cache; choose another data.cache directory" in stderr
     assert (tmp_path / "cache" / "notes.txt").read_text() == "mine"
     code, _, stderr = run("ingest", "--config", REPO / "configs" / "iris.yaml")
     assert code == 2 and "--cache DIR" in stderr
@@ -378,7 +379,7 @@ def test_a_foreign_manifest_is_not_taken_for_a_cache(small):
     (tmp_path / "cache").mkdir()
     (tmp_path / "cache" / "manifest.json").write_text('{"name": "my project"}')
     code, _, stderr = run("ingest", "--config", config)
-    assert code == 1 and "is not a softreg cache" in stderr
+    assert code == 2 and "is not a softreg cache" in stderr
     assert (tmp_path / "cache" / "manifest.json").read_text() == '{"name": "my project"}'
 
 

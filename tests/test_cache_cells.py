@@ -256,3 +256,17 @@ def test_a_sparse_cache_refuses_shards_by_name(tmp_path):
     code, _, stderr = run("train", "--config", config, "--out", tmp_path / "run", "--set", "data.shards=2", *FAST)
     assert code == 2, stderr
     assert "a sparse (svmlight) cache trains in one process; set data.shards: 1 and engine.kind: numpy" in stderr
+
+
+def test_an_option_a_cache_cannot_do_is_refused_before_any_word_of_rebuilding(mixed):
+    """train with data.cache over an existing cache and data.missing: median: exit 2 naming the
+    option, no "rebuilding" warning, and the cache untouched."""
+    tmp_path, _, _ = mixed
+    config = write_config(tmp_path, tmp_path / "m.csv", "  missing: mean\n")
+    assert run("ingest", "--config", config)[0] == 0
+    before = (tmp_path / "cache" / "manifest.json").read_bytes()
+    config = write_config(tmp_path, tmp_path / "m.csv", "  missing: median\n")
+    code, _, stderr = run("train", "--config", config, "--out", tmp_path / "run", *FAST)
+    assert code == 2 and "rebuilding" not in stderr
+    assert stderr.startswith("softreg: error: ") and "data.missing: median (it needs every value" in stderr
+    assert (tmp_path / "cache" / "manifest.json").read_bytes() == before

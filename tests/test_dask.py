@@ -197,10 +197,12 @@ def test_too_few_workers_is_exit_2(letters, cluster, tmp_path, monkeypatch):
         f"softreg: error: engine.scheduler {cluster.address}: 2 worker(s) joined within 1 s; engine.workers is 3 "
         f"(start more with: dask worker {cluster.address})\n"
     )
+    assert not (tmp_path / "run").exists()  # the same command, with enough workers, starts afresh
 
 
 def test_an_unreachable_scheduler_is_exit_2(letters, tmp_path, monkeypatch):
-    """A scheduler address nobody listens on: exit 2 with the address and how to start one."""
+    """A scheduler address nobody listens on: exit 2 with the address and how to start one, and no
+    run directory left (so the same command works once the scheduler is up)."""
     monkeypatch.setattr(dask_engine, "CONNECT_SECONDS", 1.0)
     code, _, stderr = run(
         "train", "--config", letters[0], "--out", tmp_path / "run", "--quiet", "--set", "engine.kind=dask",
@@ -210,7 +212,7 @@ def test_an_unreachable_scheduler_is_exit_2(letters, tmp_path, monkeypatch):
         "softreg: error: engine.scheduler tcp://127.0.0.1:9: cannot reach the Dask scheduler within 1 s "
         "(start one with: dask scheduler)\n"
     )
-    assert not (tmp_path / "run" / "model.npz").exists()
+    assert not (tmp_path / "run").exists()
 
 
 def test_a_cache_the_workers_cannot_open_is_a_cluster_error(cluster, tmp_path):

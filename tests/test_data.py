@@ -77,7 +77,8 @@ def test_headerless_numeric_file_gets_column_names(tmp_path):
         ("  \n\n", "d.csv: file is empty"),
         ("a,b,y\n", "d.csv: has a header but no data rows"),
         ("a,b,y\n1,2,0\n3,oops,1\n", "d.csv: line 3, column 'b': 'oops' is not a number"),
-        ("a,b,y\n1,2,0\n3,,1\n", "d.csv: line 3, column 'b': an empty cell is not a number"),
+        ("a,b,y\n1,2,0\n3,,1\n", "d.csv: line 3, column 'b': an empty cell is not a number"
+                                 "; set data.missing to drop, mean, median or most_frequent to handle missing cells"),
         (
             "a,b,y\n1,nan,0\n3,4,1\n",
             "d.csv: line 2, column 'b': nan is not a finite number (NaN and inf are not allowed in features)",
@@ -105,7 +106,7 @@ def test_missing_label_column_lists_the_columns(tmp_path):
 def test_missing_file_and_directory(tmp_path):
     """A path that does not exist, or is a folder, is named."""
     assert data_error(tmp_path / "nope.csv").endswith("nope.csv: data file not found")
-    assert data_error(tmp_path).endswith("is a directory, expected a data file")
+    assert data_error(tmp_path).endswith("give a data file, or a folder of Parquet files")
 
 
 def test_binary_garbage_is_not_text(tmp_path):

@@ -131,7 +131,7 @@ BASE = {"data": {"source": "builtin:iris", "cache": "c"}}
         (
             {**BASE, "data": {**BASE["data"], "shards": 3}},
             "c.yaml: optim.batch_size 64 must be a multiple of data.shards 3: each step takes batch_size / shards "
-            "rows from every shard",
+            "rows from every shard (e.g. optim.batch_size: 63)",
         ),
         ({**BASE, "engine": {"worker": 2}}, "c.yaml: unknown key engine.worker (did you mean 'workers'?)"),
         ({**BASE, "engine": {"kind": "spark"}}, "c.yaml: engine.kind must be one of numpy, dask, got 'spark'"),

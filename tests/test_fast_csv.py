@@ -147,7 +147,8 @@ def test_anything_not_plainly_numeric_gives_what_the_text_path_gives(tmp_path_fa
     ("body", "message"),
     [
         ("oops", "d.csv: line 103, column 'b': 'oops' is not a number"),
-        ("", "d.csv: line 103, column 'b': an empty cell is not a number"),
+        ("", "d.csv: line 103, column 'b': an empty cell is not a number; set data.missing to drop, mean, median "
+         "or most_frequent to handle missing cells"),
         ("nan", "d.csv: line 103, column 'b': nan is not a finite number (NaN and inf are not allowed in features)"),
         ("1e999", "d.csv: line 103, column 'b': inf is not a finite number (NaN and inf are not allowed in features)"),
         ("4,5", "d.csv: line 103 has 4 fields, expected 3 (as in the header)"),

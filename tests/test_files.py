@@ -13,6 +13,7 @@ from sklearn.datasets import dump_svmlight_file, load_iris
 from sklearn.impute import SimpleImputer
 
 from softreg.cli import main
+from softreg.columns import MISSING_HINT
 from softreg.delimited import looks_like_header
 
 
@@ -126,7 +127,7 @@ def test_missing_values_error_drop_and_mean(tmp_path):
     base = "data:\n  source: shop.csv\n  exclude: [id, notes]\n  test: 0.25\n  val: 0\n  split: ordered\n"
     code, _, stderr = run("train", "--config", config(tmp_path, base), "--out", tmp_path / "e")
     assert code == 2 and stderr == (
-        f"softreg: error: {tmp_path / 'shop.csv'}: line 5, column 'size': 'NA' is not a number\n"
+        f"softreg: error: {tmp_path / 'shop.csv'}: line 5, column 'size': 'NA' is not a number; {MISSING_HINT}\n"
     )
     assert not (tmp_path / "e").exists()
     code, stdout, stderr = run("train", "--config", config(tmp_path, base + "  missing: drop\n", "d.yaml"),

@@ -185,8 +185,8 @@ def bad_sources(tmp_path):
          "must be numeric (leave it out with data.exclude, or list the features with data.features)"),
         ("good.parquet", "  label: species\n", "good.parquet: label column 'species' not found; columns are: "
          "rid, a, b, c, label"),
-        ("empty", "", "empty: holds no *.parquet files (a folder is read as Parquet); is a directory, expected a "
-         "data file"),
+        ("empty", "", "empty: a folder is read as Parquet, and this one holds no *.parquet files; give a data "
+         "file, or a folder of Parquet files"),
         ("corrupt.parquet", "", "corrupt.parquet: not a readable Parquet file (Parquet magic bytes not found in "
          "footer. Either the file is corrupted or this is not a parquet file.)"),
         ("mixed", "", "1.parquet: its columns ('rid', 'a', 'b', 'c', 'label', 'extra') differ from 0.parquet's "

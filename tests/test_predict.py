@@ -185,7 +185,8 @@ def test_fast_path_predicts_the_text_paths_bytes(id_model_dir, tmp_path, monkeyp
     ("cell", "message"),
     [
         ("zz", "line 251, column 'v': 'zz' is not a number"),
-        ("", "line 251, column 'v': an empty cell is not a number"),
+        ("", "line 251, column 'v': an empty cell is not a number; set data.missing to drop, mean, median or "
+         "most_frequent to handle missing cells"),
         ("1.7e308", "line 251, column 'v': 1.7e+308 is too large to standardize with the model's mean and "
          "scale (the result overflows)"),
     ],

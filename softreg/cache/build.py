@@ -35,13 +35,13 @@ from softreg.cache.rows import (
     _open_source,
     assign_parts,
     cache_options,
+    check_cacheable,
     fingerprint,
     read_manifest,
     row_hash,
-    unsupported_options,
 )
 from softreg.columns import Columns
-from softreg.errors import DataError, OutputError
+from softreg.errors import DataError, OutputError, UsageError
 from softreg.rundir.files import _umask, write_json
 
 if TYPE_CHECKING:
@@ -60,9 +60,7 @@ def ingest(
     Returns its `Manifest`. Raises DataError for data it cannot read (naming the line and
     column), OutputError when it cannot write; either way ``cache_dir`` is left as it was.
     """
-    unsupported = unsupported_options(config)
-    if unsupported is not None:
-        raise DataError(f"{config.path or 'config'}: {unsupported} is not supported with a data cache yet")
+    check_cacheable(config)
     target = Path(cache_dir).resolve()
     _check_target(target)
     before = fingerprint(config.data.source)
@@ -88,7 +86,7 @@ def ingest(
 def _check_target(target: Path) -> None:
     """Refuse to replace a directory that holds something other than a cache."""
     if target.exists() and (not target.is_dir() or (any(target.iterdir()) and read_manifest(target) is None)):
-        raise OutputError(f"{target}: exists and is not a softreg cache; choose another data.cache directory")
+        raise UsageError(f"{target}: exists and is not a softreg cache; choose another data.cache directory")
 
 def _remove_abandoned(target: Path) -> None:
     """Remove the staging directories of ingests into ``target`` whose process is gone (killed

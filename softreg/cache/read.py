@@ -12,7 +12,7 @@ import numpy as np
 
 from softreg.cache.budget import memory_budget
 from softreg.cache.build import ingest
-from softreg.cache.rows import BLOCK_ROWS, Manifest, cache_options, fingerprint, read_manifest
+from softreg.cache.rows import BLOCK_ROWS, Manifest, cache_options, check_cacheable, fingerprint, read_manifest
 from softreg.columns import Columns
 from softreg.errors import DataError
 from softreg.kernels import Batch
@@ -165,6 +165,7 @@ def open_cache(config: Config, on_build: Any = None) -> Manifest:
     cache_dir = config.data.cache
     if cache_dir is None:
         raise ValueError("config has no data.cache")
+    check_cacheable(config)  # before any word of rebuilding
     manifest = read_manifest(cache_dir)
     if manifest is not None:
         reason = stale_reason(manifest, config)

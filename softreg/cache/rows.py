@@ -142,16 +142,24 @@ class _Reader:
     sparse: _SparseRows | None = None
 
 def unsupported_options(config: Config) -> str | None:
+    """What of ``config``'s data options a cache cannot do yet, with what to set instead (None: nothing)."""
     data = config.data
     if isinstance(data.test, str):
-        return "data.test as a separate file"
+        return "data.test as a separate file (append its rows to data.source, or train in memory)"
     if data.split != "random":
-        return "data.split: ordered"
+        return "data.split: ordered (a cache splits by a seeded hash of each row; set data.split: random)"
     if data.classes is not None:
-        return "data.classes"
+        return "data.classes (keep only those rows in the source, or train in memory)"
     if data.missing not in STREAMED_MISSING:
         return f"data.missing: {data.missing} (it needs every value of a column at once; use mean or drop)"
     return None
+
+
+def check_cacheable(config: Config) -> None:
+    """A DataError naming the option when ``config``'s data cannot go through a cache yet."""
+    unsupported = unsupported_options(config)
+    if unsupported is not None:
+        raise DataError(f"{config.path or 'config'}: {unsupported} is not supported with a data cache yet")
 
 def _delimited_rows(
     config: Config, names: list[str], chunks: Iterator[tuple[list[list[str]], list[int]]], layout: Layout | None = None

@@ -48,6 +48,11 @@ def train(
     Ctrl-C (or SIGTERM) stops after checkpointing the last finished epoch; --resume
     continues from there and ends with the same model, bit for bit.
 
+    Data that do not fit data.memory_budget (default: half the available memory)
+    train through an on-disk cache beside the run (data.cache names one; see
+    softreg ingest). data.shards and engine.kind: dask train on a Dask cluster's
+    workers with the same bits as one process (README: "Training on a cluster").
+
     \b
     Example:
       softreg train --config configs/digits.yaml
@@ -124,10 +129,16 @@ def ingest(config_path: str, cache_dir: str | None, overrides: tuple[str, ...], 
     model.dtype, with manifest.json. Training with data.cache set reads the cache (and
     builds it when missing). A cache that is up to date is left as it is.
 
+    Sources: delimited text, Parquet files or folders (pip install 'softreg[parquet]'),
+    svmlight (stored as CSR parts), .npz and builtin sets. Categorical columns and
+    data.missing: drop or mean are learnt on the way; data.split: ordered, data.classes,
+    a separate data.test file and data.missing: median or most_frequent are refused.
+
     \b
     Example:
-      softreg ingest --config configs/letters.yaml --cache cache/letters
-      softreg train --config configs/letters.yaml --set data.cache=cache/letters
+      softreg ingest --config configs/iris-csv.yaml --cache cache/iris
+      softreg train --config configs/iris-csv.yaml --set data.cache=cache/iris
+      softreg ingest --config configs/letters-cache.yaml   (data.cache set in the config)
     """
     from softreg import console
     from softreg.cache import fingerprint
@@ -216,7 +227,8 @@ def evaluate(
 @click.option("--run", "run_dir", required=True, type=click.Path(), help="Run directory written by train.")
 @click.option(
     "--input", "input_path", required=True, type=click.Path(allow_dash=True),
-    help="File with the model's feature columns: CSV/TSV (- for standard input), svmlight or .npz.",
+    help="File with the model's feature columns: CSV/TSV (- for standard input), a Parquet file or folder, "
+    "svmlight or .npz. Text and Parquet are read a chunk at a time (sized by the run's data.memory_budget).",
 )
 @click.option("--output", type=click.Path(dir_okay=False), help="File to write, CSV (TSV for .tsv); default stdout.")
 @click.option(

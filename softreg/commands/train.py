@@ -17,7 +17,7 @@ from softreg import rundir, softmax
 from softreg.commands.common import save_run
 from softreg.config import Config, dump_config, load_config
 from softreg.data import Prepared, prepare, random_streams
-from softreg.errors import DivergedError, Interrupted, RunDirError, UsageError
+from softreg.errors import ClusterError, DivergedError, Interrupted, RunDirError, UsageError
 from softreg.evaluate import classification_metrics
 from softreg.model import Model
 from softreg.train import (
@@ -83,6 +83,11 @@ def train_run(
         except DivergedError:
             rundir.release(target)
             shutil.rmtree(target, ignore_errors=True)
+            raise
+        except ClusterError:  # a cluster that could not start the run: rerunning the command must work
+            if not (Path(target) / rundir.CHECKPOINT).exists():
+                rundir.release(target)
+                shutil.rmtree(target, ignore_errors=True)
             raise
         return _finish(config, prepared, result, target)
     finally:

@@ -316,7 +316,8 @@ def _check_engine(origin: str, resolved: dict[str, Any]) -> None:
     if optim["batch_size"] % shards:
         raise ConfigError(
             f"{origin}: optim.batch_size {optim['batch_size']} must be a multiple of data.shards {shards}: "
-            "each step takes batch_size / shards rows from every shard"
+            f"each step takes batch_size / shards rows from every shard (e.g. optim.batch_size: "
+            f"{max(shards, round(optim['batch_size'] / shards) * shards)})"
         )
     if engine["kind"] == "dask" and shards < engine["workers"]:
         raise ConfigError(
