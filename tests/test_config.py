@@ -224,3 +224,21 @@ def test_unknown_key_from_set_is_blamed_on_set(tmp_path):
     with pytest.raises(ConfigError) as caught:
         load_config(path, ["optim.lrr=1"])
     assert str(caught.value) == "--set: unknown key optim.lrr (did you mean 'lr'?)"
+
+
+@pytest.mark.parametrize("name", ["digits", "iris", "iris-csv", "wine", "letters", "letters-fast", "letters-cache"])
+def test_every_example_config_resolves_and_names_an_existing_source(name):
+    """The bundled configs are valid, and their file sources exist (relative to the config)."""
+    from pathlib import Path
+
+    config = load_config(Path(__file__).resolve().parent.parent / "configs" / f"{name}.yaml")
+    source = config.data.source
+    assert source.startswith("builtin:") or Path(source).is_file()
+
+
+def test_the_example_configs_are_all_listed_above():
+    """A new config in configs/ gets its check."""
+    from pathlib import Path
+
+    names = sorted(path.stem for path in (Path(__file__).resolve().parent.parent / "configs").glob("*.yaml"))
+    assert names == sorted(["digits", "iris", "iris-csv", "wine", "letters", "letters-fast", "letters-cache"])
