@@ -34,7 +34,7 @@ def test_quick_benchmark_exits_0_and_prints_one_table_of_every_contender(quick_r
     assert "where a plain-SGD step goes" in table
     assert "targets, measured in this run:" in done.stdout
     for target in ("epoch from a warm cache ≤ 1.3× in memory", "predict of a", "evaluate --data of a",
-                   "softreg train through the cache, 100,000 rows"):  # benchmarks/outofcore.py's, quick
+                   "softreg train through the cache, 30,000 rows"):  # benchmarks/outofcore.py's, quick
         assert target in done.stdout.split("targets, measured in this run:")[1]
 
 

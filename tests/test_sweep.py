@@ -210,8 +210,8 @@ def test_a_sweep_stopped_by_sigterm_resumes_to_the_uninterrupted_result(tmp_path
     import sys
 
     config = tmp_path / "digits.yaml"
-    # ~1 s per run here, so the third run cannot finish between the first run's line and the signal
-    config.write_text("data: {source: builtin:digits, val: 0.1}\noptim: {epochs: 250, batch_size: 16}\n"
+    # ~0.6 s per run here, so the third run cannot finish between the first run's line and the signal
+    config.write_text("data: {source: builtin:digits, val: 0.1}\noptim: {epochs: 150, batch_size: 16}\n"
                       "output: {plots: false}\n")
     command = [sys.executable, "-m", "softreg", "sweep", "--config", str(config), "--grid", "seed=0,1,2",
                "--out", str(tmp_path / "stopped")]
