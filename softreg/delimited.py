@@ -125,6 +125,14 @@ class DelimitedText:
     names: list[str]
     separator: str
     chunks: Iterator[Chunk]
+    handle: TextIO | None = None
+
+    def position(self) -> int | None:
+        """Bytes of the file read so far (a little ahead of the rows); None for standard input."""
+        try:
+            return int(self.handle.buffer.tell()) if self.handle is not None else None
+        except (AttributeError, OSError, ValueError):
+            return None
 
 
 @contextmanager
@@ -157,7 +165,8 @@ def open_delimited(
         duplicates = sorted(name for name, count in counts.items() if count > 1)
         if duplicates:
             raise DataError(f"{path}: duplicate column name(s) {shown_names(duplicates)} in the header")
-        yield DelimitedText(names, separator, _chunks(path, names, itertools.chain(pending, rows), chunk_rows))
+        chunks = _chunks(path, names, itertools.chain(pending, rows), chunk_rows)
+        yield DelimitedText(names, separator, chunks, handle if str(path) != "-" else None)
 
 
 @contextmanager

@@ -41,8 +41,8 @@ from softreg.delimited import (
     HEADER_LOOKAHEAD,
     Chunk,
     ColumnChoice,
+    DelimitedText,
     Selection,
-    delimited_chunks,
     open_delimited,
     python_encoding,
     typed_labels,
@@ -294,16 +294,27 @@ def numbers_then_text(
         return
     except NotNumeric:
         pass
-    with delimited_chunks(layout.path, layout.delimiter, chunk_rows, layout.header, layout.encoding) as (names, rows):
-        yield from text(names, _rows_after(rows, done), done)
+    with open_delimited(layout.path, layout.delimiter, chunk_rows, layout.header, layout.encoding) as opened:
+        yield from text(opened.names, RowsAfter(opened, done), done)
 
 
-def _rows_after(chunks: Iterator[Chunk], skip: int) -> Iterator[Chunk]:
-    """The text path's chunks less their first ``skip`` rows."""
-    for rows, lines in chunks:
-        if skip < len(rows):
-            yield rows[skip:], lines[skip:]
-        skip = max(0, skip - len(rows))
+class RowsAfter(Iterator[Chunk]):
+    """The text path's chunks less their first ``skip`` rows; ``position()`` is the file's
+    (`softreg.delimited.DelimitedText.position`), for progress."""
+
+    def __init__(self, opened: DelimitedText, skip: int) -> None:
+        self.position = opened.position
+        self._chunks = self._after(opened.chunks, skip)
+
+    @staticmethod
+    def _after(chunks: Iterator[Chunk], skip: int) -> Iterator[Chunk]:
+        for rows, lines in chunks:
+            if skip < len(rows):
+                yield rows[skip:], lines[skip:]
+            skip = max(0, skip - len(rows))
+
+    def __next__(self) -> Chunk:
+        return next(self._chunks)
 
 
 def load_numbers(

@@ -402,25 +402,42 @@ def test_ingest_progress_lines(monkeypatch):
     ]
 
 
-def test_ingest_prints_progress_with_bytes(tmp_path, monkeypatch):
-    """The CLI's ingest progress comes from the reader's place in the file: the last line reports
-    all the bytes of the file read."""
+@pytest.mark.parametrize("form", ["numeric csv", "csv with text", "parquet"])
+def test_ingest_prints_progress_with_bytes(tmp_path, monkeypatch, form):
+    """The CLI's ingest progress knows its place in the source on every path (pandas' parser, the
+    text path, Parquet by its share of the rows): the last line reports all of the source read."""
     from softreg.commands import ingest as ingest_command
 
-    monkeypatch.setattr(cache.rows, "READ_ROWS", 100)
+    import re
+
+    monkeypatch.setattr(cache.rows, "READ_ROWS", 10_000)
     original = ingest_command.RowProgress.__init__
 
     def every_chunk(self, echo, every=5.0, total_bytes=None):
         original(self, echo, 0.0, total_bytes)
 
     monkeypatch.setattr(ingest_command.RowProgress, "__init__", every_chunk)
-    write_csv(tmp_path / "d.csv", n_rows=450)
-    size = (tmp_path / "d.csv").stat().st_size
-    code, _, stderr = run("ingest", "--config", write_config(tmp_path, tmp_path / "d.csv"))
+    X, labels = write_csv(tmp_path / "d.csv", n_rows=60_000)  # about 1 MB: several reads of each reader
+    source = tmp_path / "d.csv"
+    if form == "csv with text":  # a text column: categorical, so the text path reads the file
+        lines = source.read_text().splitlines()
+        source.write_text("\n".join([lines[0] + ",shade"] + [f"{line},{'dark' if i % 3 else 'light'}"
+                                                             for i, line in enumerate(lines[1:])]) + "\n")
+    elif form == "parquet":
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        source = tmp_path / "d.parquet"
+        pq.write_table(pa.table({**{f"f{j}": X[:, j] for j in range(X.shape[1])}, "label": labels}), source)
+    config = write_config(tmp_path, source, "  label: label\n")
+    code, _, stderr = run("ingest", "--config", config)
     assert code == 0, stderr
+    size = source.stat().st_size
     progress = [line for line in stderr.splitlines() if line.startswith("ingest: ")]
-    assert progress[-1].startswith("ingest: 450 rows read (")
-    assert f"{size / 1e6:,.0f} of {size / 1e6:,.0f} MB (100%), about 0 s left to read" in progress[-1]
+    assert len(progress) == 6 and progress[-1].startswith("ingest: 60,000 rows read (")
+    assert progress[-1].endswith(f"{size / 1e6:,.0f} of {size / 1e6:,.0f} MB (100%), about 0 s left to read")
+    shares = [int(re.search(r"\((\d+)%\)", line).group(1)) for line in progress]
+    assert shares == sorted(shares) and shares[0] < 60 and shares[-1] == 100
 
 
 def test_a_file_size_limit_is_exit_1_and_leaves_no_cache(small):

@@ -7,7 +7,7 @@ import hashlib
 import itertools
 import math
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -17,7 +17,7 @@ import numpy as np
 from softreg.cache.cells import STREAMED_MISSING, CellChunk, Layout, split_cells
 from softreg.columns import Column, Columns
 from softreg.dataset import generated_names
-from softreg.delimited import Selection, delimited_chunks
+from softreg.delimited import Selection, open_delimited
 from softreg.delimited_numbers import Layout as NumericLayout
 from softreg.delimited_numbers import NotNumeric, NumericChunk, numbers_then_text, read_layout
 from softreg.errors import DataError
@@ -162,7 +162,8 @@ def check_cacheable(config: Config) -> None:
         raise DataError(f"{config.path or 'config'}: {unsupported} is not supported with a data cache yet")
 
 def _delimited_rows(
-    config: Config, names: list[str], chunks: Iterator[tuple[list[list[str]], list[int]]], layout: Layout | None = None
+    config: Config, names: list[str], chunks: Iterator[tuple[list[list[str]], list[int]]], layout: Layout | None = None,
+    position: Callable[[], int | None] | None = None,
 ) -> tuple[Layout, Iterator[CellChunk]]:
     """Rows of delimited text read as text cells (every error names the line and column), and
     the feature columns' layout: ``layout``, else with the categorical columns decided on the first chunk."""
@@ -188,7 +189,7 @@ def _delimited_rows(
             if blank.size:
                 raise DataError(f"{data.source}: line {lines[blank[0]]}: empty label in column {names[target]!r}")
             numbers, text = split_cells(fixed, cells[:, features], data.missing, data.source, lines)
-            yield CellChunk(numbers, text, labels.tolist(), lines)
+            yield CellChunk(numbers, text, labels.tolist(), lines, None if position is None else position())
 
     return layout, read()
 
@@ -201,7 +202,7 @@ def _numeric_rows(config: Config, head: NumericLayout, layout: Layout) -> Iterat
         return CellChunk(chunk.X, no_text, np.asarray(chunk.labels).tolist(), None, chunk.offset)
 
     def text(names: list[str], chunks: Iterator[tuple[list[list[str]], list[int]]], _: int) -> Iterator[CellChunk]:
-        return _delimited_rows(config, names, chunks, layout)[1]
+        return _delimited_rows(config, names, chunks, layout, getattr(chunks, "position", None))[1]
 
     return numbers_then_text(head, READ_ROWS, numbers, text)
 
@@ -237,9 +238,17 @@ def _parquet_rows(config: Config) -> _Reader:
     info = SourceInfo(layout.feature_names, layout.names[layout.target], None, None, None, id_name)
     refuse = None if data.missing != "error" else "set data.missing to drop or mean to handle missing cells"
     batches = read_batches(layout, READ_ROWS, refuse_missing=refuse)
-    chunks = (CellChunk(batch.X, np.empty((len(batch.X), 0), dtype=str), np.asarray(batch.labels).tolist(), None)
-              for batch in rows_in_chunks(batches, READ_ROWS))
-    return _Reader(info, chunks, Layout(list(layout.feature_names), []))
+    total_rows, total_bytes = max(1, sum(layout.rows)), sum(path.stat().st_size for path in layout.files)
+
+    def chunks() -> Iterator[CellChunk]:
+        done = 0
+        for batch in rows_in_chunks(batches, READ_ROWS):
+            done += len(batch.X)
+            offset = total_bytes * done // total_rows  # progress: the share of the rows, as bytes of the files
+            yield CellChunk(batch.X, np.empty((len(batch.X), 0), dtype=str), np.asarray(batch.labels).tolist(), None,
+                            offset)
+
+    return _Reader(info, chunks(), Layout(list(layout.feature_names), []))
 
 def _open_source(config: Config, stack: Any) -> _Reader:
     data = config.data
@@ -259,11 +268,10 @@ def _open_source(config: Config, stack: Any) -> _Reader:
         except NotNumeric:  # the text path opens it, and says what is wrong with it if anything is
             head = None
     if head is None:
-        names, chunks = stack.enter_context(
-            delimited_chunks(data.source, delimiter, READ_ROWS, data.header, data.encoding)
-        )
+        opened = stack.enter_context(open_delimited(data.source, delimiter, READ_ROWS, data.header, data.encoding))
+        names = opened.names
         target, ident, _ = selection.resolve(data.source, names)
-        layout, rows = _delimited_rows(config, names, chunks)
+        layout, rows = _delimited_rows(config, names, opened.chunks, position=opened.position)
     else:
         assert head.target is not None, "a Selection always chooses a label"
         names, target, ident = head.names, head.target, head.ident
