@@ -406,9 +406,9 @@ def test_ingest_progress_lines(monkeypatch):
 def test_ingest_prints_progress_with_bytes(tmp_path, monkeypatch, form):
     """The CLI's ingest progress knows its place in the source on every path (pandas' parser, the
     text path, Parquet by its share of the rows): the last line reports all of the source read."""
-    from softreg.commands import ingest as ingest_command
-
     import re
+
+    from softreg.commands import ingest as ingest_command
 
     monkeypatch.setattr(cache.rows, "READ_ROWS", 10_000)
     original = ingest_command.RowProgress.__init__
