@@ -129,7 +129,7 @@ class Columns:
             missing = missing_mask(text)
             if missing.any():
                 if column.fill is None:
-                    _missing_error(where, line_numbers, int(np.flatnonzero(missing)[0]), column.name)
+                    missing_error(where, line_numbers, int(np.flatnonzero(missing)[0]), column.name)
                 text = np.where(missing, str(column.fill), text)
             categories = np.asarray(column.categories, dtype=str)
             position = np.clip(np.searchsorted(categories, text), 0, len(categories) - 1)
@@ -162,7 +162,7 @@ class Columns:
         if column.fill is not None:
             numbers = np.where(np.isnan(numbers), float(column.fill), numbers)
         elif values.dtype.kind in "biuf" and np.isnan(numbers).any():  # NaN marks a missing value in numbers
-            _missing_error(where, lines, int(np.flatnonzero(np.isnan(numbers))[0]), column.name)
+            missing_error(where, lines, int(np.flatnonzero(np.isnan(numbers))[0]), column.name)
         bad = ~np.isfinite(numbers)
         if bad.any():
             row = int(np.flatnonzero(bad)[0])
@@ -228,7 +228,8 @@ def _row(lines: Sequence[int] | None, row: int) -> str:
     return f"line {lines[row]}" if lines is not None else f"row {row + 1}"
 
 
-def _missing_error(where: str, lines: Sequence[int] | None, row: int, name: str) -> None:
+def missing_error(where: str, lines: Sequence[int] | None, row: int, name: str) -> None:
+    """Raise the DataError for the missing cell of ``row`` (0-based) in column ``name``."""
     raise DataError(f"{where}: {_row(lines, row)}, column {name!r}: missing value; {MISSING_HINT}")
 
 

@@ -21,8 +21,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from softreg.columns import Column, Columns, missing_mask, numeric_or_none
-from softreg.errors import DataError
+from softreg.columns import Column, Columns, missing_error, missing_mask, numeric_or_none
 
 STREAMED_MISSING = ("error", "drop", "mean")
 
@@ -77,11 +76,7 @@ def split_cells(layout: Layout, cells: np.ndarray, missing: str, source: str, li
         absent = missing_mask(text)
         if absent.any():
             row, position = (int(value) for value in np.argwhere(absent)[0])
-            where = f"line {lines[row]}" if lines is not None else f"row {row}"
-            raise DataError(
-                f"{source}: {where}, column {layout.categorical[position]!r}: missing value; "
-                "set data.missing to drop, mean, median or most_frequent to handle missing cells"
-            )
+            missing_error(source, lines, row, layout.categorical[position])
     return numbers, text
 
 

@@ -14,14 +14,14 @@ history stay here; the full-data objective and the validation figures are sums t
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from softreg.kernels import Batch
 from softreg.softmax import gradient_norm
+from softreg.train.data import TrainingData
 from softreg.train.loop import StepCallback, _Loop
 from softreg.train.measures import _exploded, diverged
 from softreg.train.state import EpochRecord
@@ -65,25 +65,12 @@ def add_partials(partials: Sequence[PartialSums]) -> PartialSums:
 
 
 @runtime_checkable
-class ShardedSource(Protocol):
+class ShardedSource(TrainingData, Protocol):
     """`TrainingData` whose rows answer with sums: what `fit` trains on through `ShardedLoop`.
 
     ``chunks`` and ``minibatches`` read the rows where the loop runs (choosing ``lr: auto``
     reads a sample); training itself reads them through ``epoch``, ``step_sums`` and ``full_sums``.
     """
-
-    @property
-    def n_samples(self) -> int: ...
-
-    @property
-    def n_features(self) -> int: ...
-
-    @property
-    def dtype(self) -> np.dtype: ...
-
-    def minibatches(self, batch_size: int, rng: np.random.Generator) -> Iterator[Batch]: ...
-
-    def chunks(self, rows: int) -> Iterator[Batch]: ...
 
     def epoch(self, batch_size: int, rng: np.random.Generator) -> int:
         """Begin an epoch, its batch plan drawn from ``rng``; return its number of steps."""
