@@ -185,8 +185,18 @@ def test_force_never_replaces_a_folder_softreg_did_not_write(tmp_path, monkeypat
     else:
         out = folder
     code, _, stderr = run("train", "--config", REPO / "configs" / "iris.yaml", "--out", out, "--force", *FAST)
-    assert code == 2 and "refusing to replace it even with --force" in stderr
+    assert code == 2 and "exists and is not a softreg output directory (no .softreg-run marker)" in stderr
     assert (folder / "precious.txt").read_text() == "mine"
+
+
+def test_force_never_replaces_the_current_directory_even_a_run(tmp_path, monkeypatch):
+    """`--out . --force` inside a run directory of softreg's is refused: the shell's cwd would vanish."""
+    config = REPO / "configs" / "iris.yaml"
+    assert run("train", "--config", config, "--out", tmp_path / "run", "--quiet", *FAST)[0] == 0
+    monkeypatch.chdir(tmp_path / "run")
+    code, _, stderr = run("train", "--config", config, "--out", ".", "--force", *FAST)
+    assert code == 2 and "is the current directory or contains it; refusing to replace it even with --force" in stderr
+    assert (tmp_path / "run" / "model.npz").exists()
 
 
 def test_divergence_exits_1_and_writes_no_model(tmp_path):

@@ -279,11 +279,13 @@ def test_evaluate_out_refuses_an_existing_directory_and_the_run_itself(iris_run,
     out.mkdir()
     (out / "keep.txt").write_text("mine")
     code, stdout, stderr = run("evaluate", "--run", iris_run, "--out", out)
-    assert code == 2 and stdout == "" and "exists and is not empty; use --force" in stderr
+    assert code == 2 and stdout == "" and "exists and is not a softreg output directory" in stderr
     code, _, stderr = run("evaluate", "--run", iris_run, "--out", out, "--force")
     assert code == 2 and "is not a softreg output directory" in stderr  # --force spares a user's folder
     assert (out / "keep.txt").read_text() == "mine"
     assert run("evaluate", "--run", iris_run, "--out", tmp_path / "eval")[0] == 0
+    code, _, stderr = run("evaluate", "--run", iris_run, "--out", tmp_path / "eval")
+    assert code == 2 and "exists and is not empty; use --force" in stderr
     assert run("evaluate", "--run", iris_run, "--out", tmp_path / "eval", "--force")[0] == 0  # its own output
     for target in (iris_run, iris_run.parent):
         code, _, stderr = run("evaluate", "--run", iris_run, "--out", target, "--force")

@@ -319,3 +319,84 @@ def test_sigterm_during_predict_leaves_no_temporary_file(good_run, tmp_path):
     assert stderr == "softreg: interrupted; nothing was written\n"
     assert not list(tmp_path.glob(".p.csv.*.tmp"))
     assert not Path(tmp_path / "p.csv").exists()
+
+
+# -- --force and links never touch a user's files
+
+
+def test_force_never_replaces_a_users_project_holding_config_yaml(tmp_path):
+    """The reported loss: `--out proj --force` on a folder with config.yaml, thesis.tex and src/
+    exits 2 naming the folder, and every file of it is still there."""
+    (tmp_path / "c.yaml").write_text(SMALL)
+    project = tmp_path / "proj"
+    (project / "src").mkdir(parents=True)
+    (project / "src" / "main.py").write_text("print()")
+    (project / "config.yaml").write_text("x")
+    (project / "thesis.tex").write_text("precious")
+    for extra in ((), ("--force",)):
+        code, _, stderr = run("train", "--config", tmp_path / "c.yaml", "--out", project, "--quiet", *extra)
+        assert_clean_refusal(code, stderr)
+        assert f"{project}: exists and is not a softreg output directory (no .softreg-run marker)" in stderr
+        assert "--force" not in stderr  # the message no longer suggests the flag that would lose the files
+    assert sorted(str(p.relative_to(project)) for p in project.rglob("*")) == [
+        "config.yaml", "src", "src/main.py", "thesis.tex"]
+    assert (project / "thesis.tex").read_text() == "precious"
+    assert not list(tmp_path.glob(".proj.*"))
+
+
+def test_force_through_a_link_to_a_users_folder_is_refused(tmp_path):
+    """`--out link --force` where link points to a folder with config.yaml: exit 2, the folder untouched."""
+    (tmp_path / "c.yaml").write_text(SMALL)
+    project = tmp_path / "proj"
+    project.mkdir()
+    (project / "config.yaml").write_text("x")
+    (project / "thesis.tex").write_text("precious")
+    (tmp_path / "link").symlink_to(project)
+    code, _, stderr = run("train", "--config", tmp_path / "c.yaml", "--out", tmp_path / "link", "--force", "--quiet")
+    assert_clean_refusal(code, stderr)
+    assert "link: is a symbolic link; softreg does not write through links" in stderr
+    assert sorted(p.name for p in project.iterdir()) == ["config.yaml", "thesis.tex"]
+
+
+def test_force_replaces_a_run_and_refuses_one_holding_a_users_file(tmp_path):
+    """--force replaces a run softreg made; once the user has put a file into it, --force names the
+    file and replaces nothing."""
+    (tmp_path / "c.yaml").write_text(SMALL)
+    out = tmp_path / "run"
+    assert run("train", "--config", tmp_path / "c.yaml", "--out", out, "--quiet")[0] == 0
+    code, _, stderr = run("train", "--config", tmp_path / "c.yaml", "--out", out, "--quiet")
+    assert_clean_refusal(code, stderr)
+    assert "already exists and is not empty; use --force to replace it" in stderr
+    assert run("train", "--config", tmp_path / "c.yaml", "--out", out, "--quiet", "--force")[0] == 0
+    (out / "analysis.ipynb").write_text("mine")
+    code, _, stderr = run("train", "--config", tmp_path / "c.yaml", "--out", out, "--quiet", "--force")
+    assert_clean_refusal(code, stderr)
+    assert "holds entries softreg did not write (analysis.ipynb); refusing to replace it even with --force" in stderr
+    assert (out / "analysis.ipynb").read_text() == "mine" and (out / "model.npz").exists()
+
+
+def test_resume_refuses_a_run_whose_plots_folder_is_a_link(good_run, tmp_path):
+    """`train --resume` on a run whose plots/ links to a user's folder: exit 2, the folder's files intact."""
+    run_dir = tmp_path / "run"
+    shutil.copytree(good_run, run_dir)
+    users = tmp_path / "figures"
+    users.mkdir()
+    (users / ".draft.tmp").write_text("mine")
+    (users / "learning_curves.png").write_text("mine")
+    shutil.rmtree(run_dir / "plots", ignore_errors=True)
+    (run_dir / "plots").symlink_to(users)
+    code, _, stderr = run("train", "--resume", run_dir, "--set", "optim.epochs=3")
+    assert_clean_refusal(code, stderr)
+    assert "plots: is a symbolic link; softreg does not write through links" in stderr
+    assert sorted(p.name for p in users.iterdir()) == [".draft.tmp", "learning_curves.png"]
+    assert all(p.read_text() == "mine" for p in users.iterdir())
+
+
+def test_resume_of_a_run_predating_the_marker_marks_it(good_run, tmp_path):
+    """A run written before the marker existed resumes, and is marked as softreg's from then on."""
+    run_dir = tmp_path / "run"
+    shutil.copytree(good_run, run_dir)
+    (run_dir / ".softreg-run").unlink()
+    code, _, stderr = run("train", "--resume", run_dir, "--set", "optim.epochs=3", "--quiet")
+    assert code == 0, stderr
+    assert json.loads((run_dir / ".softreg-run").read_text())["softreg"] == "run"

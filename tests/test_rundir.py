@@ -56,20 +56,112 @@ def test_failed_staging_leaves_nothing(tmp_path):
 
 
 def test_staging_refuses_non_empty_target_without_force(tmp_path):
-    """An existing non-empty run directory is refused before any work; force replaces it."""
+    """An existing run directory of softreg's is refused before any work; force replaces it."""
     target = tmp_path / "run"
-    target.mkdir()
-    (target / "x").write_text("1")
+    with rundir.staging_dir(target) as staging:
+        (staging / "config.yaml").write_text("seed: 0\n")
     with pytest.raises(OutputExistsError, match="use --force to replace it"):
         with rundir.staging_dir(target):
             pass
-    with pytest.raises(OutputExistsError, match="is not a softreg output directory"):
+    with rundir.staging_dir(target, force=True) as staging:
+        (staging / "model.json").write_text("{}")
+    assert sorted(p.name for p in target.iterdir()) == [".softreg-run", "model.json"]
+    assert len(list(tmp_path.iterdir())) == 1
+
+
+def test_every_output_directory_carries_the_marker_first(tmp_path):
+    """The marker is in the staging directory before the caller writes anything, and says who made it."""
+    with rundir.staging_dir(tmp_path / "run") as staging:
+        assert [p.name for p in staging.iterdir()] == [rundir.RUN_MARKER]
+    marker = json.loads((tmp_path / "run" / rundir.RUN_MARKER).read_text())
+    assert marker["softreg"] == "run" and marker["format_version"] == 1
+    assert rundir.is_softreg_run(tmp_path / "run")
+
+
+@pytest.mark.parametrize("user_file", ["config.yaml", "metrics.json", "model.npz"])
+def test_a_users_folder_holding_a_run_file_name_is_never_replaced(tmp_path, user_file):
+    """A folder without the marker is the user's, whatever file names it holds: refused even with force."""
+    target = tmp_path / "proj"
+    (target / "src").mkdir(parents=True)
+    (target / user_file).write_text("x")
+    (target / "thesis.tex").write_text("precious")
+    for force in (False, True):
+        with pytest.raises(OutputExistsError, match=r"proj: exists and is not a softreg output directory "
+                           r"\(no \.softreg-run marker\); choose another --out"):
+            with rundir.staging_dir(target, force=force):
+                pass
+    assert sorted(p.name for p in target.iterdir()) == sorted(["src", user_file, "thesis.tex"])
+    assert (target / "thesis.tex").read_text() == "precious"
+
+
+def test_a_run_holding_a_users_file_is_not_replaced_and_the_file_is_named(tmp_path):
+    """A marked run into which the user put a file (or a folder, or a link) is refused even with force,
+    naming what softreg did not write; nothing is removed."""
+    target = tmp_path / "run"
+    with rundir.staging_dir(target) as staging:
+        (staging / "plots").mkdir()
+        (staging / "plots" / "weights.png").write_bytes(b"png")
+    (target / "notes.txt").write_text("mine")
+    (target / "plots" / "drawing.svg").write_text("mine")
+    (target / "data").mkdir()
+    (tmp_path / "elsewhere").write_text("mine")
+    (target / "model.json").symlink_to(tmp_path / "elsewhere")
+    expected = r"run: holds entries softreg did not write \(data/, model.json, notes.txt, plots/drawing.svg\); "
+    with pytest.raises(OutputExistsError, match=expected + "refusing to replace it even with --force"):
         with rundir.staging_dir(target, force=True):
             pass
-    (target / "config.yaml").write_text("seed: 0\n")
-    with rundir.staging_dir(target, force=True) as staging:
-        (staging / "y").write_text("2")
-    assert [p.name for p in target.iterdir()] == ["y"] and len(list(tmp_path.iterdir())) == 1
+    assert (target / "notes.txt").read_text() == "mine" and (tmp_path / "elsewhere").read_text() == "mine"
+    assert not rundir.is_softreg_run(target)
+
+
+def test_a_link_as_output_is_refused_and_its_target_untouched(tmp_path):
+    """--out a symbolic link (even to a run of softreg's) is refused with or without force: no writing through it."""
+    real = tmp_path / "real"
+    with rundir.staging_dir(real) as staging:
+        (staging / "config.yaml").write_text("seed: 0\n")
+    link = tmp_path / "link"
+    link.symlink_to(real)
+    dangling = tmp_path / "dangling"
+    dangling.symlink_to(tmp_path / "nowhere")
+    for target in (link, dangling):
+        for force in (False, True):
+            with pytest.raises(OutputExistsError, match=r": is a symbolic link; softreg does not write through links"):
+                with rundir.staging_dir(target, force=force):
+                    pass
+    assert sorted(p.name for p in real.iterdir()) == [".softreg-run", "config.yaml"]
+    assert not (tmp_path / "nowhere").exists() and sorted(p.name for p in tmp_path.iterdir()) == [
+        "dangling", "link", "real"]
+
+
+def test_a_locked_run_with_a_linked_lock_or_plots_is_refused(tmp_path):
+    """Claiming a run (resume) refuses a link among its entries: a dangling lock link creates no file
+    outside the run, and the folder a linked plots/ points to keeps its files."""
+    run = tmp_path / "run"
+    with rundir.staging_dir(run) as staging:
+        (staging / "config.yaml").write_text("seed: 0\n")
+    (run / rundir.LOCK_FILE).symlink_to(tmp_path / "outside-lock")
+    with pytest.raises(OutputExistsError, match=r"\.softreg-lock: is a symbolic link"):
+        rundir.claim(run)
+    assert not (tmp_path / "outside-lock").exists()
+    (run / rundir.LOCK_FILE).unlink()
+    users = tmp_path / "users"
+    users.mkdir()
+    (users / ".keep.tmp").write_text("mine")
+    (run / "plots").symlink_to(users)
+    with pytest.raises(OutputExistsError, match=r"run/plots: is a symbolic link"):
+        rundir.claim(run)
+    rundir.remove_stale_temporaries(run)
+    assert (users / ".keep.tmp").read_text() == "mine"
+
+
+def test_names_up_to_the_file_systems_limit_stage_and_longer_ones_are_refused(tmp_path):
+    """A 250-byte --out name is staged under a shorter hidden name; a 300-byte one is one refusal, not ENAMETOOLONG."""
+    with rundir.staging_dir(tmp_path / ("r" * 250)) as staging:
+        (staging / "config.yaml").write_text("seed: 0\n")
+    assert (tmp_path / ("r" * 250) / "config.yaml").exists()
+    with pytest.raises(OutputExistsError, match=r"the directory name is too long for the file system"):
+        with rundir.staging_dir(tmp_path / ("r" * 300)):
+            pass
 
 
 @pytest.fixture

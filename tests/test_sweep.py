@@ -233,3 +233,25 @@ def test_a_sweep_stopped_by_sigterm_resumes_to_the_uninterrupted_result(tmp_path
     whole = subprocess.run([*command[:-1], str(tmp_path / "whole")], capture_output=True, text=True, timeout=120)
     assert whole.returncode == 0
     assert read_rows(tmp_path / "stopped" / "sweep.csv") == read_rows(tmp_path / "whole" / "sweep.csv")
+
+
+def test_a_run_entry_replaced_by_a_link_to_a_users_folder_is_refused_and_kept(config, tmp_path):
+    """Rerunning a finished sweep whose run entry now links to a user's folder (holding a config.yaml, or a
+    finished-looking model.npz) exits 2 naming the link, and the user's files are all still there."""
+    out = tmp_path / "out"
+    grid = ["--grid", "model.weight_decay=1e-4,1e-3"]
+    assert run("sweep", "--config", config, *grid, "--out", out)[0] == 0
+    users = tmp_path / "users"
+    users.mkdir()
+    for name in ("config.yaml", "model.npz", "thesis.tex"):
+        (users / name).write_text("mine")
+    entry = out / "weight_decay-1e-4"
+    import shutil
+
+    shutil.rmtree(entry)
+    entry.symlink_to(users)
+    for extra in ((), ("--force",)):
+        code, _, stderr = run("sweep", "--config", config, *grid, "--out", out, *extra)
+        assert code == 2 and "weight_decay-1e-4: is a symbolic link; softreg does not write through links" in stderr
+    assert sorted(p.name for p in users.iterdir()) == ["config.yaml", "model.npz", "thesis.tex"]
+    assert all(p.read_text() == "mine" for p in users.iterdir())

@@ -136,7 +136,7 @@ def save_comparison(comparison: Comparison, target: str | PathLike[str], force: 
             **shared,
         )
         rundir.write_json(staging / "report.json", comparison.report)
-        rundir.write_text(staging / "config.yaml", _config_text(comparison.config))  # also marks it as softreg's
+        rundir.write_text(staging / "config.yaml", _config_text(comparison.config))
         draw_comparison_plots(comparison, staging / "plots")
         model = Model(
             coef=trajectory.softmax_coef,

@@ -98,6 +98,7 @@ def plan(
     for combination in combinations(grids):
         config = load_config(config_path, [*sets, *combination.assignments])
         target = out / combination.name
+        rundir.refuse_links(target)  # a run entry that links elsewhere is someone else's folder
         finished = (target / "model.npz").is_file()
         if finished and not force:
             _check_same_config(target, config)

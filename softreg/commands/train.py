@@ -131,6 +131,8 @@ def _resume(
     config_path = run_dir / "config.yaml"
     rundir.remove_stale_temporaries(run_dir)
     saved = load_config(config_path)
+    if not (run_dir / rundir.RUN_MARKER).is_file():
+        rundir.write_marker(run_dir)  # a run of a softreg that predates the marker: its config is softreg's
     config = load_config(config_path, overrides)
     checkpoint = rundir.load_checkpoint(run_dir)
     state = checkpoint[0] if checkpoint is not None else None

@@ -25,27 +25,115 @@ def default_run_dir(name: str, root: str | os.PathLike[str] = "runs") -> Path:
         candidate = base.with_name(f"{base.name}-{counter}")
     return candidate
 
-RUN_MARKERS = ("config.yaml", "model.npz", "metrics.json")
+RUN_MARKER = ".softreg-run"
+# What softreg writes into the directories it makes (runs, `evaluate --out`, `compare-logistic --out`):
+# --force replaces a directory only when it holds the marker and nothing else than these.
+RUN_FILES = frozenset({
+    "config.yaml", "model.npz", "model.json", "history.csv", "metrics.json", "test.npz", "split.npz",
+    "checkpoint.npz", "checkpoint-seconds.json", "report.html", "report.json",
+})
+RUN_FOLDERS = ("plots", "softmax", "logistic")  # plots/*.png; a comparison's two models
+
+
+def _ours(name: str) -> bool:
+    """A file name softreg writes in an output directory: a known file, a lock or a temporary."""
+    return name in RUN_FILES or name in (RUN_MARKER, LOCK_FILE) or _temporary(name)
+
+
+def _temporary(name: str) -> bool:
+    return name.startswith(".") and name.endswith(".tmp")  # atomic_open's ``.NAME.XXXXXXXX.tmp``
+
+
+def foreign_entries(path: str | os.PathLike[str]) -> list[str]:
+    """The entries of the directory ``path`` that softreg did not write, as paths relative to it
+    (a folder of its own looked into, a symbolic link always foreign); empty for a run of softreg's."""
+    path = Path(path)
+    foreign = []
+    for entry in sorted(os.scandir(path), key=lambda entry: entry.name):
+        if entry.is_symlink():
+            foreign.append(entry.name)
+        elif entry.is_dir(follow_symlinks=False) and entry.name in RUN_FOLDERS:
+            foreign += [f"{entry.name}/{name}" for name in _foreign_in_folder(Path(entry.path), entry.name)]
+        elif not (entry.is_file(follow_symlinks=False) and _ours(entry.name)):
+            foreign.append(entry.name + ("/" if entry.is_dir(follow_symlinks=False) else ""))
+    return foreign
+
+
+def _foreign_in_folder(folder: Path, name: str) -> list[str]:
+    if name != "plots":
+        return foreign_entries(folder)
+    return [
+        entry.name for entry in sorted(os.scandir(folder), key=lambda entry: entry.name)
+        if not entry.is_file(follow_symlinks=False) or not (entry.name.endswith(".png") or _temporary(entry.name))
+    ]
+
+
+def is_softreg_run(path: str | os.PathLike[str]) -> bool:
+    """True for a real directory (not a link) that carries softreg's marker and nothing of anyone else's."""
+    path = Path(path)
+    try:
+        return (
+            not path.is_symlink() and path.is_dir() and (path / RUN_MARKER).is_file()
+            and not (path / RUN_MARKER).is_symlink() and not foreign_entries(path)
+        )
+    except OSError:
+        return False
+
+
+def write_marker(directory: str | os.PathLike[str], kind: str = "run") -> None:
+    """Mark ``directory`` as made by softreg (the first file of every output directory)."""
+    from softreg import __version__
+    from softreg.rundir.files import write_json
+
+    write_json(Path(directory) / RUN_MARKER, {"softreg": kind, "format_version": 1, "softreg_version": __version__})
+
+
+def refuse_links(path: str | os.PathLike[str]) -> None:
+    """Refuse (one line) a run directory that is, or holds, a symbolic link: softreg never writes
+    or deletes through one, since the files it would touch belong to someone else."""
+    path = Path(path)
+    if path.is_symlink():
+        raise OutputExistsError(f"{path}: is a symbolic link; softreg does not write through links: give the real path")
+    if path.is_dir():
+        links = [name for name in foreign_entries(path) if (path / name.rstrip("/")).is_symlink()]
+        if links:
+            raise OutputExistsError(
+                f"{path / links[0]}: is a symbolic link; softreg does not write through links: remove it first"
+            )
+
 
 def check_output_dir(path: str | os.PathLike[str], force: bool) -> None:
-    """Refuse an existing non-empty directory (or a file) unless ``force``; even with
-    ``force``, replace only a directory that softreg wrote (never a user's folder or the
-    current directory)."""
+    """Refuse an existing non-empty directory (or a file, or a link) unless ``force``; even with
+    ``force``, replace only a directory of softreg's (`is_softreg_run`): never a user's folder, a
+    folder with a file softreg did not write, a link or the current directory."""
     path = Path(path)
+    if len(os.fsencode(path.name)) > _NAME_MAX:
+        raise OutputExistsError(f"{path.name[:40]}...: the directory name is too long for the file system; "
+                                f"choose a shorter --out (at most {_NAME_MAX} bytes a name)")
+    if path.is_symlink():
+        raise OutputExistsError(
+            f"{path}: is a symbolic link; softreg does not write through links: choose another --out"
+        )
     if path.exists() and not path.is_dir():
         raise OutputExistsError(f"{path}: exists and is not a directory; choose another --out")
     if not path.is_dir() or not any(path.iterdir()):
         return
+    if not (path / RUN_MARKER).is_file() or (path / RUN_MARKER).is_symlink():
+        raise OutputExistsError(
+            f"{path}: exists and is not a softreg output directory (no {RUN_MARKER} marker); "
+            "choose another --out (softreg replaces only directories it made)"
+        )
+    foreign = foreign_entries(path)
+    if foreign:
+        shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
+        raise OutputExistsError(
+            f"{path}: holds entries softreg did not write ({shown}); refusing to replace it even with --force"
+        )
     if not force:
         raise OutputExistsError(f"{path}: run directory already exists and is not empty; use --force to replace it")
     if Path.cwd().resolve().is_relative_to(path.resolve()):
         raise OutputExistsError(
             f"{path}: is the current directory or contains it; refusing to replace it even with --force"
-        )
-    if not any((path / name).exists() for name in RUN_MARKERS):
-        raise OutputExistsError(
-            f"{path}: is not a softreg output directory (no {', '.join(RUN_MARKERS)}); "
-            "refusing to replace it even with --force"
         )
 
 @contextmanager
@@ -58,15 +146,18 @@ def staging_dir(target: str | os.PathLike[str], force: bool = False, lock: bool 
     that ``--force`` or ``--resume`` elsewhere cannot replace or continue a running run.
     On failure the staging directory is removed and ``target`` is untouched.
     """
-    target = Path(target).resolve()  # "." and "runs/.." have no name to stage beside
+    target = _absolute(target)
     check_output_dir(target, force)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.staging-", dir=target.parent))
+        # the hidden name carries at most 200 bytes of the target's, so that any name that fits fits staged
+        short = os.fsencode(target.name)[:200].decode("utf-8", "ignore") or "run"
+        staging = Path(tempfile.mkdtemp(prefix=f".{short}.staging-", dir=target.parent))
         os.chmod(staging, 0o777 & ~_umask())
     except OSError as error:
         raise OutputError(f"{target}: cannot create the run directory ({error.strerror or error})") from None
     try:
+        write_marker(staging)  # first: whatever follows, the directory says who made it
         if lock:
             _LOCKS[str(target)] = _lock(staging, target)
         yield staging
@@ -76,6 +167,17 @@ def staging_dir(target: str | os.PathLike[str], force: bool = False, lock: bool 
         shutil.rmtree(staging, ignore_errors=True)
         raise
 
+_NAME_MAX = 255  # bytes in one file name on Linux's and macOS's file systems
+
+
+def _absolute(path: str | os.PathLike[str]) -> Path:
+    """``path`` made absolute without following a link in its last part (which is then refused)."""
+    path = Path(path)
+    if path.name in ("", ".", ".."):  # "." and "runs/.." have no name to stage beside
+        return path.resolve()
+    return path.parent.resolve() / path.name
+
+
 LOCK_FILE = ".softreg-lock"
 _LOCKS: dict[str, int] = {}  # run directory -> the descriptor holding its lock
 
@@ -83,7 +185,14 @@ def _lock(directory: Path, name: Path) -> int:
     """An exclusive lock on ``directory``'s lock file (it follows the directory through renames)."""
     import fcntl
 
-    descriptor = os.open(directory / LOCK_FILE, os.O_CREAT | os.O_RDWR, 0o644)
+    try:  # never through a link: a lock file pointing elsewhere would create or open a file there
+        descriptor = os.open(directory / LOCK_FILE, os.O_CREAT | os.O_RDWR | os.O_NOFOLLOW, 0o644)
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            raise OutputExistsError(
+                f"{name / LOCK_FILE}: is a symbolic link; softreg does not write through links: remove it first"
+            ) from None
+        raise OutputError(f"{name}: cannot lock the run directory ({error.strerror or error})") from None
     try:
         fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
@@ -95,6 +204,7 @@ def _lock(directory: Path, name: Path) -> int:
 
 def claim(run_dir: str | os.PathLike[str]) -> None:
     """Lock an existing run directory for this process (``--resume``), or refuse if another holds it."""
+    refuse_links(run_dir)
     path = Path(run_dir).resolve()
     _LOCKS[str(path)] = _lock(path, Path(run_dir))
 
@@ -121,6 +231,7 @@ def _commit(staging: Path, target: Path, force: bool) -> None:
                 raise OutputExistsError(f"{target}: exists and is not writable; choose another --out")
             target.rmdir()  # an empty directory of the user's gives way to the run directory
         elif target.exists() and force:
+            check_output_dir(target, force)  # again: files may have appeared while the run trained
             if (target / LOCK_FILE).exists():
                 os.close(_lock(target, target))  # refuses a directory in use
             retired = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
@@ -139,5 +250,7 @@ def _commit(staging: Path, target: Path, force: bool) -> None:
 
 def remove_stale_temporaries(directory: str | os.PathLike[str]) -> None:
     """Delete temporary files that a killed process left behind (``.NAME.*.tmp``)."""
-    for path in [*Path(directory).glob(".*.tmp"), *Path(directory).glob("plots/.*.tmp")]:
-        path.unlink(missing_ok=True)
+    directory = Path(directory)
+    folders = [directory] + [directory / "plots"] * (not (directory / "plots").is_symlink())
+    for path in [path for folder in folders for path in folder.glob(".*.tmp")]:
+        path.unlink(missing_ok=True)  # a link among them is removed itself, never what it points to
