@@ -14,7 +14,7 @@ import click
 
 if TYPE_CHECKING:
     from softreg.errors import Interrupted
-    from softreg.pipeline import TrainOutcome
+    from softreg.commands.train import TrainOutcome
     from softreg.train import EpochRecord
 
 
