@@ -250,20 +250,56 @@ def test_labels_and_metadata(tmp_path, classes, onnx_type):
     assert all(type(label) is onnx_type for label in labels.tolist())
 
 
-def test_unnamed_matrix_has_one_input_x(tmp_path):
-    """A model trained on an .npz without feature names takes one input X of shape [N, d]."""
+def write_unnamed(tmp_path, kind, X, y):
+    """X and y as an .npz without feature names, svmlight text, or a CSV without a header (a few cells
+    blank, the label in the middle); the feeds for the input X of the model trained on it."""
+    if kind == "npz":
+        np.savez(tmp_path / "data.npz", X=X, y=y)
+        return tmp_path / "data.npz", X, ""
+    if kind == "svmlight":
+        from sklearn.datasets import dump_svmlight_file
+
+        dump_svmlight_file(X, y, str(tmp_path / "data.svm"), zero_based=True)
+        return tmp_path / "data.svm", X, ""
+    cells = X.astype(str)
+    cells[::7, 1] = ""
+    with open(tmp_path / "data.csv", "w", newline="") as handle:
+        csv.writer(handle).writerows(np.column_stack([cells[:, :2], y, cells[:, 2:]]).tolist())
+    return tmp_path / "data.csv", np.where(cells == "", "nan", cells).astype(float), "  label: 2\n  missing: median\n"
+
+
+@pytest.mark.parametrize("kind", ["npz", "svmlight", "csv"])
+def test_unnamed_matrix_has_one_input_x(tmp_path, kind):
+    """A model trained on a matrix without column names (an .npz without feature names, svmlight, a CSV
+    without a header, its missing cells filled) takes one input X of shape [N, d]: predict's answers."""
     rng = np.random.default_rng(5)
-    X, y = rng.normal(size=(120, 4)) * [1, 10, 100, 0.1], rng.integers(0, 3, size=120)
-    np.savez(tmp_path / "data.npz", X=X, y=y)
+    X, y = np.round(rng.normal(size=(120, 4)) * [1, 10, 100, 0.1], 3), rng.integers(0, 3, size=120)
+    X[X[:, 0] < -1, 0] = 0.0  # zeros, as sparse data have them
+    source, feeds, options = write_unnamed(tmp_path, kind, X, y)
     config = tmp_path / "c.yaml"
-    config.write_text(f"data:\n  source: {tmp_path / 'data.npz'}\noptim:\n  epochs: 3\noutput:\n  plots: false\n")
+    config.write_text(f"data:\n  source: {source}\n{options}optim:\n  epochs: 3\noutput:\n  plots: false\n")
     code, _, stderr = softreg("train", "--config", config, "--out", tmp_path / "run", "--quiet")
     assert code == 0, stderr
     export(tmp_path / "run", tmp_path / "m.onnx")
     runtime = session(tmp_path / "m.onnx")
     [entry] = runtime.get_inputs()
     assert (entry.name, entry.type, entry.shape) == ("X", "tensor(double)", ["N", 4])
-    check_against_predict(tmp_path / "run", tmp_path / "m.onnx", str(tmp_path / "data.npz"), {"X": X}, "float64")
+    check_against_predict(tmp_path / "run", tmp_path / "m.onnx", str(source), {"X": feeds}, "float64")
+
+
+def test_float32_model_exports_a_float32_graph(tmp_path):
+    """A model trained in float32 gives a float32 graph by default (float inputs), predict's to 1e-5;
+    --dtype float64 makes a double one."""
+    code, _, stderr = softreg("train", "--config", REPO / "configs" / "iris.yaml", "--out", tmp_path / "run", "--quiet",
+                              "--set", "model.dtype=float32", "--set", "output.plots=false")
+    assert code == 0, stderr
+    export(tmp_path / "run", tmp_path / "m.onnx")
+    runtime = session(tmp_path / "m.onnx")
+    assert {entry.type for entry in runtime.get_inputs()} == {"tensor(float)"}
+    feeds = builtin_feeds(runtime, "builtin:iris", np.float32)
+    check_against_predict(tmp_path / "run", tmp_path / "m.onnx", "builtin:iris", feeds, "float32")
+    export(tmp_path / "run", tmp_path / "m64.onnx", "--dtype", "float64")
+    assert {entry.type for entry in session(tmp_path / "m64.onnx").get_inputs()} == {"tensor(double)"}
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])

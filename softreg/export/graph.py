@@ -91,12 +91,12 @@ def graph_inputs(model: Model, matrix: bool) -> list[GraphInput]:
 
 
 def is_unnamed(model: Model) -> bool:
-    """Whether the model was trained on a matrix without column names (x0, x1, ... or a file
-    without a header: col0, col1, ...) with numeric columns only: its graph takes one input ``X``."""
+    """Whether the model was trained on a matrix without column names (an .npz without
+    feature_names or svmlight: x0, x1, ...; a delimited file without a header) with numeric
+    columns only: its graph takes one input ``X``."""
     columns = model.columns or Columns.numeric(model.feature_names)
-    names = columns.names
-    generated = model.header is False or any(
-        names == [f"{prefix}{index}" for index in range(len(names))] for prefix in ("x", "col")
+    generated = model.header is False or (
+        model.header is None and columns.names == [f"x{index}" for index in range(len(columns.names))]
     )
     return generated and all(column.categories is None for column in columns.columns)
 
