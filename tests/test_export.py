@@ -381,3 +381,17 @@ def test_readme_serving_example_runs(tmp_path):
     labels, proba = predicted(tmp_path / "runs" / "iris-csv", str(REPO / "data" / "iris.csv"))
     printed = [line.split(maxsplit=1) for line in result.stdout.splitlines()]
     assert [label for label, _ in printed] == labels.tolist()
+
+
+def test_what_predict_refuses_gives_nan_probabilities(tmp_path):
+    """A missing number in a column without a fill, or an infinite one, gives NaN probabilities and the
+    first class (the README's word; predict refuses such rows); the other rows are unaffected."""
+    model = hand_model()
+    path = tmp_path / "m.onnx"
+    export_model(model, path)
+    feeds = {"u": np.array([[np.inf], [1.0], [1.0]]), "colour": np.array([["a"], ["b"], ["b"]], dtype=object),
+             "v": np.array([[0.0], [np.nan], [2.0]])}
+    labels, proba = session(path).run(["label", "probabilities"], feeds)
+    assert np.isnan(proba[:2]).all() and labels[:2].tolist() == ["ant", "ant"]
+    encoded = model.columns.encode(np.array([["1", "b", "2"]]), "cells")
+    np.testing.assert_allclose(proba[2:], model.predict_proba(encoded.X), rtol=0, atol=1e-12)

@@ -70,7 +70,7 @@ def export_run(
     model = rundir.load_model(run_dir)
     config = Path(run_dir) / "config.yaml"
     digest = _digest(config.read_bytes()) if config.is_file() else None
-    return export_model(model, output, dtype, matrix=is_unnamed(model), config_digest=digest, force=force)
+    return export_model(model, output, dtype, config_digest=digest, force=force)
 
 
 def export_estimator(
@@ -93,14 +93,18 @@ def export_model(
     model: Model,
     output: str | os.PathLike[str],
     dtype: str | None = None,
-    matrix: bool = False,
+    matrix: bool | None = None,
     config_digest: str | None = None,
     force: bool = False,
 ) -> Exported:
-    """Write ``model``'s graph to ``output`` atomically (one input ``X`` when ``matrix``, else one
-    per input column); the same model gives the same bytes."""
+    """Write ``model``'s graph to ``output`` atomically; the same model gives the same bytes.
+
+    One input ``X`` when ``matrix`` (None: when the model was trained on a matrix without column
+    names, `softreg.export.graph.is_unnamed`), else one input per input column.
+    """
     from softreg.rundir import atomic_open
 
+    matrix = is_unnamed(model) if matrix is None else matrix
     proto = onnx_model(model, dtype, matrix, config_digest)
     _check_output(output, force)
     with atomic_open(output, "wb") as handle:
@@ -111,9 +115,12 @@ def export_model(
     )
 
 
-def onnx_model(model: Model, dtype: str | None = None, matrix: bool = False, config_digest: str | None = None) -> Any:
-    """The checked ONNX ModelProto of ``model`` (see `softreg.export.graph`)."""
+def onnx_model(
+    model: Model, dtype: str | None = None, matrix: bool | None = None, config_digest: str | None = None
+) -> Any:
+    """The checked ONNX ModelProto of ``model`` (see `softreg.export.graph`; ``matrix`` as in `export_model`)."""
     onnx = require_onnx()
+    matrix = is_unnamed(model) if matrix is None else matrix
     inputs = [entry.name for entry in graph_inputs(model, matrix)]
     clashes = [name for name in inputs if name in OUTPUTS or name.startswith("softreg_")]
     if clashes:

@@ -119,11 +119,9 @@ def build_model(model: Model, dtype: str, matrix: bool, metadata: dict[str, str]
     classes, label_type = _classes(model.classes)
     constant = builder.constant("classes", classes, classes.dtype)
     builder.nodes.append(helper.make_node("Gather", [constant, index], ["label"], name="label"))
-    float_type = TensorProto.DOUBLE if builder.dtype == np.float64 else TensorProto.FLOAT
-    graph_inputs_ = [
-        helper.make_tensor_value_info(
-            entry.name, TensorProto.STRING if entry.text else float_type, ["N", entry.width]
-        )
+    float_type = _onnx_type(builder.dtype)
+    declared = [
+        helper.make_tensor_value_info(entry.name, TensorProto.STRING if entry.text else float_type, ["N", entry.width])
         for entry in inputs
     ]
     outputs = [
@@ -131,7 +129,7 @@ def build_model(model: Model, dtype: str, matrix: bool, metadata: dict[str, str]
         helper.make_tensor_value_info("probabilities", float_type, ["N", model.n_classes]),
     ]
     graph = helper.make_graph(
-        builder.nodes, "softreg", graph_inputs_, outputs, initializer=builder.constants,
+        builder.nodes, "softreg", declared, outputs, initializer=builder.constants,
         doc_string="softreg softmax regression: label and probabilities from the raw input columns",
     )
     text = any(entry.text for entry in inputs)
