@@ -15,10 +15,12 @@ import onnxruntime
 import pytest
 import yaml
 from click.testing import CliRunner
+from hypothesis import given
+from hypothesis import strategies as st
 
 from softreg import SoftmaxRegression, __version__, rundir
 from softreg.cli import main
-from softreg.columns import Column, Columns, missing_mask
+from softreg.columns import MISSING_TOKENS, Column, Columns, missing_mask
 from softreg.commands.predict import prediction_stream
 from softreg.errors import DataError
 from softreg.export import export_model, onnx_model
@@ -210,6 +212,37 @@ def test_missing_tokens_and_categories_match_predict_cell_by_cell(tmp_path):
     assert labels.tolist() == model.classes[model.predict_proba(encoded.X).argmax(axis=1)].tolist()
     assert encoded.unknown == {"colour": int(np.sum(~missing_mask(np.array(MISSING_OR_NOT)) & ~np.isin(
         MISSING_OR_NOT, ["a", "b", "c c"])))}
+
+
+SPACES = st.text(alphabet=[chr(code) for code in range(0x3001) if chr(code).isspace()] + ["\u200b", "_"], max_size=3)
+
+
+@st.composite
+def cells(draw):
+    """A missing token in random case within random white space (and look-alikes), or any text."""
+    token = draw(st.sampled_from(MISSING_TOKENS))
+    cased = "".join(draw(st.sampled_from([c.lower(), c.upper()])) for c in token)
+    return draw(st.one_of(st.builds(lambda a, b: a + cased + b, SPACES, SPACES), st.text(max_size=6)))
+
+
+_TEXT_SESSION = {}
+
+
+@given(st.lists(cells(), min_size=1, max_size=8))
+def test_missing_text_cells_are_those_of_predict(texts):
+    """The graph's missing-token match (RegexFullMatch) agrees with predict's (strip, lower, the tokens)
+    on any text: a missing cell takes the fill category 'b', any other cell its own indicator or none."""
+    if not _TEXT_SESSION:
+        proto = onnx_model(hand_model())
+        _TEXT_SESSION["model"] = onnxruntime.InferenceSession(proto.SerializeToString(),
+                                                              providers=["CPUExecutionProvider"])
+    texts = [text.replace("\x00", "") for text in texts]
+    n = len(texts)
+    feeds = {"u": np.ones((n, 1)), "colour": np.array(texts, dtype=object)[:, None], "v": np.zeros((n, 1))}
+    _, proba = _TEXT_SESSION["model"].run(["label", "probabilities"], feeds)
+    cells_ = np.array([["1", text, "0"] for text in texts], dtype=object).astype(str)
+    model = hand_model()
+    np.testing.assert_allclose(proba, model.predict_proba(model.columns.encode(cells_, "cells").X), rtol=0, atol=1e-12)
 
 
 @pytest.mark.parametrize("normalizer, temperature", [("softmax", 1.0), ("softmax", 0.3), ("taylor", 2.0),
