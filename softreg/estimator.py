@@ -385,6 +385,15 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
 
         return save_run(self, path, force)
 
+    def to_onnx(self, path: str | Path, dtype: str | None = None, force: bool = False) -> Path:
+        """Write the fitted model as an ONNX graph (needs ``softreg[onnx]``): input ``X`` of shape
+        (N, n_features), outputs ``label`` (N,) and ``probabilities`` (N, n_classes), those of
+        `predict` and `predict_proba`. ``dtype`` (float64 or float32) defaults to the model's;
+        an existing ``path`` is refused unless ``force``. See `softreg.export`."""
+        from softreg.export import export_estimator
+
+        return export_estimator(self, path, dtype, force).path
+
 
 def _print_epoch(record: EpochRecord, total: int) -> None:
     from softreg.console import epoch_line

@@ -113,4 +113,4 @@ def main(debug: bool) -> None:
 
 
 # the commands register themselves on `main` when their modules load
-from softreg.cli import runs, studies  # noqa: E402, F401
+from softreg.cli import export, runs, studies  # noqa: E402, F401
