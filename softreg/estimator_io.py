@@ -19,18 +19,7 @@ from softreg.train import AUTO, EpochRecord
 
 def save_run(estimator: SoftmaxRegression, path: str | Path, force: bool = False) -> Path:
     """`SoftmaxRegression.save_run`: the fitted estimator as a run directory."""
-    check_is_fitted(estimator)
-    n_features = estimator.coef_.shape[1]
-    names = getattr(estimator, "feature_names_in_", None)
-    mean = estimator.feature_mean_ if estimator.feature_mean_ is not None else np.zeros(n_features)
-    scale = estimator.feature_scale_ if estimator.feature_scale_ is not None else np.ones(n_features)
-    model = Model(
-        coef=np.asarray(estimator.coef_), intercept=np.asarray(estimator.intercept_),
-        classes=np.asarray(estimator.classes_), feature_mean=mean, feature_scale=scale,
-        feature_names=[str(name) for name in names] if names is not None else [f"x{i}" for i in range(n_features)],
-        label_name="label", dtype=estimator.dtype, loss=estimator.loss, normalizer=estimator.normalizer,
-        temperature=float(estimator.temperature),
-    )
+    model = estimator_model(estimator)
     rundir.check_output_dir(path, force)
     history = [EpochRecord(**row) for row in estimator.history_]
     training = {"epochs_run": len(history), "objective": estimator.objective_, "source": "SoftmaxRegression.fit"}
@@ -41,6 +30,22 @@ def save_run(estimator: SoftmaxRegression, path: str | Path, force: bool = False
         rundir.write_json(staging / "metrics.json", {"classes": [str(label) for label in model.classes]})
         rundir.save_model(staging, model, training)
     return Path(path)
+
+
+def estimator_model(estimator: SoftmaxRegression) -> Model:
+    """The fitted estimator as the `Model` a run directory holds (no standardizer: mean 0, scale 1)."""
+    check_is_fitted(estimator)
+    n_features = estimator.coef_.shape[1]
+    names = getattr(estimator, "feature_names_in_", None)
+    mean = estimator.feature_mean_ if estimator.feature_mean_ is not None else np.zeros(n_features)
+    scale = estimator.feature_scale_ if estimator.feature_scale_ is not None else np.ones(n_features)
+    return Model(
+        coef=np.asarray(estimator.coef_), intercept=np.asarray(estimator.intercept_),
+        classes=np.asarray(estimator.classes_), feature_mean=mean, feature_scale=scale,
+        feature_names=[str(name) for name in names] if names is not None else [f"x{i}" for i in range(n_features)],
+        label_name="label", dtype=estimator.dtype, loss=estimator.loss, normalizer=estimator.normalizer,
+        temperature=float(estimator.temperature),
+    )
 
 
 def run_config(estimator: SoftmaxRegression) -> Config:

@@ -156,13 +156,14 @@ def _row(item: Planned, status: str, error: str = "") -> dict[str, Any]:
 def _run_figures(run_dir: Path) -> dict[str, Any]:
     """Validation figures (the split rebuilt from the run's config), test figures and training summary."""
     from softreg.commands.run_parts import rebuild_parts
-    from softreg.evaluate import classification_metrics
+    from softreg.evaluate import model_metrics
 
     model = rundir.load_model(run_dir)
     figures: dict[str, Any] = {}
     _, prepared = rebuild_parts(run_dir, model, "sweep")
     if prepared.val is not None:
-        val = classification_metrics(prepared.val.y, model.predict_proba_standardized(prepared.val.X), model.classes)
+        part = prepared.val
+        val = model_metrics(model, [(part.X, part.y)], standardized=True, center=part.center).metrics(model.classes)
         figures.update(val_accuracy=val["accuracy"], val_log_loss=val["log_loss"], val_ece=val["ece"])
     metrics = rundir.read_json_object(run_dir / "metrics.json")
     if metrics.get("split") == "test":
