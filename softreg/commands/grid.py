@@ -110,7 +110,7 @@ def combinations(grids: Sequence[Grid]) -> list[Combination]:
     result = []
     for index, point in enumerate(points):
         chosen = [(grid, grid.texts[i], grid.values[i]) for grid, i in zip(grids, point, strict=True)]
-        name = "__".join(f"{label}-{_safe(text)}" for label, (_, text, _) in zip(labels, chosen, strict=True))
+        name = _short("__".join(f"{label}-{_safe(text)}" for label, (_, text, _) in zip(labels, chosen, strict=True)))
         result.append(Combination(
             index=index,
             name=name,
@@ -126,3 +126,14 @@ def _safe(text: str) -> str:
     if safe == text:
         return text
     return f"{safe}-{hashlib.sha1(text.encode()).hexdigest()[:8]}"
+
+
+NAME_LIMIT = 120  # characters of a run's name: its staging and lock names stay far below a file name's 255 bytes
+
+
+def _short(name: str) -> str:
+    """``name`` when at most `NAME_LIMIT` characters, else its first 100 and a hash of the whole
+    (distinct names stay distinct; sweep.csv's grid columns say what each run is)."""
+    if len(name) <= NAME_LIMIT:
+        return name
+    return f"{name[:100]}--{hashlib.sha1(name.encode()).hexdigest()[:12]}"
