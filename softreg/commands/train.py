@@ -17,9 +17,10 @@ from softreg import rundir
 from softreg.commands.common import save_run
 from softreg.config import Config, dump_config, load_config
 from softreg.data import Prepared, prepare, random_streams
-from softreg.errors import ClusterError, DivergedError, Interrupted, RunDirError, UsageError
+from softreg.errors import ClusterError, DivergedError, Interrupted, RunDirError, UsageError, warn
 from softreg.evaluate import model_metrics
 from softreg.model import Model
+from softreg.optim import resumed_schedule_note
 from softreg.train import (
     AUTO,
     EpochCallback,
@@ -150,6 +151,10 @@ def _resume(
     else:
         # a finished run trained further: its old model must not outlive the new epochs
         (run_dir / "model.npz").unlink(missing_ok=True)
+        note = resumed_schedule_note(config.optim.schedule, float(config.optim.lr), state.epoch if state else 0,
+                                     saved.optim.epochs, config.optim.epochs)
+        if note is not None:
+            warn(note)
         result = _fit_with_checkpoints(
             config, prepared, streams.batches, run_dir, on_epoch, start=state, on_engine=on_engine
         )
