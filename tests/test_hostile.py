@@ -319,3 +319,31 @@ def test_sigterm_during_predict_leaves_no_temporary_file(good_run, tmp_path):
     assert stderr == "softreg: interrupted; nothing was written\n"
     assert not list(tmp_path.glob(".p.csv.*.tmp"))
     assert not Path(tmp_path / "p.csv").exists()
+
+
+@pytest.mark.parametrize("where", ["missing-folder", "under-a-file"])
+@pytest.mark.parametrize("command", ["predict", "report"])
+def test_an_output_that_cannot_be_written_as_given_exits_2(good_run, tmp_path, command, where):
+    """--output in a folder that does not exist, or under a file: the user must change the path, so exit 2
+    with one line naming it and the reason (a full disk or an I/O error stays exit 1)."""
+    (tmp_path / "file").write_text("x")
+    target = tmp_path / ("missing" if where == "missing-folder" else "file") / "out"
+    reason = "No such file or directory" if where == "missing-folder" else "Not a directory"
+    extra = ["--input", tmp_path / "rows.csv"] if command == "predict" else []
+    (tmp_path / "rows.csv").write_text("sepal length (cm),sepal width (cm),petal length (cm),petal width (cm)\n"
+                                       "5.1,3.5,1.4,0.2\n")
+    code, _, stderr = run(command, "--run", good_run, *extra, "--output", target)
+    assert_clean_refusal(code, stderr)
+    assert stderr == f"softreg: error: {target}: cannot write ({reason})\n"
+
+
+def test_only_path_errors_are_the_users_to_fix():
+    """cannot_write: a missing folder, no permission or a read-only file system exit 2; a full disk exits 1."""
+    import errno
+
+    from softreg.errors import cannot_write
+
+    assert cannot_write("p", OSError(errno.EROFS, "Read-only file system")).exit_code == 2
+    assert cannot_write("p", OSError(errno.EACCES, "Permission denied")).exit_code == 2
+    full = cannot_write("p", OSError(errno.ENOSPC, "No space left on device"))
+    assert full.exit_code == 1 and str(full) == "p: cannot write (No space left on device)"

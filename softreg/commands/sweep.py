@@ -27,7 +27,7 @@ from softreg.commands.sweep_dir import FINISHED, RESULT_COLUMNS, draw_sweep_plot
 from softreg.commands.sweep_dir import STATUSES as STATUSES  # sweep.csv's format, re-exported
 from softreg.commands.sweep_dir import TIMING_COLUMNS as TIMING_COLUMNS
 from softreg.config import Config, load_config
-from softreg.errors import Interrupted, OutputError, SoftregError, UsageError
+from softreg.errors import Interrupted, SoftregError, UsageError, cannot_write
 
 
 @dataclass
@@ -206,7 +206,7 @@ def sweep(
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as error:
-        raise OutputError(f"{out_dir}: cannot create the sweep directory ({error.strerror or error})") from None
+        raise cannot_write(out_dir, error, "cannot create the sweep directory") from None
     lock = sweep_dir.SweepLock(out_dir)
     try:
         replaced = sweep_dir.check_sweep_dir(out_dir, wanted, force)  # again, now that no other sweep can write

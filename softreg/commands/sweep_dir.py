@@ -25,7 +25,7 @@ from typing import Any
 
 from softreg import rundir
 from softreg.commands.grid import Grid
-from softreg.errors import OutputError, OutputExistsError, RunDirError
+from softreg.errors import OutputExistsError, RunDirError, cannot_write
 
 SWEEP_FILE = "sweep.json"
 SWEEP_CSV = "sweep.csv"
@@ -171,7 +171,7 @@ def _open_lock(path: Path) -> int:
     except OSError as error:
         if path.is_symlink():
             raise OutputExistsError(f"{path}: is a symbolic link; remove it (softreg writes its lock there)") from None
-        raise OutputError(f"{path}: cannot create the sweep's lock ({error.strerror or error})") from None
+        raise cannot_write(path, error, "cannot create the sweep's lock") from None
 
 
 def _try_lock(descriptor: int, exclusive: bool) -> bool:
