@@ -14,6 +14,7 @@ from typing import Any
 import yaml
 
 from softreg.config import SCHEMA
+from softreg.config.rules import key_suggestion
 from softreg.errors import ConfigError, UsageError
 
 # the columns of sweep.csv after the grid keys; "seconds" is the only one that depends on timing
@@ -86,8 +87,10 @@ def check_grid(grid: Grid) -> Grid:
         for key in ((None,) if isinstance(spec, tuple) else spec)
     ]
     if grid.key not in known:
+        section, _, name = grid.key.rpartition(".")
+        hint = key_suggestion(section or None, name, SCHEMA, dotted_only=True)
         close = difflib.get_close_matches(grid.key, known, n=1, cutoff=0.6)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        hint = hint or (f" (did you mean {close[0]!r}?)" if close else "")
         raise ConfigError(f"--grid {grid.key}: unknown config key{hint}; keys look like model.weight_decay")
     if grid.key in NOT_GRIDDED:
         raise UsageError(f"--grid {grid.key}: cannot be a grid key ({NOT_GRIDDED[grid.key]})")
