@@ -258,7 +258,8 @@ def _results(planned: list[Planned], jobs: int, force: bool, out: Path) -> Itera
         return
     from joblib import Parallel, delayed
 
-    work = Parallel(n_jobs=min(jobs, len(pending)), return_as="generator_unordered")(
+    # loky's worker processes are the sweep's children: what `sweep_dir.worker_start` relies on
+    work = Parallel(n_jobs=min(jobs, len(pending)), backend="loky", return_as="generator_unordered")(
         delayed(_in_worker)(item, out, os.getpid()) for item in pending
     )
     yield from work
