@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Any, TextIO
 import click
 
 if TYPE_CHECKING:
-    from softreg.errors import Interrupted
     from softreg.commands.train import TrainOutcome
+    from softreg.errors import Interrupted
     from softreg.train import EpochRecord
 
 
@@ -327,7 +327,7 @@ def compare_logistic_report(report: Mapping[str, Any]) -> str:
 def sweep_line(done: int, total: int, row: Mapping[str, Any], skipped: bool) -> str:
     """One progress line per finished (or skipped) run of a sweep."""
     head = f"sweep [{done}/{total}] {row['run_dir']}:"
-    if row["status"] != "ok":
+    if row["status"] not in ("trained", "reused"):
         return f"{head} FAILED: {row['error']}"
     what = "skipped (finished before)" if skipped else f"trained {row['epochs']} epochs in {row['seconds']:.2f}s"
     figures = [f"{name} {_number(row[key])}" for key, name in (
@@ -348,9 +348,12 @@ def sweep_summary(result: Any) -> str:
             f"{'-' if row[key] is None else (str(row[key]) if key == 'epochs' else _number(row[key])):>10}"
             for key, _ in columns
         )
-        lines.append(f"{row['run_dir']:<{width}}{cells}" + ("   FAILED" if row["status"] != "ok" else ""))
+        lines.append(f"{row['run_dir']:<{width}}{cells}" + ("   FAILED" if row["status"] not in ("trained", "reused")
+                                                               else ""))
     lines.append("")
-    if result.best is None:
+    if result.best is None and len(result.failed) == len(result.rows):
+        lines.append("no run finished: no best setting is chosen")
+    elif result.best is None:
         lines.append("no validation split (data.val: 0): no best setting is chosen; set data.val > 0 to choose one")
     else:
         best = result.best

@@ -6,6 +6,7 @@ that maps them to a message on stderr and an exit status.
 
 from __future__ import annotations
 
+import errno
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # for the annotations only: errors stays the lowest layer at run time
@@ -81,6 +82,26 @@ class OutputExistsError(OutputError):
     """Refusing to overwrite a user's file or directory without --force."""
 
     exit_code = EXIT_USAGE
+
+
+class OutputPathError(OutputError):
+    """An output path that cannot be written as given (a missing folder, a file where a folder
+    should be, no permission, a read-only file system, a name too long): the user must change it."""
+
+    exit_code = EXIT_USAGE
+
+
+# errno values that say the path must change; others (a full disk, an I/O error) are run failures
+_PATH_ERRNOS = frozenset(
+    (errno.ENOENT, errno.ENOTDIR, errno.EISDIR, errno.EACCES, errno.EPERM, errno.EROFS, errno.ENAMETOOLONG, errno.ELOOP)
+)
+
+
+def cannot_write(path: object, error: OSError, what: str = "cannot write") -> OutputError:
+    """The error for an OSError writing ``path``: `OutputPathError` (exit 2) when the path must
+    change, else `OutputError` (exit 1)."""
+    kind = OutputPathError if error.errno in _PATH_ERRNOS else OutputError
+    return kind(f"{path}: {what} ({error.strerror or error})")
 
 
 class Interrupted(SoftregError):

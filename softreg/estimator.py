@@ -356,6 +356,24 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
         logits = self._logits(X)
         return self.classes_[logits.argmax(axis=1)]
 
+    def score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
+        """Accuracy on ``(X, y)``: the ``accuracy`` that ``softreg evaluate`` computes
+        (`softreg.evaluate.model_metrics`); with ``sample_weight`` or labels outside ``classes_``,
+        scikit-learn's (the same number for the same rows)."""
+        if sample_weight is not None:
+            return float(super().score(X, y, sample_weight=sample_weight))
+        from softreg.estimator_io import estimator_model
+        from softreg.evaluate import model_metrics
+
+        check_is_fitted(self)
+        X = validate_data(self, X, accept_sparse="csr", dtype=[np.float64, np.float32], reset=False)
+        model = estimator_model(self)
+        try:
+            y_index = self._encode(np.asarray(y), "y")
+        except (ValueError, TypeError):  # labels the model never saw: wrong, as scikit-learn counts them
+            return float(super().score(X, y))
+        return float(model_metrics(model, [(X, y_index)]).metrics(model.classes)["accuracy"])
+
     def _is_softmax(self) -> bool:
         return self.normalizer == "softmax" and self.temperature == 1.0
 

@@ -31,6 +31,22 @@ def save_run(estimator: SoftmaxRegression, path: str | Path, force: bool = False
     return Path(path)
 
 
+def estimator_model(estimator: SoftmaxRegression) -> Model:
+    """The fitted estimator as the `Model` a run directory holds (`save_run`, `score`, `to_onnx`)."""
+    check_is_fitted(estimator)
+    n_features = estimator.coef_.shape[1]
+    names = getattr(estimator, "feature_names_in_", None)
+    mean = estimator.feature_mean_ if estimator.feature_mean_ is not None else np.zeros(n_features)
+    scale = estimator.feature_scale_ if estimator.feature_scale_ is not None else np.ones(n_features)
+    return Model(
+        coef=np.asarray(estimator.coef_), intercept=np.asarray(estimator.intercept_),
+        classes=np.asarray(estimator.classes_), feature_mean=mean, feature_scale=scale,
+        feature_names=[str(name) for name in names] if names is not None else [f"x{i}" for i in range(n_features)],
+        label_name="label", dtype=estimator.dtype, loss=estimator.loss, normalizer=estimator.normalizer,
+        temperature=float(estimator.temperature),
+    )
+
+
 def run_config(estimator: SoftmaxRegression) -> Config:
     """The estimator's parameters as the config ``softreg train`` would have resolved."""
     sections: dict[str, dict] = {"model": {}, "optim": {}}
@@ -108,22 +124,6 @@ def fit_config(
         warn(switched)
     outcome = command.train_run(resolved, target, force=force)
     return load_run(outcome.run_dir), outcome.run_dir
-
-
-def estimator_model(estimator: SoftmaxRegression) -> Model:
-    """The fitted estimator as the `Model` of a run directory (`save_run`, `to_onnx`)."""
-    check_is_fitted(estimator)
-    n_features = estimator.coef_.shape[1]
-    names = getattr(estimator, "feature_names_in_", None)
-    mean = estimator.feature_mean_ if estimator.feature_mean_ is not None else np.zeros(n_features)
-    scale = estimator.feature_scale_ if estimator.feature_scale_ is not None else np.ones(n_features)
-    return Model(
-        coef=np.asarray(estimator.coef_), intercept=np.asarray(estimator.intercept_),
-        classes=np.asarray(estimator.classes_), feature_mean=mean, feature_scale=scale,
-        feature_names=[str(name) for name in names] if names is not None else [f"x{i}" for i in range(n_features)],
-        label_name="label", dtype=estimator.dtype, loss=estimator.loss, normalizer=estimator.normalizer,
-        temperature=float(estimator.temperature),
-    )
 
 
 def config_text(estimator: SoftmaxRegression) -> str:

@@ -14,11 +14,15 @@ scikit-learn's pairwise sums may differ in the last bit.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
+
+if TYPE_CHECKING:
+    from softreg.kernels import Matrix
+    from softreg.model import Model
 
 N_BINS = 15
 
@@ -176,6 +180,43 @@ class MetricSums:
             },
             "confusion_matrix": confusion.tolist(),
         }
+
+
+ChunkCallback = Callable[["Matrix", np.ndarray, np.ndarray], None]  # (X, y, proba) of each chunk
+
+
+def model_metrics(
+    model: Model,
+    chunks: Iterable[tuple[Matrix, np.ndarray]],
+    *,
+    standardized: bool = False,
+    center: np.ndarray | None = None,
+    on_chunk: ChunkCallback | None = None,
+) -> MetricSums:
+    """The metric sums of a model on labelled rows, from the model's own prediction: the one
+    path by which ``train``, ``evaluate``, ``sweep`` and the estimator's ``score`` measure a
+    model, so that a normalizer or a temperature (`Model.proba_of_logits`) is never left out.
+
+    Parameters
+    ----------
+    model : the `softreg.model.Model` (its normalizer and temperature give the probabilities;
+        the loss it was trained with does not change them)
+    chunks : pairs ``(X, y)``: features (n, n_features), raw unless ``standardized``, and
+        class indices (n,)
+    standardized : whether X is already in the model's standardized space (rows ``X - center``)
+    on_chunk : called with ``(X, y, proba)`` of every chunk, proba (n, n_classes)
+
+    Returns
+    -------
+    `MetricSums` over every row; ``.metrics(model.classes)`` is ``metrics.json``'s content.
+    """
+    sums = MetricSums(model.n_classes)
+    for X, y in chunks:
+        proba = model.predict_proba_standardized(X, center) if standardized else model.predict_proba(X)
+        sums.add(y, proba)
+        if on_chunk is not None:
+            on_chunk(X, y, proba)
+    return sums
 
 
 def reliability_bins(y: np.ndarray, proba: NDArray[np.float64], n_bins: int = N_BINS) -> dict[str, np.ndarray]:

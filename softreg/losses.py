@@ -47,9 +47,9 @@ NORMALIZERS = ("softmax", "taylor", "spherical")
 # u = 0 (its curvature there is ~1/eps).
 SPHERICAL_EPSILON = 1e-2
 SUM_REFUSED = (
-    "sum is refused: p = z / sum(z) is not a probability map for real logits (a negative logit gives a "
-    "negative probability, e.g. z = (2, -1) gives p = (2, -1), and logits summing to 0 divide by zero, "
-    "e.g. z = (1, -1) gives p = (inf, -inf)); use softmax, taylor (1 + z + z^2/2 > 0) or spherical (z^2 + eps > 0)"
+    "sum is refused: p = z / sum(z) is not a probability map for real logits (z = (2, -1) gives a negative "
+    "probability, p = (2, -1); z = (1, -1) makes it divide by zero); use softmax, taylor (1 + z + z^2/2 > 0) "
+    "or spherical (z^2 + eps > 0)"
 )
 # Where training starts the intercepts: at z = 0 spherical's f'(z) = 2z vanishes for every
 # class, so the zero start is a stationary point it never leaves; equal intercepts of 1 keep

@@ -156,21 +156,24 @@ class Model:
         """
         return raw_logits(self.coef, self.intercept, self.feature_mean, self.feature_scale, X_raw)
 
-    def predict_proba(self, X_raw: Matrix) -> np.ndarray:
-        """Probabilities (n_samples, n_classes) for raw (unstandardized) features (n_samples, n_features)."""
-        logits = self.decision_function(X_raw)
+    def proba_of_logits(self, logits: np.ndarray) -> np.ndarray:
+        """The model's own map from logits (n_samples, n_classes) to probabilities: its
+        normalizer at its temperature (`softreg.losses.proba`), the plain softmax at T = 1."""
         return softmax.softmax(logits) if self.is_softmax else losses.proba(logits, self.normalizer, self.temperature)
 
-    def predict_proba_standardized(self, X: Matrix) -> np.ndarray:
-        """Probabilities (n_samples, n_classes) for features already standardized."""
-        if self.is_softmax:
-            return softmax.predict_proba(self.coef, self.intercept, X)
-        logits = softmax.decision_function(self.coef, self.intercept, X)
-        return losses.proba(logits, self.normalizer, self.temperature)
+    def predict_proba(self, X_raw: Matrix) -> np.ndarray:
+        """Probabilities (n_samples, n_classes) for raw (unstandardized) features (n_samples, n_features)."""
+        return self.proba_of_logits(self.decision_function(X_raw))
+
+    def predict_proba_standardized(self, X: Matrix, center: np.ndarray | None = None) -> np.ndarray:
+        """Probabilities (n_samples, n_classes) for features already standardized: the rows
+        ``X - center`` when ``center`` (n_features,) is given (sparse rows stored scaled, not centred)."""
+        intercept = self.intercept if center is None else self.intercept - self.coef @ center
+        return self.proba_of_logits(softmax.decision_function(self.coef, intercept, X))
 
     def predict(self, X_raw: Matrix) -> np.ndarray:
         """The most probable class label of each row, shape (n_samples,)."""
         logits = self.decision_function(X_raw)
         if not self.is_softmax:  # taylor and spherical: argmax p is not argmax z
-            return np.asarray(self.classes)[losses.proba(logits, self.normalizer, self.temperature).argmax(axis=1)]
+            return np.asarray(self.classes)[self.proba_of_logits(logits).argmax(axis=1)]
         return np.asarray(self.classes)[logits.argmax(axis=1)]

@@ -44,6 +44,24 @@ def learning_rate(
     raise ValueError(f"unknown schedule {schedule!r}; expected one of {', '.join(SCHEDULES)}")
 
 
+def resumed_schedule_note(schedule: str, base_lr: float, done: int, old_epochs: int, new_epochs: int) -> str | None:
+    """What new total epochs do to a resumed run's rates, in one sentence; None when nothing changes.
+
+    Only ``cosine`` depends on the total (it anneals over ``optim.epochs``): with other epochs
+    its curve is another one, so the rate of epoch ``done + 1`` is not the one the old curve
+    would give after epoch ``done``. ``step``, ``inverse_time`` and ``constant`` continue as they were.
+    """
+    if schedule != "cosine" or new_epochs == old_epochs or done == 0:
+        return None
+    before = learning_rate(schedule, base_lr, done, old_epochs)
+    after = learning_rate(schedule, base_lr, done, new_epochs)
+    return (
+        f"optim.epochs {new_epochs} (was {old_epochs}): the cosine schedule restarts its curve over {new_epochs} "
+        f"epochs, so the rate goes from {before:.4g} (the old curve after epoch {done}) to {after:.4g} at epoch "
+        f"{done + 1}; a run of {new_epochs} epochs from the start follows the new curve throughout"
+    )
+
+
 @dataclass(frozen=True)
 class Schedule:
     """A learning-rate schedule over ``epochs`` epochs of ``steps_per_epoch`` steps.

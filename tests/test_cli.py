@@ -318,8 +318,9 @@ def test_unexpected_exception_is_an_internal_error_not_a_user_error(tmp_path, mo
         CliRunner().invoke(main, arguments, catch_exceptions=False)
 
 
-def test_unwritable_outputs_exit_1_naming_the_path(tmp_path):
-    """An output that cannot be written (a file where a folder should be) is exit 1 with the path."""
+def test_unwritable_outputs_exit_naming_the_path(tmp_path):
+    """An output that cannot be written (a file where a folder should be) names the path: predict's --output
+    exits 2 (the path must change); train's --out still exits 1 (softreg/rundir/directory.py's message)."""
     blocker = tmp_path / "blocker"
     blocker.write_text("a file, not a folder")
     code, _, stderr = run("train", "--config", REPO / "configs" / "iris.yaml", "--out", blocker / "run", *FAST)
@@ -328,7 +329,7 @@ def test_unwritable_outputs_exit_1_naming_the_path(tmp_path):
     out = tmp_path / "iris"
     assert run("train", "--config", REPO / "configs" / "iris-csv.yaml", "--out", out, "--quiet", *FAST)[0] == 0
     code, _, stderr = run("predict", "--run", out, "--input", REPO / "data" / "iris.csv", "--output", blocker / "p.csv")
-    assert code == 1 and stderr.startswith(f"softreg: error: {blocker / 'p.csv'}: cannot write")
+    assert code == 2 and stderr == f"softreg: error: {blocker / 'p.csv'}: cannot write (Not a directory)\n"
 
 
 def test_failed_predict_keeps_the_previous_output(tmp_path):

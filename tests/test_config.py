@@ -242,3 +242,54 @@ def test_the_example_configs_are_all_listed_above():
 
     names = sorted(path.stem for path in (Path(__file__).resolve().parent.parent / "configs").glob("*.yaml"))
     assert names == sorted(["digits", "iris", "iris-csv", "wine", "letters", "letters-fast", "letters-cache"])
+
+
+def _every_key():
+    for section, spec in SCHEMA.items():
+        if isinstance(spec, dict):
+            yield from ((section, key) for key in spec)
+        else:
+            yield None, section
+
+
+@pytest.mark.parametrize(("section", "key"), list(_every_key()), ids=lambda value: str(value))
+def test_every_key_misspelt_gets_did_you_mean_it(section, key):
+    """Each key of the schema with its last letter doubled is unknown, and the message suggests that key."""
+    typo = key + key[-1]
+    document = {"data": {"source": "builtin:iris"}}
+    if section is None:
+        document[typo] = 1
+        expected = f"c.yaml: unknown key {typo!r} (did you mean {key!r}?)"
+    else:
+        document.setdefault(section, {})[typo] = 1
+        expected = f"c.yaml: unknown key {section}.{typo} (did you mean {key!r}?)"
+    assert error_of(document).startswith(expected)
+
+
+@pytest.mark.parametrize(("section", "key", "suggested"), [
+    ("optim", "learning_rate", "'lr'"),  # another tool's name: too far in spelling for a close match
+    ("model", "lambda", "'weight_decay'"),
+    ("optim", "max_iter", "'epochs'"),
+    ("data", "test_size", "'test'"),
+    ("model", "lr", "'optim.lr'"),  # the right name in the wrong section
+    ("optim", "weight_decay", "'model.weight_decay'"),
+    ("data", "random_state", "'seed'"),
+    (None, "learning_rate", "'optim.lr'"),
+    (None, "optimizer", "'optim'"),
+])
+def test_other_tools_names_and_keys_in_the_wrong_section_get_did_you_mean(section, key, suggested):
+    """scikit-learn's or PyTorch's name for a key, or a key under the wrong section: the message names ours."""
+    document = {"data": {"source": "builtin:iris"}}
+    if section is None:
+        document[key] = 1
+    else:
+        document.setdefault(section, {})[key] = 1
+    assert f"(did you mean {suggested}?)" in error_of(document)
+
+
+def test_a_misspelt_grid_key_from_another_tool_suggests_the_dotted_key(tmp_path):
+    """--grid optim.learning_rate=...: the suggestion is the dotted key a grid takes."""
+    from softreg.commands.grid import check_grid, parse_grid
+
+    with pytest.raises(ConfigError, match=r"unknown config key \(did you mean 'optim.lr'\?\)"):
+        check_grid(parse_grid("optim.learning_rate=0.1,0.2"))

@@ -11,11 +11,20 @@ FIGURES = ["gradient_vs_p.png", "loss_learning.png", "norm_vs_epoch.png", "norma
 
 
 @pytest.mark.slow  # about ten seconds even with --quick: a dozen runs on digits and letters
-def test_quick_demo_writes_every_figure_and_the_numbers(tmp_path):
-    """--quick: five PNG figures, numbers.json with every part, numbers.md; a rerun reuses the sweeps' runs."""
+def test_quick_demo_writes_every_figure_and_the_numbers(tmp_path, monkeypatch):
+    """--quick: five PNG figures, numbers.json with every part, numbers.md, and nothing outside --out (run
+    from an empty folder); a rerun reuses the sweeps' runs."""
+    from pathlib import Path
+
+    letters = Path(__file__).resolve().parents[1] / "data" / "letter-recognition.csv"
     out = tmp_path / "why"
-    result = CliRunner().invoke(main, ["demo", "why-softmax", "--out", str(out), "--quick"], catch_exceptions=False)
+    (tmp_path / "cwd").mkdir()
+    monkeypatch.chdir(tmp_path / "cwd")
+    arguments = ["demo", "why-softmax", "--out", str(out), "--quick", "--letters", str(letters)]
+    result = CliRunner().invoke(main, arguments, catch_exceptions=False)
     assert result.exit_code == 0, result.stderr
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["cwd", "why"]
+    assert list((tmp_path / "cwd").iterdir()) == []
     for name in FIGURES:
         assert (out / "figures" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     numbers = json.loads((out / "numbers.json").read_text())
@@ -25,7 +34,7 @@ def test_quick_demo_writes_every_figure_and_the_numbers(tmp_path):
     assert set(numbers["normalizers"]) == {"digits", "letters"}
     assert set(numbers["normalizers"]["digits"]) == {"softmax", "taylor", "spherical"}
     assert "| digits | softmax |" in (out / "numbers.md").read_text()
-    again = CliRunner().invoke(main, ["demo", "why-softmax", "--out", str(out), "--quick"], catch_exceptions=False)
+    again = CliRunner().invoke(main, arguments, catch_exceptions=False)
     assert again.exit_code == 0 and "failed" not in again.stderr and again.stderr.count(": reused") == 14
 
 

@@ -400,3 +400,48 @@ def test_resume_of_a_run_predating_the_marker_marks_it(good_run, tmp_path):
     code, _, stderr = run("train", "--resume", run_dir, "--set", "optim.epochs=3", "--quiet")
     assert code == 0, stderr
     assert json.loads((run_dir / ".softreg-run").read_text())["softreg"] == "run"
+
+
+@pytest.mark.parametrize("where", ["missing-folder", "under-a-file"])
+@pytest.mark.parametrize("command", ["predict", "report"])
+def test_an_output_that_cannot_be_written_as_given_exits_2(good_run, tmp_path, command, where):
+    """--output in a folder that does not exist, or under a file: the user must change the path, so exit 2
+    with one line naming it and the reason (a full disk or an I/O error stays exit 1)."""
+    (tmp_path / "file").write_text("x")
+    target = tmp_path / ("missing" if where == "missing-folder" else "file") / "out"
+    reason = "No such file or directory" if where == "missing-folder" else "Not a directory"
+    extra = ["--input", tmp_path / "rows.csv"] if command == "predict" else []
+    (tmp_path / "rows.csv").write_text("sepal length (cm),sepal width (cm),petal length (cm),petal width (cm)\n"
+                                       "5.1,3.5,1.4,0.2\n")
+    code, _, stderr = run(command, "--run", good_run, *extra, "--output", target)
+    assert_clean_refusal(code, stderr)
+    assert stderr == f"softreg: error: {target}: cannot write ({reason})\n"
+
+
+def test_only_path_errors_are_the_users_to_fix():
+    """cannot_write: a missing folder, no permission or a read-only file system exit 2; a full disk exits 1."""
+    import errno
+
+    from softreg.errors import cannot_write
+
+    assert cannot_write("p", OSError(errno.EROFS, "Read-only file system")).exit_code == 2
+    assert cannot_write("p", OSError(errno.EACCES, "Permission denied")).exit_code == 2
+    full = cannot_write("p", OSError(errno.ENOSPC, "No space left on device"))
+    assert full.exit_code == 1 and str(full) == "p: cannot write (No space left on device)"
+
+
+@pytest.mark.parametrize("where", ["under a file", "read-only parent"])
+def test_an_out_that_cannot_be_created_as_given_exits_2(tmp_path, where):
+    """--out under a file, or in a folder that cannot be written: exit 2 (the path must change), one line."""
+    (tmp_path / "c.yaml").write_text(SMALL)
+    if where == "under a file":
+        (tmp_path / "afile").write_text("x")
+        out = tmp_path / "afile" / "run"
+    else:
+        (tmp_path / "ro").mkdir(mode=0o500)
+        out = tmp_path / "ro" / "run"
+    if where == "read-only parent" and os.geteuid() == 0:
+        out = Path("/proc/softreg-run")  # root writes anywhere that is not a pseudo file system
+    code, _, stderr = run("train", "--config", tmp_path / "c.yaml", "--out", out, "--quiet")
+    assert_clean_refusal(code, stderr)
+    assert "cannot create the run directory" in stderr

@@ -167,7 +167,17 @@ def test_sum_on_the_command_line_exits_2_with_one_line(tmp_path):
     assert code == 2 and stdout == ""
     assert stderr.count("\n") == 1
     assert "model.normalizer sum is refused" in stderr and "negative probability" in stderr
+    assert stderr == f"softreg: error: --set: model.normalizer {losses.SUM_REFUSED}\n"  # the reason whole, not cut
     assert not (tmp_path / "run").exists()
+
+
+def test_a_reason_longer_than_a_terminal_line_is_never_cut():
+    """The CLI's error line cuts only overlong words (pasted values), never softreg's own sentences."""
+    from softreg.cli import _short
+
+    reason = " ".join(["a reason of many words"] * 40)  # 919 characters
+    assert _short(reason) == reason
+    assert _short("x" * 300 + " ok") == "x" * 38 + "..." + "x" * 39 + " ok"
 
 
 def test_out_of_range_options_are_config_errors(tmp_path):

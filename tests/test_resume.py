@@ -258,3 +258,27 @@ def test_resume_refuses_flags_of_a_new_run(tmp_path):
         assert stderr.strip() == (
             "softreg: error: --resume continues the run in place: --out, --force and --print-config do not apply"
         )
+
+
+def test_more_epochs_on_a_cosine_schedule_say_the_curve_restarts_with_the_rates(tmp_path):
+    """--resume --set optim.epochs=9 on a finished 6-epoch cosine run: a warning names both rates, and
+    epoch 7 trains at the new curve's rate, lr0 (1 + cos(pi 6/9)) / 2; a step schedule continues silently."""
+    import math
+
+    run = tmp_path / "cosine"
+    assert cli("train", *IRIS, "--set", "optim.epochs=6", "--set", "optim.lr=0.2", "--out", run)[0] == 0
+    code, _, stderr = cli("train", "--resume", run, "--set", "optim.epochs=9", "--quiet")
+    assert code == 0
+    old, new = 0.2 * (1 + math.cos(math.pi * 6 / 6)) / 2, 0.2 * (1 + math.cos(math.pi * 6 / 9)) / 2
+    assert stderr == (
+        f"softreg: warning: optim.epochs 9 (was 6): the cosine schedule restarts its curve over 9 epochs, so the "
+        f"rate goes from {old:.4g} (the old curve after epoch 6) to {new:.4g} at epoch 7; a run of 9 epochs from "
+        "the start follows the new curve throughout\n"
+    )
+    assert math.isclose(rundir.read_history(run)[6]["lr"], new, rel_tol=1e-12)
+    stepped = tmp_path / "step"
+    assert cli("train", *IRIS, "--set", "optim.epochs=6", "--set", "optim.lr=0.2", "--set", "optim.schedule=step",
+               "--set", "optim.step_size=4", "--set", "optim.gamma=0.5", "--out", stepped)[0] == 0
+    code, _, stderr = cli("train", "--resume", stepped, "--set", "optim.epochs=9", "--quiet")
+    assert code == 0 and stderr == ""
+    assert [row["lr"] for row in rundir.read_history(stepped)] == [0.2] * 4 + [0.1] * 4 + [0.05]

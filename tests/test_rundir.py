@@ -251,3 +251,29 @@ def test_json_is_strict_nan_and_infinity_become_null(tmp_path):
     text = (tmp_path / "m.json").read_text()
     assert "NaN" not in text and "Infinity" not in text
     assert json.loads(text) == {"a": None, "b": [None, 3], "c": 1.5}
+
+
+def test_the_readmes_run_directory_listing_names_every_file_a_run_holds(tmp_path):
+    """train (two features: every plot), report: each file and folder of the run directory (the hidden
+    lock and staging names aside) is in the README's listing under "### The run directory"."""
+    import re
+    from pathlib import Path
+
+    from click.testing import CliRunner
+
+    from softreg.cli import main
+
+    root = Path(__file__).resolve().parents[1]
+    readme = (root / "README.md").read_text()
+    listing = readme.split("### The run directory", 1)[1].split("\n\n", 2)[1]
+    listed = set(re.findall(r"^ {6}(\S+)", listing, flags=re.MULTILINE))
+    config = tmp_path / "c.yaml"
+    config.write_text("data: {source: builtin:iris, features: [0, 1]}\noptim: {epochs: 2}\n")
+    for args in (["train", "--config", config, "--out", tmp_path / "run", "--quiet"],
+                 ["report", "--run", tmp_path / "run"]):
+        result = CliRunner().invoke(main, [str(arg) for arg in args], catch_exceptions=False)
+        assert result.exit_code == 0, result.stderr
+    written = {path.name for path in (tmp_path / "run").iterdir() if not path.name.startswith(".")}
+    assert written >= {"config.yaml", "model.npz", "checkpoint-seconds.json", "plots", "report.html"}
+    shown = {name.removesuffix("/*.png") for name in listed}
+    assert written <= shown, written - shown

@@ -41,7 +41,7 @@ from softreg.cache.rows import (
     row_hash,
 )
 from softreg.columns import Columns
-from softreg.errors import DataError, OutputError, UsageError
+from softreg.errors import DataError, UsageError, cannot_write
 from softreg.rundir.files import _umask, write_json
 
 if TYPE_CHECKING:
@@ -70,7 +70,7 @@ def ingest(
         staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.ingest-{os.getpid()}-", dir=target.parent))
         os.chmod(staging, 0o777 & ~_umask())  # mkdtemp's 0700 would hide the cache from other users
     except OSError as error:
-        raise OutputError(f"{target}: cannot create the cache ({error.strerror or error})") from None
+        raise cannot_write(target, error, "cannot create the cache") from None
     try:
         document = _build(config, staging, before, on_rows)
         if fingerprint(config.data.source) != before:
@@ -79,7 +79,7 @@ def ingest(
     except BaseException as error:
         shutil.rmtree(staging, ignore_errors=True)
         if isinstance(error, OSError):
-            raise OutputError(f"{target}: cannot write the cache ({error.strerror or error})") from None
+            raise cannot_write(target, error, "cannot write the cache") from None
         raise
     return Manifest(document, target)
 

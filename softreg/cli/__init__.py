@@ -28,16 +28,16 @@ def _fail(message: str, code: int) -> NoReturn:
     sys.exit(code)
 
 
-def _short(message: str, line_limit: int = 290) -> str:
-    """A message whose lines each stay short: an overlong word (a long path, a pasted value) is
-    cut in its middle, and a line past ``line_limit`` characters is cut at its end."""
+def _short(message: str) -> str:
+    """A message whose overlong words (a long path, a pasted value) are cut in their middle.
+
+    Nothing else is cut: a sentence of softreg's own (a reason, a hint) always reaches the user
+    whole; values from the user are shortened where messages quote them (`softreg.config.shorten`)."""
     from softreg.config import shorten
 
     lines = []
     for line in message.splitlines() or [""]:
-        words = [shorten(word, 80) if len(word) > 100 else word for word in line.split(" ")]
-        line = " ".join(words)
-        lines.append(line if len(line) <= line_limit else line[: line_limit - 3] + "...")
+        lines.append(" ".join(shorten(word, 80) if len(word) > 100 else word for word in line.split(" ")))
     return "\n".join(lines)
 
 

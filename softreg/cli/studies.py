@@ -175,7 +175,7 @@ def demo(name: str, out: str, letters: str, jobs: int, quick: bool) -> None:
 
     \b
     Example:
-      softreg demo why-softmax --out benchmarks/why-softmax
+      softreg demo why-softmax --out runs/why-softmax
       softreg demo why-softmax --out runs/why-quick --quick
     """
     from softreg.commands.demo import DEMOS

@@ -69,7 +69,7 @@ def draw_plots(
     if model.n_features == 2 and X_raw is not None:  # drawn only for two-feature data
         figures["decision_regions"] = lambda path: plots.decision_regions(
             model.coef, model.intercept, model.feature_mean, model.feature_scale, X_raw, y, model.classes,
-            model.feature_names, path, points=points,
+            model.feature_names, path, points=points, proba_of_logits=model.proba_of_logits,
         )
     wanted = PLOT_NAMES if selection is True else selection
     directory.mkdir(exist_ok=True)

@@ -112,7 +112,7 @@ def write_configs(directory: Path, letters: Path, scale: Scale) -> tuple[Path, P
 def _sweep(out: Path, name: str, config: Path, grids: list[str], sets: list[str], jobs: int,
            say: Progress) -> SweepResult:
     def progress(done: int, total: int, row: dict[str, Any], skipped: bool) -> None:
-        state = "reused" if skipped else ("failed: " + row["error"] if row["status"] != "ok" else "done")
+        state = "reused" if skipped else ("failed: " + row["error"] if row["status"] == "failed" else "done")
         say(f"  {name} [{done}/{total}] {row['run_dir']}: {state}")
 
     result = sweep(config, grids, sets, jobs=jobs, out=out / "sweeps" / name, on_run=progress)

@@ -14,7 +14,7 @@ from softreg.commands.common import draw_plots
 from softreg.commands.evaluated_data import EvaluatedChunks, evaluated_chunks, raw_features
 from softreg.commands.run_parts import fit_temperature, solve_optimum, validation_part
 from softreg.errors import UsageError
-from softreg.evaluate import MetricSums
+from softreg.evaluate import MetricSums, model_metrics
 from softreg.kernels import Matrix
 from softreg.model import Model, raw_logits
 from softreg.solve import Optimum
@@ -93,11 +93,11 @@ def _tally(
     """One pass over the evaluated rows: the metric sums of the ``scored`` model (the calibrated
     one, or ``model`` itself) and of ``model``, the rows the ``optimum`` classifies right, and the
     rows ``kept`` for the plots."""
-    sums, before = MetricSums(model.n_classes), MetricSums(model.n_classes)
+    before = MetricSums(model.n_classes)
     optimum_hits = 0
-    for X_raw, y in chunks:
-        proba = scored.predict_proba(X_raw)
-        sums.add(y, proba)
+
+    def also(X_raw: Matrix, y: np.ndarray, proba: np.ndarray) -> None:
+        nonlocal optimum_hits
         if scored is not model:
             before.add(y, model.predict_proba(X_raw))
         if optimum is not None:
@@ -105,6 +105,8 @@ def _tally(
             optimum_hits += int(np.count_nonzero(logits.argmax(axis=1) == y))
         if kept is not None:
             kept.add(X_raw, y, proba)
+
+    sums = model_metrics(scored, chunks, on_chunk=also)
     return sums, before, optimum_hits
 
 

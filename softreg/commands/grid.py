@@ -14,6 +14,7 @@ from typing import Any
 import yaml
 
 from softreg.config import SCHEMA
+from softreg.config.rules import key_suggestion
 from softreg.errors import ConfigError, UsageError
 
 # the columns of sweep.csv after the grid keys; "seconds" is the only one that depends on timing
@@ -86,8 +87,10 @@ def check_grid(grid: Grid) -> Grid:
         for key in ((None,) if isinstance(spec, tuple) else spec)
     ]
     if grid.key not in known:
+        section, _, name = grid.key.rpartition(".")
+        hint = key_suggestion(section or None, name, SCHEMA, dotted_only=True)
         close = difflib.get_close_matches(grid.key, known, n=1, cutoff=0.6)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        hint = hint or (f" (did you mean {close[0]!r}?)" if close else "")
         raise ConfigError(f"--grid {grid.key}: unknown config key{hint}; keys look like model.weight_decay")
     if grid.key in NOT_GRIDDED:
         raise UsageError(f"--grid {grid.key}: cannot be a grid key ({NOT_GRIDDED[grid.key]})")
@@ -110,7 +113,7 @@ def combinations(grids: Sequence[Grid]) -> list[Combination]:
     result = []
     for index, point in enumerate(points):
         chosen = [(grid, grid.texts[i], grid.values[i]) for grid, i in zip(grids, point, strict=True)]
-        name = "__".join(f"{label}-{_safe(text)}" for label, (_, text, _) in zip(labels, chosen, strict=True))
+        name = _short("__".join(f"{label}-{_safe(text)}" for label, (_, text, _) in zip(labels, chosen, strict=True)))
         result.append(Combination(
             index=index,
             name=name,
@@ -126,3 +129,14 @@ def _safe(text: str) -> str:
     if safe == text:
         return text
     return f"{safe}-{hashlib.sha1(text.encode()).hexdigest()[:8]}"
+
+
+NAME_LIMIT = 120  # characters of a run's name: its staging and lock names stay far below a file name's 255 bytes
+
+
+def _short(name: str) -> str:
+    """``name`` when at most `NAME_LIMIT` characters, else its first 100 and a hash of the whole
+    (distinct names stay distinct; sweep.csv's grid columns say what each run is)."""
+    if len(name) <= NAME_LIMIT:
+        return name
+    return f"{name[:100]}--{hashlib.sha1(name.encode()).hexdigest()[:12]}"

@@ -2,16 +2,17 @@
 
 Every combination is a normal ``softreg train`` run (`train_run`) in ``OUT/NAME``, NAME made
 from its values. A run directory with model.npz is finished and skipped; one without (an
-interrupted run) is trained again, so rerunning the same command resumes a sweep. Runs go
-in parallel with joblib when ``jobs > 1``: each is deterministic given its config, so the
-results do not depend on ``jobs``. ``OUT/sweep.csv`` has one row per run, in grid order.
+interrupted run) is trained again, so rerunning the same command resumes a sweep.
+``OUT/sweep.json`` remembers the grids and the base config: another sweep, or a folder that
+is not a sweep, is refused unless ``force`` (`softreg.commands.sweep_dir`). Runs go in
+parallel with joblib when ``jobs > 1``: each is deterministic given its config, so the
+results do not depend on ``jobs``. ``OUT/sweep.csv`` has one row per run, in grid order, and
+its ``status`` says what happened to the run (`STATUSES`).
 """
 
 from __future__ import annotations
 
-import csv
-import io
-import json
+import os
 import shlex
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -20,20 +21,13 @@ from pathlib import Path
 from typing import Any
 
 from softreg import rundir
+from softreg.commands import sweep_dir
 from softreg.commands.grid import Combination, Grid, check_grid, combinations, parse_grid
+from softreg.commands.sweep_dir import FINISHED, RESULT_COLUMNS, draw_sweep_plots, write_csv
+from softreg.commands.sweep_dir import STATUSES as STATUSES  # sweep.csv's format, re-exported
+from softreg.commands.sweep_dir import TIMING_COLUMNS as TIMING_COLUMNS
 from softreg.config import Config, load_config
-from softreg.errors import Interrupted, SoftregError, UsageError
-
-# the columns of sweep.csv after the grid keys; "seconds" is the only one that depends on timing
-RESULT_COLUMNS = (
-    "status", "val_accuracy", "val_log_loss", "val_ece", "test_accuracy", "test_log_loss", "test_ece",
-    "objective", "epochs", "seconds", "run_dir", "error",
-)
-TIMING_COLUMNS = ("seconds",)
-
-
-
-
+from softreg.errors import Interrupted, SoftregError, UsageError, cannot_write
 
 
 @dataclass
@@ -60,18 +54,6 @@ class SweepResult:
         }
 
 
-
-
-
-
-
-
-
-
-
-
-
-
 # -- planning and running
 
 
@@ -84,9 +66,7 @@ class Planned:
     exists: bool  # the directory exists (then it is replaced, which softreg's own directories allow)
 
 
-def plan(
-    config_path: str | PathLike[str], grids: Sequence[Grid], sets: Sequence[str], out: Path, force: bool
-) -> list[Planned]:
+def plan(config_path: str | PathLike[str], grids: Sequence[Grid], sets: Sequence[str], out: Path) -> list[Planned]:
     """Every combination's resolved config and run directory, all checked before any run starts
     (``grids`` are checked by `check_grid`)."""
     keys = [grid.key for grid in grids]
@@ -98,14 +78,31 @@ def plan(
     for combination in combinations(grids):
         config = load_config(config_path, [*sets, *combination.assignments])
         target = out / combination.name
-        rundir.refuse_links(target)  # a run entry that links elsewhere is someone else's folder
-        finished = (target / "model.npz").is_file()
-        if finished and not force:
-            _check_same_config(target, config)
-        elif target.exists():
-            rundir.check_output_dir(target, force=True)  # refuses a directory softreg did not write
-        planned.append(Planned(combination, config, target, finished, target.exists()))
+        planned.append(Planned(combination, config, target, (target / "model.npz").is_file(), target.exists()))
     return planned
+
+
+def check_targets(planned: Sequence[Planned], force: bool) -> None:
+    """A finished run is reused only with its own config (unless ``force``); an unfinished one is
+    replaced only if softreg wrote it."""
+    for item in planned:
+        rundir.refuse_links(item.target)  # a run entry that links elsewhere is someone else's folder
+        if item.finished and not force:
+            _check_same_config(item.target, item.config)
+        elif item.exists:
+            rundir.check_output_dir(item.target, force=True)  # refuses a directory softreg did not write
+
+
+def base_config(planned: Sequence[Planned], grids: Sequence[Grid]) -> dict[str, Any]:
+    """The resolved config every run shares: the first run's without its grid keys."""
+    document = planned[0].config.to_dict()
+    for grid in grids:
+        section, _, key = grid.key.partition(".")
+        if key and isinstance(document.get(section), dict):
+            document[section].pop(key, None)
+        else:
+            document.pop(section, None)
+    return document
 
 
 def _check_same_config(target: Path, config: Config) -> None:
@@ -132,7 +129,7 @@ def run_combination(item: Planned, rerun: bool) -> dict[str, Any]:
     status "failed" and the error; an interruption propagates.
     """
     if item.finished and not rerun:
-        return _row(item, "ok")
+        return _row(item, "reused")
     from softreg.commands.train import train_run
 
     try:
@@ -143,13 +140,13 @@ def run_combination(item: Planned, rerun: bool) -> dict[str, Any]:
         return _row(item, "failed", str(error))
     except Exception as error:  # a bug: reported with the run, the others still run
         return _row(item, "failed", f"internal error: {error.__class__.__name__}: {error}")
-    return _row(item, "ok")
+    return _row(item, "trained")
 
 
 def _row(item: Planned, status: str, error: str = "") -> dict[str, Any]:
     row: dict[str, Any] = {**item.combination.values, **dict.fromkeys(RESULT_COLUMNS)}
     row.update(status=status, run_dir=item.combination.name, error=error)
-    if status == "ok":
+    if status in FINISHED:
         row.update(_run_figures(item.target))
     return row
 
@@ -157,13 +154,14 @@ def _row(item: Planned, status: str, error: str = "") -> dict[str, Any]:
 def _run_figures(run_dir: Path) -> dict[str, Any]:
     """Validation figures (the split rebuilt from the run's config), test figures and training summary."""
     from softreg.commands.run_parts import rebuild_parts
-    from softreg.evaluate import classification_metrics
+    from softreg.evaluate import model_metrics
 
     model = rundir.load_model(run_dir)
     figures: dict[str, Any] = {}
     _, prepared = rebuild_parts(run_dir, model, "sweep")
     if prepared.val is not None:
-        val = classification_metrics(prepared.val.y, model.predict_proba_standardized(prepared.val.X), model.classes)
+        part = prepared.val
+        val = model_metrics(model, [(part.X, part.y)], standardized=True, center=part.center).metrics(model.classes)
         figures.update(val_accuracy=val["accuracy"], val_log_loss=val["log_loss"], val_ece=val["ece"])
     metrics = rundir.read_json_object(run_dir / "metrics.json")
     if metrics.get("split") == "test":
@@ -202,27 +200,54 @@ def sweep(
         raise UsageError(f"--jobs must be >= 1, got {jobs}")
     grids = [check_grid(parse_grid(assignment)) for assignment in grid_assignments]
     out_dir = Path(out) if out is not None else Path("runs") / f"{Path(config_path).stem}-sweep"
-    planned = plan(config_path, grids, sets, out_dir, force)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    rows: list[dict[str, Any] | None] = [None] * len(planned)
-    for done, (index, row) in enumerate(_results(planned, jobs, force), start=1):
-        rows[index] = row
-        if on_run is not None:
-            on_run(done, len(planned), row, planned[index].finished and not force)
-    complete = [row for row in rows if row is not None]
-    write_csv(out_dir / "sweep.csv", [grid.key for grid in grids], complete)
-    best = best_row(complete)
+    planned = plan(config_path, grids, sets, out_dir)
+    wanted = sweep_dir.identity(grids, base_config(planned, grids), [item.combination.name for item in planned])
+    sweep_dir.check_sweep_dir(out_dir, wanted, force)  # before any run: refused with nothing written
+    check_targets(planned, force)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise cannot_write(out_dir, error, "cannot create the sweep directory") from None
+    lock = sweep_dir.SweepLock(out_dir)
+    try:
+        replaced = sweep_dir.check_sweep_dir(out_dir, wanted, force)  # again, now that no other sweep can write
+        sweep_dir.remove_runs(out_dir, replaced, keep=wanted["runs"])
+        rundir.write_json(out_dir / sweep_dir.SWEEP_FILE, wanted)
+        rows = _run_all(planned, jobs, force, out_dir, [grid.key for grid in grids], on_run)
+    finally:
+        lock.release()
+    best = best_row(rows)
     result = SweepResult(
-        out=out_dir, grids=grids, rows=complete, best=best,
+        out=out_dir, grids=grids, rows=rows, best=best,
         retrain_command=None if best is None else retrain_command(config_path, sets, planned, best),
-        failed=[row for row in complete if row["status"] != "ok"],
+        failed=[row for row in rows if row["status"] not in FINISHED],
     )
     if plots:
-        result.plots = draw_sweep_plots(out_dir, grids, complete)
+        result.plots = draw_sweep_plots(out_dir, grids, rows)
     return result
 
 
-def _results(planned: list[Planned], jobs: int, force: bool) -> Iterator[tuple[int, dict[str, Any]]]:
+def _run_all(
+    planned: list[Planned], jobs: int, force: bool, out: Path, keys: list[str], on_run: RunCallback | None
+) -> list[dict[str, Any]]:
+    """Every run's sweep.csv row, in grid order; sweep.csv is written even when the sweep is
+    interrupted (the runs it did not finish: status "not run")."""
+    rows: list[dict[str, Any] | None] = [None] * len(planned)
+    try:
+        for done, (index, row) in enumerate(_results(planned, jobs, force, out), start=1):
+            rows[index] = row
+            if on_run is not None:
+                on_run(done, len(planned), row, planned[index].finished and not force)
+    except BaseException:
+        stopped = [row or _row(item, "not run") for row, item in zip(rows, planned, strict=True)]
+        write_csv(out / "sweep.csv", keys, stopped)
+        raise
+    complete = [row for row in rows if row is not None]
+    write_csv(out / "sweep.csv", keys, complete)
+    return complete
+
+
+def _results(planned: list[Planned], jobs: int, force: bool, out: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     """``(index, row)`` per run as each finishes: in order with one job, as they come with more."""
     pending = [item for item in planned if force or not item.finished]
     for item in planned:  # finished runs first: they cost a read
@@ -234,19 +259,25 @@ def _results(planned: list[Planned], jobs: int, force: bool) -> Iterator[tuple[i
         return
     from joblib import Parallel, delayed
 
-    work = Parallel(n_jobs=min(jobs, len(pending)), return_as="generator_unordered")(
-        delayed(_indexed)(item) for item in pending
+    # loky's worker processes are the sweep's children: what `sweep_dir.worker_start` relies on
+    work = Parallel(n_jobs=min(jobs, len(pending)), backend="loky", return_as="generator_unordered")(
+        delayed(_in_worker)(item, out, os.getpid()) for item in pending
     )
     yield from work
 
 
-def _indexed(item: Planned) -> tuple[int, dict[str, Any]]:
-    return item.combination.index, run_combination(item, rerun=True)
+def _in_worker(item: Planned, out: Path, sweep_pid: int) -> tuple[int, dict[str, Any]]:
+    """One run in a joblib worker that dies with the sweep (`softreg.commands.sweep_dir.worker_start`)."""
+    held = sweep_dir.worker_start(out, sweep_pid)
+    try:
+        return item.combination.index, run_combination(item, rerun=True)
+    finally:
+        sweep_dir.worker_end(held)
 
 
 def best_row(rows: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
     """The finished run with the lowest validation log loss (None without a validation split)."""
-    scored = [row for row in rows if row["status"] == "ok" and row["val_log_loss"] is not None]
+    scored = [row for row in rows if row["status"] in FINISHED and row["val_log_loss"] is not None]
     return min(scored, key=lambda row: row["val_log_loss"]) if scored else None
 
 
@@ -259,38 +290,3 @@ def retrain_command(
     for assignment in [*sets, *item.combination.assignments]:
         words += ["--set", assignment]
     return shlex.join(words)
-
-
-def write_csv(path: Path, keys: Sequence[str], rows: Sequence[dict[str, Any]]) -> None:
-    """sweep.csv: the grid keys, then `RESULT_COLUMNS`; empty cells where a figure does not exist."""
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=[*keys, *RESULT_COLUMNS], lineterminator="\n")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({key: "" if value is None else _cell(value) for key, value in row.items()})
-    rundir.write_text(path, buffer.getvalue())
-
-
-def _cell(value: Any) -> Any:
-    return json.dumps(value) if isinstance(value, (list, dict)) else value
-
-
-def draw_sweep_plots(out_dir: Path, grids: Sequence[Grid], rows: Sequence[dict[str, Any]]) -> list[Path]:
-    """``plots/sweep_accuracy.png`` (validation accuracy vs each numeric grid key) and
-    ``plots/sweep_curves.png`` (every run's learning curves overlaid)."""
-    from softreg import plots
-
-    directory = out_dir / "plots"
-    directory.mkdir(exist_ok=True)
-    finished = [row for row in rows if row["status"] == "ok"]
-    if not finished:
-        return []
-    keys = [grid.key for grid in grids]
-    histories = {
-        ", ".join(f"{key.rpartition('.')[2]}={row[key]}" for key in keys): rundir.read_history(out_dir / row["run_dir"])
-        for row in finished
-    }
-    return [
-        plots.sweep_accuracy(finished, keys, directory / "sweep_accuracy.png"),
-        plots.sweep_curves(histories, directory / "sweep_curves.png"),
-    ]

@@ -13,13 +13,14 @@ from typing import Any
 
 import numpy as np
 
-from softreg import rundir, softmax
+from softreg import rundir
 from softreg.commands.common import save_run
 from softreg.config import Config, dump_config, load_config
 from softreg.data import Prepared, prepare, random_streams
-from softreg.errors import ClusterError, DivergedError, Interrupted, RunDirError, UsageError
-from softreg.evaluate import classification_metrics
+from softreg.errors import ClusterError, DivergedError, Interrupted, RunDirError, UsageError, warn
+from softreg.evaluate import model_metrics
 from softreg.model import Model
+from softreg.optim import resumed_schedule_note
 from softreg.train import (
     AUTO,
     EpochCallback,
@@ -27,7 +28,6 @@ from softreg.train import (
     TrainingData,
     TrainingState,
     auto_learning_rate,
-    data_logits,
     fit,
 )
 
@@ -153,6 +153,10 @@ def _resume(
     else:
         # a finished run trained further: its old model must not outlive the new epochs
         (run_dir / "model.npz").unlink(missing_ok=True)
+        note = resumed_schedule_note(config.optim.schedule, float(config.optim.lr), state.epoch if state else 0,
+                                     saved.optim.epochs, config.optim.epochs)
+        if note is not None:
+            warn(note)
         result = _fit_with_checkpoints(
             config, prepared, streams.batches, run_dir, on_epoch, start=state, on_engine=on_engine
         )
@@ -309,8 +313,16 @@ def finish_run(config: Config, prepared: Prepared, result: FitResult, run_dir: s
         split_name, part = "validation", prepared.val
     else:
         split_name, part = "train", prepared.train
-    proba = softmax.softmax(data_logits(model.coef, model.intercept, part.X, part.center))
-    metrics = classification_metrics(part.y, proba, prepared.classes)
+    kept: list[np.ndarray] = []
+    if prepared.test is not None:  # the saved test split's raw rows, as `softreg evaluate` reads them
+        sums = model_metrics(model, [(prepared.test_raw, part.y)], on_chunk=lambda X, y, proba: kept.append(proba))
+    else:
+        sums = model_metrics(
+            model, [(part.X, part.y)], standardized=True, center=part.center,
+            on_chunk=lambda X, y, proba: kept.append(proba),
+        )
+    proba = kept[0]
+    metrics = sums.metrics(prepared.classes)
     metrics.update(split=split_name, objective=result.objective, grad_norm=result.grad_norm)
     training = {
         **result.summary(),

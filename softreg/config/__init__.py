@@ -36,6 +36,7 @@ from softreg.config.rules import (
     early_stopping,
     encoding,
     fraction_or_path,
+    key_suggestion,
     learning_rate,
     normalizer,
     number,
@@ -236,7 +237,7 @@ def resolve(
     resolved: dict[str, Any] = {}
     for key in document:
         if key not in SCHEMA:
-            hint = _suggestion(str(key), SCHEMA)
+            hint = key_suggestion(None, str(key), SCHEMA)
             where = "--set" if key in from_command_line else origin
             raise ConfigError(f"{where}: unknown key {key!r}{hint}; expected one of {', '.join(SCHEMA)}")
     for name, spec in SCHEMA.items():
@@ -251,7 +252,7 @@ def resolve(
             raise ConfigError(f"{origin}: {name} must be a mapping of keys, got {_describe(section)}")
         for key in section:
             if key not in spec:
-                hint = _suggestion(str(key), spec)
+                hint = key_suggestion(name, str(key), SCHEMA)
                 where = "--set" if f"{name}.{key}" in from_command_line else origin
                 raise ConfigError(f"{where}: unknown key {name}.{key}{hint}")
         resolved[name] = {

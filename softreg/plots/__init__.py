@@ -8,7 +8,7 @@ in `training`, `predictions` and `model`; compare-logistic's in `compare`; sweep
 from softreg.plots.compare import coefficient_paths, decision_boundaries, trajectory_gaps
 from softreg.plots.model import decision_regions, image_side, weights
 from softreg.plots.predictions import class_probabilities, confusion_matrix, reliability
-from softreg.plots.sweep import sweep_accuracy, sweep_curves
+from softreg.plots.sweep import sweep_accuracy, sweep_curves, varying
 from softreg.plots.training import learning_curves
 from softreg.plots.why import (
     learning_by_loss,
@@ -32,6 +32,7 @@ __all__ = [
     "reliability",
     "sweep_accuracy",
     "sweep_curves",
+    "varying",
     "trajectory_gaps",
     "true_class_gradient",
     "weight_decay_effect",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from os import PathLike
 from pathlib import Path
 from typing import Any
@@ -94,6 +94,7 @@ def decision_regions(
     path: str | PathLike[str],
     points: str = "test",
     resolution: int = 300,
+    proba_of_logits: Callable[[np.ndarray], np.ndarray] = softmax.softmax,
 ) -> Path:
     """The predicted class over the plane of two raw features, with labelled points on top.
 
@@ -105,6 +106,8 @@ def decision_regions(
     X : ndarray of shape (n_samples, 2), raw features of the points to show
     y : ndarray of shape (n_samples,), their class indices
     points : str, what the points are (shown in the title)
+    proba_of_logits : the model's map from logits (n, n_classes) to probabilities (its
+        normalizer and temperature, `softreg.model.Model.proba_of_logits`); the softmax by default
 
     The shade of a region deepens with the predicted class's probability; misclassified
     points are crossed.
@@ -116,7 +119,8 @@ def decision_regions(
     pad = np.where(high > low, 0.08 * (high - low), 1.0)
     axes_values = [np.linspace(low[i] - pad[i], high[i] + pad[i], resolution) for i in range(2)]
     grid_x, grid_y = np.meshgrid(*axes_values)
-    model = (np.asarray(coef, dtype=float), np.asarray(intercept, dtype=float), feature_mean, feature_scale)
+    model = (np.asarray(coef, dtype=float), np.asarray(intercept, dtype=float), feature_mean, feature_scale,
+             proba_of_logits)
     proba = _raw_proba(*model, np.column_stack([grid_x.ravel(), grid_y.ravel()]))  # (resolution^2, K)
     predicted = proba.argmax(axis=1).reshape(grid_x.shape)
     strength = (proba.max(axis=1).reshape(grid_x.shape) - 1 / n_classes) / (1 - 1 / n_classes)
@@ -147,9 +151,10 @@ def _raw_proba(
     intercept: NDArray[np.float64],
     feature_mean: ArrayLike,
     feature_scale: ArrayLike,
+    proba_of_logits: Callable[[np.ndarray], np.ndarray],
     X: ArrayLike,
 ) -> NDArray[np.float64]:
     """Class probabilities (n_samples, n_classes) of raw (unstandardized) points (n_samples, n_features)."""
     mean, scale = np.asarray(feature_mean, dtype=float), np.asarray(feature_scale, dtype=float)
     standardized = (np.asarray(X, dtype=float) - mean) / scale
-    return softmax.predict_proba(coef, intercept, standardized)
+    return proba_of_logits(softmax.decision_function(coef, intercept, standardized))

@@ -35,6 +35,11 @@ def set_value_axis(axis: Any, values: Sequence[float]) -> None:
         axis.set_xscale("log")
 
 
+def varying(rows: Sequence[Mapping[str, Any]], keys: Sequence[str]) -> list[str]:
+    """The grid keys that take more than one value among ``rows``."""
+    return [key for key in keys if len({repr(row[key]) for row in rows}) > 1]
+
+
 def sweep_accuracy(rows: Sequence[Mapping[str, Any]], keys: Sequence[str], path: str | PathLike[str]) -> Path:
     """Validation accuracy against each numeric grid key: one panel per key, one line per
     setting of the other keys. Test accuracy (said so) when the runs have no validation split;
@@ -42,6 +47,7 @@ def sweep_accuracy(rows: Sequence[Mapping[str, Any]], keys: Sequence[str], path:
     plt = _figure.pyplot()
     metric = "val_accuracy" if any(row["val_accuracy"] is not None for row in rows) else "test_accuracy"
     label = "validation accuracy" if metric == "val_accuracy" else "test accuracy (no validation split)"
+    keys = varying(rows, keys)  # a key with one value is neither an axis nor a legend entry
     numeric = [key for key in keys if is_numeric([row[key] for row in rows])]
     if not numeric:
         figure, axis = plt.subplots(figsize=(7, 0.4 * len(rows) + 1.5), layout="constrained")

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from softreg.errors import OutputError, OutputExistsError
+from softreg.errors import OutputExistsError, OutputPathError, cannot_write
 from softreg.rundir.files import _umask
 
 
@@ -154,8 +154,12 @@ def staging_dir(target: str | os.PathLike[str], force: bool = False, lock: bool 
         short = os.fsencode(target.name)[:200].decode("utf-8", "ignore") or "run"
         staging = Path(tempfile.mkdtemp(prefix=f".{short}.staging-", dir=target.parent))
         os.chmod(staging, 0o777 & ~_umask())
+    except FileExistsError:  # mkdir met a file where a folder of the path should be
+        raise OutputPathError(
+            f"{target}: cannot create the run directory (a file is in the way of its folder); choose another --out"
+        ) from None
     except OSError as error:
-        raise OutputError(f"{target}: cannot create the run directory ({error.strerror or error})") from None
+        raise cannot_write(target, error, "cannot create the run directory") from None
     try:
         write_marker(staging)  # first: whatever follows, the directory says who made it
         if lock:
@@ -192,7 +196,7 @@ def _lock(directory: Path, name: Path) -> int:
             raise OutputExistsError(
                 f"{name / LOCK_FILE}: is a symbolic link; softreg does not write through links: remove it first"
             ) from None
-        raise OutputError(f"{name}: cannot lock the run directory ({error.strerror or error})") from None
+        raise cannot_write(name, error, "cannot lock the run directory") from None
     try:
         fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
@@ -244,7 +248,7 @@ def _commit(staging: Path, target: Path, force: bool) -> None:
             raise OutputExistsError(
                 f"{target}: was created by another process meanwhile; choose another --out"
             ) from None
-        raise OutputError(f"{target}: cannot create the run directory ({error.strerror or error})") from None
+        raise cannot_write(target, error, "cannot create the run directory") from None
     if retired is not None:
         shutil.rmtree(retired, ignore_errors=True)
 

@@ -14,7 +14,7 @@ from typing import IO, Any
 
 import numpy as np
 
-from softreg.errors import OutputError, RunDirError
+from softreg.errors import RunDirError, cannot_write
 
 
 def _umask() -> int:
@@ -33,7 +33,7 @@ def atomic_open(path: str | os.PathLike[str], mode: str = "w", **kwargs: Any) ->
         descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         os.fchmod(descriptor, 0o666 & ~_umask())  # mkstemp's 0600 would hide results from other users
     except OSError as error:
-        raise OutputError(f"{path}: cannot write ({error.strerror or error})") from None
+        raise cannot_write(path, error) from None
     try:
         with os.fdopen(descriptor, mode, **kwargs) as handle:
             yield handle
@@ -43,7 +43,7 @@ def atomic_open(path: str | os.PathLike[str], mode: str = "w", **kwargs: Any) ->
     except BaseException as error:
         Path(temporary).unlink(missing_ok=True)
         if isinstance(error, OSError):
-            raise OutputError(f"{path}: cannot write ({error.strerror or error})") from None
+            raise cannot_write(path, error) from None
         raise
 
 def write_text(path: str | os.PathLike[str], content: str) -> None:
