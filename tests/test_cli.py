@@ -319,12 +319,13 @@ def test_unexpected_exception_is_an_internal_error_not_a_user_error(tmp_path, mo
 
 
 def test_unwritable_outputs_exit_naming_the_path(tmp_path):
-    """An output that cannot be written (a file where a folder should be) names the path: predict's --output
-    exits 2 (the path must change); train's --out still exits 1 (softreg/rundir/directory.py's message)."""
+    """An output that cannot be written (a file where a folder should be) names the path and exits 2 (the
+    path must change): train's --out and predict's --output."""
     blocker = tmp_path / "blocker"
     blocker.write_text("a file, not a folder")
     code, _, stderr = run("train", "--config", REPO / "configs" / "iris.yaml", "--out", blocker / "run", *FAST)
-    assert code == 1 and stderr.startswith(f"softreg: error: {blocker / 'run'}: cannot create the run directory")
+    assert code == 2 and stderr == (f"softreg: error: {blocker / 'run'}: cannot create the run directory "
+                                    "(a file is in the way of its folder); choose another --out\n")
     assert blocker.read_text() == "a file, not a folder"
     out = tmp_path / "iris"
     assert run("train", "--config", REPO / "configs" / "iris-csv.yaml", "--out", out, "--quiet", *FAST)[0] == 0
