@@ -21,10 +21,11 @@ import click
 
 from softreg import __version__
 from softreg.errors import EXIT_FAILURE, EXIT_INTERRUPTED, SoftregError, SoftregWarning
+from softreg.escape import visible_lines
 
 
 def _fail(message: str, code: int) -> NoReturn:
-    click.echo(f"softreg: error: {_short(message)}", err=True)
+    click.echo(f"softreg: error: {_short(visible_lines(message))}", err=True)
     sys.exit(code)
 
 
@@ -44,9 +45,9 @@ def _short(message: str, line_limit: int = 290) -> str:
 def _show_warning(message: Warning | str, category: type[Warning], *args: Any, **kwargs: Any) -> None:
     """Warnings go to stderr as one line, like errors (results stay alone on stdout)."""
     if issubclass(category, SoftregWarning):
-        click.echo(f"softreg: warning: {message}", err=True)
+        click.echo(f"softreg: warning: {visible_lines(str(message))}", err=True)
     else:
-        click.echo(f"softreg: warning: {category.__name__}: {message}", err=True)
+        click.echo(f"softreg: warning: {category.__name__}: {visible_lines(str(message))}", err=True)
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> NoReturn:
