@@ -84,7 +84,7 @@ def train_run(
             rundir.release(target)
             shutil.rmtree(target, ignore_errors=True)
             raise
-        except ClusterError:  # a cluster that could not start the run: rerunning the command must work
+        except (ClusterError, KeyboardInterrupt):  # a run that could not start: rerunning the command must work
             if not (Path(target) / rundir.CHECKPOINT).exists():
                 rundir.release(target)
                 shutil.rmtree(target, ignore_errors=True)

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from softreg.config import EngineConfig
+from softreg.engine.probe import NOT_DASK, check_scheduler
 from softreg.engine.shards import ShardGroup, ShardSpec
 from softreg.errors import ClusterError, SoftregError, warn
 from softreg.train import PartialSums
@@ -126,12 +127,18 @@ def _client(distributed: Any, config: EngineConfig) -> tuple[Any, Any, str]:
             "engine.scheduler is null and dask has no scheduler-address (DASK_SCHEDULER_ADDRESS); "
             "set engine.scheduler: tcp://HOST:8786, or local for a cluster on this machine"
         )
+    check_scheduler(address, CONNECT_SECONDS)  # distributed waits on a silent server's handshake forever
     try:
+        # the timeout bounds the connection and each of the scheduler's first answers
         client = distributed.Client(address, timeout=CONNECT_SECONDS, direct_to_workers=True)
     except (OSError, TimeoutError, ValueError):  # ValueError: an address dask cannot parse
         raise ClusterError(
             f"engine.scheduler {address}: cannot reach the Dask scheduler within {CONNECT_SECONDS:g} s "
             "(start one with: dask scheduler)"
+        ) from None
+    except MemoryError:  # a length in a message that no scheduler would send
+        raise ClusterError(
+            f"engine.scheduler {address}: the server sent a message of impossible length: {NOT_DASK}"
         ) from None
     return client, None, address
 
