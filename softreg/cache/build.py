@@ -24,6 +24,7 @@ from softreg.cache.cells import (
     present_rows,
     unseen_counts,
 )
+from softreg.cache.manifest import digest, shard_ends
 from softreg.cache.rows import (
     FORMAT,
     MAX_BUCKETS,
@@ -272,6 +273,10 @@ def _write_manifest(
         "options": cache_options(config),
         "shards": shards,
     }
+    for files in shards.values():  # every shard's size and ends, so that a shard swapped later is seen
+        for entry in files.values():
+            entry["ends"] = shard_ends(staging / entry["file"])
+    document["digest"] = digest(document)  # last: any later edit of the manifest is seen
     write_json(staging / "manifest.json", document)
     return document
 

@@ -10,6 +10,7 @@ from os import PathLike
 from pathlib import Path
 
 from softreg.cache import Manifest, ingest, read_manifest, stale_reason
+from softreg.cache.manifest import problem
 from softreg.config import Config
 from softreg.errors import UsageError
 
@@ -34,7 +35,7 @@ def ingest_run(
     config = dataclasses.replace(config, data=dataclasses.replace(config.data, cache=str(Path(directory))))
     start = time.perf_counter()
     existing = read_manifest(directory)
-    reason = None if existing is None else stale_reason(existing, config)
+    reason = None if existing is None else problem(existing) or stale_reason(existing, config)
     if existing is not None and reason is None:
         return IngestOutcome(existing, rebuilt=False, reason=None, seconds=time.perf_counter() - start)
     manifest = ingest(config, directory, on_rows)
