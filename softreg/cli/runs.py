@@ -63,6 +63,7 @@ def train(
     from softreg import console
     from softreg.cache.budget import auto_cache
     from softreg.commands import train as command
+    from softreg.commands.common import check_name_length
     from softreg.config import dump_config, load_config
     from softreg.errors import Interrupted, UsageError
     from softreg.rundir import check_output_dir
@@ -82,6 +83,7 @@ def train(
                 click.echo(dump_config(config), nl=False)
                 return
             target = command.output_dir_for(config, out)
+            check_name_length(target, "--out")
             check_output_dir(target, force)
             config, switched = auto_cache(config, target)
             if switched is not None:  # said whatever --quiet says: a directory appears that nobody asked for

@@ -62,10 +62,12 @@ def compare_logistic(
     """
     from softreg import compare, console
     from softreg.commands import compare_logistic as command
+    from softreg.commands.common import check_name_length
     from softreg.rundir import check_output_dir
 
     config = command.compare_config(config_path, data, _column(label), classes, overrides)
     if out is not None:
+        check_name_length(out, "--out")
         check_output_dir(out, force)
     problem = command.load_problem(config.data)
     # a bar on a terminal only: stdout carries the table or the JSON document

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import asdict
 from os import PathLike
@@ -12,7 +13,7 @@ import numpy as np
 
 from softreg import plots, rundir
 from softreg.config import PLOT_NAMES
-from softreg.errors import OutputExistsError
+from softreg.errors import OutputExistsError, UsageError
 from softreg.evaluate import reliability_bins
 from softreg.kernels import Matrix
 from softreg.model import Model
@@ -82,6 +83,33 @@ def raw_points(X: Matrix, model: Model) -> np.ndarray | None:
         return None
     dense = X if isinstance(X, np.ndarray) else X.toarray()
     return dense.astype(np.float64) * model.feature_scale + model.feature_mean
+
+
+# what softreg's hidden sibling adds to an output's name: "." + ".staging-" and mkdtemp's 8
+# characters for a run directory (".<name>.<8>.tmp" for a file), with room to spare
+HIDDEN_NAME_EXTRA = 24
+
+
+def check_name_length(path: str | PathLike[str], flag: str) -> None:
+    """Refuse an output whose name fits the file system but whose hidden staging sibling would not.
+
+    softreg writes every output beside it under a longer hidden name first and renames it into
+    place, so the name may use at most the file system's limit (NAME_MAX, 255 bytes on most)
+    less `HIDDEN_NAME_EXTRA` bytes. A UsageError (exit 2) before anything is written.
+    """
+    target = Path(os.path.abspath(path))
+    existing = next((folder for folder in target.parents if folder.is_dir()), Path("/"))
+    try:
+        name_max = os.pathconf(existing, "PC_NAME_MAX")
+    except (OSError, ValueError):
+        name_max = 255
+    size = len(os.fsencode(target.name))
+    longest = name_max - HIDDEN_NAME_EXTRA
+    if size > longest:
+        raise UsageError(
+            f"{flag} {target.name[:40]}...: a name of {size} bytes; at most {longest} fit (the file system allows "
+            f"{name_max}, and softreg first writes it under a hidden name {HIDDEN_NAME_EXTRA} bytes longer)"
+        )
 
 
 def refuse_existing(path: str | PathLike[str] | None, force: bool) -> None:

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from softreg import rundir
-from softreg.commands.common import draw_plots
+from softreg.commands.common import check_name_length, draw_plots
 from softreg.commands.evaluated_data import EvaluatedChunks, evaluated_chunks, raw_features
 from softreg.commands.run_parts import fit_temperature, solve_optimum, validation_part
 from softreg.errors import UsageError
@@ -138,6 +138,7 @@ class _PlotRows:
 
 
 def _check_evaluation_out(run_dir: str | PathLike[str], out: str | PathLike[str], force: bool) -> None:
+    check_name_length(out, "--out")
     target, run = Path(out).resolve(), Path(run_dir).resolve()
     if target == run or target in run.parents:
         raise UsageError(f"--out {target}: would replace the run directory {run_dir}; choose another directory")

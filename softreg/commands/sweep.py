@@ -164,7 +164,7 @@ def _run_figures(run_dir: Path) -> dict[str, Any]:
     if prepared.val is not None:
         val = classification_metrics(prepared.val.y, model.predict_proba_standardized(prepared.val.X), model.classes)
         figures.update(val_accuracy=val["accuracy"], val_log_loss=val["log_loss"], val_ece=val["ece"])
-    metrics = rundir.read_json_object(run_dir / "metrics.json")
+    metrics = rundir.read_metrics(run_dir / "metrics.json")
     if metrics.get("split") == "test":
         figures.update(test_accuracy=metrics["accuracy"], test_log_loss=metrics["log_loss"], test_ece=metrics["ece"])
     training = rundir.read_model_json(run_dir / "model.json").get("training", {})

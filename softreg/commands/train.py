@@ -118,7 +118,13 @@ def resume_run(
     config_path = run_dir / "config.yaml"
     if not config_path.is_file():
         raise RunDirError(f"{run_dir}: no config.yaml; not a softreg run directory")
-    rundir.claim(run_dir)  # one process at a time continues a run
+    try:
+        rundir.claim(run_dir)  # one process at a time continues a run
+    except OSError as error:  # a read-only file system, a folder of another user's
+        raise RunDirError(
+            f"{run_dir}: cannot write there ({error.strerror or error}); --resume writes its checkpoints and "
+            "model into the run directory: copy it to a writable place and resume the copy"
+        ) from None
     try:
         return _resume(run_dir, overrides, on_epoch, on_engine)
     finally:

@@ -1,0 +1,120 @@
+"""Outputs that cannot be written and run files that lie: a full standard output, a name too long
+for the hidden staging sibling, --resume where nothing can be written, a metrics.json whose
+figures are text. One line each, the right exit code, never an internal error."""
+
+import errno
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from softreg.cli import main
+from softreg.rundir import directory
+
+REPO = Path(__file__).resolve().parent.parent
+SMALL = "data:\n  source: builtin:iris\noptim:\n  epochs: 2\noutput:\n  plots: false\n"
+
+
+def run(*args):
+    result = CliRunner().invoke(main, [str(arg) for arg in args], catch_exceptions=False)
+    return result.exit_code, result.stdout, result.stderr
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    root = tmp_path_factory.mktemp("output")
+    (root / "c.yaml").write_text(SMALL)
+    code, _, stderr = run("train", "--config", root / "c.yaml", "--out", root / "run", "--quiet")
+    assert code == 0, stderr
+    header = "sepal length (cm),sepal width (cm),petal length (cm),petal width (cm)\n"
+    (root / "x.csv").write_text(header + "5.1,3.5,1.4,0.2\n" * 5000)  # more than any pipe buffer holds
+    (root / "cache.yaml").write_text(SMALL.replace("iris\n", f"iris\n  cache: {root / 'cache'}\n", 1))
+    return root
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["predict", "--run", "{root}/run", "--input", "{root}/x.csv"],
+        ["evaluate", "--run", "{root}/run", "--json"],
+        ["evaluate", "--run", "{root}/run"],
+        ["ingest", "--config", "{root}/cache.yaml", "--json", "--quiet"],
+    ],
+    ids=["predict", "evaluate-json", "evaluate", "ingest-json"],
+)
+def test_a_full_standard_output_is_one_line(trained, command):
+    """stdout on /dev/full (no space left): exit 1, one line naming standard output, nothing raw after it."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+    with open("/dev/full", "w") as full:
+        done = subprocess.run([sys.executable, "-m", "softreg", *(part.format(root=trained) for part in command)],
+                              stdout=full, stderr=subprocess.PIPE, text=True, env=env, timeout=300)
+    assert done.returncode == 1
+    assert done.stderr == "softreg: error: cannot write standard output: No space left on device\n"
+
+
+@pytest.mark.parametrize("length", [240, 256, 300])
+def test_an_out_name_too_long_for_the_staging_name_is_exit_2(trained, tmp_path, length):
+    """A --out name the staging sibling (24 bytes longer) could not have: exit 2, one line, nothing made."""
+    name = "r" * length
+    code, _, stderr = run("train", "--config", trained / "c.yaml", "--out", tmp_path / name, "--quiet")
+    assert code == 2
+    assert stderr == (f"softreg: error: --out {'r' * 40}...: a name of {length} bytes; at most 231 fit (the file "
+                      "system allows 255, and softreg first writes it under a hidden name 24 bytes longer)\n")
+    assert os.listdir(tmp_path) == []
+
+
+def test_evaluate_out_name_too_long_is_exit_2(trained, tmp_path):
+    """evaluate --out refuses the same names, before evaluating."""
+    code, _, stderr = run("evaluate", "--run", trained / "run", "--out", tmp_path / ("e" * 250))
+    assert code == 2 and stderr.startswith("softreg: error: --out eeee") and stderr.count("\n") == 1
+    assert os.listdir(tmp_path) == []
+
+
+def test_a_name_that_fits_still_trains(trained, tmp_path):
+    """231 bytes, the longest that fits: trains."""
+    code, _, stderr = run("train", "--config", trained / "c.yaml", "--out", tmp_path / ("r" * 231), "--quiet")
+    assert code == 0, stderr
+
+
+def test_resume_where_nothing_can_be_written_is_one_line(trained, tmp_path, monkeypatch):
+    """--resume on a read-only file system (the lock file cannot be made: EROFS): exit 2, one line."""
+    shutil.copytree(trained / "run", tmp_path / "run")
+    real_open = os.open
+
+    def read_only(path, flags, *args, **kwargs):
+        if flags & (os.O_CREAT | os.O_WRONLY | os.O_RDWR):
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(path))
+        return real_open(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(directory.os, "open", read_only)
+    code, _, stderr = run("train", "--resume", tmp_path / "run", "--set", "optim.epochs=4")
+    assert code == 2
+    assert stderr == (f"softreg: error: {tmp_path / 'run'}: cannot write there (Read-only file system); --resume "
+                      "writes its checkpoints and model into the run directory: copy it to a writable place and "
+                      "resume the copy\n")
+
+
+@pytest.mark.parametrize(
+    "key, value, expected",
+    [("accuracy", "0.9", "accuracy must be a number, got '0.9'"),
+     ("n_samples", 3.5, "n_samples must be a count of rows, got 3.5"),
+     ("per_class", {"setosa": {"f1": "x"}}, "per_class must map names to numbers"),
+     ("top_k_accuracy", [0.9], "top_k_accuracy must map names to numbers")],
+    ids=["string-accuracy", "float-count", "per-class-text", "top-k-list"],
+)
+def test_a_metrics_json_with_text_figures_is_refused(trained, tmp_path, key, value, expected):
+    """softreg report of a run whose metrics.json holds text where a figure goes: exit 2, one line."""
+    shutil.copytree(trained / "run", tmp_path / "run")
+    path = tmp_path / "run" / "metrics.json"
+    metrics = json.loads(path.read_text())
+    metrics[key] = value
+    path.write_text(json.dumps(metrics))
+    code, _, stderr = run("report", "--run", tmp_path / "run")
+    assert code == 2
+    assert stderr == f"softreg: error: {path}: {expected}\n"
