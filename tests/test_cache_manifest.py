@@ -157,3 +157,51 @@ def test_evaluate_optimum_refuses_a_cache_ingested_under_another_config(cache, t
         "(softreg ingest --config RUN/config.yaml)\n"
     )
     assert (cache / "manifest.json").read_bytes() == before
+
+
+# -- staging directories of killed ingests
+
+
+def staging(folder, name, owner):
+    """A staging directory as ingest makes one, with ``owner`` as its marker (None: no marker)."""
+    path = folder / name
+    path.mkdir()
+    (path / "bucket-0.bin").write_bytes(b"\0" * 64)
+    if owner is not None:
+        (path / ".softreg-ingest").write_text(json.dumps(owner))
+    return path
+
+
+def test_killed_ingests_of_any_cache_in_the_folder_are_removed(cache):
+    """An up-to-date ingest (nothing to rebuild) removes the staging directories that killed ingests
+    of other caches in the same folder left; an unmarked folder of that name, another machine's
+    and a running ingest's stay."""
+    import os
+    import socket
+
+    folder, host = cache.parent, socket.gethostname()
+    gone = staging(folder, ".other.ingest-999999999-abc", {"host": host, "pid": 999999999})
+    gone_too = staging(folder, ".cache.ingest-999999998-xyz", {"host": host, "pid": 999999998})
+    users = staging(folder, ".notes.ingest-999999999-abc", None)
+    remote = staging(folder, ".other.ingest-999999997-abc", {"host": host + "-elsewhere", "pid": 999999997})
+    running = staging(folder, f".other.ingest-{os.getpid()}-abc", {"host": host, "pid": os.getpid()})
+    code, stdout, stderr = run("ingest", "--config", folder / "c.yaml", "--quiet")
+    assert code == 0, stderr
+    assert stdout.startswith("up to date:")
+    assert not gone.exists() and not gone_too.exists()
+    assert users.exists() and remote.exists() and running.exists()
+
+
+def test_training_from_a_cache_removes_killed_ingests_too(cache):
+    """train with data.cache cleans the folder the same way."""
+    import socket
+
+    gone = staging(cache.parent, ".old.ingest-999999999-abc", {"host": socket.gethostname(), "pid": 999999999})
+    code, _, stderr = run("train", "--config", cache.parent / "c.yaml", "--out", cache.parent / "run", "--quiet")
+    assert code == 0, stderr
+    assert not gone.exists()
+
+
+def test_a_built_cache_carries_no_staging_marker(pristine):
+    """The marker is the staging directory's alone: the cache it becomes does not keep it."""
+    assert not (pristine / ".softreg-ingest").exists()

@@ -118,3 +118,33 @@ def test_a_metrics_json_with_text_figures_is_refused(trained, tmp_path, key, val
     code, _, stderr = run("report", "--run", tmp_path / "run")
     assert code == 2
     assert stderr == f"softreg: error: {path}: {expected}\n"
+
+
+def test_divergence_never_suggests_a_rate_of_zero(tmp_path):
+    """Features near 1e200, not standardized: their squares overflow, so no rate is stable; the hint
+    says so and how to fix it, never "e.g. 0."."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    rows = [f"{a:.6e},{b:.6e},{index % 2}" for index, (a, b) in enumerate(rng.normal(size=(60, 2)) * 1e200)]
+    (tmp_path / "huge.csv").write_text("a,b,label\n" + "\n".join(rows) + "\n")
+    (tmp_path / "c.yaml").write_text(
+        "data:\n  source: huge.csv\n  standardize: false\noptim:\n  epochs: 3\noutput:\n  plots: false\n"
+    )
+    code, _, stderr = run("train", "--config", tmp_path / "c.yaml", "--out", tmp_path / "run", "--quiet")
+    assert code == 1 and stderr.count("\n") == 1
+    assert stderr.endswith("no model was written. No optim.lr is stable for features this large (now 0.1): "
+                           "standardize them (data.standardize: true) or rescale them.\n")
+    assert "e.g." not in stderr and not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("suggested, shown", [(0.0, None), (float("nan"), None), (1e-310, None), (2e-5, "2e-05")])
+def test_the_divergence_hint_writes_only_usable_rates(suggested, shown):
+    """A suggested rate of 0, nan or a subnormal is not written; a usable one is."""
+    from softreg.errors import DivergedError
+
+    message = str(DivergedError(4, 0.5, suggested))
+    if shown is None:
+        assert "e.g." not in message and "No optim.lr is stable" in message
+    else:
+        assert message.endswith(f"Try a smaller optim.lr (now 0.5), e.g. {shown}.")

@@ -14,6 +14,7 @@ from softreg.cache.budget import memory_budget
 from softreg.cache.build import ingest
 from softreg.cache.manifest import problem
 from softreg.cache.rows import BLOCK_ROWS, Manifest, cache_options, check_cacheable, fingerprint, read_manifest
+from softreg.cache.staging import remove_abandoned
 from softreg.columns import Columns
 from softreg.errors import DataError
 from softreg.kernels import Batch
@@ -186,6 +187,7 @@ def open_cache(config: Config, rebuild: bool = True) -> Manifest:
     if cache_dir is None:
         raise ValueError("config has no data.cache")
     check_cacheable(config)  # before any word of rebuilding
+    remove_abandoned(Path(cache_dir).resolve().parent)  # what killed ingests left there, whichever cache
     manifest = read_manifest(cache_dir)
     reason = "there is no data cache there" if manifest is None else problem(manifest) or stale_reason(manifest, config)
     if reason is None:
