@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from softreg.config import EngineConfig
+from softreg.engine.identity import running_code
 from softreg.engine.probe import NOT_DASK, check_scheduler
 from softreg.engine.shards import ShardGroup, ShardSpec
 from softreg.errors import ClusterError, SoftregError, warn
@@ -31,7 +32,7 @@ WORKERS_SECONDS = 30.0  # for engine.workers workers to join (and, after a loss,
 REPLAYS = 3  # times one call is replayed on a re-created actor before the run fails
 POLL_SECONDS = 1.0  # between looks at whether the worker of a call still waited for is alive
 SHARE_STEPS = 32  # steps measured before the communication share is judged (once)
-PACKAGES = ("softreg", "numpy")  # must match between the driver and every worker: the bits depend on them
+PACKAGES = ("softreg", "numpy")  # the code running them must match on the driver and every worker: the bits do
 
 
 @dataclass
@@ -144,20 +145,25 @@ def _client(distributed: Any, config: EngineConfig) -> tuple[Any, Any, str]:
 
 
 def _check_versions(client: Any, address: str) -> None:
-    """dask's own check (required packages must match), and softreg and numpy on every worker."""
+    """dask's own check (required packages must match), then the code each worker runs: the
+    softreg it imported (version and source digest) and numpy (`softreg.engine.identity`)."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            versions = client.get_versions(check=True, packages=list(PACKAGES))
+            client.get_versions(check=True)
         except ValueError as error:
             raise ClusterError(f"engine.scheduler {address}: {_version_table(str(error))}") from None
-    here = versions["client"]["packages"]
-    for worker, found in sorted(versions["workers"].items()):
-        packages = found.get("packages", {}) if isinstance(found, dict) else {}
+    here = running_code()
+    try:
+        answers = client.run(running_code)
+    except ImportError as error:
+        raise ClusterError(f"a worker cannot import softreg ({error}); install softreg[dask] on every worker") from None
+    for worker, found in sorted(answers.items()):
         for name in PACKAGES:
-            if packages.get(name) != here.get(name):
+            theirs = found.get(name) if isinstance(found, dict) else None
+            if theirs != here[name]:
                 raise ClusterError(
-                    f"worker {worker} has {name} {packages.get(name) or 'missing'}, this process {here.get(name)}: "
+                    f"worker {worker} runs {name} {theirs or 'missing'}, this process {here[name]}: "
                     f"install the same softreg[dask] on every worker"
                 )
     for message in caught:  # optional packages that differ: worth knowing, not fatal
