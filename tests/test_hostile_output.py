@@ -148,3 +148,25 @@ def test_the_divergence_hint_writes_only_usable_rates(suggested, shown):
         assert "e.g." not in message and "No optim.lr is stable" in message
     else:
         assert message.endswith(f"Try a smaller optim.lr (now 0.5), e.g. {shown}.")
+
+
+@pytest.mark.parametrize("damage", [b"\x0f" * 16, b"\xff\xfe\x1b[2J\n\x00zz"], ids=["unknown-type", "escape"])
+def test_a_damaged_parquet_footer_is_one_line_without_raw_bytes(tmp_path, damage):
+    """A footer whose thrift pyarrow cannot read: exit 2, one line, every byte it quotes escaped."""
+    import struct
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = tmp_path / "d.parquet"
+    pq.write_table(pa.table({"a": [1.0, 2.0, 3.0] * 10, "b": [0.0, 1.0, 0.5] * 10, "label": ["x", "y", "z"] * 10}),
+                   path)
+    data = bytearray(path.read_bytes())
+    footer = len(data) - 8 - struct.unpack("<i", data[-8:-4])[0]
+    data[footer + 5:footer + 5 + len(damage)] = damage
+    path.write_bytes(bytes(data))
+    (tmp_path / "c.yaml").write_text("data:\n  source: d.parquet\noptim:\n  epochs: 2\noutput:\n  plots: false\n")
+    code, _, stderr = run("train", "--config", tmp_path / "c.yaml", "--out", tmp_path / "run", "--quiet")
+    assert code == 2 and stderr.count("\n") == 1 and stderr.endswith(")\n")
+    assert stderr.startswith(f"softreg: error: {path}: not a readable Parquet file (")
+    assert all(character.isprintable() for character in stderr[:-1]), stderr
