@@ -17,7 +17,7 @@ from softreg import rundir, softmax
 from softreg.commands.common import save_run
 from softreg.config import Config, dump_config, load_config
 from softreg.data import Prepared, prepare, random_streams
-from softreg.errors import ClusterError, DivergedError, Interrupted, RunDirError, UsageError
+from softreg.errors import ClusterError, DataError, DivergedError, Interrupted, RunDirError, UsageError
 from softreg.evaluate import classification_metrics
 from softreg.model import Model
 from softreg.train import (
@@ -180,7 +180,15 @@ def prepare_for(config: Config, split_rng: np.random.Generator) -> Prepared:
         from softreg.cache import prepare_cached
 
         return prepare_cached(config)
-    return prepare(config.data, np.dtype(config.model.dtype), split_rng)
+    if config.data.source == "-":
+        return prepare(config.data, np.dtype(config.model.dtype), split_rng)
+    from softreg.cache import fingerprint
+
+    before = fingerprint(config.data.source)  # a file still being written would train on a part of it
+    prepared = prepare(config.data, np.dtype(config.model.dtype), split_rng)
+    if fingerprint(config.data.source) != before:
+        raise DataError(f"{config.data.source}: changed while it was being read; train again once it is complete")
+    return prepared
 
 
 FINGERPRINT_ROWS = 65536
