@@ -184,9 +184,12 @@ def prepare_for(config: Config, split_rng: np.random.Generator) -> Prepared:
         return prepare(config.data, np.dtype(config.model.dtype), split_rng)
     from softreg.cache import fingerprint
 
-    before = fingerprint(config.data.source)  # a file still being written would train on a part of it
+    try:  # a file still being written would train on a part of it
+        before = fingerprint(config.data.source)
+    except DataError:  # missing or unreadable: `prepare` says so in its own words
+        before = None
     prepared = prepare(config.data, np.dtype(config.model.dtype), split_rng)
-    if fingerprint(config.data.source) != before:
+    if before is not None and fingerprint(config.data.source) != before:
         raise DataError(f"{config.data.source}: changed while it was being read; train again once it is complete")
     return prepared
 
