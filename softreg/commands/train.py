@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import shutil
 from collections.abc import Callable, Iterator, Sequence
@@ -184,10 +185,11 @@ def prepare_for(config: Config, split_rng: np.random.Generator) -> Prepared:
         return prepare(config.data, np.dtype(config.model.dtype), split_rng)
     from softreg.cache import fingerprint
 
-    try:  # a file still being written would train on a part of it
-        before = fingerprint(config.data.source)
-    except DataError:  # missing or unreadable: `prepare` says so in its own words
-        before = None
+    before = None  # a file still being written would train on a part of it
+    path = Path(config.data.source)
+    if config.data.source.startswith("builtin:") or path.is_dir() or path.is_file():
+        with contextlib.suppress(DataError):  # unreadable: `prepare` says so in its own words
+            before = fingerprint(config.data.source)
     prepared = prepare(config.data, np.dtype(config.model.dtype), split_rng)
     if before is not None and fingerprint(config.data.source) != before:
         raise DataError(f"{config.data.source}: changed while it was being read; train again once it is complete")
