@@ -53,9 +53,9 @@ def _show_warning(message: Warning | str, category: type[Warning], *args: Any, *
         click.echo(f"softreg: warning: {category.__name__}: {visible_lines(str(message))}", err=True)
 
 
-# a write that failed for want of room or a working device (the disk, a quota, /dev/full): the
+# a write that failed for want of room (a full disk, a quota, a file size limit, /dev/full): the
 # machine's state, not a bug and not the user's input
-WRITE_ERRORS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO})
+WRITE_ERRORS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
 
 
 def _flush(stream: Any) -> None:
