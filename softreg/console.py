@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 import click
 
+from softreg.escape import visible
+
 if TYPE_CHECKING:
     from softreg.commands.train import TrainOutcome
     from softreg.errors import Interrupted
@@ -43,9 +45,10 @@ def engine_lines(info: Any) -> list[str]:
     for shard, worker in enumerate(info.placement):
         shards.setdefault(worker, []).append(str(shard))
     kind = "a local cluster" if info.local else "the scheduler"
-    held = ", ".join(f"{worker} (shards {' '.join(numbers)})" for worker, numbers in shards.items())
-    lines = [f"dask: {len(info.workers)} worker(s) of {kind} at {info.scheduler}: {held}"]
-    lines.append(f"dask: dashboard {info.dashboard}" if info.dashboard else "dask: no dashboard (pip install bokeh)")
+    held = ", ".join(f"{visible(worker)} (shards {' '.join(numbers)})" for worker, numbers in shards.items())
+    lines = [f"dask: {len(info.workers)} worker(s) of {kind} at {visible(info.scheduler)}: {held}"]
+    lines.append(f"dask: dashboard {visible(info.dashboard)}" if info.dashboard else
+                 "dask: no dashboard (pip install bokeh)")
     return lines
 
 
@@ -200,7 +203,7 @@ def train_summary(outcome: TrainOutcome) -> str:
         f"final objective {training['objective']:.6f}   gradient norm {_number(training['grad_norm'])}",
         f"{metrics['split']} accuracy {metrics['accuracy']:.4f}   log loss {metrics['log_loss']:.4f}   "
         f"({metrics['n_samples']} rows)",
-        f"run directory: {outcome.run_dir}",
+        f"run directory: {visible(outcome.run_dir)}",
     ]
     return "\n".join(lines)
 
@@ -215,16 +218,18 @@ def interrupted_message(stop: Interrupted) -> str:
         where = "while saving the final model (resume finishes it)"
     else:
         where = f"after epoch {stop.state.epoch}; checkpoint saved"
-    return f"softreg: interrupted {where}.\nResume with: softreg train --resume {stop.run_dir}"
+    return f"softreg: interrupted {where}.\nResume with: softreg train --resume {visible(stop.run_dir)}"
 
 
 def metrics_table(metrics: Mapping[str, Any], confused: Sequence[tuple[str, str, int]] = ()) -> str:
-    """Per-class rows, then the averages, then the most confused pairs."""
-    names = list(metrics["per_class"])
+    """Per-class rows, then the averages, then the most confused pairs (names with control
+    characters escaped, as everywhere on a terminal)."""
+    names = [visible(name) for name in metrics["per_class"]]
     width = max(12, max(len(name) for name in names) + 2)
-    lines = [f"evaluated on {metrics.get('source', metrics.get('split', ''))}: {metrics['n_samples']} rows", ""]
+    source = visible(metrics.get("source", metrics.get("split", "")))
+    lines = [f"evaluated on {source}: {metrics['n_samples']} rows", ""]
     lines.append(f"{'class':<{width}}{'precision':>10}{'recall':>10}{'f1':>10}{'support':>10}")
-    for name, row in metrics["per_class"].items():
+    for name, row in zip(names, metrics["per_class"].values(), strict=True):
         lines.append(
             f"{name:<{width}}{row['precision']:>10.4f}{row['recall']:>10.4f}{row['f1']:>10.4f}{row['support']:>10d}"
         )
@@ -261,7 +266,7 @@ def metrics_table(metrics: Mapping[str, Any], confused: Sequence[tuple[str, str,
         lines.append("")
         lines.append("most confused (true -> predicted: count)")
         for true_label, predicted, count in confused:
-            lines.append(f"  {true_label} -> {predicted}: {count}")
+            lines.append(f"  {visible(true_label)} -> {visible(predicted)}: {count}")
     return "\n".join(lines)
 
 
@@ -286,9 +291,10 @@ def compare_logistic_report(report: Mapping[str, Any]) -> str:
     optim = report["optim"]
     momentum = f"momentum {optim['momentum']:g}{' (Nesterov)' if optim['nesterov'] else ''}"
     decay, rate = report["weight_decay"], report["learning_rate"]
+    first, positive = visible(report["classes"][0]), visible(report["positive_class"])
     lines = [
         (
-            f"{report['source']}: A = {report['classes'][0]} vs B = {report['positive_class']} "
+            f"{visible(report['source'])}: A = {first} vs B = {positive} "
             f"({report['n_samples']} rows, {report['n_features']} features, every row, standardized)"
         ),
         (
@@ -326,9 +332,9 @@ def compare_logistic_report(report: Mapping[str, Any]) -> str:
 
 def sweep_line(done: int, total: int, row: Mapping[str, Any], skipped: bool) -> str:
     """One progress line per finished (or skipped) run of a sweep."""
-    head = f"sweep [{done}/{total}] {row['run_dir']}:"
+    head = f"sweep [{done}/{total}] {visible(row['run_dir'])}:"
     if row["status"] not in ("trained", "reused"):
-        return f"{head} FAILED: {row['error']}"
+        return f"{head} FAILED: {visible(row['error'])}"
     what = "skipped (finished before)" if skipped else f"trained {row['epochs']} epochs in {row['seconds']:.2f}s"
     figures = [f"{name} {_number(row[key])}" for key, name in (
         ("val_accuracy", "val accuracy"), ("val_log_loss", "val log loss"), ("test_accuracy", "test accuracy")

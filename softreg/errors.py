@@ -59,9 +59,14 @@ class DivergedError(SoftregError):
         self.epoch: int | None = epoch  # None in subclasses that fail outside an epoch
         self.lr = lr
         suggested = lr / 10 if suggested is None else suggested
+        if 1e-300 < suggested < float("inf"):  # a rate worth writing: not 0, nan, or a subnormal
+            hint = f"Try a smaller optim.lr (now {lr:g}), e.g. {suggested:.2g}."
+        else:  # squares of the features overflow: no rate is stable
+            hint = (f"No optim.lr is stable for features this large (now {lr:g}): standardize them "
+                    "(data.standardize: true) or rescale them.")
         super().__init__(
             f"training diverged at epoch {epoch} (the loss exploded or stopped being finite); "
-            f"no model was written. Try a smaller optim.lr (now {lr:g}), e.g. {suggested:.2g}."
+            f"no model was written. {hint}"
         )
 
 

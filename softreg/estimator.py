@@ -24,6 +24,7 @@ from sklearn.utils.validation import _check_sample_weight, check_is_fitted, vali
 
 from softreg import losses, softmax
 from softreg.config import key_spec
+from softreg.config.rules import plain
 from softreg.data import random_streams, split_indices
 from softreg.losses import SPHERICAL_START
 from softreg.model import raw_logits, standardize
@@ -254,7 +255,7 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
                 values[name] = rule(getattr(self, name))
             except ValueError as error:
                 raise ValueError(f"SoftmaxRegression: {name} {error} ({section}.{name} in a config)") from None
-        fraction = self.validation_fraction
+        fraction = plain(self.validation_fraction)
         if fraction is not None and not (isinstance(fraction, float | int) and 0 < fraction < 1):
             raise ValueError(f"SoftmaxRegression: validation_fraction must be in (0, 1) or None, got {fraction!r}")
         if values["normalizer"] == "spherical" and not values["fit_intercept"]:

@@ -29,6 +29,7 @@ import numpy as np
 from softreg.dataset import Dataset, shown_names
 from softreg.delimited import ColumnChoice, Selection, typed_labels
 from softreg.errors import DataError
+from softreg.escape import visible
 
 PARQUET_SUFFIXES = (".parquet", ".pq")
 BATCH_ROWS = 65536
@@ -145,13 +146,20 @@ def parquet_column_names(source: str) -> list[str]:
         return _data_columns(parquet_file.schema_arrow)
 
 
+def _reason(error: BaseException) -> str:
+    """pyarrow's message on one short line: its line breaks as spaces, any byte it quotes from a
+    damaged footer as an escape (``\\x0f``), at most 160 characters."""
+    text = visible(" ".join(str(error).split()))
+    return text if len(text) <= 160 else text[:157] + "..."
+
+
 @contextmanager
 def _opened(pa: ModuleType, pq: ModuleType, path: Path) -> Iterator[Any]:
     """``pq.ParquetFile(path)``, closed after; a file pyarrow cannot open is a DataError naming it."""
     try:
         parquet_file = pq.ParquetFile(path)
     except (pa.ArrowException, OSError) as error:
-        raise DataError(f"{path}: not a readable Parquet file ({error})") from None
+        raise DataError(f"{path}: not a readable Parquet file ({_reason(error)})") from None
     try:
         yield parquet_file
     finally:
@@ -223,7 +231,7 @@ def read_batches(
                     yield _batch(pa, pc, layout, batch, path, first_row, refuse_missing)
                     first_row += batch.num_rows
             except (pa.ArrowException, OSError) as error:
-                raise DataError(f"{path}: not a readable Parquet file ({error})") from None
+                raise DataError(f"{path}: not a readable Parquet file ({_reason(error)})") from None
 
 
 def _batch(pa: ModuleType, pc: ModuleType, layout: ParquetLayout, batch: Any, path: Path, first_row: int,

@@ -364,11 +364,14 @@ def test_killed_ingest_staging_is_removed_by_the_next(small):
     """A staging directory left by a killed ingest (its process gone) is removed by the next ingest;
     one of a running process is left alone."""
     tmp_path, config, _, _ = small
+    import socket
+
     abandoned = tmp_path / ".cache.ingest-999999999-abc"  # beyond any pid the kernel hands out
     running = tmp_path / f".cache.ingest-{os.getpid()}-abc"
-    for directory in (abandoned, running):
+    for directory, pid in ((abandoned, 999999999), (running, os.getpid())):
         directory.mkdir()
         (directory / "bucket-0.bin").write_bytes(b"\0" * 64)
+        (directory / ".softreg-ingest").write_text(json.dumps({"host": socket.gethostname(), "pid": pid}))
     assert run("ingest", "--config", config)[0] == 0
     assert not abandoned.exists() and running.exists()
 

@@ -3,6 +3,7 @@ mid-run, the CLI against a scheduler and workers started here, and the cluster e
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -55,9 +56,9 @@ class Cluster:
     """A ``dask scheduler`` on 127.0.0.1 and ``dask worker`` processes (no nanny: a killed worker stays dead),
     ended by their pids."""
 
-    def __init__(self, folder, n_workers):
+    def __init__(self, folder, n_workers, pythonpath=REPO):
         self.folder, self.processes = folder, []
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(pythonpath), os.environ.get("PYTHONPATH", "")])}
         scheduler_file = folder / "scheduler.json"
         self.scheduler = self._start(
             [DASK, "scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
@@ -231,19 +232,24 @@ def test_a_cache_the_workers_cannot_open_is_a_cluster_error(cluster, tmp_path):
 
 
 class VersionsClient:
-    """A client whose get_versions answers ``versions``, or raises dask's ValueError."""
+    """A client whose get_versions raises dask's ValueError (or passes), and whose workers run ``code``."""
 
-    def __init__(self, versions=None, error=None):
-        self.versions, self.error = versions, error
+    def __init__(self, code=None, error=None):
+        self.code, self.error = code or {}, error
 
     def get_versions(self, check=False, packages=()):
         if self.error is not None:
             raise ValueError(self.error)
-        return self.versions
+        return {}
+
+    def run(self, function):
+        return self.code
 
 
 def test_mismatched_versions_are_cluster_errors():
-    """dask's get_versions(check=True) error, or another softreg or numpy on a worker: ClusterError naming it."""
+    """dask's get_versions(check=True) error, or other softreg code or numpy on a worker: ClusterError naming it."""
+    from softreg.engine.identity import running_code
+
     table = (
         "Mismatched versions found\n\n+---------+--------+-----------+---------+\n"
         "| Package | Client | Scheduler | Workers |\n+---------+--------+-----------+---------+\n"
@@ -254,16 +260,37 @@ def test_mismatched_versions_are_cluster_errors():
     assert str(caught.value) == (
         "engine.scheduler tcp://h:1: Mismatched versions found: dask (client 2026.8, scheduler 2026.8, workers 2025.1)"
     )
-    here = {"softreg": "1.0", "numpy": "2.0"}
-    versions = {"client": {"packages": here}, "workers": {"tcp://w:1": {"packages": {**here, "softreg": "0.9"}}}}
+    here = running_code()
+    dask_engine._check_versions(VersionsClient({"tcp://w:1": here}), "tcp://h:1")  # the same code: no error
+    other = {**here, "softreg": here["softreg"].replace("(source ", "(source f")}
     with pytest.raises(ClusterError) as caught:
-        dask_engine._check_versions(VersionsClient(versions), "tcp://h:1")
+        dask_engine._check_versions(VersionsClient({"tcp://w:1": other}), "tcp://h:1")
     assert str(caught.value) == (
-        "worker tcp://w:1 has softreg 0.9, this process 1.0: install the same softreg[dask] on every worker"
+        f"worker tcp://w:1 runs softreg {other['softreg']}, this process {here['softreg']}: "
+        "install the same softreg[dask] on every worker"
     )
-    versions["workers"]["tcp://w:1"]["packages"] = {"softreg": "1.0"}
-    with pytest.raises(ClusterError, match="worker tcp://w:1 has numpy missing, this process 2.0"):
-        dask_engine._check_versions(VersionsClient(versions), "tcp://h:1")
+    with pytest.raises(ClusterError, match=f"worker tcp://w:1 runs numpy missing, this process {here['numpy']}"):
+        dask_engine._check_versions(VersionsClient({"tcp://w:1": {"softreg": here["softreg"]}}), "tcp://h:1")
+
+
+def test_a_worker_running_other_softreg_code_is_refused(letters, tmp_path):
+    """A worker whose PYTHONPATH puts an edited copy of softreg first, with the same version and
+    installed metadata, is refused: the check compares the source that runs."""
+    copy = tmp_path / "other"
+    shutil.copytree(REPO / "softreg", copy / "softreg", ignore=shutil.ignore_patterns("__pycache__"))
+    with open(copy / "softreg" / "softmax.py", "a") as handle:
+        handle.write("\n# an edit that changes no behaviour, but the code is not the same\n")
+    started = Cluster(tmp_path, n_workers=1, pythonpath=copy)
+    try:
+        code, _, stderr = run(
+            "train", "--config", letters[0], "--out", tmp_path / "run", "--quiet", "--set", "engine.kind=dask",
+            "--set", f"engine.scheduler={started.address}", "--set", "engine.workers=1",
+        )
+    finally:
+        started.stop()
+    assert code == 2 and stderr.startswith("softreg: error: worker tcp://127.0.0.1:") and " runs softreg " in stderr
+    assert stderr.endswith("install the same softreg[dask] on every worker\n") and stderr.count("\n") == 1
+    assert not (tmp_path / "run").exists()
 
 
 def test_the_communication_advice_comes_past_half_of_each_step():

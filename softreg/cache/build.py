@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 import os
 import shutil
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +23,7 @@ from softreg.cache.cells import (
     present_rows,
     unseen_counts,
 )
+from softreg.cache.manifest import digest, shard_ends
 from softreg.cache.rows import (
     FORMAT,
     MAX_BUCKETS,
@@ -40,9 +40,10 @@ from softreg.cache.rows import (
     read_manifest,
     row_hash,
 )
+from softreg.cache.staging import make_staging, remove_abandoned, unmark
 from softreg.columns import Columns
 from softreg.errors import DataError, UsageError, cannot_write
-from softreg.rundir.files import _umask, write_json
+from softreg.rundir.files import write_json
 
 if TYPE_CHECKING:
     from softreg.config import Config
@@ -66,15 +67,15 @@ def ingest(
     before = fingerprint(config.data.source)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        _remove_abandoned(target)
-        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.ingest-{os.getpid()}-", dir=target.parent))
-        os.chmod(staging, 0o777 & ~_umask())  # mkdtemp's 0700 would hide the cache from other users
+        remove_abandoned(target.parent)
+        staging = make_staging(target)
     except OSError as error:
         raise cannot_write(target, error, "cannot create the cache") from None
     try:
         document = _build(config, staging, before, on_rows)
         if fingerprint(config.data.source) != before:
             raise DataError(f"{config.data.source}: changed while it was being read; ingest again")
+        unmark(staging)
         _commit(staging, target)
     except BaseException as error:
         shutil.rmtree(staging, ignore_errors=True)
@@ -87,23 +88,6 @@ def _check_target(target: Path) -> None:
     """Refuse to replace a directory that holds something other than a cache."""
     if target.exists() and (not target.is_dir() or (any(target.iterdir()) and read_manifest(target) is None)):
         raise UsageError(f"{target}: exists and is not a softreg cache; choose another data.cache directory")
-
-def _remove_abandoned(target: Path) -> None:
-    """Remove the staging directories of ingests into ``target`` whose process is gone (killed
-    before it could clean up), so that disk space does not leak; a running one's is kept."""
-    for staging in target.parent.glob(f".{target.name}.ingest-*"):
-        pid = staging.name[len(f".{target.name}.ingest-"):].partition("-")[0]
-        if pid.isdigit() and not _alive(int(pid)):
-            shutil.rmtree(staging, ignore_errors=True)
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's process
-        return True
-    return True
 
 def _commit(staging: Path, target: Path) -> None:
     old = None
@@ -272,6 +256,10 @@ def _write_manifest(
         "options": cache_options(config),
         "shards": shards,
     }
+    for files in shards.values():  # every shard's size and ends, so that a shard swapped later is seen
+        for entry in files.values():
+            entry["ends"] = shard_ends(staging / entry["file"])
+    document["digest"] = digest(document)  # last: any later edit of the manifest is seen
     write_json(staging / "manifest.json", document)
     return document
 

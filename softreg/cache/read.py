@@ -12,7 +12,9 @@ import numpy as np
 
 from softreg.cache.budget import memory_budget
 from softreg.cache.build import ingest
+from softreg.cache.manifest import problem
 from softreg.cache.rows import BLOCK_ROWS, Manifest, cache_options, check_cacheable, fingerprint, read_manifest
+from softreg.cache.staging import remove_abandoned
 from softreg.columns import Columns
 from softreg.errors import DataError
 from softreg.kernels import Batch
@@ -111,12 +113,29 @@ def load_part(manifest: Manifest, part: str) -> CacheData | None:
             raise DataError(f"{path}: cannot read the cache shard ({error}); ingest again") from None
     n, d = manifest.count(part), manifest.document["n_features"]
     y = arrays[-1]
+    _check_labels(manifest, part, y, n)
     if sparse:
         return _sparse_part(manifest, part, arrays, n, d)
     X = arrays[0]
-    if X.shape != (n, d) or y.shape != (n,):
+    if X.shape != (n, d) or X.dtype != np.dtype(manifest.document["dtype"]):
         raise DataError(f"{manifest.directory}: the {part} shards do not match the manifest; ingest again")
     return CacheData(X, y)
+
+
+def _check_labels(manifest: Manifest, part: str, y: np.ndarray, n: int) -> None:
+    """``y`` holds ``n`` class indices, each in [0, n_classes): numpy would read -1 as the last
+    class. One pass over the labels (a column of the part, read a block at a time)."""
+    n_classes = len(manifest.document["classes"])
+    valid = y.shape == (n,) and y.dtype.kind in "iu"
+    for start in range(0, n if valid else 0, 1 << 22):
+        block = y[start:start + (1 << 22)]
+        if int(block.min()) < 0 or int(block.max()) >= n_classes:
+            valid = False
+            break
+    if not valid:
+        raise DataError(
+            f"{manifest.directory}: the {part} labels do not index the manifest's {n_classes} classes; ingest again"
+        )
 
 def _sparse_part(manifest: Manifest, part: str, arrays: list[np.ndarray], n: int, d: int) -> CacheData:
     """CSR over the memory-mapped data, indices and indptr, checked as scipy would (index ranges)."""
@@ -157,31 +176,41 @@ def _plain(document: Any) -> Any:
 
     return json.loads(json.dumps(document))
 
-def open_cache(config: Config, on_build: Any = None) -> Manifest:
-    """The cache of ``config`` at ``data.cache``: used when it holds this data; built when
-    missing; rebuilt (with a warning) when the source or the data options changed."""
+def open_cache(config: Config, rebuild: bool = True) -> Manifest:
+    """The cache of ``config`` at ``data.cache``: used when its manifest checks out
+    (`softreg.cache.manifest.problem`) and it holds this data; built when missing; rebuilt
+    (with a warning) when the manifest, the source or the data options differ. Without
+    ``rebuild`` (what reads a finished run's data) a cache that would be built is a DataError."""
     from softreg.errors import warn
 
     cache_dir = config.data.cache
     if cache_dir is None:
         raise ValueError("config has no data.cache")
     check_cacheable(config)  # before any word of rebuilding
+    remove_abandoned(Path(cache_dir).resolve().parent)  # what killed ingests left there, whichever cache
     manifest = read_manifest(cache_dir)
+    reason = "there is no data cache there" if manifest is None else problem(manifest) or stale_reason(manifest, config)
+    if reason is None:
+        assert manifest is not None, "a reason is given when there is no manifest"
+        return manifest
+    if not rebuild:
+        raise DataError(
+            f"{cache_dir}: the data cache no longer holds this run's data ({reason}); it is not rebuilt "
+            f"here: ingest it again with the run's config (softreg ingest --config RUN/config.yaml)"
+        )
     if manifest is not None:
-        reason = stale_reason(manifest, config)
-        if reason is None:
-            return manifest
         warn(f"{cache_dir}: rebuilding the data cache: {reason}")
     return ingest(config, cache_dir)
 
 # the most of a cached test part a run directory keeps (test.npz, float64): this, or an eighth of the memory budget
 TEST_SPLIT_BYTES = 256 * 2**20
 
-def prepare_cached(config: Config) -> Prepared:
-    """`softreg.data.Prepared` from the cache: parts as `CacheData` over the shards."""
+def prepare_cached(config: Config, rebuild: bool = True) -> Prepared:
+    """`softreg.data.Prepared` from the cache: parts as `CacheData` over the shards (`open_cache`
+    with ``rebuild``)."""
     from softreg.errors import warn
 
-    manifest = open_cache(config)
+    manifest = open_cache(config, rebuild=rebuild)
     document = manifest.document
     budget = memory_budget(config.data.memory_budget)
 

@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 
 FORMAT = "softreg-cache"
 
-VERSION = 1
+VERSION = 2  # 2: the shards' ends and the manifest's digest
 
 PARTS = ("train", "val", "test")
 
@@ -311,7 +311,8 @@ def cache_options(config: Config) -> dict[str, Any]:
 
 
 def read_manifest(cache_dir: str | os.PathLike[str]) -> Manifest | None:
-    """The cache's manifest, or None when ``cache_dir`` holds no complete cache."""
+    """The cache's manifest, or None when ``cache_dir`` holds no complete softreg cache; not yet
+    believed (`softreg.cache.manifest.problem` checks it)."""
     path = Path(cache_dir) / "manifest.json"
     if not path.is_file():
         return None
@@ -321,6 +322,6 @@ def read_manifest(cache_dir: str | os.PathLike[str]) -> Manifest | None:
         document = read_json_object(path)
     except RunDirError:
         return None
-    if document.get("format") != FORMAT or document.get("version") != VERSION:
+    if document.get("format") != FORMAT:  # another version's cache is still softreg's: rebuilt, not refused
         return None
     return Manifest(document, Path(cache_dir))

@@ -7,7 +7,10 @@ modules (numpy, scikit-learn, matplotlib) are imported inside the commands so th
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import functools
+import io
 import os
 import signal
 import sys
@@ -21,10 +24,11 @@ import click
 
 from softreg import __version__
 from softreg.errors import EXIT_FAILURE, EXIT_INTERRUPTED, SoftregError, SoftregWarning
+from softreg.escape import visible_lines
 
 
 def _fail(message: str, code: int) -> NoReturn:
-    click.echo(f"softreg: error: {_short(message)}", err=True)
+    click.echo(f"softreg: error: {_short(visible_lines(message))}", err=True)
     sys.exit(code)
 
 
@@ -44,9 +48,43 @@ def _short(message: str) -> str:
 def _show_warning(message: Warning | str, category: type[Warning], *args: Any, **kwargs: Any) -> None:
     """Warnings go to stderr as one line, like errors (results stay alone on stdout)."""
     if issubclass(category, SoftregWarning):
-        click.echo(f"softreg: warning: {message}", err=True)
+        click.echo(f"softreg: warning: {visible_lines(str(message))}", err=True)
     else:
-        click.echo(f"softreg: warning: {category.__name__}: {message}", err=True)
+        click.echo(f"softreg: warning: {category.__name__}: {visible_lines(str(message))}", err=True)
+
+
+# a write that failed for want of room (a full disk, a quota, a file size limit, /dev/full): the
+# machine's state, not a bug and not the user's input
+WRITE_ERRORS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
+
+
+def _flush(stream: Any) -> None:
+    stream.flush()
+
+
+def _failed_output(error: OSError) -> str:
+    """"standard output" when the failed write was to it (a frame of the failing call holds
+    ``sys.stdout``: click.echo's, predict's writer, `_flush`), else "the output".
+
+    Standard output is then pointed at /dev/null, so that Python's own flush at exit finds
+    nothing to fail on (it would print a second, raw message).
+    """
+    frames = error.__traceback__
+    while frames is not None:
+        if any(value is sys.stdout for value in frames.tb_frame.f_locals.values()):
+            with contextlib.suppress(OSError, ValueError, io.UnsupportedOperation):
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return "standard output"
+        frames = frames.tb_next
+    return "the output"
+
+
+def _internal(error: BaseException) -> NoReturn:
+    click.echo(
+        f"softreg: internal error: {error.__class__.__name__}: {error} (rerun with --debug for the traceback)",
+        err=True,
+    )
+    sys.exit(EXIT_FAILURE)
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> NoReturn:
@@ -66,7 +104,9 @@ def handle_errors(command: Callable[..., Any]) -> Callable[..., Any]:
             with warnings.catch_warnings():
                 warnings.simplefilter("always", SoftregWarning)
                 warnings.showwarning = _show_warning
-                return command(*args, **kwargs)
+                result = command(*args, **kwargs)
+                _flush(sys.stdout)  # a full disk under stdout shows here, not as Python's exit message
+                return result
         except SoftregError as error:
             if debug:
                 raise
@@ -85,14 +125,16 @@ def handle_errors(command: Callable[..., Any]) -> Callable[..., Any]:
             sys.exit(EXIT_INTERRUPTED)
         except (click.exceptions.Exit, click.ClickException, SystemExit):
             raise
+        except OSError as error:
+            if debug:
+                raise
+            if error.errno not in WRITE_ERRORS:
+                _internal(error)
+            _fail(f"cannot write {_failed_output(error)}: {os.strerror(error.errno)}", EXIT_FAILURE)
         except Exception as error:  # a bug, not a user error
             if debug:
                 raise
-            click.echo(
-                f"softreg: internal error: {error.__class__.__name__}: {error} (rerun with --debug for the traceback)",
-                err=True,
-            )
-            sys.exit(EXIT_FAILURE)
+            _internal(error)
 
     return click.option("--debug", is_flag=True, help="Show the Python traceback on errors.")(wrapper)
 

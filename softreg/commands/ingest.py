@@ -10,6 +10,8 @@ from os import PathLike
 from pathlib import Path
 
 from softreg.cache import Manifest, ingest, read_manifest, stale_reason
+from softreg.cache.manifest import problem
+from softreg.cache.staging import remove_abandoned
 from softreg.config import Config
 from softreg.errors import UsageError
 
@@ -33,8 +35,9 @@ def ingest_run(
         raise UsageError("give --cache DIR, or set data.cache in the config")
     config = dataclasses.replace(config, data=dataclasses.replace(config.data, cache=str(Path(directory))))
     start = time.perf_counter()
+    remove_abandoned(Path(directory).resolve().parent)  # what killed ingests left there, up to date or not
     existing = read_manifest(directory)
-    reason = None if existing is None else stale_reason(existing, config)
+    reason = None if existing is None else problem(existing) or stale_reason(existing, config)
     if existing is not None and reason is None:
         return IngestOutcome(existing, rebuilt=False, reason=None, seconds=time.perf_counter() - start)
     manifest = ingest(config, directory, on_rows)

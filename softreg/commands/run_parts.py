@@ -52,7 +52,7 @@ def _cached_in_float64(config: Config) -> Prepared:
     """A cached run's parts (its shards hold ``model.dtype``), read as float64 a chunk at a time."""
     from softreg.cache import CacheData, prepare_cached
 
-    prepared = prepare_cached(config)
+    prepared = prepare_cached(config, rebuild=False)  # a cache ingested since under another config stays as it is
 
     def in_float64(part: CacheData | None) -> CacheData | None:
         return None if part is None else replace(part, read_as="float64")

@@ -163,7 +163,7 @@ def _run_figures(run_dir: Path) -> dict[str, Any]:
         part = prepared.val
         val = model_metrics(model, [(part.X, part.y)], standardized=True, center=part.center).metrics(model.classes)
         figures.update(val_accuracy=val["accuracy"], val_log_loss=val["log_loss"], val_ece=val["ece"])
-    metrics = rundir.read_json_object(run_dir / "metrics.json")
+    metrics = rundir.read_metrics(run_dir / "metrics.json")
     if metrics.get("split") == "test":
         figures.update(test_accuracy=metrics["accuracy"], test_log_loss=metrics["log_loss"], test_ece=metrics["ece"])
     training = rundir.read_model_json(run_dir / "model.json").get("training", {})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import shutil
 from collections.abc import Callable, Iterator, Sequence
@@ -17,7 +18,7 @@ from softreg import rundir
 from softreg.commands.common import save_run
 from softreg.config import Config, dump_config, load_config
 from softreg.data import Prepared, prepare, random_streams
-from softreg.errors import ClusterError, DivergedError, Interrupted, RunDirError, UsageError, warn
+from softreg.errors import ClusterError, DataError, DivergedError, Interrupted, RunDirError, UsageError, warn
 from softreg.evaluate import model_metrics
 from softreg.model import Model
 from softreg.optim import resumed_schedule_note
@@ -84,7 +85,7 @@ def train_run(
             rundir.release(target)
             shutil.rmtree(target, ignore_errors=True)
             raise
-        except ClusterError:  # a cluster that could not start the run: rerunning the command must work
+        except (ClusterError, KeyboardInterrupt):  # a run that could not start: rerunning the command must work
             if not (Path(target) / rundir.CHECKPOINT).exists():
                 rundir.release(target)
                 shutil.rmtree(target, ignore_errors=True)
@@ -118,7 +119,13 @@ def resume_run(
     config_path = run_dir / "config.yaml"
     if not config_path.is_file():
         raise RunDirError(f"{run_dir}: no config.yaml; not a softreg run directory")
-    rundir.claim(run_dir)  # one process at a time continues a run
+    try:
+        rundir.claim(run_dir)  # one process at a time continues a run
+    except OSError as error:  # a read-only file system, a folder of another user's
+        raise RunDirError(
+            f"{run_dir}: cannot write there ({error.strerror or error}); --resume writes its checkpoints and "
+            "model into the run directory: copy it to a writable place and resume the copy"
+        ) from None
     try:
         return _resume(run_dir, overrides, on_epoch, on_engine)
     finally:
@@ -180,7 +187,19 @@ def prepare_for(config: Config, split_rng: np.random.Generator) -> Prepared:
         from softreg.cache import prepare_cached
 
         return prepare_cached(config)
-    return prepare(config.data, np.dtype(config.model.dtype), split_rng)
+    if config.data.source == "-":
+        return prepare(config.data, np.dtype(config.model.dtype), split_rng)
+    from softreg.cache import fingerprint
+
+    before = None  # a file still being written would train on a part of it
+    path = Path(config.data.source)
+    if config.data.source.startswith("builtin:") or path.is_dir() or path.is_file():
+        with contextlib.suppress(DataError):  # unreadable: `prepare` says so in its own words
+            before = fingerprint(config.data.source)
+    prepared = prepare(config.data, np.dtype(config.model.dtype), split_rng)
+    if before is not None and fingerprint(config.data.source) != before:
+        raise DataError(f"{config.data.source}: changed while it was being read; train again once it is complete")
+    return prepared
 
 
 FINGERPRINT_ROWS = 65536

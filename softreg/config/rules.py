@@ -86,6 +86,20 @@ def _describe(value: object) -> str:
     return shorten(repr(value))
 
 
+def plain(value: Any) -> Any:
+    """A NumPy scalar (``np.int64(5)`` from ``np.arange``, ``np.float32``, ``np.bool_``) or 0-d
+    array as the Python number or bool it holds; anything else unchanged.
+
+    scikit-learn's searches hand estimator parameters over as NumPy scalars: they are the
+    numbers a user wrote, so every rule reads them as such.
+    """
+    if getattr(value, "shape", None) == () and callable(getattr(value, "item", None)):
+        item = value.item()
+        if isinstance(item, (bool, int, float)):
+            return item
+    return value
+
+
 def shorten(text: str, limit: int = 80) -> str:
     """``text`` cut in the middle to at most ``limit`` characters, on one line."""
     text = text.replace("\n", " ").replace("\r", " ")
@@ -103,6 +117,7 @@ def number(
     kind = "an integer" if integer else "a number"
 
     def check(value: Any) -> float | int:
+        value = plain(value)
         if isinstance(value, str) and not integer:
             try:
                 value = float(value)
@@ -140,6 +155,7 @@ def learning_rate(value: object) -> float | str:
 
 
 def boolean(value: object) -> bool:
+    value = plain(value)
     if not isinstance(value, bool):
         raise ValueError(f"must be true or false, got {_describe(value)}")
     return value
@@ -190,6 +206,7 @@ def optional(rule: Rule) -> Rule:
 
 def column_ref(value: object) -> str | int:
     """A column name (string) or a 0-based index (negative counts from the end)."""
+    value = plain(value)
     if isinstance(value, bool) or not isinstance(value, (str, int)):
         raise ValueError(f"must be a column name or index, got {_describe(value)}")
     return value
@@ -197,6 +214,7 @@ def column_ref(value: object) -> str | int:
 
 def column_list(value: object) -> list[str | int]:
     """A list of column names or 0-based indices."""
+    value = [plain(v) for v in value] if isinstance(value, list) else value
     if not isinstance(value, list) or not all(isinstance(v, (str, int)) and not isinstance(v, bool) for v in value):
         raise ValueError(f"must be a list of column names or indices, got {_describe(value)}")
     if len(set(map(str, value))) != len(value):
@@ -249,6 +267,8 @@ _BYTES_EXPECTED = 'must be bytes as an integer or a size such as "512MB" or "2Gi
 def byte_size(value: object) -> int:
     """Bytes: a positive integer, or a string such as "512MB", "1.5GiB" (decimal or binary units)."""
     import re
+
+    value = plain(value)
 
     if isinstance(value, int) and not isinstance(value, bool):
         amount = float(value)

@@ -50,10 +50,14 @@ def sharded(config: Config) -> bool:
 def shard_specs(cache_dir: str | Path, part: str, n_shards: int) -> list[ShardSpec] | None:
     """The ``n_shards`` shards of the cache part ``part`` (None when the part is empty)."""
     from softreg.cache import load_part, part_files, read_manifest
+    from softreg.cache.manifest import problem
 
     manifest = read_manifest(cache_dir)
     if manifest is None:
         raise DataError(f"{cache_dir}: no complete data cache; ingest it first (softreg ingest)")
+    reason = problem(manifest)
+    if reason is not None:
+        raise DataError(f"{cache_dir}: {reason}; ingest it again (softreg ingest)")
     if manifest.document.get("sparse"):
         raise DataError(f"{cache_dir}: a sparse (svmlight) cache trains in one process; "
                         "set data.shards: 1 and engine.kind: numpy")

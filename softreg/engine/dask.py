@@ -21,6 +21,8 @@ from typing import Any
 import numpy as np
 
 from softreg.config import EngineConfig
+from softreg.engine.identity import running_code
+from softreg.engine.probe import NOT_DASK, check_scheduler
 from softreg.engine.shards import ShardGroup, ShardSpec
 from softreg.errors import ClusterError, SoftregError, warn
 from softreg.train import PartialSums
@@ -30,7 +32,7 @@ WORKERS_SECONDS = 30.0  # for engine.workers workers to join (and, after a loss,
 REPLAYS = 3  # times one call is replayed on a re-created actor before the run fails
 POLL_SECONDS = 1.0  # between looks at whether the worker of a call still waited for is alive
 SHARE_STEPS = 32  # steps measured before the communication share is judged (once)
-PACKAGES = ("softreg", "numpy")  # must match between the driver and every worker: the bits depend on them
+PACKAGES = ("softreg", "numpy")  # the code running them must match on the driver and every worker: the bits do
 
 
 @dataclass
@@ -126,31 +128,42 @@ def _client(distributed: Any, config: EngineConfig) -> tuple[Any, Any, str]:
             "engine.scheduler is null and dask has no scheduler-address (DASK_SCHEDULER_ADDRESS); "
             "set engine.scheduler: tcp://HOST:8786, or local for a cluster on this machine"
         )
+    check_scheduler(address, CONNECT_SECONDS)  # distributed waits on a silent server's handshake forever
     try:
+        # the timeout bounds the connection and each of the scheduler's first answers
         client = distributed.Client(address, timeout=CONNECT_SECONDS, direct_to_workers=True)
     except (OSError, TimeoutError, ValueError):  # ValueError: an address dask cannot parse
         raise ClusterError(
             f"engine.scheduler {address}: cannot reach the Dask scheduler within {CONNECT_SECONDS:g} s "
             "(start one with: dask scheduler)"
         ) from None
+    except MemoryError:  # a length in a message that no scheduler would send
+        raise ClusterError(
+            f"engine.scheduler {address}: the server sent a message of impossible length: {NOT_DASK}"
+        ) from None
     return client, None, address
 
 
 def _check_versions(client: Any, address: str) -> None:
-    """dask's own check (required packages must match), and softreg and numpy on every worker."""
+    """dask's own check (required packages must match), then the code each worker runs: the
+    softreg it imported (version and source digest) and numpy (`softreg.engine.identity`)."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            versions = client.get_versions(check=True, packages=list(PACKAGES))
+            client.get_versions(check=True)
         except ValueError as error:
             raise ClusterError(f"engine.scheduler {address}: {_version_table(str(error))}") from None
-    here = versions["client"]["packages"]
-    for worker, found in sorted(versions["workers"].items()):
-        packages = found.get("packages", {}) if isinstance(found, dict) else {}
+    here = running_code()
+    try:
+        answers = client.run(running_code)
+    except ImportError as error:
+        raise ClusterError(f"a worker cannot import softreg ({error}); install softreg[dask] on every worker") from None
+    for worker, found in sorted(answers.items()):
         for name in PACKAGES:
-            if packages.get(name) != here.get(name):
+            theirs = found.get(name) if isinstance(found, dict) else None
+            if theirs != here[name]:
                 raise ClusterError(
-                    f"worker {worker} has {name} {packages.get(name) or 'missing'}, this process {here.get(name)}: "
+                    f"worker {worker} runs {name} {theirs or 'missing'}, this process {here[name]}: "
                     f"install the same softreg[dask] on every worker"
                 )
     for message in caught:  # optional packages that differ: worth knowing, not fatal

@@ -30,11 +30,22 @@ def pyplot() -> ModuleType:
 
 
 def save(figure: Figure, path: str | PathLike[str]) -> Path:
-    """Write ``figure`` as a PNG to ``path`` atomically and close it."""
+    """Write ``figure`` as a PNG to ``path`` atomically and close it.
+
+    Every text is drawn as it is: a class named ``$`` or a column ``price_$$`` is a name, not
+    mathtext (matplotlib would parse text between dollar signs as TeX, and fail on a lone one).
+    Texts made so far are switched off one by one; tick labels made while drawing read the rc.
+    """
+    import matplotlib
+    from matplotlib.text import Text
+
     from softreg.rundir import atomic_open
 
     buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
+    with matplotlib.rc_context({"text.parse_math": False}):
+        for text in figure.findobj(Text):
+            text.set_parse_math(False)
+        figure.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
     pyplot().close(figure)
     with atomic_open(path, "wb") as handle:
         handle.write(buffer.getvalue())

@@ -140,12 +140,33 @@ def _output_options(json_path: Path, meta: Mapping[str, Any]) -> dict[str, Any]:
         raise RunDirError(f"{json_path}: {error}") from None
     return options
 
+METRIC_NUMBERS = ("accuracy", "balanced_accuracy", "log_loss", "brier_score", "ece", "macro_precision",
+                  "macro_recall", "macro_f1", "objective", "grad_norm")
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 def read_metrics(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """metrics.json, checked where readers index into it: the classes and a square confusion matrix."""
+    """metrics.json, checked where readers index into it: the classes, a square confusion matrix,
+    and every figure a number (null where a figure could not be computed)."""
     metrics = read_json_object(path)
     classes = metrics.get("classes")
     if not isinstance(classes, list) or not classes:
         raise RunDirError(f"{path}: classes is missing; the run directory is incomplete")
+    for key in METRIC_NUMBERS:
+        if metrics.get(key) is not None and not _is_number(metrics[key]):
+            raise RunDirError(f"{path}: {key} must be a number, got {metrics[key]!r:.40}")
+    if "n_samples" in metrics and not (isinstance(metrics["n_samples"], int) and _is_number(metrics["n_samples"])):
+        raise RunDirError(f"{path}: n_samples must be a count of rows, got {metrics['n_samples']!r:.40}")
+    for key in ("top_k_accuracy", "per_class"):
+        table = metrics.get(key, {})
+        values = [] if not isinstance(table, dict) else [
+            value for row in table.values() for value in (row.values() if isinstance(row, dict) else [row])
+        ]
+        if not isinstance(table, dict) or not all(value is None or _is_number(value) for value in values):
+            raise RunDirError(f"{path}: {key} must map names to numbers")
     confusion = metrics.get("confusion_matrix")
     if confusion is not None:
         square = isinstance(confusion, list) and len(confusion) == len(classes) and all(

@@ -107,9 +107,7 @@ def check_output_dir(path: str | os.PathLike[str], force: bool) -> None:
     ``force``, replace only a directory of softreg's (`is_softreg_run`): never a user's folder, a
     folder with a file softreg did not write, a link or the current directory."""
     path = Path(path)
-    if len(os.fsencode(path.name)) > _NAME_MAX:
-        raise OutputExistsError(f"{path.name[:40]}...: the directory name is too long for the file system; "
-                                f"choose a shorter --out (at most {_NAME_MAX} bytes a name)")
+    check_name_length(path)
     if path.is_symlink():
         raise OutputExistsError(
             f"{path}: is a symbolic link; softreg does not write through links: choose another --out"
@@ -163,7 +161,10 @@ def staging_dir(target: str | os.PathLike[str], force: bool = False, lock: bool 
     try:
         write_marker(staging)  # first: whatever follows, the directory says who made it
         if lock:
-            _LOCKS[str(target)] = _lock(staging, target)
+            try:
+                _LOCKS[str(target)] = _lock(staging, target)
+            except OSError as error:
+                raise cannot_write(target, error, "cannot lock the run directory") from None
         yield staging
         _commit(staging, target, force)
     except BaseException:
@@ -171,7 +172,22 @@ def staging_dir(target: str | os.PathLike[str], force: bool = False, lock: bool 
         shutil.rmtree(staging, ignore_errors=True)
         raise
 
-_NAME_MAX = 255  # bytes in one file name on Linux's and macOS's file systems
+def check_name_length(path: str | os.PathLike[str], flag: str = "--out") -> None:
+    """Refuse (exit 2, before anything is written) an output name longer than its file system allows.
+
+    Any name that fits is staged: the hidden sibling carries at most 200 bytes of it (`staging_dir`).
+    """
+    target = Path(os.path.abspath(path))
+    existing = next((folder for folder in target.parents if folder.is_dir()), Path("/"))
+    try:
+        name_max = os.pathconf(existing, "PC_NAME_MAX")
+    except (OSError, ValueError):
+        name_max = 255
+    size = len(os.fsencode(target.name))
+    if size > name_max:
+        raise OutputPathError(
+            f"{flag} {target.name[:40]}...: a name of {size} bytes; the file system allows at most {name_max}"
+        )
 
 
 def _absolute(path: str | os.PathLike[str]) -> Path:
@@ -196,7 +212,7 @@ def _lock(directory: Path, name: Path) -> int:
             raise OutputExistsError(
                 f"{name / LOCK_FILE}: is a symbolic link; softreg does not write through links: remove it first"
             ) from None
-        raise cannot_write(name, error, "cannot lock the run directory") from None
+        raise  # the caller says what could not be written, and why it matters
     try:
         fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
@@ -207,7 +223,8 @@ def _lock(directory: Path, name: Path) -> int:
     return descriptor
 
 def claim(run_dir: str | os.PathLike[str]) -> None:
-    """Lock an existing run directory for this process (``--resume``), or refuse if another holds it."""
+    """Lock an existing run directory for this process (``--resume``), or refuse if another holds it
+    (an OSError where the lock file cannot be made: the caller says what that means)."""
     refuse_links(run_dir)
     path = Path(run_dir).resolve()
     _LOCKS[str(path)] = _lock(path, Path(run_dir))
