@@ -609,3 +609,33 @@ def test_the_shards_do_not_depend_on_the_memory_free_at_the_time(small, monkeypa
         assert run("ingest", "--config", config, "--cache", target)[0] == 0
         written.append({path.relative_to(target): path.read_bytes() for path in target.rglob("*.npy")})
     assert written[0] == written[1] and written[0]
+
+
+def test_a_cache_holding_a_users_file_is_not_rebuilt_over_it(small):
+    """A cache into which the user put a file, when the source changes: exit 2 naming the file, which stays
+    (a rebuild replaces the directory whole, so it would be lost)."""
+    tmp_path, config, _, _ = small
+    assert run("ingest", "--config", config, "--quiet")[0] == 0
+    (tmp_path / "cache" / "notes.md").write_text("mine")
+    (tmp_path / "cache" / "train" / "extra.csv").write_text("mine")
+    write_csv(tmp_path / "d.csv", seed=1)  # the source changed: the cache is out of date
+    code, _, stderr = run("ingest", "--config", config, "--quiet")
+    assert code == 2
+    assert stderr == (f"softreg: error: {tmp_path / 'cache'}: holds entries softreg did not write (notes.md, "
+                      "train/extra.csv); move them out, or choose another data.cache\n")
+    assert (tmp_path / "cache" / "notes.md").read_text() == "mine"
+    assert (tmp_path / "cache" / "train" / "extra.csv").read_text() == "mine"
+
+
+def test_a_cache_that_is_a_link_is_refused_and_its_target_untouched(small):
+    """data.cache a symbolic link (to a cache, even): exit 2, nothing written through it."""
+    tmp_path, config, _, _ = small
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "thesis.tex").write_text("mine")
+    (tmp_path / "cache").symlink_to(elsewhere)
+    code, _, stderr = run("ingest", "--config", config, "--quiet")
+    assert code == 2
+    assert stderr == (f"softreg: error: {tmp_path / 'cache'}: is a symbolic link; softreg does not write through "
+                      "links: give the real path as data.cache\n")
+    assert sorted(p.name for p in elsewhere.iterdir()) == ["thesis.tex"]

@@ -62,6 +62,10 @@ def ingest(
     column), OutputError when it cannot write; either way ``cache_dir`` is left as it was.
     """
     check_cacheable(config)
+    if Path(cache_dir).is_symlink():
+        raise UsageError(
+            f"{cache_dir}: is a symbolic link; softreg does not write through links: give the real path as data.cache"
+        )
     target = Path(cache_dir).resolve()
     _check_target(target)
     before = fingerprint(config.data.source)
@@ -85,9 +89,35 @@ def ingest(
     return Manifest(document, target)
 
 def _check_target(target: Path) -> None:
-    """Refuse to replace a directory that holds something other than a cache."""
+    """Refuse to replace a directory that holds something other than a cache, or a cache into which
+    someone put files of their own (a rebuild replaces the directory whole)."""
     if target.exists() and (not target.is_dir() or (any(target.iterdir()) and read_manifest(target) is None)):
         raise UsageError(f"{target}: exists and is not a softreg cache; choose another data.cache directory")
+    foreign = _foreign_entries(target) if target.is_dir() else []
+    if foreign:
+        shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
+        raise UsageError(
+            f"{target}: holds entries softreg did not write ({shown}); move them out, or choose another data.cache"
+        )
+
+
+def _foreign_entries(target: Path) -> list[str]:
+    """Entries of a cache directory that are not its manifest or its parts' ``.npy`` files (links always)."""
+    foreign = []
+    for entry in sorted(os.scandir(target), key=lambda entry: entry.name):
+        if entry.is_symlink():
+            foreign.append(entry.name)
+        elif entry.name in PARTS and entry.is_dir(follow_symlinks=False):
+            foreign += [
+                f"{entry.name}/{inner.name}" for inner in sorted(os.scandir(entry.path), key=lambda inner: inner.name)
+                if inner.is_symlink() or not inner.is_file(follow_symlinks=False)
+                or not (inner.name.endswith(".npy") or inner.name.endswith(".tmp"))
+            ]
+        elif not (entry.name == "manifest.json" and entry.is_file(follow_symlinks=False)) and not entry.name.endswith(
+            ".tmp"
+        ):
+            foreign.append(entry.name + ("/" if entry.is_dir(follow_symlinks=False) else ""))
+    return foreign
 
 def _commit(staging: Path, target: Path) -> None:
     old = None
