@@ -347,14 +347,15 @@ def sweep_summary(result: Any) -> str:
     columns = (("val_accuracy", "val acc"), ("val_log_loss", "val loss"), ("val_ece", "val ECE"),
                ("test_accuracy", "test acc"), ("test_log_loss", "test loss"), ("epochs", "epochs"),
                ("seconds", "seconds"))
-    width = max(12, *(len(row["run_dir"]) for row in result.rows)) + 2
+    names = [visible(row["run_dir"]) for row in result.rows]  # grid values are the user's text
+    width = max(12, *(len(name) for name in names)) + 2
     lines = [f"{'run':<{width}}" + "".join(f"{title:>10}" for _, title in columns)]
-    for row in result.rows:
+    for name, row in zip(names, result.rows, strict=True):
         cells = "".join(
             f"{'-' if row[key] is None else (str(row[key]) if key == 'epochs' else _number(row[key])):>10}"
             for key, _ in columns
         )
-        lines.append(f"{row['run_dir']:<{width}}{cells}" + ("   FAILED" if row["status"] not in ("trained", "reused")
+        lines.append(f"{name:<{width}}{cells}" + ("   FAILED" if row["status"] not in ("trained", "reused")
                                                                else ""))
     lines.append("")
     if result.best is None and len(result.failed) == len(result.rows):
@@ -364,10 +365,10 @@ def sweep_summary(result: Any) -> str:
     else:
         best = result.best
         lines.append(
-            f"best by validation log loss: {best['run_dir']} (val log loss {_number(best['val_log_loss'])}, "
+            f"best by validation log loss: {visible(best['run_dir'])} (val log loss {_number(best['val_log_loss'])}, "
             f"val accuracy {_number(best['val_accuracy'])})"
         )
-        lines.append(f"retrain it with: {result.retrain_command}")
-    lines.append(f"wrote {result.out / 'sweep.csv'}" + (f" and {len(result.plots)} plots in {result.out / 'plots'}"
-                                                       if result.plots else ""))
+        lines.append(f"retrain it with: {visible(result.retrain_command)}")
+    out = visible(str(result.out))
+    lines.append(f"wrote {out}/sweep.csv" + (f" and {len(result.plots)} plots in {out}/plots" if result.plots else ""))
     return "\n".join(lines)

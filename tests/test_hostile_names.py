@@ -89,3 +89,27 @@ def test_predict_csv_keeps_names_but_errors_escape_them(priced, tmp_path):
     assert code == 2
     assert stderr == (f"softreg: error: {tmp_path / 'bad.csv'}: missing feature column(s) 'price_$$', "
                       "'b_\\x1b[31m' that the model needs\n")
+
+
+def test_sweep_output_holds_no_raw_escape(priced, tmp_path):
+    """A sweep whose grid value holds an escape sequence (a column `b_\\x1b[31m` in data.exclude) trains, and
+    nothing it prints holds the raw escape (run names are made of safe characters)."""
+    config = priced / "c.yaml"
+    code, stdout, stderr = run("sweep", "--config", config, "--grid", 'data.exclude=["price_$$"],["b_\\e[31m"]',
+                               "--set", "output.plots=false", "--out", tmp_path / "sweep")
+    assert code == 0, stderr
+    assert "\x1b" not in stdout + stderr
+
+
+def test_sweep_summary_escapes_names_the_best_and_the_retrain_command(tmp_path):
+    """The summary table, the best run, the retrain command and the folder show control characters escaped."""
+    from softreg.commands.sweep import SweepResult
+    from softreg.console import sweep_summary
+
+    row = {"run_dir": "a\x1b[2J", "status": "trained", "val_accuracy": 0.5, "val_log_loss": 0.7, "val_ece": 0.1,
+           "test_accuracy": 0.5, "test_log_loss": 0.7, "epochs": 2, "seconds": 0.1}
+    result = SweepResult(out=tmp_path / "o\x07", grids=[], rows=[row], best=row,
+                         retrain_command="softreg train --set 'x=\x1b]0;t\x07'")
+    text = sweep_summary(result)
+    assert "\x1b" not in text and "\x07" not in text
+    assert "a\\x1b[2J" in text and "x=\\x1b]0;t\\x07" in text and "o\\x07/sweep.csv" in text
