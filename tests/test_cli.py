@@ -68,7 +68,7 @@ def test_run_directory_layout_and_plain_arrays(digits_run):
         assert model["classes"].tolist() == list(range(10))
         assert model["feature_mean"].shape == (64,) and model["feature_scale"].shape == (64,)
     header, *rows = (out / "history.csv").read_text().splitlines()
-    assert header == "epoch,lr,train_loss,objective,grad_norm,val_loss,val_accuracy,seconds,comm_seconds"
+    assert header == "epoch,lr,train_loss,objective,grad_norm,val_loss,val_accuracy,seconds,comm_seconds,gap_bound"
     assert len(rows) == 100 and rows[-1].split(",")[3] != ""
     assert not list(out.parent.glob(".*staging*"))
 

@@ -36,7 +36,6 @@ from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
-from scipy.special import logsumexp
 
 from softreg.kernels import Batch
 from softreg.train.data import center_of, data_logits
@@ -44,7 +43,10 @@ from softreg.train.data import center_of, data_logits
 NEWTON_ITERATIONS = 50
 NEWTON_TOLERANCE = 1e-14  # max |dJ/db_k| that ends the Newton iterations (rounding ends them too)
 ARMIJO = 1e-4  # sufficient decrease of the backtracking line search
+LINE_SEARCH_STEPS = 30
+ROUNDING = 1e-15  # a predicted decrease below this share of f is rounding: the iterations end
 CHUNK_ROWS = 8192
+MAX_LOGITS = 2**25  # n_samples x n_classes the certificate keeps in memory (256 MiB of float64 logits)
 
 
 class Chunked(Protocol):
@@ -82,9 +84,16 @@ class Certificate:
     relative_gap: float | None
 
 
+def _row_logsumexp(shifted: np.ndarray) -> np.ndarray:
+    """logsumexp of each row (n,), the row's max subtracted first (scipy's is slower on many short rows)."""
+    top = shifted.max(axis=1)
+    top = np.where(np.isfinite(top), top, 0.0)
+    return np.log(np.exp(shifted - top[:, None]).sum(axis=1)) + top
+
+
 def _intercept_objective(logits: np.ndarray, weight: np.ndarray | None, shares: np.ndarray, b: np.ndarray) -> float:
     """f(b) = (1/n) sum_i s_i logsumexp(z_i + b) - pi . b: J(W, b) up to a constant in b."""
-    lse = logsumexp(logits + b, axis=1)
+    lse = _row_logsumexp(logits + b)
     mean = float(lse.mean() if weight is None else np.dot(weight, lse) / len(lse))
     return mean - float(np.dot(shares, b))
 
@@ -114,7 +123,7 @@ def optimal_intercept(
     shift = np.full((n_classes, n_classes), 1.0 / n_classes)
     for _ in range(NEWTON_ITERATIONS):
         shifted = logits + b
-        proba = np.exp(shifted - logsumexp(shifted, axis=1, keepdims=True))  # (n, K)
+        proba = np.exp(shifted - _row_logsumexp(shifted)[:, None])  # (n, K)
         weighted = proba if weight is None else proba * weight[:, None]
         mean_proba = weighted.sum(axis=0) / n_samples
         gradient = mean_proba - shares
@@ -131,10 +140,10 @@ def optimal_intercept(
                 step = ratio
         step -= step.mean()
         slope = float(np.dot(gradient, step))
-        if not slope < 0:
+        if not slope < -ROUNDING * max(1.0, abs(value)):  # what is left to gain is below f's rounding
             break
         rate = 1.0
-        for _ in range(40):
+        for _ in range(LINE_SEARCH_STEPS):
             candidate = b + rate * step
             candidate_value = _intercept_objective(logits, weight, shares, candidate)
             if candidate_value <= value + ARMIJO * rate * slope:
@@ -147,7 +156,7 @@ def optimal_intercept(
 
 
 def _logits_and_rows(
-    coef: np.ndarray, data: Chunked
+    coef: np.ndarray, data: Chunked, rows: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, float]:
     """Z = X W^T (n, K) in float64, y (n,), the weights (n,) or None, and mean_i s_i ||x_i||."""
     coef64 = np.asarray(coef, dtype=np.float64)
@@ -155,7 +164,7 @@ def _logits_and_rows(
     center = center_of(data)
     center64 = None if center is None else np.asarray(center, dtype=np.float64)
     logits, labels, weights, norm_sum = [], [], [], 0.0
-    for X, y, weight in data.chunks(CHUNK_ROWS):
+    for X, y, weight in data.chunks(rows):
         logits.append(data_logits(coef64, zeros, X, center64))
         labels.append(np.asarray(y))
         weights.append(weight)
@@ -182,7 +191,7 @@ def _row_squares(X: object, center: np.ndarray | None) -> np.ndarray:
 def _data_loss(logits: np.ndarray, labels: np.ndarray, weight: np.ndarray | None, b: np.ndarray) -> float:
     """(1/n) sum_i s_i [logsumexp(z_i + b) - z_{i,y_i} - b_{y_i}] (b_k = -inf drops class k)."""
     shifted = logits + b
-    losses = logsumexp(shifted, axis=1) - shifted[np.arange(len(labels)), labels]
+    losses = _row_logsumexp(shifted) - shifted[np.arange(len(labels)), labels]
     return float(losses.mean() if weight is None else np.dot(weight, losses) / len(losses))
 
 
@@ -192,6 +201,9 @@ def certify(
     data: Chunked,
     weight_decay: float,
     fit_intercept: bool = True,
+    solve: bool = True,
+    adopt: bool = True,
+    rows: int = CHUNK_ROWS,
 ) -> Certificate:
     """b*(W) and the bound on J - J* of the module docstring, over all rows of ``data``.
 
@@ -203,6 +215,13 @@ def certify(
     data : the training rows (dense or CSR chunks, optional weights of mean 1, optional centre)
     weight_decay : lambda >= 0 (0: no bound)
     fit_intercept : bool
+    solve : bool
+        False: no b*(W): the bound's dual point is p(W, intercept), valid but loose unless
+        ``intercept`` is nearly optimal.
+    adopt : bool
+        False: the certificate is for the given (W, intercept), with b*(W) in its dual point
+        only; the term J(W, intercept) - J(W, b*) is added to the bound, exactly.
+    rows : int, the rows of each chunk read
 
     Returns
     -------
@@ -211,27 +230,27 @@ def certify(
     Two passes over the rows: one for the logits, one for dJ/dW at b*.
     """
     n_classes = coef.shape[0]
-    logits, labels, weight, mean_norm = _logits_and_rows(coef, data)
+    logits, labels, weight, mean_norm = _logits_and_rows(coef, data, rows)
     n_samples = len(labels)
     shares = np.bincount(labels, weights=weight, minlength=n_classes).astype(np.float64) / max(1, n_samples)
     present = shares > 0
     given = np.asarray(intercept, dtype=np.float64)
-    best = given.copy()  # b with -inf at the absent classes: the certificate's dual point
-    if fit_intercept:
-        best[present] = optimal_intercept(logits[:, present], weight, shares[present], given[present])
-        best[~present] = -np.inf
-        model = np.where(present, best, given)
-        if _data_loss(logits, labels, weight, model) > _data_loss(logits, labels, weight, given):
-            model = given
-    else:
-        model = given
+    model = given
+    if fit_intercept and solve:
+        solved = np.zeros(n_classes)
+        solved[present] = optimal_intercept(logits[:, present], weight, shares[present], given[present])
+        solved[present] += given[present].mean()  # b* is centred; an absent class keeps its place relative to b
+        # the model's intercept in its own dtype, so that the gradient below is the model's
+        solved = np.where(present, solved, given).astype(coef.dtype).astype(np.float64)
+        if adopt and _data_loss(logits, labels, weight, solved) <= _data_loss(logits, labels, weight, given):
+            model = solved
     data_loss = _data_loss(logits, labels, weight, model)
-    extra = 0.0
-    if fit_intercept and (not present.all() or model is given):
-        extra = max(0.0, data_loss - _data_loss(logits, labels, weight, best))
-    else:
-        best = model
-    grad_coef, residual = _gradient_at(logits, labels, weight, best, data, coef.dtype)
+    # the dual point is p(W, best): an absent class must get q_ik = 0, that is b_k = -inf
+    best = model if model is not given or not fit_intercept or not solve else solved
+    if fit_intercept and not present.all():
+        best = np.where(present, best, -np.inf)
+    extra = 0.0 if best is model else max(0.0, data_loss - _data_loss(logits, labels, weight, best))
+    grad_coef, residual = _gradient_at(logits, labels, weight, best, data, rows)
     objective = data_loss + 0.5 * weight_decay * float(np.vdot(coef, coef))
     exact = best is model  # the gradient was taken at the model's own intercept
     certificate = Certificate(
@@ -255,7 +274,7 @@ def certify(
 
 
 def _gradient_at(
-    logits: np.ndarray, labels: np.ndarray, weight: np.ndarray | None, b: np.ndarray, data: Chunked, dtype: np.dtype
+    logits: np.ndarray, labels: np.ndarray, weight: np.ndarray | None, b: np.ndarray, data: Chunked, rows: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """A = (1/n) sum_i s_i (p_i - e_{y_i}) (x_i - c)^T (K, d) and r = (1/n) sum_i s_i (p_i - e_{y_i}) (K,)."""
     n_samples, n_classes = logits.shape
@@ -263,10 +282,10 @@ def _gradient_at(
     residual = np.zeros(n_classes)
     center = center_of(data)
     start = 0
-    for X, _, _ in data.chunks(CHUNK_ROWS):
+    for X, _, _ in data.chunks(rows):
         stop = start + X.shape[0]
         shifted = logits[start:stop] + b
-        proba = np.exp(shifted - logsumexp(shifted, axis=1, keepdims=True))  # (rows, K)
+        proba = np.exp(shifted - _row_logsumexp(shifted)[:, None])  # (rows, K)
         proba[np.arange(stop - start), labels[start:stop]] -= 1.0
         if weight is not None:
             proba *= weight[start:stop, None]
