@@ -130,3 +130,21 @@ def test_estimator_warns_when_not_converged_and_stops_when_certified(wine):
         weight_decay=1e-2, epochs=300, tol=1e-5, lr="auto", variance_reduction="svrg", random_state=0
     ).fit(X, y)
     assert model.converged_ and model.gap_bound_ <= 1e-5 and model.n_iter_ < 300
+
+
+def test_no_bound_at_zero_weight_decay_is_said_on_stderr(tmp_path):
+    """weight_decay 0 with tol set: exit 0, gap_bound null, converged false, and the one stderr line says
+    why no bound exists rather than asking for more epochs."""
+    out = tmp_path / "run"
+    code, stdout, stderr = cli(
+        "train", *IRIS, "--out", out, "--set", "model.weight_decay=0", "--set", "optim.epochs=3",
+        "--set", "optim.tol=1e-4",
+    )
+    assert code == 0
+    assert stderr == (
+        "not converged: no bound on the gap at weight_decay 0, for losses other than cross_entropy, on shards "
+        "or past 2^25 logits (optim.tol = 0.0001 after 3 epochs)\n"
+    )
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["gap_bound"] is None and metrics["converged"] is False
+    assert rundir.read_history(out)[-1]["gap_bound"] is None
