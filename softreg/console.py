@@ -197,15 +197,48 @@ def print_json(document: object) -> None:
 def train_summary(outcome: TrainOutcome) -> str:
     metrics, training = outcome.metrics, outcome.training
     stopped = f", stopped early (best epoch {training['best_epoch']})" if training["stopped_early"] else ""
+    if training.get("stopped_by") == "tol":
+        stopped = f", stopped by optim.tol = {training['tol']:g}"
     lines = [
         f"trained {training['epochs_run']} epochs in {training['seconds']:.2f}s on {training['n_train']} rows "
         f"({training['n_features']} features, {len(metrics['classes'])} classes){stopped}",
         f"final objective {training['objective']:.6f}   gradient norm {_number(training['grad_norm'])}",
+        certificate_line(training),
         f"{metrics['split']} accuracy {metrics['accuracy']:.4f}   log loss {metrics['log_loss']:.4f}   "
         f"({metrics['n_samples']} rows)",
         f"run directory: {visible(outcome.run_dir)}",
     ]
     return "\n".join(lines)
+
+
+def certificate_line(summary: Mapping[str, Any]) -> str:
+    """``converged: yes|no, relative gap <= X (certified)``, or why there is no bound."""
+    bound = summary.get("gap_bound")
+    answer = "yes" if summary.get("converged") else "no"
+    if bound is None:
+        return f"converged: {answer}, {_no_bound(summary)}"
+    return f"converged: {answer}, relative gap (J - J*) / J* <= {bound:.2e} (certified)"
+
+
+def _no_bound(summary: Mapping[str, Any]) -> str:
+    if summary.get("certifiable", True):  # absent from evaluate's metrics: the training summary had it
+        return "no finite bound on the relative gap yet (J is still above twice J*)"
+    return "no bound on the gap at weight_decay 0, for losses other than cross_entropy, on shards or past 2^25 logits"
+
+
+def not_converged_line(summary: Mapping[str, Any], run_dir: object, epochs: int) -> str | None:
+    """The one stderr line of a run that ended with optim.tol set and not met (None otherwise)."""
+    tol = summary.get("tol")
+    if tol is None or summary.get("converged") or summary.get("stopped_by") == "early_stopping":
+        return None
+    bound, done = summary.get("gap_bound"), summary["epochs_run"]
+    if bound is None and not summary.get("certifiable", True):
+        return f"not converged: {_no_bound(summary)} (optim.tol = {tol:g} after {done} epochs)"
+    said = "no finite bound on the relative gap" if bound is None else f"relative gap ≤ {bound:.2e}"
+    return (
+        f"not converged: {said} after {done} epochs (optim.tol = {tol:g}); raise optim.epochs "
+        f"to train further: softreg train --resume {run_dir} --set optim.epochs={max(2 * epochs, done + 1)}"
+    )
 
 
 def interrupted_message(stop: Interrupted) -> str:
@@ -247,6 +280,8 @@ def metrics_table(metrics: Mapping[str, Any], confused: Sequence[tuple[str, str,
         lines.append(f"top-{k} accuracy     {value:.4f}")
     if metrics.get("objective") is not None:
         lines.append(f"train objective    {metrics['objective']:.6f}   gradient norm {_number(metrics['grad_norm'])}")
+    if "converged" in metrics:
+        lines.append(certificate_line(metrics))
     optimum = metrics.get("optimum")
     if optimum is not None:
         lines.append(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import sys
+import warnings
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.class_weight import compute_sample_weight
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
@@ -50,6 +52,7 @@ PARAMETERS = {
     "decay": "optim",
     "early_stopping": "optim",
     "variance_reduction": "optim",
+    "tol": "optim",
 }
 
 
@@ -93,6 +96,10 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
         ``X_val, y_val`` in `fit`, or ``validation_fraction``. None or False: off (the
         validation loss and accuracy are still logged when there are validation data).
     variance_reduction : {"none", "svrg"}, default="none"
+    tol : float or None, default=None
+        Stop at the first epoch whose certified relative gap (J - J*) / J* is <= tol
+        (``optim.tol``); ``epochs`` is then the most. A fit that ends above it emits
+        scikit-learn's ``ConvergenceWarning``. None: run all ``epochs``.
     validation_fraction : float or None, default=None
         Hold out this stratified fraction of the training rows for validation (as the
         config's ``data.val``) when ``X_val`` is not given.
@@ -112,6 +119,10 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
     coef_ : ndarray of shape (n_classes, n_features)
     intercept_ : ndarray of shape (n_classes,)
     history_ : list of dict, one per epoch (the columns of ``history.csv``)
+    n_iter_ : int, the epochs run
+    converged_ : bool, whether the certified relative gap is <= tol (1e-4 when tol is None)
+    gap_bound_ : float or None, the certified bound on (J - J*) / J* of the fitted model
+        (None at weight_decay 0 or for losses other than cross_entropy)
     learning_rate_ : float, the base rate used (the number "auto" chose); `partial_fit` and
         ``warm_start`` keep it
     n_features_in_ : int
@@ -140,6 +151,7 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
         decay: float = 1.0,
         early_stopping: bool | dict | None = None,
         variance_reduction: str = "none",
+        tol: float | None = None,
         validation_fraction: float | None = None,
         class_weight: dict | str | None = None,
         warm_start: bool = False,
@@ -163,6 +175,7 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
         self.decay = decay
         self.early_stopping = early_stopping
         self.variance_reduction = variance_reduction
+        self.tol = tol
         self.validation_fraction = validation_fraction
         self.class_weight = class_weight
         self.warm_start = warm_start
@@ -242,6 +255,15 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
         self.n_iter_ = len(result.history)
         self.stopped_early_ = result.stopped_early
         self.objective_ = result.objective
+        self.converged_, self.gap_bound_ = result.converged, result.gap_bound
+        if epochs is None and settings.tol is not None and not result.converged and not result.stopped_early:
+            bound = "no finite bound" if result.gap_bound is None else f"a bound of {result.gap_bound:.2e}"
+            warnings.warn(
+                f"SoftmaxRegression did not converge: the relative gap has {bound} after {self.n_iter_} epochs "
+                f"(tol={settings.tol:g}); raise epochs",
+                ConvergenceWarning,
+                stacklevel=3,
+            )
         if not hasattr(self, "feature_mean_"):
             self.feature_mean_ = self.feature_scale_ = None
         return self

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from softreg import __version__
+from softreg import __version__, rundir
 from softreg.cli import main
 
 REPO = Path(__file__).resolve().parent.parent
@@ -45,14 +45,18 @@ def test_version_and_help_with_examples():
 
 def test_digits_default_trains_to_95_percent_with_progress_and_summary(digits_run):
     """The README's default run: one `epoch N/E` line per epoch on stderr off a terminal, the summary alone
-    on stdout, accuracy >= 0.95."""
+    on stdout, accuracy >= 0.95, certified converged."""
     out, stdout, stderr = digits_run
     assert not any(line.startswith("epoch ") for line in stdout.splitlines())
     epoch_lines = [line for line in stderr.splitlines() if line.startswith("epoch ")]
-    assert [line.split()[1] for line in epoch_lines] == [f"{n}/100" for n in range(1, 101)]
+    epochs = len(rundir.read_history(out))
+    assert [line.split()[1] for line in epoch_lines] == [f"{n}/1000" for n in range(1, epochs + 1)]
     assert f"run directory: {out}" in stdout and "test accuracy" in stdout and "final objective" in stdout
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["accuracy"] >= 0.95
+    # it converges and says so: stopped by optim.tol before the most epochs, the bound certified
+    assert epochs < 1000 and metrics["converged"] is True and metrics["gap_bound"] <= 1e-4
+    assert "stopped by optim.tol = 0.0001" in stdout and "converged: yes" in stdout
     for key in ("accuracy", "log_loss", "objective", "grad_norm"):
         assert np.isfinite(metrics[key])
 
@@ -68,8 +72,9 @@ def test_run_directory_layout_and_plain_arrays(digits_run):
         assert model["classes"].tolist() == list(range(10))
         assert model["feature_mean"].shape == (64,) and model["feature_scale"].shape == (64,)
     header, *rows = (out / "history.csv").read_text().splitlines()
-    assert header == "epoch,lr,train_loss,objective,grad_norm,val_loss,val_accuracy,seconds,comm_seconds"
-    assert len(rows) == 100 and rows[-1].split(",")[3] != ""
+    assert header == "epoch,lr,train_loss,objective,grad_norm,val_loss,val_accuracy,seconds,comm_seconds,gap_bound"
+    epochs_run = rundir.read_model_json(out / "model.json")["training"]["epochs_run"]
+    assert len(rows) == epochs_run and rows[-1].split(",")[3] != "" and float(rows[-1].split(",")[-1]) <= 1e-4
     assert not list(out.parent.glob(".*staging*"))
 
 

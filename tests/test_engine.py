@@ -184,7 +184,8 @@ def test_sharded_runs_repeat_bit_for_bit_and_resume_exactly(tmp_path, letters_ca
     models = [(tmp_path / name / "model.npz").read_bytes() for name in ("a", "b", "r")]
     assert models[0] == models[1] == models[2]
     histories = [list(csv.DictReader((tmp_path / name / "history.csv").read_text().splitlines())) for name in "ab"]
-    assert list(histories[0][0]) == [*rundir.HISTORY_FIELDS] and rundir.HISTORY_FIELDS[-1] == "comm_seconds"
+    assert list(histories[0][0]) == [*rundir.HISTORY_FIELDS]
+    assert rundir.HISTORY_FIELDS[-2:] == ("comm_seconds", "gap_bound")
     assert all(row.pop("seconds") and row.pop("comm_seconds") == "" for rows in histories for row in rows)
     assert histories[0] == histories[1] and len(histories[0]) == 3 and histories[0][-1]["val_accuracy"] != ""
 
@@ -221,7 +222,7 @@ def test_history_and_checkpoints_of_earlier_versions_still_read(tmp_path):
     )
     assert rundir.read_history(tmp_path) == [{
         "epoch": 1.0, "lr": 0.1, "train_loss": 2.0, "objective": None, "grad_norm": None, "val_loss": None,
-        "val_accuracy": None, "seconds": 0.5, "comm_seconds": None}]
+        "val_accuracy": None, "seconds": 0.5, "comm_seconds": None, "gap_bound": None}]
     from softreg.train import TrainingState
 
     record = EpochRecord(epoch=1, lr=0.1, train_loss=2.0, seconds=0.5, comm_seconds=0.25)

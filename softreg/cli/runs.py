@@ -104,6 +104,10 @@ def train(
         console.print_json({"run_dir": str(outcome.run_dir), "metrics": outcome.metrics, "training": outcome.training})
     else:
         click.echo(console.train_summary(outcome))
+    if not outcome.already_finished:
+        warning = console.not_converged_line(outcome.training, outcome.run_dir, outcome.training["epochs_run"])
+        if warning is not None:
+            click.echo(warning, err=True)
 
 
 @main.command()

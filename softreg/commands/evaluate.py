@@ -65,6 +65,9 @@ def evaluate_run(
         metrics["calibration"] = calibration
     training = rundir.read_model_json(Path(run_dir) / "model.json").get("training", {})
     metrics.update(source=source, objective=training.get("objective"), grad_norm=training.get("grad_norm"))
+    if "converged" in training:  # runs of earlier versions have no certificate
+        metrics.update(converged=training["converged"], gap_bound=training.get("gap_bound"))
+        metrics["certifiable"] = training.get("certifiable", True)
     if solved is not None:
         found, model_objective = solved
         metrics["optimum"] = {

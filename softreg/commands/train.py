@@ -227,8 +227,9 @@ def data_fingerprint(prepared: Prepared) -> str:
 
 
 def _extends(state: TrainingState, config: Config) -> bool:
-    """Whether ``config`` asks a finished run for more epochs (an early-stopped run is done)."""
-    return not state.stopped_early and config.optim.epochs > state.epoch
+    """Whether ``config`` asks a finished run for more epochs (a run stopped early or certified is done)."""
+    stopped = state.stopped_early or bool(state.summary and state.summary.get("stopped_by") == "tol")
+    return not stopped and config.optim.epochs > state.epoch
 
 
 def _check_resume(saved: Config, config: Config, overrides: Sequence[str], state: TrainingState | None) -> None:
@@ -343,6 +344,7 @@ def finish_run(config: Config, prepared: Prepared, result: FitResult, run_dir: s
     proba = kept[0]
     metrics = sums.metrics(prepared.classes)
     metrics.update(split=split_name, objective=result.objective, grad_norm=result.grad_norm)
+    metrics.update(converged=result.converged, gap_bound=result.gap_bound)
     training = {
         **result.summary(),
         "n_train": prepared.train.n_samples,

@@ -55,6 +55,7 @@ class OptimConfig:
     decay: float
     early_stopping: dict[str, Any] | None  # {"patience", "min_delta"}, or None: disabled
     variance_reduction: str = "none"
+    tol: float | None = None
 
 
 @dataclass(frozen=True)

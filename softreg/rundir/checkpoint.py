@@ -144,13 +144,15 @@ def _check_checkpoint(path: Path, meta: dict[str, Any], arrays: dict[str, np.nda
     for row in history:
         numbers = all(value is None or (isinstance(value, (int, float)) and not isinstance(value, bool))
                       for value in row.values())
-        if set(row) not in (set(HISTORY_FIELDS), set(HISTORY_FIELDS) - set(ADDED_FIELDS)) or not numbers:
+        if not set(HISTORY_FIELDS) - set(ADDED_FIELDS) <= set(row) <= set(HISTORY_FIELDS) or not numbers:
             raise RunDirError(f"{path}: a history record must hold the numbers {', '.join(HISTORY_FIELDS)}")
     if not isinstance(meta["rng_state"], dict) or not isinstance(meta["finished"], bool):
         raise RunDirError(f"{path}: rng_state must be a mapping and finished true or false")
 
 HISTORY_FIELDS = tuple(field.name for field in fields(EpochRecord))
-ADDED_FIELDS = ("comm_seconds",)  # the last columns, absent from the histories of earlier versions (read as empty)
+ADDED_FIELDS = ("comm_seconds", "gap_bound")  # the last columns, absent from histories of earlier versions (empty)
+# the headers of this version's history and of earlier ones, each a prefix of the next
+KNOWN_HEADERS = tuple(HISTORY_FIELDS[: len(HISTORY_FIELDS) - dropped] for dropped in range(len(ADDED_FIELDS) + 1))
 
 def write_history(directory: str | os.PathLike[str], history: list[EpochRecord]) -> None:
     """``history.csv``: one row per epoch, the columns of `EpochRecord`, empty where not computed."""
@@ -168,8 +170,7 @@ def read_history(run_dir: str | os.PathLike[str]) -> list[dict[str, float | None
         with open(path, encoding="utf-8", newline="") as handle:
             reader = csv.reader(handle)
             header = next(reader, None)
-            earlier = HISTORY_FIELDS[: len(HISTORY_FIELDS) - len(ADDED_FIELDS)]
-            if header is None or tuple(header) not in (HISTORY_FIELDS, earlier):
+            if header is None or tuple(header) not in KNOWN_HEADERS:
                 raise RunDirError(f"{path}: not a history.csv of this softreg (its header differs)")
             rows = []
             for row in reader:

@@ -28,7 +28,7 @@ from softreg.train.measures import (
 from softreg.train.rate import AUTO, auto_learning_rate
 from softreg.train.settings import Settings
 from softreg.train.sharded import PartialSums, ShardedLoop, ShardedSource, add_partials
-from softreg.train.state import EpochRecord, FitResult, TrainingState, evaluation_due
+from softreg.train.state import CERTIFICATE_PASSES, EpochRecord, FitResult, TrainingState, evaluation_due
 
 __all__ = [
     "AUTO",
@@ -123,6 +123,7 @@ def fit(
                 train.n_features,
                 n_classes,
                 settings.batch_size,
+                CERTIFICATE_PASSES if loop.certifying else 1,
             )
             loop.evaluate(record, due)
             record.seconds = time.perf_counter() - started
@@ -137,6 +138,8 @@ def fit(
                 and record.val_loss is not None  # always, with a stopper: it needs validation data
                 and loop.stopper.update(epoch, record.val_loss, loop.params)
             )
+            if not stop and loop.certified(record):
+                stop, loop.stopped_by = True, "tol"
             state, saved = loop.state(epoch), False
             if on_checkpoint is not None and epoch % checkpoint_every == 0:
                 on_checkpoint(state)

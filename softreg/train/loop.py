@@ -12,10 +12,13 @@ import numpy as np
 from softreg import losses
 from softreg.optim import SGD, EarlyStopping
 from softreg.train import gradients
+from softreg.train.certificate import MAX_LOGITS, certify
 from softreg.train.data import TrainingData, center_of
 from softreg.train.measures import _exploded, diverged, evaluate_objective, validation
 from softreg.train.settings import Settings
 from softreg.train.state import EpochRecord, FitResult, TrainingState
+
+DEFAULT_TOL = 1e-4  # the relative gap that `converged` means when optim.tol is null (fixed epochs)
 
 EpochCallback = Callable[[EpochRecord, int], None]
 StepCallback = Callable[[np.ndarray, np.ndarray], None]
@@ -24,6 +27,8 @@ CheckpointCallback = Callable[[TrainingState], None]
 
 class _Loop:
     """The live objects of one `fit`: weights, optimiser, gradient estimator, stopper, history."""
+
+    CERTIFIES = True  # whether the rows are here to certify the gap (`softreg.train.certificate`)
 
     def __init__(
         self,
@@ -61,6 +66,10 @@ class _Loop:
         self.previous_seconds = 0.0
         self.first_epoch = 1
         self.started = started
+        # the certificate bounds the softmax cross-entropy's gap (other losses: no bound)
+        fast = losses.is_fast_path(settings.loss, settings.normalizer, settings.temperature)
+        self.certifying = self.CERTIFIES and fast and train.n_samples * n_classes <= MAX_LOGITS
+        self.stopped_by = "epochs"
 
     def restore(self, start: TrainingState) -> None:
         if start.weights.shape != self.weights.shape:
@@ -78,7 +87,9 @@ class _Loop:
             self.gradient.end_epoch(self.coef, self.intercept, self.train)
         self.first_epoch = start.epoch + 1
         if self.stopper is not None and self.stopper.triggered:  # resumed after early stopping fired
-            self.first_epoch = self.settings.epochs + 1
+            self.first_epoch, self.stopped_by = self.settings.epochs + 1, "early_stopping"
+        if self.history and self.certified(self.history[-1]):  # resumed after the tolerance was met
+            self.first_epoch, self.stopped_by = self.settings.epochs + 1, "tol"
 
     def sgd_epoch(self, epoch: int, on_step: StepCallback | None) -> float:
         """One pass of minibatch steps; returns the mean batch loss."""
@@ -106,18 +117,38 @@ class _Loop:
         return train_loss
 
     def evaluate(self, record: EpochRecord, objective_due: bool) -> None:
-        """The full-data objective (free with SVRG; else when due) and the validation figures."""
+        """The full-data objective (free with SVRG; else when due), its certificate when due, and
+        the validation figures."""
         evaluated = self.gradient.end_epoch(self.coef, self.intercept, self.train)
         if evaluated is None and objective_due:
             evaluated = self.objective()
         if evaluated is not None:
             record.objective, record.grad_norm = evaluated
+        if objective_due:
+            record.gap_bound = self.certify()
         if self.val is not None:
             settings = self.settings
             record.val_loss, record.val_accuracy = validation(
                 self.coef, self.intercept, self.val,
                 loss=settings.loss, normalizer=settings.normalizer, temperature=settings.temperature,
             )
+
+    def certify(self) -> float | None:
+        """The certified bound on (J - J*) / J* of the live weights (None: no finite bound, or no
+        certificate for this run). The certificate solves b*(W) for its dual point only: the weights
+        and so the trajectory stay as SGD left them, the same for any optim.epochs and any engine."""
+        if not self.certifying:
+            return None
+        weight_decay, fit_intercept = self.settings.weight_decay, self.settings.fit_intercept
+        rows = self.gradient.full_pass_work.max_rows  # the chunks of the objective's passes
+        found = certify(self.coef, self.intercept, self.train, weight_decay, fit_intercept, adopt=False, rows=rows)
+        bound = found.relative_gap
+        return bound if bound is not None and math.isfinite(bound) else None
+
+    def certified(self, record: EpochRecord) -> bool:
+        """Whether ``record``'s bound meets optim.tol (never when tol is null: fixed epochs)."""
+        tol = self.settings.tol
+        return tol is not None and record.gap_bound is not None and record.gap_bound <= tol
 
     def comm_seconds(self) -> float | None:
         """Seconds spent communicating with the data so far (None: the rows are in this process)."""
@@ -148,12 +179,16 @@ class _Loop:
         last = self.history[-1]
         if last.objective is None:  # early stopping ended the run on an epoch the schedule skipped
             last.objective, last.grad_norm = self.objective()
-        objective, grad_norm = last.objective, last.grad_norm
+            last.gap_bound = self.certify()
+        objective, grad_norm, gap_bound = last.objective, last.grad_norm, last.gap_bound
         stopper = self.stopper
         if stopper is not None:
             for param, best in zip(self.params, stopper.best_params, strict=True):
                 param[...] = best
-            objective, grad_norm = self.objective()
+            (objective, grad_norm), gap_bound = self.objective(), self.certify()
+            if stopper.triggered:
+                self.stopped_by = "early_stopping"
+        tol = DEFAULT_TOL if self.settings.tol is None else self.settings.tol
         final.history = list(self.history)
         final.finished = True
         final.summary = {
@@ -164,6 +199,11 @@ class _Loop:
             "best_epoch": None if stopper is None else stopper.best_epoch,
             "seconds": self.previous_seconds + time.perf_counter() - self.started,
             "lr": self.settings.base_lr,
+            "gap_bound": gap_bound,
+            "converged": gap_bound is not None and gap_bound <= tol,
+            "stopped_by": self.stopped_by,
+            "tol": self.settings.tol,
+            "certifiable": self.certifying and self.settings.weight_decay > 0,  # False: gap_bound is always None
         }
         return final.result(), final
 

@@ -35,6 +35,7 @@ class Settings:
     min_delta: float = 0.0
     variance_reduction: str = "none"  # or "svrg"
     eval_every: int | None = None  # epochs between full-data objectives; None: from the data's size
+    tol: float | None = None  # stop at the first certified relative gap <= tol (`softreg.train.certificate`)
 
     @classmethod
     def from_keys(cls, keys: Mapping[str, Any]) -> Settings:

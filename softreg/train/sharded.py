@@ -93,6 +93,7 @@ class ShardedLoop(_Loop):
     """`_Loop` whose steps, objective and validation are sums from a `ShardedSource`."""
 
     train: ShardedSource
+    CERTIFIES = False  # the rows are on the shards: no certificate (gap_bound null)
 
     def sgd_epoch(self, epoch: int, on_step: StepCallback | None) -> float:
         """One pass of minibatch steps, each the exact gradient of the step's rows; returns the mean loss."""

@@ -23,6 +23,11 @@ CHUNK_OVERHEAD = 170_000  # one chunk of a full pass
 # them dearer (about 1.5 on letters and digits), but on wide data the batch products run as fast
 # as the full pass's (a pass cost 0.94-1.06 epoch on 60000 x 784), and the budget must hold there too.
 EPOCH_ARITHMETIC = 1.0
+# The certificate (`softreg.train.certificate`) reads the rows twice (logits, then the gradient at
+# b*(W)) and solves b*(W) over the (n, K) logits: it costs about two full passes (measured
+# 1.7-2.0 passes on digits and letters, 0.5 on 60000 x 784), so an evaluation with its objective
+# and its certificate counts as three.
+CERTIFICATE_PASSES = 3
 
 
 @dataclass
@@ -38,6 +43,7 @@ class EpochRecord:
     val_accuracy: float | None = None
     seconds: float = 0.0
     comm_seconds: float | None = None  # of ``seconds``, the time spent talking to workers (softreg.engine)
+    gap_bound: float | None = None  # certified bound on (J - J*) / J* (`softreg.train.certificate`); inf: none yet
 
 
 @dataclass
@@ -58,6 +64,11 @@ class FitResult:
     seconds: float = 0.0
     state: TrainingState | None = None  # the finished state (what the final checkpoint holds)
     lr: float = math.nan  # the base learning rate: the number chosen when the settings said "auto"
+    gap_bound: float | None = None  # certified bound on (J - J*) / J* of the returned model; None: no bound
+    converged: bool = False  # gap_bound <= tol
+    stopped_by: str = "epochs"  # the rule that ended training: "tol", "early_stopping" or "epochs"
+    tol: float | None = None  # optim.tol (None: fixed epochs)
+    certifiable: bool = True  # whether a bound exists for this run (False: weight_decay 0, another loss, shards)
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -68,6 +79,11 @@ class FitResult:
             "best_epoch": self.best_epoch,
             "seconds": self.seconds,
             "lr": self.lr,
+            "gap_bound": self.gap_bound,
+            "converged": self.converged,
+            "stopped_by": self.stopped_by,
+            "tol": self.tol,
+            "certifiable": self.certifiable,
         }
 
 
@@ -118,6 +134,11 @@ class TrainingState:
             seconds=self.summary["seconds"],
             state=self,
             lr=self.summary.get("lr", math.nan),  # absent from checkpoints of earlier versions
+            gap_bound=self.summary.get("gap_bound"),
+            converged=self.summary.get("converged", False),
+            stopped_by=self.summary.get("stopped_by", "early_stopping" if self.summary["stopped_early"] else "epochs"),
+            tol=self.summary.get("tol"),
+            certifiable=self.summary.get("certifiable", False),
         )
 
 
@@ -133,15 +154,18 @@ def evaluation_cost(n_samples: int, n_features: int, n_classes: int, batch_size:
     return (chunks * CHUNK_OVERHEAD + arithmetic) / (steps * STEP_OVERHEAD + EPOCH_ARITHMETIC * arithmetic)
 
 
-def evaluation_interval(n_samples: int, n_features: int, n_classes: int, batch_size: int, epochs: int) -> int:
+def evaluation_interval(
+    n_samples: int, n_features: int, n_classes: int, batch_size: int, epochs: int, passes: int = 1
+) -> int:
     """Epochs between full-data evaluations of the objective when ``output.eval_every`` is unset.
 
     With one evaluation every ``m`` epochs plus the last, at relative cost ``r``
     (`evaluation_cost`) each, their share of training is at most ``(E/m + 1) r / E``; the
     smallest ``m`` that keeps it within EVAL_BUDGET is returned (``E``, only the last, which
-    is always evaluated, when even one more exceeds the budget of a short run).
+    is always evaluated, when even one more exceeds the budget of a short run). An evaluation
+    that costs ``passes`` full passes (a certificate: CERTIFICATE_PASSES) counts that many times.
     """
-    relative_cost = evaluation_cost(n_samples, n_features, n_classes, batch_size)
+    relative_cost = passes * evaluation_cost(n_samples, n_features, n_classes, batch_size)
     others = EVAL_BUDGET * epochs / relative_cost - 1  # evaluations the budget allows besides the last
     if others < 1:
         return epochs
@@ -149,7 +173,8 @@ def evaluation_interval(n_samples: int, n_features: int, n_classes: int, batch_s
 
 
 def evaluation_due(
-    epoch: int, epochs: int, eval_every: int | None, n_samples: int, n_features: int, n_classes: int, batch_size: int
+    epoch: int, epochs: int, eval_every: int | None, n_samples: int, n_features: int, n_classes: int, batch_size: int,
+    passes: int = 1,
 ) -> bool:
     """Whether epoch ``epoch`` (1-based) evaluates the full-data objective: always the last;
     with ``eval_every`` the first and every ``eval_every``-th; otherwise every
@@ -158,4 +183,4 @@ def evaluation_due(
         return True
     if eval_every is not None:
         return epoch == 1 or epoch % eval_every == 0
-    return epoch % evaluation_interval(n_samples, n_features, n_classes, batch_size, epochs) == 0
+    return epoch % evaluation_interval(n_samples, n_features, n_classes, batch_size, epochs, passes) == 0
