@@ -235,3 +235,25 @@ def test_coefficient_paths_png(tmp_path):
     """The file itself: a valid, non-blank PNG."""
     path = np.cumsum(np.random.default_rng(0).normal(size=(200, 3)), axis=0)
     assert_png(plots.coefficient_paths(path, path, ["x", "y", "z"], tmp_path / "cp.png"))
+
+
+def test_names_are_drawn_as_written_and_log_ticks_stay_numbers(tmp_path):
+    """A class `$$`, a lone `$` and `price_$$` are plain text (escaped, not mathtext: a pair of dollars
+    would be parsed as TeX), while a log axis's tick labels are still mathtext (10^-3, not the raw
+    `$\\mathdefault{...}$`): no global switch turns math off."""
+    import matplotlib.cbook
+
+    from softreg.plots import _figure
+
+    plt = _figure.pyplot()
+    figure, axis = plt.subplots()
+    axis.set_yscale("log")
+    axis.plot([1, 2, 3], [1e-3, 1e-1, 10], label=_figure.shown("$$"))
+    axis.set(title=_figure.shown("tier $ and price_$$"), xlabel=_figure.shown("a\x1b[2J"))
+    axis.legend()
+    _figure.save(figure, tmp_path / "f.png")
+    assert (tmp_path / "f.png").read_bytes()[:4] == b"\x89PNG"
+    assert axis.get_title() == "tier \\$ and price_\\$\\$" and axis.get_xlabel() == "a\\x1b[2J"
+    assert not matplotlib.cbook.is_math_text(axis.get_title())
+    ticks = [label for label in axis.get_yticklabels() if label.get_text()]
+    assert ticks and all(label.get_parse_math() and "mathdefault" in label.get_text() for label in ticks)

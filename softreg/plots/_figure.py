@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 from numpy.typing import NDArray
 
+from softreg.escape import visible
+
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
@@ -30,26 +32,23 @@ def pyplot() -> ModuleType:
 
 
 def save(figure: Figure, path: str | PathLike[str]) -> Path:
-    """Write ``figure`` as a PNG to ``path`` atomically and close it.
-
-    Every text is drawn as it is: a class named ``$`` or a column ``price_$$`` is a name, not
-    mathtext (matplotlib would parse text between dollar signs as TeX, and fail on a lone one).
-    Texts made so far are switched off one by one; tick labels made while drawing read the rc.
-    """
-    import matplotlib
-    from matplotlib.text import Text
-
+    """Write ``figure`` as a PNG to ``path`` atomically and close it."""
     from softreg.rundir import atomic_open
 
     buffer = io.BytesIO()
-    with matplotlib.rc_context({"text.parse_math": False}):
-        for text in figure.findobj(Text):
-            text.set_parse_math(False)
-        figure.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
+    figure.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
     pyplot().close(figure)
     with atomic_open(path, "wb") as handle:
         handle.write(buffer.getvalue())
     return Path(path)
+
+
+def shown(name: object) -> str:
+    """A name from the data (a class, a column) as a figure's text: control characters escaped, as on
+    a terminal, and every ``$`` escaped, so that ``$``, ``$$`` or ``price_$$`` is drawn as written, not
+    as mathtext (matplotlib parses text between dollar signs as TeX, and fails on some); the figure's
+    own texts, such as a log axis's ``10^-3`` ticks, stay mathtext."""
+    return visible(name).replace("$", r"\$")
 
 
 def class_colors(n_classes: int) -> NDArray[np.float64]:

@@ -10,7 +10,6 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from softreg.escape import visible
 from softreg.plots import _figure
 
 
@@ -37,7 +36,7 @@ def coefficient_paths(
     colors = _figure.class_colors(max(len(feature_names), 1))
     figure, axis = plt.subplots(figsize=(9.0, 5.0), layout="constrained")
     for index, name in enumerate(feature_names):
-        axis.plot(steps, softmax_path[:, index], color=colors[index], linewidth=1.4, label=visible(name))
+        axis.plot(steps, softmax_path[:, index], color=colors[index], linewidth=1.4, label=_figure.shown(name))
         axis.plot(steps[marked], logistic_path[marked, index], linestyle="none", marker="o", markersize=6,
                   markerfacecolor="none", markeredgecolor=colors[index], markeredgewidth=1.2)
     # style keys in black: they match no feature's colour, on purpose
@@ -113,14 +112,14 @@ def decision_boundaries(
     for index, label in enumerate(classes):
         mine = y == index
         axis.scatter(X[mine, 0], X[mine, 1], s=20, color=colors[index], edgecolors="black", linewidths=0.4,
-                     label=f"{visible(label)} ({np.count_nonzero(mine)})")
+                     label=f"{_figure.shown(label)} ({np.count_nonzero(mine)})")
     for (slope, offset), style in (
         (softmax_line, {"color": "tab:purple", "linewidth": 5.0, "alpha": 0.5, "label": "softmax SGD: p₂ = p₁"}),
         (logistic_line, {"color": "black", "linewidth": 1.0, "linestyle": "--", "label": "logistic SGD: p = 1/2"}),
     ):
         axis.plot(*_line_points(np.asarray(slope, dtype=float), float(offset), low, high), **style)
-    axis.set(xlim=(low[0], high[0]), ylim=(low[1], high[1]), xlabel=visible(feature_names[0]),
-             ylabel=visible(feature_names[1]), title="Decision boundaries of the two SGD models")
+    axis.set(xlim=(low[0], high[0]), ylim=(low[1], high[1]), xlabel=_figure.shown(feature_names[0]),
+             ylabel=_figure.shown(feature_names[1]), title="Decision boundaries of the two SGD models")
     axis.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     axis.grid(alpha=0.3)
     return _figure.save(figure, path)

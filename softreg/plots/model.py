@@ -13,7 +13,6 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from softreg import softmax
-from softreg.escape import visible
 from softreg.plots import _figure
 
 # feature names of pixels: pixel_0_0, pixel12, px3, 1x1, x17, col5, 42 ...
@@ -54,7 +53,7 @@ def weights(
             axis.set_axis_off()
             if index < n_classes:
                 image = axis.imshow(coef[index].reshape(side, side), interpolation="nearest", **style)
-                axis.set_title(f"class {visible(classes[index])}", fontsize=10)
+                axis.set_title(f"class {_figure.shown(classes[index])}", fontsize=10)
         figure.colorbar(image, ax=axes, shrink=0.8, label="weight per standardized pixel")
         figure.suptitle(f"Weights as {side}x{side} images (red raises the class's logit, blue lowers it)")
         return _figure.save(figure, path)
@@ -67,11 +66,11 @@ def weights(
     figure.colorbar(image, ax=axis, label="weight per standardized unit")
     font = 9 if n_features <= 30 else 7
     if named:
-        axis.set_xticks(range(n_features), [visible(name) for name in feature_names], fontsize=font,
+        axis.set_xticks(range(n_features), [_figure.shown(name) for name in feature_names], fontsize=font,
                         rotation=90 if n_features > 8 else 30, ha="center" if n_features > 8 else "right")
     step = math.ceil(n_classes / 60)  # at most 60 class names, every step-th
     axis.set_yticks(
-        range(0, n_classes, step), [visible(classes[index]) for index in range(0, n_classes, step)],
+        range(0, n_classes, step), [_figure.shown(classes[index]) for index in range(0, n_classes, step)],
         fontsize=9 if n_classes <= 30 else 6,
     )
     if n_classes * n_features <= 120:
@@ -136,12 +135,13 @@ def decision_regions(
     for index, label in enumerate(classes):
         mine = shown[y[shown] == index]
         axis.scatter(X[mine, 0], X[mine, 1], s=22, color=colors[index], edgecolors="black", linewidths=0.5,
-                     label=f"{visible(label)} ({np.count_nonzero(y == index)})")
+                     label=f"{_figure.shown(label)} ({np.count_nonzero(y == index)})")
     wrong = shown[_raw_proba(*model, X[shown]).argmax(axis=1) != y[shown]]
     if wrong.size:
         axis.scatter(X[wrong, 0], X[wrong, 1], s=40, marker="x", color="black", linewidths=1.0,
                      label=f"misclassified ({wrong.size})")
-    axis.set(xlim=extent[:2], ylim=extent[2:], xlabel=visible(feature_names[0]), ylabel=visible(feature_names[1]),
+    axis.set(xlim=extent[:2], ylim=extent[2:], xlabel=_figure.shown(feature_names[0]),
+             ylabel=_figure.shown(feature_names[1]),
              title=f"Decision regions and the {points} points (shade: probability of the predicted class)")
     axis.legend(title="true class (rows)", fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return _figure.save(figure, path)

@@ -11,7 +11,6 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from softreg.escape import visible
 from softreg.plots import _figure
 
 
@@ -31,7 +30,7 @@ def confusion_matrix(
     n_classes = len(classes)
     support = matrix.sum(axis=1, keepdims=True)
     percent = 100 * np.divide(matrix, support, out=np.zeros_like(matrix), where=support > 0)
-    names = [visible(label) for label in classes]
+    names = [_figure.shown(label) for label in classes]
     if n_classes > MANY_CLASSES:
         return _many_classes(plt, percent, names, int(matrix.sum()), path)
     size = max(5.5, (0.62 if n_classes <= 12 else 0.42) * n_classes + 1.8)
@@ -157,7 +156,7 @@ def class_probabilities(
     per_class.bar(np.arange(n_classes), np.nan_to_num(means), color="tab:blue", edgecolor="black", linewidth=0.5)
     for index in np.flatnonzero(support == 0):
         per_class.text(index, 0.02, "no rows", rotation=90, ha="center", va="bottom", fontsize=7)
-    per_class.set_xticks(range(n_classes), [visible(label) for label in classes],
+    per_class.set_xticks(range(n_classes), [_figure.shown(label) for label in classes],
                          rotation=90 if n_classes > 12 else 0, fontsize=9 if n_classes <= 30 else 6)
     per_class.set(ylim=(0, 1), xlabel="true class", ylabel="mean probability of the true class",
                   title="Mean probability of the true class, per class")

@@ -52,7 +52,7 @@ def sweep_accuracy(rows: Sequence[Mapping[str, Any]], keys: Sequence[str], path:
     if not numeric:
         figure, axis = plt.subplots(figsize=(7, 0.4 * len(rows) + 1.5), layout="constrained")
         accuracy = [np.nan if row[metric] is None else row[metric] for row in rows]
-        axis.barh([row["run_dir"] for row in rows], accuracy, color="tab:blue")
+        axis.barh([_figure.shown(row["run_dir"]) for row in rows], accuracy, color="tab:blue")
         axis.set(xlabel=label, title=f"{label.capitalize()} of each run")
         axis.invert_yaxis()
         return _figure.save(figure, path)
@@ -62,14 +62,15 @@ def sweep_accuracy(rows: Sequence[Mapping[str, Any]], keys: Sequence[str], path:
         others = [other for other in keys if other != key]
         groups: dict[tuple[str, ...], list[Mapping[str, Any]]] = {}
         for row in rows:
-            groups.setdefault(tuple(f"{other.rpartition('.')[2]}={row[other]}" for other in others), []).append(row)
+            setting = tuple(_figure.shown(f"{other.rpartition('.')[2]}={row[other]}") for other in others)
+            groups.setdefault(setting, []).append(row)
         for setting, members in groups.items():
             members = sorted(members, key=lambda row: row[key])
             x = [row[key] for row in members]
             y = [np.nan if row[metric] is None else row[metric] for row in members]
             axis.plot(x, y, marker="o", label=", ".join(setting) or None)
         set_value_axis(axis, [row[key] for row in rows])
-        axis.set(xlabel=key, ylabel=label, title=f"{label} vs {key}")
+        axis.set(xlabel=_figure.shown(key), ylabel=label, title=_figure.shown(f"{label} vs {key}"))
         axis.grid(alpha=0.3)
         if len(groups) > 1:
             axis.legend(fontsize=8)
@@ -85,10 +86,10 @@ def sweep_curves(histories: Mapping[str, Sequence[Mapping[str, Any]]], path: str
     colors = _figure.class_colors(len(histories))
     for color, (name, rows) in zip(colors, histories.items(), strict=True):
         epochs = [row["epoch"] for row in rows]
-        axes[0][0].plot(epochs, [row["train_loss"] for row in rows], color=color, label=name)
+        axes[0][0].plot(epochs, [row["train_loss"] for row in rows], color=color, label=_figure.shown(name))
         if has_validation:
             accuracy = [math.nan if row["val_accuracy"] is None else row["val_accuracy"] for row in rows]
-            axes[0][1].plot(epochs, accuracy, color=color, label=name)
+            axes[0][1].plot(epochs, accuracy, color=color, label=_figure.shown(name))
     axes[0][0].set(xlabel="epoch", ylabel="training loss (each run's own loss)", title="Training loss")
     if has_validation:
         axes[0][1].set(xlabel="epoch", ylabel="validation accuracy", title="Validation accuracy")
