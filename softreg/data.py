@@ -139,8 +139,11 @@ def _check_stratifiable(y: np.ndarray, n_samples: int, n_held: int, classes: np.
 # -- standardization
 
 
-def fit_standardizer(X: Matrix, standardize: bool, center_sparse: bool = True) -> tuple[np.ndarray, np.ndarray]:
-    """Feature mean and scale of the training part (constant columns get scale 1).
+def fit_standardizer(
+    X: Matrix, standardize: bool, center_sparse: bool = True, sample_weight: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Feature mean and scale of the training part (constant columns get scale 1), weighted by
+    ``sample_weight`` when given (a row of weight 2 counts as two rows, as in StandardScaler).
 
     Sparse ``X`` stays sparse: it is stored scaled, and its mean (unless not
     ``center_sparse``) is subtracted implicitly by the training loop and the model.
@@ -156,7 +159,7 @@ def fit_standardizer(X: Matrix, standardize: bool, center_sparse: bool = True) -
     from sklearn.preprocessing import StandardScaler
 
     with np.errstate(over="ignore", invalid="ignore"):
-        scaler = StandardScaler(with_mean=not sp.issparse(X)).fit(X)
+        scaler = StandardScaler(with_mean=not sp.issparse(X)).fit(X, sample_weight=sample_weight)
     if not (np.all(np.isfinite(scaler.scale_)) and (scaler.mean_ is None or np.all(np.isfinite(scaler.mean_)))):
         bad = int(np.flatnonzero(~np.isfinite(scaler.scale_) | ~np.isfinite(scaler.mean_ if scaler.mean_ is not None
                                                                               else scaler.scale_))[0])

@@ -3,8 +3,10 @@
 It calls the same core, `softreg.train.fit`, with the same settings (its parameters are
 the config's ``model`` and ``optim`` keys, with the same defaults and rules), so it drops
 into Pipelines, cross-validation and grid search while staying bit-identical to the
-command line for the same data and seed. It does not standardize: put a
-``StandardScaler`` in front of it, as in ``make_pipeline(StandardScaler(), SoftmaxRegression())``.
+command line for the same data and seed. Like the command line it standardizes the features
+(``standardize=True``: each column's mean and scale, learnt in `fit`, kept as ``feature_mean_``
+and ``feature_scale_``, applied in every prediction and saved by `save_run`), so that
+``SoftmaxRegression()`` on raw features minimizes LogisticRegression's objective on scaled ones.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from sklearn.utils.validation import _check_sample_weight, check_is_fitted, vali
 from softreg import losses, softmax
 from softreg.config import key_spec
 from softreg.config.rules import plain
-from softreg.data import random_streams, split_indices
+from softreg.data import fit_standardizer, random_streams, split_indices
 from softreg.losses import SPHERICAL_START
 from softreg.model import raw_logits, standardize
 from softreg.train import AUTO, ArrayData, EpochRecord, Settings, TrainingState, fit
@@ -96,6 +98,12 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
         ``X_val, y_val`` in `fit`, or ``validation_fraction``. None or False: off (the
         validation loss and accuracy are still logged when there are validation data).
     variance_reduction : {"none", "svrg"}, default="none"
+    standardize : bool, default=True
+        Learn each feature's mean and scale in `fit` (constant columns get scale 1; sparse
+        columns are centred implicitly, the matrix stays sparse) and train and predict on the
+        standardized features, as ``data.standardize`` does; False trains on X as given.
+        `partial_fit` sees one batch at a time and learns none: it keeps a standardizer that
+        `fit` learnt, and otherwise trains on X as given.
     tol : float or None, default=None
         Stop at the first epoch whose certified relative gap (J - J*) / J* is <= tol
         (``optim.tol``); ``epochs`` is then the most. A fit that ends above it emits
@@ -127,7 +135,8 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
         ``warm_start`` keep it
     n_features_in_ : int
     feature_mean_, feature_scale_ : ndarray of shape (n_features,) or None
-        A standardizer applied before the model: set by `load_run` (a run's saved one), None otherwise.
+        The standardizer applied before the model: learnt by `fit` (``standardize=True``) or a
+        run's saved one (`load_run`); None when ``standardize=False``.
     """
 
     learning_rate_: float  # set by fit
@@ -151,6 +160,7 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
         decay: float = 1.0,
         early_stopping: bool | dict | None = None,
         variance_reduction: str = "none",
+        standardize: bool = True,
         tol: float | None = None,
         validation_fraction: float | None = None,
         class_weight: dict | str | None = None,
@@ -175,6 +185,7 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
         self.decay = decay
         self.early_stopping = early_stopping
         self.variance_reduction = variance_reduction
+        self.standardize = standardize
         self.tol = tol
         self.validation_fraction = validation_fraction
         self.class_weight = class_weight
@@ -240,6 +251,8 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
         weight = _check_sample_weight(sample_weight, X, dtype=np.float64, ensure_non_negative=True)
         if self.class_weight is not None:
             weight = weight * compute_sample_weight(self.class_weight, y)
+        if not (continuing and fitted):  # partial_fit (epochs set) sees one batch: it learns no standardizer
+            self._learn_standardizer(X, weight if epochs is None else None)  # weighted as the loss counts rows
         if not np.any(weight > 0):
             raise ValueError("SoftmaxRegression: the sample weights are all zero; at least one must be positive")
         streams = random_streams(self._seed())
@@ -267,6 +280,17 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
         if not hasattr(self, "feature_mean_"):
             self.feature_mean_ = self.feature_scale_ = None
         return self
+
+    def _learn_standardizer(self, X: Any, weight: np.ndarray | None) -> None:
+        """``feature_mean_`` and ``feature_scale_`` of the rows to fit, weighted (the CLI's `fit_standardizer`),
+        or None (``standardize=False``, or ``weight`` None: a first `partial_fit`)."""
+        standardize = plain(self.standardize)
+        if not isinstance(standardize, bool):
+            raise ValueError(f"SoftmaxRegression: standardize must be true or false, got {self.standardize!r}")
+        if standardize and weight is not None:
+            self.feature_mean_, self.feature_scale_ = fit_standardizer(X, True, sample_weight=weight)
+        else:
+            self.feature_mean_ = self.feature_scale_ = None
 
     def _settings(self, epochs: int | None = None, has_validation: bool = False) -> Settings:
         """The parameters checked by the config's rules, as the core's `Settings`."""

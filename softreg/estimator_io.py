@@ -55,7 +55,8 @@ def run_config(estimator: SoftmaxRegression) -> Config:
     if sections["optim"]["lr"] == AUTO:  # the number it chose, as `softreg train` saves it
         sections["optim"]["lr"] = estimator.learning_rate_
     seed = estimator.random_state if isinstance(estimator.random_state, int) else 0
-    return resolve({"data": {"source": "SoftmaxRegression.fit"}, **sections, "seed": seed})
+    data = {"source": "SoftmaxRegression.fit", "standardize": estimator.standardize is not False}
+    return resolve({"data": data, **sections, "seed": seed})
 
 
 def load_run(path: str | Path) -> SoftmaxRegression:

@@ -168,7 +168,7 @@ SCHEMA: dict[str, Spec | dict[str, Spec]] = {
         "decay": (1.0, number(0.0), "schedule=inverse_time: lr / (1 + decay * epoch)"),
         "early_stopping": (None, early_stopping, "false, or {patience, min_delta} on the validation loss"),
         "tol": (
-            None,
+            1e-4,
             optional(number(0.0, min_open=True)),
             "stop at the first epoch whose certified relative gap (J - J*) / J* is <= tol (optim.epochs is then "
             "the most); null: run all optim.epochs",
