@@ -109,10 +109,12 @@ def norm_growth_text(numbers: dict[str, Any]) -> str:
 
 
 def measured_table(measured: list[dict[str, Any]]) -> str:
-    lines = ["| config | test accuracy | exact optimum's test accuracy | relative objective gap |", "|---|---|---|---|"]
+    lines = ["| config | epochs | certified bound (converged) | test accuracy | exact optimum's test accuracy "
+             "| relative objective gap |", "|---|---|---|---|---|---|"]
     for row in measured:
-        lines.append(f"| {row['label']} | {row['accuracy']:.4f} | {row['optimum_accuracy']:.4f} "
-                     f"| {scientific(row['gap'])} |")
+        bound = "none" if row["gap_bound"] is None else scientific(row["gap_bound"])
+        lines.append(f"| {row['label']} | {row['epochs']} | {bound} ({'yes' if row['converged'] else 'no'}) "
+                     f"| {row['accuracy']:.4f} | {row['optimum_accuracy']:.4f} | {scientific(row['gap'])} |")
     return "\n".join(lines) + "\n"
 
 
@@ -120,6 +122,10 @@ DEMO_BLOCKS: dict[str, Callable[[dict[str, Any]], str]] = {
     "loss": loss_table, "normalizers": normalizer_table, "weight-decay": weight_decay_table,
     "uniqueness": uniqueness_text, "norm-growth": norm_growth_text,
 }
+
+
+def _epochs(run_dir: Path) -> int:
+    return int(json.loads((run_dir / "model.json").read_text())["training"]["epochs_run"])
 
 
 def measure(scratch: Path) -> list[dict[str, Any]]:
@@ -141,7 +147,9 @@ def measure(scratch: Path) -> list[dict[str, Any]]:
         if config.optim.lr == "auto":
             details.append("`lr: auto`")
         rows.append({"label": f"`{name}` ({', '.join(details)})", "accuracy": metrics["accuracy"],
-                     "optimum_accuracy": metrics["optimum"]["accuracy"], "gap": metrics["optimum"]["gap"]})
+                     "optimum_accuracy": metrics["optimum"]["accuracy"], "gap": metrics["optimum"]["gap"],
+                     "epochs": _epochs(run_dir),
+                     "gap_bound": metrics.get("gap_bound"), "converged": bool(metrics.get("converged"))})
     return rows
 
 

@@ -33,7 +33,7 @@ from softreg.escape import visible
 
 PARQUET_SUFFIXES = (".parquet", ".pq")
 BATCH_ROWS = 65536
-INSTALL_HINT = "pip install 'softreg[parquet]'"
+INSTALL_HINT = "pip install 'softreg[parquet]' (from a clone of the repository: pip install '.[parquet]')"
 FINGERPRINT_BYTES = 2**20
 
 

@@ -293,3 +293,12 @@ def test_a_misspelt_grid_key_from_another_tool_suggests_the_dotted_key(tmp_path)
 
     with pytest.raises(ConfigError, match=r"unknown config key \(did you mean 'optim.lr'\?\)"):
         check_grid(parse_grid("optim.learning_rate=0.1,0.2"))
+
+
+def test_a_misspelt_section_given_by_set_is_blamed_on_set(tmp_path):
+    """--set optm.lr=0.1 (the section misspelt) names --set, not the config file that has no such key."""
+    path = tmp_path / "c.yaml"
+    path.write_text("data:\n  source: builtin:iris\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, ["optm.lr=0.1"])
+    assert str(caught.value).startswith("--set: unknown key 'optm' (did you mean 'optim'?)")

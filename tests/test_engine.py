@@ -211,7 +211,8 @@ def test_dask_missing_is_exit_2_with_the_install_command(tmp_path, letters_cache
         "--set", "engine.kind=dask", "--set", "engine.scheduler=local",
     )
     assert code == 2
-    assert stderr == "softreg: error: engine.kind: dask needs dask: pip install 'softreg[dask]'\n"
+    assert stderr == ("softreg: error: engine.kind: dask needs dask: pip install 'softreg[dask]' (from a clone of "
+                      "the repository: pip install '.[dask]')\n")
 
 
 def test_history_and_checkpoints_of_earlier_versions_still_read(tmp_path):

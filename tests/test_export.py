@@ -378,7 +378,8 @@ def test_refusals_are_one_line_with_exit_2(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "onnx", None)  # import onnx raises ImportError
     code, stdout, stderr = softreg("export", "--run", tmp_path, "--format", "onnx", "--output", tmp_path / "m.onnx")
     assert (code, stdout) == (2, "") and stderr == (
-        "softreg: error: exporting to ONNX needs the onnx package: pip install 'softreg[onnx]'\n")
+        "softreg: error: exporting to ONNX needs the onnx package: pip install 'softreg[onnx]' (from a clone "
+        "of the repository: pip install '.[onnx]')\n")
     assert not (tmp_path / "m.onnx").exists()
 
 

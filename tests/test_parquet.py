@@ -163,7 +163,8 @@ def test_without_pyarrow_the_error_names_the_extra(tmp_path, monkeypatch):
     code, stdout, stderr = run("train", "--config", write_config(tmp_path / "c.yaml", tmp_path / "d.parquet"),
                                "--out", tmp_path / "r", *FAST)
     assert (code, stdout) == (2, "")
-    assert stderr.strip().endswith("d.parquet: reading Parquet needs pyarrow: pip install 'softreg[parquet]'")
+    assert stderr.strip().endswith("d.parquet: reading Parquet needs pyarrow: pip install 'softreg[parquet]' "
+                                   "(from a clone of the repository: pip install '.[parquet]')")
 
 
 def bad_sources(tmp_path):

@@ -7,7 +7,7 @@ import click
 from softreg.cli import handle_errors, main
 
 
-@main.command()
+@main.command(short_help="Export a run's model as an ONNX graph.")
 @click.option("--run", "run_dir", required=True, type=click.Path(), help="Run directory written by train.")
 @click.option("--format", "format_", required=True, type=click.Choice(["onnx"]), help="Model format to write.")
 @click.option("--output", required=True, type=click.Path(dir_okay=False), help="File to write, e.g. model.onnx.")

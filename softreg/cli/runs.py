@@ -110,7 +110,7 @@ def train(
             click.echo(warning, err=True)
 
 
-@main.command()
+@main.command(short_help="Build the on-disk shuffled cache of a config's data.")
 @click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False), help="YAML config file.")
 @click.option("--cache", "cache_dir", type=click.Path(file_okay=False), help="Cache directory (default: data.cache).")
 @click.option(
@@ -160,7 +160,7 @@ def ingest(config_path: str, cache_dir: str | None, overrides: tuple[str, ...], 
         click.echo(ingest_summary(outcome))
 
 
-@main.command()
+@main.command(short_help="Metrics of a saved model on its test split or a file.")
 @click.option("--run", "run_dir", required=True, type=click.Path(), help="Run directory written by train.")
 @click.option(
     "--data", help="Another labelled source (as data.source takes it; - for standard input) instead of the test split."
@@ -227,7 +227,7 @@ def evaluate(
         click.echo(f"wrote metrics.json and plots/ to {out}", err=as_json)
 
 
-@main.command()
+@main.command(short_help="Predict labels and probabilities for a file of rows.")
 @click.option("--run", "run_dir", required=True, type=click.Path(), help="Run directory written by train.")
 @click.option(
     "--input", "input_path", required=True, type=click.Path(allow_dash=True),

@@ -14,7 +14,7 @@ from softreg.cli.runs import _column
 from softreg.errors import EXIT_FAILURE, EXIT_INTERRUPTED
 
 
-@main.command("compare-logistic")
+@main.command("compare-logistic", short_help="Show that two-class softmax is logistic regression.")
 @click.option(
     "--config", "config_path", type=click.Path(dir_okay=False), help="A train config (its data, model, optim and seed)."
 )
@@ -86,7 +86,7 @@ def compare_logistic(
         sys.exit(EXIT_FAILURE)
 
 
-@main.command()
+@main.command(short_help="Train every combination of config values.")
 @click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False), help="The base config.")
 @click.option(
     "--grid",
@@ -100,7 +100,8 @@ def compare_logistic(
 @click.option(
     "--out", type=click.Path(file_okay=False), help="Sweep directory (default: runs/<config name>-sweep)."
 )
-@click.option("--force", is_flag=True, help="Retrain finished runs too.")
+@click.option("--force", is_flag=True, help="Retrain finished runs too; replace another sweep in --out (its run "
+              "directories are removed), or sweep into a folder that is not a sweep (its files are left alone).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document instead of the table.")
 @handle_errors
 def sweep(
@@ -149,7 +150,7 @@ def sweep(
         _fail(f"{len(result.failed)} of {len(result.rows)} runs failed: {failed}", EXIT_FAILURE)
 
 
-@main.command()
+@main.command(short_help="Remake the figures and numbers of a README section.")
 @click.argument("name", type=click.Choice(["why-softmax"]))
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Directory for figures, numbers and runs.")
 @click.option(

@@ -244,7 +244,8 @@ def resolve(
     for key in document:
         if key not in SCHEMA:
             hint = key_suggestion(None, str(key), SCHEMA)
-            where = "--set" if key in from_command_line else origin
+            given = any(name == key or name.startswith(f"{key}.") for name in from_command_line)
+            where = "--set" if given else origin
             raise ConfigError(f"{where}: unknown key {key!r}{hint}; expected one of {', '.join(SCHEMA)}")
     for name, spec in SCHEMA.items():
         if isinstance(spec, tuple):

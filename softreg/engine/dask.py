@@ -87,7 +87,10 @@ def connect(config: EngineConfig, specs: dict[str, list[ShardSpec]]) -> tuple[Da
     try:
         import distributed
     except ImportError:
-        raise ClusterError("engine.kind: dask needs dask: pip install 'softreg[dask]'") from None
+        raise ClusterError(
+            "engine.kind: dask needs dask: pip install 'softreg[dask]' (from a clone of the repository: "
+            "pip install '.[dask]')"
+        ) from None
     client, cluster, address = _client(distributed, config)
     try:
         _check_versions(client, address)

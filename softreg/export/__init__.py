@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 
 FORMATS = ("onnx",)
 DTYPES = ("float64", "float32")
-INSTALL_HINT = "pip install 'softreg[onnx]'"
+INSTALL_HINT = "pip install 'softreg[onnx]' (from a clone of the repository: pip install '.[onnx]')"
 
 
 @dataclass(frozen=True)
