@@ -12,7 +12,7 @@ and the true class of each sample is addressed by one flat index.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from typing import TypeAlias
+from typing import Protocol, TypeAlias
 
 import numpy as np
 import scipy.sparse as sp
@@ -21,6 +21,19 @@ from numpy.typing import DTypeLike
 Matrix: TypeAlias = np.ndarray | sp.csr_matrix  # X: dense, or CSR
 # rows of the data: X (n, d), class indices y (n,), relative sample weights (n,) or None (all 1)
 Batch: TypeAlias = tuple[Matrix, np.ndarray, np.ndarray | None]
+
+
+class Chunked(Protocol):
+    """Rows read a chunk at a time, what a full pass needs (any `softreg.train.TrainingData`, a
+    `softreg.cache.CacheData`): ``chunks(rows)`` yields `Batch` es of at most ``rows`` rows."""
+
+    @property
+    def n_samples(self) -> int: ...
+
+    @property
+    def n_features(self) -> int: ...
+
+    def chunks(self, rows: int) -> Iterator[Batch]: ...
 
 
 class Workspace:

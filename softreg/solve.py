@@ -10,13 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 import numpy as np
 from numpy.typing import NDArray
 
 from softreg import kernels, losses
-from softreg.kernels import Batch
+from softreg.kernels import Batch, Chunked
 
 if TYPE_CHECKING:
     from scipy.optimize import OptimizeResult
@@ -77,18 +77,6 @@ def exact_optimum(
 
 
 STREAMED_ROWS = 16384  # rows per chunk of the streamed oracle: `kernels.full_loss_gradient`'s
-
-
-class Chunked(Protocol):
-    """Rows read a chunk at a time (a `softreg.cache.CacheData`, any `TrainingData`)."""
-
-    @property
-    def n_samples(self) -> int: ...
-
-    @property
-    def n_features(self) -> int: ...
-
-    def chunks(self, rows: int) -> Iterator[Batch]: ...
 
 
 def streamed_optimum(

@@ -31,13 +31,11 @@ The relative form is (J - J*) / J* <= gap / (J - gap) when J > gap. At lambda = 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Protocol
 
 import numpy as np
 
-from softreg.kernels import Batch
+from softreg.kernels import Chunked
 from softreg.train.data import center_of, data_logits
 
 NEWTON_ITERATIONS = 50
@@ -47,18 +45,6 @@ LINE_SEARCH_STEPS = 30
 ROUNDING = 1e-15  # a predicted decrease below this share of f is rounding: the iterations end
 CHUNK_ROWS = 8192
 MAX_LOGITS = 2**25  # n_samples x n_classes the certificate keeps in memory (256 MiB of float64 logits)
-
-
-class Chunked(Protocol):
-    """Rows read a chunk at a time (any `softreg.train.TrainingData`)."""
-
-    @property
-    def n_samples(self) -> int: ...
-
-    @property
-    def n_features(self) -> int: ...
-
-    def chunks(self, rows: int) -> Iterator[Batch]: ...
 
 
 @dataclass

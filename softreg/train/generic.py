@@ -14,10 +14,9 @@ from typing import Any
 import numpy as np
 
 from softreg import losses
-from softreg.kernels import Matrix, Snapshot
+from softreg.kernels import Chunked, Matrix, Snapshot
 from softreg.softmax import gradient_norm
 from softreg.train import gradients
-from softreg.train.gradients import ChunkedData
 
 
 class GenericGradient(gradients.PlainGradient):
@@ -48,7 +47,7 @@ class GenericGradient(gradients.PlainGradient):
         )
 
     def full_gradient(
-        self, coef: np.ndarray, intercept: np.ndarray, data: ChunkedData
+        self, coef: np.ndarray, intercept: np.ndarray, data: Chunked
     ) -> tuple[float, np.ndarray, np.ndarray]:
         """The mean loss over all of ``data`` and its gradient, without weight decay."""
         data_loss, _, grad_coef, grad_intercept = losses.chunked_loss_gradient(
@@ -79,7 +78,7 @@ class GenericVarianceReducedGradient(GenericGradient):
         work.grad_intercept[...] = grad_intercept - past_intercept + snapshot.grad_intercept
         return data_loss
 
-    def end_epoch(self, coef: np.ndarray, intercept: np.ndarray, data: ChunkedData) -> tuple[float, float]:
+    def end_epoch(self, coef: np.ndarray, intercept: np.ndarray, data: Chunked) -> tuple[float, float]:
         """Take the snapshot; the objective and gradient norm there come for free."""
         data_loss, grad_coef, grad_intercept = self.full_gradient(coef, intercept, data)
         self.snapshot = Snapshot(coef.copy(), intercept.copy(), grad_coef, grad_intercept)

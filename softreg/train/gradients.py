@@ -5,13 +5,11 @@ and SVRG from averaged snapshots, both computed by `softreg.kernels` in prealloc
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
-from typing import Protocol
 
 import numpy as np
 
 from softreg.kernels import (
-    Batch,
+    Chunked,
     Matrix,
     Snapshot,
     Workspace,
@@ -21,15 +19,6 @@ from softreg.kernels import (
     variance_reduced_gradient,
 )
 from softreg.softmax import gradient_norm
-
-
-class ChunkedData(Protocol):
-    """Rows in chunks: what a full pass reads (`softreg.train.TrainingData` is one)."""
-
-    @property
-    def n_samples(self) -> int: ...
-
-    def chunks(self, rows: int) -> Iterator[Batch]: ...
 
 
 class PlainGradient:
@@ -55,7 +44,7 @@ class PlainGradient:
     def after_step(self, weights: np.ndarray, step: int) -> None:
         """Called after step ``step`` (0-based) of an epoch with the updated weights (coef, then intercept)."""
 
-    def end_epoch(self, coef: np.ndarray, intercept: np.ndarray, data: ChunkedData) -> tuple[float, float] | None:
+    def end_epoch(self, coef: np.ndarray, intercept: np.ndarray, data: Chunked) -> tuple[float, float] | None:
         """Called after each epoch; returns (J, ||grad J||) when it computed them anyway."""
         return None
 
@@ -97,7 +86,7 @@ class VarianceReducedGradient(PlainGradient):
             self.tail_sum += weights
             self.tail_count += 1
 
-    def end_epoch(self, coef: np.ndarray, intercept: np.ndarray, data: ChunkedData) -> tuple[float, float]:
+    def end_epoch(self, coef: np.ndarray, intercept: np.ndarray, data: Chunked) -> tuple[float, float]:
         """Move to the epoch's averaged weights (none after a restore: the weights stay) and
         take the snapshot there; the objective and gradient norm there come for free."""
         if self.tail_count:
