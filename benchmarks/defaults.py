@@ -55,7 +55,7 @@ def measure(table: str, setting: str, root: Path) -> dict:
     source = TABLES[table]
     data = {"source": source, "val": 0.0}
     if table == "letters":
-        data["label"] = "letter"
+        data["label"] = "Letter"
     config = {"data": data, "optim": {**SETTINGS[setting], "tol": TOL}, "output": {"plots": False}, "seed": 0}
     out = root / f"{table}-{setting}"
     with warnings.catch_warnings():

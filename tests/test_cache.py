@@ -573,6 +573,7 @@ def test_data_over_the_budget_train_through_a_cache_beside_the_run(tmp_path):
     write_csv(tmp_path / "d.csv", n_rows=12_000)
     config = tmp_path / "c.yaml"
     config.write_text("data:\n  source: d.csv\n  val: 0.2\n  memory_budget: 1MiB\noptim:\n  lr: 0.1\n  epochs: 2\n"
+                      "  tol: null\n"
                       "output:\n  plots: false\n")
     runs = tmp_path / "runs"
     code, _, stderr = run("train", "--config", config, "--out", runs / "auto", "--quiet")

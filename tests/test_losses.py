@@ -365,7 +365,7 @@ def test_estimator_trains_and_predicts_with_its_normalizer_and_checks_the_option
 
     X, y = small_problem()
     clf = SoftmaxRegression(normalizer="taylor", temperature=2.0, loss="squared_error", epochs=3,
-                            random_state=0).fit(X, y)
+                            standardize=False, random_state=0).fit(X, y)  # logits of X as given
     logits = X @ clf.coef_.T + clf.intercept_
     np.testing.assert_allclose(clf.predict_proba(X), losses.proba(logits, "taylor", 2.0), rtol=1e-12)
     np.testing.assert_allclose(np.exp(clf.predict_log_proba(X)), clf.predict_proba(X), rtol=1e-12)

@@ -22,6 +22,8 @@ REPO_CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 
 
 def config(**optim):
+    """Fixed-epoch runs (optim.tol null unless given): these tests follow the optimiser, not the stopping rule."""
+    optim = {"tol": None, **optim}
     return resolve({"data": {"source": "builtin:iris"}, "model": {"weight_decay": 1e-2}, "optim": optim})
 
 

@@ -40,7 +40,8 @@ def test_a_number_that_differs_is_named_and_write_mode_replaces_only_the_blocks(
     names the block and the JSON path; with_blocks rewrites the blocks and leaves the prose as it was."""
     from softreg.commands.demo import numbers_markdown
 
-    measured_now = [{"label": "`configs/x.yaml` (λ = 1e-3)", "accuracy": 0.95, "optimum_accuracy": 0.96, "gap": 1e-4}]
+    measured_now = [{"label": "`configs/x.yaml` (λ = 1e-3)", "accuracy": 0.95, "optimum_accuracy": 0.96, "gap": 1e-4,
+                     "epochs": 20, "gap_bound": 3e-3, "converged": False}]
     changed = copy.deepcopy(COMMITTED)
     changed["normalizers"]["digits"]["taylor"]["test_log_loss"] += 0.01
     made = readme_numbers.blocks(changed, measured_now)

@@ -278,8 +278,9 @@ def test_more_epochs_on_a_cosine_schedule_say_the_curve_restarts_with_the_rates(
     )
     assert math.isclose(rundir.read_history(run)[6]["lr"], new, rel_tol=1e-12)
     stepped = tmp_path / "step"
-    assert cli("train", *IRIS, "--set", "optim.epochs=6", "--set", "optim.lr=0.2", "--set", "optim.schedule=step",
-               "--set", "optim.step_size=4", "--set", "optim.gamma=0.5", "--out", stepped)[0] == 0
+    assert cli("train", *IRIS, *fixed, "--set", "optim.epochs=6", "--set", "optim.lr=0.2",
+               "--set", "optim.schedule=step", "--set", "optim.step_size=4", "--set", "optim.gamma=0.5",
+               "--out", stepped)[0] == 0
     code, _, stderr = cli("train", "--resume", stepped, "--set", "optim.epochs=9", "--quiet")
     assert code == 0 and stderr == ""
     assert [row["lr"] for row in rundir.read_history(stepped)] == [0.2] * 4 + [0.1] * 4 + [0.05]
