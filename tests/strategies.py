@@ -1,6 +1,7 @@
 """Shared Hypothesis strategies and test helpers."""
 
 import numpy as np
+from click.testing import CliRunner
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
@@ -53,3 +54,10 @@ def default_sigint() -> None:
 
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
+
+def run(*args):
+    """``softreg ARGS...`` in process: (exit code, stdout, stderr), exceptions not caught."""
+    from softreg.cli import main
+
+    result = CliRunner().invoke(main, [str(arg) for arg in args], catch_exceptions=False)
+    return result.exit_code, result.stdout, result.stderr

@@ -6,20 +6,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
 from softreg import cache
-from softreg.cli import main
 from softreg.config import ConfigError, load_config
 from softreg.errors import DataError, SoftregWarning
+from tests.strategies import run
 
 REPO = Path(__file__).resolve().parent.parent
 FAST = ["--set", "optim.epochs=3", "--set", "output.plots=false", "--quiet"]
-
-
-def run(*args):
-    result = CliRunner().invoke(main, [str(arg) for arg in args], catch_exceptions=False)
-    return result.exit_code, result.stdout, result.stderr
 
 
 def write_csv(path, n_rows=600, n_features=4, seed=0, sort=False):

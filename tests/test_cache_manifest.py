@@ -7,18 +7,12 @@ import shutil
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
 from softreg.cache import read_manifest
 from softreg.cache.manifest import digest, problem, shard_ends
-from softreg.cli import main
+from tests.strategies import run
 
 CONFIG = "data:\n  source: builtin:iris\n  cache: {cache}\noptim:\n  epochs: 2\noutput:\n  plots: false\n"
-
-
-def run(*args):
-    result = CliRunner().invoke(main, [str(arg) for arg in args], catch_exceptions=False)
-    return result.exit_code, result.stdout, result.stderr
 
 
 @pytest.fixture(scope="module")

@@ -9,14 +9,10 @@ from click.testing import CliRunner
 
 from softreg import __version__, rundir
 from softreg.cli import main
+from tests.strategies import run
 
 REPO = Path(__file__).resolve().parent.parent
 FAST = ["--set", "optim.epochs=3", "--set", "output.plots=false"]
-
-
-def run(*args):
-    result = CliRunner().invoke(main, [str(arg) for arg in args], catch_exceptions=False)
-    return result.exit_code, result.stdout, result.stderr
 
 
 def make_config(tmp_path, text, name="c.yaml"):

@@ -12,10 +12,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
 from softreg import rundir
-from softreg.cli import main
 from softreg.commands.train import prepare_for, train_run
 from softreg.config import load_config
 from softreg.data import random_streams
@@ -23,7 +21,7 @@ from softreg.engine import ShardSpec, open_engine
 from softreg.engine import dask as dask_engine
 from softreg.errors import ClusterError, SoftregWarning
 from softreg.train import fit
-from tests.strategies import default_sigint
+from tests.strategies import default_sigint, run
 
 pytestmark = pytest.mark.slow  # starts clusters: scheduler and worker processes
 
@@ -31,11 +29,6 @@ REPO = Path(__file__).resolve().parent.parent
 LETTERS = REPO / "data" / "letter-recognition.csv"
 DASK = Path(sys.executable).parent / "dask"
 COMMUNICATION = "dask: communication takes"  # the engine's warning on letters' tiny steps: not what these tests check
-
-
-def run(*args):
-    result = CliRunner().invoke(main, [str(arg) for arg in args], catch_exceptions=False)
-    return result.exit_code, result.stdout, result.stderr
 
 
 @pytest.fixture(scope="module")

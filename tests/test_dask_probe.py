@@ -13,19 +13,12 @@ import threading
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
-from softreg.cli import main
 from softreg.engine import probe
-from tests.strategies import default_sigint
+from tests.strategies import default_sigint, run
 
 REPO = Path(__file__).resolve().parent.parent
 NOT_DASK = "not a Dask scheduler (is the port right? a scheduler listens on 8786 unless told otherwise)"
-
-
-def run(*args):
-    result = CliRunner().invoke(main, [str(arg) for arg in args], catch_exceptions=False)
-    return result.exit_code, result.stdout, result.stderr
 
 
 @pytest.fixture

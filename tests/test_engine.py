@@ -6,21 +6,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
 from softreg import rundir, softmax
-from softreg.cli import main
 from softreg.config import ConfigError, resolve
 from softreg.engine import plan, shard_partial_sums
 from softreg.train import EpochRecord, PartialSums, add_partials
+from tests.strategies import run
 
 REPO = Path(__file__).resolve().parent.parent
 LETTERS = REPO / "data" / "letter-recognition.csv"
-
-
-def run(*args):
-    result = CliRunner().invoke(main, [str(arg) for arg in args], catch_exceptions=False)
-    return result.exit_code, result.stdout, result.stderr
 
 
 def letters_config(tmp_path, cache, extra=""):

@@ -19,17 +19,13 @@ from softreg.evaluate import (
     reliability_bins,
 )
 from softreg.softmax import softmax
+from tests.strategies import run
 
 REPO = Path(__file__).resolve().parent.parent
 PINNED_KEYS = {
     "n_samples", "accuracy", "balanced_accuracy", "log_loss", "brier_score", "top_k_accuracy", "ece",
     "macro_precision", "macro_recall", "macro_f1", "per_class", "confusion_matrix", "classes",
 }
-
-
-def run(*args):
-    result = CliRunner().invoke(main, [str(arg) for arg in args], catch_exceptions=False)
-    return result.exit_code, result.stdout, result.stderr
 
 
 def predictions(n_samples, n_classes, seed, absent=()):

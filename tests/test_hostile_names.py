@@ -7,20 +7,14 @@ import io
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
-from softreg.cli import main
 from softreg.escape import visible, visible_lines
+from tests.strategies import run
 
 CLASSES = ["$", "$$", "$$$", "\x1b]0;pwned\x07", "\x1b[2Jx"]
 FEATURES = ["price_$$", "b_\x1b[31m"]
 PLOTS = {"class_probabilities.png", "confusion_matrix.png", "decision_regions.png", "learning_curves.png",
          "reliability.png", "weights.png"}
-
-
-def run(*args):
-    result = CliRunner().invoke(main, [str(arg) for arg in args], catch_exceptions=False)
-    return result.exit_code, result.stdout, result.stderr
 
 
 @pytest.fixture(scope="module")

@@ -11,18 +11,12 @@ import sys
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
-from softreg.cli import main
 from softreg.rundir import directory
+from tests.strategies import run
 
 REPO = Path(__file__).resolve().parent.parent
 SMALL = "data:\n  source: builtin:iris\noptim:\n  epochs: 2\noutput:\n  plots: false\n"
-
-
-def run(*args):
-    result = CliRunner().invoke(main, [str(arg) for arg in args], catch_exceptions=False)
-    return result.exit_code, result.stdout, result.stderr
 
 
 @pytest.fixture(scope="module")

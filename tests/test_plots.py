@@ -5,14 +5,13 @@ from pathlib import Path
 import matplotlib.image
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
 from softreg import plots
-from softreg.cli import main
 from softreg.config import PLOT_NAMES
 from softreg.evaluate import classification_metrics, expected_calibration_error, reliability_bins
 from softreg.plots import _figure
 from softreg.softmax import softmax
+from tests.strategies import run
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -157,11 +156,6 @@ def test_class_probabilities(tmp_path):
 
 
 # -- drawn by train and evaluate
-
-
-def run(*args):
-    result = CliRunner().invoke(main, [str(arg) for arg in args], catch_exceptions=False)
-    return result.exit_code, result.stdout, result.stderr
 
 
 @pytest.fixture(scope="module")

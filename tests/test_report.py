@@ -6,15 +6,9 @@ from html.parser import HTMLParser
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
-from softreg.cli import main
 from softreg.config import PLOT_NAMES
-
-
-def run(*args):
-    result = CliRunner().invoke(main, [str(arg) for arg in args], catch_exceptions=False)
-    return result.exit_code, result.stdout, result.stderr
+from tests.strategies import run
 
 
 class Links(HTMLParser):

@@ -5,21 +5,14 @@ import json
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
-from softreg.cli import main
 from softreg.commands.grid import combinations, parse_grid, split_values
 from softreg.commands.sweep import TIMING_COLUMNS
-from tests.strategies import default_sigint
+from tests.strategies import default_sigint, run
 
 GRIDS = ["--grid", "model.weight_decay=1e-4,1e-3,1e-2", "--grid", "model.loss=cross_entropy,squared_error"]
 NAMES = [f"weight_decay-{decay}__loss-{loss}" for decay in ("1e-4", "1e-3", "1e-2")
          for loss in ("cross_entropy", "squared_error")]
-
-
-def run(*args):
-    result = CliRunner().invoke(main, [str(arg) for arg in args], catch_exceptions=False)
-    return result.exit_code, result.stdout, result.stderr
 
 
 @pytest.fixture(scope="module")
