@@ -368,7 +368,9 @@ def compare_logistic_report(report: Mapping[str, Any]) -> str:
 def sweep_line(done: int, total: int, row: Mapping[str, Any], skipped: bool) -> str:
     """One progress line per finished (or skipped) run of a sweep."""
     head = f"sweep [{done}/{total}] {visible(row['run_dir'])}:"
-    if row["status"] not in ("trained", "reused"):
+    from softreg.commands.sweep_dir import FINISHED  # here: the console stays light to import
+
+    if row["status"] not in FINISHED:
         return f"{head} FAILED: {visible(row['error'])}"
     what = "skipped (finished before)" if skipped else f"trained {row['epochs']} epochs in {row['seconds']:.2f}s"
     figures = [f"{name} {_number(row[key])}" for key, name in (
@@ -382,6 +384,8 @@ def sweep_summary(result: Any) -> str:
     columns = (("val_accuracy", "val acc"), ("val_log_loss", "val loss"), ("val_ece", "val ECE"),
                ("test_accuracy", "test acc"), ("test_log_loss", "test loss"), ("epochs", "epochs"),
                ("seconds", "seconds"))
+    from softreg.commands.sweep_dir import FINISHED
+
     names = [visible(row["run_dir"]) for row in result.rows]  # grid values are the user's text
     width = max(12, *(len(name) for name in names)) + 2
     lines = [f"{'run':<{width}}" + "".join(f"{title:>10}" for _, title in columns)]
@@ -390,8 +394,7 @@ def sweep_summary(result: Any) -> str:
             f"{'-' if row[key] is None else (str(row[key]) if key == 'epochs' else _number(row[key])):>10}"
             for key, _ in columns
         )
-        lines.append(f"{name:<{width}}{cells}" + ("   FAILED" if row["status"] not in ("trained", "reused")
-                                                               else ""))
+        lines.append(f"{name:<{width}}{cells}" + ("   FAILED" if row["status"] not in FINISHED else ""))
     lines.append("")
     if result.best is None and len(result.failed) == len(result.rows):
         lines.append("no run finished: no best setting is chosen")
