@@ -143,7 +143,7 @@ def measure(scratch: Path) -> list[dict[str, Any]]:
         metrics = evaluate_run(run_dir, optimum=True)
         details = [f"λ = {exponent(config.model.weight_decay)}"]
         if config.optim.variance_reduction == "svrg":
-            details.append("SVRG")
+            details.append("SVRG, then full-batch steps" if config.optim.full_batch == "auto" else "SVRG")
         if config.optim.lr == "auto":
             details.append("`lr: auto`")
         rows.append({"label": f"`{name}` ({', '.join(details)})", "accuracy": metrics["accuracy"],

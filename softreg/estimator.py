@@ -33,6 +33,7 @@ from softreg.data import fit_standardizer, random_streams, split_indices
 from softreg.losses import SPHERICAL_START
 from softreg.model import raw_logits, standardize
 from softreg.train import AUTO, ArrayData, EpochRecord, Settings, TrainingState, fit
+from softreg.train.settings import automatic_choices
 
 # each parameter and the config section of the key it mirrors (same default, same rule;
 # the tests check that the defaults of __init__ are the config's)
@@ -54,6 +55,7 @@ PARAMETERS = {
     "decay": "optim",
     "early_stopping": "optim",
     "variance_reduction": "optim",
+    "full_batch": "optim",
     "tol": "optim",
 }
 
@@ -79,11 +81,14 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
         The map from logits to probabilities (``model.normalizer``); `predict_proba` uses it.
     temperature : float, default=1.0
         T > 0 in ``p = normalizer(z / T)`` (``model.temperature``).
-    lr : float or "auto", default=0.1
+    lr : float or "auto", default="auto"
         Base learning rate (``optim.lr``), > 0; "auto" chooses it from the training data's
         curvature, the batch size and the momentum when `fit` starts (``learning_rate_``).
     batch_size : int, default=64
-    epochs : int, default=20
+    epochs : int or "auto", default="auto"
+        The most epochs (``optim.epochs``); a fit stops earlier at ``tol``. "auto": 1000 where
+        a certificate can stop the fit (cross_entropy, softmax, T = 1, weight_decay > 0, tol
+        set), else 20.
     momentum : float, default=0.9
         Heavy-ball momentum in [0, 1).
     nesterov : bool, default=False
@@ -97,14 +102,19 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
         weights, as the config's ``optim.early_stopping``. It needs validation data:
         ``X_val, y_val`` in `fit`, or ``validation_fraction``. None or False: off (the
         validation loss and accuracy are still logged when there are validation data).
-    variance_reduction : {"none", "svrg"}, default="none"
+    variance_reduction : {"auto", "svrg", "none"}, default="auto"
+        ``optim.variance_reduction``: "auto" is "svrg" for `fit` and "none" (plain minibatch
+        gradients) for `partial_fit`, whose batches arrive one at a time.
+    full_batch : {"auto", "never"}, default="auto"
+        ``optim.full_batch``: "auto" hands an SVRG fit over to full-batch steps with
+        Barzilai-Borwein rates once its epochs slow down (`softreg.train.full_batch`).
     standardize : bool, default=True
         Learn each feature's mean and scale in `fit` (constant columns get scale 1; sparse
         columns are centred implicitly, the matrix stays sparse) and train and predict on the
         standardized features, as ``data.standardize`` does; False trains on X as given.
         `partial_fit` sees one batch at a time and learns none: it keeps a standardizer that
         `fit` learnt, and otherwise trains on X as given.
-    tol : float or None, default=None
+    tol : float or None, default=1e-4
         Stop at the first epoch whose certified relative gap (J - J*) / J* is <= tol
         (``optim.tol``); ``epochs`` is then the most. A fit that ends above it emits
         scikit-learn's ``ConvergenceWarning``. None: run all ``epochs``.
@@ -149,9 +159,9 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
         loss: str = "cross_entropy",
         normalizer: str = "softmax",
         temperature: float = 1.0,
-        lr: float | str = 0.1,
+        lr: float | str = "auto",
         batch_size: int = 64,
-        epochs: int = 20,
+        epochs: int | str = "auto",
         momentum: float = 0.9,
         nesterov: bool = False,
         schedule: str = "constant",
@@ -159,9 +169,10 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
         gamma: float = 0.1,
         decay: float = 1.0,
         early_stopping: bool | dict | None = None,
-        variance_reduction: str = "none",
+        variance_reduction: str = "auto",
+        full_batch: str = "auto",
         standardize: bool = True,
-        tol: float | None = None,
+        tol: float | None = 1e-4,
         validation_fraction: float | None = None,
         class_weight: dict | str | None = None,
         warm_start: bool = False,
@@ -185,6 +196,7 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
         self.decay = decay
         self.early_stopping = early_stopping
         self.variance_reduction = variance_reduction
+        self.full_batch = full_batch
         self.standardize = standardize
         self.tol = tol
         self.validation_fraction = validation_fraction
@@ -269,7 +281,10 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
         self.stopped_early_ = result.stopped_early
         self.objective_ = result.objective
         self.converged_, self.gap_bound_ = result.converged, result.gap_bound
-        if epochs is None and settings.tol is not None and not result.converged and not result.stopped_early:
+        if (
+            epochs is None and settings.tol is not None and result.certifiable
+            and not result.converged and not result.stopped_early
+        ):
             bound = "no finite bound" if result.gap_bound is None else f"a bound of {result.gap_bound:.2e}"
             warnings.warn(
                 f"SoftmaxRegression did not converge: the relative gap has {bound} after {self.n_iter_} epochs "
@@ -311,7 +326,9 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
             raise ValueError(
                 "SoftmaxRegression: early_stopping needs validation data: X_val and y_val, or validation_fraction"
             )
-        settings = Settings.from_keys({**values, "early_stopping": stopping})
+        # partial_fit (epochs set) sees one batch at a time: plain minibatch gradients, as a stream needs
+        chosen = automatic_choices(values, sharded=epochs is not None)
+        settings = Settings.from_keys({**chosen, "early_stopping": stopping})
         return settings if epochs is None else dataclasses.replace(settings, epochs=epochs)
 
     def _seed(self) -> int:

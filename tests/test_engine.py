@@ -22,7 +22,8 @@ def letters_config(tmp_path, cache, extra=""):
     path = tmp_path / "letters.yaml"
     path.write_text(
         f"data:\n  source: {LETTERS}\n  label: Letter\n  cache: {cache}\n  val: 0.1\n  shards: 4\n"
-        "optim:\n  lr: 0.1\n  batch_size: 512\n  epochs: 3\n  schedule: cosine\noutput:\n  plots: false\n" + extra
+        "optim:\n  lr: 0.1\n  batch_size: 512\n  epochs: 3\n  schedule: cosine\n  variance_reduction: none\n"
+        "output:\n  plots: false\n" + extra
     )
     return path
 

@@ -72,7 +72,7 @@ def test_fit_is_bit_identical_to_softreg_train(tmp_path):
 def test_grid_search_cross_validation_clone_and_pickle_on_digits():
     """GridSearchCV over weight_decay in a pipeline works, as do cross_val_score, clone and pickle."""
     X, y = load_digits(return_X_y=True)
-    pipeline = make_pipeline(StandardScaler(), SoftmaxRegression(epochs=5, random_state=0))
+    pipeline = make_pipeline(StandardScaler(), SoftmaxRegression(epochs=5, tol=None, random_state=0))
     search = GridSearchCV(pipeline, {"softmaxregression__weight_decay": [1e-4, 1e-2]}, cv=3).fit(X, y)
     assert search.best_params_["softmaxregression__weight_decay"] in (1e-4, 1e-2)
     assert search.best_score_ > 0.9
@@ -130,8 +130,10 @@ def test_sparse_and_dense_input_give_the_same_model():
     """A CSR matrix trains to the same weights as the same values dense (to rounding)."""
     X, y = standardized(load_wine)
     X[np.abs(X) < 0.5] = 0.0
-    dense = SoftmaxRegression(random_state=1, epochs=5).fit(X, y)
-    sparse = SoftmaxRegression(random_state=1, epochs=5).fit(sp.csr_matrix(X), y)
+    dense = SoftmaxRegression(random_state=1, epochs=5, lr=0.1, tol=None, variance_reduction="none").fit(X, y)
+    sparse = SoftmaxRegression(random_state=1, epochs=5, lr=0.1, tol=None, variance_reduction="none").fit(
+        sp.csr_matrix(X), y
+    )
     np.testing.assert_allclose(sparse.coef_, dense.coef_, rtol=1e-10, atol=1e-12)
 
 
@@ -143,7 +145,7 @@ def test_weight_two_is_duplicating_the_row_at_the_optimum():
     weight = np.where(twice, 2.0, 1.0)
     X_dup, y_dup = np.vstack([X, X[twice]]), np.concatenate([y, y[twice]])
     settings = dict(weight_decay=1e-2, lr=0.2, epochs=150, batch_size=16, variance_reduction="svrg", random_state=0,
-                    standardize=False)  # the optimum of X_dup as given
+                    standardize=False, tol=None)  # the optimum of X_dup as given
     weighted = SoftmaxRegression(**settings).fit(X, y, sample_weight=weight)
     duplicated = SoftmaxRegression(**settings).fit(X_dup, y_dup)
     optimum = exact_optimum(X_dup, y_dup, 3, 1e-2)
@@ -157,9 +159,9 @@ def test_class_weight_balanced_is_scikit_learns():
     X, y = standardized(load_wine)
     keep = (y != 1) | (np.arange(len(y)) % 3 == 0)  # make class 1 rare
     X, y = X[keep], y[keep]
-    balanced = SoftmaxRegression(class_weight="balanced", random_state=0, epochs=5).fit(X, y)
+    balanced = SoftmaxRegression(class_weight="balanced", random_state=0, epochs=5, tol=None).fit(X, y)
     counts = np.bincount(y)
-    explicit = SoftmaxRegression(random_state=0, epochs=5).fit(X, y, sample_weight=len(y) / (3 * counts[y]))
+    explicit = SoftmaxRegression(random_state=0, epochs=5, tol=None).fit(X, y, sample_weight=len(y) / (3 * counts[y]))
     np.testing.assert_array_equal(balanced.coef_, explicit.coef_)
 
 
@@ -168,11 +170,15 @@ def test_early_stopping_with_validation_data_and_fraction():
     (validation loss logged each epoch, the best epoch's weights restored); without early_stopping the
     validation figures are only logged."""
     X, y = standardized(load_digits)
-    clf = SoftmaxRegression(lr=0.5, epochs=60, early_stopping={"patience": 3}, random_state=0, validation_fraction=0.2)
+    clf = SoftmaxRegression(
+        lr=0.5, epochs=60, early_stopping={"patience": 3}, random_state=0, validation_fraction=0.2,
+        variance_reduction="none", tol=None,
+    )
     clf.fit(X, y)
     assert all(row["val_loss"] is not None for row in clf.history_)
     assert clf.stopped_early_ and clf.n_iter_ < 60
-    logging_only = SoftmaxRegression(epochs=3, random_state=0).fit(X[:1000], y[:1000], X_val=X[1000:], y_val=y[1000:])
+    logging_only = SoftmaxRegression(epochs=3, tol=None, random_state=0)
+    logging_only.fit(X[:1000], y[:1000], X_val=X[1000:], y_val=y[1000:])
     assert logging_only.n_iter_ == 3 and logging_only.history_[-1]["val_accuracy"] > 0.8
     with pytest.raises(ValueError, match="early_stopping needs validation data"):
         SoftmaxRegression(early_stopping=True).fit(X, y)
@@ -182,10 +188,11 @@ def test_warm_start_and_partial_fit_continue_from_the_current_weights():
     """warm_start: a second fit starts from the first's weights, not from zero; partial_fit makes one
     pass per call (n_iter_ 1) and needs the classes on its first call."""
     X, y = standardized(load_iris)
-    clf = SoftmaxRegression(epochs=2, momentum=0.0, warm_start=True, random_state=0).fit(X, y)
+    plain = {"epochs": 2, "momentum": 0.0, "variance_reduction": "none", "tol": None, "random_state": 0}
+    clf = SoftmaxRegression(**plain, warm_start=True).fit(X, y)
     first = clf.coef_.copy()
     clf.fit(X, y)
-    cold = SoftmaxRegression(epochs=2, momentum=0.0, random_state=0).fit(X, y)
+    cold = SoftmaxRegression(**plain).fit(X, y)
     assert np.array_equal(cold.coef_, first)  # the same first fit
     assert np.linalg.norm(clf.coef_) > np.linalg.norm(first) and not np.array_equal(clf.coef_, first)
     assert clf.score(X, y) > 0.8
@@ -204,8 +211,7 @@ def test_defaults_are_the_configs():
 
     parameters = SoftmaxRegression().get_params()
     expected = {name: key_spec(section, name)[0] for name, section in PARAMETERS.items()}
-    # tol: None (fixed epochs) in the estimator until the default optimiser reaches the config's 1e-4
-    assert {name: parameters[name] for name in PARAMETERS} == {**expected, "tol": None}
+    assert {name: parameters[name] for name in PARAMETERS} == expected
     assert parameters["standardize"] is key_spec("data", "standardize")[0] is True
 
 
@@ -222,7 +228,7 @@ def test_parameters_are_checked_with_the_config_rules():
 def test_verbose_prints_epoch_lines_on_stderr(capsys):
     """verbose=1: one `epoch N/E` line per epoch on stderr, nothing on stdout."""
     X, y = standardized(load_iris)
-    SoftmaxRegression(epochs=3, verbose=1, random_state=0).fit(X, y)
+    SoftmaxRegression(epochs=3, verbose=1, tol=None, random_state=0).fit(X, y)
     captured = capsys.readouterr()
     assert captured.out == ""
     assert [line.split()[1] for line in captured.err.splitlines()] == ["1/3", "2/3", "3/3"]
@@ -273,7 +279,7 @@ def test_lr_auto_chooses_the_cores_rate_and_keeps_it(tmp_path):
 
     X, y = load_wine(return_X_y=True)
     X = StandardScaler().fit_transform(X)
-    clf = SoftmaxRegression(lr="auto", batch_size=16, epochs=5, random_state=0).fit(X, y)
+    clf = SoftmaxRegression(lr="auto", batch_size=16, epochs=5, tol=None, random_state=0).fit(X, y)
     expected = auto_learning_rate(ArrayData(X, np.searchsorted(clf.classes_, y)), clf._settings())
     assert clf.learning_rate_ == expected and clf.score(X, y) > 0.9
     stream = SoftmaxRegression(lr="auto", batch_size=16, random_state=0).partial_fit(X[:60], y[:60], classes=[0, 1, 2])

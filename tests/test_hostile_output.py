@@ -125,7 +125,7 @@ def test_divergence_never_suggests_a_rate_of_zero(tmp_path):
     rows = [f"{a:.6e},{b:.6e},{index % 2}" for index, (a, b) in enumerate(rng.normal(size=(60, 2)) * 1e200)]
     (tmp_path / "huge.csv").write_text("a,b,label\n" + "\n".join(rows) + "\n")
     (tmp_path / "c.yaml").write_text(
-        "data:\n  source: huge.csv\n  standardize: false\noptim:\n  epochs: 3\noutput:\n  plots: false\n"
+        "data:\n  source: huge.csv\n  standardize: false\noptim:\n  epochs: 3\n  lr: 0.1\noutput:\n  plots: false\n"
     )
     code, _, stderr = run("train", "--config", tmp_path / "c.yaml", "--out", tmp_path / "run", "--quiet")
     assert code == 1 and stderr.count("\n") == 1

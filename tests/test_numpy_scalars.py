@@ -53,11 +53,12 @@ def test_grid_search_over_numpy_ranges():
     X = (X - X.mean(axis=0)) / X.std(axis=0)
     grid = {"epochs": np.arange(5, 25, 5), "batch_size": [np.int32(16)], "lr": [np.float32(0.05)],
             "validation_fraction": [np.float64(0.2)]}
-    search = GridSearchCV(SoftmaxRegression(random_state=0), grid, cv=3).fit(X, y)
+    search = GridSearchCV(SoftmaxRegression(random_state=0, tol=None), grid, cv=3).fit(X, y)
     best = search.best_params_
     assert best["epochs"] in (5, 10, 15, 20)
     plain_model = SoftmaxRegression(
-        random_state=0, epochs=int(best["epochs"]), batch_size=16, lr=float(np.float32(0.05)), validation_fraction=0.2
+        random_state=0, epochs=int(best["epochs"]), batch_size=16, lr=float(np.float32(0.05)), validation_fraction=0.2,
+        tol=None,
     ).fit(X, y)
     assert np.array_equal(search.best_estimator_.coef_, plain_model.coef_)
     assert np.array_equal(search.best_estimator_.intercept_, plain_model.intercept_)

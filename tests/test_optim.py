@@ -137,15 +137,15 @@ def test_letters_fast_config_ends_within_1e_4_of_the_exact_optimum():
 
 
 def test_variance_reduction_key_is_checked_with_a_suggestion(tmp_path):
-    """optim.variance_reduction accepts none|svrg; a typo names the key, the choices and the fix."""
+    """optim.variance_reduction accepts auto|none|svrg; a typo names the key, the choices and the fix."""
     path = tmp_path / "c.yaml"
     path.write_text("data: {source: 'builtin:iris'}\noptim: {variance_reduction: svgr}\n")
     with pytest.raises(ConfigError) as error:
         load_config(path)
     assert str(error.value) == (
-        f"{path}: optim.variance_reduction must be one of none, svrg, got 'svgr' (did you mean 'svrg'?)"
+        f"{path}: optim.variance_reduction must be one of auto, none, svrg, got 'svgr' (did you mean 'svrg'?)"
     )
-    assert resolve({"data": {"source": "builtin:iris"}}).optim.variance_reduction == "none"
+    assert resolve({"data": {"source": "builtin:iris"}}).optim.variance_reduction == "svrg"  # auto, in memory
 
 
 @pytest.mark.parametrize("schedule", SCHEDULES)

@@ -18,7 +18,8 @@ from tests.strategies import default_sigint
 REPO = Path(__file__).resolve().parent.parent
 # long enough (about two seconds of training) to be killed in the middle
 EPOCHS = 120
-SLOW = ["--set", f"optim.epochs={EPOCHS}", "--set", "output.plots=false", "--set", "optim.batch_size=32"]
+SLOW = ["--set", f"optim.epochs={EPOCHS}", "--set", "output.plots=false", "--set", "optim.batch_size=32",
+        "--set", "optim.tol=null"]  # all 120 epochs
 CONFIG = REPO / "configs" / "letters.yaml"
 IRIS = ["--config", REPO / "configs" / "iris.yaml", "--quiet", "--set", "output.plots=false"]  # a short run
 

@@ -18,6 +18,8 @@ VARIANTS = {
     "plain": {},
     "nesterov cosine": {"optim": {"nesterov": True, "schedule": "cosine"}},
     "svrg": {"optim": {"variance_reduction": "svrg", "momentum": 0.5, "lr": 0.05}},
+    # the defaults' optimiser: SVRG, then full-batch steps (from epoch 11 here)
+    "full batch": {"optim": {"variance_reduction": "svrg", "full_batch": "auto", "lr": "auto", "epochs": 16}},
     "early stopping": {"optim": {"early_stopping": {"patience": 3}, "lr": 0.5}},
     "no intercept": {"model": {"fit_intercept": False}},
     "float32": {"model": {"dtype": "float32"}},
@@ -29,7 +31,8 @@ def problem(variant):
     X, y = load_wine(return_X_y=True)
     X = StandardScaler().fit_transform(X)
     settings = VARIANTS[variant]
-    document = {"data": {"source": "builtin:wine"}, "optim": {"epochs": 12, "batch_size": 16, "lr": 0.1}}
+    optim = {"epochs": 12, "batch_size": 16, "lr": 0.1, "variance_reduction": "none"}
+    document = {"data": {"source": "builtin:wine"}, "optim": optim}
     for section in ("optim", "model"):
         document.setdefault(section, {}).update(settings.get(section, {}))
     config = resolve(document)
@@ -71,6 +74,24 @@ def test_interrupt_and_resume_give_the_uninterrupted_model_bit_for_bit(tmp_path,
     assert resumed.intercept.tobytes() == reference.intercept.tobytes()
     assert [r.train_loss for r in resumed.history] == [r.train_loss for r in reference.history]
     assert resumed.stopped_early == reference.stopped_early
+
+
+def test_resume_within_the_full_batch_steps_is_bit_identical(tmp_path):
+    """The defaults' optimiser interrupted after its hand-over to full-batch steps resumes through a
+    checkpoint file to the uninterrupted run's weights and history, bit for bit."""
+    reference = run("full batch")
+    assert any(record.lr != reference.lr for record in reference.history[:13])  # full-batch steps by epoch 13
+    with pytest.raises(Interrupted) as caught:
+        run("full batch", on_epoch=interrupt_at(14))
+    state = caught.value.state
+    assert state.epoch == 13 and state.full_batch is not None
+    rundir.save_checkpoint(tmp_path, state)
+    resumed = run("full batch", start=rundir.load_checkpoint(tmp_path)[0])
+    assert resumed.coef.tobytes() == reference.coef.tobytes()
+    assert resumed.intercept.tobytes() == reference.intercept.tobytes()
+    assert [dataclasses.replace(r, seconds=0.0) for r in resumed.history] == [
+        dataclasses.replace(r, seconds=0.0) for r in reference.history
+    ]
 
 
 def test_finished_state_continues_from_the_last_weights_not_the_best():

@@ -20,6 +20,7 @@ from softreg.evaluate import classification_metrics
 from softreg.features import drop_missing, features_of, fit_columns_for
 from softreg.kernels import Matrix
 from softreg.model import Model, standardize
+from softreg.train.settings import UNCERTIFIED_EPOCHS
 
 # --data runs get these instead of train's defaults: enough decay for a well-conditioned
 # optimum and a cosine-annealed SGD that ends within 0.02 in probability of it
@@ -58,6 +59,10 @@ def compare_config(
         section["classes"] = _parse_classes(classes)
     if data is not None:
         from_command_line.add("data.source")  # relative to the current directory
+    optim = document.setdefault("optim", {})
+    if isinstance(optim, dict):  # the comparison follows plain minibatch SGD for a fixed number of epochs
+        optim.setdefault("variance_reduction", "none")
+        optim.setdefault("epochs", UNCERTIFIED_EPOCHS)
     config = resolve(document, origin=origin, base_dir=base_dir, from_command_line=from_command_line)
     check_supported(config)
     return config

@@ -92,7 +92,8 @@ def write_configs(directory: Path, letters: Path, scale: Scale) -> tuple[Path, P
     digits = {
         "data": {"source": "builtin:digits", "test": 0.2, "val": 0.1},
         "model": {"weight_decay": 1e-3},
-        "optim": {"lr": 0.2, "batch_size": 32, "epochs": scale.digits_epochs, "momentum": 0.9, "schedule": "cosine"},
+        "optim": {"lr": 0.2, "batch_size": 32, "epochs": scale.digits_epochs, "momentum": 0.9, "schedule": "cosine",
+                  "variance_reduction": "none"},  # textbook SGD: the losses compared at equal footing
         **common,
     }
     source = os.path.relpath(letters, directory.resolve())  # relative: the config moves with OUT
@@ -100,7 +101,7 @@ def write_configs(directory: Path, letters: Path, scale: Scale) -> tuple[Path, P
         "data": {"source": source, "label": "Letter", "split": "ordered", "test": 0.2, "val": 0.1},
         "model": {"weight_decay": 1e-4},
         "optim": {"lr": 0.1, "batch_size": 64, "epochs": scale.letters_epochs, "momentum": 0.9,
-                  "schedule": "cosine"},
+                  "schedule": "cosine", "variance_reduction": "none"},
         **common,
     }
     paths = directory / "digits.yaml", directory / "letters.yaml"

@@ -28,6 +28,7 @@ from softreg.commands.sweep_dir import STATUSES as STATUSES  # sweep.csv's forma
 from softreg.commands.sweep_dir import TIMING_COLUMNS as TIMING_COLUMNS
 from softreg.config import Config, load_config
 from softreg.errors import Interrupted, SoftregError, UsageError, cannot_write
+from softreg.train.settings import AUTO
 
 
 @dataclass
@@ -115,6 +116,8 @@ def _check_same_config(target: Path, config: Config) -> None:
         else:
             saved_values = saved.get(section, {})
         for key, value in values.items():
+            if (section, key, value) == ("optim", "lr", AUTO) and isinstance(saved_values.get(key), int | float):
+                continue  # train saves the number that auto chose, a function of the same config and data
             if saved_values.get(key) != value:
                 raise UsageError(
                     f"{target}: was trained with {section}.{key} = {saved_values.get(key)!r}, this sweep "

@@ -35,6 +35,7 @@ from softreg.config.rules import (
     delimiter,
     early_stopping,
     encoding,
+    epochs_rule,
     fraction_or_path,
     key_suggestion,
     learning_rate,
@@ -52,6 +53,7 @@ from softreg.errors import ConfigError
 from softreg.losses import LOSSES, SPHERICAL_START
 from softreg.optim import SCHEDULES, VARIANCE_REDUCTION
 from softreg.sources import BUILTIN_PREFIX, BUILTINS
+from softreg.train.settings import AUTO, CERTIFIED_EPOCHS, UNCERTIFIED_EPOCHS, automatic_choices
 
 __all__ = [
     "EARLY_STOPPING_RULES",
@@ -153,13 +155,19 @@ SCHEMA: dict[str, Spec | dict[str, Spec]] = {
     },
     "optim": {
         "lr": (
-            0.1,
+            "auto",
             learning_rate,
             "base learning rate, or auto: from a curvature bound of the training data, the batch size and the "
             "momentum (the chosen number is printed and saved in the run's config.yaml)",
         ),
         "batch_size": (64, number(1, integer=True), "minibatch size"),
-        "epochs": (20, number(1, integer=True), "passes over the training part"),
+        "epochs": (
+            "auto",
+            epochs_rule,
+            "the most passes over the training part (a run stops earlier at optim.tol), or auto: "
+            f"{CERTIFIED_EPOCHS} where a certificate can stop the run, {UNCERTIFIED_EPOCHS} where none can "
+            "(weight_decay 0, another loss or normalizer, tol null, the sharded engine)",
+        ),
         "momentum": (0.9, number(0.0, 1.0, max_open=True), "heavy-ball momentum (0 disables)"),
         "nesterov": (False, boolean, "use Nesterov momentum"),
         "schedule": ("constant", choice(*SCHEDULES), "learning-rate schedule"),
@@ -174,10 +182,18 @@ SCHEMA: dict[str, Spec | dict[str, Spec]] = {
             "the most); null: run all optim.epochs",
         ),
         "variance_reduction": (
-            "none",
-            choice(*VARIANCE_REDUCTION),
-            "none, or svrg: after a first plain epoch, each epoch ends with a full-data gradient "
-            "that removes the next epoch's batch noise, so a constant lr converges (Johnson & Zhang 2013)",
+            "auto",
+            choice(AUTO, *VARIANCE_REDUCTION),
+            "svrg: after a first plain epoch, each epoch ends with a full-data gradient that removes the next "
+            "epoch's batch noise, so a constant lr converges (Johnson & Zhang 2013); none: plain minibatch "
+            "gradients; auto: svrg, or none on the sharded engine (which sums plain minibatch gradients)",
+        ),
+        "full_batch": (
+            "auto",
+            choice("auto", "never"),
+            "auto: once SVRG's epochs slow down (an epoch's decrease of J above half the previous one's), each "
+            "epoch is one step over all rows with Barzilai-Borwein rates under a non-monotone line search; "
+            "never: minibatch epochs to the end",
         ),
     },
     "output": {
@@ -281,6 +297,10 @@ def resolve(
         raise ConfigError(f"{origin}: model.normalizer: spherical needs model.fit_intercept: true ({SPHERICAL_START})")
     if resolved["optim"]["early_stopping"] and data["val"] == 0:
         raise ConfigError(f"{origin}: optim.early_stopping needs a validation split: set data.val > 0 (e.g. 0.1)")
+    sharded = data["shards"] > 1 or resolved["engine"]["kind"] != "numpy"
+    chosen = automatic_choices({**resolved["model"], **resolved["optim"]}, sharded)
+    for key in ("variance_reduction", "epochs"):
+        resolved["optim"][key] = chosen[key]
     _check_engine(origin, resolved)
     return Config(
         data=DataConfig(**data),

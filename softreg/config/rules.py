@@ -154,6 +154,16 @@ def learning_rate(value: object) -> float | str:
     return number(0.0, min_open=True)(value)
 
 
+def epochs_rule(value: object) -> int | str:
+    """A whole number >= 1, or "auto" (`softreg.train.settings.automatic_choices`)."""
+    if isinstance(value, str) and not is_number(value):
+        if value == AUTO:
+            return AUTO
+        hint = _suggestion(value, [AUTO])
+        raise ValueError(f"must be a whole number >= 1 or {AUTO}, got {value!r}{hint}")
+    return number(1, integer=True)(value)
+
+
 def boolean(value: object) -> bool:
     value = plain(value)
     if not isinstance(value, bool):

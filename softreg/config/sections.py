@@ -54,8 +54,9 @@ class OptimConfig:
     gamma: float
     decay: float
     early_stopping: dict[str, Any] | None  # {"patience", "min_delta"}, or None: disabled
-    variance_reduction: str = "none"
-    tol: float | None = None
+    variance_reduction: str = "svrg"
+    tol: float | None = 1e-4
+    full_batch: str = "auto"
 
 
 @dataclass(frozen=True)

@@ -140,6 +140,7 @@ def fit(
             )
             if not stop and loop.certified(record):
                 stop, loop.stopped_by = True, "tol"
+            stop = stop or loop.stopped_by == "rounding"  # full-batch steps found no decrease of J
             state, saved = loop.state(epoch), False
             if on_checkpoint is not None and epoch % checkpoint_every == 0:
                 on_checkpoint(state)

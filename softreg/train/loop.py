@@ -10,15 +10,21 @@ from collections.abc import Callable
 import numpy as np
 
 from softreg import losses
+from softreg.kernels import chunked_loss_gradient
 from softreg.optim import SGD, EarlyStopping
 from softreg.train import gradients
 from softreg.train.certificate import MAX_LOGITS, certify
 from softreg.train.data import TrainingData, center_of
+from softreg.train.full_batch import FullBatchSteps, should_switch
 from softreg.train.measures import _exploded, diverged, evaluate_objective, validation
 from softreg.train.settings import Settings
 from softreg.train.state import EpochRecord, FitResult, TrainingState
 
 DEFAULT_TOL = 1e-4  # the relative gap that `converged` means when optim.tol is null (fixed epochs)
+# The certificate is computed besides its schedule when ||dJ/dW||^2 / (2 lambda), the bound's main
+# term, is within this factor of tol J: only where it can succeed, so that a run stops at the first
+# epoch it can certify without paying for a certificate every epoch
+LIKELY = 1.0
 
 EpochCallback = Callable[[EpochRecord, int], None]
 StepCallback = Callable[[np.ndarray, np.ndarray], None]
@@ -70,6 +76,11 @@ class _Loop:
         fast = losses.is_fast_path(settings.loss, settings.normalizer, settings.temperature)
         self.certifying = self.CERTIFIES and fast and train.n_samples * n_classes <= MAX_LOGITS
         self.stopped_by = "epochs"
+        # optim.full_batch: auto: an SVRG run on the fast path hands over to full-batch steps once it slows
+        self.finishing = settings.full_batch == "auto" and settings.variance_reduction == "svrg" and fast
+        self.full: FullBatchSteps | None = None
+        self.full_values: tuple[float, float, np.ndarray] | None = None  # (data loss, J, grad J) at the weights
+        self.bound_ratio = 1.0  # the last certificate's bound over its main term's estimate (`certificate_likely`)
 
     def restore(self, start: TrainingState) -> None:
         if start.weights.shape != self.weights.shape:
@@ -83,7 +94,10 @@ class _Loop:
         self.previous_seconds = sum(record.seconds for record in start.history)
         if self.stopper is not None and start.early_stopping is not None:
             self.stopper.restore(start.early_stopping, start.best_params)
-        if start.epoch >= 1:  # SVRG's snapshot is a function of the weights: recomputed exactly
+        if start.full_batch is not None:  # the full-batch phase: its gradient is recomputed exactly
+            self.full = FullBatchSteps.restore(start.full_batch)
+            self.full_values = self.full_objective(self.weights)
+        elif start.epoch >= 1:  # SVRG's snapshot is a function of the weights: recomputed exactly
             self.gradient.end_epoch(self.coef, self.intercept, self.train)
         self.first_epoch = start.epoch + 1
         if self.stopper is not None and self.stopper.triggered:  # resumed after early stopping fired
@@ -92,7 +106,9 @@ class _Loop:
             self.first_epoch, self.stopped_by = self.settings.epochs + 1, "tol"
 
     def sgd_epoch(self, epoch: int, on_step: StepCallback | None) -> float:
-        """One pass of minibatch steps; returns the mean batch loss."""
+        """One pass of minibatch steps (or, in the full-batch phase, one step); returns the mean batch loss."""
+        if self.full is not None:
+            return self.full_batch_step(on_step)
         loss_sum = 0.0
         batches = self.train.minibatches(self.settings.batch_size, self.rng)
         # the step's callables and arrays as locals: with small batches a step is a few microseconds
@@ -116,16 +132,63 @@ class _Loop:
             raise diverged(epoch, self.train, self.settings)
         return train_loss
 
+    def full_batch_step(self, on_step: StepCallback | None) -> float:
+        """One full-batch step (`softreg.train.full_batch`); returns the data loss it reached."""
+        assert self.full is not None and self.full_values is not None
+        found = self.full.step(self.weights, self.full_values[2], self.full_objective)
+        if found is None:  # no rate decreased J: the weights are optimal to rounding
+            self.stopped_by = "rounding"
+        else:
+            self.full_values = found
+        if on_step is not None:
+            on_step(self.coef, self.intercept)
+        return self.full_values[0]
+
+    def full_objective(self, weights: np.ndarray) -> tuple[float, float, np.ndarray]:
+        """(data loss, J, grad J) at the flat ``weights`` over every row; the intercept's part of
+        the gradient is 0 when it is not fitted."""
+        size = self.coef.size
+        coef, intercept = weights[:size].reshape(self.coef.shape), weights[size:]
+        work, settings = self.gradient.full_pass_work, self.settings
+        data_loss, objective, grad_coef, grad_intercept = chunked_loss_gradient(
+            coef, intercept, self.train.chunks(work.max_rows), self.train.n_samples, settings.weight_decay, work,
+            center_of(self.train),
+        )
+        if not settings.fit_intercept:
+            grad_intercept[...] = 0.0
+        return data_loss, objective, np.concatenate([grad_coef.ravel(), grad_intercept])
+
+    def start_full_batch(self, objective: float) -> None:
+        """Hand over from SVRG at its snapshot (the weights), whose full gradient it holds."""
+        snapshot = self.gradient.snapshot  # type: ignore[attr-defined]  # VarianceReducedGradient's
+        grad_coef = snapshot.grad_coef + self.settings.weight_decay * self.coef
+        grad_intercept = snapshot.grad_intercept if self.settings.fit_intercept else np.zeros_like(self.intercept)
+        self.full_values = (math.nan, objective, np.concatenate([grad_coef.ravel(), grad_intercept]))
+        self.full = FullBatchSteps(self.settings.base_lr, objective)
+        self.sgd.velocity = [np.zeros_like(velocity) for velocity in self.sgd.velocity]
+
     def evaluate(self, record: EpochRecord, objective_due: bool) -> None:
-        """The full-data objective (free with SVRG; else when due), its certificate when due, and
-        the validation figures."""
-        evaluated = self.gradient.end_epoch(self.coef, self.intercept, self.train)
+        """The full-data objective (free with SVRG and full-batch steps; else when due), its
+        certificate when due or likely to succeed, and the validation figures."""
+        if self.full is not None and self.full_values is not None:
+            record.lr = self.full.last_rate
+            evaluated: tuple[float, float] | None = (self.full_values[1], float(np.linalg.norm(self.full_values[2])))
+        else:
+            evaluated = self.gradient.end_epoch(self.coef, self.intercept, self.train)
         if evaluated is None and objective_due:
             evaluated = self.objective()
         if evaluated is not None:
             record.objective, record.grad_norm = evaluated
-        if objective_due:
+        likely = self.certificate_likely(record)
+        if objective_due or likely:
             record.gap_bound = self.certify()
+            estimate = self.gap_estimate(record)
+            if likely and estimate and record.gap_bound is not None:
+                self.bound_ratio = max(1.0, record.gap_bound / estimate)
+        if self.finishing and self.full is None and record.objective is not None:
+            objectives = [past.objective for past in self.history if past.objective is not None]
+            if should_switch([*objectives, record.objective]):
+                self.start_full_batch(record.objective)
         if self.val is not None:
             settings = self.settings
             record.val_loss, record.val_accuracy = validation(
@@ -144,6 +207,21 @@ class _Loop:
         found = certify(self.coef, self.intercept, self.train, weight_decay, fit_intercept, adopt=False, rows=rows)
         bound = found.relative_gap
         return bound if bound is not None and math.isfinite(bound) else None
+
+    def gap_estimate(self, record: EpochRecord) -> float | None:
+        """||grad J||^2 / (2 lambda J) from the epoch's gradient norm: the certified bound's main term
+        (the bound takes dJ/dW at the optimal intercept instead), or None where it is not known."""
+        weight_decay = self.settings.weight_decay
+        if weight_decay <= 0 or not record.objective or record.grad_norm is None:
+            return None
+        return record.grad_norm**2 / (2.0 * weight_decay * record.objective)
+
+    def certificate_likely(self, record: EpochRecord) -> bool:
+        """Whether a certificate may meet optim.tol now: the estimate (`gap_estimate`), times what the
+        last certificate found over its estimate, is within LIKELY tol. Deterministic: a function of
+        the run's numbers, so a run certifies the same epochs on any machine."""
+        tol, estimate = self.settings.tol, self.gap_estimate(record)
+        return tol is not None and estimate is not None and estimate * self.bound_ratio <= LIKELY * tol
 
     def certified(self, record: EpochRecord) -> bool:
         """Whether ``record``'s bound meets optim.tol (never when tol is null: fixed epochs)."""
@@ -170,6 +248,7 @@ class _Loop:
             history=list(self.history),
             early_stopping=None if stopper is None else stopper.state(),
             best_params=[] if stopper is None else [param.copy() for param in stopper.best_params],
+            full_batch=None if self.full is None else self.full.state(),
         )
 
     def finish(self) -> tuple[FitResult, TrainingState]:

@@ -35,11 +35,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from softreg.errors import DataError
+from softreg.train.settings import AUTO as AUTO  # "auto", re-exported where the rate is chosen
+
 if TYPE_CHECKING:
     from softreg.kernels import Batch
     from softreg.train import Settings, TrainingData
 
-AUTO = "auto"
 CURVATURE_SHARE = 1.0  # of the worst-case stability bound (the softmax's curvature rarely reaches 1/2)
 NOISE_SHARE = {"none": 0.5, "svrg": 0.75}  # by optim.variance_reduction
 SAMPLE_VALUES = 2**19  # rows x features of the sample: 4 MiB in float64, a fraction of a millisecond per pass
@@ -69,7 +71,13 @@ def auto_learning_rate(data: TrainingData, settings: Settings) -> float:
         ``min(CURVATURE_SHARE * stable(L), NOISE_SHARE * (1 - momentum) / noise)``, see the
         module docstring.
     """
-    largest, mean_square = sample_curvature(data, settings.fit_intercept)
+    with np.errstate(over="ignore", invalid="ignore"):
+        largest, mean_square = sample_curvature(data, settings.fit_intercept)
+    if not (math.isfinite(largest) and math.isfinite(mean_square)):
+        raise DataError(
+            "optim.lr: auto finds no stable rate: the squares of the features overflow; standardize them "
+            "(data.standardize: true) or rescale them"
+        )
     smoothness = 0.5 * largest + settings.weight_decay
     beta = settings.momentum
     stable = 2.0 * (1.0 + beta) / (1.0 + 2.0 * beta) if settings.nesterov else 2.0 * (1.0 + beta)

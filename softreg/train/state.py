@@ -108,6 +108,7 @@ class TrainingState:
     history: list[EpochRecord]
     early_stopping: dict[str, Any] | None = None  # {"best_loss", "best_epoch", "waited"}
     best_params: list[np.ndarray] = field(default_factory=list)
+    full_batch: dict[str, Any] | None = None  # `FullBatchSteps.state()` once a run took full-batch steps
     finished: bool = False
     summary: dict[str, Any] | None = None  # FitResult.summary() once finished
 
