@@ -30,6 +30,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from softreg.optim import SGD
+from softreg.softmax import penalty, penalty_gradient
 from softreg.solve import Optimum, minimize_lbfgs
 
 if TYPE_CHECKING:
@@ -109,9 +110,9 @@ def loss_gradient(
     sign = 2.0 * target - 1.0
     data_loss = float(log1p_exp(-sign * margin).sum()) / n_samples
     residual = (sigmoid(margin) - target) / n_samples  # dL/dm, (n,)
-    grad_coef = np.asarray(X.T @ residual).reshape(1, -1) + weight_decay * coef
+    grad_coef = np.asarray(X.T @ residual).reshape(1, -1) + penalty_gradient(coef, weight_decay)
     grad_intercept = np.array([residual.sum()], dtype=residual.dtype)
-    objective = data_loss + 0.5 * weight_decay * float(np.vdot(coef, coef))
+    objective = data_loss + penalty(coef, weight_decay)
     return data_loss, objective, grad_coef, grad_intercept
 
 

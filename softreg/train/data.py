@@ -92,9 +92,7 @@ def center_of(data: object) -> np.ndarray | None:
 
 def data_logits(coef: np.ndarray, intercept: np.ndarray, X: Matrix, center: np.ndarray | None = None) -> np.ndarray:
     """Logits (n_samples, n_classes) of the rows ``X - center`` (``center`` None: of ``X``)."""
-    if center is not None:
-        intercept = intercept - coef @ center
-    return softmax.decision_function(coef, intercept, X)
+    return softmax.decision_function(coef, softmax.centred_intercept(coef, intercept, center), X)
 
 def as_training_data(data: TrainingData | tuple[Matrix, np.ndarray]) -> TrainingData:
     """Arrays ``(X, y)`` as `ArrayData`; a `TrainingData` as it is."""
