@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import scipy.sparse as sp
 
+from softreg.cache.budget import available_memory
 from softreg.columns import Columns
 from softreg.dataset import Dataset, shown_names
 from softreg.delimited import Selection
@@ -172,20 +173,6 @@ def fit_standardizer(
     return mean, np.asarray(scaler.scale_, dtype=np.float64)
 
 
-
-
-
-
-
-
-
-
-
-
-
-
-
-
 # -- from a config to standardized parts
 
 
@@ -228,24 +215,11 @@ def load_data(data_config: DataConfig, source: str, index_base: int | None = Non
     return dataset
 
 
-def available_memory() -> int | None:
-    """Bytes of memory available without swapping (Linux MemAvailable, which counts
-    reclaimable cache), or None where unknown."""
-    try:
-        with open("/proc/meminfo", encoding="ascii") as meminfo:
-            for line in meminfo:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    return None
-
-
 def check_memory(shape: tuple[int, ...], dtype: np.dtype, source: str) -> None:
     """Refuse before allocating when the standardized copy of the data cannot fit."""
     needed = shape[0] * shape[1] * dtype.itemsize
     available = available_memory()
-    if available is not None and needed > available:
+    if needed > available:
         hint = " Set model.dtype: float32 to halve it." if dtype == np.float64 else ""
         raise DataError(
             f"{source}: the standardized data need {needed / 2**30:.1f} GiB as {dtype.name} "
@@ -359,8 +333,6 @@ def _aligned(test_set: Dataset, train_set: Dataset, what: str) -> Dataset:
     if test_set.cells is not None:
         return replace(test_set, cells=table, feature_names=list(train_set.feature_names))
     return replace(test_set, X=table, feature_names=list(train_set.feature_names))
-
-
 
 
 def _unknown_warning(where: str, unknown: dict[str, int]) -> str:

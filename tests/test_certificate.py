@@ -30,7 +30,7 @@ def optimum(data, n_classes, weight_decay, fit_intercept):
     work = kernels.Workspace(n_classes, data.n_features, data.n_samples, np.dtype(np.float64))
 
     def loss_gradient(coef, intercept):
-        return kernels.chunked_loss_gradient(
+        return kernels.chunked_softmax_loss_gradient(
             coef, intercept, data.chunks(data.n_samples), data.n_samples, weight_decay, work
         )
 

@@ -59,7 +59,7 @@ def test_chunked_loss_gradient_equals_the_one_shot_loss_gradient():
     """Chunks of 50 rows (the last one short) give the one-shot objective and gradient, to 1e-12."""
     X, y, coef, intercept = linear_problem()
     work = kernels.Workspace(*coef.shape, 50, X.dtype)
-    chunked = kernels.chunked_loss_gradient(coef, intercept, kernels.array_chunks(X, y, 50), len(y), 0.3, work)
+    chunked = kernels.chunked_softmax_loss_gradient(coef, intercept, kernels.array_chunks(X, y, 50), len(y), 0.3, work)
     for got, expected in zip(chunked, softmax.loss_gradient(coef, intercept, X, y, 0.3), strict=True):
         np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-15)
 
@@ -143,7 +143,7 @@ def test_weight_two_equals_a_duplicated_row_in_the_objective_and_gradient():
     expected = softmax.loss_gradient(coef, intercept, X_dup, y_dup, 0.1)
     for got in (
         softmax.loss_gradient(coef, intercept, X, y, 0.1, weight),
-        kernels.chunked_loss_gradient(
+        kernels.chunked_softmax_loss_gradient(
             coef, intercept, ArrayData(X, y, weight).chunks(25), 90, 0.1, kernels.Workspace(*coef.shape, 25, X.dtype)
         ),
     ):

@@ -19,8 +19,6 @@ from tests.strategies import linear_problem
 REPO_CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 
 
-
-
 def config(**optim):
     """Fixed-epoch runs (optim.tol null unless given): these tests follow the optimiser, not the stopping rule."""
     optim = {"tol": None, **optim}

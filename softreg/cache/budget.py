@@ -105,7 +105,7 @@ def estimated_rows(file_bytes: int, header_bytes: int, sample_bytes: int, sample
     return max(sample_rows, round((file_bytes - header_bytes) * sample_rows / sample_bytes))
 
 
-def chunk_rows(budget: int, n_columns: int, at_most: int) -> int:
+def read_chunk_rows(budget: int, n_columns: int, at_most: int) -> int:
     """Rows of delimited text to parse at a time so that a chunk takes about a quarter of ``budget``."""
     return max(MIN_CHUNK_ROWS, min(at_most, budget // (4 * TEXT_BYTES_PER_CELL * max(1, n_columns))))
 

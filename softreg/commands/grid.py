@@ -40,7 +40,6 @@ class Combination:
     values: dict[str, Any]
 
 
-
 def split_values(text: str) -> list[str]:
     """``"1e-4,[3, 8],'a,b'"`` -> ``["1e-4", "[3, 8]", "'a,b'"]``: commas inside brackets or quotes stay."""
     parts, depth, quote, start = [], 0, "", 0

@@ -115,30 +115,6 @@ class Problem:
     source: str
 
 
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
 # -- all of it
 
 
@@ -187,8 +163,6 @@ def compare(config: Config, problem: Problem, on_epoch: EpochCallback | None = N
     report["equivalent"] = all(check["ok"] for check in report["checks"])
     report["seconds"] = time.perf_counter() - started
     return Comparison(report=report, trajectory=trajectory, optima=optima, problem=problem, config=config)
-
-
 
 
 def _refuse_unstable(config: Config, problem: Problem, report: dict[str, Any]) -> None:

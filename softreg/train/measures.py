@@ -28,10 +28,10 @@ def evaluate_objective(
     ``work.max_rows`` rows."""
     if work is None:
         n_classes, n_features = coef.shape
-        rows = kernels.chunk_rows(data.n_samples, data.n_features, n_classes)
+        rows = kernels.full_pass_rows(data.n_samples, data.n_features, n_classes)
         work = kernels.Workspace(n_classes, n_features, rows, coef.dtype)
     if losses.is_fast_path(settings.loss, settings.normalizer, settings.temperature):
-        _, objective, grad_coef, grad_intercept = kernels.chunked_loss_gradient(
+        _, objective, grad_coef, grad_intercept = kernels.chunked_softmax_loss_gradient(
             coef, intercept, data.chunks(work.max_rows), data.n_samples, settings.weight_decay, work, center_of(data)
         )
     else:
