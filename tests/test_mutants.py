@@ -14,7 +14,6 @@ import scipy.sparse as sp
 
 from softreg import kernels, softmax
 from softreg.errors import DivergedError, Interrupted
-from softreg.optim import Schedule
 from softreg.train import (
     ArrayData,
     Settings,
@@ -26,6 +25,7 @@ from softreg.train import (
     validation,
 )
 from softreg.train.measures import _exploded
+from softreg.train.optim import Schedule
 from softreg.train.state import (
     CHUNK_OVERHEAD,
     EPOCH_ARITHMETIC,

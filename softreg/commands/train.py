@@ -21,7 +21,6 @@ from softreg.data import Prepared, prepare, random_streams
 from softreg.errors import ClusterError, DataError, DivergedError, Interrupted, RunDirError, UsageError, warn
 from softreg.evaluate import model_metrics
 from softreg.model import Model
-from softreg.optim import resumed_schedule_note
 from softreg.train import (
     AUTO,
     EpochCallback,
@@ -31,6 +30,7 @@ from softreg.train import (
     auto_learning_rate,
     fit,
 )
+from softreg.train.optim import resumed_schedule_note
 
 
 @dataclass

@@ -50,8 +50,8 @@ from softreg.config.sections import ENGINES, Config, DataConfig, EngineConfig, M
 from softreg.config.yaml_io import apply_overrides, parse_override, read_yaml
 from softreg.errors import ConfigError
 from softreg.losses import LOSSES, SPHERICAL_START
-from softreg.optim import SCHEDULES, VARIANCE_REDUCTION
 from softreg.sources import BUILTIN_PREFIX, BUILTINS
+from softreg.train.optim import SCHEDULES, VARIANCE_REDUCTION
 
 __all__ = [
     "EARLY_STOPPING_RULES",

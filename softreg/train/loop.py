@@ -10,11 +10,11 @@ from collections.abc import Callable
 import numpy as np
 
 from softreg import losses
-from softreg.optim import SGD, EarlyStopping
 from softreg.train import gradients
 from softreg.train.certificate import MAX_LOGITS, certify
 from softreg.train.data import TrainingData, center_of
 from softreg.train.measures import _exploded, diverged, evaluate_objective, validation
+from softreg.train.optim import SGD, EarlyStopping
 from softreg.train.settings import Settings
 from softreg.train.state import EpochRecord, FitResult, TrainingState
 

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
-from softreg.optim import Schedule
+from softreg.train.optim import Schedule
 
 
 @dataclass(frozen=True)

@@ -29,9 +29,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 from numpy.typing import NDArray
 
-from softreg.optim import SGD
 from softreg.softmax import penalty, penalty_gradient
 from softreg.solve import Optimum, minimize_lbfgs
+from softreg.train.optim import SGD
 
 if TYPE_CHECKING:
     from scipy.sparse import spmatrix
@@ -133,7 +133,7 @@ def sgd_path(
         of shape (batch,) in {0, 1}, and the learning rate of that step.
     n_features : int
     weight_decay : float
-    momentum, nesterov : as in `softreg.optim.SGD`
+    momentum, nesterov : as in `softreg.train.optim.SGD`
     fit_intercept : bool
         When False the intercept stays 0.
 
