@@ -11,14 +11,14 @@ and the true class of each sample is addressed by one flat index.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from typing import Protocol, TypeAlias
 
 import numpy as np
 import scipy.sparse as sp
 from numpy.typing import DTypeLike
 
-from softreg.softmax import centred_intercept, penalty, penalty_gradient
+from softreg.softmax import centred_intercept, penalty_gradient
 
 Matrix: TypeAlias = np.ndarray | sp.csr_matrix  # X: dense, or CSR
 # rows of the data: X (n, d), class indices y (n,), relative sample weights (n,) or None (all 1)
@@ -40,7 +40,7 @@ class Chunked(Protocol):
 
 class Workspace:
     """Reusable buffers for `batch_loss_gradient`, `variance_reduced_gradient` and
-    `chunked_softmax_loss_gradient`, for at most ``max_rows`` samples at a time and ``n_models``
+    `softreg.train.passes.chunked_softmax_loss_gradient`, for at most ``max_rows`` samples at a time and ``n_models``
     weight sets evaluated side by side.
 
     The gradient is one flat vector of length ``n_classes * n_features + n_classes``, so an
@@ -200,60 +200,6 @@ def variance_reduced_gradient(
     return data_loss
 
 
-def chunked_softmax_loss_gradient(
-    coef: np.ndarray,
-    intercept: np.ndarray,
-    chunks: Iterable[Batch],
-    n_samples: int,
-    weight_decay: float,
-    work: Workspace,
-    center: np.ndarray | None = None,
-) -> tuple[float, float, np.ndarray, np.ndarray]:
-    """`softmax.loss_gradient` over all rows, given as ``chunks`` of at most ``work.max_rows``
-    rows each (``n_samples`` in all), in ``work``'s buffers: no (n_samples, n_classes) array
-    is allocated, and the rows may come from memory or from disk alike.
-
-    Returns the same tuple as `softmax.loss_gradient` (the gradient in new arrays).
-    """
-    data_loss = 0.0
-    grad_coef = np.zeros_like(coef)
-    grad_intercept = np.zeros_like(intercept)
-    for X, y, sample_weight in chunks:
-        weight = X.shape[0] / n_samples
-        data_loss += weight * batch_loss_gradient(coef, intercept, X, y, 0.0, work, sample_weight, center)
-        grad_coef += weight * work.grad_coef
-        grad_intercept += weight * work.grad_intercept
-    grad_coef += penalty_gradient(coef, weight_decay)
-    objective = data_loss + penalty(coef, weight_decay)
-    return data_loss, objective, grad_coef, grad_intercept
-
-
-def array_chunks(
-    X: Matrix, y: np.ndarray, rows: int, sample_weight: np.ndarray | None = None
-) -> Iterator[Batch]:
-    """``(X, y, sample_weight)`` in consecutive slices of at most ``rows`` rows."""
-    for start in range(0, X.shape[0], rows):
-        weight = None if sample_weight is None else sample_weight[start:start + rows]
-        yield X[start:start + rows], y[start:start + rows], weight
-
-
-def full_loss_gradient(
-    coef: np.ndarray,
-    intercept: np.ndarray,
-    X: Matrix,
-    y: np.ndarray,
-    weight_decay: float,
-    chunk_rows: int = 16384,
-    center: np.ndarray | None = None,
-) -> tuple[float, float, np.ndarray, np.ndarray]:
-    """`softmax.loss_gradient` of in-memory ``X`` (n_samples, n_features), ``chunk_rows`` at a time."""
-    rows = max(1, min(chunk_rows, X.shape[0]))
-    n_classes, n_features = coef.shape
-    work = Workspace(n_classes, n_features, rows, coef.dtype)
-    chunks = array_chunks(X, y, rows)
-    return chunked_softmax_loss_gradient(coef, intercept, chunks, X.shape[0], weight_decay, work, center)
-
-
 def _logits_into(out: np.ndarray, coef: np.ndarray, intercept: np.ndarray, X: Matrix, by_rows: np.ndarray) -> None:
     """``out[...] = coef @ X.T + intercept[:, None]``, shape (n_classes, n_samples).
 
@@ -316,9 +262,3 @@ def _gradient_into(
     np.matmul(residual, ones, out=work.grad_intercept)
     if center is not None:  # residual @ (X - 1 center^T) = residual @ X - (residual @ 1) center^T
         work.grad_coef -= np.outer(work.grad_intercept, center)
-
-
-def full_pass_rows(n_samples: int, n_features: int, n_classes: int, at_least: int = 256, at_most: int = 8192) -> int:
-    """Rows per chunk of a full-data pass: its (n_classes, rows) logits stay within an eighth
-    of the size of ``X`` (letters has more classes than features), and no fewer than a batch."""
-    return int(min(n_samples, max(at_least, min(at_most, n_samples * n_features // (8 * n_classes)))))

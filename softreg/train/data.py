@@ -8,8 +8,9 @@ from typing import Protocol
 
 import numpy as np
 
-from softreg import kernels, softmax
+from softreg import softmax
 from softreg.kernels import Batch, Matrix
+from softreg.train.passes import array_chunks
 
 
 class TrainingData(Protocol):
@@ -84,7 +85,7 @@ class ArrayData:
             yield X_batch, y[index], None if weight is None else weight[index]
 
     def chunks(self, rows: int) -> Iterator[Batch]:
-        return kernels.array_chunks(self.X, self.y, rows, self.sample_weight)
+        return array_chunks(self.X, self.y, rows, self.sample_weight)
 
 def center_of(data: object) -> np.ndarray | None:
     """The implicit centring of a data source's sparse rows (None: its rows are as stored)."""

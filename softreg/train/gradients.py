@@ -14,11 +14,10 @@ from softreg.kernels import (
     Snapshot,
     Workspace,
     batch_loss_gradient,
-    chunked_softmax_loss_gradient,
-    full_pass_rows,
     variance_reduced_gradient,
 )
 from softreg.softmax import gradient_norm, penalty, penalty_gradient
+from softreg.train.passes import chunked_softmax_loss_gradient, full_pass_rows
 
 
 class PlainGradient:

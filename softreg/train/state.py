@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from softreg.kernels import full_pass_rows
+from softreg.train.passes import full_pass_rows
 
 EVAL_BUDGET = 0.1  # full-data evaluations, the last included, cost at most this share of training
 # A cost model of an epoch and of a full-data pass, in units of one multiply-add of a full
