@@ -67,7 +67,7 @@ def train_run(
     model.npz comes last. A diverged run's directory is removed. ``optim.lr: auto`` is
     chosen from the training part first and saved as that number (so that ``--resume``
     reads it back); ``on_learning_rate(lr)`` hears of it. With ``engine.kind: dask``,
-    ``on_engine(info)`` hears of the cluster (`softreg.engine.dask.EngineInfo`) before epoch 1.
+    ``on_engine(info)`` hears of the cluster (`softreg.engine.cluster.EngineInfo`) before epoch 1.
     """
     streams = random_streams(config.seed)
     prepared = prepare_for(config, streams.split)

@@ -31,7 +31,7 @@ def epoch_line(record: EpochRecord, total: int) -> str:
 
 
 def engine_lines(info: Any) -> list[str]:
-    """The cluster a run trains on (`softreg.engine.dask.EngineInfo`): its workers and their
+    """The cluster a run trains on (`softreg.engine.cluster.EngineInfo`): its workers and their
     training shards, and the dashboard's link."""
     shards: dict[str, list[str]] = {worker: [] for worker in info.workers}
     for shard, worker in enumerate(info.placement):
