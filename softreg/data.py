@@ -7,14 +7,15 @@ Every error names the file and, where it applies, the line and column.
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 import scipy.sparse as sp
 
-from softreg.cache.budget import available_memory
 from softreg.columns import Columns
 from softreg.dataset import Dataset, shown_names
 from softreg.delimited import Selection
@@ -29,6 +30,8 @@ if TYPE_CHECKING:
     from numpy.typing import DTypeLike
 
     from softreg.config import DataConfig
+
+FALLBACK_AVAILABLE = 2**30  # bytes of memory assumed available where the system does not say
 
 # -- labels
 
@@ -213,6 +216,36 @@ def load_data(data_config: DataConfig, source: str, index_base: int | None = Non
     if data_config.missing == "error":
         refuse_missing(dataset)
     return dataset
+
+
+def available_memory(meminfo: str | os.PathLike[str] = "/proc/meminfo",
+                     cgroup: str | os.PathLike[str] = "/sys/fs/cgroup") -> int:
+    """Bytes of memory available now: MemAvailable, capped by the cgroup v2 limit less its usage.
+
+    The one measure of free memory: `check_memory` and the default data cache budget
+    (`softreg.cache.budget.memory_budget`) both read it, so they agree inside a container.
+    """
+    available = None
+    try:
+        for line in Path(meminfo).read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                available = int(line.split()[1]) * 1024
+                break
+    except (OSError, ValueError, IndexError):
+        pass
+    if available is None:
+        try:
+            available = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        except (AttributeError, ValueError, OSError):
+            available = FALLBACK_AVAILABLE
+    try:
+        limit = (Path(cgroup) / "memory.max").read_text().strip()
+        if limit != "max":
+            used = int((Path(cgroup) / "memory.current").read_text())
+            available = min(available, max(0, int(limit) - used))
+    except (OSError, ValueError):
+        pass
+    return int(available)
 
 
 def check_memory(shape: tuple[int, ...], dtype: np.dtype, source: str) -> None:

@@ -15,12 +15,11 @@ from collections.abc import Iterator
 from typing import Protocol, TypeAlias
 
 import numpy as np
-import scipy.sparse as sp
 from numpy.typing import DTypeLike
 
+from softreg.softmax import Matrix as Matrix  # defined with the math page; re-exported for the package
 from softreg.softmax import centred_intercept, penalty_gradient
 
-Matrix: TypeAlias = np.ndarray | sp.csr_matrix  # X: dense, or CSR
 # rows of the data: X (n, d), class indices y (n,), relative sample weights (n,) or None (all 1)
 Batch: TypeAlias = tuple[Matrix, np.ndarray, np.ndarray | None]
 

@@ -16,12 +16,12 @@ sparse matrix (CSR); the dtype of ``X`` (float64 or float32) is the dtype of the
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TypeAlias
 
 import numpy as np
+import scipy.sparse as sp
 
-if TYPE_CHECKING:
-    from softreg.kernels import Matrix
+Matrix: TypeAlias = np.ndarray | sp.csr_matrix  # X: dense, or CSR
 
 
 def log_softmax(logits: np.ndarray) -> np.ndarray:
