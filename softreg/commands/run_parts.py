@@ -186,4 +186,3 @@ def _engine_optimum(config: Config, prepared: Prepared, model: Model) -> tuple[O
         optimum = optimum_of(loss_gradient, len(model.classes), train.n_features, settings.fit_intercept)
         model_objective = loss_gradient(model.coef.astype(np.float64), model.intercept.astype(np.float64))[1]
     return optimum, model_objective
-

@@ -109,4 +109,3 @@ class VarianceReducedGradient(PlainGradient):
 
 
 ESTIMATORS: dict[str, type[PlainGradient]] = {"none": PlainGradient, "svrg": VarianceReducedGradient}
-
