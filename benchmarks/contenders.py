@@ -113,8 +113,8 @@ def epoch_breakdown(X, y, n_classes, weight_decay, batch_size, epochs, seed):
     piece's cost is its increment over the pass before, so that a batch left in cache by the
     gather is counted as it is in training. Rounds alternate the passes so that load on the
     machine hits all of them alike; returns the median seconds of each."""
-    from softreg.optim import SGD
     from softreg.train import ArrayData, Settings, evaluate_objective, gradients
+    from softreg.train.optim import SGD
 
     data = ArrayData(X, y)
     n_samples, n_features = X.shape

@@ -7,8 +7,10 @@ Every error names the file and, where it applies, the line and column.
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -28,6 +30,8 @@ if TYPE_CHECKING:
     from numpy.typing import DTypeLike
 
     from softreg.config import DataConfig
+
+FALLBACK_AVAILABLE = 2**30  # bytes of memory assumed available where the system does not say
 
 # -- labels
 
@@ -172,20 +176,6 @@ def fit_standardizer(
     return mean, np.asarray(scaler.scale_, dtype=np.float64)
 
 
-
-
-
-
-
-
-
-
-
-
-
-
-
-
 # -- from a config to standardized parts
 
 
@@ -228,24 +218,41 @@ def load_data(data_config: DataConfig, source: str, index_base: int | None = Non
     return dataset
 
 
-def available_memory() -> int | None:
-    """Bytes of memory available without swapping (Linux MemAvailable, which counts
-    reclaimable cache), or None where unknown."""
+def available_memory(meminfo: str | os.PathLike[str] = "/proc/meminfo",
+                     cgroup: str | os.PathLike[str] = "/sys/fs/cgroup") -> int:
+    """Bytes of memory available now: MemAvailable, capped by the cgroup v2 limit less its usage.
+
+    The one measure of free memory: `check_memory` and the default data cache budget
+    (`softreg.cache.budget.memory_budget`) both read it, so they agree inside a container.
+    """
+    available = None
     try:
-        with open("/proc/meminfo", encoding="ascii") as meminfo:
-            for line in meminfo:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
+        for line in Path(meminfo).read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                available = int(line.split()[1]) * 1024
+                break
     except (OSError, ValueError, IndexError):
         pass
-    return None
+    if available is None:
+        try:
+            available = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        except (AttributeError, ValueError, OSError):
+            available = FALLBACK_AVAILABLE
+    try:
+        limit = (Path(cgroup) / "memory.max").read_text().strip()
+        if limit != "max":
+            used = int((Path(cgroup) / "memory.current").read_text())
+            available = min(available, max(0, int(limit) - used))
+    except (OSError, ValueError):
+        pass
+    return int(available)
 
 
 def check_memory(shape: tuple[int, ...], dtype: np.dtype, source: str) -> None:
     """Refuse before allocating when the standardized copy of the data cannot fit."""
     needed = shape[0] * shape[1] * dtype.itemsize
     available = available_memory()
-    if available is not None and needed > available:
+    if needed > available:
         hint = " Set model.dtype: float32 to halve it." if dtype == np.float64 else ""
         raise DataError(
             f"{source}: the standardized data need {needed / 2**30:.1f} GiB as {dtype.name} "
@@ -359,8 +366,6 @@ def _aligned(test_set: Dataset, train_set: Dataset, what: str) -> Dataset:
     if test_set.cells is not None:
         return replace(test_set, cells=table, feature_names=list(train_set.feature_names))
     return replace(test_set, X=table, feature_names=list(train_set.feature_names))
-
-
 
 
 def _unknown_warning(where: str, unknown: dict[str, int]) -> str:

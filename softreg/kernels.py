@@ -11,14 +11,15 @@ and the true class of each sample is addressed by one flat index.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from typing import Protocol, TypeAlias
 
 import numpy as np
-import scipy.sparse as sp
 from numpy.typing import DTypeLike
 
-Matrix: TypeAlias = np.ndarray | sp.csr_matrix  # X: dense, or CSR
+from softreg.softmax import Matrix as Matrix  # defined with the math page; re-exported for the package
+from softreg.softmax import centred_intercept, penalty_gradient
+
 # rows of the data: X (n, d), class indices y (n,), relative sample weights (n,) or None (all 1)
 Batch: TypeAlias = tuple[Matrix, np.ndarray, np.ndarray | None]
 
@@ -38,7 +39,7 @@ class Chunked(Protocol):
 
 class Workspace:
     """Reusable buffers for `batch_loss_gradient`, `variance_reduced_gradient` and
-    `chunked_loss_gradient`, for at most ``max_rows`` samples at a time and ``n_models``
+    `softreg.train.passes.chunked_softmax_loss_gradient`, for at most ``max_rows`` samples at a time and ``n_models``
     weight sets evaluated side by side.
 
     The gradient is one flat vector of length ``n_classes * n_features + n_classes``, so an
@@ -137,7 +138,7 @@ def batch_loss_gradient(
     n_samples = X.shape[0]
     views = work.batch(n_samples)
     logits = views.logits[:1]  # (1, K, n)
-    _logits_into(logits[0], coef, _centred(coef, intercept, center), X, views.logits_by_rows)
+    _logits_into(logits[0], coef, centred_intercept(coef, intercept, center), X, views.logits_by_rows)
     data_loss = _normalize_in_place(logits, y, views, sample_weight)
     # (P - Y) / n: the targets are distinct flat indices (one per sample), so a fancy-indexed
     # subtraction is exact and faster than ufunc.at
@@ -185,8 +186,8 @@ def variance_reduced_gradient(
     # one product for both weight sets: X is read once
     stacked_coef, stacked_intercept = work.stacked_coef[: 2 * n_classes], work.stacked_intercept[: 2 * n_classes]
     stacked_coef[:n_classes], stacked_coef[n_classes:] = coef, snapshot.coef
-    stacked_intercept[:n_classes] = _centred(coef, intercept, center)
-    stacked_intercept[n_classes:] = _centred(snapshot.coef, snapshot.intercept, center)
+    stacked_intercept[:n_classes] = centred_intercept(coef, intercept, center)
+    stacked_intercept[n_classes:] = centred_intercept(snapshot.coef, snapshot.intercept, center)
     _logits_into(logits.reshape(2 * n_classes, -1), stacked_coef, stacked_intercept, X, views.stacked_logits_by_rows)
     data_loss = _normalize_in_place(logits, y, views, sample_weight)
     np.subtract(logits[0], logits[1], out=logits[0])  # (P - P~) / n
@@ -196,60 +197,6 @@ def variance_reduced_gradient(
     work.grad_coef += snapshot.grad_coef
     work.grad_intercept += snapshot.grad_intercept
     return data_loss
-
-
-def chunked_loss_gradient(
-    coef: np.ndarray,
-    intercept: np.ndarray,
-    chunks: Iterable[Batch],
-    n_samples: int,
-    weight_decay: float,
-    work: Workspace,
-    center: np.ndarray | None = None,
-) -> tuple[float, float, np.ndarray, np.ndarray]:
-    """`softmax.loss_gradient` over all rows, given as ``chunks`` of at most ``work.max_rows``
-    rows each (``n_samples`` in all), in ``work``'s buffers: no (n_samples, n_classes) array
-    is allocated, and the rows may come from memory or from disk alike.
-
-    Returns the same tuple as `softmax.loss_gradient` (the gradient in new arrays).
-    """
-    data_loss = 0.0
-    grad_coef = np.zeros_like(coef)
-    grad_intercept = np.zeros_like(intercept)
-    for X, y, sample_weight in chunks:
-        weight = X.shape[0] / n_samples
-        data_loss += weight * batch_loss_gradient(coef, intercept, X, y, 0.0, work, sample_weight, center)
-        grad_coef += weight * work.grad_coef
-        grad_intercept += weight * work.grad_intercept
-    grad_coef += weight_decay * coef
-    objective = data_loss + 0.5 * weight_decay * float(np.vdot(coef, coef))
-    return data_loss, objective, grad_coef, grad_intercept
-
-
-def array_chunks(
-    X: Matrix, y: np.ndarray, rows: int, sample_weight: np.ndarray | None = None
-) -> Iterator[Batch]:
-    """``(X, y, sample_weight)`` in consecutive slices of at most ``rows`` rows."""
-    for start in range(0, X.shape[0], rows):
-        weight = None if sample_weight is None else sample_weight[start:start + rows]
-        yield X[start:start + rows], y[start:start + rows], weight
-
-
-def full_loss_gradient(
-    coef: np.ndarray,
-    intercept: np.ndarray,
-    X: Matrix,
-    y: np.ndarray,
-    weight_decay: float,
-    chunk_rows: int = 16384,
-    center: np.ndarray | None = None,
-) -> tuple[float, float, np.ndarray, np.ndarray]:
-    """`softmax.loss_gradient` of in-memory ``X`` (n_samples, n_features), ``chunk_rows`` at a time."""
-    rows = max(1, min(chunk_rows, X.shape[0]))
-    n_classes, n_features = coef.shape
-    work = Workspace(n_classes, n_features, rows, coef.dtype)
-    chunks = array_chunks(X, y, rows)
-    return chunked_loss_gradient(coef, intercept, chunks, X.shape[0], weight_decay, work, center)
 
 
 def _logits_into(out: np.ndarray, coef: np.ndarray, intercept: np.ndarray, X: Matrix, by_rows: np.ndarray) -> None:
@@ -310,19 +257,7 @@ def _gradient_into(
         np.matmul(residual, X, out=work.grad_coef)
     else:
         work.grad_coef[...] = (X.T @ residual.T).T
-    np.multiply(coef, weight_decay, out=work.decay)
-    work.grad_coef += work.decay
+    work.grad_coef += penalty_gradient(coef, weight_decay, out=work.decay)
     np.matmul(residual, ones, out=work.grad_intercept)
     if center is not None:  # residual @ (X - 1 center^T) = residual @ X - (residual @ 1) center^T
         work.grad_coef -= np.outer(work.grad_intercept, center)
-
-
-def _centred(coef: np.ndarray, intercept: np.ndarray, center: np.ndarray | None) -> np.ndarray:
-    """The intercept that makes ``X coef^T + result`` the logits of ``X - center``."""
-    return intercept if center is None else intercept - coef @ center
-
-
-def chunk_rows(n_samples: int, n_features: int, n_classes: int, at_least: int = 256, at_most: int = 8192) -> int:
-    """Rows per chunk of a full-data pass: its (n_classes, rows) logits stay within an eighth
-    of the size of ``X`` (letters has more classes than features), and no fewer than a batch."""
-    return int(min(n_samples, max(at_least, min(at_most, n_samples * n_features // (8 * n_classes)))))

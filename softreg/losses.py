@@ -222,7 +222,7 @@ def weighted_loss_gradient(
     grad_coef : ndarray of shape (n_classes, n_features), sum_i c_i dL_i/dW
     grad_intercept : ndarray of shape (n_classes,), sum_i c_i dL_i/db
     """
-    shifted = intercept if center is None else intercept - coef @ center
+    shifted = softmax.centred_intercept(coef, intercept, center)
     logits = softmax.decision_function(coef, shifted, X)  # (n, K)
     losses, grad_logits = logit_loss_gradient(logits, y, loss, normalizer, temperature)
     if np.ndim(row_weight) == 0:
@@ -276,8 +276,8 @@ def loss_gradient(
     data_loss, grad_coef, grad_intercept = weighted_loss_gradient(
         coef, intercept, X, y, row_weight, loss, normalizer, temperature
     )
-    grad_coef += weight_decay * coef
-    objective = data_loss + 0.5 * weight_decay * float(np.vdot(coef, coef))
+    grad_coef += softmax.penalty_gradient(coef, weight_decay)
+    objective = data_loss + softmax.penalty(coef, weight_decay)
     return data_loss, objective, grad_coef, grad_intercept
 
 
@@ -307,6 +307,6 @@ def chunked_loss_gradient(
         data_loss += chunk_loss
         grad_coef += chunk_coef
         grad_intercept += chunk_intercept
-    grad_coef += weight_decay * coef
-    objective = data_loss + 0.5 * weight_decay * float(np.vdot(coef, coef))
+    grad_coef += softmax.penalty_gradient(coef, weight_decay)
+    objective = data_loss + softmax.penalty(coef, weight_decay)
     return data_loss, objective, grad_coef, grad_intercept

@@ -168,7 +168,7 @@ class Model:
     def predict_proba_standardized(self, X: Matrix, center: np.ndarray | None = None) -> np.ndarray:
         """Probabilities (n_samples, n_classes) for features already standardized: the rows
         ``X - center`` when ``center`` (n_features,) is given (sparse rows stored scaled, not centred)."""
-        intercept = self.intercept if center is None else self.intercept - self.coef @ center
+        intercept = softmax.centred_intercept(self.coef, self.intercept, center)
         return self.proba_of_logits(softmax.decision_function(self.coef, intercept, X))
 
     def predict(self, X_raw: Matrix) -> np.ndarray:

@@ -16,12 +16,12 @@ sparse matrix (CSR); the dtype of ``X`` (float64 or float32) is the dtype of the
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TypeAlias
 
 import numpy as np
+import scipy.sparse as sp
 
-if TYPE_CHECKING:
-    from softreg.kernels import Matrix
+Matrix: TypeAlias = np.ndarray | sp.csr_matrix  # X: dense, or CSR
 
 
 def log_softmax(logits: np.ndarray) -> np.ndarray:
@@ -148,10 +148,43 @@ def loss_gradient(
         data_loss = float(np.dot(sample_weight, losses)) / total
         proba *= (sample_weight / total)[:, None]
     grad_coef = _transpose_product(proba, X)
-    grad_coef += weight_decay * coef
+    grad_coef += penalty_gradient(coef, weight_decay)
     grad_intercept = proba.sum(axis=0)
-    objective = data_loss + 0.5 * weight_decay * float(np.vdot(coef, coef))
+    objective = data_loss + penalty(coef, weight_decay)
     return data_loss, objective, grad_coef, grad_intercept
+
+
+def penalty(coef: np.ndarray, weight_decay: float) -> float:
+    """The weight-decay term of J: ``weight_decay / 2 * ||coef||_F^2`` (the intercept is not decayed).
+
+    Parameters
+    ----------
+    coef : ndarray of shape (n_classes, n_features)
+    weight_decay : float
+    """
+    return 0.5 * weight_decay * float(np.vdot(coef, coef))
+
+
+def penalty_gradient(coef: np.ndarray, weight_decay: float, out: np.ndarray | None = None) -> np.ndarray:
+    """The gradient of `penalty`: ``weight_decay * coef``, shape (n_classes, n_features), in
+    ``out`` when given (same shape), else in a new array of ``coef``'s dtype."""
+    return np.multiply(weight_decay, coef, out=out)
+
+
+def centred_intercept(coef: np.ndarray, intercept: np.ndarray, center: np.ndarray | None) -> np.ndarray:
+    """The intercept that makes ``X @ coef.T + result`` the logits of ``X - center``.
+
+    Sparse rows are stored scaled but not centred (centring would fill them); the centring
+    folds into the intercept: ``(X - center) @ coef.T + intercept = X @ coef.T + (intercept - coef @ center)``.
+
+    Parameters
+    ----------
+    coef : ndarray of shape (n_classes, n_features)
+    intercept : ndarray of shape (n_classes,)
+    center : ndarray of shape (n_features,) or None
+        None: the rows are used as they are, and ``intercept`` itself is returned.
+    """
+    return intercept if center is None else intercept - coef @ center
 
 
 def _transpose_product(residual: np.ndarray, X: Matrix) -> np.ndarray:

@@ -15,8 +15,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 from numpy.typing import NDArray
 
-from softreg import kernels, losses
+from softreg import kernels, losses, softmax
 from softreg.kernels import Batch, Chunked
+from softreg.train import passes
 
 if TYPE_CHECKING:
     from scipy.optimize import OptimizeResult
@@ -66,8 +67,8 @@ def exact_optimum(
 
     def loss_gradient(coef: np.ndarray, intercept: np.ndarray) -> tuple[float, float, np.ndarray, np.ndarray]:
         if temperature == 1.0:
-            return kernels.full_loss_gradient(coef, intercept, X, y, weight_decay, center=center)
-        shifted = intercept if center is None else intercept - coef @ center
+            return passes.full_loss_gradient(coef, intercept, X, y, weight_decay, center=center)
+        shifted = softmax.centred_intercept(coef, intercept, center)
         loss = losses.loss_gradient(coef, shifted, X, y, weight_decay, temperature=temperature)
         if center is not None:  # the gradient of the rows X - center: a rank-one correction
             loss = (loss[0], loss[1], loss[2] - np.outer(loss[3], center), loss[3])
@@ -76,7 +77,7 @@ def exact_optimum(
     return _solve(loss_gradient, n_classes, X.shape[1], fit_intercept, gtol, max_iter)
 
 
-STREAMED_ROWS = 16384  # rows per chunk of the streamed oracle: `kernels.full_loss_gradient`'s
+STREAMED_ROWS = 16384  # rows per chunk of the streamed oracle: `softreg.train.passes.full_loss_gradient`'s
 
 
 def streamed_optimum(
@@ -104,7 +105,9 @@ def streamed_optimum(
 
     def loss_gradient(coef: np.ndarray, intercept: np.ndarray) -> tuple[float, float, np.ndarray, np.ndarray]:
         if temperature == 1.0:
-            return kernels.chunked_loss_gradient(coef, intercept, float64_chunks(), n_samples, weight_decay, work)
+            return passes.chunked_softmax_loss_gradient(
+                coef, intercept, float64_chunks(), n_samples, weight_decay, work
+            )
         return losses.chunked_loss_gradient(
             coef, intercept, float64_chunks(), n_samples, weight_decay, temperature=temperature
         )

@@ -522,8 +522,8 @@ def test_the_decision_compares_the_in_memory_footprint_with_the_budget():
     # 100 rows in a 4,000-byte sample after a 50-byte header: a 1,000,050-byte file holds 25,000
     assert budget.estimated_rows(1_000_050, 50, 4_000, 100) == 25_000
     assert budget.estimated_rows(10, 5, 0, 0) == 0
-    assert budget.chunk_rows(2**31, 25, 65536) == 65536 and budget.chunk_rows(2**20, 6, 65536) == 170
-    assert budget.chunk_rows(2**20, 10_000, 65536) == budget.MIN_CHUNK_ROWS
+    assert budget.read_chunk_rows(2**31, 25, 65536) == 65536 and budget.read_chunk_rows(2**20, 6, 65536) == 170
+    assert budget.read_chunk_rows(2**20, 10_000, 65536) == budget.MIN_CHUNK_ROWS
 
 
 def test_default_budget_is_half_the_available_memory(tmp_path, monkeypatch):

@@ -8,6 +8,7 @@ import scipy.sparse as sp
 
 from softreg import kernels
 from softreg.solve import optimum_of
+from softreg.train import passes
 from softreg.train.certificate import certify, optimal_intercept
 from softreg.train.data import ArrayData
 
@@ -30,7 +31,7 @@ def optimum(data, n_classes, weight_decay, fit_intercept):
     work = kernels.Workspace(n_classes, data.n_features, data.n_samples, np.dtype(np.float64))
 
     def loss_gradient(coef, intercept):
-        return kernels.chunked_loss_gradient(
+        return passes.chunked_softmax_loss_gradient(
             coef, intercept, data.chunks(data.n_samples), data.n_samples, weight_decay, work
         )
 
@@ -95,7 +96,7 @@ def test_bound_without_intercept_is_the_strong_convexity_bound():
     by the training kernels' full pass."""
     data = problem(12, 3, False, False)
     coef = np.random.default_rng(0).standard_normal((3, data.n_features))
-    _, _, grad_coef, _ = kernels.full_loss_gradient(coef, np.zeros(3), data.X, data.y, 0.05)
+    _, _, grad_coef, _ = passes.full_loss_gradient(coef, np.zeros(3), data.X, data.y, 0.05)
     certificate = certify(coef, np.zeros(3), data, 0.05, fit_intercept=False)
     assert certificate.gap == pytest.approx(float(np.vdot(grad_coef, grad_coef)) / 0.1, rel=1e-12)
 

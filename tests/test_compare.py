@@ -11,12 +11,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 from sklearn.datasets import dump_svmlight_file
 
-from softreg import compare, logistic
+from softreg import compare
 from softreg.cli import main
 from softreg.commands import compare_logistic
+from softreg.compare import logistic
 from softreg.data import random_streams
-from softreg.optim import SCHEDULES
 from softreg.train import ArrayData, Settings
+from softreg.train.optim import SCHEDULES
 
 TOLERANCE = 1e-9
 PINNED_FIELDS = (

@@ -18,6 +18,7 @@ from softreg.commands.train import prepare_for, train_run
 from softreg.config import load_config
 from softreg.data import random_streams
 from softreg.engine import ShardSpec, open_engine
+from softreg.engine import cluster as dask_cluster
 from softreg.engine import dask as dask_engine
 from softreg.errors import ClusterError, SoftregWarning
 from softreg.train import fit
@@ -197,7 +198,7 @@ def test_too_few_workers_is_exit_2(letters, cluster, tmp_path, monkeypatch):
 def test_an_unreachable_scheduler_is_exit_2(letters, tmp_path, monkeypatch):
     """A scheduler address nobody listens on: exit 2 with the address and how to start one, and no
     run directory left (so the same command works once the scheduler is up)."""
-    monkeypatch.setattr(dask_engine, "CONNECT_SECONDS", 1.0)
+    monkeypatch.setattr(dask_cluster, "CONNECT_SECONDS", 1.0)
     code, _, stderr = run(
         "train", "--config", letters[0], "--out", tmp_path / "run", "--quiet", "--set", "engine.kind=dask",
         "--set", "engine.scheduler=tcp://127.0.0.1:9",
@@ -249,21 +250,21 @@ def test_mismatched_versions_are_cluster_errors():
         "| dask    | 2026.8 | 2026.8    | 2025.1  |\n+---------+--------+-----------+---------+"
     )
     with pytest.raises(ClusterError) as caught:
-        dask_engine._check_versions(VersionsClient(error=table), "tcp://h:1")
+        dask_cluster._check_versions(VersionsClient(error=table), "tcp://h:1")
     assert str(caught.value) == (
         "engine.scheduler tcp://h:1: Mismatched versions found: dask (client 2026.8, scheduler 2026.8, workers 2025.1)"
     )
     here = running_code()
-    dask_engine._check_versions(VersionsClient({"tcp://w:1": here}), "tcp://h:1")  # the same code: no error
+    dask_cluster._check_versions(VersionsClient({"tcp://w:1": here}), "tcp://h:1")  # the same code: no error
     other = {**here, "softreg": here["softreg"].replace("(source ", "(source f")}
     with pytest.raises(ClusterError) as caught:
-        dask_engine._check_versions(VersionsClient({"tcp://w:1": other}), "tcp://h:1")
+        dask_cluster._check_versions(VersionsClient({"tcp://w:1": other}), "tcp://h:1")
     assert str(caught.value) == (
         f"worker tcp://w:1 runs softreg {other['softreg']}, this process {here['softreg']}: "
         "install the same softreg[dask] on every worker"
     )
     with pytest.raises(ClusterError, match=f"worker tcp://w:1 runs numpy missing, this process {here['numpy']}"):
-        dask_engine._check_versions(VersionsClient({"tcp://w:1": {"softreg": here["softreg"]}}), "tcp://h:1")
+        dask_cluster._check_versions(VersionsClient({"tcp://w:1": {"softreg": here["softreg"]}}), "tcp://h:1")
 
 
 def test_a_worker_running_other_softreg_code_is_refused(letters, tmp_path):

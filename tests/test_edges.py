@@ -3,8 +3,9 @@
 import numpy as np
 import pytest
 
-from softreg import evaluate, optim
+from softreg import evaluate
 from softreg.config import load_config
+from softreg.train import optim
 
 # -- learning-rate schedules
 

@@ -14,10 +14,10 @@ from sklearn.preprocessing import StandardScaler
 from softreg import SoftmaxRegression
 from softreg.config import resolve
 from softreg.errors import DivergedError
-from softreg.kernels import full_loss_gradient
 from softreg.solve import exact_optimum
 from softreg.train import Settings, fit
 from softreg.train.full_batch import ARMIJO, MEMORY, FullBatchSteps, should_switch
+from softreg.train.passes import full_loss_gradient
 from softreg.train.settings import CERTIFIED_EPOCHS, UNCERTIFIED_EPOCHS
 
 

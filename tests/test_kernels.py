@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from softreg import kernels, softmax
-from softreg.train import ArrayData
+from softreg.train import ArrayData, passes
 from tests.strategies import linear_problem
 
 # -- the in-place gradients agree with the plain functions
@@ -59,7 +59,7 @@ def test_chunked_loss_gradient_equals_the_one_shot_loss_gradient():
     """Chunks of 50 rows (the last one short) give the one-shot objective and gradient, to 1e-12."""
     X, y, coef, intercept = linear_problem()
     work = kernels.Workspace(*coef.shape, 50, X.dtype)
-    chunked = kernels.chunked_loss_gradient(coef, intercept, kernels.array_chunks(X, y, 50), len(y), 0.3, work)
+    chunked = passes.chunked_softmax_loss_gradient(coef, intercept, passes.array_chunks(X, y, 50), len(y), 0.3, work)
     for got, expected in zip(chunked, softmax.loss_gradient(coef, intercept, X, y, 0.3), strict=True):
         np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-15)
 
@@ -143,7 +143,7 @@ def test_weight_two_equals_a_duplicated_row_in_the_objective_and_gradient():
     expected = softmax.loss_gradient(coef, intercept, X_dup, y_dup, 0.1)
     for got in (
         softmax.loss_gradient(coef, intercept, X, y, 0.1, weight),
-        kernels.chunked_loss_gradient(
+        passes.chunked_softmax_loss_gradient(
             coef, intercept, ArrayData(X, y, weight).chunks(25), 90, 0.1, kernels.Workspace(*coef.shape, 25, X.dtype)
         ),
     ):
@@ -194,7 +194,7 @@ def test_implicit_centring_equals_the_dense_centred_rows(seed, n_samples):
     assert loss == pytest.approx(expected[0], rel=1e-12)
     np.testing.assert_allclose(work.grad_coef, expected[2], rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(work.grad_intercept, expected[3], rtol=1e-10, atol=1e-12)
-    chunked = kernels.full_loss_gradient(coef, intercept, sparse, y, 0.2, chunk_rows=7, center=center)
+    chunked = passes.full_loss_gradient(coef, intercept, sparse, y, 0.2, chunk_rows=7, center=center)
     for value, reference in zip(chunked, expected, strict=True):
         np.testing.assert_allclose(value, reference, rtol=1e-10, atol=1e-12)
     anchor = softmax.loss_gradient(0.5 * coef, intercept, X - center, y, 0.0)

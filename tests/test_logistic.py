@@ -11,7 +11,8 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import log_loss
 from threadpoolctl import threadpool_limits
 
-from softreg import logistic, softmax
+from softreg import softmax
+from softreg.compare import logistic
 
 
 def random_problem(seed, n_samples=40, n_features=4, scale=1.0):

@@ -18,9 +18,9 @@ from softreg.commands.evaluate import evaluate_run
 from softreg.commands.report import report_run
 from softreg.commands.run_parts import validation_part
 from softreg.commands.sweep import sweep
+from softreg.console.page import _number
 from softreg.errors import SoftregWarning
 from softreg.estimator_io import load_run
-from softreg.report import _number
 from softreg.train import data_logits
 
 TOLERANCE = 1e-12

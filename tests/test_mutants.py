@@ -14,7 +14,6 @@ import scipy.sparse as sp
 
 from softreg import kernels, softmax
 from softreg.errors import DivergedError, Interrupted
-from softreg.optim import Schedule
 from softreg.train import (
     ArrayData,
     Settings,
@@ -22,10 +21,12 @@ from softreg.train import (
     diverged,
     evaluate_objective,
     fit,
+    passes,
     stable_learning_rate,
     validation,
 )
 from softreg.train.measures import _exploded
+from softreg.train.optim import Schedule
 from softreg.train.state import (
     CHUNK_OVERHEAD,
     EPOCH_ARITHMETIC,
@@ -123,7 +124,7 @@ def test_chunk_rows_keep_the_logits_within_an_eighth_of_X_and_a_batch_at_least()
     for n_samples in (1, 100, 5_000, 16_000, 1_000_000):
         for n_features in (1, 16, 784):
             for n_classes in (2, 10, 26):
-                rows = kernels.chunk_rows(n_samples, n_features, n_classes, at_least=64, at_most=4096)
+                rows = passes.full_pass_rows(n_samples, n_features, n_classes, at_least=64, at_most=4096)
                 assert min(n_samples, 64) <= rows <= n_samples and rows <= 4096
                 if rows > 64:
                     assert 8 * rows * n_classes <= n_samples * n_features

@@ -11,14 +11,12 @@ import pytest
 
 from softreg.config import ConfigError, load_config, resolve
 from softreg.data import prepare, random_streams
-from softreg.optim import SCHEDULES, SGD, learning_rate
 from softreg.solve import exact_optimum
 from softreg.train import ArrayData, evaluate_objective, fit
+from softreg.train.optim import SCHEDULES, SGD, learning_rate
 from tests.strategies import linear_problem
 
 REPO_CONFIGS = Path(__file__).resolve().parent.parent / "configs"
-
-
 
 
 def config(**optim):

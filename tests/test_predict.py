@@ -88,7 +88,7 @@ def test_chunks_follow_the_runs_memory_budget(model_dir, tmp_path):
     (run_dir / "config.yaml").write_text("data:\n  memory_budget: 1048576\n")
     X = np.random.default_rng(2).normal(size=(1000, 2))
     path = write_input(tmp_path, X)
-    rows = budget.chunk_rows(2**20, 4, predict.CHUNK_ROWS)
+    rows = budget.read_chunk_rows(2**20, 4, predict.CHUNK_ROWS)
     with predict.prediction_stream(run_dir, path) as stream:
         sizes = [len(chunk.labels) for chunk in stream.chunks]
     assert rows == 256 and sizes == [rows] * 3 + [1000 - 3 * rows]

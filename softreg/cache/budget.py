@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from softreg.data import available_memory
 from softreg.delimited import sniff_delimiter
 from softreg.sources import BUILTIN_PREFIX, DELIMITED_SUFFIXES, looks_like_svmlight, source_kind
 
@@ -28,7 +29,6 @@ if TYPE_CHECKING:
     from softreg.config import Config
 
 BUDGET_FRACTION = 0.5  # of the available memory, when data.memory_budget is unset
-FALLBACK_AVAILABLE = 2**30  # bytes assumed available where the system does not say
 IN_MEMORY_COPIES = 4
 SNIFF_BYTES = 2**16  # the start of a delimited file read to estimate its rows
 CACHE_FOLDER = "softreg-cache"  # beside the run directory: where train puts a cache it chose itself
@@ -40,32 +40,6 @@ BUILTIN_SHAPES = {"iris": (150, 4), "digits": (1797, 64), "wine": (178, 13), "br
 # strings in lists and as a numpy string array, then the float64 values (measured: about 200)
 TEXT_BYTES_PER_CELL = 256
 MIN_CHUNK_ROWS = 64
-
-
-def available_memory(meminfo: str | os.PathLike[str] = "/proc/meminfo",
-                     cgroup: str | os.PathLike[str] = "/sys/fs/cgroup") -> int:
-    """Bytes of memory available now: MemAvailable, capped by the cgroup v2 limit less its usage."""
-    available = None
-    try:
-        for line in Path(meminfo).read_text().splitlines():
-            if line.startswith("MemAvailable:"):
-                available = int(line.split()[1]) * 1024
-                break
-    except (OSError, ValueError, IndexError):
-        pass
-    if available is None:
-        try:
-            available = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-        except (AttributeError, ValueError, OSError):
-            available = FALLBACK_AVAILABLE
-    try:
-        limit = (Path(cgroup) / "memory.max").read_text().strip()
-        if limit != "max":
-            used = int((Path(cgroup) / "memory.current").read_text())
-            available = min(available, max(0, int(limit) - used))
-    except (OSError, ValueError):
-        pass
-    return int(available)
 
 
 def memory_budget(configured: int | None) -> int:
@@ -105,7 +79,7 @@ def estimated_rows(file_bytes: int, header_bytes: int, sample_bytes: int, sample
     return max(sample_rows, round((file_bytes - header_bytes) * sample_rows / sample_bytes))
 
 
-def chunk_rows(budget: int, n_columns: int, at_most: int) -> int:
+def read_chunk_rows(budget: int, n_columns: int, at_most: int) -> int:
     """Rows of delimited text to parse at a time so that a chunk takes about a quarter of ``budget``."""
     return max(MIN_CHUNK_ROWS, min(at_most, budget // (4 * TEXT_BYTES_PER_CELL * max(1, n_columns))))
 

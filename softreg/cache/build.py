@@ -15,7 +15,7 @@ import numpy as np
 from softreg.cache.cells import (
     CategoryCounts,
     CellChunk,
-    Layout,
+    ColumnKinds,
     NanMoments,
     encode_records,
     feature_moments,
@@ -47,8 +47,6 @@ from softreg.rundir.files import write_json
 
 if TYPE_CHECKING:
     from softreg.config import Config
-
-
 
 
 def ingest(
@@ -297,7 +295,7 @@ def _write_manifest(
 class _Encoding:
     """How pass 2 turns bucket records into features (see `softreg.cache.cells`)."""
 
-    layout: Layout
+    layout: ColumnKinds
     columns: Columns
     maps: list[np.ndarray]
 

@@ -41,7 +41,7 @@ class CellChunk:
 
 
 @dataclass
-class Layout:
+class ColumnKinds:
     """Which feature columns (in file order) are numeric and which categorical."""
 
     names: list[str]
@@ -56,7 +56,7 @@ class Layout:
         return [index for index, name in enumerate(self.names) if name in self.categorical]
 
 
-def split_cells(layout: Layout, cells: np.ndarray, missing: str, source: str, lines: Sequence[int] | None
+def split_cells(layout: ColumnKinds, cells: np.ndarray, missing: str, source: str, lines: Sequence[int] | None
                 ) -> tuple[np.ndarray, np.ndarray]:
     """Numeric columns as float64 (NaN where missing; an error naming the cell when ``missing``
     is ``error`` or a cell is not a number) and categorical columns as text."""
@@ -143,7 +143,7 @@ class CategoryCounts:
         return codes
 
 
-def learnt_columns(layout: Layout, moments: NanMoments, categories: CategoryCounts, missing: str
+def learnt_columns(layout: ColumnKinds, moments: NanMoments, categories: CategoryCounts, missing: str
                    ) -> tuple[Columns, list[np.ndarray]]:
     """The `Columns` that training would learn, and per categorical column the map from
     code to indicator position (-1: a category unseen in the training rows)."""
@@ -173,7 +173,7 @@ def learnt_columns(layout: Layout, moments: NanMoments, categories: CategoryCoun
     return Columns(columns, missing), maps
 
 
-def feature_moments(layout: Layout, columns: Columns, moments: NanMoments, categories: CategoryCounts,
+def feature_moments(layout: ColumnKinds, columns: Columns, moments: NanMoments, categories: CategoryCounts,
                     n_train: int) -> tuple[np.ndarray, np.ndarray, int]:
     """Mean and squared deviations of every feature over the ``n_train`` training rows after
     filling (a filled cell sits at the mean: it adds no deviation), in feature order."""
@@ -196,7 +196,7 @@ def feature_moments(layout: Layout, columns: Columns, moments: NanMoments, categ
     return np.concatenate(means), np.concatenate(squares), n_train
 
 
-def encode_records(layout: Layout, columns: Columns, maps: list[np.ndarray], numbers: np.ndarray,
+def encode_records(layout: ColumnKinds, columns: Columns, maps: list[np.ndarray], numbers: np.ndarray,
                    codes: np.ndarray) -> np.ndarray:
     """Features (n, n_features) float64 of bucket records: numeric cells filled, categories as indicators."""
     n = numbers.shape[0]

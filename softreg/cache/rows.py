@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from softreg.cache.cells import STREAMED_MISSING, CellChunk, Layout, split_cells
+from softreg.cache.cells import STREAMED_MISSING, CellChunk, ColumnKinds, split_cells
 from softreg.columns import Column, Columns
 from softreg.dataset import generated_names
 from softreg.delimited import Selection, open_delimited
@@ -138,7 +138,7 @@ class _SparseRows:
 class _Reader:
     info: SourceInfo
     chunks: Iterator[CellChunk]
-    layout: Layout
+    layout: ColumnKinds
     sparse: _SparseRows | None = None
 
 def unsupported_options(config: Config) -> str | None:
@@ -162,9 +162,10 @@ def check_cacheable(config: Config) -> None:
         raise DataError(f"{config.path or 'config'}: {unsupported} is not supported with a data cache yet")
 
 def _delimited_rows(
-    config: Config, names: list[str], chunks: Iterator[tuple[list[list[str]], list[int]]], layout: Layout | None = None,
+    config: Config, names: list[str], chunks: Iterator[tuple[list[list[str]], list[int]]],
+    layout: ColumnKinds | None = None,
     position: Callable[[], int | None] | None = None,
-) -> tuple[Layout, Iterator[CellChunk]]:
+) -> tuple[ColumnKinds, Iterator[CellChunk]]:
     """Rows of delimited text read as text cells (every error names the line and column), and
     the feature columns' layout: ``layout``, else with the categorical columns decided on the first chunk."""
     data = config.data
@@ -177,7 +178,7 @@ def _delimited_rows(
             return layout, iter(())
         raise DataError(f"{data.source}: has a header but no data rows")
     if layout is None:
-        layout = Layout(feature_names, categorical_names(
+        layout = ColumnKinds(feature_names, categorical_names(
             feature_names, np.array(first[0], dtype=str)[:, features], data.categorical, data.source))
     fixed = layout
 
@@ -193,7 +194,7 @@ def _delimited_rows(
 
     return layout, read()
 
-def _numeric_rows(config: Config, head: NumericLayout, layout: Layout) -> Iterator[CellChunk]:
+def _numeric_rows(config: Config, head: NumericLayout, layout: ColumnKinds) -> Iterator[CellChunk]:
     """Rows of delimited text through the fast path; where it declines, the text path reads on
     after the rows already read, with the same (numeric) layout, and names what is wrong, if anything."""
 
@@ -218,13 +219,13 @@ def _whole_rows(config: Config) -> _Reader:
         info = SourceInfo(list(dataset.feature_names), dataset.label_name, None, None, None,
                           index_base=dataset.index_base)
         sparse = _SparseRows(dataset.X.tocsr(), labels)
-        return _Reader(info, iter(()), Layout(list(dataset.feature_names), []), sparse)
+        return _Reader(info, iter(()), ColumnKinds(list(dataset.feature_names), []), sparse)
     X = dataset.X
     if not np.isfinite(X).all():
         fill = None if config.data.missing == "error" else 0.0  # NaN is a missing cell unless data.missing: error
         Columns([Column(name, None, fill) for name in dataset.feature_names]).encode(X, dataset.source)  # raises
     info = SourceInfo(list(dataset.feature_names), dataset.label_name, None, None, None)
-    layout = Layout(list(dataset.feature_names), [])
+    layout = ColumnKinds(list(dataset.feature_names), [])
     return _Reader(info, iter([CellChunk(X, np.empty((X.shape[0], 0), dtype=str), labels, None)]), layout)
 
 def _parquet_rows(config: Config) -> _Reader:
@@ -248,7 +249,7 @@ def _parquet_rows(config: Config) -> _Reader:
             yield CellChunk(batch.X, np.empty((len(batch.X), 0), dtype=str), np.asarray(batch.labels).tolist(), None,
                             offset)
 
-    return _Reader(info, chunks(), Layout(list(layout.feature_names), []))
+    return _Reader(info, chunks(), ColumnKinds(list(layout.feature_names), []))
 
 def _open_source(config: Config, stack: Any) -> _Reader:
     data = config.data
@@ -275,7 +276,7 @@ def _open_source(config: Config, stack: Any) -> _Reader:
     else:
         assert head.target is not None, "a Selection always chooses a label"
         names, target, ident = head.names, head.target, head.ident
-        layout = Layout([names[index] for index in head.features], [])
+        layout = ColumnKinds([names[index] for index in head.features], [])
         rows = _numeric_rows(config, head, layout)
     named = names != generated_names(len(names))
     id_name = None if ident is None else names[ident]

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import numpy as np
 
-from softreg import logistic, plots, rundir
+from softreg import plots, rundir
 from softreg.commands.common import save_run
-from softreg.compare import THRESHOLDS, Comparison, Problem, check_supported
+from softreg.compare import THRESHOLDS, Comparison, Problem, check_supported, logistic
 from softreg.config import Config, DataConfig, apply_overrides, dump_config, read_yaml, resolve
 from softreg.data import encode_labels, fit_standardizer, load_data, select_classes
 from softreg.errors import UsageError

@@ -151,4 +151,3 @@ def _check_evaluation_out(run_dir: str | PathLike[str], out: str | PathLike[str]
 
 def _read_history_if_any(run_dir: str | PathLike[str]) -> list[dict[str, float | None]]:
     return rundir.read_history(run_dir) if (Path(run_dir) / "history.csv").exists() else []
-

@@ -49,7 +49,7 @@ def evaluated_chunks(
             yield chunks, data
         return
     if data is not None and source_kind(data) == "parquet":
-        rows = chunk_rows or budget.chunk_rows(budget.run_budget(run_dir), len(model.input_names) + 2, CHUNK_ROWS)
+        rows = chunk_rows or budget.read_chunk_rows(budget.run_budget(run_dir), len(model.input_names) + 2, CHUNK_ROWS)
         yield _parquet_chunks(model, data, label if label is not None else _label_for(data, model, header), rows), data
         return
     X_raw, y, source = _evaluated_data(run_dir, model, data, label, header)
@@ -78,7 +78,7 @@ def _delimited_chunks(
     label = label if label is not None else _label_for(data, model, flag)
     if data != "-":
         check_file(data, Path(data))
-    rows = chunk_rows or budget.chunk_rows(budget.run_budget(run_dir), len(model.input_names) + 2, CHUNK_ROWS)
+    rows = chunk_rows or budget.read_chunk_rows(budget.run_budget(run_dir), len(model.input_names) + 2, CHUNK_ROWS)
     delimiter = DELIMITED_SUFFIXES.get(Path(data).suffix.lower()) if data != "-" else None
     columns = model.columns or Columns.numeric(model.feature_names)
     choice = _EvaluatedColumns(model, label, data)
@@ -236,7 +236,6 @@ def raw_features(X_raw: Matrix, n_features: int) -> np.ndarray | None:
     if n_features != 2:
         return None
     return (X_raw if isinstance(X_raw, np.ndarray) else X_raw.toarray()).astype(np.float64)
-
 
 
 def _label_for(source: str, model: Model, header_flag: bool | None) -> str | None:

@@ -14,7 +14,7 @@ from typing import Any
 import yaml
 
 from softreg.config import SCHEMA
-from softreg.config.rules import key_suggestion
+from softreg.config.suggest import key_suggestion
 from softreg.errors import ConfigError, UsageError
 
 # the columns of sweep.csv after the grid keys; "seconds" is the only one that depends on timing
@@ -38,7 +38,6 @@ class Combination:
     name: str
     assignments: tuple[str, ...]
     values: dict[str, Any]
-
 
 
 def split_values(text: str) -> list[str]:

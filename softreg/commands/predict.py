@@ -83,7 +83,7 @@ def prediction_stream(
         yield _whole_file(model, source)
         return
     if chunk_rows is None:
-        chunk_rows = budget.chunk_rows(budget.run_budget(run_dir), len(model.input_names) + 2, CHUNK_ROWS)
+        chunk_rows = budget.read_chunk_rows(budget.run_budget(run_dir), len(model.input_names) + 2, CHUNK_ROWS)
     if kind == "parquet":
         if validate:
             for _ in _parquet(model, source, chunk_rows).chunks:

@@ -5,9 +5,10 @@ from __future__ import annotations
 from os import PathLike
 from pathlib import Path
 
-from softreg import report, rundir
+from softreg import rundir
 from softreg.commands.common import refuse_existing
 from softreg.config import PLOT_NAMES
+from softreg.console.page import render_html
 from softreg.errors import RunDirError
 from softreg.evaluate import most_confused
 
@@ -46,6 +47,6 @@ def report_run(
     images = [(path.stem, path.read_bytes()) for path in files]
     confused = most_confused(metrics["confusion_matrix"], metrics["classes"]) if "confusion_matrix" in metrics else []
     history = rundir.read_history(run_dir)
-    page = report.render_html(run_dir.resolve().name, config_text, meta, metrics, history, images, confused)
+    page = render_html(run_dir.resolve().name, config_text, meta, metrics, history, images, confused)
     rundir.write_text(target, page)
     return target, len(images)

@@ -21,6 +21,7 @@ from softreg.delimited import CHUNK_ROWS
 from softreg.errors import DataError, RunDirError, UsageError
 from softreg.evaluate import classification_metrics
 from softreg.model import Model
+from softreg.softmax import penalty, penalty_gradient
 from softreg.solve import Optimum, exact_optimum, streamed_optimum
 from softreg.train import ArrayData, data_logits, evaluate_objective
 
@@ -178,11 +179,10 @@ def _engine_optimum(config: Config, prepared: Prepared, model: Model) -> tuple[O
         def loss_gradient(coef: np.ndarray, intercept: np.ndarray) -> tuple[float, float, np.ndarray, np.ndarray]:
             sums = train.full_sums(coef, intercept)
             data_loss = sums.loss / sums.count
-            objective = data_loss + 0.5 * weight_decay * float(np.vdot(coef, coef))
-            return data_loss, objective, sums.grad_coef / sums.count + weight_decay * coef, \
+            objective = data_loss + penalty(coef, weight_decay)
+            return data_loss, objective, sums.grad_coef / sums.count + penalty_gradient(coef, weight_decay), \
                 sums.grad_intercept / sums.count
 
         optimum = optimum_of(loss_gradient, len(model.classes), train.n_features, settings.fit_intercept)
         model_objective = loss_gradient(model.coef.astype(np.float64), model.intercept.astype(np.float64))[1]
     return optimum, model_objective
-

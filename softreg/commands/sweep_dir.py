@@ -251,4 +251,3 @@ def draw_sweep_plots(out_dir: Path, grids: Sequence[Grid], rows: Sequence[dict[s
         plots.sweep_accuracy(finished, keys, directory / "sweep_accuracy.png"),
         plots.sweep_curves(histories, directory / "sweep_curves.png"),
     ]
-

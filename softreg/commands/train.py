@@ -21,7 +21,6 @@ from softreg.data import Prepared, prepare, random_streams
 from softreg.errors import ClusterError, DataError, DivergedError, Interrupted, RunDirError, UsageError, warn
 from softreg.evaluate import model_metrics
 from softreg.model import Model
-from softreg.optim import resumed_schedule_note
 from softreg.train import (
     AUTO,
     EpochCallback,
@@ -31,6 +30,7 @@ from softreg.train import (
     auto_learning_rate,
     fit,
 )
+from softreg.train.optim import resumed_schedule_note
 
 
 @dataclass
@@ -67,7 +67,7 @@ def train_run(
     model.npz comes last. A diverged run's directory is removed. ``optim.lr: auto`` is
     chosen from the training part first and saved as that number (so that ``--resume``
     reads it back); ``on_learning_rate(lr)`` hears of it. With ``engine.kind: dask``,
-    ``on_engine(info)`` hears of the cluster (`softreg.engine.dask.EngineInfo`) before epoch 1.
+    ``on_engine(info)`` hears of the cluster (`softreg.engine.cluster.EngineInfo`) before epoch 1.
     """
     streams = random_streams(config.seed)
     prepared = prepare_for(config, streams.split)

@@ -4,7 +4,7 @@ Three comparisons on one standardized two-class problem (every row, no split):
 
 1. the SGD trajectories, step by step: softmax SGD through `softreg.train.fit` (the
    code path ``train`` uses) with decay lambda and rate eta, against the independent
-   `softreg.logistic` SGD with decay lambda/2 and rate 2 eta on the same batch sequence;
+   `softreg.compare.logistic` SGD with decay lambda/2 and rate 2 eta on the same batch sequence;
 2. the exact optima of both objectives (scipy L-BFGS);
 3. scikit-learn's ``LogisticRegression`` with ``C = 2/(n lambda)`` (and the naive
    ``C = 1/(n lambda)``, to show the factor 2) against the exact optimum.
@@ -22,7 +22,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from softreg import logistic, softmax
+from softreg import softmax
+from softreg.compare import logistic
 from softreg.compare.optima import Optima, exact_optima, sklearn_gap, sklearn_gaps
 from softreg.compare.trajectory import (
     PERTURBATION,
@@ -115,30 +116,6 @@ class Problem:
     source: str
 
 
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
 # -- all of it
 
 
@@ -187,8 +164,6 @@ def compare(config: Config, problem: Problem, on_epoch: EpochCallback | None = N
     report["equivalent"] = all(check["ok"] for check in report["checks"])
     report["seconds"] = time.perf_counter() - started
     return Comparison(report=report, trajectory=trajectory, optima=optima, problem=problem, config=config)
-
-
 
 
 def _refuse_unstable(config: Config, problem: Problem, report: dict[str, Any]) -> None:

@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from softreg import logistic, softmax
+from softreg import softmax
+from softreg.compare import logistic
 from softreg.kernels import Matrix
 from softreg.solve import Optimum, exact_optimum
 

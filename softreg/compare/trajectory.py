@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import ArrayLike
 
-from softreg import logistic, softmax
+from softreg import softmax
+from softreg.compare import logistic
 from softreg.kernels import Matrix
 from softreg.train import (
     ArrayData,

@@ -79,7 +79,7 @@ def open_engine(
     """The training and validation parts of ``config``'s cache as `ShardedData` on its engine.
 
     ``train`` and ``val`` are the same parts readable in this process (``prepare_cached``'s).
-    With Dask, ``on_engine`` hears the `softreg.engine.dask.EngineInfo` (scheduler, dashboard,
+    With Dask, ``on_engine`` hears the `softreg.engine.cluster.EngineInfo` (scheduler, dashboard,
     workers) before training starts. The engine is closed (a local cluster stopped) on exit.
     """
     cache_dir, n_shards = config.data.cache, config.data.shards
@@ -93,7 +93,7 @@ def open_engine(
         specs["val"] = val_specs
     engine: ShardEngine
     if config.engine.kind == "dask":
-        from softreg.engine.dask import connect
+        from softreg.engine.cluster import connect
 
         engine, info = connect(config.engine, specs)
         if on_engine is not None:

@@ -6,44 +6,27 @@ the rows never leave the workers' disks. An actor whose worker is lost is made a
 its shards' specs on a live worker, told the epoch, and asked again: its answers depend on
 (rows, key, step, weights) only, so the run is unchanged.
 
-Dask is imported here only, and only when a run asks for it (`pip install 'softreg[dask]'`).
+The cluster is joined, and this engine made, by `softreg.engine.cluster`, the one module that
+imports dask (only when a run asks for it: `pip install 'softreg[dask]'`).
 """
 
 from __future__ import annotations
 
 import contextlib
-import logging
 import time
-import warnings
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from softreg.config import EngineConfig
-from softreg.engine.identity import running_code
-from softreg.engine.probe import NOT_DASK, check_scheduler
 from softreg.engine.shards import ShardGroup, ShardSpec
 from softreg.errors import ClusterError, SoftregError, warn
 from softreg.train import PartialSums
 
-CONNECT_SECONDS = 10.0  # to reach the scheduler
 WORKERS_SECONDS = 30.0  # for engine.workers workers to join (and, after a loss, for one to be left)
 REPLAYS = 3  # times one call is replayed on a re-created actor before the run fails
 POLL_SECONDS = 1.0  # between looks at whether the worker of a call still waited for is alive
 SHARE_STEPS = 32  # steps measured before the communication share is judged (once)
-PACKAGES = ("softreg", "numpy")  # the code running them must match on the driver and every worker: the bits do
-
-
-@dataclass
-class EngineInfo:
-    """What the run trains on: printed before the first epoch."""
-
-    scheduler: str
-    dashboard: str | None
-    workers: list[str]
-    placement: list[str]  # the worker of each training shard
-    local: bool = False
 
 
 @dataclass
@@ -78,127 +61,10 @@ class Timing:
         )
 
 
-def connect(config: EngineConfig, specs: dict[str, list[ShardSpec]]) -> tuple[DaskEngine, EngineInfo]:
-    """A `DaskEngine` on the cluster of ``config`` holding ``specs``' shards, and what it found.
-
-    Raises ClusterError (exit 2) when dask is missing, the scheduler cannot be reached, fewer
-    than ``config.workers`` workers join, versions differ, or the workers cannot open the shards.
-    """
-    try:
-        import distributed
-    except ImportError:
-        raise ClusterError(
-            "engine.kind: dask needs dask: pip install 'softreg[dask]' (from a clone of the repository: "
-            "pip install '.[dask]')"
-        ) from None
-    client, cluster, address = _client(distributed, config)
-    try:
-        _check_versions(client, address)
-        try:
-            client.wait_for_workers(config.workers, timeout=WORKERS_SECONDS)
-        except (TimeoutError, distributed.TimeoutError):
-            found = len(client.scheduler_info()["workers"])
-            raise ClusterError(
-                f"engine.scheduler {address}: {found} worker(s) joined within {WORKERS_SECONDS:g} s; "
-                f"engine.workers is {config.workers} (start more with: dask worker {address})"
-            ) from None
-        workers = sorted(client.scheduler_info()["workers"])[: config.workers]
-        engine = DaskEngine(client, cluster, workers, specs)
-    except BaseException:
-        client.close()
-        if cluster is not None:
-            cluster.close()
-        raise
-    info = EngineInfo(address, _dashboard(client), workers, engine.placement("train"), local=cluster is not None)
-    return engine, info
-
-
-def _client(distributed: Any, config: EngineConfig) -> tuple[Any, Any, str]:
-    """A connected client, the local cluster it owns (or None) and the scheduler's address."""
-    import dask
-
-    if config.scheduler == "local":
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # "port in use, using another": dashboard_address ":0" asks for any
-            cluster = distributed.LocalCluster(
-                n_workers=config.workers, threads_per_worker=1, processes=True, dashboard_address=":0",
-                silence_logs=logging.ERROR,
-            )
-        return distributed.Client(cluster, direct_to_workers=True), cluster, cluster.scheduler_address
-    address = config.scheduler or dask.config.get("scheduler-address", None)
-    if not address:
-        raise ClusterError(
-            "engine.scheduler is null and dask has no scheduler-address (DASK_SCHEDULER_ADDRESS); "
-            "set engine.scheduler: tcp://HOST:8786, or local for a cluster on this machine"
-        )
-    check_scheduler(address, CONNECT_SECONDS)  # distributed waits on a silent server's handshake forever
-    try:
-        # the timeout bounds the connection and each of the scheduler's first answers
-        client = distributed.Client(address, timeout=CONNECT_SECONDS, direct_to_workers=True)
-    except (OSError, TimeoutError, ValueError):  # ValueError: an address dask cannot parse
-        raise ClusterError(
-            f"engine.scheduler {address}: cannot reach the Dask scheduler within {CONNECT_SECONDS:g} s "
-            "(start one with: dask scheduler)"
-        ) from None
-    except MemoryError:  # a length in a message that no scheduler would send
-        raise ClusterError(
-            f"engine.scheduler {address}: the server sent a message of impossible length: {NOT_DASK}"
-        ) from None
-    return client, None, address
-
-
-def _check_versions(client: Any, address: str) -> None:
-    """dask's own check (required packages must match), then the code each worker runs: the
-    softreg it imported (version and source digest) and numpy (`softreg.engine.identity`)."""
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        try:
-            client.get_versions(check=True)
-        except ValueError as error:
-            raise ClusterError(f"engine.scheduler {address}: {_version_table(str(error))}") from None
-    here = running_code()
-    try:
-        answers = client.run(running_code)
-    except ImportError as error:
-        raise ClusterError(f"a worker cannot import softreg ({error}); install softreg[dask] on every worker") from None
-    for worker, found in sorted(answers.items()):
-        for name in PACKAGES:
-            theirs = found.get(name) if isinstance(found, dict) else None
-            if theirs != here[name]:
-                raise ClusterError(
-                    f"worker {worker} runs {name} {theirs or 'missing'}, this process {here[name]}: "
-                    f"install the same softreg[dask] on every worker"
-                )
-    for message in caught:  # optional packages that differ: worth knowing, not fatal
-        warn(f"engine.scheduler {address}: {_version_table(str(message.message))}")
-
-
 def _worker_lost(error: BaseException) -> bool:
     """Whether an actor's call failed because its worker went away (a closed connection, or
     dask's "Worker holding Actor was lost"), not because the actor raised."""
     return isinstance(error, OSError) or (isinstance(error, RuntimeError) and "was lost" in str(error))
-
-
-def _version_table(text: str) -> str:
-    """dask's version report (a line, then an ASCII table) on one line: the mismatched packages."""
-    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
-    rows = [[cell.strip() for cell in line.strip("|").split("|")] for line in lines if line.startswith("|")]
-    mismatched = [
-        f"{row[0]} (client {row[1]}, scheduler {row[2]}, workers {row[3]})"
-        for row in rows[1:] if len(row) == 4  # rows[0] is the table's header
-    ]
-    first = lines[0] if lines else "mismatched versions"
-    return f"{first.rstrip(':')}: {'; '.join(mismatched)}" if mismatched else first
-
-
-def _dashboard(client: Any) -> str | None:
-    services = client.scheduler_info().get("services", {})
-    if "dashboard" not in services:
-        return None
-    try:
-        return str(client.dashboard_link)
-    except (AttributeError, KeyError):
-        return None
 
 
 class DaskEngine:

@@ -36,6 +36,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from softreg.kernels import Chunked
+from softreg.softmax import penalty, penalty_gradient
 from softreg.train.data import center_of, data_logits
 
 NEWTON_ITERATIONS = 50
@@ -237,7 +238,7 @@ def certify(
         best = np.where(present, best, -np.inf)
     extra = 0.0 if best is model else max(0.0, data_loss - _data_loss(logits, labels, weight, best))
     grad_coef, residual = _gradient_at(logits, labels, weight, best, data, rows)
-    objective = data_loss + 0.5 * weight_decay * float(np.vdot(coef, coef))
+    objective = data_loss + penalty(coef, weight_decay)
     exact = best is model  # the gradient was taken at the model's own intercept
     certificate = Certificate(
         intercept=model.astype(coef.dtype),
@@ -250,7 +251,7 @@ def certify(
     )
     if weight_decay <= 0:
         return certificate
-    full = grad_coef + weight_decay * np.asarray(coef, dtype=np.float64)
+    full = grad_coef + penalty_gradient(np.asarray(coef, dtype=np.float64), weight_decay)
     gap = float(np.vdot(full, full)) / (2 * weight_decay)
     if fit_intercept:
         gap += extra + _rounding_terms(residual, shares, best, grad_coef, mean_norm, weight_decay)

@@ -8,8 +8,9 @@ from typing import Protocol
 
 import numpy as np
 
-from softreg import kernels, softmax
+from softreg import softmax
 from softreg.kernels import Batch, Matrix
+from softreg.train.passes import array_chunks
 
 
 class TrainingData(Protocol):
@@ -84,7 +85,7 @@ class ArrayData:
             yield X_batch, y[index], None if weight is None else weight[index]
 
     def chunks(self, rows: int) -> Iterator[Batch]:
-        return kernels.array_chunks(self.X, self.y, rows, self.sample_weight)
+        return array_chunks(self.X, self.y, rows, self.sample_weight)
 
 def center_of(data: object) -> np.ndarray | None:
     """The implicit centring of a data source's sparse rows (None: its rows are as stored)."""
@@ -92,9 +93,7 @@ def center_of(data: object) -> np.ndarray | None:
 
 def data_logits(coef: np.ndarray, intercept: np.ndarray, X: Matrix, center: np.ndarray | None = None) -> np.ndarray:
     """Logits (n_samples, n_classes) of the rows ``X - center`` (``center`` None: of ``X``)."""
-    if center is not None:
-        intercept = intercept - coef @ center
-    return softmax.decision_function(coef, intercept, X)
+    return softmax.decision_function(coef, softmax.centred_intercept(coef, intercept, center), X)
 
 def as_training_data(data: TrainingData | tuple[Matrix, np.ndarray]) -> TrainingData:
     """Arrays ``(X, y)`` as `ArrayData`; a `TrainingData` as it is."""

@@ -42,8 +42,8 @@ def should_switch(objectives: list[float]) -> bool:
     """Whether SVRG should hand over to full-batch steps, from its epochs' objectives so far.
 
     objectives : J at the end of each SVRG epoch, oldest first. True once the last epoch's
-    decrease is more than SLOWER times the one before it (linear progress slower than halving
-    the remaining decrease per epoch), or J rose.
+    decrease is more than SLOWER times the one before it (SVRG's linear progress has slowed to a
+    few percent of the remaining decrease per epoch), or J rose.
     """
     if len(objectives) < 3:
         return False

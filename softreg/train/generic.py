@@ -15,7 +15,7 @@ import numpy as np
 
 from softreg import losses
 from softreg.kernels import Chunked, Matrix, Snapshot
-from softreg.softmax import gradient_norm
+from softreg.softmax import gradient_norm, penalty, penalty_gradient
 from softreg.train import gradients
 
 
@@ -32,7 +32,7 @@ class GenericGradient(gradients.PlainGradient):
     ) -> float:
         """The batch's mean (weighted) loss; its gradient goes into ``work``."""
         data_loss, grad_coef, grad_intercept = self._data_term(coef, intercept, X, y, sample_weight)
-        np.add(grad_coef, self.weight_decay * coef, out=self.work.grad_coef)
+        np.add(grad_coef, penalty_gradient(coef, self.weight_decay), out=self.work.grad_coef)
         self.work.grad_intercept[...] = grad_intercept
         return data_loss
 
@@ -74,7 +74,7 @@ class GenericVarianceReducedGradient(GenericGradient):
         data_loss, grad_coef, grad_intercept = self._data_term(coef, intercept, X, y, sample_weight)
         _, past_coef, past_intercept = self._data_term(snapshot.coef, snapshot.intercept, X, y, sample_weight)
         work = self.work
-        work.grad_coef[...] = grad_coef - past_coef + snapshot.grad_coef + self.weight_decay * coef
+        work.grad_coef[...] = grad_coef - past_coef + snapshot.grad_coef + penalty_gradient(coef, self.weight_decay)
         work.grad_intercept[...] = grad_intercept - past_intercept + snapshot.grad_intercept
         return data_loss
 
@@ -82,9 +82,10 @@ class GenericVarianceReducedGradient(GenericGradient):
         """Take the snapshot; the objective and gradient norm there come for free."""
         data_loss, grad_coef, grad_intercept = self.full_gradient(coef, intercept, data)
         self.snapshot = Snapshot(coef.copy(), intercept.copy(), grad_coef, grad_intercept)
-        objective = data_loss + 0.5 * self.weight_decay * float(np.vdot(coef, coef))
+        objective = data_loss + penalty(coef, self.weight_decay)
         grad_norm = gradient_norm(
-            grad_coef + self.weight_decay * coef, grad_intercept if self.fit_intercept else grad_intercept[:0]
+            grad_coef + penalty_gradient(coef, self.weight_decay),
+            grad_intercept if self.fit_intercept else grad_intercept[:0],
         )
         return objective, grad_norm
 

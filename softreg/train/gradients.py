@@ -14,11 +14,10 @@ from softreg.kernels import (
     Snapshot,
     Workspace,
     batch_loss_gradient,
-    chunk_rows,
-    chunked_loss_gradient,
     variance_reduced_gradient,
 )
-from softreg.softmax import gradient_norm
+from softreg.softmax import gradient_norm, penalty, penalty_gradient
+from softreg.train.passes import chunked_softmax_loss_gradient, full_pass_rows
 
 
 class PlainGradient:
@@ -32,7 +31,7 @@ class PlainGradient:
     ) -> None:
         self.weight_decay, self.fit_intercept, self.center = weight_decay, fit_intercept, center
         self.work = Workspace(n_classes, n_features, min(batch_size, n_samples), dtype, n_models=self.n_models)
-        rows = chunk_rows(n_samples, n_features, n_classes, at_least=max(256, batch_size))
+        rows = full_pass_rows(n_samples, n_features, n_classes, at_least=max(256, batch_size))
         self.full_pass_work = Workspace(n_classes, n_features, rows, dtype)
 
     def batch(
@@ -97,16 +96,16 @@ class VarianceReducedGradient(PlainGradient):
             self.tail_sum[...] = 0.0
             self.tail_count = 0
         work = self.full_pass_work
-        data_loss, _, grad_coef, grad_intercept = chunked_loss_gradient(
+        data_loss, _, grad_coef, grad_intercept = chunked_softmax_loss_gradient(
             coef, intercept, data.chunks(work.max_rows), data.n_samples, 0.0, work, self.center
         )
         self.snapshot = Snapshot(coef.copy(), intercept.copy(), grad_coef, grad_intercept)
-        objective = data_loss + 0.5 * self.weight_decay * float(np.vdot(coef, coef))
+        objective = data_loss + penalty(coef, self.weight_decay)
         grad_norm = gradient_norm(
-            grad_coef + self.weight_decay * coef, grad_intercept if self.fit_intercept else grad_intercept[:0]
+            grad_coef + penalty_gradient(coef, self.weight_decay),
+            grad_intercept if self.fit_intercept else grad_intercept[:0],
         )
         return objective, grad_norm
 
 
 ESTIMATORS: dict[str, type[PlainGradient]] = {"none": PlainGradient, "svrg": VarianceReducedGradient}
-

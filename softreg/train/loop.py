@@ -10,13 +10,13 @@ from collections.abc import Callable
 import numpy as np
 
 from softreg import losses
-from softreg.kernels import chunked_loss_gradient
-from softreg.optim import SGD, EarlyStopping
 from softreg.train import gradients
 from softreg.train.certificate import MAX_LOGITS, certify
 from softreg.train.data import TrainingData, center_of
 from softreg.train.full_batch import FullBatchSteps, should_switch
 from softreg.train.measures import _exploded, diverged, evaluate_objective, validation
+from softreg.train.optim import SGD, EarlyStopping
+from softreg.train.passes import chunked_softmax_loss_gradient
 from softreg.train.settings import Settings
 from softreg.train.state import EpochRecord, FitResult, TrainingState
 
@@ -150,7 +150,7 @@ class _Loop:
         size = self.coef.size
         coef, intercept = weights[:size].reshape(self.coef.shape), weights[size:]
         work, settings = self.gradient.full_pass_work, self.settings
-        data_loss, objective, grad_coef, grad_intercept = chunked_loss_gradient(
+        data_loss, objective, grad_coef, grad_intercept = chunked_softmax_loss_gradient(
             coef, intercept, self.train.chunks(work.max_rows), self.train.n_samples, settings.weight_decay, work,
             center_of(self.train),
         )

@@ -10,6 +10,7 @@ import numpy as np
 
 from softreg import kernels, losses, softmax
 from softreg.errors import DivergedError
+from softreg.train import passes
 from softreg.train.data import TrainingData, center_of, data_logits
 from softreg.train.rate import AUTO, auto_learning_rate
 from softreg.train.settings import Settings
@@ -28,10 +29,10 @@ def evaluate_objective(
     ``work.max_rows`` rows."""
     if work is None:
         n_classes, n_features = coef.shape
-        rows = kernels.chunk_rows(data.n_samples, data.n_features, n_classes)
+        rows = passes.full_pass_rows(data.n_samples, data.n_features, n_classes)
         work = kernels.Workspace(n_classes, n_features, rows, coef.dtype)
     if losses.is_fast_path(settings.loss, settings.normalizer, settings.temperature):
-        _, objective, grad_coef, grad_intercept = kernels.chunked_loss_gradient(
+        _, objective, grad_coef, grad_intercept = passes.chunked_softmax_loss_gradient(
             coef, intercept, data.chunks(work.max_rows), data.n_samples, settings.weight_decay, work, center_of(data)
         )
     else:

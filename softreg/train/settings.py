@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
-from softreg.optim import Schedule
+from softreg.train.optim import Schedule
 
 AUTO = "auto"
 CERTIFIED_EPOCHS = 1000  # optim.epochs: auto, where the certificate stops the run (at optim.tol)

@@ -20,7 +20,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from softreg.softmax import gradient_norm
+from softreg.softmax import gradient_norm, penalty, penalty_gradient
 from softreg.train.data import TrainingData
 from softreg.train.loop import StepCallback, _Loop
 from softreg.train.measures import _exploded, diverged
@@ -133,9 +133,9 @@ class ShardedLoop(_Loop):
         """J = mean loss + lambda/2 ||W||^2 and ||grad J|| from the sums over every training row."""
         sums = self.train.full_sums(self.coef, self.intercept)
         weight_decay = self.settings.weight_decay
-        grad_coef = sums.grad_coef / sums.count + weight_decay * self.coef
+        grad_coef = sums.grad_coef / sums.count + penalty_gradient(self.coef, weight_decay)
         grad_intercept = sums.grad_intercept / sums.count
-        objective = sums.loss / sums.count + 0.5 * weight_decay * float(np.vdot(self.coef, self.coef))
+        objective = sums.loss / sums.count + penalty(self.coef, weight_decay)
         fitted = grad_intercept if self.settings.fit_intercept else grad_intercept[:0]
         return objective, gradient_norm(grad_coef, fitted)
 

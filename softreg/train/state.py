@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from softreg.kernels import chunk_rows
+from softreg.train.passes import full_pass_rows
 
 EVAL_BUDGET = 0.1  # full-data evaluations, the last included, cost at most this share of training
 # A cost model of an epoch and of a full-data pass, in units of one multiply-add of a full
@@ -151,7 +151,7 @@ def evaluation_cost(n_samples: int, n_features: int, n_classes: int, batch_size:
     """
     arithmetic = n_samples * n_features * n_classes
     steps = math.ceil(n_samples / batch_size)
-    chunks = math.ceil(n_samples / chunk_rows(n_samples, n_features, n_classes, at_least=max(256, batch_size)))
+    chunks = math.ceil(n_samples / full_pass_rows(n_samples, n_features, n_classes, at_least=max(256, batch_size)))
     return (chunks * CHUNK_OVERHEAD + arithmetic) / (steps * STEP_OVERHEAD + EPOCH_ARITHMETIC * arithmetic)
 
 

@@ -1,7 +1,7 @@
 """Learning-rate schedules, the SGD/momentum/Nesterov update and early stopping.
 
 Everything here is linear in the gradient and in the base rate, which is why the two-class
-softmax trajectory maps exactly onto logistic SGD (see `softreg.logistic`): the trainer and
+softmax trajectory maps exactly onto logistic SGD (see `softreg.compare.logistic`): the trainer and
 the logistic reference of `compare-logistic` call the same `Schedule` and the same `SGD`.
 """
 

@@ -29,8 +29,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 from numpy.typing import NDArray
 
-from softreg.optim import SGD
+from softreg.softmax import penalty, penalty_gradient
 from softreg.solve import Optimum, minimize_lbfgs
+from softreg.train.optim import SGD
 
 if TYPE_CHECKING:
     from scipy.sparse import spmatrix
@@ -109,9 +110,9 @@ def loss_gradient(
     sign = 2.0 * target - 1.0
     data_loss = float(log1p_exp(-sign * margin).sum()) / n_samples
     residual = (sigmoid(margin) - target) / n_samples  # dL/dm, (n,)
-    grad_coef = np.asarray(X.T @ residual).reshape(1, -1) + weight_decay * coef
+    grad_coef = np.asarray(X.T @ residual).reshape(1, -1) + penalty_gradient(coef, weight_decay)
     grad_intercept = np.array([residual.sum()], dtype=residual.dtype)
-    objective = data_loss + 0.5 * weight_decay * float(np.vdot(coef, coef))
+    objective = data_loss + penalty(coef, weight_decay)
     return data_loss, objective, grad_coef, grad_intercept
 
 
@@ -132,7 +133,7 @@ def sgd_path(
         of shape (batch,) in {0, 1}, and the learning rate of that step.
     n_features : int
     weight_decay : float
-    momentum, nesterov : as in `softreg.optim.SGD`
+    momentum, nesterov : as in `softreg.train.optim.SGD`
     fit_intercept : bool
         When False the intercept stays 0.
 

@@ -4,7 +4,7 @@ plot and the training history.
 The page needs no network: the plots are embedded as base64 ``data:`` URIs, the style
 sheet is inline, and there are no scripts or links to other documents. Every piece of
 text from the run (class and feature names, paths, the config) goes through
-`html.escape`. This module only renders; `softreg.pipeline.report_run` gathers the
+`html.escape`. This module only renders; `softreg.commands.report.report_run` gathers the
 pieces from the run directory.
 """
 
