@@ -14,8 +14,8 @@ from sklearn.datasets import dump_svmlight_file
 from softreg import compare, logistic
 from softreg.cli import main
 from softreg.commands import compare_logistic
-from softreg.data import random_streams
 from softreg.optim import SCHEDULES
+from softreg.prepare.data import random_streams
 from softreg.train import ArrayData, Settings
 
 TOLERANCE = 1e-9

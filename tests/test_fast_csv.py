@@ -1,4 +1,4 @@
-"""The fast path for numeric delimited text (softreg.delimited_numbers): the same data, bit for bit,
+"""The fast path for numeric delimited text (softreg.io.delimited_numbers): the same data, bit for bit,
 as the text-cell path, or the text path itself with its messages."""
 
 import io
@@ -12,13 +12,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from softreg import delimited_numbers, sources
 from softreg.cli import main
-from softreg.columns import Columns
-from softreg.delimited import Selection
-from softreg.delimited_numbers import NotNumeric
 from softreg.errors import DataError
-from softreg.sources import load_source
+from softreg.io import delimited_numbers, sources
+from softreg.io.delimited import Selection
+from softreg.io.delimited_numbers import NotNumeric
+from softreg.io.sources import load_source
+from softreg.prepare.columns import Columns
 
 
 def outcome(path, as_numbers, **options):

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from softreg.config import ConfigError, load_config, resolve
-from softreg.data import prepare, random_streams
 from softreg.optim import SCHEDULES, SGD, learning_rate
+from softreg.prepare.data import prepare, random_streams
 from softreg.solve import exact_optimum
 from softreg.train import ArrayData, evaluate_objective, fit
 from tests.strategies import linear_problem

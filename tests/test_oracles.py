@@ -13,8 +13,9 @@ import numpy as np
 import pytest
 from scipy.special import softmax as scipy_softmax
 
-from softreg import data, evaluate, optim
+from softreg import evaluate, optim
 from softreg.config import load_config
+from softreg.prepare import data
 
 # -- SGD with momentum, PyTorch's convention: v <- m v + g; heavy ball w <- w - lr v;
 #    Nesterov w <- w - lr (g + m v). Two parameters, two steps, momentum 0.9, lr 0.1.

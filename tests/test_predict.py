@@ -7,8 +7,8 @@ import pytest
 
 from softreg import rundir
 from softreg.commands import predict
-from softreg.delimited_numbers import NotNumeric
 from softreg.errors import DataError
+from softreg.io.delimited_numbers import NotNumeric
 from softreg.model import Model
 
 
@@ -94,7 +94,7 @@ def test_chunks_follow_the_runs_memory_budget(model_dir, tmp_path):
     assert rows == 256 and sizes == [rows] * 3 + [1000 - 3 * rows]
 
 
-# -- numeric input through the fast path (softreg.delimited_numbers), the text path from where it declines
+# -- numeric input through the fast path (softreg.io.delimited_numbers), the text path from where it declines
 
 
 @pytest.fixture

@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from softreg.delimited import sniff_delimiter
-from softreg.sources import BUILTIN_PREFIX, DELIMITED_SUFFIXES, looks_like_svmlight, source_kind
+from softreg.io.delimited import sniff_delimiter
+from softreg.io.sources import BUILTIN_PREFIX, DELIMITED_SUFFIXES, looks_like_svmlight, source_kind
 
 if TYPE_CHECKING:
     from softreg.config import Config

@@ -41,8 +41,8 @@ from softreg.cache.rows import (
     row_hash,
 )
 from softreg.cache.staging import make_staging, remove_abandoned, unmark
-from softreg.columns import Columns
 from softreg.errors import DataError, UsageError, cannot_write
+from softreg.prepare.columns import Columns
 from softreg.rundir.files import write_json
 
 if TYPE_CHECKING:
@@ -215,8 +215,8 @@ def _build_sparse(config: Config, staging: Path, source_print: dict[str, Any], r
     arrays ``X.data.npy``, ``X.indices.npy``, ``X.indptr.npy`` beside ``y.npy``."""
     import scipy.sparse as sp
 
-    from softreg.data import fit_standardizer
     from softreg.model import standardize
+    from softreg.prepare.data import fit_standardizer
 
     data, seed = config.data, config.seed
     X, texts = reader.sparse.X, np.asarray(reader.sparse.labels, dtype=str)

@@ -15,16 +15,16 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from softreg.cache.cells import STREAMED_MISSING, CellChunk, Layout, split_cells
-from softreg.columns import Column, Columns
-from softreg.dataset import generated_names
-from softreg.delimited import Selection, open_delimited
-from softreg.delimited_numbers import Layout as NumericLayout
-from softreg.delimited_numbers import NotNumeric, NumericChunk, numbers_then_text, read_layout
 from softreg.errors import DataError
-from softreg.features import categorical_names
-from softreg.parquet import fingerprint_parquet, read_batches, read_parquet_layout, rows_in_chunks
+from softreg.io.dataset import generated_names
+from softreg.io.delimited import Selection, open_delimited
+from softreg.io.delimited_numbers import Layout as NumericLayout
+from softreg.io.delimited_numbers import NotNumeric, NumericChunk, numbers_then_text, read_layout
+from softreg.io.parquet import fingerprint_parquet, read_batches, read_parquet_layout, rows_in_chunks
+from softreg.io.sources import DELIMITED_SUFFIXES, source_kind
+from softreg.prepare.columns import Column, Columns
+from softreg.prepare.features import categorical_names
 from softreg.rundir.files import read_json_object
-from softreg.sources import DELIMITED_SUFFIXES, source_kind
 
 if TYPE_CHECKING:
     from softreg.config import Config
@@ -208,7 +208,7 @@ def _numeric_rows(config: Config, head: NumericLayout, layout: Layout) -> Iterat
 
 def _whole_rows(config: Config) -> _Reader:
     """A numeric source (.npz, builtin), loaded whole: streaming them is a later step."""
-    from softreg.data import load_data
+    from softreg.prepare.data import load_data
 
     dataset = load_data(config.data, config.data.source)
     if dataset.X is None:

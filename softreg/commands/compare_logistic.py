@@ -14,12 +14,12 @@ from softreg import logistic, plots, rundir
 from softreg.commands.common import save_run
 from softreg.compare import THRESHOLDS, Comparison, Problem, check_supported
 from softreg.config import Config, DataConfig, apply_overrides, dump_config, read_yaml, resolve
-from softreg.data import encode_labels, fit_standardizer, load_data, select_classes
 from softreg.errors import UsageError
 from softreg.evaluate import classification_metrics
-from softreg.features import drop_missing, features_of, fit_columns_for
 from softreg.kernels import Matrix
 from softreg.model import Model, standardize
+from softreg.prepare.data import encode_labels, fit_standardizer, load_data, select_classes
+from softreg.prepare.features import drop_missing, features_of, fit_columns_for
 
 # --data runs get these instead of train's defaults: enough decay for a well-conditioned
 # optimum and a cosine-annealed SGD that ends within 0.02 in probability of it

@@ -15,15 +15,11 @@ import numpy as np
 
 from softreg import rundir
 from softreg.cache import budget
-from softreg.columns import MISSING_HINT, Columns
-from softreg.data import encode_with
-from softreg.delimited import CHUNK_ROWS, Chunk, Selection, delimited_chunks, hint_label_first, typed_labels
-from softreg.delimited_numbers import NotNumeric, NumericChunk, numbers_then_text, read_layout
 from softreg.errors import DataError, warn
-from softreg.kernels import Matrix
-from softreg.model import Model
-from softreg.parquet import parquet_column_names, read_batches, read_parquet_layout
-from softreg.sources import (
+from softreg.io.delimited import CHUNK_ROWS, Chunk, Selection, delimited_chunks, hint_label_first, typed_labels
+from softreg.io.delimited_numbers import NotNumeric, NumericChunk, numbers_then_text, read_layout
+from softreg.io.parquet import parquet_column_names, read_batches, read_parquet_layout
+from softreg.io.sources import (
     DELIMITED_SUFFIXES,
     align_features,
     check_file,
@@ -31,6 +27,10 @@ from softreg.sources import (
     looks_like_svmlight,
     source_kind,
 )
+from softreg.kernels import Matrix
+from softreg.model import Model
+from softreg.prepare.columns import MISSING_HINT, Columns
+from softreg.prepare.data import encode_with
 
 EvaluatedChunks = Iterator[tuple[Matrix, np.ndarray]]  # raw features (n, d), class indices (n,)
 
@@ -57,7 +57,7 @@ def evaluated_chunks(
 
 
 def _streams(source: str) -> bool:
-    """Whether ``source`` is delimited text, read in chunks (`softreg.sources.load_source`'s rule)."""
+    """Whether ``source`` is delimited text, read in chunks (`softreg.io.sources.load_source`'s rule)."""
     if source == "-":
         return True
     path = Path(source)
@@ -106,7 +106,7 @@ def _delimited_chunks(
 
 @dataclass(frozen=True)
 class _EvaluatedColumns:
-    """The columns of a labelled file to evaluate (a `softreg.delimited.ColumnChoice`): ``label``
+    """The columns of a labelled file to evaluate (a `softreg.io.delimited.ColumnChoice`): ``label``
     (None: the last column), and the model's input columns among the others."""
 
     model: Model

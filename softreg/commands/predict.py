@@ -5,7 +5,7 @@ Parquet, svmlight and ``.npz`` (read whole), and builtin names. Parquet is read 
 batches, by the model's input column names (no label needed). Delimited input is read the way
 training read its file (its header rule and columns, from ``model.json``), one chunk at
 a time, so memory stays bounded whatever the file's size: numbers through the fast path
-(`softreg.delimited_numbers`) when the model's input columns are plain numeric ones, text
+(`softreg.io.delimited_numbers`) when the model's input columns are plain numeric ones, text
 cells otherwise and from wherever the fast path declines (their errors name the line).
 """
 
@@ -27,13 +27,13 @@ import numpy as np
 
 from softreg import rundir
 from softreg.cache import budget
-from softreg.columns import MISSING_HINT, Columns
-from softreg.delimited import CHUNK_ROWS, Chunk, delimited_chunks
-from softreg.delimited_numbers import Layout, NotNumeric, NumericChunk, numbers_then_text, read_layout
 from softreg.errors import DataError, warn
+from softreg.io.delimited import CHUNK_ROWS, Chunk, delimited_chunks
+from softreg.io.delimited_numbers import Layout, NotNumeric, NumericChunk, numbers_then_text, read_layout
+from softreg.io.parquet import read_batches, read_parquet_layout
+from softreg.io.sources import align_features, check_file, load_source, source_kind
 from softreg.model import Model
-from softreg.parquet import read_batches, read_parquet_layout
-from softreg.sources import align_features, check_file, load_source, source_kind
+from softreg.prepare.columns import MISSING_HINT, Columns
 
 
 @dataclass
@@ -110,7 +110,7 @@ def _warn_unknown(source: str, stream: PredictionStream) -> None:
 
 
 def _is_delimited(source: str) -> bool:
-    from softreg.sources import DELIMITED_SUFFIXES, looks_like_svmlight
+    from softreg.io.sources import DELIMITED_SUFFIXES, looks_like_svmlight
 
     path = Path(source)
     return path.suffix.lower() in DELIMITED_SUFFIXES or not path.is_file() or not looks_like_svmlight(path)
@@ -139,7 +139,7 @@ def _seekable(source: str, spool: bool = True) -> Iterator[str]:
 
 @dataclass(frozen=True)
 class InputColumns:
-    """The columns of a file to predict (a `softreg.delimited.ColumnChoice`): no label, the
+    """The columns of a file to predict (a `softreg.io.delimited.ColumnChoice`): no label, the
     model's input columns (`Model.input_positions`: by name, or by position in a file without
     a header) and its id column when the file has one."""
 

@@ -20,9 +20,9 @@ from typing import Protocol, TextIO, TypeAlias
 
 import numpy as np
 
-from softreg.columns import MISSING_TOKENS, is_number
-from softreg.dataset import Dataset, generated_names, shown_names
 from softreg.errors import DataError, warn
+from softreg.io.dataset import Dataset, generated_names, shown_names
+from softreg.prepare.columns import MISSING_TOKENS, is_number
 
 CHUNK_ROWS = 65536
 
@@ -317,7 +317,7 @@ def load_delimited(
     header: bool | None = None,
     encoding: str = "utf-8",
 ) -> Dataset:
-    """A delimited file as a `Dataset` of raw feature cells (see `softreg.columns` for how
+    """A delimited file as a `Dataset` of raw feature cells (see `softreg.prepare.columns` for how
     they become numbers), with its labels, line numbers and id column."""
     columns, rows, line_numbers = read_delimited_rows(path, delimiter, header, encoding)
     if len(columns) < 2:

@@ -1,7 +1,7 @@
 """Delimited text whose feature cells are all numbers, read fast: pandas' C parser, in chunks,
 straight into float64.
 
-A shortcut, never a second set of rules. `softreg.delimited` reads the head of the file (the
+A shortcut, never a second set of rules. `softreg.io.delimited` reads the head of the file (the
 delimiter, the header, the columns and the first rows); pandas then parses the body, features
 as float64 and the label and id columns as text. The result is exactly what the text-cell
 path gives for the same file: the same rows, each feature bit for bit what Python's ``float``
@@ -10,14 +10,14 @@ round-trip converter), each label the same stripped text. Or the shortcut declin
 (`NotNumeric`) and the caller reads the file as text cells, whose errors name the line and
 column. It declines whenever it cannot be sure: a feature cell that is not a finite number
 (missing, text, NaN, inf), a blank label, a row shorter or longer than the header, anything
-pandas refuses or warns about, first rows that differ from `softreg.delimited`'s reading of
+pandas refuses or warns about, first rows that differ from `softreg.io.delimited`'s reading of
 them, an encoding whose line end is not the byte ``\\n``, standard input. It never raises a
 DataError of its own, so every message stays the text path's.
 
 No Python object per cell: features go from pandas' parser to float64 arrays; only the label
 and id columns pass through Python strings, one chunk at a time.
 
-The columns are chosen by a `softreg.delimited.ColumnChoice`: training's `Selection`, or the
+The columns are chosen by a `softreg.io.delimited.ColumnChoice`: training's `Selection`, or the
 columns a saved model reads (no label for ``predict``). Streaming readers (ingest, ``evaluate
 --data``, ``predict``) go through `numbers_then_text`, which hands over to the text path at the
 chunk where the fast path declines, so that the text path reads on from the same row.
@@ -36,8 +36,9 @@ from typing import IO, Any, TypeVar
 
 import numpy as np
 
-from softreg.dataset import Dataset, generated_names
-from softreg.delimited import (
+from softreg.errors import DataError
+from softreg.io.dataset import Dataset, generated_names
+from softreg.io.delimited import (
     HEADER_LOOKAHEAD,
     Chunk,
     ColumnChoice,
@@ -47,7 +48,6 @@ from softreg.delimited import (
     python_encoding,
     typed_labels,
 )
-from softreg.errors import DataError
 
 CHUNK_ROWS = 65536
 
@@ -67,7 +67,7 @@ class NumericChunk:
 
     X : ndarray of shape (n_rows, n_features), float64
     label_texts : ndarray of shape (n_texts,), str
-        The distinct labels, stripped (as `softreg.delimited.load_delimited` has them); empty
+        The distinct labels, stripped (as `softreg.io.delimited.load_delimited` has them); empty
         when the layout has no label column (the rows to predict).
     label_codes : ndarray of shape (n_rows,), int
         The label of each row, an index into ``label_texts``; empty without a label column.
@@ -92,7 +92,7 @@ class NumericChunk:
 
 @dataclass(frozen=True)
 class Layout:
-    """A delimited file's head as `softreg.delimited` reads it: its columns, which are label, id
+    """A delimited file's head as `softreg.io.delimited` reads it: its columns, which are label, id
     and features, where the body starts, and the first data rows; and what `read_layout` was
     asked, with which the text path reads the file where the fast path declines."""
 
@@ -300,7 +300,7 @@ def numbers_then_text(
 
 class RowsAfter(Iterator[Chunk]):
     """The text path's chunks less their first ``skip`` rows; ``position()`` is the file's
-    (`softreg.delimited.DelimitedText.position`), for progress."""
+    (`softreg.io.delimited.DelimitedText.position`), for progress."""
 
     def __init__(self, opened: DelimitedText, skip: int) -> None:
         self.position = opened.position
@@ -325,7 +325,7 @@ def load_numbers(
     encoding: str = "utf-8",
 ) -> Dataset:
     """A delimited file whose feature cells are all finite numbers as a `Dataset` with float64
-    ``X`` and no text cells, exactly as `softreg.delimited.load_delimited` followed by
+    ``X`` and no text cells, exactly as `softreg.io.delimited.load_delimited` followed by
     encoding its cells would give it; NotNumeric for any other file.
 
     Memory: ``X`` is allocated once from the file size and the first chunk's bytes per row,

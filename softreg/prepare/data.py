@@ -1,5 +1,5 @@
 """From a config's ``data`` section to standardized parts: load (through the registry of
-`softreg.sources`), select classes, encode labels, split, standardize.
+`softreg.io.sources`), select classes, encode labels, split, standardize.
 
 Every error names the file and, where it applies, the line and column.
 """
@@ -14,14 +14,14 @@ from typing import TYPE_CHECKING
 import numpy as np
 import scipy.sparse as sp
 
-from softreg.columns import Columns
-from softreg.dataset import Dataset, shown_names
-from softreg.delimited import Selection
 from softreg.errors import DataError, warn
-from softreg.features import drop_missing, features_of, fit_columns_for, refuse_missing
+from softreg.io.dataset import Dataset, shown_names
+from softreg.io.delimited import Selection
+from softreg.io.sources import align_features, load_source
 from softreg.kernels import Matrix
 from softreg.model import standardize
-from softreg.sources import align_features, load_source
+from softreg.prepare.columns import Columns
+from softreg.prepare.features import drop_missing, features_of, fit_columns_for, refuse_missing
 from softreg.train import ArrayData
 
 if TYPE_CHECKING:

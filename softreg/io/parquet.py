@@ -26,10 +26,10 @@ from typing import Any
 
 import numpy as np
 
-from softreg.dataset import Dataset, shown_names
-from softreg.delimited import ColumnChoice, Selection, typed_labels
 from softreg.errors import DataError
 from softreg.escape import visible
+from softreg.io.dataset import Dataset, shown_names
+from softreg.io.delimited import ColumnChoice, Selection, typed_labels
 
 PARQUET_SUFFIXES = (".parquet", ".pq")
 BATCH_ROWS = 65536

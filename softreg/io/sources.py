@@ -7,8 +7,8 @@ Config validation, training, ``evaluate --data`` and ``predict`` all go through 
 - svmlight/libsvm text (a `SVMLIGHT_SUFFIXES` suffix, or content that looks like it),
   kept as a scipy CSR matrix, never densified;
 - Parquet: a ``.parquet`` (or ``.pq``) file, or a folder of ``*.parquet`` files
-  (`softreg.parquet`, needs pyarrow: the ``softreg[parquet]`` extra);
-- anything else: delimited text (`softreg.delimited`; ``.tsv``/``.tab`` default to tabs).
+  (`softreg.io.parquet`, needs pyarrow: the ``softreg[parquet]`` extra);
+- anything else: delimited text (`softreg.io.delimited`; ``.tsv``/``.tab`` default to tabs).
 """
 
 from __future__ import annotations
@@ -24,12 +24,12 @@ from typing import cast
 import numpy as np
 import scipy.sparse as sp
 
-from softreg.dataset import Dataset, check_finite, shown_names
-from softreg.delimited import Selection, load_delimited
-from softreg.delimited_numbers import NotNumeric, load_numbers
 from softreg.errors import DataError
+from softreg.io.dataset import Dataset, check_finite, shown_names
+from softreg.io.delimited import Selection, load_delimited
+from softreg.io.delimited_numbers import NotNumeric, load_numbers
+from softreg.io.parquet import is_parquet, load_parquet
 from softreg.kernels import Matrix
-from softreg.parquet import is_parquet, load_parquet
 
 BUILTIN_PREFIX = "builtin:"
 BUILTINS = ("iris", "digits", "wine", "breast_cancer")
@@ -69,7 +69,7 @@ def load_source(
     numeric sources carry their labels, and take ``features``/``exclude`` by name.
 
     ``as_numbers``: delimited text whose feature cells are all finite numbers loads as float64
-    ``X`` (`softreg.delimited_numbers`, many times faster, no text cells kept); other text
+    ``X`` (`softreg.io.delimited_numbers`, many times faster, no text cells kept); other text
     still loads as ``cells``. Leave it False where the raw cells matter (categories named by
     hand may be numbers).
     """
