@@ -9,7 +9,7 @@ from hypothesis.extra import numpy as hnp
 from sklearn.datasets import dump_svmlight_file
 
 from softreg.errors import DataError
-from softreg.io.delimited import Selection
+from softreg.io.selection import Selection
 from softreg.io.sources import load_source
 from softreg.model import standardize
 from softreg.prepare.data import encode_labels, fit_standardizer, select_classes, split_indices

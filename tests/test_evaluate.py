@@ -315,7 +315,7 @@ def test_streamed_evaluation_equals_one_piece_bit_for_bit(iris_run):
     read in one chunk, exactly, and those equal the in-memory metrics of the same rows."""
     from softreg import rundir
     from softreg.commands.evaluate import evaluate_run
-    from softreg.io.delimited import Selection
+    from softreg.io.selection import Selection
     from softreg.io.sources import load_source
 
     source = str(REPO / "data" / "iris.csv")

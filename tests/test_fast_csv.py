@@ -15,8 +15,8 @@ from hypothesis.extra import numpy as hnp
 from softreg.cli import main
 from softreg.errors import DataError
 from softreg.io import delimited_numbers, sources
-from softreg.io.delimited import Selection
 from softreg.io.delimited_numbers import NotNumeric
+from softreg.io.selection import Selection
 from softreg.io.sources import load_source
 from softreg.prepare.columns import Columns
 

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from softreg import cache
 from softreg.cli import main
-from softreg.io.delimited import Selection
+from softreg.io.selection import Selection
 from softreg.io.sources import load_source
 
 FAST = ["--set", "optim.epochs=3", "--set", "output.plots=false", "--quiet"]

@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from softreg.prepare.columns import Column, Columns, missing_error, missing_mask, numeric_or_none
+from softreg.io.cells import missing_mask, numeric_or_none
+from softreg.prepare.columns import Column, Columns, missing_error
 
 STREAMED_MISSING = ("error", "drop", "mean")
 

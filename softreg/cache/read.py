@@ -13,9 +13,10 @@ import numpy as np
 from softreg.cache.budget import memory_budget
 from softreg.cache.build import ingest
 from softreg.cache.manifest import problem
-from softreg.cache.rows import BLOCK_ROWS, Manifest, cache_options, check_cacheable, fingerprint, read_manifest
+from softreg.cache.rows import BLOCK_ROWS, Manifest, cache_options, check_cacheable, read_manifest
 from softreg.cache.staging import remove_abandoned
 from softreg.errors import DataError
+from softreg.io.fingerprint import fingerprint
 from softreg.kernels import Batch
 from softreg.prepare.columns import Columns
 from softreg.train import ArrayData

@@ -3,7 +3,6 @@ hashes of the row index, and moments merged chunk by chunk."""
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import math
 import os
@@ -17,11 +16,13 @@ import numpy as np
 from softreg.cache.cells import STREAMED_MISSING, CellChunk, Layout, split_cells
 from softreg.errors import DataError
 from softreg.io.dataset import generated_names
-from softreg.io.delimited import Selection, open_delimited
+from softreg.io.delimited import open_delimited
 from softreg.io.delimited_numbers import Layout as NumericLayout
 from softreg.io.delimited_numbers import NotNumeric, NumericChunk, numbers_then_text, read_layout
-from softreg.io.parquet import fingerprint_parquet, read_batches, read_parquet_layout, rows_in_chunks
-from softreg.io.sources import DELIMITED_SUFFIXES, source_kind
+from softreg.io.fingerprint import fingerprint
+from softreg.io.kinds import default_delimiter, source_kind
+from softreg.io.parquet import read_batches, read_parquet_layout, rows_in_chunks
+from softreg.io.selection import Selection
 from softreg.prepare.columns import Column, Columns
 from softreg.prepare.features import categorical_names
 from softreg.rundir.files import read_json_object
@@ -41,8 +42,6 @@ BLOCK_ROWS = 65536  # rows a training epoch visits together (block order and row
 BUCKET_BYTES = 64 * 2**20  # the size a bucket aims at: what pass 2 holds in memory (about 3x)
 
 MAX_BUCKETS = 1000  # open files during pass 1
-
-FINGERPRINT_BYTES = 2**20
 
 READ_ROWS = 32768  # rows parsed at a time (pandas holds several copies of a chunk: the ingest's peak follows it)
 
@@ -94,24 +93,6 @@ class Moments:
         scale = np.sqrt(self.squares / max(self.count, 1))
         constant = scale < 10 * np.finfo(np.float64).eps * np.maximum(np.abs(self.mean), 1.0)
         return self.mean.copy(), np.where(constant, 1.0, scale)
-
-def fingerprint(source: str) -> dict[str, Any]:
-    """Size, modification time and SHA-256 of the first and last MiB of a file (a builtin: its name;
-    a folder of Parquet files: those of each file, and their total size)."""
-    if source_kind(source) == "builtin":
-        return {"builtin": source}
-    if Path(source).is_dir():
-        return fingerprint_parquet(source)
-    try:
-        stat = os.stat(source)
-        digest = hashlib.sha256()
-        with open(source, "rb") as handle:
-            digest.update(handle.read(FINGERPRINT_BYTES))
-            handle.seek(max(0, stat.st_size - FINGERPRINT_BYTES))
-            digest.update(handle.read(FINGERPRINT_BYTES))
-    except OSError as error:
-        raise DataError(f"{source}: cannot read ({error.strerror or error})") from None
-    return {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256_ends": digest.hexdigest()}
 
 @dataclass
 class SourceInfo:
@@ -259,7 +240,7 @@ def _open_source(config: Config, stack: Any) -> _Reader:
         return _parquet_rows(config)
     if kind != "delimited":
         return _whole_rows(config)
-    delimiter = data.delimiter or DELIMITED_SUFFIXES.get(Path(data.source).suffix.lower())
+    delimiter = data.delimiter or default_delimiter(data.source)
     selection = Selection(label=data.label, id=data.id, features=data.features, exclude=data.exclude or ())
     head: NumericLayout | None = None
     if not (isinstance(data.categorical, list) and data.categorical):  # named categories: the text path

@@ -16,17 +16,12 @@ import numpy as np
 from softreg import rundir
 from softreg.cache import budget
 from softreg.errors import DataError, warn
-from softreg.io.delimited import CHUNK_ROWS, Chunk, Selection, delimited_chunks, hint_label_first, typed_labels
+from softreg.io.delimited import CHUNK_ROWS, Chunk, delimited_chunks, hint_label_first, typed_labels
 from softreg.io.delimited_numbers import NotNumeric, NumericChunk, numbers_then_text, read_layout
+from softreg.io.kinds import check_file, default_delimiter, source_kind
 from softreg.io.parquet import parquet_column_names, read_batches, read_parquet_layout
-from softreg.io.sources import (
-    DELIMITED_SUFFIXES,
-    align_features,
-    check_file,
-    load_source,
-    looks_like_svmlight,
-    source_kind,
-)
+from softreg.io.selection import Selection
+from softreg.io.sources import align_features, load_source
 from softreg.kernels import Matrix
 from softreg.model import Model
 from softreg.prepare.columns import MISSING_HINT, Columns
@@ -44,7 +39,7 @@ def evaluated_chunks(
     streamed, the saved test split and other sources (.npz, svmlight, builtin) in one piece.
     Whatever can be refused before the first row (a missing file, missing columns) is refused
     on entry."""
-    if data is not None and _streams(data):
+    if data is not None and source_kind(data) == "delimited":
         with _delimited_chunks(run_dir, model, data, label, header, chunk_rows) as chunks:
             yield chunks, data
         return
@@ -54,16 +49,6 @@ def evaluated_chunks(
         return
     X_raw, y, source = _evaluated_data(run_dir, model, data, label, header)
     yield iter([(X_raw, y)]), source
-
-
-def _streams(source: str) -> bool:
-    """Whether ``source`` is delimited text, read in chunks (`softreg.io.sources.load_source`'s rule)."""
-    if source == "-":
-        return True
-    path = Path(source)
-    if source_kind(source) != "delimited":
-        return False
-    return path.suffix.lower() in DELIMITED_SUFFIXES or not path.is_file() or not looks_like_svmlight(path)
 
 
 @contextmanager
@@ -79,7 +64,7 @@ def _delimited_chunks(
     if data != "-":
         check_file(data, Path(data))
     rows = chunk_rows or budget.chunk_rows(budget.run_budget(run_dir), len(model.input_names) + 2, CHUNK_ROWS)
-    delimiter = DELIMITED_SUFFIXES.get(Path(data).suffix.lower()) if data != "-" else None
+    delimiter = default_delimiter(data)
     columns = model.columns or Columns.numeric(model.feature_names)
     choice = _EvaluatedColumns(model, label, data)
     try:
@@ -106,7 +91,7 @@ def _delimited_chunks(
 
 @dataclass(frozen=True)
 class _EvaluatedColumns:
-    """The columns of a labelled file to evaluate (a `softreg.io.delimited.ColumnChoice`): ``label``
+    """The columns of a labelled file to evaluate (a `softreg.io.selection.ColumnChoice`): ``label``
     (None: the last column), and the model's input columns among the others."""
 
     model: Model

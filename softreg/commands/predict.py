@@ -30,8 +30,9 @@ from softreg.cache import budget
 from softreg.errors import DataError, warn
 from softreg.io.delimited import CHUNK_ROWS, Chunk, delimited_chunks
 from softreg.io.delimited_numbers import Layout, NotNumeric, NumericChunk, numbers_then_text, read_layout
+from softreg.io.kinds import check_file, source_kind
 from softreg.io.parquet import read_batches, read_parquet_layout
-from softreg.io.sources import align_features, check_file, load_source, source_kind
+from softreg.io.sources import align_features, load_source
 from softreg.model import Model
 from softreg.prepare.columns import MISSING_HINT, Columns
 
@@ -78,8 +79,8 @@ def prediction_stream(
     """
     model = rundir.load_model(run_dir)
     source = str(input_path)
-    kind = source_kind(source) if source != "-" else "delimited"
-    if kind not in ("delimited", "parquet") or (kind == "delimited" and source != "-" and not _is_delimited(source)):
+    kind = source_kind(source)
+    if kind not in ("delimited", "parquet"):
         yield _whole_file(model, source)
         return
     if chunk_rows is None:
@@ -109,13 +110,6 @@ def _warn_unknown(source: str, stream: PredictionStream) -> None:
         warn(f"{source}: categories unseen in training got all-zero indicators ({counts} cells)")
 
 
-def _is_delimited(source: str) -> bool:
-    from softreg.io.sources import DELIMITED_SUFFIXES, looks_like_svmlight
-
-    path = Path(source)
-    return path.suffix.lower() in DELIMITED_SUFFIXES or not path.is_file() or not looks_like_svmlight(path)
-
-
 @contextmanager
 def _seekable(source: str, spool: bool = True) -> Iterator[str]:
     """A path to read (twice if need be): the file itself, or standard input, spooled to a
@@ -139,7 +133,7 @@ def _seekable(source: str, spool: bool = True) -> Iterator[str]:
 
 @dataclass(frozen=True)
 class InputColumns:
-    """The columns of a file to predict (a `softreg.io.delimited.ColumnChoice`): no label, the
+    """The columns of a file to predict (a `softreg.io.selection.ColumnChoice`): no label, the
     model's input columns (`Model.input_positions`: by name, or by position in a file without
     a header) and its id column when the file has one."""
 

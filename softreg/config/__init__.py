@@ -49,7 +49,7 @@ from softreg.config.rules import (
 from softreg.config.sections import ENGINES, Config, DataConfig, EngineConfig, ModelConfig, OptimConfig, OutputConfig
 from softreg.config.yaml_io import apply_overrides, parse_override, read_yaml
 from softreg.errors import ConfigError
-from softreg.io.sources import BUILTIN_PREFIX, BUILTINS
+from softreg.io.kinds import BUILTIN_PREFIX, BUILTINS
 from softreg.losses import LOSSES, SPHERICAL_START
 from softreg.optim import SCHEDULES, VARIANCE_REDUCTION
 

@@ -8,8 +8,8 @@ import math
 from collections.abc import Callable, Iterable
 from typing import Any, TypeAlias
 
+from softreg.io.cells import is_number
 from softreg.losses import NORMALIZERS, SUM_REFUSED
-from softreg.prepare.columns import is_number
 from softreg.train import AUTO
 
 REQUIRED = object()

@@ -31,9 +31,10 @@ from typing import Any
 
 import numpy as np
 
+from softreg.io.cells import MISSING_TOKENS
 from softreg.losses import SPHERICAL_EPSILON
 from softreg.model import Model
-from softreg.prepare.columns import MISSING_TOKENS, Columns
+from softreg.prepare.columns import Columns
 
 NUMERIC_OPSET = 13  # Softmax over one axis, Squeeze with axes as an input
 TEXT_OPSET = 20  # RegexFullMatch

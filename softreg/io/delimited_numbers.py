@@ -17,7 +17,7 @@ DataError of its own, so every message stays the text path's.
 No Python object per cell: features go from pandas' parser to float64 arrays; only the label
 and id columns pass through Python strings, one chunk at a time.
 
-The columns are chosen by a `softreg.io.delimited.ColumnChoice`: training's `Selection`, or the
+The columns are chosen by a `softreg.io.selection.ColumnChoice`: training's `Selection`, or the
 columns a saved model reads (no label for ``predict``). Streaming readers (ingest, ``evaluate
 --data``, ``predict``) go through `numbers_then_text`, which hands over to the text path at the
 chunk where the fast path declines, so that the text path reads on from the same row.
@@ -41,13 +41,12 @@ from softreg.io.dataset import Dataset, generated_names
 from softreg.io.delimited import (
     HEADER_LOOKAHEAD,
     Chunk,
-    ColumnChoice,
     DelimitedText,
-    Selection,
     open_delimited,
     python_encoding,
     typed_labels,
 )
+from softreg.io.selection import ColumnChoice, Selection
 
 CHUNK_ROWS = 65536
 

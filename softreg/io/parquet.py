@@ -15,7 +15,6 @@ strings. Rows are read in batches, never as a Python object per cell.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -29,17 +28,11 @@ import numpy as np
 from softreg.errors import DataError
 from softreg.escape import visible
 from softreg.io.dataset import Dataset, shown_names
-from softreg.io.delimited import ColumnChoice, Selection, typed_labels
+from softreg.io.delimited import typed_labels
+from softreg.io.selection import ColumnChoice, Selection
 
-PARQUET_SUFFIXES = (".parquet", ".pq")
 BATCH_ROWS = 65536
 INSTALL_HINT = "pip install 'softreg[parquet]' (from a clone of the repository: pip install '.[parquet]')"
-FINGERPRINT_BYTES = 2**20
-
-
-def is_parquet(source: str) -> bool:
-    """Whether a source names Parquet: a ``.parquet``/``.pq`` file, or a folder."""
-    return Path(source).suffix.lower() in PARQUET_SUFFIXES or os.path.isdir(source)  # False on any OSError
 
 
 def parquet_files(source: str | os.PathLike[str]) -> list[Path]:
@@ -57,25 +50,6 @@ def parquet_files(source: str | os.PathLike[str]) -> list[Path]:
         raise DataError(f"{source}: a folder is read as Parquet, and this one holds no *.parquet files; "
                         "give a data file, or a folder of Parquet files")
     return files
-
-
-def fingerprint_parquet(source: str) -> dict[str, Any]:
-    """Size, modification time and SHA-256 of the first and last MiB of each Parquet file of a
-    folder (sorted), and their total size; a change to any of them changes it."""
-    entries = []
-    try:
-        for path in parquet_files(source):
-            stat = path.stat()
-            digest = hashlib.sha256()
-            with open(path, "rb") as handle:
-                digest.update(handle.read(FINGERPRINT_BYTES))
-                handle.seek(max(0, stat.st_size - FINGERPRINT_BYTES))
-                digest.update(handle.read(FINGERPRINT_BYTES))
-            entries.append({"name": path.name, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns,
-                            "sha256_ends": digest.hexdigest()})
-    except OSError as error:
-        raise DataError(f"{source}: cannot read ({error.strerror or error})") from None
-    return {"size": sum(entry["size"] for entry in entries), "files": entries}
 
 
 def _pyarrow(source: str | os.PathLike[str]) -> tuple[ModuleType, ModuleType, ModuleType]:

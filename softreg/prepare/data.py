@@ -16,7 +16,7 @@ import scipy.sparse as sp
 
 from softreg.errors import DataError, warn
 from softreg.io.dataset import Dataset, shown_names
-from softreg.io.delimited import Selection
+from softreg.io.selection import Selection
 from softreg.io.sources import align_features, load_source
 from softreg.kernels import Matrix
 from softreg.model import standardize
