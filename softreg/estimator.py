@@ -31,7 +31,8 @@ from softreg.config import key_spec
 from softreg.config.rules import plain
 from softreg.losses import SPHERICAL_START
 from softreg.model import raw_logits, standardize
-from softreg.prepare.data import fit_standardizer, random_streams, split_indices
+from softreg.prepare.data import fit_standardizer, random_streams
+from softreg.prepare.split import split_indices
 from softreg.train import AUTO, ArrayData, EpochRecord, Settings, TrainingState, fit
 
 # each parameter and the config section of the key it mirrors (same default, same rule;

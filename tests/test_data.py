@@ -12,8 +12,10 @@ from softreg.errors import DataError
 from softreg.io.selection import Selection
 from softreg.io.sources import load_source
 from softreg.model import standardize
-from softreg.prepare.data import encode_labels, fit_standardizer, select_classes, split_indices
+from softreg.prepare.data import fit_standardizer
 from softreg.prepare.features import as_numeric
+from softreg.prepare.labels import encode_labels, select_classes
+from softreg.prepare.split import split_indices
 from softreg.train import ArrayData
 
 

@@ -18,8 +18,9 @@ from softreg.errors import UsageError
 from softreg.evaluate import classification_metrics
 from softreg.kernels import Matrix
 from softreg.model import Model, standardize
-from softreg.prepare.data import encode_labels, fit_standardizer, load_data, select_classes
+from softreg.prepare.data import fit_standardizer, load_data
 from softreg.prepare.features import drop_missing, features_of, fit_columns_for
+from softreg.prepare.labels import encode_labels, select_classes
 
 # --data runs get these instead of train's defaults: enough decay for a well-conditioned
 # optimum and a cosine-annealed SGD that ends within 0.02 in probability of it

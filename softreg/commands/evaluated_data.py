@@ -25,7 +25,7 @@ from softreg.io.sources import align_features, load_source
 from softreg.kernels import Matrix
 from softreg.model import Model
 from softreg.prepare.columns import MISSING_HINT, Columns
-from softreg.prepare.data import encode_with
+from softreg.prepare.labels import encode_with
 
 EvaluatedChunks = Iterator[tuple[Matrix, np.ndarray]]  # raw features (n, d), class indices (n,)
 
