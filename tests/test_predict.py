@@ -8,6 +8,7 @@ import pytest
 from softreg import rundir
 from softreg.commands import predict
 from softreg.errors import DataError
+from softreg.io import delimited_numbers
 from softreg.io.delimited_numbers import NotNumeric
 from softreg.model import Model
 
@@ -127,7 +128,7 @@ def predicted(run_dir, path, monkeypatch, fast, chunk_rows=7):
     with monkeypatch.context() as patch:
         patch.setattr(predict, "_numeric_predictions", counted)
         if not fast:
-            patch.setattr(predict, "read_layout", declines)
+            patch.setattr(delimited_numbers, "read_layout", declines)
         buffer = io.StringIO()
         try:
             with predict.prediction_stream(run_dir, path, chunk_rows=chunk_rows) as stream:
