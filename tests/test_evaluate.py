@@ -353,6 +353,7 @@ def evaluated(run_dir, source, monkeypatch, fast, chunk_rows=7):
     from softreg.commands import evaluate as command
     from softreg.commands import evaluated_data as reading
     from softreg.errors import DataError
+    from softreg.io import delimited_numbers
     from softreg.io.delimited_numbers import NotNumeric
 
     numeric = []
@@ -369,7 +370,7 @@ def evaluated(run_dir, source, monkeypatch, fast, chunk_rows=7):
         warnings.simplefilter("always")
         patch.setattr(reading, "_numeric_chunk", counted)
         if not fast:
-            patch.setattr(reading, "read_layout", declines)
+            patch.setattr(delimited_numbers, "read_layout", declines)
         try:
             result = command.evaluate_run(run_dir, data=str(source), optimum=True, chunk_rows=chunk_rows)
         except DataError as error:

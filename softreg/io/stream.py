@@ -25,11 +25,11 @@ import numpy as np
 from softreg.errors import DataError
 from softreg.io import delimited_numbers
 from softreg.io.dataset import Dataset, generated_names
-from softreg.io.delimited import CHUNK_ROWS, DelimitedText, open_delimited
+from softreg.io.delimited import CHUNK_ROWS, DelimitedText, delimited_chunks, open_delimited
 from softreg.io.delimited_numbers import Layout, NotNumeric, RowsAfter
 from softreg.io.kinds import source_kind
-from softreg.io.parquet import ParquetLayout, read_batches, read_parquet_layout, rows_in_chunks
-from softreg.io.selection import ColumnChoice
+from softreg.io.parquet import ParquetLayout, parquet_column_names, read_batches, read_parquet_layout, rows_in_chunks
+from softreg.io.selection import ColumnChoice, Selection
 from softreg.kernels import Matrix
 
 
@@ -130,7 +130,7 @@ def open_rows(
         yield _parquet_rows(source, columns, options, chunk_rows)
         return
     if kind != "delimited":
-        yield _whole_rows(source, kind, options)
+        yield _whole_rows(source, kind, columns, options)
         return
     with ExitStack() as stack:
         yield _delimited_rows(stack, source, columns, options, chunk_rows, where)
@@ -229,12 +229,22 @@ def _parquet_chunks(layout: ParquetLayout, options: ReadOptions, chunk_rows: int
         yield RowChunk(batch.X, None, batch.label_texts, batch.label_codes, batch.ids, None, first_row, offset)
 
 
-def _whole_rows(source: str, kind: str, options: ReadOptions) -> Rows:
-    """svmlight, ``.npz`` or a builtin set, loaded whole: one chunk of numbers and typed labels."""
+def _whole_rows(source: str, kind: str, columns: ColumnChoice, options: ReadOptions) -> Rows:
+    """svmlight, ``.npz`` or a builtin set, loaded whole: one chunk of numbers and typed labels
+    (a `Selection` picks features by name; it cannot name a label or id, which these carry)."""
     from softreg.io.sources import load_source
 
-    dataset = load_source(source, index_base=options.index_base)
+    selection = columns if isinstance(columns, Selection) else None
+    dataset = load_source(source, selection, index_base=options.index_base)
     names = list(dataset.feature_names)
     rows = Rows(kind, source, names, None, None, list(range(len(names))), dataset.named, dataset=dataset)
     rows.chunks = iter([RowChunk(dataset.X, None, dataset.labels, np.arange(dataset.n_samples), None, None, 0)])
     return rows
+
+
+def column_names(source: str, header: bool | None = None) -> list[str]:
+    """The columns of a delimited or Parquet source (read from its head, or its first file's schema)."""
+    if source_kind(source) == "parquet":
+        return parquet_column_names(source)
+    with delimited_chunks(source, header=header) as (names, _):  # the header (and a few rows)
+        return names
