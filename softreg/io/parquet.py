@@ -27,8 +27,7 @@ import numpy as np
 
 from softreg.errors import DataError
 from softreg.escape import visible
-from softreg.io.dataset import Dataset, shown_names
-from softreg.io.delimited import typed_labels
+from softreg.io.dataset import shown_names
 from softreg.io.selection import ColumnChoice, Selection
 
 BATCH_ROWS = 65536
@@ -258,45 +257,6 @@ def _texts(pa: ModuleType, pc: ModuleType, column: Any, path: Path, name: str) -
         nan = np.flatnonzero(np.asarray(pc.is_nan(dictionary).fill_null(False)))
         codes = np.where(np.isin(codes, nan), -1, codes)
     return texts, codes
-
-
-def load_parquet(source: str, selection: Selection | None = None) -> Dataset:
-    """A Parquet file or folder as a `Dataset` of float64 ``X`` (NaN for nulls), typed labels
-    and ids; ``X`` is allocated once, from the files' row counts."""
-    layout = read_parquet_layout(source, selection)
-    shape = (sum(layout.rows), len(layout.features))
-    try:
-        X = np.empty(shape)
-    except MemoryError:
-        raise DataError(f"{source}: {shape[0]} rows x {shape[1]} features do not fit in memory as float64 "
-                        f"({shape[0] * shape[1] * 8 / 2**30:.1f} GiB); a data.cache streams them") from None
-    codes = np.empty(X.shape[0], dtype=np.intp)
-    texts: dict[str, int] = {}
-    ids: list[np.ndarray] = []
-    start = 0
-    for batch in read_batches(layout):
-        end = start + len(batch)
-        if end > X.shape[0]:
-            raise DataError(f"{source}: holds more rows than its metadata says ({X.shape[0]}); is a file damaged?")
-        X[start:end] = batch.X
-        index = np.array([texts.setdefault(text, len(texts)) for text in batch.label_texts.tolist()], dtype=np.intp)
-        codes[start:end] = index[batch.label_codes]
-        if batch.ids is not None:
-            ids.append(batch.ids)
-        start = end
-    if start != X.shape[0]:
-        raise DataError(f"{source}: holds {start} rows, its metadata says {X.shape[0]}; is a file damaged?")
-    names = layout.names
-    assert layout.target is not None, "a Selection always chooses a label"
-    return Dataset(
-        X=X,
-        labels=typed_labels(np.array(list(texts), dtype=str))[codes],
-        feature_names=layout.feature_names,
-        label_name=names[layout.target],
-        source=str(source),
-        ids=None if layout.ident is None else np.concatenate(ids),
-        id_name=None if layout.ident is None else names[layout.ident],
-    )
 
 
 def rows_in_chunks(batches: Iterator[ParquetBatch], chunk_rows: int) -> Iterator[ParquetBatch]:

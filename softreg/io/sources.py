@@ -12,13 +12,13 @@ from typing import cast
 import scipy.sparse as sp
 
 from softreg.errors import DataError
+from softreg.io.arrays import load_numbers, load_parquet
 from softreg.io.builtin import load_builtin
 from softreg.io.dataset import Dataset, shown_names
 from softreg.io.delimited import load_delimited
-from softreg.io.delimited_numbers import NotNumeric, load_numbers
+from softreg.io.delimited_numbers import NotNumeric
 from softreg.io.kinds import BUILTIN_PREFIX, check_file, default_delimiter, source_kind
 from softreg.io.npz import load_npz
-from softreg.io.parquet import load_parquet
 from softreg.io.selection import Selection
 from softreg.io.svmlight import load_svmlight
 from softreg.kernels import Matrix

@@ -95,8 +95,9 @@ class RowChunk:
 @dataclass
 class Rows:
     """An open source: its kind, its columns (``names``, every column of the file), which of them
-    are the label, the id and the features, and its chunks (`RowChunk`); ``dataset``: a whole
-    source as loaded."""
+    are the label, the id and the features, and its chunks (`RowChunk`); ``numbers``: whether the
+    chunks start as numbers (False: delimited text read as text cells from its first row);
+    ``dataset``: a whole source as loaded."""
 
     kind: str
     source: str
@@ -105,6 +106,7 @@ class Rows:
     ident: int | None
     features: list[int]
     named: bool
+    numbers: bool = True
     chunks: Iterator[RowChunk] = field(default_factory=lambda: iter(()))
     dataset: Dataset | None = None
     _declined: bool = False
@@ -154,7 +156,7 @@ def _delimited_rows(
     )
     target, ident, features = columns.resolve(where, opened.names)  # missing columns refused here, up front
     named = opened.names != generated_names(len(opened.names))
-    rows = Rows("delimited", source, opened.names, target, ident, features, named)
+    rows = Rows("delimited", source, opened.names, target, ident, features, named, numbers=False)
     rows.chunks = _text_chunks(rows, opened, opened.chunks, 0, where)
     return rows
 
