@@ -4,7 +4,7 @@
 - one module per format: `delimited` (text cells; `delimited_numbers`, its fast numeric path),
   `svmlight`, `npz`, `parquet`, `builtin`;
 - `selection`: which columns are the label, the id and the features, for every format;
-- `rows`: the one streaming entry point (`open_rows`) that ingest, ``evaluate --data`` and
+- `stream`: the one streaming entry point (`open_rows`) that ingest, ``evaluate --data`` and
   ``predict`` read through; `sources.load_source` reads a source whole;
 - `footprint` and `fingerprint`: a source's size before loading it, and what identifies its content.
 

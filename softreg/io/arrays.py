@@ -1,5 +1,6 @@
-"""Numeric delimited text and Parquet read whole: ``X`` float64 allocated once (from the file's
-size or the Parquet metadata) and filled chunk by chunk, labels kept as codes until the end."""
+"""Numeric delimited text and Parquet read whole, through `softreg.io.stream.open_rows`: ``X``
+float64 allocated once (from the file's size or the Parquet metadata) and filled chunk by chunk,
+labels kept as codes until the end."""
 
 from __future__ import annotations
 
@@ -12,9 +13,10 @@ import numpy as np
 from softreg.errors import DataError
 from softreg.io.dataset import Dataset
 from softreg.io.delimited import typed_labels
-from softreg.io.delimited_numbers import CHUNK_ROWS, read_chunks, read_layout
-from softreg.io.parquet import read_batches, read_parquet_layout
+from softreg.io.delimited_numbers import CHUNK_ROWS, NotNumeric
+from softreg.io.parquet import BATCH_ROWS
 from softreg.io.selection import Selection
+from softreg.io.stream import ReadOptions, RowChunk, Rows, open_rows
 
 
 def load_numbers(
@@ -32,39 +34,56 @@ def load_numbers(
     grown (or shrunk at the end) in place, so loading peaks a chunk above ``X`` and the labels.
     (A row takes at least two bytes per column: a character and a delimiter or line end.)
     """
-    layout = read_layout(path, selection, delimiter, header, encoding)
-    size = os.stat(path).st_size
-    n_features = len(layout.features)
-    X = np.empty((0, n_features))
-    codes = np.empty(0, dtype=np.intp)
-    texts: dict[str, int] = {}  # each distinct label and its index
-    ids: list[np.ndarray] = []
-    n_rows = 0
-    for chunk in read_chunks(layout, CHUNK_ROWS):
-        end = n_rows + len(chunk)
-        if end > X.shape[0]:
-            X = _room_for(X, end, size // (2 * len(layout.names)), size, chunk.offset)
-            codes.resize(X.shape[0], refcheck=False)
-        X[n_rows:end] = chunk.X
-        index = np.array([texts.setdefault(text, len(texts)) for text in chunk.label_texts.tolist()], dtype=np.intp)
-        codes[n_rows:end] = index[chunk.label_codes]
-        if chunk.ids is not None:
-            ids.append(chunk.ids)
-        n_rows = end
-    X.resize((n_rows, n_features), refcheck=False)  # in place: no copy
-    labels = typed_labels(np.array(list(texts), dtype=str))[codes[:n_rows]]
-    names = layout.names
-    assert layout.target is not None, "a Selection always chooses a label"
+    if str(path) == "-":
+        raise NotNumeric
+    options = ReadOptions(delimiter=delimiter, header=header, encoding=encoding)
+    try:
+        with open_rows(str(path), selection or Selection(), options, CHUNK_ROWS) as rows:
+            if not rows.numbers:
+                raise NotNumeric
+            size = os.stat(path).st_size
+            X = np.empty((0, len(rows.features)))
+            codes = np.empty(0, dtype=np.intp)
+            texts: dict[str, int] = {}  # each distinct label and its index
+            ids: list[np.ndarray] = []
+            n_rows = 0
+            for chunk in rows.chunks:
+                if chunk.cells is not None:  # the fast path declined: the caller reads the file as text cells
+                    raise NotNumeric
+                end = n_rows + len(chunk)
+                if end > X.shape[0]:
+                    X = _room_for(X, end, size // (2 * len(rows.names)), size, chunk.offset or 0)
+                    codes.resize(X.shape[0], refcheck=False)
+                X[n_rows:end] = chunk.X
+                codes[n_rows:end] = _merged_codes(texts, chunk)
+                if chunk.ids is not None:
+                    ids.append(chunk.ids)
+                n_rows = end
+    except DataError:  # the text path then says what is wrong, as it says it
+        raise NotNumeric from None
+    X.resize((n_rows, len(rows.features)), refcheck=False)  # in place: no copy
+    return _dataset(rows, str(path), X, typed_labels(np.array(list(texts), dtype=str))[codes[:n_rows]], ids)
+
+
+def _merged_codes(texts: dict[str, int], chunk: RowChunk) -> np.ndarray:
+    """Each row's label as an index into ``texts``, every distinct label of all chunks so far (grown here)."""
+    index = np.array([texts.setdefault(text, len(texts)) for text in chunk.label_texts.tolist()], dtype=np.intp)
+    return index[chunk.label_codes]
+
+
+def _dataset(rows: Rows, source: str, X: np.ndarray, labels: np.ndarray, ids: list[np.ndarray]) -> Dataset:
+    names = rows.names
+    assert rows.target is not None, "a Selection always chooses a label"
     return Dataset(
         X=X,
         labels=labels,
-        feature_names=[names[index] for index in layout.features],
-        label_name=names[layout.target],
-        source=str(path),
-        named=layout.named,
-        ids=None if layout.ident is None else np.concatenate(ids),
-        id_name=None if layout.ident is None else names[layout.ident],
-        file_columns=list(names),
+        feature_names=[names[index] for index in rows.features],
+        label_name=names[rows.target],
+        source=source,
+        named=rows.named,
+        ids=None if rows.ident is None else np.concatenate(ids),
+        id_name=None if rows.ident is None else names[rows.ident],
+        file_columns=list(names) if rows.kind == "delimited" else None,
     )
 
 
@@ -83,37 +102,26 @@ def _room_for(X: np.ndarray, rows: int, most: int, size: int, offset: int) -> np
 def load_parquet(source: str, selection: Selection | None = None) -> Dataset:
     """A Parquet file or folder as a `Dataset` of float64 ``X`` (NaN for nulls), typed labels
     and ids; ``X`` is allocated once, from the files' row counts."""
-    layout = read_parquet_layout(source, selection)
-    shape = (sum(layout.rows), len(layout.features))
-    try:
-        X = np.empty(shape)
-    except MemoryError:
-        raise DataError(f"{source}: {shape[0]} rows x {shape[1]} features do not fit in memory as float64 "
-                        f"({shape[0] * shape[1] * 8 / 2**30:.1f} GiB); a data.cache streams them") from None
-    codes = np.empty(X.shape[0], dtype=np.intp)
-    texts: dict[str, int] = {}
-    ids: list[np.ndarray] = []
-    start = 0
-    for batch in read_batches(layout):
-        end = start + len(batch)
-        if end > X.shape[0]:
-            raise DataError(f"{source}: holds more rows than its metadata says ({X.shape[0]}); is a file damaged?")
-        X[start:end] = batch.X
-        index = np.array([texts.setdefault(text, len(texts)) for text in batch.label_texts.tolist()], dtype=np.intp)
-        codes[start:end] = index[batch.label_codes]
-        if batch.ids is not None:
-            ids.append(batch.ids)
-        start = end
+    with open_rows(source, selection or Selection(), chunk_rows=BATCH_ROWS) as rows:
+        shape = (rows.n_rows or 0, len(rows.features))
+        try:
+            X = np.empty(shape)
+        except MemoryError:
+            raise DataError(f"{source}: {shape[0]} rows x {shape[1]} features do not fit in memory as float64 "
+                            f"({shape[0] * shape[1] * 8 / 2**30:.1f} GiB); a data.cache streams them") from None
+        codes = np.empty(X.shape[0], dtype=np.intp)
+        texts: dict[str, int] = {}
+        ids: list[np.ndarray] = []
+        start = 0
+        for chunk in rows.chunks:
+            end = start + len(chunk)
+            if end > X.shape[0]:
+                raise DataError(f"{source}: holds more rows than its metadata says ({X.shape[0]}); is a file damaged?")
+            X[start:end] = chunk.X
+            codes[start:end] = _merged_codes(texts, chunk)
+            if chunk.ids is not None:
+                ids.append(chunk.ids)
+            start = end
     if start != X.shape[0]:
         raise DataError(f"{source}: holds {start} rows, its metadata says {X.shape[0]}; is a file damaged?")
-    names = layout.names
-    assert layout.target is not None, "a Selection always chooses a label"
-    return Dataset(
-        X=X,
-        labels=typed_labels(np.array(list(texts), dtype=str))[codes],
-        feature_names=layout.feature_names,
-        label_name=names[layout.target],
-        source=str(source),
-        ids=None if layout.ident is None else np.concatenate(ids),
-        id_name=None if layout.ident is None else names[layout.ident],
-    )
+    return _dataset(rows, str(source), X, typed_labels(np.array(list(texts), dtype=str))[codes], ids)

@@ -107,6 +107,7 @@ class Rows:
     features: list[int]
     named: bool
     numbers: bool = True
+    n_rows: int | None = None  # Parquet: the rows its metadata counts
     chunks: Iterator[RowChunk] = field(default_factory=lambda: iter(()))
     dataset: Dataset | None = None
     _declined: bool = False
@@ -214,7 +215,8 @@ def _text_chunks(
 def _parquet_rows(source: str, columns: ColumnChoice, options: ReadOptions, chunk_rows: int) -> Rows:
     """A Parquet file or folder in batches; a null feature refused or read as NaN (``options.refuse_missing``)."""
     layout = read_parquet_layout(source, columns)  # missing columns refused here, up front
-    rows = Rows("parquet", source, layout.names, layout.target, layout.ident, layout.features, True)
+    rows = Rows("parquet", source, layout.names, layout.target, layout.ident, layout.features, True,
+                n_rows=sum(layout.rows))
     rows.chunks = _parquet_chunks(layout, options, chunk_rows)
     return rows
 
