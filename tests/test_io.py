@@ -11,6 +11,7 @@ from sklearn.datasets import dump_svmlight_file
 from softreg import rundir
 from softreg.commands.evaluated_data import evaluated_chunks
 from softreg.commands.predict import prediction_stream
+from softreg.errors import DataError
 from softreg.io.kinds import source_kind
 from softreg.io.selection import Selection
 from softreg.io.sources import load_source
@@ -167,3 +168,12 @@ def test_predict_reads_every_format_to_the_same_rows(folder, runs, name):
     proba = np.vstack([chunk.proba for chunk in predicted])
     assert np.array_equal(proba, model.predict_proba(features))
     assert np.concatenate([chunk.labels for chunk in predicted]).tolist() == model.classes[proba.argmax(1)].tolist()
+
+
+@pytest.mark.parametrize("name", ["a" * 300 + ".dat", "missing.dat", "folder/missing.libsvm.txt"])
+def test_a_file_that_cannot_be_sniffed_is_left_to_the_delimited_reader(tmp_path, name):
+    """A name too long or a missing file is not svmlight by content: the reader then refuses it in one line."""
+    source = str(tmp_path / name)
+    assert source_kind(source) == "delimited"
+    with pytest.raises(DataError, match="cannot be read|not found"):
+        load_source(source)

@@ -58,10 +58,13 @@ def default_delimiter(source: str) -> str | None:
 def looks_like_svmlight(path: Path) -> bool:
     """Whether the first lines of the regular file ``path`` are svmlight/libsvm rows (False for
     anything that is not a readable file: its reader then says what is wrong)."""
-    if not path.is_file():
+    try:
+        if not path.is_file():
+            return False
+        with open(path, "rb") as handle:
+            head = handle.read(4096).decode("utf-8", errors="replace")
+    except OSError:  # a name too long, no permission: the reader's check names it
         return False
-    with open(path, "rb") as handle:
-        head = handle.read(4096).decode("utf-8", errors="replace")
     lines = [line for line in head.splitlines()[:5] if line.strip() and not line.startswith("#")]
     return bool(lines) and all(_SVMLIGHT_LINE.match(line) for line in lines[:-1] or lines)
 
