@@ -79,8 +79,8 @@ class _Stop(Exception):
 def measure(config, steps):
     """(median step seconds, communication share or None) over ``steps`` steps of ``config``'s training."""
     from softreg.cache import prepare_cached
-    from softreg.data import random_streams
     from softreg.engine import open_engine, sharded
+    from softreg.prepare.data import random_streams
     from softreg.train import fit
 
     prepared = prepare_cached(config)

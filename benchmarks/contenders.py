@@ -168,7 +168,7 @@ def timed_epochs(epochs):
 
 def run_softreg(data, settings):
     from softreg.config import load_config
-    from softreg.data import random_streams
+    from softreg.prepare.data import random_streams
     from softreg.train import Settings, fit
 
     X, y = data[0], data[1]

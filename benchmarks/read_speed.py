@@ -4,7 +4,7 @@
 
 Writes a CSV of ``--rows`` rows (default 2.4 million: about 437 MB) of ``--features`` floats with
 four decimals and an integer label 0..7 into a temporary directory (nothing is downloaded), then
-loads it in a fresh process the way training does (`softreg.sources.load_source` with
+loads it in a fresh process the way training does (`softreg.io.sources.load_source` with
 ``as_numbers=True``) and prints the seconds, MB/s and the peak resident memory (Linux
 ``ru_maxrss``) against the size of the float64 X it holds. ``--ingest`` also times
 ``softreg ingest`` of the file into an on-disk cache; ``--text`` also times the text-cell path
@@ -25,7 +25,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 LOAD = """
 import json, resource, sys, time
-from softreg.sources import load_source
+from softreg.io.sources import load_source
 import pandas  # imported before the baseline: part of the reader, not of the data
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 start = time.perf_counter()

@@ -64,8 +64,8 @@ def synthetic(n_train, n_features, n_classes, dtype):
 
 def build(workload):
     """The standardized arrays of ``workload``: (X_train, y_train, X_test, y_test)."""
-    from softreg.data import fit_standardizer, prepare, random_streams
     from softreg.model import standardize
+    from softreg.prepare.data import fit_standardizer, prepare, random_streams
 
     dtype = np.dtype(workload.dtype)
     if workload.config:

@@ -29,9 +29,10 @@ from sklearn.utils.validation import _check_sample_weight, check_is_fitted, vali
 from softreg import losses, softmax
 from softreg.config import key_spec
 from softreg.config.rules import plain
-from softreg.data import fit_standardizer, random_streams, split_indices
 from softreg.losses import SPHERICAL_START
 from softreg.model import raw_logits, standardize
+from softreg.prepare.data import fit_standardizer, random_streams
+from softreg.prepare.split import split_indices
 from softreg.train import AUTO, ArrayData, EpochRecord, Settings, TrainingState, fit
 from softreg.train.settings import automatic_choices
 

@@ -12,10 +12,10 @@ import scipy.sparse as sp
 from numpy.typing import DTypeLike
 
 from softreg import losses, softmax
-from softreg.columns import Columns
-from softreg.dataset import shown_names
 from softreg.errors import DataError
+from softreg.io.dataset import shown_names
 from softreg.kernels import Matrix
+from softreg.prepare.columns import Columns
 
 
 def standardize(X: Matrix, mean: np.ndarray, scale: np.ndarray, dtype: DTypeLike = np.float64) -> Matrix:

@@ -281,7 +281,7 @@ def test_class_sorted_letters_through_the_cache_match_the_shuffled_in_memory_gap
         code, _, stderr = run("train", "--config", config, "--out", tmp_path / name, "--quiet")
         assert code == 0, stderr
         from softreg.commands.train import prepare_for
-        from softreg.data import random_streams
+        from softreg.prepare.data import random_streams
 
         loaded = load_config(config)
         prepared = prepare_for(loaded, random_streams(loaded.seed).split)
@@ -515,13 +515,14 @@ def resident_kib(path):
 def test_the_decision_compares_the_in_memory_footprint_with_the_budget():
     """rows x (features + 1) float64 values, four times over: more than the budget goes through a cache."""
     from softreg.cache import budget
+    from softreg.io import footprint
 
     assert budget.in_memory_bytes(1000, 9) == 1000 * 10 * 8 * 4
     assert not budget.needs_cache(1000, 9, 320_000) and budget.needs_cache(1000, 9, 319_999)
     assert budget.needs_cache(2_400_000, 24, 2**30) and not budget.needs_cache(150, 4, 2**20)
     # 100 rows in a 4,000-byte sample after a 50-byte header: a 1,000,050-byte file holds 25,000
-    assert budget.estimated_rows(1_000_050, 50, 4_000, 100) == 25_000
-    assert budget.estimated_rows(10, 5, 0, 0) == 0
+    assert footprint.estimated_rows(1_000_050, 50, 4_000, 100) == 25_000
+    assert footprint.estimated_rows(10, 5, 0, 0) == 0
     assert budget.read_chunk_rows(2**31, 25, 65536) == 65536 and budget.read_chunk_rows(2**20, 6, 65536) == 170
     assert budget.read_chunk_rows(2**20, 10_000, 65536) == budget.MIN_CHUNK_ROWS
 
@@ -546,8 +547,9 @@ def test_footprint_of_each_source_before_loading_it(tmp_path):
     import sklearn.datasets
 
     from softreg.cache import budget
+    from softreg.io import footprint
 
-    for name, shape in budget.BUILTIN_SHAPES.items():
+    for name, shape in footprint.BUILTIN_SHAPES.items():
         assert getattr(sklearn.datasets, f"load_{name}")().data.shape == shape
         assert budget.footprint(f"builtin:{name}") == budget.Footprint(*shape, estimated=False)
     np.savez(tmp_path / "d.npz", X=np.zeros((1234, 7)), y=np.zeros(1234))

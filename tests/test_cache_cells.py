@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from softreg import cache
 from softreg.cache.cells import NanMoments
-from softreg.columns import Columns, fit_columns
+from softreg.prepare.columns import Columns, fit_columns
 from tests.test_cache import FAST, run, write_config
 
 COLORS = ["red", "green", "blue", "teal"]
@@ -187,7 +187,7 @@ def test_svmlight_through_the_cache_trains_like_in_memory(tmp_path):
     import scipy.sparse as sp
     from sklearn.datasets import dump_svmlight_file, load_wine
 
-    from softreg.data import fit_standardizer
+    from softreg.prepare.data import fit_standardizer
 
     X, y = load_wine(return_X_y=True)
     X[X < np.median(X, axis=0)] = 0.0  # sparse: about half the cells are zero

@@ -15,7 +15,7 @@ from softreg import compare
 from softreg.cli import main
 from softreg.commands import compare_logistic
 from softreg.compare import logistic
-from softreg.data import random_streams
+from softreg.prepare.data import random_streams
 from softreg.train import ArrayData, Settings
 from softreg.train.optim import SCHEDULES
 

@@ -8,12 +8,14 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from sklearn.datasets import dump_svmlight_file
 
-from softreg.data import encode_labels, fit_standardizer, select_classes, split_indices
-from softreg.delimited import Selection
 from softreg.errors import DataError
-from softreg.features import as_numeric
+from softreg.io.selection import Selection
+from softreg.io.sources import load_source
 from softreg.model import standardize
-from softreg.sources import load_source
+from softreg.prepare.data import fit_standardizer
+from softreg.prepare.features import as_numeric
+from softreg.prepare.labels import encode_labels, select_classes
+from softreg.prepare.split import split_indices
 from softreg.train import ArrayData
 
 
@@ -214,16 +216,16 @@ def test_csv_round_trip_is_exact(tmp_path_factory, X, delimiter):
 
 def test_data_too_large_for_memory_suggests_float32(monkeypatch):
     """Data whose standardized copy cannot fit are refused before allocation, suggesting float32."""
-    import softreg.data
+    import softreg.prepare.data
 
-    monkeypatch.setattr(softreg.data, "available_memory", lambda: 2**30)
+    monkeypatch.setattr(softreg.prepare.data, "available_memory", lambda: 2**30)
     with pytest.raises(DataError) as caught:
-        softreg.data.check_memory((100_000_000, 10), np.dtype(np.float64), "big.csv")
+        softreg.prepare.data.check_memory((100_000_000, 10), np.dtype(np.float64), "big.csv")
     assert str(caught.value) == (
         "big.csv: the standardized data need 7.5 GiB as float64 (100000000 x 10), but only 1.0 GiB of memory "
         "are free. Set model.dtype: float32 to halve it."
     )
-    softreg.data.check_memory((1000, 10), np.dtype(np.float64), "small.csv")
+    softreg.prepare.data.check_memory((1000, 10), np.dtype(np.float64), "small.csv")
 
 
 def test_headerless_file_with_text_labels_needs_header_false(tmp_path):
@@ -242,7 +244,7 @@ def test_integer_looking_labels_too_large_for_int64_stay_text(tmp_path):
 
 def test_unnamed_features_align_by_position_and_count(tmp_path):
     """An .npz without feature names matches a model by position; a wrong count is named."""
-    from softreg.sources import align_features
+    from softreg.io.sources import align_features
 
     path = tmp_path / "d.npz"
     np.savez(path, X=np.arange(8.0).reshape(2, 4), y=np.array([0, 1]))
@@ -256,7 +258,7 @@ def test_unnamed_features_align_by_position_and_count(tmp_path):
 def test_separate_test_file_may_lack_a_selected_class(tmp_path):
     """With data.classes, a separate test file lacking one of them still loads."""
     from softreg.config import resolve
-    from softreg.data import prepare, random_streams
+    from softreg.prepare.data import prepare, random_streams
 
     write(tmp_path, "a,y\n" + "".join(f"{i},{'ABC'[i % 3]}\n" for i in range(30)), name="train.csv")
     write(tmp_path, "a,y\n1,A\n2,A\n4,A\n", name="test.csv")
@@ -269,7 +271,7 @@ def test_separate_test_file_may_lack_a_selected_class(tmp_path):
 def test_svmlight_test_file_keeps_the_training_index_base(tmp_path):
     """A 0-based test file that never uses index 0 is not misread as 1-based: columns never shift."""
     from softreg.config import resolve
-    from softreg.data import prepare, random_streams
+    from softreg.prepare.data import prepare, random_streams
 
     (tmp_path / "train.svm").write_text("0 0:1 1:2 2:3\n1 0:4 2:1\n0 1:1\n1 0:2 2:2\n")
     (tmp_path / "test.svm").write_text("1 1:2.0 2:3.0\n")

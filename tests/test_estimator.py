@@ -19,7 +19,7 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 import softreg
 from softreg import SoftmaxRegression, load_run
 from softreg.config import load_config
-from softreg.data import prepare, random_streams
+from softreg.prepare.data import prepare, random_streams
 from softreg.solve import exact_optimum
 
 REPO = Path(__file__).resolve().parent.parent

@@ -315,8 +315,8 @@ def test_streamed_evaluation_equals_one_piece_bit_for_bit(iris_run):
     read in one chunk, exactly, and those equal the in-memory metrics of the same rows."""
     from softreg import rundir
     from softreg.commands.evaluate import evaluate_run
-    from softreg.delimited import Selection
-    from softreg.sources import load_source
+    from softreg.io.selection import Selection
+    from softreg.io.sources import load_source
 
     source = str(REPO / "data" / "iris.csv")
     one_chunk = evaluate_run(iris_run, data=source, optimum=True, chunk_rows=10_000)
@@ -344,7 +344,7 @@ def test_evaluate_reads_standard_input_as_it_reads_the_file(iris_run):
     assert from_stdin == expected
 
 
-# -- numeric data through the fast path (softreg.delimited_numbers), the text path from where it declines
+# -- numeric data through the fast path (softreg.io.delimited_numbers), the text path from where it declines
 
 
 def evaluated(run_dir, source, monkeypatch, fast, chunk_rows=7):
@@ -352,8 +352,9 @@ def evaluated(run_dir, source, monkeypatch, fast, chunk_rows=7):
     warnings; and how many chunks the fast path read. ``fast`` False makes the fast path decline."""
     from softreg.commands import evaluate as command
     from softreg.commands import evaluated_data as reading
-    from softreg.delimited_numbers import NotNumeric
     from softreg.errors import DataError
+    from softreg.io import delimited_numbers
+    from softreg.io.delimited_numbers import NotNumeric
 
     numeric = []
     original = reading._numeric_chunk
@@ -369,7 +370,7 @@ def evaluated(run_dir, source, monkeypatch, fast, chunk_rows=7):
         warnings.simplefilter("always")
         patch.setattr(reading, "_numeric_chunk", counted)
         if not fast:
-            patch.setattr(reading, "read_layout", declines)
+            patch.setattr(delimited_numbers, "read_layout", declines)
         try:
             result = command.evaluate_run(run_dir, data=str(source), optimum=True, chunk_rows=chunk_rows)
         except DataError as error:

@@ -20,12 +20,13 @@ from hypothesis import strategies as st
 
 from softreg import SoftmaxRegression, __version__, rundir
 from softreg.cli import main
-from softreg.columns import MISSING_TOKENS, Column, Columns, missing_mask
 from softreg.commands.predict import prediction_stream
 from softreg.errors import DataError
 from softreg.export import export_model, onnx_model
+from softreg.io.cells import MISSING_TOKENS, missing_mask
+from softreg.io.sources import load_source
 from softreg.model import Model
-from softreg.sources import load_source
+from softreg.prepare.columns import Column, Columns
 
 REPO = Path(__file__).resolve().parent.parent
 TOLERANCE = {"float64": 1e-9, "float32": 1e-5}

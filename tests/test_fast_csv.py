@@ -1,4 +1,4 @@
-"""The fast path for numeric delimited text (softreg.delimited_numbers): the same data, bit for bit,
+"""The fast path for numeric delimited text (softreg.io.delimited_numbers): the same data, bit for bit,
 as the text-cell path, or the text path itself with its messages."""
 
 import io
@@ -12,13 +12,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from softreg import delimited_numbers, sources
 from softreg.cli import main
-from softreg.columns import Columns
-from softreg.delimited import Selection
-from softreg.delimited_numbers import NotNumeric
 from softreg.errors import DataError
-from softreg.sources import load_source
+from softreg.io import arrays, delimited_numbers, sources
+from softreg.io.delimited_numbers import NotNumeric
+from softreg.io.selection import Selection
+from softreg.io.sources import load_source
+from softreg.prepare.columns import Columns
 
 
 def outcome(path, as_numbers, **options):
@@ -47,7 +47,7 @@ def outcome(path, as_numbers, **options):
 def fast(path, **options):
     """The dataset through the fast path itself (NotNumeric when it declines)."""
     selection = Selection(**{key: options.pop(key) for key in ("label", "id", "exclude") if key in options})
-    return delimited_numbers.load_numbers(path, selection, **options)
+    return arrays.load_numbers(path, selection, **options)
 
 
 # -- numbers as people write them
@@ -222,7 +222,7 @@ def train_model(tmp_path, name, source, monkeypatch, fast_path):
     def load_numbers(*args, **kwargs):
         if not fast_path:
             raise NotNumeric
-        loaded.append(delimited_numbers.load_numbers(*args, **kwargs))
+        loaded.append(arrays.load_numbers(*args, **kwargs))
         return loaded[-1]
 
     monkeypatch.setattr(sources, "load_numbers", load_numbers)
@@ -296,7 +296,7 @@ def test_ingest_through_the_fast_path_writes_the_same_cache(tmp_path, monkeypatc
     monkeypatch.setattr(delimited_numbers, "read_chunks", read_chunks)
     assert ingest(tmp_path, tmp_path / "d.csv", tmp_path / "fast") == (0, "")
     assert calls
-    monkeypatch.setattr(cache.rows, "read_layout", declines)
+    monkeypatch.setattr(delimited_numbers, "read_layout", declines)
     assert ingest(tmp_path, tmp_path / "d.csv", tmp_path / "text") == (0, "")
     for part in cache.PARTS:
         for name in ("X.npy", "y.npy"):

@@ -13,8 +13,8 @@ from sklearn.datasets import dump_svmlight_file, load_iris
 from sklearn.impute import SimpleImputer
 
 from softreg.cli import main
-from softreg.columns import MISSING_HINT
-from softreg.delimited import looks_like_header
+from softreg.io.delimited import looks_like_header
+from softreg.prepare.columns import MISSING_HINT
 
 
 def run(*args, input=None):

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from softreg.config import ConfigError, load_config, resolve
-from softreg.data import prepare, random_streams
+from softreg.prepare.data import prepare, random_streams
 from softreg.solve import exact_optimum
 from softreg.train import ArrayData, evaluate_objective, fit
 from softreg.train.optim import SCHEDULES, SGD, learning_rate

@@ -13,8 +13,9 @@ import numpy as np
 import pytest
 from scipy.special import softmax as scipy_softmax
 
-from softreg import data, evaluate
+from softreg import evaluate
 from softreg.config import load_config
+from softreg.prepare import data
 from softreg.train import optim
 
 # -- SGD with momentum, PyTorch's convention: v <- m v + g; heavy ball w <- w - lr v;

@@ -1,4 +1,4 @@
-"""Parquet files and folders as a data source (softreg.parquet): the same data as CSV give the same
+"""Parquet files and folders as a data source (softreg.io.parquet): the same data as CSV give the same
 model and the same cache; a folder is its files in name order; bad input is one clear line, exit 2."""
 
 import json
@@ -12,8 +12,8 @@ from click.testing import CliRunner
 
 from softreg import cache
 from softreg.cli import main
-from softreg.delimited import Selection
-from softreg.sources import load_source
+from softreg.io.selection import Selection
+from softreg.io.sources import load_source
 
 FAST = ["--set", "optim.epochs=3", "--set", "output.plots=false", "--quiet"]
 

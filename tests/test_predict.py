@@ -7,8 +7,9 @@ import pytest
 
 from softreg import rundir
 from softreg.commands import predict
-from softreg.delimited_numbers import NotNumeric
 from softreg.errors import DataError
+from softreg.io import delimited_numbers
+from softreg.io.delimited_numbers import NotNumeric
 from softreg.model import Model
 
 
@@ -81,7 +82,7 @@ def test_missing_columns_and_missing_file_are_refused_before_any_output(model_di
 
 
 def test_chunks_follow_the_runs_memory_budget(model_dir, tmp_path):
-    """Without chunk_rows, a run whose config says data.memory_budget: 1MiB is read budget.chunk_rows rows at a time."""
+    """Without chunk_rows, a run whose config says data.memory_budget: 1MiB is read read_chunk_rows rows at a time."""
     from softreg.cache import budget
 
     run_dir, model = model_dir
@@ -94,7 +95,7 @@ def test_chunks_follow_the_runs_memory_budget(model_dir, tmp_path):
     assert rows == 256 and sizes == [rows] * 3 + [1000 - 3 * rows]
 
 
-# -- numeric input through the fast path (softreg.delimited_numbers), the text path from where it declines
+# -- numeric input through the fast path (softreg.io.delimited_numbers), the text path from where it declines
 
 
 @pytest.fixture
@@ -127,7 +128,7 @@ def predicted(run_dir, path, monkeypatch, fast, chunk_rows=7):
     with monkeypatch.context() as patch:
         patch.setattr(predict, "_numeric_predictions", counted)
         if not fast:
-            patch.setattr(predict, "read_layout", declines)
+            patch.setattr(delimited_numbers, "read_layout", declines)
         buffer = io.StringIO()
         try:
             with predict.prediction_stream(run_dir, path, chunk_rows=chunk_rows) as stream:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from softreg.config import resolve
-from softreg.data import prepare, random_streams
+from softreg.prepare.data import prepare, random_streams
 from softreg.train import ArrayData, Settings, auto_learning_rate, fit
 from softreg.train.rate import CURVATURE_SHARE, sample_curvature
 

@@ -40,7 +40,6 @@ from softreg.cache.read import (
 from softreg.cache.rows import (
     BLOCK_ROWS,
     BUCKET_BYTES,
-    FINGERPRINT_BYTES,
     FORMAT,
     MAX_BUCKETS,
     PARTS,
@@ -52,10 +51,10 @@ from softreg.cache.rows import (
     SourceInfo,
     assign_parts,
     cache_options,
-    fingerprint,
     read_manifest,
     row_hash,
 )
+from softreg.io.fingerprint import FINGERPRINT_BYTES, fingerprint
 
 __all__ = [
     "BLOCK_ROWS",

@@ -11,30 +11,23 @@ before anything is loaded.
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import hashlib
 import json
 import os
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from softreg.data import available_memory
-from softreg.delimited import sniff_delimiter
-from softreg.sources import BUILTIN_PREFIX, DELIMITED_SUFFIXES, looks_like_svmlight, source_kind
+from softreg.io.footprint import source_shape
+from softreg.prepare.data import available_memory
 
 if TYPE_CHECKING:
     from softreg.config import Config
 
 BUDGET_FRACTION = 0.5  # of the available memory, when data.memory_budget is unset
 IN_MEMORY_COPIES = 4
-SNIFF_BYTES = 2**16  # the start of a delimited file read to estimate its rows
 CACHE_FOLDER = "softreg-cache"  # beside the run directory: where train puts a cache it chose itself
-
-# rows x features of the builtin sets (scikit-learn's; tests/test_cache.py checks them)
-BUILTIN_SHAPES = {"iris": (150, 4), "digits": (1797, 64), "wine": (178, 13), "breast_cancer": (569, 30)}
 
 # bytes a row of delimited text takes per column while a chunk is parsed: the cells as Python
 # strings in lists and as a numpy string array, then the float64 values (measured: about 200)
@@ -71,14 +64,6 @@ def needs_cache(n_rows: int, n_features: int, budget: int) -> bool:
     return in_memory_bytes(n_rows, n_features) > budget
 
 
-def estimated_rows(file_bytes: int, header_bytes: int, sample_bytes: int, sample_rows: int) -> int:
-    """Data rows of a delimited file of ``file_bytes``, from ``sample_rows`` whole rows that take
-    ``sample_bytes`` after a header of ``header_bytes``: the rest of the file at the same bytes per row."""
-    if sample_rows == 0 or sample_bytes == 0:
-        return 0
-    return max(sample_rows, round((file_bytes - header_bytes) * sample_rows / sample_bytes))
-
-
 def read_chunk_rows(budget: int, n_columns: int, at_most: int) -> int:
     """Rows of delimited text to parse at a time so that a chunk takes about a quarter of ``budget``."""
     return max(MIN_CHUNK_ROWS, min(at_most, budget // (4 * TEXT_BYTES_PER_CELL * max(1, n_columns))))
@@ -100,58 +85,8 @@ class Footprint:
 def footprint(source: str) -> Footprint | None:
     """The size of ``source``'s data (None when it cannot be told before reading it: standard
     input, svmlight, an unreadable file: then the loader says what is wrong)."""
-    kind = source_kind(source)
-    if kind == "builtin":
-        shape = BUILTIN_SHAPES.get(source[len(BUILTIN_PREFIX):])
-        return None if shape is None else Footprint(*shape, estimated=False)
-    path = Path(source)
-    if source == "-" or kind == "svmlight" or not path.is_file():
-        return None
-    try:
-        if kind == "npz":
-            return _npz_footprint(path)
-        if path.suffix.lower() not in DELIMITED_SUFFIXES and looks_like_svmlight(path):
-            return None
-        return _delimited_footprint(path)
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, csv.Error):  # the loader will say
-        return None
-
-
-def _npz_footprint(path: Path) -> Footprint | None:
-    import numpy as np
-
-    with zipfile.ZipFile(path) as archive, archive.open("X.npy") as member:  # its header alone, not the data
-        version = np.lib.format.read_magic(member)
-        read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
-        shape, _, _ = read_header(member)
-    if len(shape) != 2:
-        return None
-    return Footprint(int(shape[0]), int(shape[1]), estimated=False)
-
-
-def _delimited_footprint(path: Path) -> Footprint | None:
-    """Rows from the file's size and its first `SNIFF_BYTES`; features: the columns but the label."""
-    size = path.stat().st_size
-    with open(path, "rb") as handle:
-        start = handle.read(SNIFF_BYTES)
-    lines = start.splitlines(keepends=True)
-    if len(start) == size:  # the whole file: count, do not estimate
-        whole = [line for line in lines if line.strip()]
-        if not whole:
-            return None
-        return Footprint(len(whole) - 1, max(1, _columns(whole[0]) - 1), estimated=True)
-    complete = [line for line in lines[:-1] if line.strip()]  # the last line read may be cut short
-    if len(complete) < 2:
-        return None
-    header, rows = complete[0], complete[1:]
-    n_rows = estimated_rows(size, len(header), sum(map(len, rows)), len(rows))
-    return Footprint(n_rows, max(1, _columns(header) - 1), estimated=True)
-
-
-def _columns(line: bytes) -> int:
-    text = line.decode("utf-8", errors="replace").lstrip("\ufeff")
-    delimiter = sniff_delimiter(text)
-    return len(next(csv.reader([text.rstrip("\r\n")], delimiter=delimiter)))
+    shape = source_shape(source)
+    return None if shape is None else Footprint(*shape)
 
 
 def default_cache_dir(config: Config, run_dir: str | os.PathLike[str]) -> Path:

@@ -23,27 +23,23 @@ from softreg.cache.cells import (
     present_rows,
     unseen_counts,
 )
-from softreg.cache.manifest import digest, shard_ends
 from softreg.cache.rows import (
-    FORMAT,
     MAX_BUCKETS,
     PARTS,
-    VERSION,
     Manifest,
     Moments,
     _bucket_count,
     _open_source,
     assign_parts,
-    cache_options,
     check_cacheable,
-    fingerprint,
     read_manifest,
     row_hash,
 )
+from softreg.cache.sparse import build_sparse, classes_of, write_manifest
 from softreg.cache.staging import make_staging, remove_abandoned, unmark
-from softreg.columns import Columns
 from softreg.errors import DataError, UsageError, cannot_write
-from softreg.rundir.files import write_json
+from softreg.io.fingerprint import fingerprint
+from softreg.prepare.columns import Columns
 
 if TYPE_CHECKING:
     from softreg.config import Config
@@ -136,7 +132,7 @@ def _build(
     with ExitStack() as stack:
         reader = _open_source(config, stack)
         if reader.sparse is not None:
-            return _build_sparse(config, staging, source_print, reader)
+            return build_sparse(config, staging, source_print, reader)
         layout = reader.layout
         n_numeric, n_categorical = len(layout.numeric_positions), len(layout.categorical_positions)
         record = np.dtype([("x", np.float64, (n_numeric,)), ("codes", np.int32, (n_categorical,)),
@@ -175,7 +171,7 @@ def _build(
                 buckets[bucket_index].write(records[order[bounds[bucket_index]:bounds[bucket_index + 1]]].tobytes())
     if data.missing == "drop" and n_rows == 0 and n_read:
         raise DataError(f"{data.source}: every row has a missing value; data.missing: drop leaves nothing")
-    classes, relabel = _classes(data.source, labels)
+    classes, relabel = classes_of(data.source, labels)
     if counts[0] == 0:
         raise DataError(f"{data.source}: the split leaves no training rows out of {n_rows}")
     columns, maps = learnt_columns(layout, moments, categories, data.missing)
@@ -197,7 +193,7 @@ def _build(
              f"validation and test rows ({shown} cells)")
     info = reader.info
     plain = columns.plain and not layout.categorical
-    return _write_manifest(staging, config, source_print, counts, classes, mean, scale, shards, {
+    return write_manifest(staging, config, source_print, counts, classes, mean, scale, shards, {
         "feature_names": columns.feature_names,
         "label_name": info.label_name,
         "header": info.header,
@@ -206,90 +202,6 @@ def _build(
         "columns": None if info.file_columns is None and plain else columns.to_json(),
         "buckets": n_buckets,
     })
-
-def _build_sparse(config: Config, staging: Path, source_print: dict[str, Any], reader: Any) -> dict[str, Any]:
-    """A sparse (svmlight) source, held whole: each part a seeded permutation of its rows,
-    scaled (not centred: the mean is subtracted implicitly, as in memory) and stored as CSR
-    arrays ``X.data.npy``, ``X.indices.npy``, ``X.indptr.npy`` beside ``y.npy``."""
-    import scipy.sparse as sp
-
-    from softreg.data import fit_standardizer
-    from softreg.model import standardize
-
-    data, seed = config.data, config.seed
-    X, texts = reader.sparse.X, np.asarray(reader.sparse.labels, dtype=str)
-    n_rows, d = X.shape
-    part = assign_parts(seed, np.arange(n_rows), float(data.test), data.val)
-    unique, inverse = np.unique(texts, return_inverse=True)
-    classes, relabel = _classes(data.source, {str(text): index for index, text in enumerate(unique.tolist())})
-    label_of = relabel[inverse.ravel()]
-    counts = [int(np.count_nonzero(part == index)) for index in range(3)]
-    if counts[0] == 0:
-        raise DataError(f"{data.source}: the split leaves no training rows out of {n_rows}")
-    mean, scale = fit_standardizer(X[part == 0], data.standardize)
-    shards: dict[str, Any] = {}
-    for index, name in enumerate(PARTS):
-        if counts[index] == 0:
-            continue
-        rows = np.flatnonzero(part == index)
-        rows = rows[np.random.default_rng([seed, index, 0x5EED]).permutation(len(rows))]
-        stored = sp.csr_matrix(standardize(X[rows], mean, scale, config.model.dtype))
-        index_dtype = np.int32 if stored.nnz < 2**31 else np.int64
-        (staging / name).mkdir()
-        arrays = {"X.data": stored.data, "X.indices": stored.indices.astype(index_dtype),
-                  "X.indptr": stored.indptr.astype(index_dtype), "y": label_of[rows]}
-        shards[name] = {}
-        for key, array in arrays.items():
-            path = staging / name / f"{key}.npy"
-            with open(path, "wb") as handle:
-                np.save(handle, np.ascontiguousarray(array), allow_pickle=False)
-                handle.flush()
-                os.fsync(handle.fileno())
-            shards[name][key.replace("X.", "X_") if key != "y" else "y"] = {
-                "file": f"{name}/{key}.npy", "bytes": path.stat().st_size}
-    info = reader.info
-    return _write_manifest(staging, config, source_print, counts, classes, mean, scale, shards, {
-        "feature_names": info.feature_names,
-        "label_name": info.label_name,
-        "header": None,
-        "file_columns": None,
-        "id_name": None,
-        "columns": None,
-        "sparse": True,  # the shards hold x / feature_scale; rows are centred by feature_mean / feature_scale
-        "index_base": info.index_base,
-        "buckets": 0,
-    })
-
-def _write_manifest(
-    staging: Path, config: Config, source_print: dict[str, Any], counts: list[int], classes: np.ndarray,
-    mean: np.ndarray, scale: np.ndarray, shards: dict[str, Any], described: dict[str, Any],
-) -> dict[str, Any]:
-    """Write ``manifest.json`` (last: a cache without it is incomplete) and return it: the counts,
-    classes, standardizer, dtype, seed, source fingerprint, options and shards, and ``described``
-    (the columns and how the parts are stored)."""
-    document = {
-        "format": FORMAT,
-        "version": VERSION,
-        "n": dict(zip(PARTS, counts, strict=True)),
-        "n_features": len(mean),
-        **described,
-        "classes": classes.tolist(),
-        "dtype": config.model.dtype,
-        "standardized": True,  # the shards hold (x - feature_mean) / feature_scale (sparse: see "sparse")
-        "feature_mean": mean.tolist(),
-        "feature_scale": scale.tolist(),
-        "seed": config.seed,
-        "source": config.data.source,
-        "fingerprint": source_print,
-        "options": cache_options(config),
-        "shards": shards,
-    }
-    for files in shards.values():  # every shard's size and ends, so that a shard swapped later is seen
-        for entry in files.values():
-            entry["ends"] = shard_ends(staging / entry["file"])
-    document["digest"] = digest(document)  # last: any later edit of the manifest is seen
-    write_json(staging / "manifest.json", document)
-    return document
 
 @dataclass
 class _Encoding:
@@ -318,20 +230,6 @@ def bucket_count(config: Config) -> int:
     records = 0 if size is None else size.n_rows * (8 * size.n_features + 9)  # a record: x, label, part
     by_budget = math.ceil(3 * records / memory_budget(config.data.memory_budget))
     return int(min(MAX_BUCKETS, max(_bucket_count(config), by_budget)))
-
-def _classes(source: str, labels: dict[str, int]) -> tuple[np.ndarray, np.ndarray]:
-    """Sorted classes (integers when every label is one, else text, as in-memory loading types them)
-    and, per provisional label id (order of first appearance), its class index."""
-    texts = np.array(list(labels), dtype=str)
-    try:
-        typed: np.ndarray = texts.astype(np.int64)
-    except (ValueError, OverflowError):
-        typed = texts
-    classes, relabel = np.unique(typed, return_inverse=True)
-    if len(classes) < 2:
-        shown = "none" if len(classes) == 0 else repr(str(classes[0]))
-        raise DataError(f"{source}: only one class ({shown}) in the labels; need at least two")
-    return classes, relabel.astype(np.int64)
 
 def _write_shards(
     config: Config, staging: Path, n_buckets: int, record: np.dtype, counts: list[int],

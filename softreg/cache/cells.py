@@ -1,7 +1,7 @@
 """Delimited rows with categorical columns or missing cells, as an ingest streams them, and
 what pass 1 learns of them: the categories and each column's fill value.
 
-The in-memory path (`softreg.columns.fit_columns`) learns a `Columns` from the whole
+The in-memory path (`softreg.prepare.columns.fit_columns`) learns a `Columns` from the whole
 training part at once; an ingest sees it chunk by chunk, so it keeps what can be merged:
 
 - per numeric column, the count, mean and squared deviations of its present values
@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from softreg.columns import Column, Columns, missing_error, missing_mask, numeric_or_none
+from softreg.io.cells import missing_mask, numeric_or_none
+from softreg.prepare.columns import Column, Columns, missing_error
 
 STREAMED_MISSING = ("error", "drop", "mean")
 

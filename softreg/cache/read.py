@@ -13,16 +13,17 @@ import numpy as np
 from softreg.cache.budget import memory_budget
 from softreg.cache.build import ingest
 from softreg.cache.manifest import problem
-from softreg.cache.rows import BLOCK_ROWS, Manifest, cache_options, check_cacheable, fingerprint, read_manifest
+from softreg.cache.rows import BLOCK_ROWS, Manifest, cache_options, check_cacheable, read_manifest
 from softreg.cache.staging import remove_abandoned
-from softreg.columns import Columns
 from softreg.errors import DataError
+from softreg.io.fingerprint import fingerprint
 from softreg.kernels import Batch
+from softreg.prepare.columns import Columns
 from softreg.train import ArrayData
 
 if TYPE_CHECKING:
     from softreg.config import Config
-    from softreg.data import Prepared
+    from softreg.prepare.data import Prepared
 
 
 @dataclass
@@ -206,7 +207,7 @@ def open_cache(config: Config, rebuild: bool = True) -> Manifest:
 TEST_SPLIT_BYTES = 256 * 2**20
 
 def prepare_cached(config: Config, rebuild: bool = True) -> Prepared:
-    """`softreg.data.Prepared` from the cache: parts as `CacheData` over the shards (`open_cache`
+    """`softreg.prepare.data.Prepared` from the cache: parts as `CacheData` over the shards (`open_cache`
     with ``rebuild``)."""
     from softreg.errors import warn
 
@@ -242,7 +243,7 @@ def prepare_cached(config: Config, rebuild: bool = True) -> Prepared:
                 test = CacheData(test.X[:keep], test.y[:keep])
             test_raw = np.asarray(test.X, dtype=np.float64) * scale + mean  # the shards hold standardized values
     columns = document["columns"]
-    from softreg.data import Prepared
+    from softreg.prepare.data import Prepared
 
     return Prepared(
         train=train,

@@ -3,11 +3,11 @@ hashes of the row index, and moments merged chunk by chunk."""
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import math
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -15,16 +15,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from softreg.cache.cells import STREAMED_MISSING, CellChunk, ColumnKinds, split_cells
-from softreg.columns import Column, Columns
-from softreg.dataset import generated_names
-from softreg.delimited import Selection, open_delimited
-from softreg.delimited_numbers import Layout as NumericLayout
-from softreg.delimited_numbers import NotNumeric, NumericChunk, numbers_then_text, read_layout
 from softreg.errors import DataError
-from softreg.features import categorical_names
-from softreg.parquet import fingerprint_parquet, read_batches, read_parquet_layout, rows_in_chunks
+from softreg.io.fingerprint import fingerprint
+from softreg.io.kinds import default_delimiter, source_kind
+from softreg.io.selection import Selection
+from softreg.io.stream import ReadOptions, Rows, open_rows
+from softreg.prepare.columns import Column, Columns
+from softreg.prepare.features import categorical_names
 from softreg.rundir.files import read_json_object
-from softreg.sources import DELIMITED_SUFFIXES, source_kind
 
 if TYPE_CHECKING:
     from softreg.config import Config
@@ -42,7 +40,7 @@ BUCKET_BYTES = 64 * 2**20  # the size a bucket aims at: what pass 2 holds in mem
 
 MAX_BUCKETS = 1000  # open files during pass 1
 
-FINGERPRINT_BYTES = 2**20
+PARQUET_MISSING_HINT = "set data.missing to drop or mean to handle missing cells"
 
 READ_ROWS = 32768  # rows parsed at a time (pandas holds several copies of a chunk: the ingest's peak follows it)
 
@@ -95,24 +93,6 @@ class Moments:
         constant = scale < 10 * np.finfo(np.float64).eps * np.maximum(np.abs(self.mean), 1.0)
         return self.mean.copy(), np.where(constant, 1.0, scale)
 
-def fingerprint(source: str) -> dict[str, Any]:
-    """Size, modification time and SHA-256 of the first and last MiB of a file (a builtin: its name;
-    a folder of Parquet files: those of each file, and their total size)."""
-    if source_kind(source) == "builtin":
-        return {"builtin": source}
-    if Path(source).is_dir():
-        return fingerprint_parquet(source)
-    try:
-        stat = os.stat(source)
-        digest = hashlib.sha256()
-        with open(source, "rb") as handle:
-            digest.update(handle.read(FINGERPRINT_BYTES))
-            handle.seek(max(0, stat.st_size - FINGERPRINT_BYTES))
-            digest.update(handle.read(FINGERPRINT_BYTES))
-    except OSError as error:
-        raise DataError(f"{source}: cannot read ({error.strerror or error})") from None
-    return {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256_ends": digest.hexdigest()}
-
 @dataclass
 class SourceInfo:
     feature_names: list[str]
@@ -161,55 +141,38 @@ def check_cacheable(config: Config) -> None:
     if unsupported is not None:
         raise DataError(f"{config.path or 'config'}: {unsupported} is not supported with a data cache yet")
 
-def _delimited_rows(
-    config: Config, names: list[str], chunks: Iterator[tuple[list[list[str]], list[int]]],
-    layout: ColumnKinds | None = None,
-    position: Callable[[], int | None] | None = None,
-) -> tuple[ColumnKinds, Iterator[CellChunk]]:
-    """Rows of delimited text read as text cells (every error names the line and column), and
-    the feature columns' layout: ``layout``, else with the categorical columns decided on the first chunk."""
+def _cell_chunks(config: Config, rows: Rows) -> tuple[ColumnKinds, Iterator[CellChunk]]:
+    """The feature columns' layout (numeric ones only when the rows start as numbers, else with the
+    categorical columns decided on the first chunk) and the rows as `CellChunk` (text cells
+    checked cell by cell: every error names the line and column)."""
     data = config.data
-    selection = Selection(label=data.label, id=data.id, features=data.features, exclude=data.exclude or ())
-    target, _, features = selection.resolve(data.source, names)
-    feature_names = [names[index] for index in features]
-    first = next(chunks, None)
-    if first is None:
-        if layout is not None:
-            return layout, iter(())
+    feature_names = [rows.names[index] for index in rows.features]
+    chunks = iter(rows.chunks)
+    first = None if rows.numbers else next(chunks, None)
+    if rows.numbers:
+        layout = ColumnKinds(feature_names, [])
+    elif first is None or first.cells is None:
         raise DataError(f"{data.source}: has a header but no data rows")
-    if layout is None:
+    else:
         layout = ColumnKinds(feature_names, categorical_names(
-            feature_names, np.array(first[0], dtype=str)[:, features], data.categorical, data.source))
-    fixed = layout
+            feature_names, first.cells[:, rows.features], data.categorical, data.source))
 
     def read() -> Iterator[CellChunk]:
-        for rows, lines in itertools.chain([first], chunks):
-            cells = np.array(rows, dtype=str)
-            labels = np.char.strip(cells[:, target])
-            blank = np.flatnonzero(labels == "")
-            if blank.size:
-                raise DataError(f"{data.source}: line {lines[blank[0]]}: empty label in column {names[target]!r}")
-            numbers, text = split_cells(fixed, cells[:, features], data.missing, data.source, lines)
-            yield CellChunk(numbers, text, labels.tolist(), lines, None if position is None else position())
+        for chunk in itertools.chain([] if first is None else [first], chunks):
+            labels = np.asarray(chunk.labels).tolist()
+            if chunk.cells is None:
+                no_text = np.empty((len(chunk), 0), dtype=str)
+                yield CellChunk(np.asarray(chunk.X), no_text, labels, None, chunk.offset)
+                continue
+            cells = chunk.cells[:, rows.features]
+            numbers, text = split_cells(layout, cells, data.missing, data.source, chunk.lines)
+            yield CellChunk(numbers, text, labels, chunk.lines, chunk.offset)
 
     return layout, read()
 
-def _numeric_rows(config: Config, head: NumericLayout, layout: ColumnKinds) -> Iterator[CellChunk]:
-    """Rows of delimited text through the fast path; where it declines, the text path reads on
-    after the rows already read, with the same (numeric) layout, and names what is wrong, if anything."""
-
-    def numbers(chunk: NumericChunk) -> CellChunk:
-        no_text = np.empty((len(chunk), 0), dtype=str)
-        return CellChunk(chunk.X, no_text, np.asarray(chunk.labels).tolist(), None, chunk.offset)
-
-    def text(names: list[str], chunks: Iterator[tuple[list[list[str]], list[int]]], _: int) -> Iterator[CellChunk]:
-        return _delimited_rows(config, names, chunks, layout, getattr(chunks, "position", None))[1]
-
-    return numbers_then_text(head, READ_ROWS, numbers, text)
-
 def _whole_rows(config: Config) -> _Reader:
     """A numeric source (.npz, builtin), loaded whole: streaming them is a later step."""
-    from softreg.data import load_data
+    from softreg.prepare.data import load_data
 
     dataset = load_data(config.data, config.data.source)
     if dataset.X is None:
@@ -228,60 +191,30 @@ def _whole_rows(config: Config) -> _Reader:
     layout = ColumnKinds(list(dataset.feature_names), [])
     return _Reader(info, iter([CellChunk(X, np.empty((X.shape[0], 0), dtype=str), labels, None)]), layout)
 
-def _parquet_rows(config: Config) -> _Reader:
-    """A Parquet file or folder, streamed in batches; chunks of exactly `READ_ROWS` rows, as
-    delimited text gives them, so that the same rows make the same cache in either format."""
-    data = config.data
-    selection = Selection(label=data.label, id=data.id, features=data.features, exclude=data.exclude or ())
-    layout = read_parquet_layout(data.source, selection)
-    assert layout.target is not None, "a Selection always chooses a label"
-    id_name = None if layout.ident is None else layout.names[layout.ident]
-    info = SourceInfo(layout.feature_names, layout.names[layout.target], None, None, None, id_name)
-    refuse = None if data.missing != "error" else "set data.missing to drop or mean to handle missing cells"
-    batches = read_batches(layout, READ_ROWS, refuse_missing=refuse)
-    total_rows, total_bytes = max(1, sum(layout.rows)), sum(path.stat().st_size for path in layout.files)
-
-    def chunks() -> Iterator[CellChunk]:
-        done = 0
-        for batch in rows_in_chunks(batches, READ_ROWS):
-            done += len(batch.X)
-            offset = total_bytes * done // total_rows  # progress: the share of the rows, as bytes of the files
-            yield CellChunk(batch.X, np.empty((len(batch.X), 0), dtype=str), np.asarray(batch.labels).tolist(), None,
-                            offset)
-
-    return _Reader(info, chunks(), ColumnKinds(list(layout.feature_names), []))
-
-def _open_source(config: Config, stack: Any) -> _Reader:
+def _open_source(config: Config, stack: ExitStack) -> _Reader:
+    """The source's rows through `open_rows`: delimited text and Parquet streamed (Parquet in chunks
+    of exactly `READ_ROWS`, as delimited text gives them, so that the same rows make the same cache
+    in either format); other sources whole."""
     data = config.data
     if data.source == "-":
         raise DataError("a cache cannot be built from standard input; give a file")
     kind = source_kind(data.source)
-    if kind == "parquet":
-        return _parquet_rows(config)
-    if kind != "delimited":
+    if kind not in ("delimited", "parquet"):
         return _whole_rows(config)
-    delimiter = data.delimiter or DELIMITED_SUFFIXES.get(Path(data.source).suffix.lower())
     selection = Selection(label=data.label, id=data.id, features=data.features, exclude=data.exclude or ())
-    head: NumericLayout | None = None
-    if not (isinstance(data.categorical, list) and data.categorical):  # named categories: the text path
-        try:
-            head = read_layout(data.source, selection, delimiter, data.header, data.encoding)
-        except NotNumeric:  # the text path opens it, and says what is wrong with it if anything is
-            head = None
-    if head is None:
-        opened = stack.enter_context(open_delimited(data.source, delimiter, READ_ROWS, data.header, data.encoding))
-        names = opened.names
-        target, ident, _ = selection.resolve(data.source, names)
-        layout, rows = _delimited_rows(config, names, opened.chunks, position=opened.position)
-    else:
-        assert head.target is not None, "a Selection always chooses a label"
-        names, target, ident = head.names, head.target, head.ident
-        layout = ColumnKinds([names[index] for index in head.features], [])
-        rows = _numeric_rows(config, head, layout)
-    named = names != generated_names(len(names))
-    id_name = None if ident is None else names[ident]
-    info = SourceInfo(layout.names, names[target], named, list(names), None, id_name)
-    return _Reader(info, rows, layout)
+    options = ReadOptions(
+        delimiter=data.delimiter or default_delimiter(data.source), header=data.header, encoding=data.encoding,
+        numbers=not (isinstance(data.categorical, list) and data.categorical),  # named categories: the text path
+        refuse_missing=PARQUET_MISSING_HINT if data.missing == "error" else None, exact_chunks=True,
+    )
+    rows = stack.enter_context(open_rows(data.source, selection, options, READ_ROWS))
+    assert rows.target is not None, "a Selection always chooses a label"
+    layout, chunks = _cell_chunks(config, rows)
+    delimited = rows.kind == "delimited"
+    id_name = None if rows.ident is None else rows.names[rows.ident]
+    info = SourceInfo(layout.names, rows.names[rows.target], rows.named if delimited else None,
+                      list(rows.names) if delimited else None, None, id_name)
+    return _Reader(info, chunks, layout)
 
 def _bucket_count(config: Config) -> int:
     size = fingerprint(config.data.source).get("size", 0)

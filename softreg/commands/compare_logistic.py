@@ -14,12 +14,13 @@ from softreg import plots, rundir
 from softreg.commands.common import save_run
 from softreg.compare import THRESHOLDS, Comparison, Problem, check_supported, logistic
 from softreg.config import Config, DataConfig, apply_overrides, dump_config, read_yaml, resolve
-from softreg.data import encode_labels, fit_standardizer, load_data, select_classes
 from softreg.errors import UsageError
 from softreg.evaluate import classification_metrics
-from softreg.features import drop_missing, features_of, fit_columns_for
 from softreg.kernels import Matrix
 from softreg.model import Model, standardize
+from softreg.prepare.data import fit_standardizer, load_data
+from softreg.prepare.features import drop_missing, features_of, fit_columns_for
+from softreg.prepare.labels import encode_labels, select_classes
 from softreg.train.settings import UNCERTIFIED_EPOCHS
 
 # --data runs get these instead of train's defaults: enough decay for a well-conditioned

@@ -21,8 +21,8 @@ import yaml
 from softreg import losses, rundir
 from softreg.commands.sweep import SweepResult, sweep
 from softreg.config import load_config
-from softreg.data import prepare, random_streams
 from softreg.errors import DataError, SoftregError
+from softreg.prepare.data import prepare, random_streams
 from softreg.solve import exact_optimum
 from softreg.train import Settings, TrainingState, fit
 

@@ -34,7 +34,7 @@ def evaluate_run(
     """Metrics of a saved run on its test split, or on another labelled ``data`` source.
 
     Delimited ``data`` (a file, or ``-``) is read ``chunk_rows`` rows at a time (default: from
-    the run's ``data.memory_budget``, `softreg.cache.budget.chunk_rows`) and the metrics are
+    the run's ``data.memory_budget``, `softreg.cache.budget.read_chunk_rows`) and the metrics are
     added up chunk by chunk (`MetricSums`): memory stays bounded whatever the file's size, and
     the metrics are those of the whole file, bit for bit, whatever the chunk size.
 

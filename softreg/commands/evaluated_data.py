@@ -15,22 +15,17 @@ import numpy as np
 
 from softreg import rundir
 from softreg.cache import budget
-from softreg.columns import MISSING_HINT, Columns
-from softreg.data import encode_with
-from softreg.delimited import CHUNK_ROWS, Chunk, Selection, delimited_chunks, hint_label_first, typed_labels
-from softreg.delimited_numbers import NotNumeric, NumericChunk, numbers_then_text, read_layout
 from softreg.errors import DataError, warn
+from softreg.io.delimited import CHUNK_ROWS, hint_label_first, typed_labels
+from softreg.io.delimited_numbers import NotNumeric
+from softreg.io.kinds import check_file, default_delimiter, source_kind
+from softreg.io.selection import Selection
+from softreg.io.sources import align_features
+from softreg.io.stream import ReadOptions, RowChunk, Rows, column_names, open_rows
 from softreg.kernels import Matrix
 from softreg.model import Model
-from softreg.parquet import parquet_column_names, read_batches, read_parquet_layout
-from softreg.sources import (
-    DELIMITED_SUFFIXES,
-    align_features,
-    check_file,
-    load_source,
-    looks_like_svmlight,
-    source_kind,
-)
+from softreg.prepare.columns import MISSING_HINT, Columns
+from softreg.prepare.labels import encode_with
 
 EvaluatedChunks = Iterator[tuple[Matrix, np.ndarray]]  # raw features (n, d), class indices (n,)
 
@@ -44,69 +39,47 @@ def evaluated_chunks(
     streamed, the saved test split and other sources (.npz, svmlight, builtin) in one piece.
     Whatever can be refused before the first row (a missing file, missing columns) is refused
     on entry."""
-    if data is not None and _streams(data):
-        with _delimited_chunks(run_dir, model, data, label, header, chunk_rows) as chunks:
+    kind = None if data is None else source_kind(data)
+    if data is not None and kind in ("delimited", "parquet"):
+        with _streamed_chunks(run_dir, model, data, kind, label, header, chunk_rows) as chunks:
             yield chunks, data
         return
-    if data is not None and source_kind(data) == "parquet":
-        rows = chunk_rows or budget.read_chunk_rows(budget.run_budget(run_dir), len(model.input_names) + 2, CHUNK_ROWS)
-        yield _parquet_chunks(model, data, label if label is not None else _label_for(data, model, header), rows), data
-        return
-    X_raw, y, source = _evaluated_data(run_dir, model, data, label, header)
+    X_raw, y, source = _evaluated_data(run_dir, model, data, label)
     yield iter([(X_raw, y)]), source
 
 
-def _streams(source: str) -> bool:
-    """Whether ``source`` is delimited text, read in chunks (`softreg.sources.load_source`'s rule)."""
-    if source == "-":
-        return True
-    path = Path(source)
-    if source_kind(source) != "delimited":
-        return False
-    return path.suffix.lower() in DELIMITED_SUFFIXES or not path.is_file() or not looks_like_svmlight(path)
-
-
 @contextmanager
-def _delimited_chunks(
-    run_dir: str | PathLike[str], model: Model, data: str, label: str | int | None, header: bool | None,
-    chunk_rows: int | None,
+def _streamed_chunks(
+    run_dir: str | PathLike[str], model: Model, data: str, kind: str | None, label: str | int | None,
+    header: bool | None, chunk_rows: int | None,
 ) -> Iterator[EvaluatedChunks]:
-    """Stream a labelled delimited file as `_evaluated_data` reads it whole: the same columns,
-    checks and messages, a chunk at a time; through the fast path when the model reads plain
-    numeric columns, as text cells otherwise and from wherever the fast path declines."""
+    """Stream a labelled delimited file or Parquet source through `open_rows`: ``label`` (None: the
+    model's label column when the source has it, else the last column) and the model's input
+    columns among the others. Delimited text goes through the fast path when the model reads
+    plain numeric columns, as text cells otherwise and from wherever the fast path declines; a
+    null Parquet feature is a missing value, filled as the model's columns fill them, else refused
+    naming its row and column."""
     flag = header if header is not None else model.header
     label = label if label is not None else _label_for(data, model, flag)
-    if data != "-":
-        check_file(data, Path(data))
+    if data != "-" and (kind == "delimited" or not os.path.isdir(data)):
+        check_file(data, Path(data))  # as load_source does: a pipe named .parquet is refused, not read
     rows = chunk_rows or budget.read_chunk_rows(budget.run_budget(run_dir), len(model.input_names) + 2, CHUNK_ROWS)
-    delimiter = DELIMITED_SUFFIXES.get(Path(data).suffix.lower()) if data != "-" else None
     columns = model.columns or Columns.numeric(model.feature_names)
+    fills = any(column.fill is not None for column in columns.columns)
+    options = ReadOptions(
+        delimiter=default_delimiter(data), header=flag, numbers=columns.plain,
+        refuse_missing=None if fills else MISSING_HINT,
+    )
     choice = _EvaluatedColumns(model, label, data)
-    try:
-        layout = read_layout(data, choice, delimiter, flag) if columns.plain else None
-    except NotNumeric:  # the text path reads the file, and refuses what it must
-        layout = None
-    if layout is not None and layout.target is not None and choice.hints(layout.target) and 0 not in layout.features:
-        layout = None  # column 0 may hold text labels to warn about, which only the text path reads
-    if layout is not None:
-
-        def text(names: list[str], chunks: Iterator[Chunk], skipped: int) -> EvaluatedChunks:
-            return _text_chunks(model, columns, choice, names, chunks, first=skipped == 0)
-
-        evaluated = numbers_then_text(layout, rows, lambda chunk: _numeric_chunk(model, chunk, data), text)
-        try:
-            yield evaluated
-        finally:
-            evaluated.close()  # the file, when the rows are left before their end
-        return
-    with delimited_chunks(data, delimiter, rows, flag) as (names, chunks):
-        choice.columns(names)  # refuse missing columns up front
-        yield _text_chunks(model, columns, choice, names, chunks, first=True)
+    with open_rows(data, choice, options, rows) as opened:
+        if opened.target is not None and choice.hints(opened.target) and 0 not in opened.features:
+            opened.decline()  # column 0 may hold text labels to warn about, which only the text path reads
+        yield _evaluated(model, columns, choice, opened)
 
 
 @dataclass(frozen=True)
 class _EvaluatedColumns:
-    """The columns of a labelled file to evaluate (a `softreg.delimited.ColumnChoice`): ``label``
+    """The columns of a labelled file to evaluate (a `softreg.io.selection.ColumnChoice`): ``label``
     (None: the last column), and the model's input columns among the others."""
 
     model: Model
@@ -133,7 +106,44 @@ class _EvaluatedColumns:
         return target, None, positions
 
 
-def _numeric_chunk(model: Model, chunk: NumericChunk, where: str) -> tuple[np.ndarray, np.ndarray]:
+def _evaluated(model: Model, columns: Columns, choice: _EvaluatedColumns, rows: Rows) -> EvaluatedChunks:
+    """Raw features and class indices of each chunk (errors name the line of text cells, the row of
+    Parquet); one warning at the end counts the categories unseen in training."""
+    data = choice.where
+    unknown: dict[str, int] = {}
+    for chunk in rows.chunks:
+        if chunk.cells is not None:
+            if chunk.first_row == 0 and rows.target is not None and choice.hints(rows.target):
+                hint_label_first(data, rows.names, chunk.cells)
+            X = _encoded(columns, chunk.cells[:, rows.features], data, chunk.lines, unknown)
+        elif rows.kind == "delimited":
+            try:
+                numeric = _numeric_chunk(model, chunk, data)
+            except NotNumeric:
+                rows.decline()  # the text path reads the chunk again, and names the line
+                continue
+            yield numeric
+            continue
+        else:
+            X = np.asarray(chunk.X) if columns.plain else _encoded(columns, np.asarray(chunk.X), data, None, unknown)
+        model.check_finite_standardized(X, data, chunk.lines, first_row=chunk.first_row)
+        yield X, encode_with(model.classes, typed_labels(chunk.labels), data)
+    if unknown:
+        counts = ", ".join(f"{name}: {count}" for name, count in unknown.items())
+        warn(f"{data}: categories unseen in training got all-zero indicators ({counts} cells)")
+
+
+def _encoded(columns: Columns, cells: np.ndarray, data: str, lines: list[int] | None, unknown: dict[str, int]
+             ) -> np.ndarray:
+    """The features of ``cells`` (n, n_columns) under the model's columns; the unseen categories
+    met are added to ``unknown``."""
+    encoded = columns.encode(cells, data, lines)
+    for name, count in encoded.unknown.items():
+        unknown[name] = unknown.get(name, 0) + count
+    return encoded.X
+
+
+def _numeric_chunk(model: Model, chunk: RowChunk, where: str) -> tuple[np.ndarray, np.ndarray]:
     """Raw features and class indices of rows read by the fast path: the text path's, bit for bit;
     NotNumeric for a value too large to standardize (the text path reads that chunk again and
     names its line)."""
@@ -145,89 +155,24 @@ def _numeric_chunk(model: Model, chunk: NumericChunk, where: str) -> tuple[np.nd
     return X, encode_with(model.classes, typed_labels(chunk.labels), where)
 
 
-def _text_chunks(
-    model: Model, columns: Columns, choice: _EvaluatedColumns, names: list[str], chunks: Iterator[Chunk], first: bool
-) -> EvaluatedChunks:
-    """Raw features and class indices of rows read as text cells (every error names the line and
-    column); ``first``: these chunks start at the file's first row."""
-    data = choice.where
-    target, _, positions = choice.columns(names)
-    unknown: dict[str, int] = {}
-    for number, (cells_list, lines) in enumerate(chunks):
-        cells = np.array(cells_list, dtype=str)
-        labels = np.char.strip(cells[:, target])
-        blank = np.flatnonzero(labels == "")
-        if blank.size:
-            raise DataError(f"{data}: line {lines[blank[0]]}: empty label in column {names[target]!r}")
-        if first and number == 0 and choice.hints(target):
-            hint_label_first(data, names, cells)
-        encoded = columns.encode(cells[:, positions], data, lines)
-        for name, count in encoded.unknown.items():
-            unknown[name] = unknown.get(name, 0) + count
-        model.check_finite_standardized(encoded.X, data, lines)
-        yield encoded.X, encode_with(model.classes, typed_labels(labels), data)
-    if unknown:
-        counts = ", ".join(f"{name}: {count}" for name, count in unknown.items())
-        warn(f"{data}: categories unseen in training got all-zero indicators ({counts} cells)")
-
-
-def _parquet_chunks(model: Model, data: str, label: str | int | None, chunk_rows: int) -> EvaluatedChunks:
-    """A labelled Parquet file or folder, at most ``chunk_rows`` rows at a time: ``label`` (None: the
-    last column) and the model's input columns among the others, by name (any other column is not
-    read). A null feature is a missing value: filled as the model's columns fill them, else refused
-    naming its row and column. Missing columns are refused on the call, before the first row."""
-    if not os.path.isdir(data):
-        check_file(data, Path(data))  # as load_source does: a pipe named .parquet is refused, not read
-    layout = read_parquet_layout(data, _EvaluatedColumns(model, label, data))
-    columns = model.columns or Columns.numeric(model.feature_names)
-    fills = any(column.fill is not None for column in columns.columns)
-
-    def read() -> EvaluatedChunks:
-        first_row = 0
-        unknown: dict[str, int] = {}
-        for batch in read_batches(layout, chunk_rows, refuse_missing=None if fills else MISSING_HINT):
-            X = batch.X
-            if not columns.plain:
-                encoded = columns.encode(X, data)
-                for name, count in encoded.unknown.items():
-                    unknown[name] = unknown.get(name, 0) + count
-                X = encoded.X
-            model.check_finite_standardized(X, data, first_row=first_row)
-            yield X, encode_with(model.classes, typed_labels(batch.labels), data)
-            first_row += len(batch)
-        if unknown:
-            counts = ", ".join(f"{name}: {count}" for name, count in unknown.items())
-            warn(f"{data}: categories unseen in training got all-zero indicators ({counts} cells)")
-
-    return read()
-
-
 def _evaluated_data(
-    run_dir: str | PathLike[str], model: Model, data: str | None, label: str | int | None, header: bool | None
+    run_dir: str | PathLike[str], model: Model, data: str | None, label: str | int | None
 ) -> tuple[Matrix, np.ndarray, str]:
-    """Raw features (n, d), class indices (n,) and a description of what is evaluated, read whole."""
+    """Raw features (n, d), class indices (n,) and a description of what is evaluated, read whole:
+    the saved test split, or a svmlight, .npz or builtin source (svmlight with the training file's
+    first feature index)."""
     if data is None:
         X_raw, y = rundir.load_test_split(run_dir)
         if X_raw.shape[1] != model.n_features:
             raise DataError(f"{run_dir}/test.npz: has {X_raw.shape[1]} features, the model has {model.n_features}")
         return X_raw, y, f"{run_dir} (saved test split)"
     training = rundir.read_model_json(Path(run_dir) / "model.json").get("training", {})
-    flag = header if header is not None else model.header
-    selection = Selection(label=label if label is not None else _label_for(data, model, flag))
-    dataset = load_source(data, selection, header=flag, index_base=training.get("svmlight_index_base"))
-    if dataset.cells is None:
-        X_raw = align_features(dataset, model.input_names, data)
-    else:
-        positions = model.input_positions(dataset.feature_names, data)
-        columns = model.columns or Columns.numeric(model.feature_names)
-        lines = None if dataset.line_numbers is None else dataset.line_numbers.tolist()
-        encoded = columns.encode(dataset.cells[:, positions], data, lines)
-        if encoded.unknown:
-            counts = ", ".join(f"{name}: {count}" for name, count in encoded.unknown.items())
-            warn(f"{data}: categories unseen in training got all-zero indicators ({counts} cells)")
-        X_raw = encoded.X
-    lines = None if dataset.line_numbers is None else dataset.line_numbers.tolist()
-    model.check_finite_standardized(X_raw, data, lines)
+    options = ReadOptions(index_base=training.get("svmlight_index_base"))
+    with open_rows(data, Selection(label=label), options) as rows:  # a label is refused: these carry theirs
+        dataset = rows.dataset
+    assert dataset is not None, "a source that is not streamed is read whole"
+    X_raw = align_features(dataset, model.input_names, data)
+    model.check_finite_standardized(X_raw, data)
     return X_raw, encode_with(model.classes, dataset.labels, data), data
 
 
@@ -240,15 +185,10 @@ def raw_features(X_raw: Matrix, n_features: int) -> np.ndarray | None:
 
 def _label_for(source: str, model: Model, header_flag: bool | None) -> str | None:
     """Use the model's label column name when a delimited or Parquet source has it, else the default."""
-    kind = source_kind(source)
-    if kind not in ("delimited", "parquet") or source == "-":
+    if source_kind(source) not in ("delimited", "parquet") or source == "-":
         return None
     try:
-        if kind == "parquet":
-            header = parquet_column_names(source)
-        else:
-            with delimited_chunks(Path(source), header=header_flag) as (header, _):  # the header (and a few rows)
-                pass
+        header = column_names(source, header_flag)
     except DataError:
         return None  # the reader says what is wrong
     return model.label_name if model.label_name in header else None

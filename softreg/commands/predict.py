@@ -5,7 +5,7 @@ Parquet, svmlight and ``.npz`` (read whole), and builtin names. Parquet is read 
 batches, by the model's input column names (no label needed). Delimited input is read the way
 training read its file (its header rule and columns, from ``model.json``), one chunk at
 a time, so memory stays bounded whatever the file's size: numbers through the fast path
-(`softreg.delimited_numbers`) when the model's input columns are plain numeric ones, text
+(`softreg.io.delimited_numbers`) when the model's input columns are plain numeric ones, text
 cells otherwise and from wherever the fast path declines (their errors name the line).
 """
 
@@ -27,13 +27,15 @@ import numpy as np
 
 from softreg import rundir
 from softreg.cache import budget
-from softreg.columns import MISSING_HINT, Columns
-from softreg.delimited import CHUNK_ROWS, Chunk, delimited_chunks
-from softreg.delimited_numbers import Layout, NotNumeric, NumericChunk, numbers_then_text, read_layout
 from softreg.errors import DataError, warn
+from softreg.io.dataset import Dataset
+from softreg.io.delimited import CHUNK_ROWS
+from softreg.io.delimited_numbers import NotNumeric
+from softreg.io.kinds import check_file, source_kind
+from softreg.io.sources import align_features
+from softreg.io.stream import ReadOptions, RowChunk, Rows, open_rows
 from softreg.model import Model
-from softreg.parquet import read_batches, read_parquet_layout
-from softreg.sources import align_features, check_file, load_source, source_kind
+from softreg.prepare.columns import MISSING_HINT, Columns
 
 
 @dataclass
@@ -73,33 +75,42 @@ def prediction_stream(
     then spooled to a temporary file), otherwise it is read once, as it comes.
 
     ``header`` overrides the model's (None: as in training, else the header rule).
-    ``chunk_rows`` (None: from the run's ``data.memory_budget``, `softreg.cache.budget.chunk_rows`)
+    ``chunk_rows`` (None: from the run's ``data.memory_budget``, `softreg.cache.budget.read_chunk_rows`)
     bounds the rows parsed at a time.
     """
     model = rundir.load_model(run_dir)
     source = str(input_path)
-    kind = source_kind(source) if source != "-" else "delimited"
-    if kind not in ("delimited", "parquet") or (kind == "delimited" and source != "-" and not _is_delimited(source)):
-        yield _whole_file(model, source)
+    kind = source_kind(source)
+    if kind not in ("delimited", "parquet"):
+        with _stream(model, source, source, CHUNK_ROWS, header) as stream:
+            yield stream  # read whole, predicted before the first line is written
         return
     if chunk_rows is None:
         chunk_rows = budget.read_chunk_rows(budget.run_budget(run_dir), len(model.input_names) + 2, CHUNK_ROWS)
     if kind == "parquet":
-        if validate:
-            for _ in _parquet(model, source, chunk_rows).chunks:
-                pass
-        stream = _parquet(model, source, chunk_rows)
-        yield stream
-        _warn_unknown(source, stream)
-        return
-    with _seekable(source, spool=validate) as path:
-        if validate:
-            with _delimited(model, path, source, chunk_rows, header) as stream:
-                for _ in stream.chunks:
-                    pass
-        with _delimited(model, path, source, chunk_rows, header) as stream:
+        if not os.path.isdir(source):
+            check_file(source, Path(source))  # as load_source does: a pipe named .parquet is refused, not read
+        with _checked_stream(model, source, source, chunk_rows, header, validate) as stream:
             yield stream
-            _warn_unknown(source, stream)
+        return
+    with _seekable(source, spool=validate) as path, _checked_stream(
+        model, path, source, chunk_rows, header, validate
+    ) as stream:
+        yield stream
+
+
+@contextmanager
+def _checked_stream(
+    model: Model, path: str, where: str, chunk_rows: int, header: bool | None, validate: bool
+) -> Iterator[PredictionStream]:
+    """`_stream`, read through once before when ``validate``; the unseen categories warned about after."""
+    if validate:
+        with _stream(model, path, where, chunk_rows, header) as stream:
+            for _ in stream.chunks:
+                pass
+    with _stream(model, path, where, chunk_rows, header) as stream:
+        yield stream
+        _warn_unknown(where, stream)
 
 
 def _warn_unknown(source: str, stream: PredictionStream) -> None:
@@ -107,13 +118,6 @@ def _warn_unknown(source: str, stream: PredictionStream) -> None:
     if stream.unknown:
         counts = ", ".join(f"{name}: {count}" for name, count in stream.unknown.items())
         warn(f"{source}: categories unseen in training got all-zero indicators ({counts} cells)")
-
-
-def _is_delimited(source: str) -> bool:
-    from softreg.sources import DELIMITED_SUFFIXES, looks_like_svmlight
-
-    path = Path(source)
-    return path.suffix.lower() in DELIMITED_SUFFIXES or not path.is_file() or not looks_like_svmlight(path)
 
 
 @contextmanager
@@ -139,7 +143,7 @@ def _seekable(source: str, spool: bool = True) -> Iterator[str]:
 
 @dataclass(frozen=True)
 class InputColumns:
-    """The columns of a file to predict (a `softreg.delimited.ColumnChoice`): no label, the
+    """The columns of a file to predict (a `softreg.io.selection.ColumnChoice`): no label, the
     model's input columns (`Model.input_positions`: by name, or by position in a file without
     a header) and its id column when the file has one."""
 
@@ -154,46 +158,45 @@ class InputColumns:
 
 
 @contextmanager
-def _delimited(
-    model: Model, path: str, where: str, chunk_rows: int, header: bool | None
-) -> Iterator[PredictionStream]:
-    """Stream predictions of the delimited file ``path`` (named ``where`` in messages): through
-    the fast path when the model reads plain numeric columns, else as text cells."""
+def _stream(model: Model, path: str, where: str, chunk_rows: int, header: bool | None) -> Iterator[PredictionStream]:
+    """Stream predictions of ``path`` (named ``where`` in messages) read through `open_rows`: the model's
+    input columns (`InputColumns`; any other column, a label, is not used), the id column copied
+    when the model has one and the file too. Delimited text goes through the fast path when the
+    model reads plain numeric columns; a null Parquet value is a missing value, filled as the
+    model's columns fill them, else refused naming its row and column; svmlight, .npz and builtin
+    input are read and predicted whole, on opening."""
     columns = model.columns or Columns.numeric(model.feature_names)
+    fills = any(column.fill is not None for column in columns.columns)
     flag = header if header is not None else model.header
-    layout = _numeric_layout(model, path, where, flag) if columns.plain else None
-    if layout is not None:
-        stream = PredictionStream(model.classes, model.id_name if layout.ident is not None else None, iter(()))
-
-        def text(names: list[str], chunks: Iterator[Chunk], _: int) -> Iterator[Predictions]:
-            return _text_predictions(model, columns, stream, names, chunks, where)
-
-        predictions = numbers_then_text(
-            layout, chunk_rows, lambda chunk: _numeric_predictions(model, chunk, where), text
-        )
-        stream.chunks = predictions
-        try:
-            yield stream
-        finally:
-            predictions.close()  # the file, when the stream is left before its end
-        return
-    with delimited_chunks(path, chunk_rows=chunk_rows, header=flag) as (names, chunks):
-        _, ident, _ = InputColumns(model, where).resolve(path, names)  # missing columns refused here, up front
-        stream = PredictionStream(model.classes, model.id_name if ident is not None else None, iter(()))
-        stream.chunks = _text_predictions(model, columns, stream, names, chunks, where)
+    options = ReadOptions(header=flag, numbers=columns.plain, refuse_missing=None if fills else MISSING_HINT)
+    with open_rows(path, InputColumns(model, where), options, chunk_rows, where) as rows:
+        stream = PredictionStream(model.classes, model.id_name if rows.ident is not None else None, iter(()))
+        if rows.dataset is not None:
+            stream.chunks = iter([_whole_predictions(model, rows.dataset, where)])
+        else:
+            stream.chunks = _predictions(model, columns, stream, rows, where)
         yield stream
 
 
-def _numeric_layout(model: Model, path: str, where: str, header: bool | None) -> Layout | None:
-    """The fast path's layout of ``path``, or None where it declines (standard input, text
-    cells, missing columns: the text path then reads the file, and refuses what it must)."""
-    try:
-        return read_layout(path, InputColumns(model, where), header=header)
-    except NotNumeric:
-        return None
+def _predictions(
+    model: Model, columns: Columns, stream: PredictionStream, rows: Rows, where: str
+) -> Iterator[Predictions]:
+    """Predictions of each chunk; the unseen categories met are counted in ``stream.unknown``."""
+    for chunk in rows.chunks:
+        if chunk.cells is not None:
+            yield _text_predictions(model, columns, stream, rows, chunk, where)
+        elif rows.kind == "parquet":
+            yield _parquet_predictions(model, columns, stream, chunk, where)
+        else:
+            try:
+                predictions = _numeric_predictions(model, chunk, where)
+            except NotNumeric:
+                rows.decline()  # the text path reads the chunk again, and names the line
+                continue
+            yield predictions
 
 
-def _numeric_predictions(model: Model, chunk: NumericChunk, where: str) -> Predictions:
+def _numeric_predictions(model: Model, chunk: RowChunk, where: str) -> Predictions:
     """Predictions of rows read by the fast path: those of the text path, bit for bit; NotNumeric
     for a value too large to standardize (the text path reads that chunk again and names its line)."""
     X = np.ascontiguousarray(chunk.X)  # laid out as the text path's: the same arithmetic, the same bits
@@ -206,62 +209,39 @@ def _numeric_predictions(model: Model, chunk: NumericChunk, where: str) -> Predi
 
 
 def _text_predictions(
-    model: Model, columns: Columns, stream: PredictionStream, names: list[str], chunks: Iterator[Chunk], where: str
-) -> Iterator[Predictions]:
-    """Predictions of rows read as text cells (every error names the line and column); the unseen
-    categories met are counted in ``stream.unknown``."""
-    _, ident, positions = InputColumns(model, where).resolve(where, names)
-    for rows, line_numbers in chunks:
-        cells = np.array(rows, dtype=str)
-        encoded = columns.encode(cells[:, positions], where, line_numbers)
-        model.check_finite_standardized(encoded.X, where, line_numbers)
+    model: Model, columns: Columns, stream: PredictionStream, rows: Rows, chunk: RowChunk, where: str
+) -> Predictions:
+    """Predictions of rows read as text cells (every error names the line and column)."""
+    assert chunk.cells is not None, "a text chunk"
+    encoded = columns.encode(chunk.cells[:, rows.features], where, chunk.lines)
+    model.check_finite_standardized(encoded.X, where, chunk.lines)
+    for name, count in encoded.unknown.items():
+        stream.unknown[name] = stream.unknown.get(name, 0) + count
+    proba = model.predict_proba(encoded.X)
+    return Predictions(chunk.ids, model.classes[proba.argmax(axis=1)], proba)
+
+
+def _parquet_predictions(
+    model: Model, columns: Columns, stream: PredictionStream, chunk: RowChunk, where: str
+) -> Predictions:
+    """Predictions of Parquet rows: numbers, encoded by the model's columns unless plain."""
+    X = chunk.X
+    if not columns.plain:
+        encoded = columns.encode(np.asarray(X), where)
         for name, count in encoded.unknown.items():
             stream.unknown[name] = stream.unknown.get(name, 0) + count
-        proba = model.predict_proba(encoded.X)
-        ids = cells[:, ident] if ident is not None else None
-        yield Predictions(ids, model.classes[proba.argmax(axis=1)], proba)
-
-
-def _parquet(model: Model, source: str, chunk_rows: int) -> PredictionStream:
-    """Stream predictions of a Parquet file or folder, at most ``chunk_rows`` rows at a time: the
-    model's input columns by name (`InputColumns`; any other column, a label, is not read), the
-    id column copied when the model has one and the file too. A null is a missing value: filled
-    as the model's columns fill them, else refused naming its row and column."""
-    if not os.path.isdir(source):
-        check_file(source, Path(source))  # as load_source does: a pipe named .parquet is refused, not read
-    layout = read_parquet_layout(source, InputColumns(model, source))  # missing columns refused here, up front
-    columns = model.columns or Columns.numeric(model.feature_names)
-    fills = any(column.fill is not None for column in columns.columns)
-    stream = PredictionStream(model.classes, model.id_name if layout.ident is not None else None, iter(()))
-
-    def predictions() -> Iterator[Predictions]:
-        first_row = 0
-        for batch in read_batches(layout, chunk_rows, refuse_missing=None if fills else MISSING_HINT):
-            X = batch.X
-            if not columns.plain:
-                encoded = columns.encode(X, source)
-                for name, count in encoded.unknown.items():
-                    stream.unknown[name] = stream.unknown.get(name, 0) + count
-                X = encoded.X
-            model.check_finite_standardized(X, source, first_row=first_row)
-            proba = model.predict_proba(X)
-            yield Predictions(batch.ids, model.classes[proba.argmax(axis=1)], proba)
-            first_row += len(batch)
-
-    stream.chunks = predictions()
-    return stream
-
-
-def _whole_file(model: Model, source: str) -> PredictionStream:
-    """Predictions for svmlight, .npz or builtin input, read whole."""
-    dataset = load_source(source)
-    if dataset.X is None:
-        raise DataError(f"{source}: expected numeric input")
-    X = align_features(dataset, model.input_names, source)
-    model.check_finite_standardized(X, source)
+        X = encoded.X
+    model.check_finite_standardized(X, where, first_row=chunk.first_row)
     proba = model.predict_proba(X)
-    chunk = Predictions(None, model.classes[proba.argmax(axis=1)], proba)
-    return PredictionStream(model.classes, None, iter([chunk]))
+    return Predictions(chunk.ids, model.classes[proba.argmax(axis=1)], proba)
+
+
+def _whole_predictions(model: Model, dataset: Dataset, where: str) -> Predictions:
+    """Predictions for svmlight, .npz or builtin input, read whole."""
+    X = align_features(dataset, model.input_names, where)
+    model.check_finite_standardized(X, where)
+    proba = model.predict_proba(X)
+    return Predictions(None, model.classes[proba.argmax(axis=1)], proba)
 
 
 def write_predictions(handle: IO[str], stream: PredictionStream, delimiter: str = ",") -> int:

@@ -16,11 +16,11 @@ import numpy as np
 from softreg import losses
 from softreg.cache import CacheData
 from softreg.config import Config, read_yaml, resolve
-from softreg.data import Prepared, prepare, random_streams
-from softreg.delimited import CHUNK_ROWS
 from softreg.errors import DataError, RunDirError, UsageError
 from softreg.evaluate import classification_metrics
+from softreg.io.delimited import CHUNK_ROWS
 from softreg.model import Model
+from softreg.prepare.data import Prepared, prepare, random_streams
 from softreg.softmax import penalty, penalty_gradient
 from softreg.solve import Optimum, exact_optimum, streamed_optimum
 from softreg.train import ArrayData, data_logits, evaluate_objective

@@ -17,10 +17,10 @@ import numpy as np
 from softreg import rundir
 from softreg.commands.common import save_run
 from softreg.config import Config, dump_config, load_config
-from softreg.data import Prepared, prepare, random_streams
 from softreg.errors import ClusterError, DataError, DivergedError, Interrupted, RunDirError, UsageError, warn
 from softreg.evaluate import model_metrics
 from softreg.model import Model
+from softreg.prepare.data import Prepared, prepare, random_streams
 from softreg.train import (
     AUTO,
     EpochCallback,

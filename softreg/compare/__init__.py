@@ -34,9 +34,9 @@ from softreg.compare.trajectory import (
     rounding_amplification,
     tracked_features,
 )
-from softreg.data import random_streams
 from softreg.errors import DivergedError, SoftregError, UsageError
 from softreg.kernels import Matrix
+from softreg.prepare.data import random_streams
 from softreg.train import (
     AUTO,
     ArrayData,

@@ -31,8 +31,8 @@ from softreg.config.sections import Config, DataConfig, EngineConfig, ModelConfi
 from softreg.config.suggest import did_you_mean, key_suggestion
 from softreg.config.yaml_io import apply_overrides, parse_override, read_yaml
 from softreg.errors import ConfigError
+from softreg.io.kinds import BUILTIN_PREFIX, BUILTINS
 from softreg.losses import SPHERICAL_START
-from softreg.sources import BUILTIN_PREFIX, BUILTINS
 from softreg.train.settings import automatic_choices
 
 __all__ = [

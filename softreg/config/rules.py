@@ -7,8 +7,8 @@ import math
 from collections.abc import Callable
 from typing import Any, TypeAlias
 
-from softreg.columns import is_number
 from softreg.config.suggest import did_you_mean
+from softreg.io.cells import is_number
 from softreg.losses import NORMALIZERS, SUM_REFUSED
 from softreg.train import AUTO
 

@@ -17,7 +17,7 @@ The graph, for features ``F`` (n_samples, n_features) assembled from the inputs:
 
 A text column is one-hot encoded by ``ai.onnx.ml.OneHotEncoder`` with ``zeros=1``: a category
 unseen in training gives all-zero indicators, as in ``predict``. Its missing cells, the
-tokens of `softreg.columns.MISSING_TOKENS` in any case with surrounding white space (``""``,
+tokens of `softreg.prepare.columns.MISSING_TOKENS` in any case with surrounding white space (``""``,
 ``NA``, ``null``, ...), are matched by ``RegexFullMatch`` (opset 20) and replaced by the
 column's fill category. Graphs without text columns use opset 13.
 """
@@ -31,15 +31,16 @@ from typing import Any
 
 import numpy as np
 
-from softreg.columns import MISSING_TOKENS, Columns
+from softreg.io.cells import MISSING_TOKENS
 from softreg.losses import SPHERICAL_EPSILON
 from softreg.model import Model
+from softreg.prepare.columns import Columns
 
 NUMERIC_OPSET = 13  # Softmax over one axis, Squeeze with axes as an input
 TEXT_OPSET = 20  # RegexFullMatch
 ML_OPSET = 1  # ai.onnx.ml: OneHotEncoder
 OUTPUTS = ("label", "probabilities")
-# str.strip()'s white space (str.isspace), for RE2: what `softreg.columns.missing_mask` strips
+# str.strip()'s white space (str.isspace), for RE2: what `softreg.prepare.columns.missing_mask` strips
 _SPACE = r"[\t\n\x0b\x0c\r\x1c-\x1f \x{85}\x{a0}\x{1680}\x{2000}-\x{200a}\x{2028}\x{2029}\x{202f}\x{205f}\x{3000}]*"
 MISSING_PATTERN = "(?i)" + _SPACE + "(" + "|".join(re.escape(token) for token in MISSING_TOKENS) + ")" + _SPACE
 

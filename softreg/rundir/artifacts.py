@@ -12,10 +12,10 @@ from typing import Any, cast
 import numpy as np
 
 from softreg import __version__
-from softreg.columns import Columns
 from softreg.errors import RunDirError
 from softreg.kernels import Matrix
 from softreg.model import Model
+from softreg.prepare.columns import Columns
 from softreg.rundir.files import read_json_object, write_json, write_npz
 
 FORMAT_VERSION = 1

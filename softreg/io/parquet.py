@@ -15,7 +15,6 @@ strings. Rows are read in batches, never as a Python object per cell.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -26,20 +25,13 @@ from typing import Any
 
 import numpy as np
 
-from softreg.dataset import Dataset, shown_names
-from softreg.delimited import ColumnChoice, Selection, typed_labels
 from softreg.errors import DataError
 from softreg.escape import visible
+from softreg.io.dataset import shown_names
+from softreg.io.selection import ColumnChoice, Selection
 
-PARQUET_SUFFIXES = (".parquet", ".pq")
 BATCH_ROWS = 65536
 INSTALL_HINT = "pip install 'softreg[parquet]' (from a clone of the repository: pip install '.[parquet]')"
-FINGERPRINT_BYTES = 2**20
-
-
-def is_parquet(source: str) -> bool:
-    """Whether a source names Parquet: a ``.parquet``/``.pq`` file, or a folder."""
-    return Path(source).suffix.lower() in PARQUET_SUFFIXES or os.path.isdir(source)  # False on any OSError
 
 
 def parquet_files(source: str | os.PathLike[str]) -> list[Path]:
@@ -57,25 +49,6 @@ def parquet_files(source: str | os.PathLike[str]) -> list[Path]:
         raise DataError(f"{source}: a folder is read as Parquet, and this one holds no *.parquet files; "
                         "give a data file, or a folder of Parquet files")
     return files
-
-
-def fingerprint_parquet(source: str) -> dict[str, Any]:
-    """Size, modification time and SHA-256 of the first and last MiB of each Parquet file of a
-    folder (sorted), and their total size; a change to any of them changes it."""
-    entries = []
-    try:
-        for path in parquet_files(source):
-            stat = path.stat()
-            digest = hashlib.sha256()
-            with open(path, "rb") as handle:
-                digest.update(handle.read(FINGERPRINT_BYTES))
-                handle.seek(max(0, stat.st_size - FINGERPRINT_BYTES))
-                digest.update(handle.read(FINGERPRINT_BYTES))
-            entries.append({"name": path.name, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns,
-                            "sha256_ends": digest.hexdigest()})
-    except OSError as error:
-        raise DataError(f"{source}: cannot read ({error.strerror or error})") from None
-    return {"size": sum(entry["size"] for entry in entries), "files": entries}
 
 
 def _pyarrow(source: str | os.PathLike[str]) -> tuple[ModuleType, ModuleType, ModuleType]:
@@ -284,45 +257,6 @@ def _texts(pa: ModuleType, pc: ModuleType, column: Any, path: Path, name: str) -
         nan = np.flatnonzero(np.asarray(pc.is_nan(dictionary).fill_null(False)))
         codes = np.where(np.isin(codes, nan), -1, codes)
     return texts, codes
-
-
-def load_parquet(source: str, selection: Selection | None = None) -> Dataset:
-    """A Parquet file or folder as a `Dataset` of float64 ``X`` (NaN for nulls), typed labels
-    and ids; ``X`` is allocated once, from the files' row counts."""
-    layout = read_parquet_layout(source, selection)
-    shape = (sum(layout.rows), len(layout.features))
-    try:
-        X = np.empty(shape)
-    except MemoryError:
-        raise DataError(f"{source}: {shape[0]} rows x {shape[1]} features do not fit in memory as float64 "
-                        f"({shape[0] * shape[1] * 8 / 2**30:.1f} GiB); a data.cache streams them") from None
-    codes = np.empty(X.shape[0], dtype=np.intp)
-    texts: dict[str, int] = {}
-    ids: list[np.ndarray] = []
-    start = 0
-    for batch in read_batches(layout):
-        end = start + len(batch)
-        if end > X.shape[0]:
-            raise DataError(f"{source}: holds more rows than its metadata says ({X.shape[0]}); is a file damaged?")
-        X[start:end] = batch.X
-        index = np.array([texts.setdefault(text, len(texts)) for text in batch.label_texts.tolist()], dtype=np.intp)
-        codes[start:end] = index[batch.label_codes]
-        if batch.ids is not None:
-            ids.append(batch.ids)
-        start = end
-    if start != X.shape[0]:
-        raise DataError(f"{source}: holds {start} rows, its metadata says {X.shape[0]}; is a file damaged?")
-    names = layout.names
-    assert layout.target is not None, "a Selection always chooses a label"
-    return Dataset(
-        X=X,
-        labels=typed_labels(np.array(list(texts), dtype=str))[codes],
-        feature_names=layout.feature_names,
-        label_name=names[layout.target],
-        source=str(source),
-        ids=None if layout.ident is None else np.concatenate(ids),
-        id_name=None if layout.ident is None else names[layout.ident],
-    )
 
 
 def rows_in_chunks(batches: Iterator[ParquetBatch], chunk_rows: int) -> Iterator[ParquetBatch]:

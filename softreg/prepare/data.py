@@ -1,14 +1,12 @@
 """From a config's ``data`` section to standardized parts: load (through the registry of
-`softreg.sources`), select classes, encode labels, split, standardize.
+`softreg.io.sources`), select classes, encode labels, split, standardize.
 
 Every error names the file and, where it applies, the line and column.
 """
 
 from __future__ import annotations
 
-import math
 import os
-from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -16,14 +14,16 @@ from typing import TYPE_CHECKING
 import numpy as np
 import scipy.sparse as sp
 
-from softreg.columns import Columns
-from softreg.dataset import Dataset, shown_names
-from softreg.delimited import Selection
 from softreg.errors import DataError, warn
-from softreg.features import drop_missing, features_of, fit_columns_for, refuse_missing
+from softreg.io.dataset import Dataset, shown_names
+from softreg.io.selection import Selection
+from softreg.io.sources import align_features, load_source
 from softreg.kernels import Matrix
 from softreg.model import standardize
-from softreg.sources import align_features, load_source
+from softreg.prepare.columns import Columns
+from softreg.prepare.features import drop_missing, features_of, fit_columns_for, refuse_missing
+from softreg.prepare.labels import encode_labels, encode_with, select_classes
+from softreg.prepare.split import split_indices
 from softreg.train import ArrayData
 
 if TYPE_CHECKING:
@@ -32,113 +32,6 @@ if TYPE_CHECKING:
     from softreg.config import DataConfig
 
 FALLBACK_AVAILABLE = 2**30  # bytes of memory assumed available where the system does not say
-
-# -- labels
-
-
-def select_classes(dataset: Dataset, classes: Sequence[object] | None, require_all: bool = True) -> Dataset:
-    """Keep only rows whose label is in ``classes`` (compared as text); with
-    ``require_all``, refuse a class the data do not have."""
-    if classes is None:
-        return dataset
-    present = {str(label) for label in np.unique(dataset.labels)}
-    unknown = [str(label) for label in classes if str(label) not in present]
-    if unknown and require_all:
-        raise DataError(
-            f"{dataset.source}: class(es) {', '.join(map(repr, unknown))} not in the data; "
-            f"its classes are: {', '.join(sorted(present))}"
-        )
-    keep = np.isin(dataset.labels.astype(str), [str(label) for label in classes])
-    return dataset.take(keep)
-
-
-def encode_labels(dataset: Dataset) -> tuple[np.ndarray, np.ndarray]:
-    """Sorted classes and the class index of each row; refuse a single class.
-
-    Returns
-    -------
-    classes : ndarray of shape (n_classes,)
-    y : ndarray of shape (n_samples,), int64 indices into ``classes``
-    """
-    classes, y = np.unique(dataset.labels, return_inverse=True)
-    if len(classes) < 2:
-        raise DataError(f"{dataset.source}: only one class ({str(classes[0])!r}) in the labels; need at least two")
-    return classes, y.astype(np.int64)
-
-
-def encode_with(classes: np.ndarray, labels: np.ndarray, source: str) -> np.ndarray:
-    """Class indices of ``labels`` under a model's ``classes``; refuse labels it does not know."""
-    known = {str(label): index for index, label in enumerate(classes)}
-    text_labels = labels.astype(str)
-    unknown = sorted(set(text_labels) - set(known))
-    if unknown:
-        raise DataError(
-            f"{source}: label(s) {', '.join(repr(str(label)) for label in unknown[:10])} are not classes of the model "
-            f"({', '.join(map(str, classes))})"
-        )
-    return np.array([known[label] for label in text_labels], dtype=np.int64)
-
-# -- splits
-
-
-def split_counts(n_samples: int, fraction: float) -> int:
-    return math.ceil(round(n_samples * fraction, 9))
-
-
-def split_indices(
-    n_samples: int,
-    fraction: float,
-    y: np.ndarray,
-    mode: str,
-    stratify: bool,
-    rng: np.random.Generator,
-    classes: np.ndarray | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Indices of the kept part and the held-out part (``fraction`` of the rows).
-
-    ``ordered`` holds out the last rows; ``random`` draws them with ``rng``
-    (stratified by ``y`` when ``stratify``; ``classes`` names the class indices in errors).
-    """
-    everything = np.arange(n_samples)
-    if fraction == 0:
-        return everything, everything[:0]
-    n_held = split_counts(n_samples, fraction)
-    if n_held >= n_samples:
-        raise DataError(f"a split fraction of {fraction} leaves no training rows out of {n_samples}")
-    if mode == "ordered":
-        return everything[: n_samples - n_held], everything[n_samples - n_held:]
-    if stratify:
-        _check_stratifiable(y, n_samples, n_held, classes)
-    from sklearn.model_selection import train_test_split
-
-    try:
-        kept, held = train_test_split(
-            everything,
-            test_size=n_held,
-            random_state=int(rng.integers(2**31 - 1)),
-            stratify=y if stratify else None,
-        )
-    except ValueError as error:
-        raise DataError(f"cannot split {n_samples} rows stratified ({error}); set data.stratify: false") from None
-    return np.sort(kept), np.sort(held)
-
-
-def _check_stratifiable(y: np.ndarray, n_samples: int, n_held: int, classes: np.ndarray | None) -> None:
-    """Refuse, naming the classes, a stratified split that scikit-learn cannot make."""
-    present, counts = np.unique(y, return_counts=True)
-    names = present if classes is None else np.asarray(classes)[present]
-    single = [str(name) for name, count in zip(names, counts, strict=True) if count < 2]
-    if single:
-        raise DataError(
-            f"each class needs at least 2 rows for a stratified split; classes with 1 row: {shown_names(single)}; "
-            "set data.stratify: false"
-        )
-    if n_held < len(present) or n_samples - n_held < len(present):
-        raise DataError(
-            f"a stratified split of {n_samples} rows holds out {n_held}, but each part needs a row of each of the "
-            f"{len(present)} classes; set data.stratify: false or change the fraction"
-        )
-
 
 # -- standardization
 

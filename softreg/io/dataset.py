@@ -20,7 +20,7 @@ class Dataset:
     X : {ndarray, csr_matrix} of shape (n_samples, n_features), float64, or None
         Numeric sources (builtin, .npz, svmlight); NaN marks a missing value.
     cells : ndarray of str of shape (n_samples, n_columns) or None
-        Delimited text: the raw cells of the feature columns (`softreg.columns` encodes them).
+        Delimited text: the raw cells of the feature columns (`softreg.prepare.columns` encodes them).
     labels : ndarray of shape (n_samples,), int64 or str
     feature_names : the input column names (of X's columns, or of cells' columns)
     line_numbers, ids : ndarray of shape (n_samples,) or None, delimited text only

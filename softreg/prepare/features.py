@@ -10,10 +10,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 import scipy.sparse as sp
 
-from softreg.columns import Columns, fit_columns, is_number, numeric_or_none
-from softreg.dataset import Dataset, shown_names
 from softreg.errors import DataError
+from softreg.io.cells import is_number, numeric_or_none
+from softreg.io.dataset import Dataset, shown_names
 from softreg.kernels import Matrix
+from softreg.prepare.columns import Columns, fit_columns
 
 if TYPE_CHECKING:
 
@@ -53,7 +54,7 @@ def categorical_names(names: Sequence[str], cells: np.ndarray, categorical: str 
 
 def is_text_column(column: np.ndarray) -> bool:
     """Whether no non-missing cell of a column of text cells is a number (and some cell is present)."""
-    from softreg.columns import missing_mask
+    from softreg.io.cells import missing_mask
 
     present = column[~missing_mask(column)]
     if present.size == 0:
@@ -63,7 +64,7 @@ def is_text_column(column: np.ndarray) -> bool:
 
 def drop_missing(dataset: Dataset) -> Dataset:
     """The rows of ``dataset`` without a missing feature cell (``data.missing: drop``)."""
-    from softreg.columns import missing_mask
+    from softreg.io.cells import missing_mask
 
     if dataset.cells is not None:
         missing = missing_mask(dataset.cells).any(axis=1)

@@ -1,7 +1,7 @@
 """Delimited text whose feature cells are all numbers, read fast: pandas' C parser, in chunks,
 straight into float64.
 
-A shortcut, never a second set of rules. `softreg.delimited` reads the head of the file (the
+A shortcut, never a second set of rules. `softreg.io.delimited` reads the head of the file (the
 delimiter, the header, the columns and the first rows); pandas then parses the body, features
 as float64 and the label and id columns as text. The result is exactly what the text-cell
 path gives for the same file: the same rows, each feature bit for bit what Python's ``float``
@@ -10,44 +10,41 @@ round-trip converter), each label the same stripped text. Or the shortcut declin
 (`NotNumeric`) and the caller reads the file as text cells, whose errors name the line and
 column. It declines whenever it cannot be sure: a feature cell that is not a finite number
 (missing, text, NaN, inf), a blank label, a row shorter or longer than the header, anything
-pandas refuses or warns about, first rows that differ from `softreg.delimited`'s reading of
+pandas refuses or warns about, first rows that differ from `softreg.io.delimited`'s reading of
 them, an encoding whose line end is not the byte ``\\n``, standard input. It never raises a
 DataError of its own, so every message stays the text path's.
 
 No Python object per cell: features go from pandas' parser to float64 arrays; only the label
 and id columns pass through Python strings, one chunk at a time.
 
-The columns are chosen by a `softreg.delimited.ColumnChoice`: training's `Selection`, or the
+The columns are chosen by a `softreg.io.selection.ColumnChoice`: training's `Selection`, or the
 columns a saved model reads (no label for ``predict``). Streaming readers (ingest, ``evaluate
---data``, ``predict``) go through `numbers_then_text`, which hands over to the text path at the
-chunk where the fast path declines, so that the text path reads on from the same row.
+--data``, ``predict``) go through `softreg.io.stream.open_rows`, which hands over to the text path
+at the chunk where the fast path declines, so that the text path reads on from the same row;
+`softreg.io.arrays.load_numbers` reads a whole file into one array.
 """
 
 from __future__ import annotations
 
 import codecs
-import math
-import os
 import warnings
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from os import PathLike
 from typing import IO, Any, TypeVar
 
 import numpy as np
 
-from softreg.dataset import Dataset, generated_names
-from softreg.delimited import (
+from softreg.errors import DataError
+from softreg.io.dataset import generated_names
+from softreg.io.delimited import (
     HEADER_LOOKAHEAD,
     Chunk,
-    ColumnChoice,
     DelimitedText,
-    Selection,
     open_delimited,
     python_encoding,
-    typed_labels,
 )
-from softreg.errors import DataError
+from softreg.io.selection import ColumnChoice, Selection
 
 CHUNK_ROWS = 65536
 
@@ -67,7 +64,7 @@ class NumericChunk:
 
     X : ndarray of shape (n_rows, n_features), float64
     label_texts : ndarray of shape (n_texts,), str
-        The distinct labels, stripped (as `softreg.delimited.load_delimited` has them); empty
+        The distinct labels, stripped (as `softreg.io.delimited.load_delimited` has them); empty
         when the layout has no label column (the rows to predict).
     label_codes : ndarray of shape (n_rows,), int
         The label of each row, an index into ``label_texts``; empty without a label column.
@@ -92,7 +89,7 @@ class NumericChunk:
 
 @dataclass(frozen=True)
 class Layout:
-    """A delimited file's head as `softreg.delimited` reads it: its columns, which are label, id
+    """A delimited file's head as `softreg.io.delimited` reads it: its columns, which are label, id
     and features, where the body starts, and the first data rows; and what `read_layout` was
     asked, with which the text path reads the file where the fast path declines."""
 
@@ -273,34 +270,9 @@ def _check_head(chunk: NumericChunk, head: NumericChunk, start: int) -> None:
         raise NotNumeric
 
 
-def numbers_then_text(
-    layout: Layout,
-    chunk_rows: int,
-    numbers: Callable[[NumericChunk], T],
-    text: Callable[[list[str], Iterator[Chunk], int], Iterator[T]],
-) -> Generator[T, None, None]:
-    """The rows of ``layout.path`` in chunks of ``chunk_rows``: through the fast path, each chunk
-    as ``numbers`` makes it, until the fast path declines (or ``numbers`` does, raising
-    NotNumeric: a check whose message needs line numbers); from that chunk on, as ``text``
-    makes the text path's chunks of the rows not yet passed on, called with the file's column
-    names, those chunks and the count of rows skipped. The text path thus reads on from the
-    same row, in the same chunks, and names what is wrong with the file, if anything."""
-    done = 0
-    try:
-        for chunk in read_chunks(layout, chunk_rows):
-            made = numbers(chunk)
-            yield made
-            done += len(chunk)
-        return
-    except NotNumeric:
-        pass
-    with open_delimited(layout.path, layout.delimiter, chunk_rows, layout.header, layout.encoding) as opened:
-        yield from text(opened.names, RowsAfter(opened, done), done)
-
-
 class RowsAfter(Iterator[Chunk]):
     """The text path's chunks less their first ``skip`` rows; ``position()`` is the file's
-    (`softreg.delimited.DelimitedText.position`), for progress."""
+    (`softreg.io.delimited.DelimitedText.position`), for progress."""
 
     def __init__(self, opened: DelimitedText, skip: int) -> None:
         self.position = opened.position
@@ -315,66 +287,3 @@ class RowsAfter(Iterator[Chunk]):
 
     def __next__(self) -> Chunk:
         return next(self._chunks)
-
-
-def load_numbers(
-    path: str | PathLike[str],
-    selection: Selection | None = None,
-    delimiter: str | None = None,
-    header: bool | None = None,
-    encoding: str = "utf-8",
-) -> Dataset:
-    """A delimited file whose feature cells are all finite numbers as a `Dataset` with float64
-    ``X`` and no text cells, exactly as `softreg.delimited.load_delimited` followed by
-    encoding its cells would give it; NotNumeric for any other file.
-
-    Memory: ``X`` is allocated once from the file size and the first chunk's bytes per row,
-    grown (or shrunk at the end) in place, so loading peaks a chunk above ``X`` and the labels.
-    (A row takes at least two bytes per column: a character and a delimiter or line end.)
-    """
-    layout = read_layout(path, selection, delimiter, header, encoding)
-    size = os.stat(path).st_size
-    n_features = len(layout.features)
-    X = np.empty((0, n_features))
-    codes = np.empty(0, dtype=np.intp)
-    texts: dict[str, int] = {}  # each distinct label and its index
-    ids: list[np.ndarray] = []
-    n_rows = 0
-    for chunk in read_chunks(layout, CHUNK_ROWS):
-        end = n_rows + len(chunk)
-        if end > X.shape[0]:
-            X = _room_for(X, end, size // (2 * len(layout.names)), size, chunk.offset)
-            codes.resize(X.shape[0], refcheck=False)
-        X[n_rows:end] = chunk.X
-        index = np.array([texts.setdefault(text, len(texts)) for text in chunk.label_texts.tolist()], dtype=np.intp)
-        codes[n_rows:end] = index[chunk.label_codes]
-        if chunk.ids is not None:
-            ids.append(chunk.ids)
-        n_rows = end
-    X.resize((n_rows, n_features), refcheck=False)  # in place: no copy
-    labels = typed_labels(np.array(list(texts), dtype=str))[codes[:n_rows]]
-    names = layout.names
-    assert layout.target is not None, "a Selection always chooses a label"
-    return Dataset(
-        X=X,
-        labels=labels,
-        feature_names=[names[index] for index in layout.features],
-        label_name=names[layout.target],
-        source=str(path),
-        named=layout.named,
-        ids=None if layout.ident is None else np.concatenate(ids),
-        id_name=None if layout.ident is None else names[layout.ident],
-        file_columns=list(names),
-    )
-
-
-def _room_for(X: np.ndarray, rows: int, most: int, size: int, offset: int) -> np.ndarray:
-    """``X`` with room for at least ``rows`` rows: the first time, the rows the whole file
-    should hold at the bytes per row read so far (plus 5%; never more than the ``most`` a file
-    of its size can hold); later, a quarter more. Pages never written are never touched, so an
-    estimate too large costs no memory."""
-    if X.shape[0] == 0:
-        estimate = min(math.ceil(rows * size / max(offset, 1) * 1.05), most)
-        return np.empty((max(rows, estimate), X.shape[1]))
-    X.resize((max(rows, X.shape[0] + X.shape[0] // 4), X.shape[1]), refcheck=False)
-    return X

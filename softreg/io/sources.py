@@ -1,0 +1,112 @@
+"""Any source read whole into a `Dataset` (`load_source`), and a dataset's columns aligned to a
+model's (`align_features`). Which reader a source needs is `softreg.io.kinds`' decision."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import cast
+
+import scipy.sparse as sp
+
+from softreg.errors import DataError
+from softreg.io.arrays import load_numbers, load_parquet
+from softreg.io.builtin import load_builtin
+from softreg.io.dataset import Dataset, shown_names
+from softreg.io.delimited import load_delimited
+from softreg.io.delimited_numbers import NotNumeric
+from softreg.io.kinds import BUILTIN_PREFIX, check_file, default_delimiter, source_kind
+from softreg.io.npz import load_npz
+from softreg.io.selection import Selection
+from softreg.io.svmlight import load_svmlight
+from softreg.kernels import Matrix
+
+
+def load_source(
+    source: str,
+    selection: Selection | None = None,
+    delimiter: str | None = None,
+    header: bool | None = None,
+    index_base: int | None = None,
+    encoding: str = "utf-8",
+    as_numbers: bool = False,
+) -> Dataset:
+    """Load any supported source into a `Dataset` (``-``: delimited text on standard input).
+
+    ``selection`` picks the label, id and feature columns: all of it for delimited text;
+    numeric sources carry their labels, and take ``features``/``exclude`` by name.
+
+    ``as_numbers``: delimited text whose feature cells are all finite numbers loads as float64
+    ``X`` (`softreg.io.delimited_numbers`, many times faster, no text cells kept); other text
+    still loads as ``cells``. Leave it False where the raw cells matter (categories named by
+    hand may be numbers).
+    """
+    selection = selection or Selection()
+    kind = source_kind(source)
+    if kind not in ("delimited", "parquet") and (selection.label is not None or selection.id is not None):
+        key = "data.label" if selection.label is not None else "data.id"
+        raise DataError(f"{source}: {key} applies to delimited text only; this source carries its own labels")
+    if kind == "builtin":
+        return _select(load_builtin(source[len(BUILTIN_PREFIX):]), selection)
+    path = Path(source)
+    if kind == "parquet":
+        if not os.path.isdir(path):
+            check_file(source, path)
+        return load_parquet(source, selection)
+    if source != "-":
+        check_file(source, path)
+    if kind == "npz":
+        return _select(load_npz(path), selection)
+    if kind == "svmlight":
+        return _select(load_svmlight(path, index_base), selection)
+    delimiter = delimiter or default_delimiter(source)
+    if as_numbers and source != "-":
+        try:
+            return load_numbers(path, selection, delimiter, header, encoding)
+        except NotNumeric:
+            pass  # read as text cells, whose errors name the line and column
+    return load_delimited(path if source != "-" else "-", selection, delimiter, header, encoding)
+
+
+def _select(dataset: Dataset, selection: Selection) -> Dataset:
+    """``data.features``/``data.exclude`` on a numeric source, by name or index."""
+    if selection.features is None and not selection.exclude:
+        return dataset
+    names = dataset.feature_names
+    _, _, keep = Selection(label=None, features=selection.features, exclude=selection.exclude).resolve(
+        dataset.source, [*names, "\x00label"]
+    )
+    X = dataset.X
+    return replace(dataset, X=X[:, keep] if X is not None else None, feature_names=[names[i] for i in keep])
+
+
+def align_features(dataset: Dataset, feature_names: Sequence[str], what: str) -> Matrix:
+    """``dataset``'s columns in the order of ``feature_names``.
+
+    Named columns (a delimited header) are matched by name, in any order; unnamed ones
+    (an .npz without feature_names, svmlight, a headerless file) by position, which
+    needs the same count.
+    """
+    n_features = len(feature_names)
+    if dataset.X is None:
+        raise DataError(f"{what}: text columns need the model's column encoding, not positional alignment")
+    if dataset.feature_names == list(feature_names):
+        return dataset.X
+    if sp.issparse(dataset.X):
+        sparse = cast("sp.csr_matrix", dataset.X)  # issparse does not narrow the type
+        if sparse.shape[1] > n_features:
+            raise DataError(f"{what}: has {sparse.shape[1]} features, the model expects {n_features}")
+        return sp.csr_matrix((sparse.data, sparse.indices, sparse.indptr), shape=(sparse.shape[0], n_features))
+    if not dataset.named:
+        if dataset.X.shape[1] != n_features:
+            raise DataError(
+                f"{what}: has {dataset.X.shape[1]} unnamed feature columns, the model expects {n_features}"
+            )
+        return dataset.X
+    position = {name: index for index, name in enumerate(dataset.feature_names)}
+    missing = [name for name in feature_names if name not in position]
+    if missing:
+        raise DataError(f"{what}: missing feature column(s) {shown_names(missing)} that the model needs")
+    return dataset.X[:, [position[name] for name in feature_names]]
