@@ -13,7 +13,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from softreg._version import __version__
+
 __all__ = ["SoftmaxRegression", "__version__", "fit_config", "load_run"]
 
 if TYPE_CHECKING:

@@ -285,10 +285,13 @@ def test_lr_auto_chooses_the_cores_rate_and_keeps_it(tmp_path):
 
 def test_importing_the_training_core_does_not_import_the_estimator():
     """`import softreg.train` loads only the math (softmax, losses), kernels, optimiser and train modules
-    (and errors): no config, data, run-directory or estimator code."""
+    (and errors, and the package's version): no config, data, run-directory or estimator code."""
     code = "import softreg.train, sys; print(sorted(m for m in sys.modules if m.startswith('softreg')))"
     loaded = eval(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
-    allowed = {"softreg", "softreg.errors", "softreg.kernels", "softreg.losses", "softreg.optim", "softreg.softmax"}
+    allowed = {
+        "softreg", "softreg._version", "softreg.errors", "softreg.kernels", "softreg.losses", "softreg.optim",
+        "softreg.softmax",
+    }
     assert {"softreg.train", "softreg.train.loop"} <= set(loaded)
     assert all(name in allowed or name == "softreg.train" or name.startswith("softreg.train.") for name in loaded)
 

@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from softreg.cli import _interrupt, handle_errors, main
+from softreg.cli.group import _interrupt, handle_errors, main
 
 
 @main.command()

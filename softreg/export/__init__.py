@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from softreg import __version__
+from softreg._version import __version__
 from softreg.errors import DataError, OutputExistsError, UsageError
 from softreg.export.graph import OUTPUTS, build_model, graph_inputs, is_unnamed
 from softreg.model import Model

@@ -11,7 +11,7 @@ from typing import Any, cast
 
 import numpy as np
 
-from softreg import __version__
+from softreg._version import __version__
 from softreg.columns import Columns
 from softreg.errors import RunDirError
 from softreg.kernels import Matrix

@@ -82,7 +82,7 @@ def is_softreg_run(path: str | os.PathLike[str]) -> bool:
 
 def write_marker(directory: str | os.PathLike[str], kind: str = "run") -> None:
     """Mark ``directory`` as made by softreg (the first file of every output directory)."""
-    from softreg import __version__
+    from softreg._version import __version__
     from softreg.rundir.files import write_json
 
     write_json(Path(directory) / RUN_MARKER, {"softreg": kind, "format_version": 1, "softreg_version": __version__})

@@ -37,7 +37,8 @@ import numpy as np
 
 if TYPE_CHECKING:
     from softreg.kernels import Batch
-    from softreg.train import Settings, TrainingData
+    from softreg.train.data import TrainingData
+    from softreg.train.settings import Settings
 
 AUTO = "auto"
 CURVATURE_SHARE = 1.0  # of the worst-case stability bound (the softmax's curvature rarely reaches 1/2)
