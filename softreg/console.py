@@ -15,8 +15,8 @@ import click
 from softreg.escape import visible
 
 if TYPE_CHECKING:
-    from softreg.commands.train import TrainOutcome
     from softreg.errors import Interrupted
+    from softreg.run import TrainOutcome
     from softreg.train import EpochRecord
 
 
@@ -24,18 +24,6 @@ def _number(value: float | None, digits: int = 4) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "-"
     return f"{value:.{digits}f}" if abs(value) >= 1e-3 or value == 0 else f"{value:.3e}"
-
-
-def epoch_line(record: EpochRecord, total: int) -> str:
-    parts = [f"epoch {record.epoch}/{total}", f"lr={record.lr:.4g}", f"train_loss={record.train_loss:.6g}"]
-    if record.objective is not None:
-        parts.append(f"objective={record.objective:.7g}")
-    if record.val_loss is not None:
-        parts.append(f"val_loss={record.val_loss:.6g}")
-        parts.append(f"val_acc={record.val_accuracy:.4f}")
-    comm = "" if record.comm_seconds is None else f", comm {record.comm_seconds:.2f}s"
-    parts.append(f"({record.seconds:.2f}s{comm})")
-    return "  ".join(parts)
 
 
 def engine_lines(info: Any) -> list[str]:
@@ -75,6 +63,8 @@ class Progress:
         if self.quiet:
             return
         if not self.stream.isatty():
+            from softreg.run.progress import epoch_line  # here: the console stays light to import
+
             click.echo(epoch_line(record, total), file=self.stream)
             self.stream.flush()
             return

@@ -461,6 +461,6 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
 
 
 def _print_epoch(record: EpochRecord, total: int) -> None:
-    from softreg.console import epoch_line
+    from softreg.run.progress import epoch_line
 
     print(epoch_line(record, total), file=sys.stderr, flush=True)

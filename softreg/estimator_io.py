@@ -23,11 +23,11 @@ def save_run(estimator: SoftmaxRegression, path: str | Path, force: bool = False
     rundir.check_output_dir(path, force)
     history = [EpochRecord(**row) for row in estimator.history_]
     training = {"epochs_run": len(history), "objective": estimator.objective_, "source": "SoftmaxRegression.fit"}
+    metrics = {"classes": [str(label) for label in model.classes]}  # no data at hand: nothing measured
     with rundir.staging_dir(path, force=force) as staging:
-        rundir.write_text(staging / "config.yaml", config_text(estimator))
-        rundir.write_history(staging, history)
-        rundir.write_json(staging / "metrics.json", {"classes": [str(label) for label in model.classes]})
-        rundir.save_model(staging, model, training)
+        rundir.save_finished_run(
+            staging, rundir.FinishedRun(model, history, metrics, training, config_text=config_text(estimator))
+        )
     return Path(path)
 
 
@@ -67,7 +67,7 @@ def load_run(path: str | Path) -> SoftmaxRegression:
     """
     path = Path(path)
     model = rundir.load_model(path)
-    config_path = path / "config.yaml"
+    config_path = path / rundir.CONFIG
     parameters: dict[str, Any] = {}
     if config_path.is_file():
         from softreg.config import load_config
@@ -87,8 +87,8 @@ def load_run(path: str | Path) -> SoftmaxRegression:
     estimator.coef_, estimator.intercept_ = model.coef, model.intercept
     estimator.feature_mean_, estimator.feature_scale_ = model.feature_mean, model.feature_scale
     estimator.n_features_in_ = model.n_features
-    estimator.history_ = rundir.read_history(path) if (path / "history.csv").is_file() else []
-    estimator.objective_ = rundir.read_model_json(path / "model.json").get("training", {}).get("objective")
+    estimator.history_ = rundir.read_history(path) if (path / rundir.HISTORY).is_file() else []
+    estimator.objective_ = rundir.read_model_json(path / rundir.MODEL_JSON).get("training", {}).get("objective")
     return estimator
 
 
@@ -109,21 +109,21 @@ def fit_config(
         it exists and is not empty unless ``force``
     """
     from softreg.cache.budget import auto_cache
-    from softreg.commands import train as command
     from softreg.config import apply_overrides, load_config
     from softreg.errors import warn
+    from softreg.run import output_dir_for, train_run
 
     if isinstance(config, dict):
         document, from_command_line = apply_overrides(config, overrides)
         resolved = resolve(document, origin="fit_config", base_dir=".", from_command_line=from_command_line)
     else:
         resolved = load_config(config, overrides)
-    target = command.output_dir_for(resolved, out)
+    target = output_dir_for(resolved, out)
     rundir.check_output_dir(target, force)
     resolved, switched = auto_cache(resolved, target)
     if switched is not None:
         warn(switched)
-    outcome = command.train_run(resolved, target, force=force)
+    outcome = train_run(resolved, target, force=force)
     return load_run(outcome.run_dir), outcome.run_dir
 
 

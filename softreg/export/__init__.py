@@ -68,7 +68,7 @@ def export_run(
     require_onnx()
     _check_output(output, force)
     model = rundir.load_model(run_dir)
-    config = Path(run_dir) / "config.yaml"
+    config = Path(run_dir) / rundir.CONFIG
     digest = _digest(config.read_bytes()) if config.is_file() else None
     return export_model(model, output, dtype, config_digest=digest, force=force)
 
