@@ -316,3 +316,31 @@ def test_raw_features_are_standardized_like_the_cli():
     reference = make_pipeline(StandardScaler(), LogisticRegression(C=1 / (len(y) * decay), tol=1e-10, max_iter=10000))
     reference.fit(X, y)
     np.testing.assert_allclose(ours.predict_proba(X), reference.predict_proba(X), atol=1e-4)
+
+
+def test_load_run_of_a_config_that_no_longer_resolves_keeps_the_defaults(tmp_path):
+    """A run whose config.yaml no longer resolves (a ConfigError) loads with the default parameters
+    and the model's own weights and output."""
+    X, y = load_iris(return_X_y=True)
+    fitted = SoftmaxRegression(weight_decay=1e-2, epochs=5, random_state=0).fit(X, y)
+    run_dir = fitted.save_run(tmp_path / "run")
+    with open(run_dir / "config.yaml", "a", encoding="utf-8") as handle:
+        handle.write("unknown_section: 1\n")
+    loaded = load_run(run_dir)
+    assert loaded.weight_decay == SoftmaxRegression().weight_decay
+    np.testing.assert_array_equal(loaded.predict(X), fitted.predict(X))
+
+
+def test_load_run_lets_a_bug_in_reading_the_config_through(tmp_path, monkeypatch):
+    """Only a config error falls back to the defaults: any other exception while reading the config propagates."""
+    import softreg.config
+
+    X, y = load_iris(return_X_y=True)
+    run_dir = SoftmaxRegression(epochs=2, random_state=0).fit(X, y).save_run(tmp_path / "run")
+
+    def broken(*args, **kwargs):
+        raise ZeroDivisionError("a bug")
+
+    monkeypatch.setattr(softreg.config, "load_config", broken)
+    with pytest.raises(ZeroDivisionError, match="a bug"):
+        load_run(run_dir)

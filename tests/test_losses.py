@@ -297,7 +297,7 @@ def test_train_with_each_option_writes_a_finite_model_that_predicts_with_its_nor
     """``softreg train`` with the option: exit 0, a finite model, model.json records the option, and
     `predict` and `evaluate` use its normalizer at its temperature."""
     from softreg import rundir
-    from softreg.estimator_io import load_run
+    from softreg.estimator import load_run
 
     config = tmp_path / "c.yaml"
     config.write_text(yaml.safe_dump({

@@ -19,7 +19,7 @@ from softreg.commands.report import report_run
 from softreg.commands.run_parts import validation_part
 from softreg.commands.sweep import sweep
 from softreg.errors import SoftregWarning
-from softreg.estimator_io import load_run
+from softreg.estimator import load_run
 from softreg.report import _number
 from softreg.train import data_logits
 

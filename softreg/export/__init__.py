@@ -29,7 +29,7 @@ from softreg.export.graph import OUTPUTS, build_model, graph_inputs, is_unnamed
 from softreg.model import Model
 
 if TYPE_CHECKING:
-    from softreg.estimator import SoftmaxRegression
+    from softreg.estimator.saving import Fitted
 
 FORMATS = ("onnx",)
 DTYPES = ("float64", "float32")
@@ -74,13 +74,13 @@ def export_run(
 
 
 def export_estimator(
-    estimator: SoftmaxRegression, output: str | os.PathLike[str], dtype: str | None = None, force: bool = False
+    estimator: Fitted, output: str | os.PathLike[str], dtype: str | None = None, force: bool = False
 ) -> Exported:
     """`SoftmaxRegression.to_onnx`: the fitted estimator's graph, with one input ``X`` (N, n_features).
 
     Its config digest is that of the ``config.yaml`` its `save_run` writes.
     """
-    from softreg.estimator_io import config_text, estimator_model
+    from softreg.estimator.saving import config_text, estimator_model
 
     require_onnx()
     _check_output(output, force)
