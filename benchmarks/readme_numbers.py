@@ -131,8 +131,8 @@ def _epochs(run_dir: Path) -> int:
 def measure(scratch: Path) -> list[dict[str, Any]]:
     """Train each of `MEASURED_CONFIGS` and evaluate it against its exact optimum."""
     from softreg.commands.evaluate import evaluate_run
-    from softreg.commands.train import train_run
     from softreg.config import load_config
+    from softreg.run import train_run
 
     rows = []
     for name in MEASURED_CONFIGS:

@@ -13,21 +13,17 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from softreg._version import __version__
+
 __all__ = ["SoftmaxRegression", "__version__", "fit_config", "load_run"]
 
 if TYPE_CHECKING:
-    from softreg.estimator import SoftmaxRegression
-    from softreg.estimator_io import fit_config, load_run
+    from softreg.estimator import SoftmaxRegression, fit_config, load_run
 
 
 def __getattr__(name: str) -> Any:
-    if name == "SoftmaxRegression":
-        from softreg.estimator import SoftmaxRegression
+    if name in ("SoftmaxRegression", "fit_config", "load_run"):
+        from softreg import estimator
 
-        return SoftmaxRegression
-    if name in ("fit_config", "load_run"):
-        from softreg import estimator_io
-
-        return getattr(estimator_io, name)
+        return getattr(estimator, name)
     raise AttributeError(f"module 'softreg' has no attribute {name!r}")

@@ -7,12 +7,10 @@ that maps them to a message on stderr and an exit status.
 from __future__ import annotations
 
 import errno
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # for the annotations only: errors stays the lowest layer at run time
     from pathlib import Path
-
-    from softreg.train import TrainingState
 
 EXIT_OK = 0
 EXIT_FAILURE = 1  # the run itself failed (diverged, disk full, a bug)
@@ -115,7 +113,8 @@ class Interrupted(SoftregError):
 
     exit_code = EXIT_INTERRUPTED
 
-    def __init__(self, state: TrainingState | None, saved: bool = False) -> None:
+    # state is a `softreg.train.TrainingState`, not named here: train imports errors, not the reverse
+    def __init__(self, state: Any, saved: bool = False) -> None:
         self.state = state
         self.saved = saved  # whether that state is already the checkpoint on disk
         self.run_dir: Path | None = None

@@ -280,8 +280,8 @@ def test_class_sorted_letters_through_the_cache_match_the_shuffled_in_memory_gap
         config.write_text(f"data:\n  source: {path}\n{extra}{settings}")
         code, _, stderr = run("train", "--config", config, "--out", tmp_path / name, "--quiet")
         assert code == 0, stderr
-        from softreg.commands.train import prepare_for
         from softreg.prepare.data import random_streams
+        from softreg.run import prepare_for
 
         loaded = load_config(config)
         prepared = prepare_for(loaded, random_streams(loaded.seed).split)

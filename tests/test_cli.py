@@ -305,12 +305,12 @@ def test_evaluate_bad_run_directory(tmp_path, setup, message):
 
 def test_unexpected_exception_is_an_internal_error_not_a_user_error(tmp_path, monkeypatch):
     """A bug surfaces as 'internal error ... --debug' with exit 1; --debug shows the traceback."""
-    import softreg.commands.train
+    import softreg.run
 
     def broken(*args, **kwargs):
         raise ZeroDivisionError("boom")
 
-    monkeypatch.setattr(softreg.commands.train, "train_run", broken)
+    monkeypatch.setattr(softreg.run, "train_run", broken)
     code, _, stderr = run("train", "--config", REPO / "configs" / "iris.yaml", "--out", tmp_path / "x")
     assert code == 1
     assert stderr.strip() == "softreg: internal error: ZeroDivisionError: boom (rerun with --debug for the traceback)"

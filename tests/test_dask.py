@@ -14,13 +14,13 @@ import numpy as np
 import pytest
 
 from softreg import rundir
-from softreg.commands.train import prepare_for, train_run
 from softreg.config import load_config
 from softreg.engine import ShardSpec, open_engine
 from softreg.engine import cluster as dask_cluster
 from softreg.engine import dask as dask_engine
 from softreg.errors import ClusterError, SoftregWarning
 from softreg.prepare.data import random_streams
+from softreg.run import prepare_for, train_run
 from softreg.train import fit
 from tests.strategies import default_sigint, run
 

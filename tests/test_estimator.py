@@ -291,10 +291,10 @@ def test_lr_auto_chooses_the_cores_rate_and_keeps_it(tmp_path):
 
 def test_importing_the_training_core_does_not_import_the_estimator():
     """`import softreg.train` loads only the math (softmax, losses), kernels, optimiser and train modules
-    (and errors): no config, data, run-directory or estimator code."""
+    (and errors, and the package's version): no config, data, run-directory or estimator code."""
     code = "import softreg.train, sys; print(sorted(m for m in sys.modules if m.startswith('softreg')))"
     loaded = eval(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
-    allowed = {"softreg", "softreg.errors", "softreg.kernels", "softreg.losses", "softreg.softmax"}
+    allowed = {"softreg", "softreg._version", "softreg.errors", "softreg.kernels", "softreg.losses", "softreg.softmax"}
     assert {"softreg.train", "softreg.train.loop"} <= set(loaded)
     assert all(name in allowed or name == "softreg.train" or name.startswith("softreg.train.") for name in loaded)
 
@@ -319,3 +319,31 @@ def test_raw_features_are_standardized_like_the_cli():
     reference = make_pipeline(StandardScaler(), LogisticRegression(C=1 / (len(y) * decay), tol=1e-10, max_iter=10000))
     reference.fit(X, y)
     np.testing.assert_allclose(ours.predict_proba(X), reference.predict_proba(X), atol=1e-4)
+
+
+def test_load_run_of_a_config_that_no_longer_resolves_keeps_the_defaults(tmp_path):
+    """A run whose config.yaml no longer resolves (a ConfigError) loads with the default parameters
+    and the model's own weights and output."""
+    X, y = load_iris(return_X_y=True)
+    fitted = SoftmaxRegression(weight_decay=1e-2, epochs=5, random_state=0).fit(X, y)
+    run_dir = fitted.save_run(tmp_path / "run")
+    with open(run_dir / "config.yaml", "a", encoding="utf-8") as handle:
+        handle.write("unknown_section: 1\n")
+    loaded = load_run(run_dir)
+    assert loaded.weight_decay == SoftmaxRegression().weight_decay
+    np.testing.assert_array_equal(loaded.predict(X), fitted.predict(X))
+
+
+def test_load_run_lets_a_bug_in_reading_the_config_through(tmp_path, monkeypatch):
+    """Only a config error falls back to the defaults: any other exception while reading the config propagates."""
+    import softreg.config
+
+    X, y = load_iris(return_X_y=True)
+    run_dir = SoftmaxRegression(epochs=2, random_state=0).fit(X, y).save_run(tmp_path / "run")
+
+    def broken(*args, **kwargs):
+        raise ZeroDivisionError("a bug")
+
+    monkeypatch.setattr(softreg.config, "load_config", broken)
+    with pytest.raises(ZeroDivisionError, match="a bug"):
+        load_run(run_dir)

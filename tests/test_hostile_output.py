@@ -171,11 +171,11 @@ def test_a_damaged_parquet_footer_is_one_line_without_raw_bytes(tmp_path, damage
 def test_training_in_memory_notices_a_source_growing_while_read(tmp_path, monkeypatch):
     """A CSV that a writer appends to while train reads it (in memory, no cache): exit 2, one line, no
     run directory; as ingest does."""
-    from softreg.commands import train as train_command
+    from softreg.run import prepare as run_prepare
 
     source = tmp_path / "d.csv"
     source.write_text("a,b,label\n" + "".join(f"{i},{i % 7},{i % 2}\n" for i in range(100)))
-    real_prepare = train_command.prepare
+    real_prepare = run_prepare.prepare
 
     def prepare_while_written(*args, **kwargs):
         prepared = real_prepare(*args, **kwargs)
@@ -183,7 +183,7 @@ def test_training_in_memory_notices_a_source_growing_while_read(tmp_path, monkey
             handle.write("100,2,0\n")
         return prepared
 
-    monkeypatch.setattr(train_command, "prepare", prepare_while_written)
+    monkeypatch.setattr(run_prepare, "prepare", prepare_while_written)
     (tmp_path / "c.yaml").write_text("data:\n  source: d.csv\noptim:\n  epochs: 2\noutput:\n  plots: false\n")
     code, _, stderr = run("train", "--config", tmp_path / "c.yaml", "--out", tmp_path / "run", "--quiet")
     assert code == 2

@@ -173,7 +173,7 @@ def test_sum_on_the_command_line_exits_2_with_one_line(tmp_path):
 
 def test_a_reason_longer_than_a_terminal_line_is_never_cut():
     """The CLI's error line cuts only overlong words (pasted values), never softreg's own sentences."""
-    from softreg.cli import _short
+    from softreg.cli.group import _short
 
     reason = " ".join(["a reason of many words"] * 40)  # 919 characters
     assert _short(reason) == reason
@@ -297,7 +297,7 @@ def test_train_with_each_option_writes_a_finite_model_that_predicts_with_its_nor
     """``softreg train`` with the option: exit 0, a finite model, model.json records the option, and
     `predict` and `evaluate` use its normalizer at its temperature."""
     from softreg import rundir
-    from softreg.estimator_io import load_run
+    from softreg.estimator import load_run
 
     config = tmp_path / "c.yaml"
     config.write_text(yaml.safe_dump({

@@ -20,7 +20,7 @@ from softreg.commands.run_parts import validation_part
 from softreg.commands.sweep import sweep
 from softreg.console.page import _number
 from softreg.errors import SoftregWarning
-from softreg.estimator_io import load_run
+from softreg.estimator import load_run
 from softreg.train import data_logits
 
 TOLERANCE = 1e-12

@@ -150,9 +150,9 @@ def test_finished_run_trains_further_with_more_epochs(tmp_path):
 def test_resume_of_an_lr_auto_run_is_bit_identical(tmp_path):
     """A run with optim.lr: auto interrupted after epoch 3 resumes from the number its config.yaml
     saved, and ends with the uninterrupted run's model, bit for bit."""
-    from softreg.commands.train import train_run
     from softreg.config import load_config
     from softreg.errors import Interrupted
+    from softreg.run import train_run
 
     auto = ["optim.lr=auto", "optim.epochs=8", "output.plots=false", "optim.variance_reduction=svrg"]
     config = load_config(REPO / "configs" / "iris.yaml", auto)

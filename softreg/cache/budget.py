@@ -43,11 +43,12 @@ def memory_budget(configured: int | None) -> int:
 def run_budget(run_dir: str | os.PathLike[str]) -> int:
     """The memory budget of a run directory's commands: its config.yaml's ``data.memory_budget``
     (bytes), else the default (a run without a config, or one trained before the key existed)."""
+    from softreg import rundir
     from softreg.config import read_yaml
     from softreg.errors import ConfigError
 
     try:
-        data = read_yaml(Path(run_dir) / "config.yaml").get("data")
+        data = read_yaml(Path(run_dir) / rundir.CONFIG).get("data")
     except ConfigError:
         data = None
     configured = data.get("memory_budget") if isinstance(data, dict) else None

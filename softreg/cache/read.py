@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from softreg import rundir
 from softreg.cache.budget import memory_budget
 from softreg.cache.build import ingest
 from softreg.cache.manifest import problem
@@ -239,7 +240,7 @@ def prepare_cached(config: Config, rebuild: bool = True) -> Prepared:
             keep = max(1, min(test.n_samples, kept_bytes // (8 * max(1, test.n_features))))
             if keep < test.n_samples:
                 warn(f"{manifest.directory}: the run keeps the first {keep} of {test.n_samples} test rows in "
-                     "test.npz")
+                     f"{rundir.TEST_SPLIT}")
                 test = CacheData(test.X[:keep], test.y[:keep])
             test_raw = np.asarray(test.X, dtype=np.float64) * scale + mean  # the shards hold standardized values
     columns = document["columns"]

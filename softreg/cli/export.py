@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from softreg.cli import handle_errors, main
+from softreg.cli.group import handle_errors, main
 
 
 @main.command(short_help="Export a run's model as an ONNX graph.")

@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from softreg.cli import _interrupt, handle_errors, main
+from softreg.cli.group import _interrupt, handle_errors, main
 
 
 @main.command()
@@ -61,8 +61,8 @@ def train(
       softreg train --resume runs/lr005 --set optim.epochs=200   # train a finished run further
     """
     from softreg import console
+    from softreg import run as command
     from softreg.cache.budget import auto_cache
-    from softreg.commands import train as command
     from softreg.config import dump_config, load_config
     from softreg.errors import Interrupted, UsageError
     from softreg.rundir import check_output_dir

@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from softreg.cli import _fail, _interrupt, handle_errors, main
+from softreg.cli.group import _fail, _interrupt, handle_errors, main
 from softreg.cli.runs import _column
 from softreg.errors import EXIT_FAILURE, EXIT_INTERRUPTED
 

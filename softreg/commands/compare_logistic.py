@@ -11,16 +11,15 @@ from pathlib import Path
 import numpy as np
 
 from softreg import plots, rundir
-from softreg.commands.common import save_run
 from softreg.compare import THRESHOLDS, Comparison, Problem, check_supported, logistic
 from softreg.config import Config, DataConfig, apply_overrides, dump_config, read_yaml, resolve
 from softreg.errors import UsageError
-from softreg.evaluate import classification_metrics
 from softreg.kernels import Matrix
 from softreg.model import Model, standardize
 from softreg.prepare.data import fit_standardizer, load_data
 from softreg.prepare.features import drop_missing, features_of, fit_columns_for
 from softreg.prepare.labels import encode_labels, select_classes
+from softreg.run import score_part
 from softreg.train.settings import UNCERTIFIED_EPOCHS
 
 # --data runs get these instead of train's defaults: enough decay for a well-conditioned
@@ -133,17 +132,17 @@ def save_comparison(comparison: Comparison, target: str | PathLike[str], force: 
         "feature_scale": problem.feature_scale,
     }
     with rundir.staging_dir(target, force=force) as staging:
-        for name in ("softmax", "logistic", "plots"):
+        for name in (rundir.SOFTMAX_RUN, rundir.LOGISTIC_MODEL, rundir.PLOTS):
             (staging / name).mkdir()
         rundir.write_npz(
-            staging / "logistic" / "model.npz",
+            staging / rundir.LOGISTIC_MODEL / rundir.MODEL,
             coef=trajectory.logistic_coef,
             intercept=trajectory.logistic_intercept,
             **shared,
         )
-        rundir.write_json(staging / "report.json", comparison.report)
-        rundir.write_text(staging / "config.yaml", _config_text(comparison.config))
-        draw_comparison_plots(comparison, staging / "plots")
+        rundir.write_json(staging / rundir.COMPARISON_REPORT, comparison.report)
+        rundir.write_text(staging / rundir.CONFIG, _config_text(comparison.config))
+        draw_comparison_plots(comparison, staging / rundir.PLOTS)
         model = Model(
             coef=trajectory.softmax_coef,
             intercept=trajectory.softmax_intercept,
@@ -153,7 +152,7 @@ def save_comparison(comparison: Comparison, target: str | PathLike[str], force: 
             feature_names=problem.feature_names,
             label_name=problem.label_name,
         )
-        _save_softmax_run(staging / "softmax", comparison, model)
+        _save_softmax_run(staging / rundir.SOFTMAX_RUN, comparison, model)
     return Path(target)
 
 
@@ -167,8 +166,7 @@ def _config_text(config: Config) -> str:
 def _save_softmax_run(directory: Path, comparison: Comparison, model: Model) -> None:
     """The softmax SGD model as a run directory, its metrics and plots on every row."""
     problem, trajectory = comparison.problem, comparison.trajectory
-    proba = model.predict_proba_standardized(problem.X)  # (n_samples, 2)
-    metrics = classification_metrics(problem.y, proba, problem.classes)
+    metrics, proba = score_part(model, problem.X, problem.y, standardized=True)  # proba (n_samples, 2)
     summary = trajectory.fit_summary
     metrics.update(split="train", objective=summary.get("objective"), grad_norm=summary.get("grad_norm"))
     training = {
@@ -179,11 +177,10 @@ def _save_softmax_run(directory: Path, comparison: Comparison, model: Model) -> 
         "n_features": int(problem.X.shape[1]),
         "source": problem.source,
     }
-    rundir.write_text(directory / "config.yaml", _config_text(comparison.config))
-    save_run(
-        directory, model, trajectory.history, metrics, training, (problem.X, problem.y, proba),
-        test_split=(problem.X_raw, problem.y), points="training",
-    )
+    rundir.save_finished_run(directory, rundir.FinishedRun(
+        model, trajectory.history, metrics, training, evaluated=(problem.X, problem.y, proba),
+        test_split=(problem.X_raw, problem.y), points="training", config_text=_config_text(comparison.config),
+    ))
 
 
 def draw_comparison_plots(comparison: Comparison, directory: Path) -> list[Path]:

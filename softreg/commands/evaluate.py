@@ -10,13 +10,13 @@ from typing import Any
 import numpy as np
 
 from softreg import rundir
-from softreg.commands.common import draw_plots
 from softreg.commands.evaluated_data import EvaluatedChunks, evaluated_chunks, raw_features
 from softreg.commands.run_parts import fit_temperature, solve_optimum, validation_part
 from softreg.errors import UsageError
 from softreg.evaluate import MetricSums, model_metrics
 from softreg.kernels import Matrix
 from softreg.model import Model, raw_logits
+from softreg.rundir.figures import draw_plots
 from softreg.solve import Optimum
 
 
@@ -63,7 +63,7 @@ def evaluate_run(
             "log_loss_before": before.metrics(model.classes)["log_loss"], "log_loss_after": metrics["log_loss"],
         }
         metrics["calibration"] = calibration
-    training = rundir.read_model_json(Path(run_dir) / "model.json").get("training", {})
+    training = rundir.read_model_json(Path(run_dir) / rundir.MODEL_JSON).get("training", {})
     metrics.update(source=source, objective=training.get("objective"), grad_norm=training.get("grad_norm"))
     if "converged" in training:  # runs of earlier versions have no certificate
         metrics.update(converged=training["converged"], gap_bound=training.get("gap_bound"))
@@ -81,9 +81,9 @@ def evaluate_run(
     if out is not None and kept is not None:
         y, proba, X_raw = kept.arrays()
         with rundir.staging_dir(out, force=force) as staging:
-            rundir.write_json(staging / "metrics.json", metrics)
+            rundir.write_json(staging / rundir.METRICS, metrics)
             draw_plots(
-                staging / "plots", True, _read_history_if_any(run_dir), scored, metrics, y, proba,
+                staging / rundir.PLOTS, True, _read_history_if_any(run_dir), scored, metrics, y, proba,
                 X_raw=X_raw, optimum_objective=solved[0].objective if solved else None, points="evaluated",
                 bins=sums.reliability(),
             )
@@ -150,4 +150,4 @@ def _check_evaluation_out(run_dir: str | PathLike[str], out: str | PathLike[str]
 
 
 def _read_history_if_any(run_dir: str | PathLike[str]) -> list[dict[str, float | None]]:
-    return rundir.read_history(run_dir) if (Path(run_dir) / "history.csv").exists() else []
+    return rundir.read_history(run_dir) if (Path(run_dir) / rundir.HISTORY).exists() else []

@@ -166,7 +166,7 @@ def _evaluated_data(
         if X_raw.shape[1] != model.n_features:
             raise DataError(f"{run_dir}/test.npz: has {X_raw.shape[1]} features, the model has {model.n_features}")
         return X_raw, y, f"{run_dir} (saved test split)"
-    training = rundir.read_model_json(Path(run_dir) / "model.json").get("training", {})
+    training = rundir.read_model_json(Path(run_dir) / rundir.MODEL_JSON).get("training", {})
     options = ReadOptions(index_base=training.get("svmlight_index_base"))
     with open_rows(data, Selection(label=label), options) as rows:  # a label is refused: these carry theirs
         dataset = rows.dataset

@@ -26,21 +26,21 @@ def report_run(
     n_plots : int, the plots embedded
     """
     run_dir = Path(run_dir)
-    default = run_dir / "report.html"
+    default = run_dir / rundir.REPORT
     target = default if output is None else Path(output)
     if target.resolve() != default.resolve():
         refuse_existing(target, force)
     rundir.load_model(run_dir)  # a finished, loadable run, or a RunDirError naming what is wrong
-    meta = rundir.read_model_json(run_dir / "model.json")
-    metrics = rundir.read_metrics(run_dir / "metrics.json")
-    config_path = run_dir / "config.yaml"
+    meta = rundir.read_model_json(run_dir / rundir.MODEL_JSON)
+    metrics = rundir.read_metrics(run_dir / rundir.METRICS)
+    config_path = run_dir / rundir.CONFIG
     try:
         config_text = config_path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as error:
         raise RunDirError(
             f"{config_path}: cannot read ({error.__class__.__name__}); the run directory is incomplete"
         ) from None
-    plot_dir = run_dir / "plots"
+    plot_dir = run_dir / rundir.PLOTS
     files = sorted(plot_dir.glob("*.png")) if plot_dir.is_dir() else []
     order = {name: index for index, name in enumerate(PLOT_NAMES)}
     files.sort(key=lambda path: (order.get(path.stem, len(order)), path.stem))

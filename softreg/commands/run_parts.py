@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from softreg import losses
+from softreg import losses, rundir
 from softreg.cache import CacheData
 from softreg.config import Config, read_yaml, resolve
 from softreg.errors import DataError, RunDirError, UsageError
@@ -30,7 +30,7 @@ def rebuild_parts(run_dir: str | PathLike[str], model: Model, flag: str) -> tupl
     """The run's config and its training, validation and test parts, rebuilt in float64 from
     the saved config (the split depends only on the data and the seed); ``flag`` names the
     option that needs them in messages."""
-    path = Path(run_dir) / "config.yaml"
+    path = Path(run_dir) / rundir.CONFIG
     if not path.exists():
         raise RunDirError(f"{path}: missing; {flag} needs the run's config to rebuild its data splits")
     config = resolve(read_yaml(path), origin=str(path))

@@ -23,7 +23,7 @@ from typing import Any
 from softreg import rundir
 from softreg.commands import sweep_dir
 from softreg.commands.grid import Combination, Grid, check_grid, combinations, parse_grid
-from softreg.commands.sweep_dir import FINISHED, RESULT_COLUMNS, draw_sweep_plots, write_csv
+from softreg.commands.sweep_dir import FINISHED, RESULT_COLUMNS, SWEEP_CSV, draw_sweep_plots, write_csv
 from softreg.commands.sweep_dir import STATUSES as STATUSES  # sweep.csv's format, re-exported
 from softreg.commands.sweep_dir import TIMING_COLUMNS as TIMING_COLUMNS
 from softreg.config import Config, load_config
@@ -50,7 +50,7 @@ class SweepResult:
             "best": self.best,
             "retrain": self.retrain_command,
             "failed": [row["run_dir"] for row in self.failed],
-            "csv": str(self.out / "sweep.csv"),
+            "csv": str(self.out / SWEEP_CSV),
             "plots": [str(path) for path in self.plots],
         }
 
@@ -79,7 +79,7 @@ def plan(config_path: str | PathLike[str], grids: Sequence[Grid], sets: Sequence
     for combination in combinations(grids):
         config = load_config(config_path, [*sets, *combination.assignments])
         target = out / combination.name
-        planned.append(Planned(combination, config, target, (target / "model.npz").is_file(), target.exists()))
+        planned.append(Planned(combination, config, target, (target / rundir.MODEL).is_file(), target.exists()))
     return planned
 
 
@@ -108,7 +108,7 @@ def base_config(planned: Sequence[Planned], grids: Sequence[Grid]) -> dict[str, 
 
 def _check_same_config(target: Path, config: Config) -> None:
     """A finished run is reused only if it was trained with this combination's config."""
-    saved = load_config(target / "config.yaml").to_dict()
+    saved = load_config(target / rundir.CONFIG).to_dict()
     wanted = config.to_dict()
     for section, values in wanted.items():
         if not isinstance(values, dict):
@@ -133,7 +133,7 @@ def run_combination(item: Planned, rerun: bool) -> dict[str, Any]:
     """
     if item.finished and not rerun:
         return _row(item, "reused")
-    from softreg.commands.train import train_run
+    from softreg.run import train_run
 
     try:
         train_run(item.config, item.target, force=item.exists or item.finished)
@@ -166,10 +166,10 @@ def _run_figures(run_dir: Path) -> dict[str, Any]:
         part = prepared.val
         val = model_metrics(model, [(part.X, part.y)], standardized=True, center=part.center).metrics(model.classes)
         figures.update(val_accuracy=val["accuracy"], val_log_loss=val["log_loss"], val_ece=val["ece"])
-    metrics = rundir.read_metrics(run_dir / "metrics.json")
+    metrics = rundir.read_metrics(run_dir / rundir.METRICS)
     if metrics.get("split") == "test":
         figures.update(test_accuracy=metrics["accuracy"], test_log_loss=metrics["log_loss"], test_ece=metrics["ece"])
-    training = rundir.read_model_json(run_dir / "model.json").get("training", {})
+    training = rundir.read_model_json(run_dir / rundir.MODEL_JSON).get("training", {})
     figures.update(objective=training.get("objective"), epochs=training.get("epochs_run"),
                    seconds=training.get("seconds"))
     return figures
@@ -243,10 +243,10 @@ def _run_all(
                 on_run(done, len(planned), row, planned[index].finished and not force)
     except BaseException:
         stopped = [row or _row(item, "not run") for row, item in zip(rows, planned, strict=True)]
-        write_csv(out / "sweep.csv", keys, stopped)
+        write_csv(out / SWEEP_CSV, keys, stopped)
         raise
     complete = [row for row in rows if row is not None]
-    write_csv(out / "sweep.csv", keys, complete)
+    write_csv(out / SWEEP_CSV, keys, complete)
     return complete
 
 

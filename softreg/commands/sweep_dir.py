@@ -29,7 +29,6 @@ from softreg.errors import OutputExistsError, RunDirError, cannot_write
 
 SWEEP_FILE = "sweep.json"
 SWEEP_CSV = "sweep.csv"
-PLOTS = "plots"
 LOCK_FILE = ".softreg-sweep-lock"  # held exclusively by the sweep's own process
 WORKERS_FILE = ".softreg-sweep-workers"  # held shared by each worker while it trains a run
 FORMAT = "softreg-sweep"
@@ -74,7 +73,7 @@ def check_sweep_dir(out: Path, wanted: dict[str, Any], force: bool) -> list[str]
         raise OutputExistsError(f"{out}: exists and is not a directory; choose another --out")
     if not out.is_dir():
         return []
-    for name, kind in ((SWEEP_CSV, "a file"), (PLOTS, "a folder"), (SWEEP_FILE, "a file")):
+    for name, kind in ((SWEEP_CSV, "a file"), (rundir.PLOTS, "a folder"), (SWEEP_FILE, "a file")):
         path = out / name
         wants_folder = kind == "a folder"
         if path.is_symlink() or (path.exists() and path.is_dir() != wants_folder):
@@ -235,7 +234,7 @@ def draw_sweep_plots(out_dir: Path, grids: Sequence[Grid], rows: Sequence[dict[s
     ``plots/sweep_curves.png`` (every run's learning curves overlaid)."""
     from softreg import plots
 
-    directory = out_dir / "plots"
+    directory = out_dir / rundir.PLOTS
     directory.mkdir(exist_ok=True)
     finished = [row for row in rows if row["status"] in FINISHED]
     if not finished:

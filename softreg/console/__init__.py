@@ -6,7 +6,7 @@ Only this package and `softreg.cli` write to stdout or stderr; the page is retur
 
 from __future__ import annotations
 
-from softreg.console.progress import Progress, bar_line, engine_lines, epoch_line
+from softreg.console.progress import Progress, bar_line, engine_lines
 from softreg.console.summaries import (
     certificate_line,
     compare_logistic_report,
@@ -25,7 +25,6 @@ __all__ = [
     "certificate_line",
     "compare_logistic_report",
     "engine_lines",
-    "epoch_line",
     "interrupted_message",
     "metrics_table",
     "not_converged_line",

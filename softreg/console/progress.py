@@ -18,18 +18,6 @@ if TYPE_CHECKING:
     from softreg.train import EpochRecord
 
 
-def epoch_line(record: EpochRecord, total: int) -> str:
-    parts = [f"epoch {record.epoch}/{total}", f"lr={record.lr:.4g}", f"train_loss={record.train_loss:.6g}"]
-    if record.objective is not None:
-        parts.append(f"objective={record.objective:.7g}")
-    if record.val_loss is not None:
-        parts.append(f"val_loss={record.val_loss:.6g}")
-        parts.append(f"val_acc={record.val_accuracy:.4f}")
-    comm = "" if record.comm_seconds is None else f", comm {record.comm_seconds:.2f}s"
-    parts.append(f"({record.seconds:.2f}s{comm})")
-    return "  ".join(parts)
-
-
 def engine_lines(info: Any) -> list[str]:
     """The cluster a run trains on (`softreg.engine.cluster.EngineInfo`): its workers and their
     training shards, and the dashboard's link."""
@@ -67,6 +55,8 @@ class Progress:
         if self.quiet:
             return
         if not self.stream.isatty():
+            from softreg.run.progress import epoch_line  # here: the console stays light to import
+
             click.echo(epoch_line(record, total), file=self.stream)
             self.stream.flush()
             return

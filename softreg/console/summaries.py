@@ -12,8 +12,8 @@ import click
 from softreg.escape import visible
 
 if TYPE_CHECKING:
-    from softreg.commands.train import TrainOutcome
     from softreg.errors import Interrupted
+    from softreg.run import TrainOutcome
 
 
 def _number(value: float | None, digits: int = 4) -> str:

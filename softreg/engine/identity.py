@@ -17,9 +17,7 @@ from pathlib import Path
 @functools.cache
 def source_digest() -> str:
     """SHA-256 (first 16 hex digits) of every ``.py`` file of the imported softreg package, by relative path."""
-    import softreg
-
-    package = Path(softreg.__file__).resolve().parent
+    package = Path(__file__).resolve().parent.parent  # softreg/, above engine/: the package imported
     hasher = hashlib.sha256()
     for path in sorted(package.rglob("*.py")):
         hasher.update(path.relative_to(package).as_posix().encode() + b"\0")
@@ -31,6 +29,6 @@ def running_code() -> dict[str, str]:
     """``{"softreg": "<version> (source <digest>)", "numpy": "<version>"}`` of this process."""
     import numpy
 
-    import softreg
+    from softreg._version import __version__
 
-    return {"softreg": f"{softreg.__version__} (source {source_digest()})", "numpy": numpy.__version__}
+    return {"softreg": f"{__version__} (source {source_digest()})", "numpy": numpy.__version__}

@@ -23,13 +23,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from softreg import __version__
+from softreg._version import __version__
 from softreg.errors import DataError, OutputExistsError, UsageError
 from softreg.export.graph import OUTPUTS, build_model, graph_inputs, is_unnamed
 from softreg.model import Model
 
 if TYPE_CHECKING:
-    from softreg.estimator import SoftmaxRegression
+    from softreg.estimator.saving import Fitted
 
 FORMATS = ("onnx",)
 DTYPES = ("float64", "float32")
@@ -68,19 +68,19 @@ def export_run(
     require_onnx()
     _check_output(output, force)
     model = rundir.load_model(run_dir)
-    config = Path(run_dir) / "config.yaml"
+    config = Path(run_dir) / rundir.CONFIG
     digest = _digest(config.read_bytes()) if config.is_file() else None
     return export_model(model, output, dtype, config_digest=digest, force=force)
 
 
 def export_estimator(
-    estimator: SoftmaxRegression, output: str | os.PathLike[str], dtype: str | None = None, force: bool = False
+    estimator: Fitted, output: str | os.PathLike[str], dtype: str | None = None, force: bool = False
 ) -> Exported:
     """`SoftmaxRegression.to_onnx`: the fitted estimator's graph, with one input ``X`` (N, n_features).
 
     Its config digest is that of the ``config.yaml`` its `save_run` writes.
     """
-    from softreg.estimator_io import config_text, estimator_model
+    from softreg.estimator.saving import config_text, estimator_model
 
     require_onnx()
     _check_output(output, force)

@@ -33,7 +33,7 @@ def pyplot() -> ModuleType:
 
 def save(figure: Figure, path: str | PathLike[str]) -> Path:
     """Write ``figure`` as a PNG to ``path`` atomically and close it."""
-    from softreg.rundir import atomic_open
+    from softreg.rundir.files import atomic_open
 
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=110, bbox_inches="tight")

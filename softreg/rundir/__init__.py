@@ -2,6 +2,9 @@
 and saving/loading the model with everything it needs (classes, feature names,
 the standardizer).
 
+Its file names are `softreg.rundir.names` (``rundir.CONFIG``, ``rundir.METRICS``...), spelled
+nowhere else; a finished run is written by `save_finished_run` only.
+
 A run directory is built in a hidden sibling ``.NAME.staging-*`` and renamed onto
 ``NAME`` only when complete, so an interrupted run never leaves a model that loads.
 Nothing is ever unpickled: arrays load with ``allow_pickle=False``.
@@ -19,9 +22,7 @@ from softreg.rundir.artifacts import (
     save_test_split,
 )
 from softreg.rundir.checkpoint import (
-    CHECKPOINT,
     CHECKPOINT_KEYS,
-    CHECKPOINT_SECONDS,
     HISTORY_FIELDS,
     load_checkpoint,
     read_history,
@@ -30,8 +31,6 @@ from softreg.rundir.checkpoint import (
 )
 from softreg.rundir.directory import (
     LOCK_FILE,
-    RUN_FILES,
-    RUN_MARKER,
     check_output_dir,
     claim,
     default_run_dir,
@@ -52,18 +51,48 @@ from softreg.rundir.files import (
     write_npz,
     write_text,
 )
+from softreg.rundir.finished import FinishedRun, save_finished_run
+from softreg.rundir.names import (
+    CHECKPOINT,
+    CHECKPOINT_SECONDS,
+    COMPARISON_REPORT,
+    CONFIG,
+    HISTORY,
+    LOGISTIC_MODEL,
+    METRICS,
+    MODEL,
+    MODEL_JSON,
+    PLOTS,
+    REPORT,
+    RUN_FILES,
+    RUN_MARKER,
+    SOFTMAX_RUN,
+    TEST_SPLIT,
+)
 
 __all__ = [
     "CHECKPOINT",
     "CHECKPOINT_KEYS",
     "CHECKPOINT_SECONDS",
+    "COMPARISON_REPORT",
+    "CONFIG",
     "FORMAT_VERSION",
+    "HISTORY",
     "HISTORY_FIELDS",
     "LOCK_FILE",
+    "LOGISTIC_MODEL",
+    "METRICS",
+    "MODEL",
     "MODEL_ARRAYS",
+    "MODEL_JSON",
     "OUTPUT_FORMAT_VERSION",
+    "PLOTS",
+    "REPORT",
     "RUN_FILES",
     "RUN_MARKER",
+    "SOFTMAX_RUN",
+    "TEST_SPLIT",
+    "FinishedRun",
     "atomic_open",
     "check_output_dir",
     "claim",
@@ -83,6 +112,7 @@ __all__ = [
     "release",
     "remove_stale_temporaries",
     "save_checkpoint",
+    "save_finished_run",
     "save_model",
     "save_test_split",
     "staging_dir",

@@ -11,12 +11,13 @@ from typing import Any, cast
 
 import numpy as np
 
-from softreg import __version__
+from softreg._version import __version__
 from softreg.errors import RunDirError
 from softreg.kernels import Matrix
 from softreg.model import Model
 from softreg.prepare.columns import Columns
 from softreg.rundir.files import read_json_object, write_json, write_npz
+from softreg.rundir.names import MODEL, MODEL_JSON, TEST_SPLIT
 
 FORMAT_VERSION = 1
 # A model.json whose loss, normalizer or temperature is not the default is written as format 2:
@@ -33,7 +34,7 @@ def save_model(
     directory = Path(directory)
     default_output = (model.loss, model.normalizer, model.temperature) == ("cross_entropy", "softmax", 1.0)
     write_json(
-        directory / "model.json",
+        directory / MODEL_JSON,
         {
             "softreg_version": __version__,
             "format_version": FORMAT_VERSION if default_output else OUTPUT_FORMAT_VERSION,
@@ -52,7 +53,7 @@ def save_model(
     )
     # model.npz last: its presence marks a complete model
     write_npz(
-        directory / "model.npz",
+        directory / MODEL,
         coef=model.coef,
         intercept=model.intercept,
         classes=np.asarray(model.classes),
@@ -65,7 +66,7 @@ def load_model(directory: str | os.PathLike[str]) -> Model:
     directory = Path(directory)
     if not directory.is_dir():
         raise RunDirError(f"{directory}: run directory not found")
-    npz_path, json_path = directory / "model.npz", directory / "model.json"
+    npz_path, json_path = directory / MODEL, directory / MODEL_JSON
     if not npz_path.exists():
         raise RunDirError(f"{directory}: no model.npz (the run did not finish, or this is not a softreg run directory)")
     meta = read_model_json(json_path)
@@ -222,7 +223,7 @@ def save_test_split(directory: Path, X_raw: Matrix, y: np.ndarray) -> None:
     if sp.issparse(X_raw):
         X_csr = cast("sp.csr_matrix", X_raw).tocsr()  # issparse does not narrow the type
         write_npz(
-            directory / "test.npz",
+            directory / TEST_SPLIT,
             data=X_csr.data,
             indices=X_csr.indices,
             indptr=X_csr.indptr,
@@ -230,13 +231,13 @@ def save_test_split(directory: Path, X_raw: Matrix, y: np.ndarray) -> None:
             y=y,
         )
     else:
-        write_npz(directory / "test.npz", X=X_raw, y=y)
+        write_npz(directory / TEST_SPLIT, X=X_raw, y=y)
 
 def load_test_split(directory: str | os.PathLike[str]) -> tuple[Matrix, np.ndarray]:
     """``(X_raw, y)`` saved by `save_test_split`, or a RunDirError."""
     import scipy.sparse as sp
 
-    path = Path(directory) / "test.npz"
+    path = Path(directory) / TEST_SPLIT
     if not path.exists():
         raise RunDirError(f"{path}: missing; this run kept no test split (give --data SOURCE)")
     try:

@@ -17,11 +17,8 @@ import numpy as np
 from softreg.errors import RunDirError
 from softreg.rundir.artifacts import FORMAT_VERSION
 from softreg.rundir.files import json_text, read_json_object, write_json, write_npz, write_text
+from softreg.rundir.names import CHECKPOINT, CHECKPOINT_SECONDS, HISTORY
 from softreg.train import EpochRecord, TrainingState
-
-CHECKPOINT = "checkpoint.npz"
-
-CHECKPOINT_SECONDS = "checkpoint-seconds.json"
 
 CHECKPOINT_KEYS = ("epoch", "n_classes", "n_features", "n_velocity", "n_best", "rng_state", "history", "finished")
 
@@ -163,11 +160,11 @@ def write_history(directory: str | os.PathLike[str], history: list[EpochRecord])
     writer.writeheader()
     for record in history:
         writer.writerow({key: "" if value is None else value for key, value in asdict(record).items()})
-    write_text(Path(directory) / "history.csv", buffer.getvalue())
+    write_text(Path(directory) / HISTORY, buffer.getvalue())
 
 def read_history(run_dir: str | os.PathLike[str]) -> list[dict[str, float | None]]:
     """history.csv as a list of dicts with floats (None for empty cells)."""
-    path = Path(run_dir) / "history.csv"
+    path = Path(run_dir) / HISTORY
     try:
         with open(path, encoding="utf-8", newline="") as handle:
             reader = csv.reader(handle)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from softreg.errors import OutputExistsError, OutputPathError, cannot_write
 from softreg.rundir.files import _umask
+from softreg.rundir.names import RUN_FILES, RUN_FOLDERS, RUN_MARKER
 
 
 def default_run_dir(name: str, root: str | os.PathLike[str] = "runs") -> Path:
@@ -24,15 +25,6 @@ def default_run_dir(name: str, root: str | os.PathLike[str] = "runs") -> Path:
         counter += 1
         candidate = base.with_name(f"{base.name}-{counter}")
     return candidate
-
-RUN_MARKER = ".softreg-run"
-# What softreg writes into the directories it makes (runs, `evaluate --out`, `compare-logistic --out`):
-# --force replaces a directory only when it holds the marker and nothing else than these.
-RUN_FILES = frozenset({
-    "config.yaml", "model.npz", "model.json", "history.csv", "metrics.json", "test.npz", "split.npz",
-    "checkpoint.npz", "checkpoint-seconds.json", "report.html", "report.json",
-})
-RUN_FOLDERS = ("plots", "softmax", "logistic")  # plots/*.png; a comparison's two models
 
 
 def _ours(name: str) -> bool:
@@ -82,7 +74,7 @@ def is_softreg_run(path: str | os.PathLike[str]) -> bool:
 
 def write_marker(directory: str | os.PathLike[str], kind: str = "run") -> None:
     """Mark ``directory`` as made by softreg (the first file of every output directory)."""
-    from softreg import __version__
+    from softreg._version import __version__
     from softreg.rundir.files import write_json
 
     write_json(Path(directory) / RUN_MARKER, {"softreg": kind, "format_version": 1, "softreg_version": __version__})

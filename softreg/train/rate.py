@@ -40,7 +40,8 @@ from softreg.train.settings import AUTO as AUTO  # "auto", re-exported where the
 
 if TYPE_CHECKING:
     from softreg.kernels import Batch
-    from softreg.train import Settings, TrainingData
+    from softreg.train.data import TrainingData
+    from softreg.train.settings import Settings
 
 CURVATURE_SHARE = 1.0  # of the worst-case stability bound (the softmax's curvature rarely reaches 1/2)
 NOISE_SHARE = {"none": 0.5, "svrg": 0.75}  # by optim.variance_reduction

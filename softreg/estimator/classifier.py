@@ -12,56 +12,35 @@ and ``feature_scale_``, applied in every prediction and saved by `save_run`), so
 from __future__ import annotations
 
 import dataclasses
-import sys
-import warnings
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import scipy.sparse as sp
-from sklearn.base import BaseEstimator, ClassifierMixin
-from sklearn.exceptions import ConvergenceWarning
+from sklearn.base import BaseEstimator
 from sklearn.utils.class_weight import compute_sample_weight
 from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
+from sklearn.utils.validation import _check_sample_weight, validate_data
 
-from softreg import losses, softmax
-from softreg.config import key_spec
-from softreg.config.rules import plain
-from softreg.losses import SPHERICAL_START
-from softreg.model import raw_logits, standardize
-from softreg.prepare.data import fit_standardizer, random_streams
+from softreg.estimator.fitting import (
+    PARAMETERS,
+    encode,
+    print_epoch,
+    seed_of,
+    settings_of,
+    sparse_center,
+    standardizer_of,
+    warm_start_state,
+    warn_not_converged,
+)
+from softreg.estimator.predicting import SoftmaxPredictions
+from softreg.model import standardize
+from softreg.prepare.data import random_streams
 from softreg.prepare.split import split_indices
-from softreg.train import AUTO, ArrayData, EpochRecord, Settings, TrainingState, fit
-from softreg.train.settings import automatic_choices
-
-# each parameter and the config section of the key it mirrors (same default, same rule;
-# the tests check that the defaults of __init__ are the config's)
-PARAMETERS = {
-    "weight_decay": "model",
-    "fit_intercept": "model",
-    "dtype": "model",
-    "loss": "model",
-    "normalizer": "model",
-    "temperature": "model",
-    "lr": "optim",
-    "batch_size": "optim",
-    "epochs": "optim",
-    "momentum": "optim",
-    "nesterov": "optim",
-    "schedule": "optim",
-    "step_size": "optim",
-    "gamma": "optim",
-    "decay": "optim",
-    "early_stopping": "optim",
-    "variance_reduction": "optim",
-    "full_batch": "optim",
-    "tol": "optim",
-}
+from softreg.train import AUTO, ArrayData, Settings, fit
 
 
-class SoftmaxRegression(ClassifierMixin, BaseEstimator):
+class SoftmaxRegression(SoftmaxPredictions, BaseEstimator):
     """Multinomial logistic (softmax) regression with weight decay, by minibatch SGD.
 
     Minimizes ``J(W, b) = sum_i s_i (-log p_{y_i}(x_i)) / sum_i s_i + weight_decay / 2 ||W||_F^2``
@@ -151,6 +130,8 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
     """
 
     learning_rate_: float  # set by fit
+    feature_mean_: np.ndarray | None  # (n_features,), set by fit: None without a standardizer
+    feature_scale_: np.ndarray | None
 
     def __init__(
         self,
@@ -260,20 +241,24 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
             raise ValueError(
                 f"SoftmaxRegression needs at least two classes; y has one class: {self.classes_[0]!r}"
             )
-        y_index = self._encode(y, "y")
+        y_index = encode(self.classes_, y, "y")
         weight = _check_sample_weight(sample_weight, X, dtype=np.float64, ensure_non_negative=True)
         if self.class_weight is not None:
             weight = weight * compute_sample_weight(self.class_weight, y)
         if not (continuing and fitted):  # partial_fit (epochs set) sees one batch: it learns no standardizer
-            self._learn_standardizer(X, weight if epochs is None else None)  # weighted as the loss counts rows
+            weighted = weight if epochs is None else None  # weighted as the loss counts rows
+            self.feature_mean_, self.feature_scale_ = standardizer_of(X, self.standardize, weighted)
         if not np.any(weight > 0):
             raise ValueError("SoftmaxRegression: the sample weights are all zero; at least one must be positive")
-        streams = random_streams(self._seed())
+        streams = random_streams(seed_of(self.random_state))
         train, val = self._parts(self._standardized(X), y_index, weight, X_val, y_val, streams.split)
-        start = self._start(train.n_features) if continuing and fitted else None
+        start = None
+        if continuing and fitted:
+            seed = seed_of(self.random_state)
+            start = warm_start_state(self.coef_, self.intercept_, self.classes_, train.n_features, self.dtype, seed)
         if start is not None and settings.lr == AUTO and hasattr(self, "learning_rate_"):
             settings = dataclasses.replace(settings, lr=self.learning_rate_)  # one rate for the whole stream
-        on_epoch = _print_epoch if self.verbose else None
+        on_epoch = print_epoch if self.verbose else None
         result = fit(train, len(self.classes_), settings, streams.batches, val=val, start=start, on_epoch=on_epoch)
         self.coef_, self.intercept_ = result.coef, result.intercept
         self.learning_rate_ = result.lr
@@ -286,58 +271,15 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
             epochs is None and settings.tol is not None and result.certifiable
             and not result.converged and not result.stopped_early
         ):
-            bound = "no finite bound" if result.gap_bound is None else f"a bound of {result.gap_bound:.2e}"
-            warnings.warn(
-                f"SoftmaxRegression did not converge: the relative gap has {bound} after {self.n_iter_} epochs "
-                f"(tol={settings.tol:g}); raise epochs",
-                ConvergenceWarning,
-                stacklevel=3,
-            )
+            warn_not_converged(result.gap_bound, self.n_iter_, settings.tol)
         if not hasattr(self, "feature_mean_"):
             self.feature_mean_ = self.feature_scale_ = None
         return self
 
-    def _learn_standardizer(self, X: Any, weight: np.ndarray | None) -> None:
-        """``feature_mean_`` and ``feature_scale_`` of the rows to fit, weighted (the CLI's `fit_standardizer`),
-        or None (``standardize=False``, or ``weight`` None: a first `partial_fit`)."""
-        standardize = plain(self.standardize)
-        if not isinstance(standardize, bool):
-            raise ValueError(f"SoftmaxRegression: standardize must be true or false, got {self.standardize!r}")
-        if standardize and weight is not None:
-            self.feature_mean_, self.feature_scale_ = fit_standardizer(X, True, sample_weight=weight)
-        else:
-            self.feature_mean_ = self.feature_scale_ = None
-
     def _settings(self, epochs: int | None = None, has_validation: bool = False) -> Settings:
         """The parameters checked by the config's rules, as the core's `Settings`."""
-        values = {}
-        for name, section in PARAMETERS.items():
-            _, rule, _ = key_spec(section, name)
-            try:
-                values[name] = rule(getattr(self, name))
-            except ValueError as error:
-                raise ValueError(f"SoftmaxRegression: {name} {error} ({section}.{name} in a config)") from None
-        fraction = plain(self.validation_fraction)
-        if fraction is not None and not (isinstance(fraction, float | int) and 0 < fraction < 1):
-            raise ValueError(f"SoftmaxRegression: validation_fraction must be in (0, 1) or None, got {fraction!r}")
-        if values["normalizer"] == "spherical" and not values["fit_intercept"]:
-            raise ValueError(f"SoftmaxRegression: normalizer='spherical' needs fit_intercept=True ({SPHERICAL_START})")
-        stopping = values["early_stopping"]
-        if stopping and not has_validation:
-            raise ValueError(
-                "SoftmaxRegression: early_stopping needs validation data: X_val and y_val, or validation_fraction"
-            )
-        # partial_fit (epochs set) sees one batch at a time: plain minibatch gradients, as a stream needs
-        chosen = automatic_choices(values, sharded=epochs is not None)
-        settings = Settings.from_keys({**chosen, "early_stopping": stopping})
-        return settings if epochs is None else dataclasses.replace(settings, epochs=epochs)
-
-    def _seed(self) -> int:
-        if self.random_state is None:
-            return int(np.random.SeedSequence().generate_state(1)[0])
-        if isinstance(self.random_state, np.random.RandomState):
-            return int(self.random_state.randint(2**31 - 1))
-        return int(self.random_state)
+        parameters = {name: getattr(self, name) for name in PARAMETERS}
+        return settings_of(parameters, self.validation_fraction, epochs, has_validation)
 
     def _parts(self, X, y, weight, X_val, y_val, split_rng):
         """The training part and the validation part (None without validation data)."""
@@ -345,7 +287,8 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
             if X_val is None or y_val is None:
                 raise ValueError("SoftmaxRegression: give both X_val and y_val, or neither")
             X_val = validate_data(self, X_val, accept_sparse="csr", dtype=X.dtype, reset=False)
-            val = ArrayData(self._standardized(X_val), self._encode(np.asarray(y_val), "y_val"), center=self._center(X))
+            y_val = encode(self.classes_, np.asarray(y_val), "y_val")
+            val = ArrayData(self._standardized(X_val), y_val, center=self._center(X))
             return ArrayData(X, y, weight, self._center(X)), val
         if self.validation_fraction is None:
             return ArrayData(X, y, weight, self._center(X)), None
@@ -354,103 +297,13 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
         return ArrayData(X[kept], y[kept], weight[kept], center), ArrayData(X[held], y[held], weight[held], center)
 
     def _center(self, X: Any) -> np.ndarray | None:
-        """The implicit centring of sparse rows standardized by a run's standardizer (None otherwise)."""
-        mean, scale = getattr(self, "feature_mean_", None), getattr(self, "feature_scale_", None)
-        if mean is None or scale is None or not sp.issparse(X):
-            return None
-        return np.asarray(mean / scale)
-
-    def _start(self, n_features: int) -> TrainingState:
-        """A state at epoch 0 that holds the current weights: the next fit continues from them."""
-        coef = np.asarray(self.coef_, dtype=self.dtype)
-        intercept = np.asarray(self.intercept_, dtype=self.dtype)
-        if coef.shape != (len(self.classes_), n_features):
-            raise ValueError(
-                f"SoftmaxRegression: warm start from coef_ of shape {coef.shape}, but the data need "
-                f"{(len(self.classes_), n_features)}"
-            )
-        rng = random_streams(self._seed()).batches
-        return TrainingState(
-            epoch=0, n_classes=len(self.classes_), n_features=n_features,
-            weights=np.concatenate([coef.ravel(), intercept]), velocity=[], rng_state=rng.bit_generator.state,
-            history=[],
-        )
-
-    def _encode(self, labels: np.ndarray, what: str) -> np.ndarray:
-        """Class indices of ``labels`` under ``classes_``; unknown labels are an error."""
-        index = np.searchsorted(self.classes_, labels)
-        index = np.clip(index, 0, len(self.classes_) - 1)
-        unknown = self.classes_[index] != labels
-        if np.any(unknown):
-            shown = ", ".join(repr(label) for label in np.unique(labels[unknown])[:10])
-            raise ValueError(f"SoftmaxRegression: {what} has labels that are not in classes_: {shown}")
-        return index.astype(np.int64)
+        return sparse_center(getattr(self, "feature_mean_", None), getattr(self, "feature_scale_", None), X)
 
     def _standardized(self, X: Any) -> Any:
         mean, scale = getattr(self, "feature_mean_", None), getattr(self, "feature_scale_", None)
         if mean is None or scale is None:
             return X
         return standardize(X, mean, scale, np.dtype(self.dtype))
-
-    # -- predicting
-
-    def decision_function(self, X: Any) -> np.ndarray:
-        """Logits ``X W^T + b``, shape (n_samples, n_classes); with two classes the logit
-        difference ``z_2 - z_1`` of shape (n_samples,), positive for ``classes_[1]`` (the
-        logistic-regression form, as scikit-learn's binary classifiers give it)."""
-        logits = self._logits(X)
-        return logits[:, 1] - logits[:, 0] if len(self.classes_) == 2 else logits
-
-    def predict_proba(self, X: Any) -> np.ndarray:
-        """Class probabilities, shape (n_samples, n_classes), rows summing to one (the
-        normalizer at the temperature the model was trained with)."""
-        if self._is_softmax():
-            return softmax.softmax(self._logits(X))
-        return losses.proba(self._logits(X), self.normalizer, self.temperature)
-
-    def predict_log_proba(self, X: Any) -> np.ndarray:
-        """Log-probabilities from a log-softmax (finite where ``log(predict_proba)`` underflows)."""
-        if self._is_softmax():
-            return softmax.log_softmax(self._logits(X))
-        return losses.log_proba(self._logits(X), self.normalizer, self.temperature)
-
-    def predict(self, X: Any) -> np.ndarray:
-        """The most probable class of each row, shape (n_samples,)."""
-        if not self._is_softmax():  # taylor and spherical: argmax p is not argmax z
-            return self.classes_[self.predict_proba(X).argmax(axis=1)]
-        logits = self._logits(X)
-        return self.classes_[logits.argmax(axis=1)]
-
-    def score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
-        """Accuracy on ``(X, y)``: the ``accuracy`` that ``softreg evaluate`` computes
-        (`softreg.evaluate.model_metrics`); with ``sample_weight`` or labels outside ``classes_``,
-        scikit-learn's (the same number for the same rows)."""
-        if sample_weight is not None:
-            return float(super().score(X, y, sample_weight=sample_weight))
-        from softreg.estimator_io import estimator_model
-        from softreg.evaluate import model_metrics
-
-        check_is_fitted(self)
-        X = validate_data(self, X, accept_sparse="csr", dtype=[np.float64, np.float32], reset=False)
-        model = estimator_model(self)
-        try:
-            y_index = self._encode(np.asarray(y), "y")
-        except (ValueError, TypeError):  # labels the model never saw: wrong, as scikit-learn counts them
-            return float(super().score(X, y))
-        return float(model_metrics(model, [(X, y_index)]).metrics(model.classes)["accuracy"])
-
-    def _is_softmax(self) -> bool:
-        return self.normalizer == "softmax" and self.temperature == 1.0
-
-    def _logits(self, X: Any) -> np.ndarray:
-        check_is_fitted(self)
-        X = validate_data(self, X, accept_sparse="csr", dtype=[np.float64, np.float32], reset=False)
-        mean, scale = getattr(self, "feature_mean_", None), getattr(self, "feature_scale_", None)
-        if mean is not None and scale is not None:  # a run's standardizer (sparse rows centred exactly)
-            return raw_logits(self.coef_, self.intercept_, mean, scale, X)
-        if not sp.issparse(X):
-            X = X.astype(self.coef_.dtype, copy=False)
-        return softmax.decision_function(self.coef_, self.intercept_, X)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -464,7 +317,7 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
         """Write a run directory (config.yaml, model.npz, model.json, history.csv, metrics.json)
         that ``softreg evaluate --data``, ``predict`` and ``report`` accept. Existing ``path`` is
         refused unless ``force`` (and then replaced only if softreg wrote it)."""
-        from softreg.estimator_io import save_run
+        from softreg.estimator.saving import save_run
 
         return save_run(self, path, force)
 
@@ -477,8 +330,3 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
 
         return export_estimator(self, path, dtype, force).path
 
-
-def _print_epoch(record: EpochRecord, total: int) -> None:
-    from softreg.console import epoch_line
-
-    print(epoch_line(record, total), file=sys.stderr, flush=True)

@@ -1,0 +1,111 @@
+"""After training: the model measured on its evaluation part (`softreg.evaluate.model_metrics`)
+and the finished run written by `softreg.rundir.save_finished_run`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from os import PathLike
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from softreg import rundir
+from softreg.config import Config
+from softreg.evaluate import model_metrics
+from softreg.kernels import Matrix
+from softreg.model import Model
+from softreg.prepare.data import Prepared
+from softreg.train import FitResult
+
+
+@dataclass
+class TrainOutcome:
+    run_dir: Path
+    metrics: dict[str, Any]
+    training: dict[str, Any]
+    already_finished: bool = False
+
+
+def score_part(
+    model: Model, X: Matrix, y: np.ndarray, *, standardized: bool = False, center: np.ndarray | None = None
+) -> tuple[dict[str, Any], np.ndarray]:
+    """The metrics of ``model`` on one part, by the one metrics path, and its probabilities.
+
+    Parameters
+    ----------
+    X : {ndarray, sparse matrix} of shape (n_samples, n_features), raw unless ``standardized``
+    y : ndarray of shape (n_samples,), class indices
+    center : ndarray of shape (n_features,) or None, the implicit centring of standardized sparse rows
+
+    Returns
+    -------
+    metrics : dict, `MetricSums.metrics` of the part (``metrics.json``'s measures)
+    proba : ndarray of shape (n_samples, n_classes)
+    """
+    kept: list[np.ndarray] = []
+    sums = model_metrics(
+        model, [(X, y)], standardized=standardized, center=center, on_chunk=lambda X, y, proba: kept.append(proba)
+    )
+    return sums.metrics(model.classes), kept[0]
+
+
+def finish_run(config: Config, prepared: Prepared, result: FitResult, run_dir: str | PathLike[str]) -> TrainOutcome:
+    """Evaluate the model on the test part (else validation, else training), then save the
+    run's files (`softreg.rundir.save_finished_run`; model.npz last)."""
+    model = Model(
+        coef=result.coef,
+        intercept=result.intercept,
+        classes=prepared.classes,
+        feature_mean=prepared.feature_mean,
+        feature_scale=prepared.feature_scale,
+        feature_names=prepared.feature_names,
+        label_name=prepared.label_name,
+        dtype=config.model.dtype,
+        columns=prepared.columns,
+        header=prepared.header,
+        id_name=prepared.id_name,
+        file_columns=prepared.file_columns,
+        loss=config.model.loss,
+        normalizer=config.model.normalizer,
+        temperature=config.model.temperature,
+    )
+    if prepared.test is not None:
+        split_name, part = "test", prepared.test
+    elif prepared.val is not None:
+        split_name, part = "validation", prepared.val
+    else:
+        split_name, part = "train", prepared.train
+    if prepared.test is not None:  # the saved test split's raw rows, as `softreg evaluate` reads them
+        metrics, proba = score_part(model, prepared.test_raw, part.y)
+    else:
+        metrics, proba = score_part(model, part.X, part.y, standardized=True, center=part.center)
+    metrics.update(split=split_name, objective=result.objective, grad_norm=result.grad_norm)
+    metrics.update(converged=result.converged, gap_bound=result.gap_bound)
+    training = {
+        **result.summary(),
+        "n_train": prepared.train.n_samples,
+        "n_val": prepared.val.n_samples if prepared.val is not None else 0,
+        "n_test": prepared.test.n_samples if prepared.test is not None else 0,
+        "n_features": len(prepared.feature_names),
+        "source": prepared.source,
+        "class_counts": _class_counts(prepared),
+        "svmlight_index_base": prepared.index_base,
+    }
+    rundir.save_finished_run(Path(run_dir), rundir.FinishedRun(
+        model, result.history, metrics, training, evaluated=(part.X, part.y, proba),
+        test_split=(prepared.test_raw, prepared.test.y) if prepared.test is not None else None,
+        plot_selection=config.output.plots, points=split_name,
+    ))
+    return TrainOutcome(run_dir=Path(run_dir), metrics=metrics, training=training)
+
+
+def _class_counts(prepared: Prepared) -> dict[str, dict[str, int]]:
+    """Rows per class in each part, ``{"train": {class: count}, ...}`` (the report's class balance)."""
+    names = [str(label) for label in prepared.classes]
+    parts = {"train": prepared.train, "val": prepared.val, "test": prepared.test}
+    return {
+        name: dict(zip(names, np.bincount(part.y, minlength=len(names)).tolist(), strict=True))
+        for name, part in parts.items()
+        if part is not None
+    }
