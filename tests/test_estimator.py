@@ -325,7 +325,7 @@ def test_load_run_of_a_config_that_no_longer_resolves_keeps_the_defaults(tmp_pat
     """A run whose config.yaml no longer resolves (a ConfigError) loads with the default parameters
     and the model's own weights and output."""
     X, y = load_iris(return_X_y=True)
-    fitted = SoftmaxRegression(weight_decay=1e-2, epochs=5, random_state=0).fit(X, y)
+    fitted = SoftmaxRegression(weight_decay=1e-2, epochs=5, tol=None, random_state=0).fit(X, y)
     run_dir = fitted.save_run(tmp_path / "run")
     with open(run_dir / "config.yaml", "a", encoding="utf-8") as handle:
         handle.write("unknown_section: 1\n")
@@ -339,7 +339,7 @@ def test_load_run_lets_a_bug_in_reading_the_config_through(tmp_path, monkeypatch
     import softreg.config
 
     X, y = load_iris(return_X_y=True)
-    run_dir = SoftmaxRegression(epochs=2, random_state=0).fit(X, y).save_run(tmp_path / "run")
+    run_dir = SoftmaxRegression(epochs=2, tol=None, random_state=0).fit(X, y).save_run(tmp_path / "run")
 
     def broken(*args, **kwargs):
         raise ZeroDivisionError("a bug")

@@ -12,7 +12,6 @@ and ``feature_scale_``, applied in every prediction and saved by `save_run`), so
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -30,14 +29,14 @@ from softreg.estimator.fitting import (
     settings_of,
     sparse_center,
     standardizer_of,
+    training_parts,
     warm_start_state,
-    warn_not_converged,
+    warn_if_not_converged,
 )
 from softreg.estimator.predicting import SoftmaxPredictions
 from softreg.model import standardize
 from softreg.prepare.data import random_streams
-from softreg.prepare.split import split_indices
-from softreg.train import AUTO, ArrayData, Settings, fit
+from softreg.train import AUTO, Settings, fit
 
 
 class SoftmaxRegression(SoftmaxPredictions, BaseEstimator):
@@ -66,9 +65,8 @@ class SoftmaxRegression(SoftmaxPredictions, BaseEstimator):
         curvature, the batch size and the momentum when `fit` starts (``learning_rate_``).
     batch_size : int, default=64
     epochs : int or "auto", default="auto"
-        The most epochs (``optim.epochs``); a fit stops earlier at ``tol``. "auto": 1000 where
-        a certificate can stop the fit (cross_entropy, softmax, T = 1, weight_decay > 0, tol
-        set), else 20.
+        The most epochs (``optim.epochs``; a fit stops earlier at ``tol``): "auto" is 1000 where
+        a certificate can stop the fit, else 20.
     momentum : float, default=0.9
         Heavy-ball momentum in [0, 1).
     nesterov : bool, default=False
@@ -83,11 +81,9 @@ class SoftmaxRegression(SoftmaxPredictions, BaseEstimator):
         ``X_val, y_val`` in `fit`, or ``validation_fraction``. None or False: off (the
         validation loss and accuracy are still logged when there are validation data).
     variance_reduction : {"auto", "svrg", "none"}, default="auto"
-        ``optim.variance_reduction``: "auto" is "svrg" for `fit` and "none" (plain minibatch
-        gradients) for `partial_fit`, whose batches arrive one at a time.
+        "auto" is "svrg" for `fit` and "none" for `partial_fit`, whose batches come one at a time.
     full_batch : {"auto", "never"}, default="auto"
-        ``optim.full_batch``: "auto" hands an SVRG fit over to full-batch steps with
-        Barzilai-Borwein rates once its epochs slow down (`softreg.train.full_batch`).
+        "auto": SVRG hands over to full-batch Barzilai-Borwein steps once it slows (``optim.full_batch``).
     standardize : bool, default=True
         Learn each feature's mean and scale in `fit` (constant columns get scale 1; sparse
         columns are centred implicitly, the matrix stays sparse) and train and predict on the
@@ -262,16 +258,13 @@ class SoftmaxRegression(SoftmaxPredictions, BaseEstimator):
         result = fit(train, len(self.classes_), settings, streams.batches, val=val, start=start, on_epoch=on_epoch)
         self.coef_, self.intercept_ = result.coef, result.intercept
         self.learning_rate_ = result.lr
-        self.history_ = [asdict(record) for record in result.history]
+        self.history_ = [dataclasses.asdict(record) for record in result.history]
         self.n_iter_ = len(result.history)
         self.stopped_early_ = result.stopped_early
         self.objective_ = result.objective
         self.converged_, self.gap_bound_ = result.converged, result.gap_bound
-        if (
-            epochs is None and settings.tol is not None and result.certifiable
-            and not result.converged and not result.stopped_early
-        ):
-            warn_not_converged(result.gap_bound, self.n_iter_, settings.tol)
+        if epochs is None:  # partial_fit's single passes are not asked to converge
+            warn_if_not_converged(result, settings.tol)
         if not hasattr(self, "feature_mean_"):
             self.feature_mean_ = self.feature_scale_ = None
         return self
@@ -283,18 +276,13 @@ class SoftmaxRegression(SoftmaxPredictions, BaseEstimator):
 
     def _parts(self, X, y, weight, X_val, y_val, split_rng):
         """The training part and the validation part (None without validation data)."""
+        validation = None
         if X_val is not None or y_val is not None:
             if X_val is None or y_val is None:
                 raise ValueError("SoftmaxRegression: give both X_val and y_val, or neither")
-            X_val = validate_data(self, X_val, accept_sparse="csr", dtype=X.dtype, reset=False)
-            y_val = encode(self.classes_, np.asarray(y_val), "y_val")
-            val = ArrayData(self._standardized(X_val), y_val, center=self._center(X))
-            return ArrayData(X, y, weight, self._center(X)), val
-        if self.validation_fraction is None:
-            return ArrayData(X, y, weight, self._center(X)), None
-        kept, held = split_indices(len(y), self.validation_fraction, y, "random", True, split_rng)
-        center = self._center(X)
-        return ArrayData(X[kept], y[kept], weight[kept], center), ArrayData(X[held], y[held], weight[held], center)
+            X_val = self._standardized(validate_data(self, X_val, accept_sparse="csr", dtype=X.dtype, reset=False))
+            validation = (X_val, encode(self.classes_, np.asarray(y_val), "y_val"))
+        return training_parts(X, y, weight, self._center(X), validation, self.validation_fraction, split_rng)
 
     def _center(self, X: Any) -> np.ndarray | None:
         return sparse_center(getattr(self, "feature_mean_", None), getattr(self, "feature_scale_", None), X)

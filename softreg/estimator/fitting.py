@@ -18,7 +18,8 @@ from softreg.config import key_spec
 from softreg.config.rules import plain
 from softreg.losses import SPHERICAL_START
 from softreg.prepare.data import fit_standardizer, random_streams
-from softreg.train import EpochRecord, Settings, TrainingState
+from softreg.prepare.split import split_indices
+from softreg.train import ArrayData, EpochRecord, FitResult, Settings, TrainingState
 from softreg.train.settings import automatic_choices
 
 # each parameter and the config section of the key it mirrors (same default, same rule;
@@ -137,6 +138,24 @@ def encode(classes: np.ndarray, labels: np.ndarray, what: str) -> np.ndarray:
     return index.astype(np.int64)
 
 
+def training_parts(
+    X: Any, y: np.ndarray, weight: np.ndarray, center: np.ndarray | None,
+    validation: tuple[Any, np.ndarray] | None, fraction: float | None = None,
+    split_rng: np.random.Generator | None = None,
+) -> tuple[ArrayData, ArrayData | None]:
+    """The training part and the validation part (None without validation data): the given
+    ``validation`` (standardized X_val, class indices), else a stratified ``fraction`` of the rows.
+
+    X : {ndarray, sparse matrix} of shape (n_samples, n_features), standardized; y, weight : (n_samples,)
+    """
+    if validation is not None:
+        return ArrayData(X, y, weight, center), ArrayData(validation[0], validation[1], center=center)
+    if fraction is None or split_rng is None:
+        return ArrayData(X, y, weight, center), None
+    kept, held = split_indices(len(y), fraction, y, "random", True, split_rng)
+    return ArrayData(X[kept], y[kept], weight[kept], center), ArrayData(X[held], y[held], weight[held], center)
+
+
 def print_epoch(record: EpochRecord, total: int) -> None:
     """``verbose``: the epoch line of ``softreg train`` on stderr."""
     from softreg.run.progress import epoch_line
@@ -144,11 +163,14 @@ def print_epoch(record: EpochRecord, total: int) -> None:
     print(epoch_line(record, total), file=sys.stderr, flush=True)
 
 
-def warn_not_converged(gap_bound: float | None, n_epochs: int, tol: float) -> None:
-    """A `ConvergenceWarning` for a fit that ended above ``tol`` (shown at the caller of `fit`)."""
-    bound = "no finite bound" if gap_bound is None else f"a bound of {gap_bound:.2e}"
+def warn_if_not_converged(result: FitResult, tol: float | None) -> None:
+    """A `ConvergenceWarning` (shown at the caller of `fit`) for a fit that a certificate could have
+    stopped at ``tol`` but ended above it; none when early stopping ended it or no bound exists."""
+    if tol is None or not result.certifiable or result.converged or result.stopped_early:
+        return
+    bound = "no finite bound" if result.gap_bound is None else f"a bound of {result.gap_bound:.2e}"
     warnings.warn(
-        f"SoftmaxRegression did not converge: the relative gap has {bound} after {n_epochs} epochs "
+        f"SoftmaxRegression did not converge: the relative gap has {bound} after {len(result.history)} epochs "
         f"(tol={tol:g}); raise epochs",
         ConvergenceWarning,
         stacklevel=4,

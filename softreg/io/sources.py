@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import replace
 from pathlib import Path
 from typing import cast
 
@@ -13,14 +12,12 @@ import scipy.sparse as sp
 
 from softreg.errors import DataError
 from softreg.io.arrays import load_numbers, load_parquet
-from softreg.io.builtin import load_builtin
 from softreg.io.dataset import Dataset, shown_names
 from softreg.io.delimited import load_delimited
 from softreg.io.delimited_numbers import NotNumeric
-from softreg.io.kinds import BUILTIN_PREFIX, check_file, default_delimiter, source_kind
-from softreg.io.npz import load_npz
+from softreg.io.kinds import check_file, default_delimiter, source_kind
 from softreg.io.selection import Selection
-from softreg.io.svmlight import load_svmlight
+from softreg.io.whole import WHOLE_KINDS, load_whole
 from softreg.kernels import Matrix
 
 
@@ -45,11 +42,8 @@ def load_source(
     """
     selection = selection or Selection()
     kind = source_kind(source)
-    if kind not in ("delimited", "parquet") and (selection.label is not None or selection.id is not None):
-        key = "data.label" if selection.label is not None else "data.id"
-        raise DataError(f"{source}: {key} applies to delimited text only; this source carries its own labels")
-    if kind == "builtin":
-        return _select(load_builtin(source[len(BUILTIN_PREFIX):]), selection)
+    if kind in WHOLE_KINDS:
+        return load_whole(source, kind, selection, index_base)
     path = Path(source)
     if kind == "parquet":
         if not os.path.isdir(path):
@@ -57,10 +51,6 @@ def load_source(
         return load_parquet(source, selection)
     if source != "-":
         check_file(source, path)
-    if kind == "npz":
-        return _select(load_npz(path), selection)
-    if kind == "svmlight":
-        return _select(load_svmlight(path, index_base), selection)
     delimiter = delimiter or default_delimiter(source)
     if as_numbers and source != "-":
         try:
@@ -68,18 +58,6 @@ def load_source(
         except NotNumeric:
             pass  # read as text cells, whose errors name the line and column
     return load_delimited(path if source != "-" else "-", selection, delimiter, header, encoding)
-
-
-def _select(dataset: Dataset, selection: Selection) -> Dataset:
-    """``data.features``/``data.exclude`` on a numeric source, by name or index."""
-    if selection.features is None and not selection.exclude:
-        return dataset
-    names = dataset.feature_names
-    _, _, keep = Selection(label=None, features=selection.features, exclude=selection.exclude).resolve(
-        dataset.source, [*names, "\x00label"]
-    )
-    X = dataset.X
-    return replace(dataset, X=X[:, keep] if X is not None else None, feature_names=[names[i] for i in keep])
 
 
 def align_features(dataset: Dataset, feature_names: Sequence[str], what: str) -> Matrix:

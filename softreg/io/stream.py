@@ -30,6 +30,7 @@ from softreg.io.delimited_numbers import Layout, NotNumeric, RowsAfter
 from softreg.io.kinds import source_kind
 from softreg.io.parquet import ParquetLayout, parquet_column_names, read_batches, read_parquet_layout, rows_in_chunks
 from softreg.io.selection import ColumnChoice, Selection
+from softreg.io.whole import load_whole
 from softreg.kernels import Matrix
 
 
@@ -236,10 +237,8 @@ def _parquet_chunks(layout: ParquetLayout, options: ReadOptions, chunk_rows: int
 def _whole_rows(source: str, kind: str, columns: ColumnChoice, options: ReadOptions) -> Rows:
     """svmlight, ``.npz`` or a builtin set, loaded whole: one chunk of numbers and typed labels
     (a `Selection` picks features by name; it cannot name a label or id, which these carry)."""
-    from softreg.io.sources import load_source
-
-    selection = columns if isinstance(columns, Selection) else None
-    dataset = load_source(source, selection, index_base=options.index_base)
+    selection = columns if isinstance(columns, Selection) else Selection()
+    dataset = load_whole(source, kind, selection, options.index_base)
     names = list(dataset.feature_names)
     rows = Rows(kind, source, names, None, None, list(range(len(names))), dataset.named, dataset=dataset)
     rows.chunks = iter([RowChunk(dataset.X, None, dataset.labels, np.arange(dataset.n_samples), None, None, 0)])
