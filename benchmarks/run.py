@@ -431,12 +431,21 @@ def main(argv=None):
 
     outofcore_figures = outofcore.run(args.quick, args.results, log=lambda line: print(line, flush=True))
     found += outofcore.targets(outofcore_figures)
+    import defaults  # the defaults of `softreg train` on real tables (benchmarks/defaults.py)
+
+    print("defaults of softreg train, on the tables of benchmarks/defaults.py:", flush=True)
+    defaults_rows = defaults.run(defaults.table_names(args.quick), ["defaults"], args.results,
+                                 log=lambda line: print(line, flush=True))
+    found += defaults.targets(defaults_rows)
 
     print()
     for workload, _ in chosen:
         for line in table(workload, results[workload.key]["meta"], results[workload.key]["contenders"]):
             print(line)
         print()
+    print("defaults of softreg train (benchmarks/defaults.py):")
+    print(defaults.markdown(defaults_rows))
+    print()
     print("targets, measured in this run:")
     for target, measured, met in found:
         print(f"  [{'stated' if met is None else 'met' if met else 'NOT MET'}] {target}: {measured}")
@@ -458,6 +467,7 @@ def main(argv=None):
         "targets": [{"target": target, "measured": measured, "met": met} for target, measured, met in found],
         "cluster": None if mode == "quick" else cluster_figures,
         "outofcore": outofcore_figures,
+        "defaults": defaults_rows,
     }
     args.results.mkdir(parents=True, exist_ok=True)
     path = args.results / f"{mode}-{started}.json"
@@ -465,7 +475,7 @@ def main(argv=None):
     print(f"\nraw figures: {path}")
     failed = [
         label for entry in results.values() for label, summary in entry["contenders"].items() if "error" in summary
-    ]
+    ] + [f"defaults.py {row['table']}" for row in defaults_rows if "error" in row]
     if failed:
         print(f"contenders that failed: {', '.join(sorted(set(failed)))}", file=sys.stderr)
         return 1
