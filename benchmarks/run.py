@@ -14,7 +14,9 @@ cached data and exact optima.
 --quick: digits only, a few epochs (a smoke test: seconds). Default: digits, letters and a
 synthetic 60000 x 784 x 10 float32 set, plus epoch times in the other dtype, and the Dask
 engine's step time and communication share on that set (`cluster.py`). --full adds a
-synthetic 900000 x 100 x 20 float32 set.
+synthetic 900000 x 100 x 20 float32 set. Every mode ends with the benchmark of defaults
+(`defaults.py`: what `softreg train` does with a config naming only the data, against
+LogisticRegression, on real tables; --quick: two small ones) and its table.
 """
 
 import argparse
