@@ -140,6 +140,11 @@ def objective(coef, intercept, X, y, weight_decay: float) -> float:
     return float(np.mean(cross_entropy) + 0.5 * weight_decay * np.vdot(coef, coef))
 
 
+def _yaml(value) -> str:
+    """A config value as YAML's flow style writes it: ``[date]``, ``mean``."""
+    return f"[{', '.join(map(str, value))}]" if isinstance(value, list) else str(value)
+
+
 def _gap(row: dict) -> float:
     return (row["lbfgs_objective"] - row["objective_star"]) / abs(row["objective_star"])
 
@@ -152,7 +157,7 @@ def markdown(rows: list[dict]) -> str:
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
-        keys = ", ".join(f"{key}: {value}" for key, value in row["data"].items()) or "—"
+        keys = "; ".join(f"{key}: {_yaml(value)}" for key, value in row["data"].items()) or "—"
         if "skipped" in row or "error" in row:
             lines.append(f"| {row['table']} | | {keys} | {row['setting']} | {row.get('skipped') or row['error']} "
                          "| | | | | | | |")
