@@ -14,7 +14,9 @@ cached data and exact optima.
 --quick: digits only, a few epochs (a smoke test: seconds). Default: digits, letters and a
 synthetic 60000 x 784 x 10 float32 set, plus epoch times in the other dtype, and the Dask
 engine's step time and communication share on that set (`cluster.py`). --full adds a
-synthetic 900000 x 100 x 20 float32 set.
+synthetic 900000 x 100 x 20 float32 set. Every mode ends with the benchmark of defaults
+(`defaults.py`: what `softreg train` does with a config naming only the data, against
+LogisticRegression, on real tables; --quick: two small ones) and its table.
 """
 
 import argparse
@@ -431,12 +433,21 @@ def main(argv=None):
 
     outofcore_figures = outofcore.run(args.quick, args.results, log=lambda line: print(line, flush=True))
     found += outofcore.targets(outofcore_figures)
+    import defaults  # the defaults of `softreg train` on real tables (benchmarks/defaults.py)
+
+    print("defaults of softreg train, on the tables of benchmarks/defaults.py:", flush=True)
+    defaults_rows = defaults.run(defaults.table_names(args.quick), ["defaults"], args.results,
+                                 log=lambda line: print(line, flush=True))
+    found += defaults.targets(defaults_rows)
 
     print()
     for workload, _ in chosen:
         for line in table(workload, results[workload.key]["meta"], results[workload.key]["contenders"]):
             print(line)
         print()
+    print("defaults of softreg train (benchmarks/defaults.py):")
+    print(defaults.markdown(defaults_rows))
+    print()
     print("targets, measured in this run:")
     for target, measured, met in found:
         print(f"  [{'stated' if met is None else 'met' if met else 'NOT MET'}] {target}: {measured}")
@@ -458,6 +469,7 @@ def main(argv=None):
         "targets": [{"target": target, "measured": measured, "met": met} for target, measured, met in found],
         "cluster": None if mode == "quick" else cluster_figures,
         "outofcore": outofcore_figures,
+        "defaults": defaults_rows,
     }
     args.results.mkdir(parents=True, exist_ok=True)
     path = args.results / f"{mode}-{started}.json"
@@ -465,7 +477,7 @@ def main(argv=None):
     print(f"\nraw figures: {path}")
     failed = [
         label for entry in results.values() for label, summary in entry["contenders"].items() if "error" in summary
-    ]
+    ] + [f"defaults.py {row['table']}" for row in defaults_rows if "error" in row]
     if failed:
         print(f"contenders that failed: {', '.join(sorted(set(failed)))}", file=sys.stderr)
         return 1

@@ -24,7 +24,8 @@ def quick_run(tmp_path_factory):
 
 
 def test_quick_benchmark_exits_0_and_prints_one_table_of_every_contender(quick_run):
-    """Exit 0; the digits table names every contender (PyTorch as skipped when it is not installed)."""
+    """Exit 0; the digits table names every contender (PyTorch as skipped when it is not installed); the table of
+    defaults.py has digits's row."""
     done, _ = quick_run
     assert done.returncode == 0, done.stderr
     table = done.stdout.split("digits 1437×64×10 float64")[1]
@@ -36,10 +37,13 @@ def test_quick_benchmark_exits_0_and_prints_one_table_of_every_contender(quick_r
     for target in ("epoch from a warm cache ≤ 1.3× in memory", "predict of a", "evaluate --data of a",
                    "softreg train through the cache, 30,000 rows"):  # benchmarks/outofcore.py's, quick
         assert target in done.stdout.split("targets, measured in this run:")[1]
+    defaults_table = done.stdout.split("defaults of softreg train (benchmarks/defaults.py):")[1]
+    assert "| digits | 1293 x 64 x 10 | — | defaults |" in defaults_table  # penguins: skipped without the package
 
 
 def test_quick_benchmark_writes_raw_figures_and_caches_the_optimum(quick_run):
-    """The JSON holds per-contender epoch times, curves and memory, the machine, and the targets; f* is cached."""
+    """The JSON holds per-contender epoch times, curves and memory, the machine, and the targets; f* is cached;
+    defaults.py's rows are in it."""
     _, results = quick_run
     (path,) = results.glob("quick-*.json")
     document = json.loads(path.read_text())
@@ -58,6 +62,8 @@ def test_quick_benchmark_writes_raw_figures_and_caches_the_optimum(quick_run):
     assert entry["contenders"]["lbfgs"]["final_gap"] <= 1e-4  # stopped at the smallest gap
     assert document["machine"]["cores"] >= 1 and document["targets"]
     assert (results / "cache" / "digits-float64" / "meta.json").exists()
+    (digits,) = [row for row in document["defaults"] if row["table"] == "digits"]
+    assert digits["n_train"] == 1293 and digits["true_gap"] > -1e-6 and digits["lbfgs_seconds"] > 0
     outofcore = document["outofcore"]
     assert outofcore["epoch"]["ratio"] > 0 and outofcore["bounded"]["csv_bytes"] > 8 * outofcore["budget_mb"] * 10**6
     assert outofcore["bounded"]["predict"]["peak_bytes"] > 0 and not (results / "outofcore").exists()
