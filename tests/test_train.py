@@ -190,3 +190,17 @@ def test_settings_from_config_keys_carry_every_number():
     )
     assert (settings.patience, settings.min_delta, settings.eval_every) == (4, 0.01, 3)
     assert resolve({"data": {"source": "builtin:iris"}}).training_settings().patience is None
+
+
+def test_checkpoint_every_auto_keeps_checkpoints_within_a_tenth_of_training_by_the_cost_model():
+    """output.checkpoint_every: auto is every epoch where an epoch dwarfs a checkpoint (900000 x 100),
+    rarer on small data (digits), and always the fewest epochs whose cost covers one checkpoint 10x."""
+    from softreg.train.state import CHECKPOINT_BUDGET, CHECKPOINT_COST, STEP_OVERHEAD, checkpoint_interval
+
+    assert checkpoint_interval(900_000, 100, 20, 64) == 1
+    assert checkpoint_interval(1437, 64, 10, 64) > 100
+    for n_samples, n_features, n_classes, batch_size in [(120, 4, 3, 16), (16_000, 16, 26, 64), (60_000, 784, 10, 256)]:
+        every = checkpoint_interval(n_samples, n_features, n_classes, batch_size)
+        epoch = math.ceil(n_samples / batch_size) * STEP_OVERHEAD + n_samples * n_features * n_classes
+        assert CHECKPOINT_COST <= CHECKPOINT_BUDGET * every * epoch
+        assert every == 1 or CHECKPOINT_COST > CHECKPOINT_BUDGET * (every - 1) * epoch

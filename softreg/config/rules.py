@@ -105,8 +105,8 @@ def learning_rate(value: object) -> float | str:
     return number(0.0, min_open=True)(value)
 
 
-def epochs_rule(value: object) -> int | str:
-    """A whole number >= 1, or "auto" (`softreg.train.settings.automatic_choices`)."""
+def count_or_auto(value: object) -> int | str:
+    """A whole number >= 1, or "auto" (optim.epochs, output.checkpoint_every: chosen from the run)."""
     if isinstance(value, str) and not is_number(value):
         if value == AUTO:
             return AUTO

@@ -16,10 +16,10 @@ from softreg.config.rules import (
     class_list,
     column_list,
     column_ref,
+    count_or_auto,
     delimiter,
     early_stopping,
     encoding,
-    epochs_rule,
     fraction_or_path,
     learning_rate,
     normalizer,
@@ -116,7 +116,7 @@ SCHEMA: dict[str, Spec | dict[str, Spec]] = {
         "batch_size": (64, number(1, integer=True), "minibatch size"),
         "epochs": (
             "auto",
-            epochs_rule,
+            count_or_auto,
             "the most passes over the training part (a run stops earlier at optim.tol), or auto: "
             f"{CERTIFIED_EPOCHS} where a certificate can stop the run, {UNCERTIFIED_EPOCHS} where none can "
             "(weight_decay 0, another loss or normalizer, tol null, the sharded engine)",
@@ -157,7 +157,12 @@ SCHEMA: dict[str, Spec | dict[str, Spec]] = {
             optional(number(1, integer=True)),
             "epochs between full-data objective evaluations (null: adaptive, <10% of training time)",
         ),
-        "checkpoint_every": (1, number(1, integer=True), "epochs between checkpoints that --resume continues from"),
+        "checkpoint_every": (
+            "auto",
+            count_or_auto,
+            "epochs between checkpoints that --resume continues from, or auto: as few epochs as keep their "
+            "writing within 10% of training by a cost model of the data's size (Ctrl-C always saves the last epoch)",
+        ),
     },
     "engine": {
         "kind": (

@@ -64,7 +64,7 @@ class OutputConfig:
     dir: str | None
     plots: bool | list[str]
     eval_every: int | None
-    checkpoint_every: int = 1
+    checkpoint_every: int | str = "auto"  # a number, or "auto" until a run resolves it (`checkpoint_interval`)
 
 
 ENGINES = ("numpy", "dask")

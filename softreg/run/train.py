@@ -19,6 +19,7 @@ from softreg.prepare.data import Prepared, random_streams
 from softreg.run.finish import TrainOutcome, finish_run
 from softreg.run.prepare import data_fingerprint, prepare_for
 from softreg.train import AUTO, EpochCallback, FitResult, TrainingData, TrainingState, auto_learning_rate, fit
+from softreg.train.state import checkpoint_interval
 
 
 def train_run(
@@ -94,7 +95,7 @@ def fit_with_checkpoints(
                 on_epoch=on_epoch,
                 start=start,
                 on_checkpoint=save,
-                checkpoint_every=config.output.checkpoint_every,
+                checkpoint_every=_checkpoint_every(config, train, len(prepared.classes)),
             )
     except Interrupted as interrupted:
         if interrupted.state is not None and not interrupted.saved:
@@ -125,3 +126,11 @@ def finish(config: Config, prepared: Prepared, result: FitResult, run_dir: str |
         stop = Interrupted(result.state, saved=True)
         stop.run_dir = Path(run_dir)
         raise stop from None
+
+
+def _checkpoint_every(config: Config, train: TrainingData, n_classes: int) -> int:
+    """``output.checkpoint_every``, its "auto" from the training part's size (`checkpoint_interval`)."""
+    every = config.output.checkpoint_every
+    if isinstance(every, int):
+        return every
+    return checkpoint_interval(train.n_samples, train.n_features, n_classes, config.optim.batch_size)

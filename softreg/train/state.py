@@ -28,6 +28,10 @@ EPOCH_ARITHMETIC = 1.0
 # 1.7-2.0 passes on digits and letters, 0.5 on 60000 x 784), so an evaluation with its objective
 # and its certificate counts as three.
 CERTIFICATE_PASSES = 3
+# A checkpoint writes the weights and the history to two files and flushes them to the disk:
+# about 10-20 ms on the shared machines measured (the fsyncs dominate), in the units above
+CHECKPOINT_COST = 100_000_000
+CHECKPOINT_BUDGET = 0.1  # output.checkpoint_every: auto keeps checkpoints within this share of training
 
 
 @dataclass
@@ -153,6 +157,15 @@ def evaluation_cost(n_samples: int, n_features: int, n_classes: int, batch_size:
     steps = math.ceil(n_samples / batch_size)
     chunks = math.ceil(n_samples / full_pass_rows(n_samples, n_features, n_classes, at_least=max(256, batch_size)))
     return (chunks * CHUNK_OVERHEAD + arithmetic) / (steps * STEP_OVERHEAD + EPOCH_ARITHMETIC * arithmetic)
+
+
+def checkpoint_interval(n_samples: int, n_features: int, n_classes: int, batch_size: int) -> int:
+    """Epochs between checkpoints for ``output.checkpoint_every: auto``: the fewest that keep one
+    checkpoint (CHECKPOINT_COST) within CHECKPOINT_BUDGET of the epochs it follows, by the epoch
+    cost model of `evaluation_cost`. A function of sizes only: identical runs checkpoint alike."""
+    arithmetic = n_samples * n_features * n_classes
+    epoch = math.ceil(n_samples / batch_size) * STEP_OVERHEAD + EPOCH_ARITHMETIC * arithmetic
+    return max(1, math.ceil(CHECKPOINT_COST / (CHECKPOINT_BUDGET * epoch)))
 
 
 def evaluation_interval(
