@@ -132,13 +132,18 @@ TABLES = {
 }
 
 
-def export(table: Table, folder: Path) -> Path:
-    """The table's file under ``folder``, written on first use (atomically) and reused after."""
+def exported(table: Table, folder: Path) -> Path:
+    """Where `export` writes the table under ``folder`` (or the table's own file)."""
     if table.path is not None:
         return table.path
     suffix = ".npz" if table.synthetic else ".csv"
-    path = Path(folder) / f"tables-v{TABLES_VERSION}" / f"{table.name}{suffix}"
-    if path.exists():
+    return Path(folder) / f"tables-v{TABLES_VERSION}" / f"{table.name}{suffix}"
+
+
+def export(table: Table, folder: Path) -> Path:
+    """The table's file under ``folder``, written on first use (atomically) and reused after."""
+    path = exported(table, folder)
+    if table.path is not None or path.exists():
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f".{path.name}.{os.getpid()}.tmp")
