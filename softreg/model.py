@@ -75,6 +75,8 @@ class Model:
     header: bool | None = None  # whether the delimited training file had a header row (None: not text)
     id_name: str | None = None  # the training file's row-id column, copied to predictions
     file_columns: list[str] | None = None  # every column of the delimited training file, in order
+    scaling: list[str] | None = None  # how each feature was scaled (`softreg.prepare.scaling`; None: not recorded)
+    by_position: bool = False  # fitted without feature names (an array): files are read by position
 
     def input_positions(self, header: Sequence[str], where: str) -> list[int]:
         """Indices of the model's input columns among a file's columns ``header``.
@@ -84,6 +86,11 @@ class Model:
         the training file (its label and id columns included).
         """
         names = self.input_names
+        if self.by_position:
+            if len(header) != len(names):
+                raise DataError(f"{where}: has {len(header)} feature columns; the model, fitted without feature "
+                                f"names, reads {len(names)} by position")
+            return list(range(len(names)))
         unnamed = self.header is False or list(header) == [f"col{index}" for index in range(len(header))]
         if unnamed:
             if len(header) == len(names):
@@ -115,6 +122,7 @@ class Model:
             "header": self.header,
             "id": self.id_name,
             "file_columns": self.file_columns,
+            "by_position": self.by_position,
         }
 
     @property

@@ -40,6 +40,7 @@ from softreg.cache.staging import make_staging, remove_abandoned, unmark
 from softreg.errors import DataError, UsageError, cannot_write
 from softreg.io.fingerprint import fingerprint
 from softreg.prepare.columns import Columns
+from softreg.prepare.scaling import feature_scaling, unscaled_indicators
 
 if TYPE_CHECKING:
     from softreg.config import Config
@@ -179,6 +180,7 @@ def _build(
     d = len(feature_mean)
     if data.standardize:
         mean, scale = Moments(n_train, feature_mean, squares).standardizer()
+        scale = unscaled_indicators(scale, columns)
     else:
         mean, scale = np.zeros(d), np.ones(d)
     encoding = _Encoding(layout, columns, maps)
@@ -200,6 +202,7 @@ def _build(
         "file_columns": info.file_columns,
         "id_name": info.id_name,
         "columns": None if info.file_columns is None and plain else columns.to_json(),
+        "feature_scaling": feature_scaling(columns, d, data.standardize),
         "buckets": n_buckets,
     })
 

@@ -262,4 +262,5 @@ def prepare_cached(config: Config, rebuild: bool = True) -> Prepared:
         file_columns=document["file_columns"],
         id_name=document["id_name"],
         index_base=document.get("index_base"),
+        scaling=document.get("feature_scaling"),  # None in a cache built before it was recorded
     )

@@ -37,7 +37,7 @@ def rebuild_parts(run_dir: str | PathLike[str], model: Model, flag: str) -> tupl
     if config.data.cache is not None:
         prepared = _cached_in_float64(config)
     else:
-        prepared = prepare(config.data, np.dtype(np.float64), random_streams(config.seed).split)
+        prepared = as_trained(prepare(config.data, np.dtype(np.float64), random_streams(config.seed).split), model)
     same = [str(label) for label in prepared.classes] == [str(label) for label in model.classes] and np.allclose(
         prepared.feature_mean, model.feature_mean
     ) and np.allclose(prepared.feature_scale, model.feature_scale)
@@ -47,6 +47,27 @@ def rebuild_parts(run_dir: str | PathLike[str], model: Model, flag: str) -> tupl
             f"(its classes or feature statistics changed); {flag} cannot rebuild it"
         )
     return config, prepared
+
+
+def as_trained(prepared: Prepared, model: Model) -> Prepared:
+    """``prepared`` in the scaling ``model`` was trained with: a run that predates unscaled
+    indicators (no ``feature_scaling`` in model.json) divided its indicators by their standard
+    deviation, and its rebuilt dense parts are rescaled so; any other run's parts as they are."""
+    from softreg.prepare.scaling import indicator_mask
+
+    indicators = indicator_mask(prepared.columns, len(prepared.feature_scale))
+    if model.scaling is not None or not indicators.any() or model.feature_scale.shape != prepared.feature_scale.shape:
+        return prepared
+    factor = np.where(indicators, prepared.feature_scale / model.feature_scale, 1.0)
+
+    def rescaled(part: ArrayData | None) -> ArrayData | None:
+        if part is None or not isinstance(part.X, np.ndarray):
+            return part
+        return replace(part, X=part.X * factor)
+
+    return replace(prepared, train=rescaled(prepared.train), val=rescaled(prepared.val),  # type: ignore[arg-type]
+                   test=rescaled(prepared.test), feature_scale=np.where(indicators, model.feature_scale,
+                                                                       prepared.feature_scale))
 
 
 def _cached_in_float64(config: Config) -> Prepared:

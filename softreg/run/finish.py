@@ -66,6 +66,7 @@ def finish_run(config: Config, prepared: Prepared, result: FitResult, run_dir: s
         header=prepared.header,
         id_name=prepared.id_name,
         file_columns=prepared.file_columns,
+        scaling=prepared.scaling,
         loss=config.model.loss,
         normalizer=config.model.normalizer,
         temperature=config.model.temperature,

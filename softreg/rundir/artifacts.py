@@ -48,6 +48,7 @@ def save_model(
             "loss": model.loss,
             "normalizer": model.normalizer,
             "temperature": model.temperature,
+            "feature_scaling": model.scaling,
             "training": training_summary or {},
         },
     )
@@ -103,6 +104,7 @@ def load_model(directory: str | os.PathLike[str]) -> Model:
         feature_names=[str(name) for name in meta["feature_names"]],
         label_name=str(meta.get("label_name", "label")),
         dtype=str(meta.get("dtype", "float64")),
+        scaling=_scaling(json_path, meta.get("feature_scaling"), n_features),
         **_input_fields(json_path, meta.get("input"), n_features),
         **_output_options(json_path, meta),
     )
@@ -116,6 +118,7 @@ def _input_fields(path: Path, document: Any, n_features: int) -> dict[str, Any]:
         header = document.get("header")
         id_name = document.get("id")
         file_columns = document.get("file_columns")
+        by_position = document.get("by_position", False)
         if file_columns is not None:
             file_columns = [str(name) for name in file_columns]
     except (KeyError, TypeError, AttributeError, ValueError) as error:
@@ -126,7 +129,20 @@ def _input_fields(path: Path, document: Any, n_features: int) -> dict[str, Any]:
         )
     if header is not None and not isinstance(header, bool) or id_name is not None and not isinstance(id_name, str):
         raise RunDirError(f"{path}: malformed input section (header must be true/false/null, id a name)")
-    return {"columns": columns, "header": header, "id_name": id_name, "file_columns": file_columns}
+    if not isinstance(by_position, bool):
+        raise RunDirError(f"{path}: malformed input section (by_position must be true or false)")
+    return {"columns": columns, "header": header, "id_name": id_name, "file_columns": file_columns,
+            "by_position": by_position}
+
+def _scaling(path: Path, scaling: Any, n_features: int) -> list[str] | None:
+    """model.json's ``feature_scaling`` (None in runs that predate it: every feature standardized
+    by the arrays of model.npz, which predictions apply whatever this says), checked."""
+    if scaling is None:
+        return None
+    if not (isinstance(scaling, list) and len(scaling) == n_features and all(isinstance(s, str) for s in scaling)):
+        raise RunDirError(f"{path}: feature_scaling must list one word per feature ({n_features})")
+    return scaling
+
 
 def _output_options(json_path: Path, meta: Mapping[str, Any]) -> dict[str, Any]:
     """model.json's loss, normalizer and temperature (the defaults when it predates them), checked."""
