@@ -12,7 +12,7 @@ import scipy.sparse as sp
 from numpy.typing import DTypeLike
 
 from softreg import losses, softmax
-from softreg.errors import DataError
+from softreg.errors import DataError, warn
 from softreg.io.dataset import shown_names
 from softreg.kernels import Matrix
 from softreg.prepare.columns import Columns
@@ -87,10 +87,7 @@ class Model:
         """
         names = self.input_names
         if self.by_position:
-            if len(header) != len(names):
-                raise DataError(f"{where}: has {len(header)} feature columns; the model, fitted without feature "
-                                f"names, reads {len(names)} by position")
-            return list(range(len(names)))
+            return self._positions(len(header), where)
         unnamed = self.header is False or list(header) == [f"col{index}" for index in range(len(header))]
         if unnamed:
             if len(header) == len(names):
@@ -109,6 +106,18 @@ class Model:
         if missing:
             raise DataError(f"{where}: missing feature column(s) {shown_names(missing)} that the model needs")
         return [position[name] for name in names]
+
+    def _positions(self, n_columns: int, where: str) -> list[int]:
+        """The input columns of a model fitted without feature names: the first n_features of
+        a file with n_features columns, or n_features + 1 whose last (a label) is not read."""
+        n_features = len(self.input_names)
+        if n_columns not in (n_features, n_features + 1):
+            raise DataError(f"{where}: has {n_columns} feature columns; the model, fitted without feature "
+                            f"names, reads {n_features} by position")
+        ignored = " (the last column, a label, is not read)" if n_columns > n_features else ""
+        warn(f"{where}: the model was fitted without feature names (an array): its {n_features} feature "
+             f"columns are read by position{ignored}")
+        return list(range(n_features))
 
     @property
     def input_names(self) -> list[str]:
