@@ -93,6 +93,7 @@ class Prepared:
     id_name: str | None = None
     file_columns: list[str] | None = None
     scaling: list[str] | None = None  # how each feature was scaled (`softreg.prepare.scaling`)
+    split: dict[str, np.ndarray] | None = None  # train, val, test: 0-based data-row indices into the source(s)
 
 
 def load_data(data_config: DataConfig, source: str, index_base: int | None = None) -> Dataset:
@@ -233,6 +234,8 @@ def prepare(data_config: DataConfig, dtype: DTypeLike, split_rng: np.random.Gene
         id_name=dataset.id_name,
         file_columns=dataset.file_columns,
         scaling=feature_scaling(columns, len(scale), data_config.standardize),
+        split={"train": dataset.row_index[train_index], "val": dataset.row_index[val_index],
+               "test": test_set.row_index},
     )
 
 
