@@ -12,7 +12,7 @@ import scipy.sparse as sp
 from numpy.typing import DTypeLike
 
 from softreg import losses, softmax
-from softreg.errors import DataError
+from softreg.errors import DataError, warn
 from softreg.io.dataset import shown_names
 from softreg.kernels import Matrix
 from softreg.prepare.columns import Columns
@@ -75,6 +75,8 @@ class Model:
     header: bool | None = None  # whether the delimited training file had a header row (None: not text)
     id_name: str | None = None  # the training file's row-id column, copied to predictions
     file_columns: list[str] | None = None  # every column of the delimited training file, in order
+    scaling: list[str] | None = None  # how each feature was scaled (`softreg.prepare.scaling`; None: not recorded)
+    by_position: bool = False  # fitted without feature names (an array): files are read by position
 
     def input_positions(self, header: Sequence[str], where: str) -> list[int]:
         """Indices of the model's input columns among a file's columns ``header``.
@@ -84,6 +86,8 @@ class Model:
         the training file (its label and id columns included).
         """
         names = self.input_names
+        if self.by_position:
+            return self._positions(len(header), where)
         unnamed = self.header is False or list(header) == [f"col{index}" for index in range(len(header))]
         if unnamed:
             if len(header) == len(names):
@@ -103,6 +107,18 @@ class Model:
             raise DataError(f"{where}: missing feature column(s) {shown_names(missing)} that the model needs")
         return [position[name] for name in names]
 
+    def _positions(self, n_columns: int, where: str) -> list[int]:
+        """The input columns of a model fitted without feature names: the first n_features of
+        a file with n_features columns, or n_features + 1 whose last (a label) is not read."""
+        n_features = len(self.input_names)
+        if n_columns not in (n_features, n_features + 1):
+            raise DataError(f"{where}: has {n_columns} feature columns; the model, fitted without feature "
+                            f"names, reads {n_features} by position")
+        ignored = " (the last column, a label, is not read)" if n_columns > n_features else ""
+        warn(f"{where}: the model was fitted without feature names (an array): its {n_features} feature "
+             f"columns are read by position{ignored}")
+        return list(range(n_features))
+
     @property
     def input_names(self) -> list[str]:
         """The raw input columns a file needs (before one-hot encoding)."""
@@ -115,6 +131,7 @@ class Model:
             "header": self.header,
             "id": self.id_name,
             "file_columns": self.file_columns,
+            "by_position": self.by_position,
         }
 
     @property

@@ -86,18 +86,19 @@ def test_fitted_temperature_undoes_a_known_rescaling(run):
 def test_a_temperature_that_would_worsen_the_validation_ece_is_not_kept():
     """When the log-loss minimizer worsens the ECE, T = 1 is kept and ``improved`` is false.
 
-    Ten rows in one confidence bin, 9 right at 0.8978 and 1 wrong at 0.92: their mean
-    confidence is the accuracy (ECE 2e-5), but the log loss is lowest at another T, which
-    moves every confidence away from 0.9.
+    Fifty rows in one confidence bin (enough to fit T), 45 right at 0.8978 and 5 wrong at 0.92:
+    their mean confidence is the accuracy (ECE 2e-5), but the log loss is lowest at another T,
+    which moves every confidence away from 0.9.
     """
     def logit(p):
         return np.log(p / (1 - p))
 
-    X = np.array([[logit(0.8978)]] * 9 + [[logit(0.92)]])
+    X = np.array(([[logit(0.8978)]] * 9 + [[logit(0.92)]]) * 5)
     model = Model(coef=np.array([[-0.5], [0.5]]), intercept=np.zeros(2), classes=np.array([0, 1]),
                   feature_mean=np.zeros(1), feature_scale=np.ones(1), feature_names=["x"])
-    calibration = fit_temperature(model, ArrayData(X, np.array([1] * 9 + [0])))
+    calibration = fit_temperature(model, ArrayData(X, np.array(([1] * 9 + [0]) * 5)))
     assert not calibration["improved"] and calibration["temperature"] == 1.0
+    assert calibration["reason"] == "no better than T = 1 on the validation split"
     assert calibration["ece_after"] == calibration["ece_before"] == pytest.approx(2e-5)
 
 
@@ -124,3 +125,49 @@ def test_calibrate_without_a_validation_split_exits_2(tmp_path):
     code, stdout, stderr = evaluate("--run", tmp_path / "r", "--calibrate")
     assert code == 2 and stdout == ""
     assert stderr.count("\n") == 1 and "has no validation split (data.val is 0)" in stderr
+
+
+def test_a_small_validation_split_keeps_t_1_and_says_why():
+    """28 validation rows (fewer than 50), all right and confident: T stays 1 and the reason names the count."""
+    X = np.array([[4.0], [-4.0]] * 14)
+    model = Model(coef=np.array([[-1.0], [1.0]]), intercept=np.zeros(2), classes=np.array([0, 1]),
+                  feature_mean=np.zeros(1), feature_scale=np.ones(1), feature_names=["x"])
+    calibration = fit_temperature(model, ArrayData(X, np.array([1, 0] * 14)))
+    assert calibration["temperature"] == 1.0 and not calibration["improved"]
+    assert calibration["reason"] == "the validation split has 28 rows, fewer than the 50 needed to fit T"
+
+
+def test_a_validation_split_without_errors_keeps_t_1():
+    """60 rows, each right at probability 0.9997 (none misclassified or below 0.9): T stays 1."""
+    X = np.array([[4.0], [-4.0]] * 30)
+    model = Model(coef=np.array([[-1.0], [1.0]]), intercept=np.zeros(2), classes=np.array([0, 1]),
+                  feature_mean=np.zeros(1), feature_scale=np.ones(1), feature_names=["x"])
+    calibration = fit_temperature(model, ArrayData(X, np.array([1, 0] * 30)))
+    assert calibration["temperature"] == 1.0 and calibration["reason"] == (
+        "no validation row is misclassified or has its class's probability below 0.9, "
+        "so T would only shrink toward its bound")
+
+
+def test_a_temperature_at_its_search_bound_is_not_kept():
+    """Confident logits with labels independent of them: the log loss falls toward T = 100, the bound; T stays 1."""
+    X = np.array([[5.0], [5.0], [-5.0], [-5.0]] * 50)
+    model = Model(coef=np.array([[-1.0], [1.0]]), intercept=np.zeros(2), classes=np.array([0, 1]),
+                  feature_mean=np.zeros(1), feature_scale=np.ones(1), feature_names=["x"])
+    calibration = fit_temperature(model, ArrayData(X, np.array([0, 1, 0, 1] * 50)))
+    assert calibration["temperature"] == 1.0 and calibration["log_loss_after"] == calibration["log_loss_before"]
+    assert calibration["reason"].startswith("the fitted T = ")
+    assert calibration["reason"].endswith(" lies at the bound of its search interval [0.01, 100]")
+
+
+def test_calibrate_on_a_small_validation_split_says_why_in_the_table(tmp_path):
+    """iris with data.val 0.2 (24 validation rows): evaluate --calibrate prints T = 1 and the rule it missed."""
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump({"data": {"source": "builtin:iris", "val": 0.2}, "optim": {"epochs": 5},
+                                      "output": {"plots": False}}))
+    assert softreg("train", "--config", config, "--out", tmp_path / "r", "--quiet")[0] == 0
+    code, stdout, stderr = evaluate("--run", tmp_path / "r", "--calibrate")
+    assert code == 0, stderr
+    n_val = json.loads(evaluate("--run", tmp_path / "r", "--calibrate", "--json")[1])["calibration"]["n_samples"]
+    assert n_val < 50
+    assert (f"calibrated         temperature 1.0000   (kept T = 1: the validation split has {n_val} rows, "
+            "fewer than the 50 needed to fit T)") in stdout

@@ -26,6 +26,7 @@ from softreg.cache.cells import (
 from softreg.cache.rows import (
     MAX_BUCKETS,
     PARTS,
+    SOURCE_ROWS,
     Manifest,
     Moments,
     _bucket_count,
@@ -40,6 +41,7 @@ from softreg.cache.staging import make_staging, remove_abandoned, unmark
 from softreg.errors import DataError, UsageError, cannot_write
 from softreg.io.fingerprint import fingerprint
 from softreg.prepare.columns import Columns
+from softreg.prepare.scaling import feature_scaling, unscaled_indicators
 
 if TYPE_CHECKING:
     from softreg.config import Config
@@ -136,7 +138,7 @@ def _build(
         layout = reader.layout
         n_numeric, n_categorical = len(layout.numeric_positions), len(layout.categorical_positions)
         record = np.dtype([("x", np.float64, (n_numeric,)), ("codes", np.int32, (n_categorical,)),
-                           ("label", np.int64), ("part", np.int8)])
+                           ("label", np.int64), ("part", np.int8), ("source_row", np.int64)])
         buckets = [stack.enter_context(open(staging / f"bucket-{index}.bin", "wb")) for index in range(n_buckets)]
         labels: dict[str, int] = {}
         moments = NanMoments.empty(n_numeric)
@@ -144,9 +146,11 @@ def _build(
         counts = [0, 0, 0]
         n_rows = n_read = 0
         for chunk in reader.chunks:
+            source_rows = np.arange(n_read, n_read + len(chunk.labels), dtype=np.int64)  # 0-based data rows
             n_read += len(chunk.labels)
             if data.missing == "drop":
                 keep = present_rows(chunk)
+                source_rows = source_rows[keep]
                 chunk = CellChunk(chunk.numbers[keep], chunk.text[keep], np.asarray(chunk.labels)[keep].tolist(),
                                   None if chunk.lines is None else np.asarray(chunk.lines)[keep].tolist())
             rows = np.arange(n_rows, n_rows + len(chunk.labels))
@@ -162,6 +166,7 @@ def _build(
             label_ids = np.array([labels.setdefault(text, len(labels)) for text in texts.tolist()], dtype=np.int64)
             records["label"] = label_ids[inverse.ravel()]
             records["part"] = part
+            records["source_row"] = source_rows
             for index in range(3):
                 counts[index] += int(np.count_nonzero(part == index))
             bucket = (row_hash(seed, 2, rows) * n_buckets).astype(np.int64)
@@ -179,6 +184,7 @@ def _build(
     d = len(feature_mean)
     if data.standardize:
         mean, scale = Moments(n_train, feature_mean, squares).standardizer()
+        scale = unscaled_indicators(scale, columns)
     else:
         mean, scale = np.zeros(d), np.ones(d)
     encoding = _Encoding(layout, columns, maps)
@@ -200,6 +206,8 @@ def _build(
         "file_columns": info.file_columns,
         "id_name": info.id_name,
         "columns": None if info.file_columns is None and plain else columns.to_json(),
+        "feature_scaling": feature_scaling(columns, d, data.standardize),
+        "source_rows": SOURCE_ROWS,  # per part, each row's 0-based data-row index in the source
         "buckets": n_buckets,
     })
 
@@ -235,7 +243,8 @@ def _write_shards(
     config: Config, staging: Path, n_buckets: int, record: np.dtype, counts: list[int],
     relabel: np.ndarray, mean: np.ndarray, scale: np.ndarray, encoding: _Encoding,
 ) -> tuple[dict[str, Any], dict[str, int]]:
-    """Pass 2: each bucket permuted and appended, standardized, to its part's ``X.npy``/``y.npy``."""
+    """Pass 2: each bucket permuted and appended, standardized, to its part's ``X.npy``/``y.npy``,
+    and each row's data-row index in the source to its ``SOURCE_ROWS`` file."""
     from contextlib import ExitStack
 
     dtype = np.dtype(config.model.dtype)
@@ -255,13 +264,15 @@ def _write_shards(
             y_header = {"descr": np.lib.format.dtype_to_descr(np.dtype(np.int64)), "fortran_order": False,
                         "shape": (counts[index],)}
             np.lib.format.write_array_header_1_0(y_file, y_header)
-            handles[index] = (X_file, y_file)
+            rows_file = stack.enter_context(open(staging / part / SOURCE_ROWS, "wb"))
+            np.lib.format.write_array_header_1_0(rows_file, y_header)
+            handles[index] = (X_file, y_file, rows_file)
         for bucket in range(n_buckets):
             records = np.fromfile(staging / f"bucket-{bucket}.bin", dtype=record)
             rng = np.random.default_rng([config.seed, bucket, 0x5EED])
             order = rng.permutation(len(records))  # the bucket's rows in a random order, gathered per part
             part_of = records["part"][order]
-            for index, (X_file, y_file) in handles.items():
+            for index, (X_file, y_file, rows_file) in handles.items():
                 rows = order[part_of == index]
                 X = encoding.features(records, rows)  # (n_rows, d) float64, a fresh array
                 X -= mean
@@ -271,6 +282,7 @@ def _write_shards(
                         unseen[name] = unseen.get(name, 0) + count
                 X_file.write(np.ascontiguousarray(X.astype(dtype, copy=False)).data)
                 y_file.write(relabel[records["label"][rows]].astype(np.int64).data)
+                rows_file.write(np.ascontiguousarray(records["source_row"][rows]).data)
         for handle_pair in handles.values():
             for handle in handle_pair:
                 handle.flush()

@@ -14,7 +14,15 @@ from softreg import rundir
 from softreg.cache.budget import memory_budget
 from softreg.cache.build import ingest
 from softreg.cache.manifest import problem
-from softreg.cache.rows import BLOCK_ROWS, Manifest, cache_options, check_cacheable, read_manifest
+from softreg.cache.rows import (
+    BLOCK_ROWS,
+    PARTS,
+    SOURCE_ROWS,
+    Manifest,
+    cache_options,
+    check_cacheable,
+    read_manifest,
+)
 from softreg.cache.staging import remove_abandoned
 from softreg.errors import DataError
 from softreg.io.fingerprint import fingerprint
@@ -262,4 +270,29 @@ def prepare_cached(config: Config, rebuild: bool = True) -> Prepared:
         file_columns=document["file_columns"],
         id_name=document["id_name"],
         index_base=document.get("index_base"),
+        scaling=document.get("feature_scaling"),  # None in a cache built before it was recorded
+        split=source_rows(manifest),
     )
+
+
+def source_rows(manifest: Manifest) -> dict[str, np.ndarray] | None:
+    """Per part (train, val, test), the 0-based data-row index in the source of each row, in
+    shard order, shape (n_rows_of_part,) int64; None for a cache that does not record them
+    (built before it did, or from svmlight)."""
+    if manifest.document.get("source_rows") != SOURCE_ROWS:
+        return None
+    split = {}
+    for part in PARTS:
+        n = int(manifest.document["n"][part])
+        path = manifest.directory / part / SOURCE_ROWS
+        if n == 0:
+            split[part] = np.empty(0, dtype=np.int64)
+            continue
+        try:
+            rows = np.load(path, allow_pickle=False)
+        except (OSError, ValueError) as error:
+            raise DataError(f"{path}: unreadable ({error.__class__.__name__}: {error}); ingest again") from None
+        if rows.shape != (n,) or rows.dtype != np.int64 or rows.min() < 0:
+            raise DataError(f"{path}: does not match the manifest's {n} {part} rows; ingest again")
+        split[part] = rows
+    return split

@@ -33,6 +33,7 @@ FORMAT = "softreg-cache"
 VERSION = 2  # 2: the shards' ends and the manifest's digest
 
 PARTS = ("train", "val", "test")
+SOURCE_ROWS = "source_rows.npy"  # in each part's folder beside X.npy and y.npy: its rows' 0-based data-row indices
 
 BLOCK_ROWS = 65536  # rows a training epoch visits together (block order and rows within a block are permuted)
 

@@ -37,7 +37,7 @@ def rebuild_parts(run_dir: str | PathLike[str], model: Model, flag: str) -> tupl
     if config.data.cache is not None:
         prepared = _cached_in_float64(config)
     else:
-        prepared = prepare(config.data, np.dtype(np.float64), random_streams(config.seed).split)
+        prepared = as_trained(prepare(config.data, np.dtype(np.float64), random_streams(config.seed).split), model)
     same = [str(label) for label in prepared.classes] == [str(label) for label in model.classes] and np.allclose(
         prepared.feature_mean, model.feature_mean
     ) and np.allclose(prepared.feature_scale, model.feature_scale)
@@ -47,6 +47,27 @@ def rebuild_parts(run_dir: str | PathLike[str], model: Model, flag: str) -> tupl
             f"(its classes or feature statistics changed); {flag} cannot rebuild it"
         )
     return config, prepared
+
+
+def as_trained(prepared: Prepared, model: Model) -> Prepared:
+    """``prepared`` in the scaling ``model`` was trained with: a run that predates unscaled
+    indicators (no ``feature_scaling`` in model.json) divided its indicators by their standard
+    deviation, and its rebuilt dense parts are rescaled so; any other run's parts as they are."""
+    from softreg.prepare.scaling import indicator_mask
+
+    indicators = indicator_mask(prepared.columns, len(prepared.feature_scale))
+    if model.scaling is not None or not indicators.any() or model.feature_scale.shape != prepared.feature_scale.shape:
+        return prepared
+    factor = np.where(indicators, prepared.feature_scale / model.feature_scale, 1.0)
+
+    def rescaled(part: ArrayData | None) -> ArrayData | None:
+        if part is None or not isinstance(part.X, np.ndarray):
+            return part
+        return replace(part, X=part.X * factor)
+
+    return replace(prepared, train=rescaled(prepared.train), val=rescaled(prepared.val),  # type: ignore[arg-type]
+                   test=rescaled(prepared.test), feature_scale=np.where(indicators, model.feature_scale,
+                                                                       prepared.feature_scale))
 
 
 def _cached_in_float64(config: Config) -> Prepared:
@@ -79,20 +100,39 @@ def validation_part(run_dir: str | PathLike[str], model: Model) -> ArrayData:
 
 
 CALIBRATION_BOUNDS = (math.log(1e-2), math.log(1e2))  # log T: the search range of fit_temperature
+CALIBRATION_ROWS = 50  # the fewest validation rows that fit the one parameter T
+LOW_CONFIDENCE = 0.9  # a row whose true class gets less than this tells T something, as an error does
+BOUND_MARGIN = 1e-3  # log T this close to a bound of CALIBRATION_BOUNDS is at the bound
+
+
+def calibration_refusal(n_samples: int, n_informative: int) -> str | None:
+    """Why a validation split cannot fit T (None when it can): the rule is at least
+    `CALIBRATION_ROWS` rows, of which at least one is misclassified or low-confidence (its
+    true class's probability below `LOW_CONFIDENCE`); without such a row the log loss keeps
+    falling as T shrinks, and the fitted T says nothing of unseen rows."""
+    if n_samples < CALIBRATION_ROWS:
+        return f"the validation split has {n_samples} rows, fewer than the {CALIBRATION_ROWS} needed to fit T"
+    if n_informative == 0:
+        return (f"no validation row is misclassified or has its class's probability below {LOW_CONFIDENCE:g}, "
+                "so T would only shrink toward its bound")
+    return None
 
 
 def fit_temperature(model: Model, val: ArrayData) -> dict[str, Any]:
     """Temperature scaling (Guo et al. 2017): the factor T by which the model's logits are
     divided (on top of its own temperature) that minimizes the validation log loss.
 
-    T is searched on log T with scipy's bounded `minimize_scalar`. It is kept only if it
-    worsens neither the validation log loss nor the validation ECE; otherwise T = 1 (and
-    ``improved`` says so), so that calibrating never makes the validation split worse.
+    T is searched on log T with scipy's bounded `minimize_scalar`. It is kept only if the
+    validation split can fit it (`calibration_refusal`), it lies strictly inside the search
+    interval (not within `BOUND_MARGIN` of a bound), and it worsens neither the validation
+    log loss nor the validation ECE; otherwise T = 1, ``improved`` is false and ``reason``
+    says why, so that calibrating never makes the validation split worse.
 
     Returns
     -------
     dict with ``temperature``, ``effective_temperature`` (the model's times T), ``improved``,
-    ``split``, ``n_samples``, ``ece_before``, ``ece_after``, ``log_loss_before``, ``log_loss_after``
+    ``reason`` (None when T was kept), ``split``, ``n_samples``, ``ece_before``, ``ece_after``,
+    ``log_loss_before``, ``log_loss_after``
     """
     from scipy.optimize import minimize_scalar
 
@@ -107,19 +147,31 @@ def fit_temperature(model: Model, val: ArrayData) -> dict[str, Any]:
         temperature = model.temperature * math.exp(log_temperature)
         return float(-losses.log_proba(logits, model.normalizer, temperature)[rows, val.y].mean())
 
-    found = minimize_scalar(mean_log_loss, bounds=CALIBRATION_BOUNDS, method="bounded", options={"xatol": 1e-6})
-    before = classification_metrics(val.y, losses.proba(logits, model.normalizer, model.temperature), model.classes)
-    temperature = math.exp(float(found.x))
-    after = classification_metrics(
-        val.y, losses.proba(logits, model.normalizer, model.temperature * temperature), model.classes
-    )
-    improved = after["log_loss"] <= before["log_loss"] and after["ece"] <= before["ece"]
-    if not improved:
-        temperature, after = 1.0, before
+    proba = losses.proba(logits, model.normalizer, model.temperature)
+    before = classification_metrics(val.y, proba, model.classes)
+    informative = (proba.argmax(axis=1) != val.y) | (proba[rows, val.y] < LOW_CONFIDENCE)
+    reason = calibration_refusal(val.n_samples, int(np.count_nonzero(informative)))
+    temperature, after = 1.0, before
+    if reason is None:
+        found = minimize_scalar(mean_log_loss, bounds=CALIBRATION_BOUNDS, method="bounded", options={"xatol": 1e-6})
+        log_temperature = float(found.x)
+        temperature = math.exp(log_temperature)
+        after = classification_metrics(
+            val.y, losses.proba(logits, model.normalizer, model.temperature * temperature), model.classes
+        )
+        low, high = CALIBRATION_BOUNDS
+        if not low + BOUND_MARGIN < log_temperature < high - BOUND_MARGIN:
+            reason = (f"the fitted T = {temperature:.4g} lies at the bound of its search interval "
+                      f"[{math.exp(low):g}, {math.exp(high):g}]")
+        elif not (after["log_loss"] <= before["log_loss"] and after["ece"] <= before["ece"]):
+            reason = "no better than T = 1 on the validation split"
+        if reason is not None:
+            temperature, after = 1.0, before
     return {
         "temperature": temperature,
         "effective_temperature": model.temperature * temperature,
-        "improved": improved,
+        "improved": reason is None,
+        "reason": reason,
         "split": "validation",
         "n_samples": val.n_samples,
         "ece_before": before["ece"],

@@ -124,7 +124,8 @@ def metrics_table(metrics: Mapping[str, Any], confused: Sequence[tuple[str, str,
         )
     calibration = metrics.get("calibration")
     if calibration is not None:
-        kept = "" if calibration["improved"] else "   (no better than T = 1 on validation: kept T = 1)"
+        reason = calibration.get("reason") or "no better than T = 1 on validation"
+        kept = "" if calibration["improved"] else f"   (kept T = 1: {reason})"
         lines.append(f"calibrated         temperature {calibration['temperature']:.4f}{kept}")
         for where, figures in (("validation", calibration), ("evaluated data", calibration["evaluated"])):
             lines.append(

@@ -41,6 +41,7 @@ def load_run(path: str | Path) -> SoftmaxRegression:
     estimator.coef_, estimator.intercept_ = model.coef, model.intercept
     estimator.feature_mean_, estimator.feature_scale_ = model.feature_mean, model.feature_scale
     estimator.n_features_in_ = model.n_features
+    estimator.run_input_ = model  # its names and how it reads files, kept by `save_run` while its weights are these
     estimator.history_ = rundir.read_history(path) if (path / rundir.HISTORY).is_file() else []
     estimator.objective_ = rundir.read_model_json(path / rundir.MODEL_JSON).get("training", {}).get("objective")
     return estimator

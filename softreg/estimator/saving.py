@@ -3,6 +3,7 @@ through `softreg.rundir.save_finished_run`, the run directory itself (`save_run`
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -57,13 +58,26 @@ def estimator_model(estimator: Fitted) -> Model:
     names = getattr(estimator, "feature_names_in_", None)
     mean = estimator.feature_mean_ if estimator.feature_mean_ is not None else np.zeros(n_features)
     scale = estimator.feature_scale_ if estimator.feature_scale_ is not None else np.ones(n_features)
-    return Model(
+    model = Model(
         coef=np.asarray(estimator.coef_), intercept=np.asarray(estimator.intercept_),
         classes=np.asarray(estimator.classes_), feature_mean=mean, feature_scale=scale,
         feature_names=[str(name) for name in names] if names is not None else [f"x{i}" for i in range(n_features)],
         label_name="label", dtype=estimator.dtype, loss=estimator.loss, normalizer=estimator.normalizer,
-        temperature=float(estimator.temperature),
+        temperature=float(estimator.temperature), by_position=names is None,
     )
+    return _with_run_input(model, getattr(estimator, "run_input_", None))
+
+
+def _with_run_input(model: Model, run_input: Model | None) -> Model:
+    """``model`` named and reading files as the run `load_run` (or `fit_config`) read it from:
+    its feature and label names, input columns, header, id and scaling, as long as its weights
+    are still that run's (a refit or partial_fit since then is a model of other data)."""
+    if run_input is None or not (np.array_equal(run_input.coef, model.coef)
+                                 and np.array_equal(run_input.intercept, model.intercept)):
+        return model
+    return replace(model, feature_names=list(run_input.feature_names), label_name=run_input.label_name,
+                   columns=run_input.columns, header=run_input.header, id_name=run_input.id_name,
+                   file_columns=run_input.file_columns, scaling=run_input.scaling, by_position=run_input.by_position)
 
 
 def run_config(estimator: Fitted) -> Config:

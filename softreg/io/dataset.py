@@ -38,10 +38,18 @@ class Dataset:
     ids: np.ndarray | None = None
     id_name: str | None = None
     file_columns: list[str] | None = None  # delimited text: every column of the file, in order
+    source_rows: np.ndarray | None = None  # each row's 0-based data-row index in the source (None: 0..n-1)
 
     @property
     def n_samples(self) -> int:
         return len(self.labels)
+
+    @property
+    def row_index(self) -> np.ndarray:
+        """The 0-based data-row index in the source of each row, shape (n_samples,), int64."""
+        if self.source_rows is None:
+            return np.arange(self.n_samples, dtype=np.int64)
+        return self.source_rows
 
     @property
     def table(self) -> np.ndarray | Matrix:
@@ -56,7 +64,7 @@ class Dataset:
 
         return replace(
             self, X=pick(self.X), labels=self.labels[rows], cells=pick(self.cells),
-            line_numbers=pick(self.line_numbers), ids=pick(self.ids),
+            line_numbers=pick(self.line_numbers), ids=pick(self.ids), source_rows=self.row_index[rows],
         )
 
 

@@ -23,6 +23,7 @@ from softreg.model import standardize
 from softreg.prepare.columns import Columns
 from softreg.prepare.features import drop_missing, features_of, fit_columns_for, refuse_missing
 from softreg.prepare.labels import encode_labels, encode_with, select_classes
+from softreg.prepare.scaling import feature_scaling, unscaled_indicators
 from softreg.prepare.split import split_indices
 from softreg.train import ArrayData
 
@@ -91,6 +92,8 @@ class Prepared:
     header: bool | None = None  # whether the delimited training file had a header row
     id_name: str | None = None
     file_columns: list[str] | None = None
+    scaling: list[str] | None = None  # how each feature was scaled (`softreg.prepare.scaling`)
+    split: dict[str, np.ndarray] | None = None  # train, val, test: 0-based data-row indices into the source(s)
 
 
 def load_data(data_config: DataConfig, source: str, index_base: int | None = None) -> Dataset:
@@ -207,6 +210,7 @@ def prepare(data_config: DataConfig, dtype: DTypeLike, split_rng: np.random.Gene
     if not sp.issparse(X_train):
         check_memory((dataset.n_samples, X_train.shape[1]), np.dtype(dtype), dataset.source)
     mean, scale = fit_standardizer(X_train, data_config.standardize)
+    scale = unscaled_indicators(scale, columns)
 
     center = (mean / scale) if sp.issparse(X_train) and np.any(mean) else None
 
@@ -229,6 +233,9 @@ def prepare(data_config: DataConfig, dtype: DTypeLike, split_rng: np.random.Gene
         header=dataset.named if dataset.file_columns is not None else None,  # delimited text only
         id_name=dataset.id_name,
         file_columns=dataset.file_columns,
+        scaling=feature_scaling(columns, len(scale), data_config.standardize),
+        split={"train": dataset.row_index[train_index], "val": dataset.row_index[val_index],
+               "test": test_set.row_index},
     )
 
 

@@ -66,6 +66,7 @@ def finish_run(config: Config, prepared: Prepared, result: FitResult, run_dir: s
         header=prepared.header,
         id_name=prepared.id_name,
         file_columns=prepared.file_columns,
+        scaling=prepared.scaling,
         loss=config.model.loss,
         normalizer=config.model.normalizer,
         temperature=config.model.temperature,
@@ -95,7 +96,7 @@ def finish_run(config: Config, prepared: Prepared, result: FitResult, run_dir: s
     rundir.save_finished_run(Path(run_dir), rundir.FinishedRun(
         model, result.history, metrics, training, evaluated=(part.X, part.y, proba),
         test_split=(prepared.test_raw, prepared.test.y) if prepared.test is not None else None,
-        plot_selection=config.output.plots, points=split_name,
+        split=prepared.split, plot_selection=config.output.plots, points=split_name,
     ))
     return TrainOutcome(run_dir=Path(run_dir), metrics=metrics, training=training)
 

@@ -15,10 +15,12 @@ from softreg.rundir.artifacts import (
     MODEL_ARRAYS,
     OUTPUT_FORMAT_VERSION,
     load_model,
+    load_split,
     load_test_split,
     read_metrics,
     read_model_json,
     save_model,
+    save_split,
     save_test_split,
 )
 from softreg.rundir.checkpoint import (
@@ -67,6 +69,7 @@ from softreg.rundir.names import (
     RUN_FILES,
     RUN_MARKER,
     SOFTMAX_RUN,
+    SPLIT,
     TEST_SPLIT,
 )
 
@@ -91,6 +94,7 @@ __all__ = [
     "RUN_FILES",
     "RUN_MARKER",
     "SOFTMAX_RUN",
+    "SPLIT",
     "TEST_SPLIT",
     "FinishedRun",
     "atomic_open",
@@ -104,6 +108,7 @@ __all__ = [
     "json_text",
     "load_checkpoint",
     "load_model",
+    "load_split",
     "load_test_split",
     "read_history",
     "read_json_object",
@@ -114,6 +119,7 @@ __all__ = [
     "save_checkpoint",
     "save_finished_run",
     "save_model",
+    "save_split",
     "save_test_split",
     "staging_dir",
     "write_history",

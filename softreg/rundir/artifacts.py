@@ -17,7 +17,7 @@ from softreg.kernels import Matrix
 from softreg.model import Model
 from softreg.prepare.columns import Columns
 from softreg.rundir.files import read_json_object, write_json, write_npz
-from softreg.rundir.names import MODEL, MODEL_JSON, TEST_SPLIT
+from softreg.rundir.names import MODEL, MODEL_JSON, SPLIT, TEST_SPLIT
 
 FORMAT_VERSION = 1
 # A model.json whose loss, normalizer or temperature is not the default is written as format 2:
@@ -48,6 +48,7 @@ def save_model(
             "loss": model.loss,
             "normalizer": model.normalizer,
             "temperature": model.temperature,
+            "feature_scaling": model.scaling,
             "training": training_summary or {},
         },
     )
@@ -103,6 +104,7 @@ def load_model(directory: str | os.PathLike[str]) -> Model:
         feature_names=[str(name) for name in meta["feature_names"]],
         label_name=str(meta.get("label_name", "label")),
         dtype=str(meta.get("dtype", "float64")),
+        scaling=_scaling(json_path, meta.get("feature_scaling"), n_features),
         **_input_fields(json_path, meta.get("input"), n_features),
         **_output_options(json_path, meta),
     )
@@ -116,6 +118,7 @@ def _input_fields(path: Path, document: Any, n_features: int) -> dict[str, Any]:
         header = document.get("header")
         id_name = document.get("id")
         file_columns = document.get("file_columns")
+        by_position = document.get("by_position", False)
         if file_columns is not None:
             file_columns = [str(name) for name in file_columns]
     except (KeyError, TypeError, AttributeError, ValueError) as error:
@@ -126,7 +129,20 @@ def _input_fields(path: Path, document: Any, n_features: int) -> dict[str, Any]:
         )
     if header is not None and not isinstance(header, bool) or id_name is not None and not isinstance(id_name, str):
         raise RunDirError(f"{path}: malformed input section (header must be true/false/null, id a name)")
-    return {"columns": columns, "header": header, "id_name": id_name, "file_columns": file_columns}
+    if not isinstance(by_position, bool):
+        raise RunDirError(f"{path}: malformed input section (by_position must be true or false)")
+    return {"columns": columns, "header": header, "id_name": id_name, "file_columns": file_columns,
+            "by_position": by_position}
+
+def _scaling(path: Path, scaling: Any, n_features: int) -> list[str] | None:
+    """model.json's ``feature_scaling`` (None in runs that predate it: every feature standardized
+    by the arrays of model.npz, which predictions apply whatever this says), checked."""
+    if scaling is None:
+        return None
+    if not (isinstance(scaling, list) and len(scaling) == n_features and all(isinstance(s, str) for s in scaling)):
+        raise RunDirError(f"{path}: feature_scaling must list one word per feature ({n_features})")
+    return scaling
+
 
 def _output_options(json_path: Path, meta: Mapping[str, Any]) -> dict[str, Any]:
     """model.json's loss, normalizer and temperature (the defaults when it predates them), checked."""
@@ -260,6 +276,32 @@ def load_test_split(directory: str | os.PathLike[str]) -> tuple[Matrix, np.ndarr
     if values.dtype.kind not in "biuf" or not np.all(np.isfinite(values)):
         raise RunDirError(f"{path}: X must hold finite numbers")
     return X, y
+
+SPLIT_PARTS = ("train", "val", "test")
+
+
+def save_split(directory: Path, split: Mapping[str, np.ndarray]) -> None:
+    """``split.npz``: per part (`SPLIT_PARTS`) the 0-based data-row indices (int64) of its rows in the
+    source, in the order the run holds them (test: the rows of test.npz); an empty array for a
+    part without rows. A separate ``data.test`` file's test indices are into that file."""
+    write_npz(directory / SPLIT, **{part: np.asarray(split[part], dtype=np.int64) for part in SPLIT_PARTS})
+
+
+def load_split(directory: str | os.PathLike[str]) -> dict[str, np.ndarray]:
+    """The arrays `save_split` wrote, each of shape (n_rows_of_part,) int64 >= 0; a RunDirError otherwise."""
+    path = Path(directory) / SPLIT
+    if not path.exists():
+        raise RunDirError(f"{path}: missing; this run predates split.npz or was trained from a cache")
+    try:
+        with open(path, "rb") as handle, np.load(handle, allow_pickle=False) as archive:
+            split = {part: archive[part] for part in SPLIT_PARTS}
+    except (ValueError, TypeError, OSError, EOFError, KeyError, zipfile.BadZipFile) as error:
+        raise RunDirError(f"{path}: corrupted or truncated ({error.__class__.__name__}: {error})") from None
+    for part, rows in split.items():
+        if rows.ndim != 1 or rows.dtype.kind not in "iu" or (rows.size and rows.min() < 0):
+            raise RunDirError(f"{path}: {part} must be non-negative row indices, got {rows.dtype} {rows.shape}")
+    return split
+
 
 def _checked_csr(path: Path, data: np.ndarray, indices: np.ndarray, indptr: np.ndarray, shape: np.ndarray) -> Matrix:
     """A CSR matrix from saved parts, refused (never built) when they are inconsistent: scipy

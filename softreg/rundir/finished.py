@@ -11,7 +11,7 @@ import numpy as np
 
 from softreg.kernels import Matrix
 from softreg.model import Model
-from softreg.rundir.artifacts import save_model, save_test_split
+from softreg.rundir.artifacts import save_model, save_split, save_test_split
 from softreg.rundir.checkpoint import write_history
 from softreg.rundir.files import write_json, write_text
 from softreg.rundir.names import CONFIG, METRICS, MODEL, PLOTS
@@ -32,6 +32,7 @@ class FinishedRun:
         The part the metrics describe, for the plots: standardized X (n_samples, n_features),
         class indices (n_samples,), probabilities (n_samples, n_classes); None draws no plots.
     test_split : tuple ``(X_raw, y)`` or None, the rows ``test.npz`` keeps for ``softreg evaluate``
+    split : dict or None, ``split.npz``: train, val and test, each part's data-row indices in the source
     plot_selection : ``output.plots``: true all, false none, or a list of plot names
     points : the name of the evaluated part in the decision-regions plot
     config_text : the ``config.yaml`` to write, or None when the directory has it already
@@ -43,6 +44,7 @@ class FinishedRun:
     training: dict[str, Any]
     evaluated: tuple[Matrix, np.ndarray, np.ndarray] | None = None
     test_split: tuple[Matrix, np.ndarray] | None = None
+    split: dict[str, np.ndarray] | None = None
     plot_selection: bool | list[str] = True
     points: str = "test"
     config_text: str | None = None
@@ -50,7 +52,7 @@ class FinishedRun:
 
 def save_finished_run(run_dir: str | Path, run: FinishedRun) -> None:
     """Write ``run`` into ``run_dir``: config.yaml (when given), history.csv, metrics.json,
-    test.npz, plots/ and, last, the model, so that a directory with model.npz is a finished one."""
+    test.npz, split.npz, plots/ and, last, the model, so that a directory with model.npz is a finished one."""
     from softreg.rundir.figures import draw_plots, raw_points  # matplotlib only for a run that draws
 
     run_dir = Path(run_dir)
@@ -62,6 +64,8 @@ def save_finished_run(run_dir: str | Path, run: FinishedRun) -> None:
     write_json(run_dir / METRICS, run.metrics)
     if run.test_split is not None:
         save_test_split(run_dir, *run.test_split)
+    if run.split is not None:
+        save_split(run_dir, run.split)
     if run.evaluated is not None:
         X, y, proba = run.evaluated
         rows = [asdict(record) for record in run.history]

@@ -2,7 +2,8 @@
 
 A run directory (``softreg train``; the softmax side of ``compare-logistic --out``; the
 estimator's ``save_run``) holds the marker, its config, the model (``model.npz`` written last:
-its presence marks a finished run), the history, the metrics, the test split, checkpoints
+its presence marks a finished run), the history, the metrics, the test split, which source
+rows each part holds, checkpoints
 while it trains, the plots, and the report once ``softreg report`` writes it.
 """
 
@@ -13,7 +14,7 @@ MODEL_JSON = "model.json"  # what the arrays mean: classes, features, input colu
 HISTORY = "history.csv"  # one row per epoch
 METRICS = "metrics.json"  # the measures of the evaluated part
 TEST_SPLIT = "test.npz"  # the test rows, raw, so that `evaluate` needs nothing else
-SPLIT = "split.npz"
+SPLIT = "split.npz"  # train, val, test: each part's 0-based data-row indices into the source
 CHECKPOINT = "checkpoint.npz"  # the training state `--resume` continues from
 CHECKPOINT_SECONDS = "checkpoint-seconds.json"
 PLOTS = "plots"  # the folder of figures
