@@ -15,12 +15,10 @@ from softreg.rundir.artifacts import (
     MODEL_ARRAYS,
     OUTPUT_FORMAT_VERSION,
     load_model,
-    load_split,
     load_test_split,
     read_metrics,
     read_model_json,
     save_model,
-    save_split,
     save_test_split,
 )
 from softreg.rundir.checkpoint import (
@@ -72,6 +70,7 @@ from softreg.rundir.names import (
     SPLIT,
     TEST_SPLIT,
 )
+from softreg.rundir.split import load_split, save_split
 
 __all__ = [
     "CHECKPOINT",

@@ -17,7 +17,7 @@ from softreg.kernels import Matrix
 from softreg.model import Model
 from softreg.prepare.columns import Columns
 from softreg.rundir.files import read_json_object, write_json, write_npz
-from softreg.rundir.names import MODEL, MODEL_JSON, SPLIT, TEST_SPLIT
+from softreg.rundir.names import MODEL, MODEL_JSON, TEST_SPLIT
 
 FORMAT_VERSION = 1
 # A model.json whose loss, normalizer or temperature is not the default is written as format 2:
@@ -276,32 +276,6 @@ def load_test_split(directory: str | os.PathLike[str]) -> tuple[Matrix, np.ndarr
     if values.dtype.kind not in "biuf" or not np.all(np.isfinite(values)):
         raise RunDirError(f"{path}: X must hold finite numbers")
     return X, y
-
-SPLIT_PARTS = ("train", "val", "test")
-
-
-def save_split(directory: Path, split: Mapping[str, np.ndarray]) -> None:
-    """``split.npz``: per part (`SPLIT_PARTS`) the 0-based data-row indices (int64) of its rows in the
-    source, in the order the run holds them (test: the rows of test.npz); an empty array for a
-    part without rows. A separate ``data.test`` file's test indices are into that file."""
-    write_npz(directory / SPLIT, **{part: np.asarray(split[part], dtype=np.int64) for part in SPLIT_PARTS})
-
-
-def load_split(directory: str | os.PathLike[str]) -> dict[str, np.ndarray]:
-    """The arrays `save_split` wrote, each of shape (n_rows_of_part,) int64 >= 0; a RunDirError otherwise."""
-    path = Path(directory) / SPLIT
-    if not path.exists():
-        raise RunDirError(f"{path}: missing; this run predates split.npz or was trained from a cache")
-    try:
-        with open(path, "rb") as handle, np.load(handle, allow_pickle=False) as archive:
-            split = {part: archive[part] for part in SPLIT_PARTS}
-    except (ValueError, TypeError, OSError, EOFError, KeyError, zipfile.BadZipFile) as error:
-        raise RunDirError(f"{path}: corrupted or truncated ({error.__class__.__name__}: {error})") from None
-    for part, rows in split.items():
-        if rows.ndim != 1 or rows.dtype.kind not in "iu" or (rows.size and rows.min() < 0):
-            raise RunDirError(f"{path}: {part} must be non-negative row indices, got {rows.dtype} {rows.shape}")
-    return split
-
 
 def _checked_csr(path: Path, data: np.ndarray, indices: np.ndarray, indptr: np.ndarray, shape: np.ndarray) -> Matrix:
     """A CSR matrix from saved parts, refused (never built) when they are inconsistent: scipy

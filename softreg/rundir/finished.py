@@ -11,10 +11,11 @@ import numpy as np
 
 from softreg.kernels import Matrix
 from softreg.model import Model
-from softreg.rundir.artifacts import save_model, save_split, save_test_split
+from softreg.rundir.artifacts import save_model, save_test_split
 from softreg.rundir.checkpoint import write_history
 from softreg.rundir.files import write_json, write_text
 from softreg.rundir.names import CONFIG, METRICS, MODEL, PLOTS
+from softreg.rundir.split import save_split
 from softreg.train import EpochRecord
 
 
