@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from softreg.cache.cells import STREAMED_MISSING, CellChunk, ColumnKinds, split_cells
-from softreg.errors import DataError
+from softreg.errors import DataError, warn
+from softreg.io.cells import label_policy, unlabelled_note
 from softreg.io.fingerprint import fingerprint
 from softreg.io.kinds import default_delimiter, source_kind
 from softreg.io.selection import Selection
@@ -158,7 +159,9 @@ def _cell_chunks(config: Config, rows: Rows) -> tuple[ColumnKinds, Iterator[Cell
             feature_names, first.cells[:, rows.features], data.categorical, data.source))
 
     def read() -> Iterator[CellChunk]:
+        unlabelled = 0
         for chunk in itertools.chain([] if first is None else [first], chunks):
+            unlabelled += chunk.unlabelled
             labels = np.asarray(chunk.labels).tolist()
             if chunk.cells is None:
                 no_text = np.empty((len(chunk), 0), dtype=str)
@@ -167,6 +170,8 @@ def _cell_chunks(config: Config, rows: Rows) -> tuple[ColumnKinds, Iterator[Cell
             cells = chunk.cells[:, rows.features]
             numbers, text = split_cells(layout, cells, data.missing, data.source, chunk.lines)
             yield CellChunk(numbers, text, labels, chunk.lines, chunk.offset)
+        if unlabelled:
+            warn(unlabelled_note(data.source, unlabelled))
 
     return layout, read()
 
@@ -206,6 +211,7 @@ def _open_source(config: Config, stack: ExitStack) -> _Reader:
         delimiter=data.delimiter or default_delimiter(data.source), header=data.header, encoding=data.encoding,
         numbers=not (isinstance(data.categorical, list) and data.categorical),  # named categories: the text path
         refuse_missing=PARQUET_MISSING_HINT if data.missing == "error" else None, exact_chunks=True,
+        missing_labels=label_policy(data.missing),
     )
     rows = stack.enter_context(open_rows(data.source, selection, options, READ_ROWS))
     assert rows.target is not None, "a Selection always chooses a label"

@@ -38,6 +38,7 @@ class Dataset:
     ids: np.ndarray | None = None
     id_name: str | None = None
     file_columns: list[str] | None = None  # delimited text: every column of the file, in order
+    unlabelled: int = 0  # rows left out on reading for a missing label (``data.missing`` other than error)
 
     @property
     def n_samples(self) -> int:

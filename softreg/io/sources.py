@@ -9,13 +9,16 @@ from dataclasses import replace
 from pathlib import Path
 from typing import cast
 
+import numpy as np
 import scipy.sparse as sp
 
 from softreg.errors import DataError
 from softreg.io.arrays import load_numbers, load_parquet
 from softreg.io.builtin import load_builtin
+from softreg.io.cells import missing_label_error
+from softreg.io.cells import missing_labels as missing_labels_of
 from softreg.io.dataset import Dataset, shown_names
-from softreg.io.delimited import load_delimited
+from softreg.io.delimited import load_delimited, typed_labels
 from softreg.io.delimited_numbers import NotNumeric
 from softreg.io.kinds import BUILTIN_PREFIX, check_file, default_delimiter, source_kind
 from softreg.io.npz import load_npz
@@ -32,6 +35,7 @@ def load_source(
     index_base: int | None = None,
     encoding: str = "utf-8",
     as_numbers: bool = False,
+    missing_labels: str = "error",
 ) -> Dataset:
     """Load any supported source into a `Dataset` (``-``: delimited text on standard input).
 
@@ -42,6 +46,9 @@ def load_source(
     ``X`` (`softreg.io.delimited_numbers`, many times faster, no text cells kept); other text
     still loads as ``cells``. Leave it False where the raw cells matter (categories named by
     hand may be numbers).
+
+    ``missing_labels``: a row without a label (`softreg.io.cells.missing_labels`) is refused
+    naming its line or row (``"error"``), or left out and counted in ``Dataset.unlabelled`` (``"drop"``).
     """
     selection = selection or Selection()
     kind = source_kind(source)
@@ -49,25 +56,40 @@ def load_source(
         key = "data.label" if selection.label is not None else "data.id"
         raise DataError(f"{source}: {key} applies to delimited text only; this source carries its own labels")
     if kind == "builtin":
-        return _select(load_builtin(source[len(BUILTIN_PREFIX):]), selection)
+        return _labelled(_select(load_builtin(source[len(BUILTIN_PREFIX):]), selection), missing_labels)
     path = Path(source)
     if kind == "parquet":
         if not os.path.isdir(path):
             check_file(source, path)
-        return load_parquet(source, selection)
+        return load_parquet(source, selection, missing_labels)
     if source != "-":
         check_file(source, path)
     if kind == "npz":
-        return _select(load_npz(path), selection)
+        return _labelled(_select(load_npz(path), selection), missing_labels)
     if kind == "svmlight":
-        return _select(load_svmlight(path, index_base), selection)
+        return _labelled(_select(load_svmlight(path, index_base), selection), missing_labels)
     delimiter = delimiter or default_delimiter(source)
     if as_numbers and source != "-":
         try:
-            return load_numbers(path, selection, delimiter, header, encoding)
+            return load_numbers(path, selection, delimiter, header, encoding, missing_labels)
         except NotNumeric:
             pass  # read as text cells, whose errors name the line and column
-    return load_delimited(path if source != "-" else "-", selection, delimiter, header, encoding)
+    return load_delimited(path if source != "-" else "-", selection, delimiter, header, encoding, missing_labels)
+
+
+def _labelled(dataset: Dataset, missing_labels: str) -> Dataset:
+    """A whole numeric source less its rows without a label (NaN, or a missing token in text
+    labels), counted; the first refused, naming its row, under ``missing_labels="error"``."""
+    blank = missing_labels_of(dataset.labels)
+    if not blank.any():
+        return dataset
+    if missing_labels == "error":
+        row = int(np.flatnonzero(blank)[0])
+        raise missing_label_error(dataset.source, f"row {row + 1}", dataset.labels[row], dataset.label_name)
+    kept = dataset.take(~blank)
+    if kept.labels.dtype.kind in "US":
+        kept = replace(kept, labels=typed_labels(np.char.strip(kept.labels.astype(str))))
+    return replace(kept, unlabelled=int(blank.sum()))
 
 
 def _select(dataset: Dataset, selection: Selection) -> Dataset:

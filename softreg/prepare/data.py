@@ -15,6 +15,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from softreg.errors import DataError, warn
+from softreg.io.cells import label_policy, unlabelled_note
 from softreg.io.dataset import Dataset, shown_names
 from softreg.io.selection import Selection
 from softreg.io.sources import align_features, load_source
@@ -91,21 +92,26 @@ class Prepared:
     header: bool | None = None  # whether the delimited training file had a header row
     id_name: str | None = None
     file_columns: list[str] | None = None
+    unlabelled: int = 0  # rows of the source (and test file) left out for a missing label
 
 
 def load_data(data_config: DataConfig, source: str, index_base: int | None = None) -> Dataset:
     """One source, read with the data section's options (label, columns, header, encoding).
 
     Delimited text of numbers loads straight into float64 (no text cells) unless
-    ``data.categorical`` names columns, which may hold numbers to one-hot encode as text."""
+    ``data.categorical`` names columns, which may hold numbers to one-hot encode as text.
+    Rows without a label are refused (``data.missing: error``) or left out, and counted
+    (a label is never imputed)."""
     selection = Selection(
         label=data_config.label, id=data_config.id, features=data_config.features, exclude=data_config.exclude or ()
     )
     named_categories = isinstance(data_config.categorical, list) and bool(data_config.categorical)
     dataset = load_source(
         source, selection, data_config.delimiter, data_config.header, index_base, encoding=data_config.encoding,
-        as_numbers=not named_categories,
+        as_numbers=not named_categories, missing_labels=label_policy(data_config.missing),
     )
+    if dataset.unlabelled:
+        warn(unlabelled_note(dataset.source, dataset.unlabelled))
     if data_config.missing == "error":
         refuse_missing(dataset)
     return dataset
@@ -176,9 +182,11 @@ def prepare(data_config: DataConfig, dtype: DTypeLike, split_rng: np.random.Gene
     """Load, select classes, encode labels, split, encode the feature columns (learnt on the
     training part) and standardize, as ``data_config`` says."""
     dataset = _loaded(data_config, data_config.source)
+    unlabelled = dataset.unlabelled
     classes, y = encode_labels(dataset)
     if isinstance(data_config.test, str):
         test_set = _loaded(data_config, data_config.test, dataset.index_base, require_all=False)
+        unlabelled += test_set.unlabelled
         test_set = _aligned(test_set, dataset, data_config.test)
         y_test = encode_with(classes, test_set.labels, data_config.test)
         rest = np.arange(dataset.n_samples)
@@ -229,6 +237,7 @@ def prepare(data_config: DataConfig, dtype: DTypeLike, split_rng: np.random.Gene
         header=dataset.named if dataset.file_columns is not None else None,  # delimited text only
         id_name=dataset.id_name,
         file_columns=dataset.file_columns,
+        unlabelled=unlabelled,
     )
 
 
