@@ -93,7 +93,7 @@ class _EvaluatedColumns:
             raise DataError(
                 f"{self.where}: needs at least one feature column besides the label; columns are: {', '.join(header)}"
             )
-        target, _, features = Selection(label=self.label).resolve(self.where, header)
+        target, _, features = Selection(label=self.label, row_names=False).resolve(self.where, header)
         names = [header[index] for index in features]
         return target, features, [features[index] for index in self.model.input_positions(names, self.where)]
 

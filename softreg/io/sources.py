@@ -97,7 +97,7 @@ def _select(dataset: Dataset, selection: Selection) -> Dataset:
     if selection.features is None and not selection.exclude:
         return dataset
     names = dataset.feature_names
-    _, _, keep = Selection(label=None, features=selection.features, exclude=selection.exclude).resolve(
+    _, _, keep = Selection(label=None, features=selection.features, exclude=selection.exclude, row_names=False).resolve(
         dataset.source, [*names, "\x00label"]
     )
     X = dataset.X
