@@ -68,7 +68,7 @@ def continuous_labels(labels: np.ndarray) -> str | None:
     if whole and len(distinct) <= MAX_INTEGER_CLASSES:
         return None
     kind = "whole numbers" if whole else "numbers"
-    shown = ", ".join(str(value) for value in distinct[:3])
+    shown = ", ".join(f"{value:g}" for value in np.sort(values)[:3])
     return f"{len(distinct)} distinct {kind}, such as {shown}"
 
 
