@@ -262,3 +262,15 @@ def test_unseen_category_warnings_name_the_part(tmp_path):
         "softreg: warning: validation split: categories unseen in training get all-zero indicators (country: 1 cells)\n"
         "softreg: warning: test split: categories unseen in training get all-zero indicators (country: 1 cells)\n"
     )
+
+
+def test_a_cache_leaves_out_and_counts_unlabelled_rows(tmp_path):
+    """Built through a data cache, a run leaves out R's NA-label rows as in memory, says how many in one
+    line, and keeps the count in model.json."""
+    (tmp_path / "r.csv").write_text(r_rows())
+    config = write_config(tmp_path / "c.yaml", tmp_path / "r.csv", f"  missing: drop\n  cache: {tmp_path / 'cache'}\n")
+    code, _, stderr = run("train", "--config", config, "--out", tmp_path / "run", *FAST)
+    assert code == 0, stderr
+    assert f"softreg: warning: {tmp_path / 'r.csv'}: 3 rows without a label were left out\n" in stderr
+    meta = json.loads((tmp_path / "run" / "model.json").read_text())
+    assert meta["classes"] == ["N", "Y"] and meta["training"]["n_unlabelled"] == 3

@@ -142,9 +142,10 @@ def _build(
         moments = NanMoments.empty(n_numeric)
         categories = CategoryCounts.empty(n_categorical)
         counts = [0, 0, 0]
-        n_rows = n_read = 0
+        n_rows = n_read = unlabelled = 0
         for chunk in reader.chunks:
             n_read += len(chunk.labels)
+            unlabelled += chunk.unlabelled
             if data.missing == "drop":
                 keep = present_rows(chunk)
                 chunk = CellChunk(chunk.numbers[keep], chunk.text[keep], np.asarray(chunk.labels)[keep].tolist(),
@@ -199,6 +200,7 @@ def _build(
         "header": info.header,
         "file_columns": info.file_columns,
         "id_name": info.id_name,
+        "unlabelled": unlabelled,  # rows left out for a missing label (the training summary's n_unlabelled)
         "columns": None if info.file_columns is None and plain else columns.to_json(),
         "buckets": n_buckets,
     })

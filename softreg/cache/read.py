@@ -262,4 +262,5 @@ def prepare_cached(config: Config, rebuild: bool = True) -> Prepared:
         file_columns=document["file_columns"],
         id_name=document["id_name"],
         index_base=document.get("index_base"),
+        unlabelled=int(document.get("unlabelled", 0)),  # caches built before the count: none known
     )

@@ -165,11 +165,11 @@ def _cell_chunks(config: Config, rows: Rows) -> tuple[ColumnKinds, Iterator[Cell
             labels = np.asarray(chunk.labels).tolist()
             if chunk.cells is None:
                 no_text = np.empty((len(chunk), 0), dtype=str)
-                yield CellChunk(np.asarray(chunk.X), no_text, labels, None, chunk.offset)
+                yield CellChunk(np.asarray(chunk.X), no_text, labels, None, chunk.offset, chunk.unlabelled)
                 continue
             cells = chunk.cells[:, rows.features]
             numbers, text = split_cells(layout, cells, data.missing, data.source, chunk.lines)
-            yield CellChunk(numbers, text, labels, chunk.lines, chunk.offset)
+            yield CellChunk(numbers, text, labels, chunk.lines, chunk.offset, chunk.unlabelled)
         if unlabelled:
             warn(unlabelled_note(data.source, unlabelled))
 
@@ -194,7 +194,8 @@ def _whole_rows(config: Config) -> _Reader:
         Columns([Column(name, None, fill) for name in dataset.feature_names]).encode(X, dataset.source)  # raises
     info = SourceInfo(list(dataset.feature_names), dataset.label_name, None, None, None)
     layout = ColumnKinds(list(dataset.feature_names), [])
-    return _Reader(info, iter([CellChunk(X, np.empty((X.shape[0], 0), dtype=str), labels, None)]), layout)
+    chunk = CellChunk(X, np.empty((X.shape[0], 0), dtype=str), labels, None, unlabelled=dataset.unlabelled)
+    return _Reader(info, iter([chunk]), layout)
 
 def _open_source(config: Config, stack: ExitStack) -> _Reader:
     """The source's rows through `open_rows`: delimited text and Parquet streamed (Parquet in chunks
