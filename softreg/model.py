@@ -83,17 +83,17 @@ class Model:
 
         By name; by position when the model was trained without a header or the file has
         none (``col0, col1, ...``): a file with exactly the input columns, or laid out like
-        the training file (its label and id columns included).
+        the training file (its id column included, its label column included or not).
         """
         names = self.input_names
         if self.by_position:
             return self._positions(len(header), where)
-        unnamed = self.header is False or list(header) == [f"col{index}" for index in range(len(header))]
-        if unnamed:
+        if self._unnamed(header):
             if len(header) == len(names):
                 return list(range(len(names)))
-            if self.file_columns is not None and len(header) == len(self.file_columns):
-                return [self.file_columns.index(name) for name in names]
+            layout = self._training_layout(len(header))
+            if layout is not None:
+                return [layout.index(name) for name in names]
             if self.header is False or not set(names) <= set(header):
                 expected = f"{len(names)}" + (
                     f" (or the training file's {len(self.file_columns)})" if self.file_columns is not None else ""
@@ -118,6 +118,28 @@ class Model:
         warn(f"{where}: the model was fitted without feature names (an array): its {n_features} feature "
              f"columns are read by position{ignored}")
         return list(range(n_features))
+
+    def id_position(self, header: Sequence[str]) -> int | None:
+        """Index of the model's id column among a file's columns ``header`` (by position where
+        `input_positions` reads by position), or None when the file has none."""
+        if self.id_name is None:
+            return None
+        if self._unnamed(header):  # only a file laid out like the training file carries it
+            layout = self._training_layout(len(header)) if len(header) != len(self.input_names) else None
+            return layout.index(self.id_name) if layout is not None and self.id_name in layout else None
+        return list(header).index(self.id_name) if self.id_name in header else None
+
+    def _unnamed(self, header: Sequence[str]) -> bool:
+        return self.header is False or list(header) == [f"col{index}" for index in range(len(header))]
+
+    def _training_layout(self, n_columns: int) -> list[str] | None:
+        """The training file's columns, or those less the label, when ``n_columns`` long."""
+        if self.file_columns is None:
+            return None
+        for layout in (self.file_columns, [name for name in self.file_columns if name != self.label_name]):
+            if len(layout) == n_columns:
+                return list(layout)
+        return None
 
     @property
     def input_names(self) -> list[str]:

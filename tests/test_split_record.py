@@ -145,3 +145,26 @@ def rundir_error():
     from softreg.errors import RunDirError
 
     return RunDirError
+
+
+def test_rows_left_out_for_a_missing_label_keep_their_source_row_numbers(table, tmp_path):
+    """Labels NA (rows 3 and 40) and empty (row 99) left out by data.missing: drop: the CSV reader's split still
+    indexes the source's rows, so the test rows picked from the frame are test.npz's; a Parquet
+    source, whose reader does not say which rows it left out, writes no split.npz rather than wrong ones."""
+    path, frame = table
+    frame = frame.copy()
+    frame.loc[[3, 40], "kind"] = "NA"
+    frame.loc[99, "kind"] = ""
+    labelled = tmp_path / "labelled.csv"
+    frame.to_csv(labelled, index=False)
+    run, _ = train(tmp_path, labelled)
+    split = rundir.load_split(run)
+    together = np.concatenate([split[part] for part in ("train", "val", "test")])
+    assert set(together.tolist()) == set(range(200)) - {3, 5, 17, 40, 60, 99}
+    X_test, y_test = rundir.load_test_split(run)
+    np.testing.assert_array_equal(X_test, frame.iloc[split["test"]][["a", "b"]].to_numpy())
+    assert rundir.load_model(run).classes[y_test].tolist() == frame.iloc[split["test"]]["kind"].tolist()
+    parquet = tmp_path / "labelled.parquet"
+    frame.assign(kind=frame["kind"].replace({"NA": None, "": None})).to_parquet(parquet, index=False)
+    run, _ = train(tmp_path, parquet, "parquet-run")
+    assert (run / rundir.MODEL).exists() and not (run / rundir.SPLIT).exists()  # none rather than wrong

@@ -144,10 +144,11 @@ def _build(
         moments = NanMoments.empty(n_numeric)
         categories = CategoryCounts.empty(n_categorical)
         counts = [0, 0, 0]
-        n_rows = n_read = 0
+        n_rows = n_read = unlabelled = 0
         for chunk in reader.chunks:
             source_rows = np.arange(n_read, n_read + len(chunk.labels), dtype=np.int64)  # 0-based data rows
             n_read += len(chunk.labels)
+            unlabelled += chunk.unlabelled
             if data.missing == "drop":
                 keep = present_rows(chunk)
                 source_rows = source_rows[keep]
@@ -205,9 +206,12 @@ def _build(
         "header": info.header,
         "file_columns": info.file_columns,
         "id_name": info.id_name,
+        "unlabelled": unlabelled,  # rows left out for a missing label (the training summary's n_unlabelled)
         "columns": None if info.file_columns is None and plain else columns.to_json(),
         "feature_scaling": feature_scaling(columns, d, data.standardize),
-        "source_rows": SOURCE_ROWS,  # per part, each row's 0-based data-row index in the source
+        # per part, each row's 0-based data-row index in the source; not where rows were left out for a
+        # missing label, since the chunks do not say which (those runs write no split.npz)
+        "source_rows": SOURCE_ROWS if unlabelled == 0 else None,
         "buckets": n_buckets,
     })
 

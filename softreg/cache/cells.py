@@ -39,6 +39,7 @@ class CellChunk:
     labels: list[str]
     lines: list[int] | None
     offset: int | None = None  # bytes of the source read so far, where the reader knows it
+    unlabelled: int = 0  # rows of the source left out before this chunk's for a missing label
 
 
 @dataclass

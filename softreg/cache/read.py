@@ -272,6 +272,7 @@ def prepare_cached(config: Config, rebuild: bool = True) -> Prepared:
         index_base=document.get("index_base"),
         scaling=document.get("feature_scaling"),  # None in a cache built before it was recorded
         split=source_rows(manifest),
+        unlabelled=int(document.get("unlabelled", 0)),  # caches built before the count: none known
     )
 
 

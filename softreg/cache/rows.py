@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from softreg.cache.cells import STREAMED_MISSING, CellChunk, ColumnKinds, split_cells
-from softreg.errors import DataError
+from softreg.errors import DataError, warn
+from softreg.io.cells import label_policy, unlabelled_note
 from softreg.io.fingerprint import fingerprint
 from softreg.io.kinds import default_delimiter, source_kind
 from softreg.io.selection import Selection
@@ -159,15 +160,19 @@ def _cell_chunks(config: Config, rows: Rows) -> tuple[ColumnKinds, Iterator[Cell
             feature_names, first.cells[:, rows.features], data.categorical, data.source))
 
     def read() -> Iterator[CellChunk]:
+        unlabelled = 0
         for chunk in itertools.chain([] if first is None else [first], chunks):
+            unlabelled += chunk.unlabelled
             labels = np.asarray(chunk.labels).tolist()
             if chunk.cells is None:
                 no_text = np.empty((len(chunk), 0), dtype=str)
-                yield CellChunk(np.asarray(chunk.X), no_text, labels, None, chunk.offset)
+                yield CellChunk(np.asarray(chunk.X), no_text, labels, None, chunk.offset, chunk.unlabelled)
                 continue
             cells = chunk.cells[:, rows.features]
             numbers, text = split_cells(layout, cells, data.missing, data.source, chunk.lines)
-            yield CellChunk(numbers, text, labels, chunk.lines, chunk.offset)
+            yield CellChunk(numbers, text, labels, chunk.lines, chunk.offset, chunk.unlabelled)
+        if unlabelled:
+            warn(unlabelled_note(data.source, unlabelled))
 
     return layout, read()
 
@@ -190,7 +195,8 @@ def _whole_rows(config: Config) -> _Reader:
         Columns([Column(name, None, fill) for name in dataset.feature_names]).encode(X, dataset.source)  # raises
     info = SourceInfo(list(dataset.feature_names), dataset.label_name, None, None, None)
     layout = ColumnKinds(list(dataset.feature_names), [])
-    return _Reader(info, iter([CellChunk(X, np.empty((X.shape[0], 0), dtype=str), labels, None)]), layout)
+    chunk = CellChunk(X, np.empty((X.shape[0], 0), dtype=str), labels, None, unlabelled=dataset.unlabelled)
+    return _Reader(info, iter([chunk]), layout)
 
 def _open_source(config: Config, stack: ExitStack) -> _Reader:
     """The source's rows through `open_rows`: delimited text and Parquet streamed (Parquet in chunks
@@ -207,6 +213,7 @@ def _open_source(config: Config, stack: ExitStack) -> _Reader:
         delimiter=data.delimiter or default_delimiter(data.source), header=data.header, encoding=data.encoding,
         numbers=not (isinstance(data.categorical, list) and data.categorical),  # named categories: the text path
         refuse_missing=PARQUET_MISSING_HINT if data.missing == "error" else None, exact_chunks=True,
+        missing_labels=label_policy(data.missing),
     )
     rows = stack.enter_context(open_rows(data.source, selection, options, READ_ROWS))
     assert rows.target is not None, "a Selection always chooses a label"

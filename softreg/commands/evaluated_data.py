@@ -16,6 +16,7 @@ import numpy as np
 from softreg import rundir
 from softreg.cache import budget
 from softreg.errors import DataError, warn
+from softreg.io.cells import label_policy, unlabelled_note
 from softreg.io.delimited import CHUNK_ROWS, hint_label_first, typed_labels
 from softreg.io.delimited_numbers import NotNumeric
 from softreg.io.kinds import check_file, default_delimiter, source_kind
@@ -68,7 +69,7 @@ def _streamed_chunks(
     fills = any(column.fill is not None for column in columns.columns)
     options = ReadOptions(
         delimiter=default_delimiter(data), header=flag, numbers=columns.plain,
-        refuse_missing=None if fills else MISSING_HINT,
+        refuse_missing=None if fills else MISSING_HINT, missing_labels=run_label_policy(run_dir),
     )
     choice = _EvaluatedColumns(model, label, data)
     with open_rows(data, choice, options, rows) as opened:
@@ -92,7 +93,7 @@ class _EvaluatedColumns:
             raise DataError(
                 f"{self.where}: needs at least one feature column besides the label; columns are: {', '.join(header)}"
             )
-        target, _, features = Selection(label=self.label).resolve(self.where, header)
+        target, _, features = Selection(label=self.label, row_names=False).resolve(self.where, header)
         names = [header[index] for index in features]
         return target, features, [features[index] for index in self.model.input_positions(names, self.where)]
 
@@ -111,7 +112,9 @@ def _evaluated(model: Model, columns: Columns, choice: _EvaluatedColumns, rows: 
     Parquet); one warning at the end counts the categories unseen in training."""
     data = choice.where
     unknown: dict[str, int] = {}
+    unlabelled = 0
     for chunk in rows.chunks:
+        unlabelled += chunk.unlabelled
         if chunk.cells is not None:
             if chunk.first_row == 0 and rows.target is not None and choice.hints(rows.target):
                 hint_label_first(data, rows.names, chunk.cells)
@@ -128,6 +131,8 @@ def _evaluated(model: Model, columns: Columns, choice: _EvaluatedColumns, rows: 
             X = np.asarray(chunk.X) if columns.plain else _encoded(columns, np.asarray(chunk.X), data, None, unknown)
         model.check_finite_standardized(X, data, chunk.lines, first_row=chunk.first_row)
         yield X, encode_with(model.classes, typed_labels(chunk.labels), data)
+    if unlabelled:
+        warn(unlabelled_note(data, unlabelled))
     if unknown:
         counts = ", ".join(f"{name}: {count}" for name, count in unknown.items())
         warn(f"{data}: categories unseen in training got all-zero indicators ({counts} cells)")
@@ -167,13 +172,29 @@ def _evaluated_data(
             raise DataError(f"{run_dir}/test.npz: has {X_raw.shape[1]} features, the model has {model.n_features}")
         return X_raw, y, f"{run_dir} (saved test split)"
     training = rundir.read_model_json(Path(run_dir) / rundir.MODEL_JSON).get("training", {})
-    options = ReadOptions(index_base=training.get("svmlight_index_base"))
+    options = ReadOptions(index_base=training.get("svmlight_index_base"), missing_labels=run_label_policy(run_dir))
     with open_rows(data, Selection(label=label), options) as rows:  # a label is refused: these carry theirs
         dataset = rows.dataset
     assert dataset is not None, "a source that is not streamed is read whole"
+    if dataset.unlabelled:
+        warn(unlabelled_note(data, dataset.unlabelled))
     X_raw = align_features(dataset, model.input_names, data)
     model.check_finite_standardized(X_raw, data)
     return X_raw, encode_with(model.classes, dataset.labels, data), data
+
+
+def run_label_policy(run_dir: str | PathLike[str]) -> str:
+    """What evaluating other data does with a row without a label: as the run's training did
+    (its config's ``data.missing``: ``error`` refuses it, else it is left out and counted)."""
+    import yaml
+
+    try:
+        config = yaml.safe_load((Path(run_dir) / rundir.CONFIG).read_text())
+    except (OSError, yaml.YAMLError):
+        return "error"
+    data = config.get("data") if isinstance(config, dict) else None
+    missing = data.get("missing", "error") if isinstance(data, dict) else "error"
+    return label_policy(str(missing))
 
 
 def raw_features(X_raw: Matrix, n_features: int) -> np.ndarray | None:

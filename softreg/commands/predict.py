@@ -151,10 +151,7 @@ class InputColumns:
     where: str  # the input as the user named it, for messages
 
     def resolve(self, path: str | PathLike[str], header: Sequence[str]) -> tuple[None, int | None, list[int]]:
-        positions = self.model.input_positions(header, self.where)
-        id_name = self.model.id_name
-        ident = list(header).index(id_name) if id_name is not None and id_name in header else None
-        return None, ident, positions
+        return None, self.model.id_position(header), self.model.input_positions(header, self.where)
 
 
 @contextmanager

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import os
+from dataclasses import replace
 from os import PathLike
 
 import numpy as np
@@ -25,6 +26,7 @@ def load_numbers(
     delimiter: str | None = None,
     header: bool | None = None,
     encoding: str = "utf-8",
+    missing_labels: str = "error",
 ) -> Dataset:
     """A delimited file whose feature cells are all finite numbers as a `Dataset` with float64
     ``X`` and no text cells, exactly as `softreg.io.delimited.load_delimited` followed by
@@ -36,7 +38,7 @@ def load_numbers(
     """
     if str(path) == "-":
         raise NotNumeric
-    options = ReadOptions(delimiter=delimiter, header=header, encoding=encoding)
+    options = ReadOptions(delimiter=delimiter, header=header, encoding=encoding, missing_labels=missing_labels)
     try:
         with open_rows(str(path), selection or Selection(), options, CHUNK_ROWS) as rows:
             if not rows.numbers:
@@ -99,10 +101,12 @@ def _room_for(X: np.ndarray, rows: int, most: int, size: int, offset: int) -> np
     return X
 
 
-def load_parquet(source: str, selection: Selection | None = None) -> Dataset:
+def load_parquet(source: str, selection: Selection | None = None, missing_labels: str = "error") -> Dataset:
     """A Parquet file or folder as a `Dataset` of float64 ``X`` (NaN for nulls), typed labels
-    and ids; ``X`` is allocated once, from the files' row counts."""
-    with open_rows(source, selection or Selection(), chunk_rows=BATCH_ROWS) as rows:
+    and ids; ``X`` is allocated once, from the files' row counts. Rows without a label are
+    refused or left out as ``missing_labels`` says (`softreg.io.stream.ReadOptions`)."""
+    options = ReadOptions(missing_labels=missing_labels)
+    with open_rows(source, selection or Selection(), options, chunk_rows=BATCH_ROWS) as rows:
         shape = (rows.n_rows or 0, len(rows.features))
         try:
             X = np.empty(shape)
@@ -112,7 +116,7 @@ def load_parquet(source: str, selection: Selection | None = None) -> Dataset:
         codes = np.empty(X.shape[0], dtype=np.intp)
         texts: dict[str, int] = {}
         ids: list[np.ndarray] = []
-        start = 0
+        start = unlabelled = 0
         for chunk in rows.chunks:
             end = start + len(chunk)
             if end > X.shape[0]:
@@ -121,7 +125,11 @@ def load_parquet(source: str, selection: Selection | None = None) -> Dataset:
             codes[start:end] = _merged_codes(texts, chunk)
             if chunk.ids is not None:
                 ids.append(chunk.ids)
-            start = end
-    if start != X.shape[0]:
-        raise DataError(f"{source}: holds {start} rows, its metadata says {X.shape[0]}; is a file damaged?")
-    return _dataset(rows, str(source), X, typed_labels(np.array(list(texts), dtype=str))[codes], ids)
+            start, unlabelled = end, unlabelled + chunk.unlabelled
+    if start + unlabelled != X.shape[0]:
+        raise DataError(f"{source}: holds {start + unlabelled} rows, its metadata says {X.shape[0]}; "
+                        "is a file damaged?")
+    if start == 0:
+        raise DataError(f"{source}: no row has a label in column {rows.names[rows.target or 0]!r}")
+    labels = typed_labels(np.array(list(texts), dtype=str))[codes[:start]]
+    return replace(_dataset(rows, str(source), X[:start], labels, ids), unlabelled=unlabelled)

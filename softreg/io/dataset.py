@@ -39,6 +39,7 @@ class Dataset:
     id_name: str | None = None
     file_columns: list[str] | None = None  # delimited text: every column of the file, in order
     source_rows: np.ndarray | None = None  # each row's 0-based data-row index in the source (None: 0..n-1)
+    unlabelled: int = 0  # rows left out on reading for a missing label (``data.missing`` other than error)
 
     @property
     def n_samples(self) -> int:
@@ -50,6 +51,12 @@ class Dataset:
         if self.source_rows is None:
             return np.arange(self.n_samples, dtype=np.int64)
         return self.source_rows
+
+    @property
+    def untracked(self) -> bool:
+        """Whether rows were left out on reading (a missing label) by a reader that did not record
+        which: `row_index` would then be wrong, and a run writes no split.npz."""
+        return self.unlabelled > 0 and self.source_rows is None
 
     @property
     def table(self) -> np.ndarray | Matrix:
@@ -64,7 +71,8 @@ class Dataset:
 
         return replace(
             self, X=pick(self.X), labels=self.labels[rows], cells=pick(self.cells),
-            line_numbers=pick(self.line_numbers), ids=pick(self.ids), source_rows=self.row_index[rows],
+            line_numbers=pick(self.line_numbers), ids=pick(self.ids),
+            source_rows=None if self.untracked else self.row_index[rows],
         )
 
 

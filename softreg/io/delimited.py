@@ -20,7 +20,8 @@ from typing import TextIO, TypeAlias
 import numpy as np
 
 from softreg.errors import DataError, warn
-from softreg.io.cells import MISSING_TOKENS, is_number
+from softreg.io.cells import MISSING_TOKENS, is_number, missing_label_error
+from softreg.io.cells import missing_labels as missing_labels_of
 from softreg.io.dataset import Dataset, generated_names, shown_names
 from softreg.io.selection import Selection
 
@@ -251,9 +252,13 @@ def load_delimited(
     delimiter: str | None = None,
     header: bool | None = None,
     encoding: str = "utf-8",
+    missing_labels: str = "error",
 ) -> Dataset:
     """A delimited file as a `Dataset` of raw feature cells (see `softreg.prepare.columns` for how
-    they become numbers), with its labels, line numbers and id column."""
+    they become numbers), with its labels, line numbers and id column.
+
+    A row whose label is missing (`softreg.io.cells.missing_labels`) is refused naming its line
+    (``missing_labels="error"``) or left out and counted in ``unlabelled`` (``"drop"``)."""
     selection = selection or Selection()
     columns, rows, line_numbers = read_delimited_rows(path, delimiter, header, encoding)
     if len(columns) < 2:
@@ -261,11 +266,19 @@ def load_delimited(
             f"{path}: needs at least one feature column besides the label; columns are: {', '.join(columns)}"
         )
     target, ident, features = selection.resolve(path, columns)
+    source_rows = None
     cells = np.array(rows, dtype=str)
+    lines = np.asarray(line_numbers)
     label_cells = np.char.strip(cells[:, target])
-    blank = np.flatnonzero(label_cells == "")
-    if blank.size:
-        raise DataError(f"{path}: line {line_numbers[blank[0]]}: empty label in column {columns[target]!r}")
+    unlabelled = missing_labels_of(label_cells)
+    if unlabelled.any():
+        if missing_labels == "error":
+            row = int(np.flatnonzero(unlabelled)[0])
+            raise missing_label_error(str(path), f"line {lines[row]}", label_cells[row], columns[target])
+        cells, lines, label_cells = cells[~unlabelled], lines[~unlabelled], label_cells[~unlabelled]
+        source_rows = np.flatnonzero(~unlabelled)  # the kept rows' data-row indices, for split.npz
+        if not len(cells):
+            raise DataError(f"{path}: no row has a label in column {columns[target]!r}")
     if selection.label is None and target != 0 and 0 in features:
         hint_label_first(path, columns, cells)
     return Dataset(
@@ -276,10 +289,12 @@ def load_delimited(
         source=str(path),
         named=columns != generated_names(len(columns)),
         cells=cells[:, features],
-        line_numbers=np.asarray(line_numbers),
+        line_numbers=lines,
         ids=None if ident is None else cells[:, ident],
         id_name=None if ident is None else columns[ident],
         file_columns=list(columns),
+        unlabelled=int(unlabelled.sum()),
+        source_rows=source_rows,
     )
 
 

@@ -36,6 +36,7 @@ from typing import IO, Any, TypeVar
 import numpy as np
 
 from softreg.errors import DataError
+from softreg.io.cells import missing_mask
 from softreg.io.dataset import generated_names
 from softreg.io.delimited import (
     HEADER_LOOKAHEAD,
@@ -165,7 +166,7 @@ def _head(rows: list[list[str]], target: int | None, ident: int | None, features
     texts, codes = np.empty(0, dtype=str), np.empty(0, dtype=np.intp)
     if target is not None:
         texts, codes = np.unique(np.char.strip(np.array([row[target] for row in rows], dtype=str)), return_inverse=True)
-    if not np.isfinite(X).all() or np.any(texts == ""):
+    if not np.isfinite(X).all() or missing_mask(texts).any():  # a missing label: the text path names its line
         raise NotNumeric
     ids = None if ident is None else np.array([row[ident] for row in rows], dtype=str)
     return NumericChunk(X, texts, codes.ravel(), ids)
@@ -240,7 +241,7 @@ def _numbers(frame: Any, layout: Layout, columns: list[str], last: int, offset: 
     if layout.target is not None:
         texts, codes = _categories(frame[columns[layout.target]])
         texts = np.char.strip(texts)
-    if np.any(texts == ""):  # a blank label, or a row too short to have one
+    if missing_mask(texts).any():  # a missing label (the text path names its line), or a row too short to have one
         raise NotNumeric
     ids = None
     if layout.ident is not None:

@@ -27,6 +27,7 @@ import numpy as np
 
 from softreg.errors import DataError
 from softreg.escape import visible
+from softreg.io.cells import missing_label_error, missing_mask
 from softreg.io.dataset import shown_names
 from softreg.io.selection import ColumnChoice, Selection
 
@@ -172,12 +173,14 @@ class ParquetBatch:
     label_codes : ndarray of shape (n_rows,), int: each row's label, an index into ``label_texts``
         (empty without a label column)
     ids : ndarray of shape (n_rows,), str, or None without ``data.id``
+    unlabelled : rows of the source left out of the batch for a missing label
     """
 
     X: np.ndarray
     label_texts: np.ndarray
     label_codes: np.ndarray
     ids: np.ndarray | None
+    unlabelled: int = 0
 
     def __len__(self) -> int:
         return int(self.X.shape[0])
@@ -188,7 +191,8 @@ class ParquetBatch:
 
 
 def read_batches(
-    layout: ParquetLayout, batch_rows: int = BATCH_ROWS, refuse_missing: str | None = None
+    layout: ParquetLayout, batch_rows: int = BATCH_ROWS, refuse_missing: str | None = None,
+    missing_labels: str = "error",
 ) -> Iterator[ParquetBatch]:
     """The rows of every file in order, in batches of at most ``batch_rows``. A null or NaN
     label, inf in a feature, and a null or NaN feature when ``refuse_missing`` says why not
@@ -201,7 +205,8 @@ def read_batches(
         with _opened(pa, pq, path) as parquet_file:
             try:
                 for batch in parquet_file.iter_batches(batch_rows, columns=wanted, use_pandas_metadata=False):
-                    yield _batch(pa, pc, layout, batch, path, first_row, refuse_missing)
+                    batch_read = _batch(pa, pc, layout, batch, path, first_row, refuse_missing)
+                    yield _labelled(batch_read, path, first_row, layout, missing_labels)
                     first_row += batch.num_rows
             except (pa.ArrowException, OSError) as error:
                 raise DataError(f"{path}: not a readable Parquet file ({_reason(error)})") from None
@@ -215,15 +220,30 @@ def _batch(pa: ModuleType, pc: ModuleType, layout: ParquetLayout, batch: Any, pa
         label_name = layout.names[layout.target]
         texts, codes = _texts(pa, pc, batch.column(label_name), path, label_name)
         texts = np.char.strip(texts)
-        blank = np.isin(codes, np.flatnonzero(texts == "")) | (codes < 0)
-        if blank.any():
-            row = int(np.flatnonzero(blank)[0])
-            raise DataError(f"{path}: row {first_row + row + 1}: empty label in column {label_name!r}")
     ids = None
     if layout.ident is not None:
         id_texts, id_codes = _texts(pa, pc, batch.column(layout.names[layout.ident]), path, layout.names[layout.ident])
         ids = np.append(id_texts, "")[id_codes]  # a null id (code -1) is an empty text
     return ParquetBatch(X, texts, codes, ids)
+
+
+def _labelled(batch: ParquetBatch, path: Path, first_row: int, layout: ParquetLayout,
+              missing_labels: str) -> ParquetBatch:
+    """``batch`` less its rows without a label (a null, NaN, empty or missing-token label), counted;
+    under ``missing_labels="error"`` the first is refused, naming its row (1: the file's first)."""
+    if layout.target is None:
+        return batch
+    blank = np.isin(batch.label_codes, np.flatnonzero(missing_mask(batch.label_texts))) | (batch.label_codes < 0)
+    if not blank.any():
+        return batch
+    if missing_labels == "error":
+        row = int(np.flatnonzero(blank)[0])
+        code = int(batch.label_codes[row])
+        cell = batch.label_texts[code] if code >= 0 else ""
+        raise missing_label_error(str(path), f"row {first_row + row + 1}", cell, layout.names[layout.target])
+    keep = ~blank
+    ids = None if batch.ids is None else batch.ids[keep]
+    return ParquetBatch(batch.X[keep], batch.label_texts, batch.label_codes[keep], ids, int(blank.sum()))
 
 
 def _features(pa: ModuleType, pc: ModuleType, layout: ParquetLayout, batch: Any, path: Path, first_row: int,
@@ -283,10 +303,12 @@ def _joined(batches: list[ParquetBatch]) -> ParquetBatch:
     offsets = np.cumsum([0] + [len(batch.label_texts) for batch in batches[:-1]])
     codes = np.concatenate([batch.label_codes + offset for batch, offset in zip(batches, offsets, strict=True)])
     ids = None if batches[0].ids is None else np.concatenate([batch.ids for batch in batches if batch.ids is not None])
-    return ParquetBatch(np.concatenate([batch.X for batch in batches]), texts, codes, ids)
+    unlabelled = sum(batch.unlabelled for batch in batches)
+    return ParquetBatch(np.concatenate([batch.X for batch in batches]), texts, codes, ids, unlabelled)
 
 
 def _rows(batch: ParquetBatch, start: int, stop: int) -> ParquetBatch:
     ids = None if batch.ids is None else batch.ids[start:stop]
-    return ParquetBatch(batch.X[start:stop], batch.label_texts, batch.label_codes[start:stop], ids)
+    unlabelled = batch.unlabelled if start == 0 else 0  # counted once, with the first rows
+    return ParquetBatch(batch.X[start:stop], batch.label_texts, batch.label_codes[start:stop], ids, unlabelled)
 

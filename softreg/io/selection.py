@@ -46,20 +46,31 @@ class ColumnChoice(Protocol):
         ...
 
 
+ROW_NAME_HEADERS = ("", "Unnamed: 0")  # the first column's name where R's write.csv and pandas' to_csv write row names
+
+
 @dataclass(frozen=True)
 class Selection:
     """Which columns of a delimited file are what: ``data.label``, ``data.id``, and the
-    features (``data.features``, else every other column but ``data.exclude``)."""
+    features (``data.features``, else every other column but ``data.exclude``).
+
+    With ``row_names`` (training's choice), a first column named as R and pandas name their row
+    names (`ROW_NAME_HEADERS`) is the id when ``data.id`` is unset and no option names it, and a
+    feature column with an empty name is refused; without it (a saved model's columns are read
+    by name) every column is a candidate feature."""
 
     label: str | int | None = None
     id: str | int | None = None
     features: Sequence[str | int] | None = None
     exclude: Sequence[str | int] = ()
+    row_names: bool = True
 
     def resolve(self, path: str | PathLike[str], header: Sequence[str]) -> tuple[int, int | None, list[int]]:
         """``(label index, id index or None, feature indices in file order)``."""
         target = label_index(path, list(header), self.label)
         ident = None if self.id is None else column_index(path, header, self.id, "id")
+        if ident is None and self._row_names_first(header, target):
+            ident = 0
         if ident == target:
             raise DataError(f"{path}: data.id and the label are the same column {header[target]!r}")
         taken = {target} if ident is None else {target, ident}
@@ -76,4 +87,15 @@ class Selection:
                 f"{path}: no feature columns left besides the label{' and id' if ident is not None else ''}; "
                 f"columns are: {shown_names(header, 20)}"
             )
+        unnamed = [index for index in features if not header[index].strip()]
+        if self.row_names and unnamed:
+            raise DataError(f"{path}: column {unnamed[0] + 1} has no name in the header; a feature needs one "
+                            "(name it, or leave it out with data.exclude)")
         return target, ident, sorted(set(features))
+
+    def _row_names_first(self, header: Sequence[str], target: int) -> bool:
+        """Whether the first column is a row-name column to read as the id (see the class)."""
+        if not self.row_names or target == 0 or len(header) < 3 or header[0] not in ROW_NAME_HEADERS:
+            return False
+        named = [*(self.features or ()), *self.exclude]
+        return not any(entry in (0, header[0]) and not isinstance(entry, bool) for entry in named)

@@ -29,6 +29,7 @@ def load_source(
     index_base: int | None = None,
     encoding: str = "utf-8",
     as_numbers: bool = False,
+    missing_labels: str = "error",
 ) -> Dataset:
     """Load any supported source into a `Dataset` (``-``: delimited text on standard input).
 
@@ -39,25 +40,28 @@ def load_source(
     ``X`` (`softreg.io.delimited_numbers`, many times faster, no text cells kept); other text
     still loads as ``cells``. Leave it False where the raw cells matter (categories named by
     hand may be numbers).
+
+    ``missing_labels``: a row without a label (`softreg.io.cells.missing_labels`) is refused
+    naming its line or row (``"error"``), or left out and counted in ``Dataset.unlabelled`` (``"drop"``).
     """
     selection = selection or Selection()
     kind = source_kind(source)
     if kind in WHOLE_KINDS:
-        return load_whole(source, kind, selection, index_base)
+        return load_whole(source, kind, selection, index_base, missing_labels)
     path = Path(source)
     if kind == "parquet":
         if not os.path.isdir(path):
             check_file(source, path)
-        return load_parquet(source, selection)
+        return load_parquet(source, selection, missing_labels)
     if source != "-":
         check_file(source, path)
     delimiter = delimiter or default_delimiter(source)
     if as_numbers and source != "-":
         try:
-            return load_numbers(path, selection, delimiter, header, encoding)
+            return load_numbers(path, selection, delimiter, header, encoding, missing_labels)
         except NotNumeric:
             pass  # read as text cells, whose errors name the line and column
-    return load_delimited(path if source != "-" else "-", selection, delimiter, header, encoding)
+    return load_delimited(path if source != "-" else "-", selection, delimiter, header, encoding, missing_labels)
 
 
 def align_features(dataset: Dataset, feature_names: Sequence[str], what: str) -> Matrix:

@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from softreg.errors import DataError
 from softreg.io import delimited_numbers
+from softreg.io.cells import missing_label_error, missing_mask
 from softreg.io.dataset import Dataset, generated_names
 from softreg.io.delimited import CHUNK_ROWS, DelimitedText, delimited_chunks, open_delimited
 from softreg.io.delimited_numbers import Layout, NotNumeric, RowsAfter
@@ -44,6 +44,8 @@ class ReadOptions:
     refuse_missing : Parquet: a null feature is refused with this hint (None: read as NaN)
     exact_chunks : Parquet: chunks of exactly ``chunk_rows`` rows wherever its files and row
         groups end (else at most ``chunk_rows``, a batch never spanning two files)
+    missing_labels : a row without a label (`softreg.io.cells.missing_labels`): ``"error"``
+        refuses it naming its line or row, ``"drop"`` leaves it out (counted in `RowChunk.unlabelled`)
     """
 
     delimiter: str | None = None
@@ -53,6 +55,7 @@ class ReadOptions:
     index_base: int | None = None
     refuse_missing: str | None = None
     exact_chunks: bool = False
+    missing_labels: str = "error"
 
 
 @dataclass
@@ -72,6 +75,7 @@ class RowChunk:
     lines : the file line of each row (the text path), or None
     first_row : the source row (0: its first) of the chunk's first row
     offset : bytes of the source read so far (a little ahead of the rows), or None
+    unlabelled : rows of the source left out of the chunk for a missing label
     """
 
     X: Matrix | None
@@ -82,6 +86,7 @@ class RowChunk:
     lines: list[int] | None
     first_row: int
     offset: int | None = None
+    unlabelled: int = 0
 
     def __len__(self) -> int:
         table = self.cells if self.cells is not None else self.X
@@ -159,7 +164,7 @@ def _delimited_rows(
     target, ident, features = columns.resolve(where, opened.names)  # missing columns refused here, up front
     named = opened.names != generated_names(len(opened.names))
     rows = Rows("delimited", source, opened.names, target, ident, features, named, numbers=False)
-    rows.chunks = _text_chunks(rows, opened, opened.chunks, 0, where)
+    rows.chunks = _text_chunks(rows, opened, opened.chunks, 0, where, options.missing_labels)
     return rows
 
 
@@ -192,25 +197,33 @@ def _numbers_then_text(
     except NotNumeric:
         pass
     with open_delimited(layout.path, layout.delimiter, chunk_rows, layout.header, layout.encoding) as opened:
-        yield from _text_chunks(rows, opened, RowsAfter(opened, done), done, where)
+        yield from _text_chunks(rows, opened, RowsAfter(opened, done), done, where, options.missing_labels)
 
 
 def _text_chunks(
-    rows: Rows, opened: DelimitedText, chunks: Iterator[tuple[list[list[str]], list[int]]], first_row: int, where: str
+    rows: Rows, opened: DelimitedText, chunks: Iterator[tuple[list[list[str]], list[int]]], first_row: int, where: str,
+    missing_labels: str = "error",
 ) -> Iterator[RowChunk]:
-    """Text rows as chunks; a blank label is refused naming its line and column."""
+    """Text rows as chunks; a missing label is refused naming its line and column, or its row
+    left out (``missing_labels``)."""
     for cell_rows, lines in chunks:
         cells = np.array(cell_rows, dtype=str)
         texts, codes = np.empty(0, dtype=str), np.empty(0, dtype=np.intp)
+        read, unlabelled = len(lines), 0
         if rows.target is not None:
             labels = np.char.strip(cells[:, rows.target])
-            blank = np.flatnonzero(labels == "")
-            if blank.size:
-                raise DataError(f"{where}: line {lines[blank[0]]}: empty label in column {rows.names[rows.target]!r}")
+            blank = missing_mask(labels)
+            if blank.any():
+                column = rows.names[rows.target]
+                if missing_labels == "error":
+                    row = int(np.flatnonzero(blank)[0])
+                    raise missing_label_error(where, f"line {lines[row]}", labels[row], column)
+                cells, labels, unlabelled = cells[~blank], labels[~blank], int(blank.sum())
+                lines = [line for line, gone in zip(lines, blank.tolist(), strict=True) if not gone]
             texts, codes = labels, np.arange(len(labels))
         ids = None if rows.ident is None else cells[:, rows.ident]
-        yield RowChunk(None, cells, texts, codes, ids, lines, first_row, opened.position())
-        first_row += len(lines)
+        yield RowChunk(None, cells, texts, codes, ids, lines, first_row, opened.position(), unlabelled)
+        first_row += read
 
 
 def _parquet_rows(source: str, columns: ColumnChoice, options: ReadOptions, chunk_rows: int) -> Rows:
@@ -223,25 +236,28 @@ def _parquet_rows(source: str, columns: ColumnChoice, options: ReadOptions, chun
 
 
 def _parquet_chunks(layout: ParquetLayout, options: ReadOptions, chunk_rows: int) -> Iterator[RowChunk]:
-    batches = read_batches(layout, chunk_rows, refuse_missing=options.refuse_missing)
+    batches = read_batches(layout, chunk_rows, refuse_missing=options.refuse_missing,
+                           missing_labels=options.missing_labels)
     if options.exact_chunks:
         batches = rows_in_chunks(batches, chunk_rows)
     total_rows, total_bytes = max(1, sum(layout.rows)), sum(path.stat().st_size for path in layout.files)
     done = 0
     for batch in batches:
-        first_row, done = done, done + len(batch)
+        first_row, done = done, done + len(batch) + batch.unlabelled
         offset = total_bytes * done // total_rows  # progress: the share of the rows, as bytes of the files
-        yield RowChunk(batch.X, None, batch.label_texts, batch.label_codes, batch.ids, None, first_row, offset)
+        yield RowChunk(batch.X, None, batch.label_texts, batch.label_codes, batch.ids, None, first_row, offset,
+                       batch.unlabelled)
 
 
 def _whole_rows(source: str, kind: str, columns: ColumnChoice, options: ReadOptions) -> Rows:
     """svmlight, ``.npz`` or a builtin set, loaded whole: one chunk of numbers and typed labels
     (a `Selection` picks features by name; it cannot name a label or id, which these carry)."""
     selection = columns if isinstance(columns, Selection) else Selection()
-    dataset = load_whole(source, kind, selection, options.index_base)
+    dataset = load_whole(source, kind, selection, options.index_base, options.missing_labels)
     names = list(dataset.feature_names)
     rows = Rows(kind, source, names, None, None, list(range(len(names))), dataset.named, dataset=dataset)
-    rows.chunks = iter([RowChunk(dataset.X, None, dataset.labels, np.arange(dataset.n_samples), None, None, 0)])
+    rows.chunks = iter([RowChunk(dataset.X, None, dataset.labels, np.arange(dataset.n_samples), None, None, 0,
+                                 unlabelled=dataset.unlabelled)])
     return rows
 
 

@@ -15,14 +15,16 @@ import numpy as np
 import scipy.sparse as sp
 
 from softreg.errors import DataError, warn
+from softreg.io.cells import label_policy, unlabelled_note
 from softreg.io.dataset import Dataset, shown_names
+from softreg.io.kinds import source_kind
 from softreg.io.selection import Selection
 from softreg.io.sources import align_features, load_source
 from softreg.kernels import Matrix
 from softreg.model import standardize
 from softreg.prepare.columns import Columns
-from softreg.prepare.features import drop_missing, features_of, fit_columns_for, refuse_missing
-from softreg.prepare.labels import encode_labels, encode_with, select_classes
+from softreg.prepare.features import drop_missing, features_of, fit_columns_for, identifiers_out, refuse_missing
+from softreg.prepare.labels import check_label_kind, encode_labels, encode_with, select_classes
 from softreg.prepare.scaling import feature_scaling, unscaled_indicators
 from softreg.prepare.split import split_indices
 from softreg.train import ArrayData
@@ -94,24 +96,57 @@ class Prepared:
     file_columns: list[str] | None = None
     scaling: list[str] | None = None  # how each feature was scaled (`softreg.prepare.scaling`)
     split: dict[str, np.ndarray] | None = None  # train, val, test: 0-based data-row indices into the source(s)
+    unlabelled: int = 0  # rows of the source (and test file) left out for a missing label
 
 
 def load_data(data_config: DataConfig, source: str, index_base: int | None = None) -> Dataset:
     """One source, read with the data section's options (label, columns, header, encoding).
 
     Delimited text of numbers loads straight into float64 (no text cells) unless
-    ``data.categorical`` names columns, which may hold numbers to one-hot encode as text."""
+    ``data.categorical`` names columns, which may hold numbers to one-hot encode as text.
+    Rows without a label are refused (``data.missing: error``) or left out, and counted
+    (a label is never imputed)."""
     selection = Selection(
         label=data_config.label, id=data_config.id, features=data_config.features, exclude=data_config.exclude or ()
     )
     named_categories = isinstance(data_config.categorical, list) and bool(data_config.categorical)
     dataset = load_source(
         source, selection, data_config.delimiter, data_config.header, index_base, encoding=data_config.encoding,
-        as_numbers=not named_categories,
+        as_numbers=not named_categories, missing_labels=label_policy(data_config.missing),
     )
+    if dataset.unlabelled:
+        warn(unlabelled_note(dataset.source, dataset.unlabelled))
+    if source == data_config.source:  # a separate test file's columns are taken by the training file's names
+        dataset = _roles_checked(data_config, dataset)
     if data_config.missing == "error":
         refuse_missing(dataset)
     return dataset
+
+
+def _roles_checked(data_config: DataConfig, dataset: Dataset) -> Dataset:
+    """The training source with its row names and identifiers as the id (each said in one line),
+    and a label that looks like classes (`check_label_kind`)."""
+    if data_config.id is None and dataset.id_name is not None:
+        check_row_names(dataset)
+    if data_config.categorical == "auto":
+        dataset = identifiers_out(dataset, given_id=data_config.id is not None)
+    if source_kind(dataset.source) in ("delimited", "parquet"):
+        check_label_kind(dataset, data_config.label is not None)
+    return dataset
+
+
+def check_row_names(dataset: Dataset) -> None:
+    """A first column named as R and pandas name row names, read as the id: say so in one line,
+    or refuse it when its cells repeat (then it is no row index, and a feature needs a name)."""
+    assert dataset.ids is not None, "an id column has its cells"
+    ids, counts = np.unique(dataset.ids, return_counts=True)
+    if np.any(counts > 1):
+        raise DataError(
+            f"{dataset.source}: the first column {dataset.id_name!r} is named like a row index but repeats "
+            f"{str(ids[np.argmax(counts > 1)])!r}; name it in the header, or leave it out with data.exclude"
+        )
+    warn(f"{dataset.source}: the first column {dataset.id_name!r} holds row names: it is the id "
+         "(copied into predict's output), not a feature")
 
 
 def available_memory(meminfo: str | os.PathLike[str] = "/proc/meminfo",
@@ -179,9 +214,11 @@ def prepare(data_config: DataConfig, dtype: DTypeLike, split_rng: np.random.Gene
     """Load, select classes, encode labels, split, encode the feature columns (learnt on the
     training part) and standardize, as ``data_config`` says."""
     dataset = _loaded(data_config, data_config.source)
+    unlabelled = dataset.unlabelled
     classes, y = encode_labels(dataset)
     if isinstance(data_config.test, str):
         test_set = _loaded(data_config, data_config.test, dataset.index_base, require_all=False)
+        unlabelled += test_set.unlabelled
         test_set = _aligned(test_set, dataset, data_config.test)
         y_test = encode_with(classes, test_set.labels, data_config.test)
         rest = np.arange(dataset.n_samples)
@@ -203,10 +240,12 @@ def prepare(data_config: DataConfig, dtype: DTypeLike, split_rng: np.random.Gene
         )
     columns = fit_columns_for(data_config, train_set)
     X_train, _ = features_of(train_set, columns)
-    X_val, _ = features_of(dataset.take(val_index), columns)
+    X_val, unknown_val = features_of(dataset.take(val_index), columns)
     X_test, unknown = features_of(test_set, columns)
+    if unknown_val:
+        warn(_unknown_warning("validation split", unknown_val))
     if unknown:
-        warn(_unknown_warning(str(data_config.test), unknown))
+        warn(_unknown_warning(data_config.test if isinstance(data_config.test, str) else "test split", unknown))
     if not sp.issparse(X_train):
         check_memory((dataset.n_samples, X_train.shape[1]), np.dtype(dtype), dataset.source)
     mean, scale = fit_standardizer(X_train, data_config.standardize)
@@ -234,8 +273,9 @@ def prepare(data_config: DataConfig, dtype: DTypeLike, split_rng: np.random.Gene
         id_name=dataset.id_name,
         file_columns=dataset.file_columns,
         scaling=feature_scaling(columns, len(scale), data_config.standardize),
-        split={"train": dataset.row_index[train_index], "val": dataset.row_index[val_index],
-               "test": test_set.row_index},
+        split=None if dataset.untracked or test_set.untracked else {
+            "train": dataset.row_index[train_index], "val": dataset.row_index[val_index], "test": test_set.row_index},
+        unlabelled=unlabelled,
     )
 
 
@@ -269,5 +309,6 @@ def _aligned(test_set: Dataset, train_set: Dataset, what: str) -> Dataset:
 
 
 def _unknown_warning(where: str, unknown: dict[str, int]) -> str:
+    """``where`` names the part: a separate test file, else "test split" or "validation split"."""
     counts = ", ".join(f"{name}: {count}" for name, count in unknown.items())
     return f"{where}: categories unseen in training get all-zero indicators ({counts} cells)"

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import scipy.sparse as sp
 
-from softreg.errors import DataError
+from softreg.errors import DataError, warn
 from softreg.io.cells import is_number, numeric_or_none
 from softreg.io.dataset import Dataset, shown_names
 from softreg.kernels import Matrix
@@ -61,6 +61,50 @@ def is_text_column(column: np.ndarray) -> bool:
         return False
     sample = present[: 1000]
     return numeric_or_none(sample) is None and not any(is_number(cell) for cell in sample.tolist())
+
+MIN_IDENTIFIER_ROWS = 20  # a text column distinct in every row is an identifier from this many rows on
+
+
+def identifier_columns(dataset: Dataset) -> list[int]:
+    """Indices of the feature columns of text cells whose values are present and distinct in
+    every row (at least `MIN_IDENTIFIER_ROWS` of them): identifiers, which ``categorical: auto``
+    never one-hot encodes."""
+    from softreg.io.cells import missing_mask
+
+    if dataset.cells is None or dataset.n_samples < MIN_IDENTIFIER_ROWS:
+        return []
+    found = []
+    for index in range(dataset.cells.shape[1]):
+        column = np.char.strip(dataset.cells[:, index])
+        if missing_mask(column).any() or len(np.unique(column)) < len(column):
+            continue
+        if is_text_column(column):
+            found.append(index)
+    return found
+
+
+def identifiers_out(dataset: Dataset, given_id: bool) -> Dataset:
+    """``dataset`` with an identifier column (`identifier_columns`) made its id when it has none
+    (one line says so); refused, with a hint, when it already has one."""
+    found = identifier_columns(dataset)
+    if not found:
+        return dataset
+    assert dataset.cells is not None, "identifiers are text cells"
+    if given_id or dataset.ids is not None or len(found) > 1:
+        name = dataset.feature_names[found[-1]]
+        raise DataError(
+            f"{dataset.source}: column {name!r} holds a different text in every row, an identifier that one-hot "
+            "encoding cannot learn from; leave it out with data.exclude (or name it in data.categorical to "
+            "encode it all the same)"
+        )
+    index = found[0]
+    name = dataset.feature_names[index]
+    warn(f"{dataset.source}: column {name!r} holds a different text in every row: it is the id (copied into "
+         "predict's output), not a feature; set data.id to choose another")
+    keep = [column for column in range(dataset.cells.shape[1]) if column != index]
+    return replace(dataset, cells=dataset.cells[:, keep], feature_names=[dataset.feature_names[k] for k in keep],
+                   ids=dataset.cells[:, index], id_name=name)
+
 
 def drop_missing(dataset: Dataset) -> Dataset:
     """The rows of ``dataset`` without a missing feature cell (``data.missing: drop``)."""

@@ -6,8 +6,11 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from softreg.errors import DataError
+from softreg.errors import DataError, warn
+from softreg.io.cells import numeric_or_none
 from softreg.io.dataset import Dataset
+
+MAX_INTEGER_CLASSES = 50  # whole-number labels with more distinct values than this look continuous
 
 
 def select_classes(dataset: Dataset, classes: Sequence[object] | None, require_all: bool = True) -> Dataset:
@@ -51,3 +54,34 @@ def encode_with(classes: np.ndarray, labels: np.ndarray, source: str) -> np.ndar
             f"({', '.join(map(str, classes))})"
         )
     return np.array([known[label] for label in text_labels], dtype=np.int64)
+
+
+def continuous_labels(labels: np.ndarray) -> str | None:
+    """What makes ``labels`` (n_samples,) look like a continuous target rather than classes, or
+    None when they look like classes: text, booleans, or whole numbers with at most
+    `MAX_INTEGER_CLASSES` distinct values."""
+    distinct = np.unique(labels)
+    values = distinct.astype(np.float64) if distinct.dtype.kind in "iuf" else numeric_or_none(distinct.astype(str))
+    if values is None or distinct.dtype.kind == "b":
+        return None
+    whole = bool(np.all(values == np.round(values)))
+    if whole and len(distinct) <= MAX_INTEGER_CLASSES:
+        return None
+    kind = "whole numbers" if whole else "numbers"
+    shown = ", ".join(f"{value:g}" for value in np.sort(values)[:3])
+    return f"{len(distinct)} distinct {kind}, such as {shown}"
+
+
+def check_label_kind(dataset: Dataset, label_set: bool) -> None:
+    """Refuse a default label (the last column) that holds continuous values, naming it; an
+    explicit one (``label_set``) trains, with one warning."""
+    continuous = continuous_labels(dataset.labels)
+    if continuous is None:
+        return
+    if not label_set:
+        raise DataError(
+            f"{dataset.source}: the last column {dataset.label_name!r} holds continuous values ({continuous}); "
+            "softreg classifies: set data.label"
+        )
+    warn(f"{dataset.source}: the label {dataset.label_name!r} holds continuous values ({continuous}); "
+         "each distinct value is a class")

@@ -89,6 +89,7 @@ def finish_run(config: Config, prepared: Prepared, result: FitResult, run_dir: s
         "n_val": prepared.val.n_samples if prepared.val is not None else 0,
         "n_test": prepared.test.n_samples if prepared.test is not None else 0,
         "n_features": len(prepared.feature_names),
+        "n_unlabelled": prepared.unlabelled,
         "source": prepared.source,
         "class_counts": _class_counts(prepared),
         "svmlight_index_base": prepared.index_base,
