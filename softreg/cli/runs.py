@@ -148,9 +148,11 @@ def ingest(config_path: str, cache_dir: str | None, overrides: tuple[str, ...], 
     from softreg.cache import fingerprint
     from softreg.commands.ingest import RowProgress, ingest_run, ingest_summary
     from softreg.config import load_config
+    from softreg.io.remote import storage_options
 
     config = load_config(config_path, overrides)
-    size = fingerprint(config.data.source).get("size") if config.data.source != "-" else None
+    with storage_options(config.data.storage_options):
+        size = fingerprint(config.data.source).get("size") if config.data.source != "-" else None
     progress = None if quiet else RowProgress(lambda line: click.echo(line, err=True), total_bytes=size)
     outcome = ingest_run(config, cache_dir, progress)
     if as_json:

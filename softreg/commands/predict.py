@@ -27,11 +27,13 @@ import numpy as np
 
 from softreg import rundir
 from softreg.cache import budget
+from softreg.commands.common import saved_storage_options
 from softreg.errors import DataError, warn
 from softreg.io.dataset import Dataset
 from softreg.io.delimited import CHUNK_ROWS
 from softreg.io.delimited_numbers import NotNumeric
 from softreg.io.kinds import check_file, source_kind
+from softreg.io.remote import is_url, storage_options
 from softreg.io.sources import align_features
 from softreg.io.stream import ReadOptions, RowChunk, Rows, open_rows
 from softreg.model import Model
@@ -76,27 +78,28 @@ def prediction_stream(
 
     ``header`` overrides the model's (None: as in training, else the header rule).
     ``chunk_rows`` (None: from the run's ``data.memory_budget``, `softreg.cache.budget.read_chunk_rows`)
-    bounds the rows parsed at a time.
+    bounds the rows parsed at a time. A URL opens with the run's ``data.storage_options``.
     """
-    model = rundir.load_model(run_dir)
-    source = str(input_path)
-    kind = source_kind(source)
-    if kind not in ("delimited", "parquet"):
-        with _stream(model, source, source, CHUNK_ROWS, header) as stream:
-            yield stream  # read whole, predicted before the first line is written
-        return
-    if chunk_rows is None:
-        chunk_rows = budget.read_chunk_rows(budget.run_budget(run_dir), len(model.input_names) + 2, CHUNK_ROWS)
-    if kind == "parquet":
-        if not os.path.isdir(source):
-            check_file(source, Path(source))  # as load_source does: a pipe named .parquet is refused, not read
-        with _checked_stream(model, source, source, chunk_rows, header, validate) as stream:
+    with storage_options(saved_storage_options(run_dir)):
+        model = rundir.load_model(run_dir)
+        source = str(input_path)
+        kind = source_kind(source)
+        if kind not in ("delimited", "parquet"):
+            with _stream(model, source, source, CHUNK_ROWS, header) as stream:
+                yield stream  # read whole, predicted before the first line is written
+            return
+        if chunk_rows is None:
+            chunk_rows = budget.read_chunk_rows(budget.run_budget(run_dir), len(model.input_names) + 2, CHUNK_ROWS)
+        if kind == "parquet":
+            if not os.path.isdir(source):
+                check_file(source, Path(source))  # as load_source does: a pipe named .parquet is refused, not read
+            with _checked_stream(model, source, source, chunk_rows, header, validate) as stream:
+                yield stream
+            return
+        with _seekable(source, spool=validate) as path, _checked_stream(
+            model, path, source, chunk_rows, header, validate
+        ) as stream:
             yield stream
-        return
-    with _seekable(source, spool=validate) as path, _checked_stream(
-        model, path, source, chunk_rows, header, validate
-    ) as stream:
-        yield stream
 
 
 @contextmanager
@@ -125,6 +128,9 @@ def _seekable(source: str, spool: bool = True) -> Iterator[str]:
     """A path to read (twice if need be): the file itself, or standard input, spooled to a
     temporary file when ``spool``."""
     if source == "-" and not spool:
+        yield source
+        return
+    if is_url(source):  # read again from its store
         yield source
         return
     if source != "-":

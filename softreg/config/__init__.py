@@ -32,6 +32,7 @@ from softreg.config.suggest import did_you_mean, key_suggestion
 from softreg.config.yaml_io import apply_overrides, parse_override, read_yaml
 from softreg.errors import ConfigError
 from softreg.io.kinds import BUILTIN_PREFIX, BUILTINS
+from softreg.io.remote import is_url
 from softreg.losses import SPHERICAL_START
 from softreg.train.settings import automatic_choices
 
@@ -61,7 +62,7 @@ __all__ = [
 
 
 def _resolve_path(value: str | None, base_dir: str | os.PathLike[str]) -> str | None:
-    if value is None or value.startswith(BUILTIN_PREFIX):
+    if value is None or value.startswith(BUILTIN_PREFIX) or is_url(value):
         return value
     expanded = Path(os.path.expanduser(value))
     return str(expanded if expanded.is_absolute() else (Path(base_dir) / expanded).resolve())

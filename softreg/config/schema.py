@@ -27,6 +27,7 @@ from softreg.config.rules import (
     optional,
     plots,
     scheduler_address,
+    storage_options,
     text,
 )
 from softreg.config.sections import ENGINES
@@ -81,6 +82,13 @@ SCHEMA: dict[str, Spec | dict[str, Spec]] = {
             "bytes of memory for the data, an integer or a size such as 512MB (null: half the available memory); "
             "train goes through a cache beside the run when the data do not fit, evaluate and predict read chunks "
             "that fit",
+        ),
+        "storage_options": (
+            None,
+            storage_options,
+            "for a data.source (or data.test) given as a URL (s3://, gs://, abfs://, https://, file://): options "
+            "passed to its fsspec filesystem, e.g. {endpoint_url: http://127.0.0.1:9000} or {anon: true}; "
+            "credentials come from the environment, never from here",
         ),
         "shards": (
             1,

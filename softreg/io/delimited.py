@@ -6,6 +6,7 @@ the file and, where it applies, the line and column.
 
 from __future__ import annotations
 
+import codecs
 import collections
 import csv
 import io
@@ -20,6 +21,7 @@ from typing import TextIO, TypeAlias
 import numpy as np
 
 from softreg.errors import DataError, warn
+from softreg.io import remote
 from softreg.io.cells import MISSING_TOKENS, is_number
 from softreg.io.dataset import Dataset, generated_names, shown_names
 from softreg.io.selection import Selection
@@ -98,10 +100,14 @@ def looks_like_header(first: Sequence[str], below: Sequence[Sequence[str]]) -> b
 
 
 def _open_text(path: str | PathLike[str], encoding: str) -> TextIO:
-    """The file as text (``-``: standard input); a UTF-8 byte-order mark is skipped."""
+    """The file as text (``-``: standard input; a URL through `softreg.io.remote`); a UTF-8
+    byte-order mark is skipped."""
     if str(path) == "-":
         return io.TextIOWrapper(sys.stdin.buffer, encoding=python_encoding(encoding), newline="")
     try:
+        if remote.is_url(path):
+            codecs.lookup(python_encoding(encoding))  # an unknown encoding refused before the file is opened
+            return io.TextIOWrapper(remote.open_binary(str(path)), encoding=python_encoding(encoding), newline="")
         return open(path, encoding=python_encoding(encoding), newline="")
     except LookupError:
         raise DataError(f"{path}: unknown data.encoding {encoding!r} (e.g. utf-8, latin-1, cp1252)") from None

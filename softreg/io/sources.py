@@ -12,6 +12,7 @@ from typing import cast
 import scipy.sparse as sp
 
 from softreg.errors import DataError
+from softreg.io import remote
 from softreg.io.arrays import load_numbers, load_parquet
 from softreg.io.builtin import load_builtin
 from softreg.io.dataset import Dataset, shown_names
@@ -52,11 +53,13 @@ def load_source(
         return _select(load_builtin(source[len(BUILTIN_PREFIX):]), selection)
     path = Path(source)
     if kind == "parquet":
-        if not os.path.isdir(path):
+        if not os.path.isdir(path) and not remote.is_url(source):  # a URL's files are checked as they are listed
             check_file(source, path)
         return load_parquet(source, selection)
     if source != "-":
         check_file(source, path)
+    if remote.is_url(source):
+        return _load_url(source, selection, delimiter or default_delimiter(source), header, encoding, as_numbers)
     if kind == "npz":
         return _select(load_npz(path), selection)
     if kind == "svmlight":
@@ -68,6 +71,18 @@ def load_source(
         except NotNumeric:
             pass  # read as text cells, whose errors name the line and column
     return load_delimited(path if source != "-" else "-", selection, delimiter, header, encoding)
+
+
+def _load_url(
+    source: str, selection: Selection, delimiter: str | None, header: bool | None, encoding: str, as_numbers: bool
+) -> Dataset:
+    """Delimited text named by URL, read as `load_source` reads a local file."""
+    if as_numbers:
+        try:
+            return load_numbers(source, selection, delimiter, header, encoding)
+        except NotNumeric:
+            pass
+    return load_delimited(source, selection, delimiter, header, encoding)
 
 
 def _select(dataset: Dataset, selection: Selection) -> Dataset:
