@@ -219,6 +219,20 @@ def test_a_credential_in_storage_options_is_refused(tmp_path):
     assert "data.storage_options" in stderr and "'secret' is a credential" in stderr and "abc" not in stderr
 
 
+def test_an_https_url_with_a_signature_trains_the_local_model(server, local_run, tmp_path):
+    """A presigned http:// URL (its query names no format) trains the model of the local file; one that
+    does not answer is one line (fsspec's HTTP filesystem reports any refusal as not found)."""
+    import fsspec
+
+    fs = fsspec.filesystem("s3", endpoint_url=server, key="testing", secret=SECRET, skip_instance_cache=True)
+    url = fs.url(f"{BUCKET}/iris.csv", expires=3600)
+    assert url.startswith("http://127.0.0.1") and "?" in url
+    run = trained(tmp_path, "http", url, None)
+    assert (run / "model.npz").read_bytes() == (local_run / "model.npz").read_bytes()
+    code, _, stderr = softreg("predict", "--run", run, "--input", url.replace("iris.csv", "other.csv"))
+    assert code == 2 and stderr.rstrip().endswith(": not found") and len(stderr.splitlines()) == 1
+
+
 def test_a_url_is_told_by_its_name_less_the_compression():
     """s3://b/t.tsv.gz is tab-delimited text; a local path keeps its own suffix, as before."""
     assert remote.is_url("s3://b/t.csv") and remote.is_url("file:///tmp/t.csv") and not remote.is_url("/tmp/t.csv")

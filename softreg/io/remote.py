@@ -111,6 +111,8 @@ def failures(url: str) -> Iterator[None]:
         raise DataError(f"{url}: access denied (check the credentials in the environment)") from None
     except IsADirectoryError:
         raise DataError(f"{url}: is a directory, expected a data file") from None
+    except TypeError as error:  # an option the filesystem has no parameter for
+        raise DataError(f"{url}: data.storage_options do not fit its filesystem ({error})") from None
     except _remote_errors() as error:
         raise DataError(f"{url}: {_described(error)}") from None
 
@@ -137,6 +139,10 @@ def _remote_errors() -> tuple[type[BaseException], ...]:
 def _described(error: BaseException) -> str:
     """One line for a remote failure: no credentials, unreachable, or its class and errno."""
     name = type(error).__name__
+    if getattr(error, "status", None) in (401, 403):  # an HTTP server's refusal
+        return "access denied (check the credentials in the environment, or the URL's signature)"
+    if getattr(error, "status", None) == 404:
+        return "not found"
     if "Credentials" in name or "Credential" in name:
         return "no credentials found (set them in the environment, e.g. AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)"
     if "Connect" in name or "Timeout" in name or isinstance(error, (ConnectionError, TimeoutError)):
