@@ -234,7 +234,8 @@ def evaluate(
 @click.option(
     "--input", "input_path", required=True, type=click.Path(allow_dash=True),
     help="File with the model's feature columns: CSV/TSV (- for standard input), a Parquet file or folder, "
-    "svmlight or .npz. Text and Parquet are read a chunk at a time (sized by the run's data.memory_budget).",
+    "svmlight or .npz; or a URL (s3://, https://, ...) of CSV/TSV or Parquet. Text and Parquet are read a "
+    "chunk at a time (sized by the run's data.memory_budget).",
 )
 @click.option("--output", type=click.Path(dir_okay=False), help="File to write, CSV (TSV for .tsv); default stdout.")
 @click.option(

@@ -37,7 +37,8 @@ from softreg.train.settings import AUTO, CERTIFIED_EPOCHS, UNCERTIFIED_EPOCHS
 
 SCHEMA: dict[str, Spec | dict[str, Spec]] = {
     "data": {
-        "source": (REQUIRED, text, "builtin:iris|digits|wine|breast_cancer, or a .csv/.tsv/.npz/svmlight path"),
+        "source": (REQUIRED, text, "builtin:iris|digits|wine|breast_cancer, a .csv/.tsv/.npz/svmlight/Parquet path, "
+                   "or a URL (s3://, gs://, abfs://, https://, file://) of delimited text or Parquet"),
         "label": (None, optional(column_ref), "label column name or 0-based index (default: the last column)"),
         "test": (0.2, fraction_or_path, "test fraction in [0, 1), or a path to a separate labelled file"),
         "val": (0.1, number(0.0, 1.0, max_open=True), "validation fraction of the training part (0 disables)"),
