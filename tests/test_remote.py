@@ -233,6 +233,12 @@ def test_an_https_url_with_a_signature_trains_the_local_model(server, local_run,
     assert code == 2 and stderr.rstrip().endswith(": not found") and len(stderr.splitlines()) == 1
 
 
+def test_a_url_with_a_password_is_refused_without_repeating_it(tmp_path):
+    """data.source https://user:password@host/...: a config error that does not print the password."""
+    stderr = _refused(tmp_path, "https://user:hunter2@example.invalid/iris.csv", None)
+    assert "data.source holds a password" in stderr and "hunter2" not in stderr
+
+
 def test_a_url_is_told_by_its_name_less_the_compression():
     """s3://b/t.tsv.gz is tab-delimited text; a local path keeps its own suffix, as before."""
     assert remote.is_url("s3://b/t.csv") and remote.is_url("file:///tmp/t.csv") and not remote.is_url("/tmp/t.csv")

@@ -80,26 +80,36 @@ def prediction_stream(
     ``chunk_rows`` (None: from the run's ``data.memory_budget``, `softreg.cache.budget.read_chunk_rows`)
     bounds the rows parsed at a time. A URL opens with the run's ``data.storage_options``.
     """
-    with storage_options(saved_storage_options(run_dir)):
-        model = rundir.load_model(run_dir)
-        source = str(input_path)
-        kind = source_kind(source)
-        if kind not in ("delimited", "parquet"):
-            with _stream(model, source, source, CHUNK_ROWS, header) as stream:
-                yield stream  # read whole, predicted before the first line is written
-            return
-        if chunk_rows is None:
-            chunk_rows = budget.read_chunk_rows(budget.run_budget(run_dir), len(model.input_names) + 2, CHUNK_ROWS)
-        if kind == "parquet":
-            if not os.path.isdir(source):
-                check_file(source, Path(source))  # as load_source does: a pipe named .parquet is refused, not read
-            with _checked_stream(model, source, source, chunk_rows, header, validate) as stream:
-                yield stream
-            return
-        with _seekable(source, spool=validate) as path, _checked_stream(
-            model, path, source, chunk_rows, header, validate
-        ) as stream:
+    with storage_options(saved_storage_options(run_dir)), _prediction_stream(
+        run_dir, input_path, chunk_rows, header, validate
+    ) as stream:
+        yield stream
+
+
+@contextmanager
+def _prediction_stream(
+    run_dir: str | PathLike[str], input_path: str | PathLike[str], chunk_rows: int | None, header: bool | None,
+    validate: bool,
+) -> Iterator[PredictionStream]:
+    model = rundir.load_model(run_dir)
+    source = str(input_path)
+    kind = source_kind(source)
+    if kind not in ("delimited", "parquet"):
+        with _stream(model, source, source, CHUNK_ROWS, header) as stream:
+            yield stream  # read whole, predicted before the first line is written
+        return
+    if chunk_rows is None:
+        chunk_rows = budget.read_chunk_rows(budget.run_budget(run_dir), len(model.input_names) + 2, CHUNK_ROWS)
+    if kind == "parquet":
+        if not os.path.isdir(source):
+            check_file(source, Path(source))  # as load_source does: a pipe named .parquet is refused, not read
+        with _checked_stream(model, source, source, chunk_rows, header, validate) as stream:
             yield stream
+        return
+    with _seekable(source, spool=validate) as path, _checked_stream(
+        model, path, source, chunk_rows, header, validate
+    ) as stream:
+        yield stream
 
 
 @contextmanager

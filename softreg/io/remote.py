@@ -17,6 +17,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import IO, Any
+from urllib.parse import urlsplit
 
 from softreg.errors import DataError
 
@@ -40,11 +41,11 @@ def is_url(source: object) -> bool:
 def plain_name(source: str) -> str:
     """The name that tells a source's format: less a compression suffix (``t.csv.gz``: ``t.csv``)
     and, for a URL, less its query (``?versionId=...``)."""
-    name = source.split("?", 1)[0] if is_url(source) else source
-    for suffix in COMPRESSIONS:
-        if is_url(source) and name.lower().endswith(suffix):
-            return name[: -len(suffix)]
-    return name
+    if not is_url(source):
+        return source
+    name = source.split("?", 1)[0]
+    suffix = next((suffix for suffix in COMPRESSIONS if name.lower().endswith(suffix)), "")
+    return name[: len(name) - len(suffix)]
 
 
 def compression(url: str) -> str | None:
@@ -61,6 +62,12 @@ def storage_options(options: Mapping[str, Any] | None) -> Iterator[None]:
         yield
     finally:
         _OPTIONS.reset(token)
+
+
+def check_url(url: str) -> None:
+    """A ValueError when ``url`` carries a password (``https://user:password@host/...``)."""
+    if is_url(url) and urlsplit(url).password is not None:
+        raise ValueError("holds a password: credentials come from the environment, never from the config")
 
 
 def check_options(options: Mapping[str, Any]) -> None:
