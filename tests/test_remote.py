@@ -66,12 +66,15 @@ def server():
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     endpoint = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(100):
+        for _ in range(300):
             try:
                 urllib.request.urlopen(endpoint, timeout=1).close()
                 break
             except OSError:
+                assert process.poll() is None, "moto_server exited on start"
                 time.sleep(0.1)
+        else:
+            raise AssertionError(f"moto_server did not answer on {endpoint} within 30 s")
         fs = fsspec.filesystem("s3", endpoint_url=endpoint, key="testing", secret=SECRET, skip_instance_cache=True)
         fs.mkdir(BUCKET)
         data = IRIS.read_bytes()

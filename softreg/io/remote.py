@@ -29,6 +29,7 @@ CREDENTIAL_KEYS = (  # storage options that carry a secret: they belong in the e
 )
 EXTRAS = {"s3": "s3", "s3a": "s3", "gs": "gcs", "gcs": "gcs", "abfs": "azure", "az": "azure", "abfss": "azure"}
 
+_MISSING_BUCKET = re.compile(r"bucket does not exist|NoSuchBucket|ContainerNotFound", re.IGNORECASE)
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 _OPTIONS: ContextVar[Mapping[str, Any] | None] = ContextVar("storage_options", default=None)
 
@@ -90,6 +91,8 @@ def filesystem(url: str) -> tuple[Any, str]:
         return fsspec.core.url_to_fs(url, **(_OPTIONS.get() or {}))
     except ImportError:
         raise DataError(f"{url}: reading this URL needs its filesystem: {install_hint(url)}") from None
+    except TypeError as error:  # an option the filesystem has no parameter for
+        raise DataError(f"{url}: data.storage_options do not fit its filesystem ({error})") from None
     except ValueError as error:  # an unknown protocol
         raise DataError(f"{url}: cannot be read ({error})") from None
 
@@ -100,19 +103,20 @@ def install_hint(url: str) -> str:
     extra = EXTRAS.get(protocol)
     if extra == "s3":
         return "pip install 'softreg[s3]' (from a clone of the repository: pip install '.[s3]')"
-    package = {"gcs": "gcsfs", "azure": "adlfs"}.get(extra or "", "the fsspec filesystem for " + protocol)
-    return f"pip install {package}"
+    packages = {"gcs": "gcsfs", "azure": "adlfs", "http": "fsspec aiohttp", "https": "fsspec aiohttp"}
+    return f"pip install {packages.get(extra or protocol, 'fsspec')}"
 
 
 @contextmanager
 def failures(url: str) -> Iterator[None]:
-    """Within the block, what a filesystem raises about ``url`` is a one-line DataError: not found,
-    access denied, no credentials, unreachable (the filesystem's own words for the last, never a
-    credential: only its exception's class names what went wrong with those)."""
+    """Within the block, what a filesystem raises about ``url`` is a one-line DataError: not found
+    (a bucket, or a key), access denied, no credentials, unreachable, storage options it does not
+    take; otherwise the exception's class, never its text (which may quote a request's headers)."""
     try:
         yield
     except FileNotFoundError as error:
-        what = "bucket or container not found" if "bucket" in str(error).lower() else "not found"
+        missing_bucket = _MISSING_BUCKET.search(str(error)) is not None
+        what = "bucket or container not found" if missing_bucket else "not found"
         raise DataError(f"{url}: {what}") from None
     except PermissionError:
         raise DataError(f"{url}: access denied (check the credentials in the environment)") from None
