@@ -13,7 +13,7 @@ from sklearn.datasets import dump_svmlight_file, load_iris
 from sklearn.impute import SimpleImputer
 
 from softreg.cli import main
-from softreg.io.delimited import looks_like_header
+from softreg.io.header import looks_like_header
 from softreg.prepare.columns import MISSING_HINT
 
 

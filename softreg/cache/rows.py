@@ -246,8 +246,9 @@ class Manifest:
 
 def cache_options(config: Config) -> dict[str, Any]:
     """The settings that decide a cache's content: the data options, the dtype and the seed (not
-    where the cache is, the memory budget, nor ``data.shards``, which is the batch plan's)."""
-    skipped = ("cache", "memory_budget", "shards")
+    where the cache is, the memory budget, ``data.shards``, which is the batch plan's, nor
+    ``data.storage_options``, how a URL is reached)."""
+    skipped = ("cache", "memory_budget", "shards", "storage_options")
     data = {key: value for key, value in vars(config.data).items() if key not in skipped}
     return {"data": data, "dtype": config.model.dtype, "seed": config.seed}
 

@@ -148,9 +148,11 @@ def ingest(config_path: str, cache_dir: str | None, overrides: tuple[str, ...], 
     from softreg.cache import fingerprint
     from softreg.commands.ingest import RowProgress, ingest_run, ingest_summary
     from softreg.config import load_config
+    from softreg.io.remote import storage_options
 
     config = load_config(config_path, overrides)
-    size = fingerprint(config.data.source).get("size") if config.data.source != "-" else None
+    with storage_options(config.data.storage_options):
+        size = fingerprint(config.data.source).get("size") if config.data.source != "-" else None
     progress = None if quiet else RowProgress(lambda line: click.echo(line, err=True), total_bytes=size)
     outcome = ingest_run(config, cache_dir, progress)
     if as_json:
@@ -232,7 +234,8 @@ def evaluate(
 @click.option(
     "--input", "input_path", required=True, type=click.Path(allow_dash=True),
     help="File with the model's feature columns: CSV/TSV (- for standard input), a Parquet file or folder, "
-    "svmlight or .npz. Text and Parquet are read a chunk at a time (sized by the run's data.memory_budget).",
+    "svmlight or .npz; or a URL (s3://, https://, ...) of CSV/TSV or Parquet. Text and Parquet are read a "
+    "chunk at a time (sized by the run's data.memory_budget).",
 )
 @click.option("--output", type=click.Path(dir_okay=False), help="File to write, CSV (TSV for .tsv); default stdout.")
 @click.option(

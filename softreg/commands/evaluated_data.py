@@ -15,11 +15,13 @@ import numpy as np
 
 from softreg import rundir
 from softreg.cache import budget
+from softreg.commands.common import saved_storage_options
 from softreg.errors import DataError, warn
 from softreg.io.cells import label_policy, unlabelled_note
 from softreg.io.delimited import CHUNK_ROWS, hint_label_first, typed_labels
 from softreg.io.delimited_numbers import NotNumeric
 from softreg.io.kinds import check_file, default_delimiter, source_kind
+from softreg.io.remote import storage_options
 from softreg.io.selection import Selection
 from softreg.io.sources import align_features
 from softreg.io.stream import ReadOptions, RowChunk, Rows, column_names, open_rows
@@ -39,14 +41,15 @@ def evaluated_chunks(
     """The evaluated rows in chunks, and a description of them: delimited text and Parquet
     streamed, the saved test split and other sources (.npz, svmlight, builtin) in one piece.
     Whatever can be refused before the first row (a missing file, missing columns) is refused
-    on entry."""
-    kind = None if data is None else source_kind(data)
-    if data is not None and kind in ("delimited", "parquet"):
-        with _streamed_chunks(run_dir, model, data, kind, label, header, chunk_rows) as chunks:
-            yield chunks, data
-        return
-    X_raw, y, source = _evaluated_data(run_dir, model, data, label)
-    yield iter([(X_raw, y)]), source
+    on entry. A URL opens with the run's ``data.storage_options``."""
+    with storage_options(saved_storage_options(run_dir)):
+        kind = None if data is None else source_kind(data)
+        if data is not None and kind in ("delimited", "parquet"):
+            with _streamed_chunks(run_dir, model, data, kind, label, header, chunk_rows) as chunks:
+                yield chunks, data
+            return
+        X_raw, y, source = _evaluated_data(run_dir, model, data, label)
+        yield iter([(X_raw, y)]), source
 
 
 @contextmanager

@@ -14,6 +14,7 @@ from softreg.cache.manifest import problem
 from softreg.cache.staging import remove_abandoned
 from softreg.config import Config
 from softreg.errors import UsageError
+from softreg.io.remote import storage_options
 
 
 @dataclass
@@ -34,6 +35,13 @@ def ingest_run(
     if directory is None:
         raise UsageError("give --cache DIR, or set data.cache in the config")
     config = dataclasses.replace(config, data=dataclasses.replace(config.data, cache=str(Path(directory))))
+    with storage_options(config.data.storage_options):
+        return _ingest(config, directory, on_rows)
+
+
+def _ingest(
+    config: Config, directory: str | PathLike[str], on_rows: Callable[[int, int | None], None] | None
+) -> IngestOutcome:
     start = time.perf_counter()
     remove_abandoned(Path(directory).resolve().parent)  # what killed ingests left there, up to date or not
     existing = read_manifest(directory)

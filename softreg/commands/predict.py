@@ -27,11 +27,13 @@ import numpy as np
 
 from softreg import rundir
 from softreg.cache import budget
+from softreg.commands.common import saved_storage_options
 from softreg.errors import DataError, warn
 from softreg.io.dataset import Dataset
 from softreg.io.delimited import CHUNK_ROWS
 from softreg.io.delimited_numbers import NotNumeric
 from softreg.io.kinds import check_file, source_kind
+from softreg.io.remote import is_url, storage_options
 from softreg.io.sources import align_features
 from softreg.io.stream import ReadOptions, RowChunk, Rows, open_rows
 from softreg.model import Model
@@ -76,8 +78,19 @@ def prediction_stream(
 
     ``header`` overrides the model's (None: as in training, else the header rule).
     ``chunk_rows`` (None: from the run's ``data.memory_budget``, `softreg.cache.budget.read_chunk_rows`)
-    bounds the rows parsed at a time.
+    bounds the rows parsed at a time. A URL opens with the run's ``data.storage_options``.
     """
+    with storage_options(saved_storage_options(run_dir)), _prediction_stream(
+        run_dir, input_path, chunk_rows, header, validate
+    ) as stream:
+        yield stream
+
+
+@contextmanager
+def _prediction_stream(
+    run_dir: str | PathLike[str], input_path: str | PathLike[str], chunk_rows: int | None, header: bool | None,
+    validate: bool,
+) -> Iterator[PredictionStream]:
     model = rundir.load_model(run_dir)
     source = str(input_path)
     kind = source_kind(source)
@@ -125,6 +138,9 @@ def _seekable(source: str, spool: bool = True) -> Iterator[str]:
     """A path to read (twice if need be): the file itself, or standard input, spooled to a
     temporary file when ``spool``."""
     if source == "-" and not spool:
+        yield source
+        return
+    if is_url(source):  # read again from its store
         yield source
         return
     if source != "-":

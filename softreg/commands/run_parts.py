@@ -19,6 +19,7 @@ from softreg.config import Config, read_yaml, resolve
 from softreg.errors import DataError, RunDirError, UsageError
 from softreg.evaluate import classification_metrics
 from softreg.io.delimited import CHUNK_ROWS
+from softreg.io.remote import storage_options
 from softreg.model import Model
 from softreg.prepare.data import Prepared, prepare, random_streams
 from softreg.softmax import penalty, penalty_gradient
@@ -34,10 +35,11 @@ def rebuild_parts(run_dir: str | PathLike[str], model: Model, flag: str) -> tupl
     if not path.exists():
         raise RunDirError(f"{path}: missing; {flag} needs the run's config to rebuild its data splits")
     config = resolve(read_yaml(path), origin=str(path))
-    if config.data.cache is not None:
-        prepared = _cached_in_float64(config)
-    else:
-        prepared = as_trained(prepare(config.data, np.dtype(np.float64), random_streams(config.seed).split), model)
+    with storage_options(config.data.storage_options):
+        if config.data.cache is not None:
+            prepared = _cached_in_float64(config)
+        else:
+            prepared = as_trained(prepare(config.data, np.dtype(np.float64), random_streams(config.seed).split), model)
     same = [str(label) for label in prepared.classes] == [str(label) for label in model.classes] and np.allclose(
         prepared.feature_mean, model.feature_mean
     ) and np.allclose(prepared.feature_scale, model.feature_scale)

@@ -32,6 +32,7 @@ from softreg.config.suggest import did_you_mean, key_suggestion
 from softreg.config.yaml_io import apply_overrides, parse_override, read_yaml
 from softreg.errors import ConfigError
 from softreg.io.kinds import BUILTIN_PREFIX, BUILTINS
+from softreg.io.remote import check_url, is_url
 from softreg.losses import SPHERICAL_START
 from softreg.train.settings import automatic_choices
 
@@ -61,7 +62,7 @@ __all__ = [
 
 
 def _resolve_path(value: str | None, base_dir: str | os.PathLike[str]) -> str | None:
-    if value is None or value.startswith(BUILTIN_PREFIX):
+    if value is None or value.startswith(BUILTIN_PREFIX) or is_url(value):
         return value
     expanded = Path(os.path.expanduser(value))
     return str(expanded if expanded.is_absolute() else (Path(base_dir) / expanded).resolve())
@@ -125,6 +126,7 @@ def resolve(
     data = resolved["data"]
     for key in ("source", "test", "cache"):
         if isinstance(data[key], str):
+            _check_url(origin, f"data.{key}", data[key])
             base = "." if f"data.{key}" in from_command_line else base_dir
             data[key] = _resolve_path(data[key], base)
     _check_builtin(origin, data["source"])
@@ -197,6 +199,14 @@ def _check(origin: str, dotted: str, value: object, spec: Spec) -> Any:
         return rule(value)
     except ValueError as error:
         raise ConfigError(f"{origin}: {dotted} {error}") from None
+
+
+def _check_url(origin: str, key: str, value: str) -> None:
+    """A URL with a password is refused (without repeating it): it would be saved with the run."""
+    try:
+        check_url(value)
+    except ValueError as error:
+        raise ConfigError(f"{origin}: {key} {error}") from None
 
 
 def _check_builtin(origin: str, source: str) -> None:

@@ -9,6 +9,7 @@ from typing import Any, TypeAlias
 
 from softreg.config.suggest import did_you_mean
 from softreg.io.cells import is_number
+from softreg.io.remote import check_options
 from softreg.losses import NORMALIZERS, SUM_REFUSED
 from softreg.train import AUTO
 
@@ -257,6 +258,16 @@ def normalizer(value: Any) -> str:
     if value == "sum":
         raise ValueError(SUM_REFUSED)
     return choice(*NORMALIZERS)(value)
+
+
+def storage_options(value: object) -> dict[str, Any] | None:
+    """``null``, or a mapping of fsspec storage options with text keys and none that holds a credential."""
+    if value is None:
+        return None
+    if not isinstance(value, dict) or not all(isinstance(key, str) and key for key in value):
+        raise ValueError(f"must be a mapping of option names to values, got {_describe(value)}")
+    check_options(value)
+    return dict(value)
 
 
 EARLY_STOPPING_RULES: dict[str, tuple[object, Rule]] = {

@@ -27,6 +27,7 @@ from softreg.config.rules import (
     optional,
     plots,
     scheduler_address,
+    storage_options,
     text,
 )
 from softreg.config.sections import ENGINES
@@ -36,7 +37,8 @@ from softreg.train.settings import AUTO, CERTIFIED_EPOCHS, UNCERTIFIED_EPOCHS
 
 SCHEMA: dict[str, Spec | dict[str, Spec]] = {
     "data": {
-        "source": (REQUIRED, text, "builtin:iris|digits|wine|breast_cancer, or a .csv/.tsv/.npz/svmlight path"),
+        "source": (REQUIRED, text, "builtin:iris|digits|wine|breast_cancer, a .csv/.tsv/.npz/svmlight/Parquet path, "
+                   "or a URL (s3://, gs://, abfs://, https://, file://) of delimited text or Parquet"),
         "label": (None, optional(column_ref), "label column name or 0-based index (default: the last column)"),
         "test": (0.2, fraction_or_path, "test fraction in [0, 1), or a path to a separate labelled file"),
         "val": (0.1, number(0.0, 1.0, max_open=True), "validation fraction of the training part (0 disables)"),
@@ -81,6 +83,13 @@ SCHEMA: dict[str, Spec | dict[str, Spec]] = {
             "bytes of memory for the data, an integer or a size such as 512MB (null: half the available memory); "
             "train goes through a cache beside the run when the data do not fit, evaluate and predict read chunks "
             "that fit",
+        ),
+        "storage_options": (
+            None,
+            storage_options,
+            "for a data.source (or data.test) given as a URL (s3://, gs://, abfs://, https://, file://): options "
+            "passed to its fsspec filesystem, e.g. {endpoint_url: http://127.0.0.1:9000} or {anon: true}; "
+            "credentials come from the environment, never from here",
         ),
         "shards": (
             1,

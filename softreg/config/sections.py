@@ -30,6 +30,7 @@ class DataConfig:
     cache: str | None = None  # a directory of shuffled shards that training streams from
     memory_budget: int | None = None  # bytes
     shards: int = 1  # row ranges of the cached training part: fixes the batch plan of the sharded engine
+    storage_options: dict[str, Any] | None = None  # passed to fsspec for a source named by URL
 
 
 @dataclass(frozen=True)
@@ -99,4 +100,6 @@ class Config:
     def to_dict(self) -> dict[str, Any]:
         """The resolved config as plain YAML-able data (the form saved with a run)."""
         sections = {name: vars(getattr(self, name)).copy() for name in ("data", "model", "optim", "output")}
+        if self.data.storage_options is None:  # saved only when set: a run from a path saves what it always did
+            del sections["data"]["storage_options"]
         return {**sections, "engine": vars(self.engine).copy(), "seed": self.seed}

@@ -12,6 +12,7 @@ from os import PathLike
 import numpy as np
 
 from softreg.errors import DataError
+from softreg.io import remote
 from softreg.io.dataset import Dataset
 from softreg.io.delimited import typed_labels
 from softreg.io.delimited_numbers import CHUNK_ROWS, NotNumeric
@@ -43,7 +44,7 @@ def load_numbers(
         with open_rows(str(path), selection or Selection(), options, CHUNK_ROWS) as rows:
             if not rows.numbers:
                 raise NotNumeric
-            size = os.stat(path).st_size
+            size = remote.size(str(path)) if remote.is_url(path) else os.stat(path).st_size
             X = np.empty((0, len(rows.features)))
             codes = np.empty(0, dtype=np.intp)
             texts: dict[str, int] = {}  # each distinct label and its index

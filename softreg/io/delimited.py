@@ -6,6 +6,7 @@ the file and, where it applies, the line and column.
 
 from __future__ import annotations
 
+import codecs
 import collections
 import csv
 import io
@@ -20,26 +21,16 @@ from typing import TextIO, TypeAlias
 import numpy as np
 
 from softreg.errors import DataError, warn
-from softreg.io.cells import MISSING_TOKENS, is_number, missing_label_error
+from softreg.io import remote
+from softreg.io.cells import is_number, missing_label_error
 from softreg.io.cells import missing_labels as missing_labels_of
 from softreg.io.dataset import Dataset, generated_names, shown_names
+from softreg.io.header import HEADER_LOOKAHEAD, is_missing, looks_like_header, sniff_delimiter
 from softreg.io.selection import Selection
 
 CHUNK_ROWS = 65536
 
 Chunk: TypeAlias = tuple[list[list[str]], list[int]]  # rows of cells, and the file line of each
-
-
-def sniff_delimiter(first_line: str) -> str:
-    """The most frequent of ``, ; TAB |`` in the header line (comma when none occurs)."""
-    counts = {candidate: first_line.count(candidate) for candidate in (",", ";", "\t", "|")}
-    best = max(counts, key=counts.__getitem__)
-    return best if counts[best] > 0 else ","
-
-
-def is_missing(cell: str) -> bool:
-    """Whether a cell is one of the missing-value tokens (empty, NA, NaN, null, ?, ...)."""
-    return cell.strip().lower() in MISSING_TOKENS
 
 
 def _data_rows(
@@ -61,48 +52,15 @@ def _data_rows(
         ) from None
 
 
-HEADER_LOOKAHEAD = 100  # rows below the first that decide whether it is a header
-
-
-def looks_like_header(first: Sequence[str], below: Sequence[Sequence[str]]) -> bool:
-    """Whether ``first`` is a header row, from the columns below it:
-
-    - a text cell (not a number, not missing) over a numeric column, or over text of one
-      length other than its own (as `csv.Sniffer.has_header` compares lengths), says header;
-    - otherwise a number over a numeric column says data (a headerless file whose rows carry
-      text labels reads as data);
-    - with neither, the first row is a header unless all its cells are numbers.
-
-    A header whose names are all numbers cannot be told from data (set ``data.header: true``).
-    """
-    if not below:
-        return not all(is_number(cell) for cell in first)
-    numbers_over_numbers = False
-    for index, cell in enumerate(first):
-        cell = cell.strip()
-        column = [row[index].strip() for row in below if index < len(row)]
-        present = [value for value in column if not is_missing(value)]
-        if not present or is_missing(cell):
-            continue
-        numeric_below = all(is_number(value) for value in present)
-        if is_number(cell):
-            numbers_over_numbers = numbers_over_numbers or numeric_below
-            continue
-        if numeric_below:
-            return True
-        lengths = {len(value) for value in present}
-        if len(lengths) == 1 and len(cell) not in lengths and not any(is_number(value) for value in present):
-            return True
-    if numbers_over_numbers:
-        return False
-    return not all(is_number(cell) for cell in first)
-
-
 def _open_text(path: str | PathLike[str], encoding: str) -> TextIO:
-    """The file as text (``-``: standard input); a UTF-8 byte-order mark is skipped."""
+    """The file as text (``-``: standard input; a URL through `softreg.io.remote`); a UTF-8
+    byte-order mark is skipped."""
     if str(path) == "-":
         return io.TextIOWrapper(sys.stdin.buffer, encoding=python_encoding(encoding), newline="")
     try:
+        if remote.is_url(path):
+            codecs.lookup(python_encoding(encoding))  # an unknown encoding refused before the file is opened
+            return io.TextIOWrapper(remote.open_binary(str(path)), encoding=python_encoding(encoding), newline="")
         return open(path, encoding=python_encoding(encoding), newline="")
     except LookupError:
         raise DataError(f"{path}: unknown data.encoding {encoding!r} (e.g. utf-8, latin-1, cp1252)") from None

@@ -36,15 +36,11 @@ from typing import IO, Any, TypeVar
 import numpy as np
 
 from softreg.errors import DataError
+from softreg.io import remote
 from softreg.io.cells import missing_mask
 from softreg.io.dataset import generated_names
-from softreg.io.delimited import (
-    HEADER_LOOKAHEAD,
-    Chunk,
-    DelimitedText,
-    open_delimited,
-    python_encoding,
-)
+from softreg.io.delimited import Chunk, DelimitedText, open_delimited, python_encoding
+from softreg.io.header import HEADER_LOOKAHEAD
 from softreg.io.selection import ColumnChoice, Selection
 
 CHUNK_ROWS = 65536
@@ -184,7 +180,7 @@ def read_chunks(layout: Layout, chunk_rows: int = CHUNK_ROWS) -> Iterator[Numeri
     dtype: dict[str, Any] = {name: "category" for name in columns}
     dtype.update({columns[index]: np.float64 for index in layout.features})
     try:
-        with open(layout.path, "rb") as handle:
+        with remote.open_binary(layout.path) if remote.is_url(layout.path) else open(layout.path, "rb") as handle:
             _skip_head(handle, layout.skip_lines, layout.codec)
             reader = pd.read_csv(
                 handle, sep=layout.separator, header=None, names=columns, index_col=False,

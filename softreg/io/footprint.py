@@ -8,9 +8,10 @@ import csv
 import zipfile
 from pathlib import Path
 
-from softreg.io.delimited import sniff_delimiter
+from softreg.io.header import sniff_delimiter
 from softreg.io.kinds import BUILTIN_PREFIX, source_kind
 from softreg.io.npz import npz_shape
+from softreg.io.remote import is_url
 
 SNIFF_BYTES = 2**16  # the start of a delimited file read to estimate its rows
 
@@ -22,8 +23,10 @@ Shape = tuple[int, int, bool]  # rows, features, whether estimated
 
 def source_shape(source: str) -> Shape | None:
     """``(n_rows, n_features, estimated)`` of ``source``'s data (None when it cannot be told
-    before reading it: standard input, svmlight, Parquet, an unreadable file: then the loader
-    says what is wrong). For delimited text the features are the columns but the label."""
+    before reading it: standard input, svmlight, Parquet, a URL, an unreadable file: then the
+    loader says what is wrong). For delimited text the features are the columns but the label."""
+    if is_url(source):
+        return None
     kind = source_kind(source)
     if kind == "builtin":
         shape = BUILTIN_SHAPES.get(source[len(BUILTIN_PREFIX):])

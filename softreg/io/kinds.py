@@ -6,6 +6,9 @@
 - svmlight/libsvm text: a `SVMLIGHT_SUFFIXES` suffix, or a file whose suffix is not a
   delimited one (`DELIMITED_SUFFIXES`) and whose first lines look like svmlight;
 - anything else, standard input (``-``) included: delimited text (``.tsv``/``.tab`` default to tabs).
+
+A URL (`softreg.io.remote`) is told by its name alone, less a compression suffix (``.csv.gz``
+is delimited text), and a folder by a listing; its content is never sniffed.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import re
 from pathlib import Path
 
 from softreg.errors import DataError
+from softreg.io import remote
 
 BUILTIN_PREFIX = "builtin:"
 BUILTINS = ("iris", "digits", "wine", "breast_cancer")
@@ -35,24 +39,30 @@ def source_kind(source: str) -> str:
         return "delimited"
     if is_parquet(source):
         return "parquet"
-    suffix = Path(source).suffix.lower()
+    suffix = Path(remote.plain_name(source)).suffix.lower()
     if suffix == ".npz":
         return "npz"
     if suffix in SVMLIGHT_SUFFIXES:
         return "svmlight"
-    if suffix not in DELIMITED_SUFFIXES and looks_like_svmlight(Path(source)):
+    if suffix not in DELIMITED_SUFFIXES and not remote.is_url(source) and looks_like_svmlight(Path(source)):
         return "svmlight"
     return "delimited"
 
 
 def is_parquet(source: str) -> bool:
     """Whether a source names Parquet: a ``.parquet``/``.pq`` file, or a folder."""
-    return Path(source).suffix.lower() in PARQUET_SUFFIXES or os.path.isdir(source)  # False on any OSError
+    suffix = Path(remote.plain_name(source)).suffix.lower()
+    if suffix in PARQUET_SUFFIXES:
+        return True
+    if remote.is_url(source):  # a name with a file format's suffix is a file: the store is not asked
+        named = suffix in DELIMITED_SUFFIXES or suffix in SVMLIGHT_SUFFIXES or suffix == ".npz"
+        return not named and remote.compression(source) is None and remote.is_dir(source)
+    return os.path.isdir(source)  # False on any OSError
 
 
 def default_delimiter(source: str) -> str | None:
     """The delimiter a delimited source's suffix implies (a tab for ``.tsv``/``.tab``; None: sniffed)."""
-    return DELIMITED_SUFFIXES.get(Path(source).suffix.lower()) if source != "-" else None
+    return DELIMITED_SUFFIXES.get(Path(remote.plain_name(source)).suffix.lower()) if source != "-" else None
 
 
 def looks_like_svmlight(path: Path) -> bool:
@@ -70,7 +80,16 @@ def looks_like_svmlight(path: Path) -> bool:
 
 
 def check_file(source: str, path: Path) -> None:
-    """A readable regular file, or a DataError saying what it is instead."""
+    """A readable regular file, or a DataError saying what it is instead (a URL: a file its
+    store holds, of a kind read by URL)."""
+    if remote.is_url(source):
+        kind = source_kind(source)
+        if kind not in ("delimited", "parquet"):
+            raise DataError(f"{source}: {kind} is not read by URL (delimited text and Parquet are); "
+                            "copy it to a local file")
+        if not (kind == "parquet" and remote.is_dir(source)):  # a folder's files are checked as they are listed
+            remote.check_file(source)
+        return
     try:
         path.stat()
     except FileNotFoundError:

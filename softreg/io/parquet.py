@@ -17,9 +17,8 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -27,29 +26,14 @@ import numpy as np
 
 from softreg.errors import DataError
 from softreg.escape import visible
+from softreg.io import remote
 from softreg.io.cells import missing_label_error, missing_mask
 from softreg.io.dataset import shown_names
+from softreg.io.parquet_files import ParquetPath, RemoteFile, parquet_files
 from softreg.io.selection import ColumnChoice, Selection
 
 BATCH_ROWS = 65536
 INSTALL_HINT = "pip install 'softreg[parquet]' (from a clone of the repository: pip install '.[parquet]')"
-
-
-def parquet_files(source: str | os.PathLike[str]) -> list[Path]:
-    """The Parquet files of a source: itself, or a folder's ``*.parquet`` files sorted by name."""
-    path = Path(source)
-    if not os.path.isdir(path):
-        if not os.path.exists(path):
-            raise DataError(f"{source}: data file not found")
-        return [path]
-    files = sorted(
-        entry for entry in path.iterdir()
-        if entry.suffix.lower() == ".parquet" and entry.name[0] not in "._" and entry.is_file()
-    )
-    if not files:
-        raise DataError(f"{source}: a folder is read as Parquet, and this one holds no *.parquet files; "
-                        "give a data file, or a folder of Parquet files")
-    return files
 
 
 def _pyarrow(source: str | os.PathLike[str]) -> tuple[ModuleType, ModuleType, ModuleType]:
@@ -68,7 +52,7 @@ class ParquetLayout:
     """A Parquet source's files, their row counts, its columns and which are label, id and features."""
 
     source: str
-    files: list[Path]
+    files: Sequence[ParquetPath]
     rows: list[int]  # per file
     names: list[str]  # the data columns (a stored pandas index left out)
     target: int | None  # None: no label column (rows to predict)
@@ -128,16 +112,21 @@ def _reason(error: BaseException) -> str:
 
 
 @contextmanager
-def _opened(pa: ModuleType, pq: ModuleType, path: Path) -> Iterator[Any]:
+def _opened(pa: ModuleType, pq: ModuleType, path: ParquetPath) -> Iterator[Any]:
     """``pq.ParquetFile(path)``, closed after; a file pyarrow cannot open is a DataError naming it."""
-    try:
-        parquet_file = pq.ParquetFile(path)
-    except (pa.ArrowException, OSError) as error:
-        raise DataError(f"{path}: not a readable Parquet file ({_reason(error)})") from None
-    try:
-        yield parquet_file
-    finally:
-        parquet_file.close()
+    with ExitStack() as stack:
+        if isinstance(path, RemoteFile):
+            source: Any = stack.enter_context(remote.open_binary(path.url))
+        else:
+            source = path
+        try:
+            parquet_file = pq.ParquetFile(source)
+        except (pa.ArrowException, OSError) as error:
+            raise DataError(f"{path}: not a readable Parquet file ({_reason(error)})") from None
+        try:
+            yield parquet_file
+        finally:
+            parquet_file.close()
 
 
 def _data_columns(schema: Any) -> list[str]:
@@ -151,7 +140,7 @@ def _data_columns(schema: Any) -> list[str]:
     return [name for name in schema.names if name not in unnamed]
 
 
-def _check_numeric(pa: ModuleType, path: Path, schema: Any, feature_names: Sequence[str]) -> None:
+def _check_numeric(pa: ModuleType, path: ParquetPath, schema: Any, feature_names: Sequence[str]) -> None:
     types = pa.types
     for name in feature_names:
         kind = schema.field(name).type
@@ -212,7 +201,7 @@ def read_batches(
                 raise DataError(f"{path}: not a readable Parquet file ({_reason(error)})") from None
 
 
-def _batch(pa: ModuleType, pc: ModuleType, layout: ParquetLayout, batch: Any, path: Path, first_row: int,
+def _batch(pa: ModuleType, pc: ModuleType, layout: ParquetLayout, batch: Any, path: ParquetPath, first_row: int,
            refuse_missing: str | None) -> ParquetBatch:
     X = _features(pa, pc, layout, batch, path, first_row, refuse_missing)
     texts, codes = np.empty(0, dtype=str), np.empty(0, dtype=np.intp)
@@ -227,7 +216,7 @@ def _batch(pa: ModuleType, pc: ModuleType, layout: ParquetLayout, batch: Any, pa
     return ParquetBatch(X, texts, codes, ids)
 
 
-def _labelled(batch: ParquetBatch, path: Path, first_row: int, layout: ParquetLayout,
+def _labelled(batch: ParquetBatch, path: ParquetPath, first_row: int, layout: ParquetLayout,
               missing_labels: str) -> ParquetBatch:
     """``batch`` less its rows without a label (a null, NaN, empty or missing-token label), counted;
     under ``missing_labels="error"`` the first is refused, naming its row (1: the file's first)."""
@@ -246,7 +235,7 @@ def _labelled(batch: ParquetBatch, path: Path, first_row: int, layout: ParquetLa
     return ParquetBatch(batch.X[keep], batch.label_texts, batch.label_codes[keep], ids, int(blank.sum()))
 
 
-def _features(pa: ModuleType, pc: ModuleType, layout: ParquetLayout, batch: Any, path: Path, first_row: int,
+def _features(pa: ModuleType, pc: ModuleType, layout: ParquetLayout, batch: Any, path: ParquetPath, first_row: int,
               refuse_missing: str | None) -> np.ndarray:
     """The feature columns of a batch as float64 (n_rows, n_features), NaN for a null."""
     X = np.empty((batch.num_rows, len(layout.features)))
@@ -263,7 +252,7 @@ def _features(pa: ModuleType, pc: ModuleType, layout: ParquetLayout, batch: Any,
     return X
 
 
-def _texts(pa: ModuleType, pc: ModuleType, column: Any, path: Path, name: str) -> tuple[np.ndarray, np.ndarray]:
+def _texts(pa: ModuleType, pc: ModuleType, column: Any, path: ParquetPath, name: str) -> tuple[np.ndarray, np.ndarray]:
     """A column's distinct values as text (str) and each row's index into them (-1: null or NaN)."""
     try:
         encoded = column if pa.types.is_dictionary(column.type) else pc.dictionary_encode(column)

@@ -11,6 +11,7 @@ from typing import cast
 import scipy.sparse as sp
 
 from softreg.errors import DataError
+from softreg.io import remote
 from softreg.io.arrays import load_numbers, load_parquet
 from softreg.io.dataset import Dataset, shown_names
 from softreg.io.delimited import load_delimited
@@ -50,11 +51,14 @@ def load_source(
         return load_whole(source, kind, selection, index_base, missing_labels)
     path = Path(source)
     if kind == "parquet":
-        if not os.path.isdir(path):
+        if not os.path.isdir(path) and not remote.is_url(source):  # a URL's files are checked as they are listed
             check_file(source, path)
         return load_parquet(source, selection, missing_labels)
     if source != "-":
         check_file(source, path)
+    if remote.is_url(source):
+        return _load_url(source, selection, delimiter or default_delimiter(source), header, encoding, as_numbers,
+                         missing_labels)
     delimiter = delimiter or default_delimiter(source)
     if as_numbers and source != "-":
         try:
@@ -62,6 +66,19 @@ def load_source(
         except NotNumeric:
             pass  # read as text cells, whose errors name the line and column
     return load_delimited(path if source != "-" else "-", selection, delimiter, header, encoding, missing_labels)
+
+
+def _load_url(
+    source: str, selection: Selection, delimiter: str | None, header: bool | None, encoding: str, as_numbers: bool,
+    missing_labels: str,
+) -> Dataset:
+    """Delimited text named by URL, read as `load_source` reads a local file."""
+    if as_numbers:
+        try:
+            return load_numbers(source, selection, delimiter, header, encoding, missing_labels)
+        except NotNumeric:
+            pass
+    return load_delimited(source, selection, delimiter, header, encoding, missing_labels)
 
 
 def align_features(dataset: Dataset, feature_names: Sequence[str], what: str) -> Matrix:

@@ -13,6 +13,7 @@ import numpy as np
 from softreg import rundir
 from softreg.config import Config
 from softreg.errors import DataError
+from softreg.io.remote import is_url, storage_options
 from softreg.prepare.data import Prepared, prepare
 
 
@@ -27,7 +28,13 @@ def output_dir_for(config: Config, out: str | PathLike[str] | None = None) -> Pa
 
 
 def prepare_for(config: Config, split_rng: np.random.Generator) -> Prepared:
-    """The parts to train on: from the data cache when ``data.cache`` is set, else loaded into memory."""
+    """The parts to train on: from the data cache when ``data.cache`` is set, else loaded into
+    memory (a source named by URL opened with ``data.storage_options``)."""
+    with storage_options(config.data.storage_options):
+        return _prepared(config, split_rng)
+
+
+def _prepared(config: Config, split_rng: np.random.Generator) -> Prepared:
     if config.data.cache is not None:
         from softreg.cache import prepare_cached
 
@@ -38,7 +45,7 @@ def prepare_for(config: Config, split_rng: np.random.Generator) -> Prepared:
 
     before = None  # a file still being written would train on a part of it
     path = Path(config.data.source)
-    if config.data.source.startswith("builtin:") or path.is_dir() or path.is_file():
+    if config.data.source.startswith("builtin:") or is_url(config.data.source) or path.is_dir() or path.is_file():
         with contextlib.suppress(DataError):  # unreadable: `prepare` says so in its own words
             before = fingerprint(config.data.source)
     prepared = prepare(config.data, np.dtype(config.model.dtype), split_rng)
