@@ -274,3 +274,25 @@ def test_a_cache_leaves_out_and_counts_unlabelled_rows(tmp_path):
     assert f"softreg: warning: {tmp_path / 'r.csv'}: 3 rows without a label were left out\n" in stderr
     meta = json.loads((tmp_path / "run" / "model.json").read_text())
     assert meta["classes"] == ["N", "Y"] and meta["training"]["n_unlabelled"] == 3
+
+
+def test_a_cache_refuses_a_continuous_default_label_and_an_identifier_column(tmp_path):
+    """Through data.cache the same tables are refused as in memory (exit 2, one line): the continuous
+    last column with the in-memory message, and the pet ID, which a cache cannot make the id itself."""
+    (tmp_path / "t.csv").write_text(continuous_table())
+    values = sorted({float(line.split(",")[2]) for line in continuous_table().splitlines()[1:]})
+    shown = ", ".join(f"{value:g}" for value in values[:3])
+    config = write_config(tmp_path / "c.yaml", tmp_path / "t.csv", f"  cache: {tmp_path / 'cache-t'}\n")
+    code, _, stderr = run("train", "--config", config, "--out", tmp_path / "a", *FAST)
+    assert (code, stderr) == (2, f"softreg: error: {tmp_path / 't.csv'}: the last column 'logpopul' holds continuous "
+                              f"values (80 distinct numbers, such as {shown}); softreg classifies: set data.label\n")
+    (tmp_path / "pets.csv").write_text(pets())
+    config = write_config(tmp_path / "d.yaml", tmp_path / "pets.csv", f"  cache: {tmp_path / 'cache-p'}\n")
+    code, _, stderr = run("train", "--config", config, "--out", tmp_path / "b", *FAST)
+    assert (code, stderr) == (2, f"softreg: error: {tmp_path / 'pets.csv'}: column 'pet_id' holds a different text "
+                              "in every row, an identifier that one-hot encoding cannot learn from; set data.id: "
+                              "pet_id (a cache does not choose the id itself) or leave it out with data.exclude\n")
+    config = write_config(tmp_path / "e.yaml", tmp_path / "pets.csv",
+                          f"  cache: {tmp_path / 'cache-q'}\n  id: pet_id\n")
+    code, _, stderr = run("train", "--config", config, "--out", tmp_path / "c", *FAST)
+    assert code == 0, stderr

@@ -131,7 +131,7 @@ def _roles_checked(data_config: DataConfig, dataset: Dataset) -> Dataset:
     if data_config.categorical == "auto":
         dataset = identifiers_out(dataset, given_id=data_config.id is not None)
     if source_kind(dataset.source) in ("delimited", "parquet"):
-        check_label_kind(dataset, data_config.label is not None)
+        check_label_kind(dataset.labels, dataset.source, dataset.label_name, data_config.label is not None)
     return dataset
 
 

@@ -72,16 +72,16 @@ def continuous_labels(labels: np.ndarray) -> str | None:
     return f"{len(distinct)} distinct {kind}, such as {shown}"
 
 
-def check_label_kind(dataset: Dataset, label_set: bool) -> None:
-    """Refuse a default label (the last column) that holds continuous values, naming it; an
-    explicit one (``label_set``) trains, with one warning."""
-    continuous = continuous_labels(dataset.labels)
+def check_label_kind(labels: np.ndarray, source: str, label_name: str | None, label_set: bool) -> None:
+    """Refuse a default label (the last column) whose ``labels`` (its distinct values suffice) are
+    continuous, naming it; an explicit one (``label_set``) trains, with one warning. Called on the
+    rows in memory (`softreg.prepare.data`) and on the labels a cache met (`softreg.cache.build`)."""
+    continuous = continuous_labels(labels)
     if continuous is None:
         return
     if not label_set:
         raise DataError(
-            f"{dataset.source}: the last column {dataset.label_name!r} holds continuous values ({continuous}); "
+            f"{source}: the last column {label_name!r} holds continuous values ({continuous}); "
             "softreg classifies: set data.label"
         )
-    warn(f"{dataset.source}: the label {dataset.label_name!r} holds continuous values ({continuous}); "
-         "each distinct value is a class")
+    warn(f"{source}: the label {label_name!r} holds continuous values ({continuous}); each distinct value is a class")
