@@ -296,3 +296,15 @@ def test_a_cache_refuses_a_continuous_default_label_and_an_identifier_column(tmp
                           f"  cache: {tmp_path / 'cache-q'}\n  id: pet_id\n")
     code, _, stderr = run("train", "--config", config, "--out", tmp_path / "c", *FAST)
     assert code == 0, stderr
+
+
+def test_a_cache_reads_r_row_names_as_the_id_and_says_so(tmp_path):
+    """R's row-name column through data.cache: the id, not a feature, with the in-memory load's line."""
+    (tmp_path / "r.csv").write_text(r_rows(unlabelled=()))
+    config = write_config(tmp_path / "c.yaml", tmp_path / "r.csv", f"  cache: {tmp_path / 'cache'}\n")
+    code, _, stderr = run("train", "--config", config, "--out", tmp_path / "run", *FAST)
+    assert code == 0, stderr
+    assert warnings_of(stderr) == (f"softreg: warning: {tmp_path / 'r.csv'}: the first column '' holds row "
+                                   "names: it is the id (copied into predict's output), not a feature\n")
+    meta = json.loads((tmp_path / "run" / "model.json").read_text())
+    assert meta["feature_names"] == ["x1", "x2", "party=A", "party=B"] and meta["input"]["id"] == ""

@@ -21,6 +21,7 @@ from softreg.cache.cells import (
     feature_moments,
     learnt_columns,
     present_rows,
+    refuse_identifiers,
     unseen_counts,
 )
 from softreg.cache.rows import (
@@ -38,10 +39,10 @@ from softreg.cache.rows import (
 )
 from softreg.cache.sparse import build_sparse, classes_of, write_manifest
 from softreg.cache.staging import make_staging, remove_abandoned, unmark
-from softreg.errors import DataError, UsageError, cannot_write
+from softreg.errors import DataError, UsageError, cannot_write, warn
 from softreg.io.fingerprint import fingerprint
+from softreg.io.selection import ROW_NAME_HEADERS
 from softreg.prepare.columns import Columns
-from softreg.prepare.features import MIN_IDENTIFIER_ROWS
 from softreg.prepare.labels import check_label_kind
 from softreg.prepare.scaling import feature_scaling, unscaled_indicators
 
@@ -180,7 +181,10 @@ def _build(
     if data.missing == "drop" and n_rows == 0 and n_read:
         raise DataError(f"{data.source}: every row has a missing value; data.missing: drop leaves nothing")
     check_label_kind(np.array(list(labels), dtype=str), data.source, reader.info.label_name, data.label is not None)
-    _refuse_identifiers(data, layout, categories, counts[0])
+    refuse_identifiers(data, layout, categories, counts[0])
+    if data.id is None and reader.info.id_name in ROW_NAME_HEADERS:  # as the in-memory load says it
+        warn(f"{data.source}: the first column {reader.info.id_name!r} holds row names: it is the id "
+             "(copied into predict's output), not a feature")
     classes, relabel = classes_of(data.source, labels)
     if counts[0] == 0:
         raise DataError(f"{data.source}: the split leaves no training rows out of {n_rows}")
@@ -197,8 +201,6 @@ def _build(
     for index in range(n_buckets):
         (staging / f"bucket-{index}.bin").unlink()
     if unseen:
-        from softreg.errors import warn
-
         shown = ", ".join(f"{name}: {count}" for name, count in unseen.items())
         warn(f"{data.source}: categories unseen in the training rows get all-zero indicators in the "
              f"validation and test rows ({shown} cells)")
@@ -302,19 +304,3 @@ def _write_shards(
                 for name in ("X", "y")
             }
     return shards, unseen
-
-
-def _refuse_identifiers(data: Any, layout: ColumnKinds, categories: CategoryCounts, n_train: int) -> None:
-    """A text column that ``categorical: auto`` chose and whose training cells are all present and
-    distinct (an identifier, as `softreg.prepare.features.identifier_columns` finds in memory) is
-    refused: a cache cannot make it the id after its first pass, and one-hot encoding cannot learn from it."""
-    if data.categorical != "auto" or n_train < MIN_IDENTIFIER_ROWS:
-        return
-    names = [layout.names[index] for index in layout.categorical_positions]  # the order of the text cells
-    for name, counts in zip(names, categories.counts, strict=True):
-        if len(counts) == n_train and sum(counts.values()) == n_train:
-            raise DataError(
-                f"{data.source}: column {name!r} holds a different text in every row, an identifier that one-hot "
-                f"encoding cannot learn from; set data.id: {name} (a cache does not choose the id itself) or leave "
-                "it out with data.exclude"
-            )

@@ -18,11 +18,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
+from softreg.errors import DataError
 from softreg.io.cells import missing_mask, numeric_or_none
 from softreg.prepare.columns import Column, Columns, missing_error
+from softreg.prepare.features import MIN_IDENTIFIER_ROWS
 
 STREAMED_MISSING = ("error", "drop", "mean")
 
@@ -232,3 +235,19 @@ def unseen_counts(columns: Columns, maps: list[np.ndarray], codes: np.ndarray) -
         unseen = (column_codes >= 0) & (maps[index][np.maximum(column_codes, 0)] < 0)
         if unseen.any():
             yield column.name, int(np.count_nonzero(unseen))
+
+
+def refuse_identifiers(data: Any, layout: ColumnKinds, categories: CategoryCounts, n_train: int) -> None:
+    """A text column that ``categorical: auto`` chose and whose training cells are all present and
+    distinct (an identifier, as `softreg.prepare.features.identifier_columns` finds in memory) is
+    refused: a cache cannot make it the id after its first pass, and one-hot encoding cannot learn from it."""
+    if data.categorical != "auto" or n_train < MIN_IDENTIFIER_ROWS:
+        return
+    names = [layout.names[index] for index in layout.categorical_positions]  # the order of the text cells
+    for name, counts in zip(names, categories.counts, strict=True):
+        if len(counts) == n_train and sum(counts.values()) == n_train:
+            raise DataError(
+                f"{data.source}: column {name!r} holds a different text in every row, an identifier that one-hot "
+                f"encoding cannot learn from; set data.id: {name} (a cache does not choose the id itself) or leave "
+                "it out with data.exclude"
+            )
