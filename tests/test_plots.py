@@ -251,3 +251,19 @@ def test_names_are_drawn_as_written_and_log_ticks_stay_numbers(tmp_path):
     assert not matplotlib.cbook.is_math_text(axis.get_title())
     ticks = [label for label in axis.get_yticklabels() if label.get_text()]
     assert ticks and all(label.get_parse_math() and "mathdefault" in label.get_text() for label in ticks)
+
+
+def test_a_certified_run_gets_its_bound_panel_and_full_batch_rates_a_log_axis(figures):
+    """gap_bound at some epochs: a log panel of the certified bound at those epochs, last value in the title;
+    rates spanning decades (full-batch Barzilai-Borwein steps) on a log axis, a plain schedule on a linear one."""
+    rows = history(epochs=12, validation=False)
+    for row in rows:
+        row["gap_bound"] = {4: 0.3, 8: 2e-3, 12: 8e-5}.get(row["epoch"])
+        row["lr"] = 0.2 if row["epoch"] <= 5 else 10.0 ** (row["epoch"] % 3)
+    figure = plots.learning_curves(rows, "unused.png")
+    _, lr_axis, bound_axis = figure.axes
+    assert bound_axis.get_title() == "Certified bound on (J - J*) / J* (last 8.00e-05)"
+    assert bound_axis.get_yscale() == "log" and list(bound_axis.get_lines()[0].get_xdata()) == [4, 8, 12]
+    assert lr_axis.get_yscale() == "log"
+    plain = plots.learning_curves(history(epochs=12, validation=False), "unused.png")
+    assert [axis.get_yscale() for axis in plain.axes] == ["linear", "linear"]

@@ -23,7 +23,8 @@ def learning_curves(
     """Train/validation loss, validation accuracy and the lr per epoch.
 
     ``history`` is a list of dicts with the ``history.csv`` fields. The validation-accuracy
-    panel is drawn only when there is a validation split. With a known optimum J*, one more
+    panel is drawn only when there is a validation split, the certified bound's (log axis) only
+    when a certificate was computed. With a known optimum J*, one more
     panel shows the relative objective gap (J - J*) / |J*| on a log axis. Every panel spans
     the same epochs. J is often evaluated at a few epochs only (``output.eval_every``): its
     points are drawn large and joined, and a note says how to get every epoch.
@@ -32,7 +33,9 @@ def learning_curves(
     epochs = _column(history, "epoch")
     val_accuracy = _column(history, "val_accuracy")
     has_validation = not np.all(np.isnan(val_accuracy))
-    panels = 2 + has_validation + (optimum_objective is not None)
+    bound = _column(history, "gap_bound") if history and "gap_bound" in history[0] else np.full(len(epochs), np.nan)
+    certified = np.isfinite(bound) & (bound > 0)
+    panels = 2 + has_validation + bool(certified.any()) + (optimum_objective is not None)
     figure, axes = plt.subplots(1, panels, figsize=(4.6 * panels, 4.0), layout="constrained", squeeze=False)
     axes = list(axes[0])
     loss_axis, lr_axis = axes[0], axes[1 + has_validation]
@@ -59,8 +62,18 @@ def learning_curves(
         best = int(np.nanargmax(val_accuracy))
         accuracy_axis.set(title=f"Validation accuracy (best {val_accuracy[best]:.4f}, epoch {epochs[best]:.0f})",
                           xlabel="epoch", ylabel="accuracy")
-    lr_axis.plot(epochs, _column(history, "lr"), marker=marker, color="tab:purple")
-    lr_axis.set(title="Learning rate (start of epoch)", xlabel="epoch", ylabel="lr")
+    rates = _column(history, "lr")
+    lr_axis.plot(epochs, rates, marker=marker, color="tab:purple")
+    lr_axis.set(title="Learning rate (of the epoch's steps)", xlabel="epoch", ylabel="lr")
+    positive = rates[np.isfinite(rates) & (rates > 0)]
+    if positive.size and positive.max() > 20 * positive.min():  # full-batch steps' Barzilai-Borwein rates span decades
+        lr_axis.set_yscale("log")
+    if certified.any():
+        bound_axis = axes[2 + has_validation]
+        bound_axis.semilogy(epochs[certified], bound[certified], color="tab:brown",
+                            **{**j_style, "marker": "o" if certified.sum() <= 60 else None})
+        bound_axis.set(title=f"Certified bound on (J - J*) / J* (last {bound[certified][-1]:.2e})",
+                       xlabel="epoch", ylabel="gap_bound")
     if optimum_objective is not None:
         gap = (objective[shown] - optimum_objective) / max(abs(optimum_objective), 1e-300)
         axes[-1].semilogy(epochs[shown], np.maximum(gap, 1e-16), color="tab:red", **j_style)
