@@ -96,24 +96,23 @@ def number(
     return check
 
 
-def learning_rate(value: object) -> float | str:
-    """A number > 0, or "auto" (chosen from the training data when training starts)."""
+def _or_auto(value: object, rule: Rule, expected: str) -> Any:
+    """``value`` checked by ``rule``, or "auto"; other text is refused naming ``expected``."""
     if isinstance(value, str) and not is_number(value):
         if value == AUTO:
             return AUTO
-        hint = did_you_mean(value, [AUTO])
-        raise ValueError(f"must be a number > 0 or {AUTO}, got {value!r}{hint}")
-    return number(0.0, min_open=True)(value)
+        raise ValueError(f"must be {expected} or {AUTO}, got {value!r}{did_you_mean(value, [AUTO])}")
+    return rule(value)
+
+
+def learning_rate(value: object) -> float | str:
+    """A number > 0, or "auto" (chosen from the training data when training starts)."""
+    return _or_auto(value, number(0.0, min_open=True), "a number > 0")
 
 
 def count_or_auto(value: object) -> int | str:
     """A whole number >= 1, or "auto" (optim.epochs, output.checkpoint_every: chosen from the run)."""
-    if isinstance(value, str) and not is_number(value):
-        if value == AUTO:
-            return AUTO
-        hint = did_you_mean(value, [AUTO])
-        raise ValueError(f"must be a whole number >= 1 or {AUTO}, got {value!r}{hint}")
-    return number(1, integer=True)(value)
+    return _or_auto(value, number(1, integer=True), "a whole number >= 1")
 
 
 def boolean(value: object) -> bool:
