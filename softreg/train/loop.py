@@ -10,6 +10,7 @@ from collections.abc import Callable
 import numpy as np
 
 from softreg import losses
+from softreg.softmax import penalty, penalty_gradient
 from softreg.train import gradients
 from softreg.train.certificate import MAX_LOGITS, certify
 from softreg.train.data import TrainingData, center_of
@@ -161,9 +162,10 @@ class _Loop:
     def start_full_batch(self, objective: float) -> None:
         """Hand over from SVRG at its snapshot (the weights), whose full gradient it holds."""
         snapshot = self.gradient.snapshot  # type: ignore[attr-defined]  # VarianceReducedGradient's
-        grad_coef = snapshot.grad_coef + self.settings.weight_decay * self.coef
+        grad_coef = snapshot.grad_coef + penalty_gradient(self.coef, self.settings.weight_decay)
         grad_intercept = snapshot.grad_intercept if self.settings.fit_intercept else np.zeros_like(self.intercept)
-        self.full_values = (math.nan, objective, np.concatenate([grad_coef.ravel(), grad_intercept]))
+        data_loss = objective - penalty(self.coef, self.settings.weight_decay)  # J less the decay term
+        self.full_values = (data_loss, objective, np.concatenate([grad_coef.ravel(), grad_intercept]))
         self.full = FullBatchSteps(self.settings.base_lr, objective)
         self.sgd.velocity = [np.zeros_like(velocity) for velocity in self.sgd.velocity]
 
