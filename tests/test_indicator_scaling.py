@@ -98,12 +98,13 @@ def test_model_json_records_how_each_feature_was_scaled(table, tmp_path):
         assert document["feature_scaling"] == expected
 
 
-def test_a_run_with_scaled_indicators_predicts_as_trained(table, tmp_path):
-    """A run written before indicators were left unscaled (no feature_scaling, indicator scales not 1)
-    predicts, evaluates and reports with its own saved scales."""
-    path, frame = table
+def old_run(tmp_path, path, same_logits, **split):
+    """A run trained on ``path`` and then made to look written before indicators were left unscaled:
+    no feature_scaling in model.json, each indicator's saved scale 0.4 (as standardizing would give);
+    with ``same_logits`` its coefficients scaled to match, so that it predicts as it was trained.
+    Returns the run directory and its model.npz arrays."""
     config = tmp_path / "c.yaml"
-    config.write_text(yaml.safe_dump(config_of(path, test=0.2)))
+    config.write_text(yaml.safe_dump(config_of(path, **split)))
     run = tmp_path / "old"
     assert softreg("train", "--config", config, "--out", run, "--quiet")[0] == 0
     document = json.loads((run / rundir.MODEL_JSON).read_text())
@@ -112,8 +113,18 @@ def test_a_run_with_scaled_indicators_predicts_as_trained(table, tmp_path):
     with np.load(run / rundir.MODEL) as saved:
         arrays = dict(saved)
     indicators = np.array(["=" in name for name in document["feature_names"]])
-    arrays["feature_scale"] = np.where(indicators, 0.4, arrays["feature_scale"])  # as standardizing would give
+    arrays["feature_scale"] = np.where(indicators, 0.4, arrays["feature_scale"])
+    if same_logits:
+        arrays["coef"] = np.where(indicators, arrays["coef"] * 0.4, arrays["coef"])
     np.savez(run / rundir.MODEL, **arrays)
+    return run, arrays
+
+
+def test_a_run_with_scaled_indicators_predicts_as_trained(table, tmp_path):
+    """A run written before indicators were left unscaled (no feature_scaling, indicator scales not 1)
+    predicts, evaluates and reports with its own saved scales."""
+    path, frame = table
+    run, arrays = old_run(tmp_path, path, same_logits=False, test=0.2)
     model = rundir.load_model(run)
     assert model.scaling is None
     code, _, stderr = softreg("predict", "--run", run, "--input", path, "--output", tmp_path / "p.csv")
@@ -147,19 +158,7 @@ def test_calibrate_and_optimum_rebuild_the_parts_of_a_run_with_scaled_indicators
     """A run that predates unscaled indicators still calibrates and solves its optimum: the rebuilt
     parts take its saved scales, so the model's own objective matches the one it trained on."""
     path, _ = table
-    config = tmp_path / "c.yaml"
-    config.write_text(yaml.safe_dump(config_of(path, test=0.2, val=0.25)))
-    run = tmp_path / "old"
-    assert softreg("train", "--config", config, "--out", run, "--quiet")[0] == 0
-    document = json.loads((run / rundir.MODEL_JSON).read_text())
-    del document["feature_scaling"]
-    (run / rundir.MODEL_JSON).write_text(json.dumps(document))
-    with np.load(run / rundir.MODEL) as saved:
-        arrays = dict(saved)
-    indicators = np.array(["=" in name for name in document["feature_names"]])
-    arrays["feature_scale"] = np.where(indicators, 0.4, arrays["feature_scale"])
-    arrays["coef"] = np.where(indicators, arrays["coef"] * 0.4, arrays["coef"])  # the same logits as trained
-    np.savez(run / rundir.MODEL, **arrays)
+    run, _ = old_run(tmp_path, path, same_logits=True, test=0.2, val=0.25)
     code, stdout, stderr = softreg("evaluate", "--run", run, "--calibrate", "--optimum", "--json")
     assert code == 0, stderr
     metrics = json.loads(stdout)
