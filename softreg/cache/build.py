@@ -13,29 +13,23 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from softreg.cache.cells import (
-    CategoryCounts,
-    CellChunk,
     ColumnKinds,
-    NanMoments,
-    encode_records,
     feature_moments,
     learnt_columns,
-    present_rows,
     refuse_identifiers,
-    unseen_counts,
 )
+from softreg.cache.chunks import ChunkPass, Encoding, Standardized, bucket_parts, by_bucket, record_dtype
 from softreg.cache.rows import (
     MAX_BUCKETS,
     PARTS,
     SOURCE_ROWS,
     Manifest,
     Moments,
+    SourceInfo,
     _bucket_count,
     _open_source,
-    assign_parts,
     check_cacheable,
     read_manifest,
-    row_hash,
 )
 from softreg.cache.sparse import build_sparse, classes_of, write_manifest
 from softreg.cache.staging import make_staging, remove_abandoned, unmark
@@ -132,62 +126,55 @@ def _build(
 ) -> dict[str, Any]:
     from contextlib import ExitStack
 
-    data, seed = config.data, config.seed
+    data = config.data
     n_buckets = bucket_count(config)
     with ExitStack() as stack:
         reader = _open_source(config, stack)
         if reader.sparse is not None:
             return build_sparse(config, staging, source_print, reader)
         layout = reader.layout
-        n_numeric, n_categorical = len(layout.numeric_positions), len(layout.categorical_positions)
-        record = np.dtype([("x", np.float64, (n_numeric,)), ("codes", np.int32, (n_categorical,)),
-                           ("label", np.int64), ("part", np.int8), ("source_row", np.int64)])
         buckets = [stack.enter_context(open(staging / f"bucket-{index}.bin", "wb")) for index in range(n_buckets)]
-        labels: dict[str, int] = {}
-        moments = NanMoments.empty(n_numeric)
-        categories = CategoryCounts.empty(n_categorical)
-        counts = [0, 0, 0]
-        n_rows = n_read = unlabelled = 0
+        chunk_pass = ChunkPass(config, layout, n_buckets)
         for chunk in reader.chunks:
-            source_rows = np.arange(n_read, n_read + len(chunk.labels), dtype=np.int64)  # 0-based data rows
-            n_read += len(chunk.labels)
-            unlabelled += chunk.unlabelled
-            if data.missing == "drop":
-                keep = present_rows(chunk)
-                source_rows = source_rows[keep]
-                chunk = CellChunk(chunk.numbers[keep], chunk.text[keep], np.asarray(chunk.labels)[keep].tolist(),
-                                  None if chunk.lines is None else np.asarray(chunk.lines)[keep].tolist())
-            rows = np.arange(n_rows, n_rows + len(chunk.labels))
-            n_rows += len(chunk.labels)
+            records, bucket = chunk_pass.add(chunk)
             if on_rows is not None:
-                on_rows(n_read, chunk.offset)
-            part = assign_parts(seed, rows, float(data.test), data.val)
-            moments.add(chunk.numbers[part == 0])
-            records = np.empty(len(rows), dtype=record)
-            records["x"] = chunk.numbers
-            records["codes"] = categories.encode(chunk.text, part == 0)
-            texts, inverse = np.unique(np.asarray(chunk.labels, dtype=str), return_inverse=True)
-            label_ids = np.array([labels.setdefault(text, len(labels)) for text in texts.tolist()], dtype=np.int64)
-            records["label"] = label_ids[inverse.ravel()]
-            records["part"] = part
-            records["source_row"] = source_rows
-            for index in range(3):
-                counts[index] += int(np.count_nonzero(part == index))
-            bucket = (row_hash(seed, 2, rows) * n_buckets).astype(np.int64)
-            order = np.argsort(bucket, kind="stable")
-            bounds = np.searchsorted(bucket[order], np.arange(n_buckets + 1))
-            for bucket_index in np.flatnonzero(np.diff(bounds)).tolist():
-                buckets[bucket_index].write(records[order[bounds[bucket_index]:bounds[bucket_index + 1]]].tobytes())
-    if data.missing == "drop" and n_rows == 0 and n_read:
+                on_rows(chunk_pass.n_read, chunk.offset)
+            for bucket_index, held in by_bucket(records, bucket, n_buckets):
+                buckets[bucket_index].write(held.tobytes())
+    counts = chunk_pass.counts.sum(axis=0).tolist()
+    learnt = learn(config, reader.info, layout, chunk_pass, counts)
+    shards, unseen = _write_shards(config, staging, n_buckets, record_dtype(layout), counts, learnt.how)
+    for index in range(n_buckets):
+        (staging / f"bucket-{index}.bin").unlink()
+    warn_unseen(data.source, unseen)
+    return write_manifest(staging, config, source_print, counts, learnt.classes, learnt.how.mean, learnt.how.scale,
+                          shards, described(config, reader.info, learnt, chunk_pass.unlabelled, n_buckets))
+
+
+@dataclass
+class Learnt:
+    """What pass 1 learnt: the classes, the columns and how pass 2 encodes and standardizes."""
+
+    classes: np.ndarray
+    columns: Columns
+    how: Standardized
+
+
+def learn(config: Config, info: SourceInfo, layout: ColumnKinds, chunk_pass: ChunkPass, counts: list[int]) -> Learnt:
+    """The classes, columns and standardizer from pass 1's counts and moments (of the whole source,
+    ``chunk_pass`` holding them merged), after the checks that need all of them."""
+    data = config.data
+    labels, moments, categories = chunk_pass.labels, chunk_pass.moments, chunk_pass.categories
+    if data.missing == "drop" and chunk_pass.n_rows == 0 and chunk_pass.n_read:
         raise DataError(f"{data.source}: every row has a missing value; data.missing: drop leaves nothing")
-    check_label_kind(np.array(list(labels), dtype=str), data.source, reader.info.label_name, data.label is not None)
+    check_label_kind(np.array(list(labels), dtype=str), data.source, info.label_name, data.label is not None)
     refuse_identifiers(data, layout, categories, counts[0])
-    if data.id is None and reader.info.id_name in ROW_NAME_HEADERS:  # as the in-memory load says it
-        warn(f"{data.source}: the first column {reader.info.id_name!r} holds row names: it is the id "
+    if data.id is None and info.id_name in ROW_NAME_HEADERS:  # as the in-memory load says it
+        warn(f"{data.source}: the first column {info.id_name!r} holds row names: it is the id "
              "(copied into predict's output), not a feature")
     classes, relabel = classes_of(data.source, labels)
     if counts[0] == 0:
-        raise DataError(f"{data.source}: the split leaves no training rows out of {n_rows}")
+        raise DataError(f"{data.source}: the split leaves no training rows out of {chunk_pass.n_rows}")
     columns, maps = learnt_columns(layout, moments, categories, data.missing)
     feature_mean, squares, n_train = feature_moments(layout, columns, moments, categories, counts[0])
     d = len(feature_mean)
@@ -196,17 +183,22 @@ def _build(
         scale = unscaled_indicators(scale, columns)
     else:
         mean, scale = np.zeros(d), np.ones(d)
-    encoding = _Encoding(layout, columns, maps)
-    shards, unseen = _write_shards(config, staging, n_buckets, record, counts, relabel, mean, scale, encoding)
-    for index in range(n_buckets):
-        (staging / f"bucket-{index}.bin").unlink()
+    how = Standardized(relabel, mean, scale, Encoding(layout, columns, maps), config.model.dtype)
+    return Learnt(classes, columns, how)
+
+
+def warn_unseen(source: str, unseen: dict[str, int]) -> None:
     if unseen:
         shown = ", ".join(f"{name}: {count}" for name, count in unseen.items())
-        warn(f"{data.source}: categories unseen in the training rows get all-zero indicators in the "
+        warn(f"{source}: categories unseen in the training rows get all-zero indicators in the "
              f"validation and test rows ({shown} cells)")
-    info = reader.info
+
+
+def described(config: Config, info: SourceInfo, learnt: Learnt, unlabelled: int, n_buckets: int) -> dict[str, Any]:
+    """The manifest's description of the columns and of how the parts were made."""
+    columns, layout = learnt.columns, learnt.how.encoding.layout
     plain = columns.plain and not layout.categorical
-    return write_manifest(staging, config, source_print, counts, classes, mean, scale, shards, {
+    return {
         "feature_names": columns.feature_names,
         "label_name": info.label_name,
         "header": info.header,
@@ -214,26 +206,12 @@ def _build(
         "id_name": info.id_name,
         "unlabelled": unlabelled,  # rows left out for a missing label (the training summary's n_unlabelled)
         "columns": None if info.file_columns is None and plain else columns.to_json(),
-        "feature_scaling": feature_scaling(columns, d, data.standardize),
+        "feature_scaling": feature_scaling(columns, len(learnt.how.mean), config.data.standardize),
         # per part, each row's 0-based data-row index in the source; not where rows were left out for a
         # missing label, since the chunks do not say which (those runs write no split.npz)
         "source_rows": SOURCE_ROWS if unlabelled == 0 else None,
         "buckets": n_buckets,
-    })
-
-@dataclass
-class _Encoding:
-    """How pass 2 turns bucket records into features (see `softreg.cache.cells`)."""
-
-    layout: ColumnKinds
-    columns: Columns
-    maps: list[np.ndarray]
-
-    def features(self, records: np.ndarray, rows: np.ndarray) -> np.ndarray:
-        """(len(rows), n_features) float64 of ``records[rows]``, in new memory."""
-        if not self.layout.categorical and self.columns.plain:
-            return records["x"][rows]
-        return encode_records(self.layout, self.columns, self.maps, records["x"][rows], records["codes"][rows])
+    }
 
 def bucket_count(config: Config) -> int:
     """Buckets of the shuffle: as many as the source's size asks (`BUCKET_BYTES` each), or more, so
@@ -250,15 +228,14 @@ def bucket_count(config: Config) -> int:
     return int(min(MAX_BUCKETS, max(_bucket_count(config), by_budget)))
 
 def _write_shards(
-    config: Config, staging: Path, n_buckets: int, record: np.dtype, counts: list[int],
-    relabel: np.ndarray, mean: np.ndarray, scale: np.ndarray, encoding: _Encoding,
+    config: Config, staging: Path, n_buckets: int, record: np.dtype, counts: list[int], how: Standardized,
 ) -> tuple[dict[str, Any], dict[str, int]]:
     """Pass 2: each bucket permuted and appended, standardized, to its part's ``X.npy``/``y.npy``,
     and each row's data-row index in the source to its ``SOURCE_ROWS`` file."""
     from contextlib import ExitStack
 
-    dtype = np.dtype(config.model.dtype)
-    d = len(mean)
+    dtype = np.dtype(how.dtype)
+    d = len(how.mean)
     shards: dict[str, Any] = {}
     unseen: dict[str, int] = {}
     with ExitStack() as stack:
@@ -279,20 +256,12 @@ def _write_shards(
             handles[index] = (X_file, y_file, rows_file)
         for bucket in range(n_buckets):
             records = np.fromfile(staging / f"bucket-{bucket}.bin", dtype=record)
-            rng = np.random.default_rng([config.seed, bucket, 0x5EED])
-            order = rng.permutation(len(records))  # the bucket's rows in a random order, gathered per part
-            part_of = records["part"][order]
+            parts = bucket_parts(records, bucket, config.seed, how, unseen)
             for index, (X_file, y_file, rows_file) in handles.items():
-                rows = order[part_of == index]
-                X = encoding.features(records, rows)  # (n_rows, d) float64, a fresh array
-                X -= mean
-                X /= scale
-                if index > 0:
-                    for name, count in unseen_counts(encoding.columns, encoding.maps, records["codes"][rows]):
-                        unseen[name] = unseen.get(name, 0) + count
-                X_file.write(np.ascontiguousarray(X.astype(dtype, copy=False)).data)
-                y_file.write(relabel[records["label"][rows]].astype(np.int64).data)
-                rows_file.write(np.ascontiguousarray(records["source_row"][rows]).data)
+                X, y, source_rows = parts[index]
+                X_file.write(X.data)
+                y_file.write(y.data)
+                rows_file.write(source_rows.data)
         for handle_pair in handles.values():
             for handle in handle_pair:
                 handle.flush()

@@ -105,20 +105,31 @@ class NanMoments:
     def empty(cls, n_columns: int) -> NanMoments:
         return cls(np.zeros(n_columns), np.zeros(n_columns), np.zeros(n_columns))
 
-    def add(self, X: np.ndarray) -> None:
+    @classmethod
+    def of(cls, X: np.ndarray) -> NanMoments:
+        """The moments of the rows of ``X`` (n, n_columns), NaN a missing value."""
         present = ~np.isnan(X)
         n = present.sum(axis=0).astype(np.float64)
-        if not n.any():
-            return
         safe = np.maximum(n, 1.0)
         values = np.where(present, X, 0.0)
         mean = values.sum(axis=0) / safe
         squares = (np.where(present, X - mean, 0.0) ** 2).sum(axis=0)
+        return cls(n, mean, squares)
+
+    def add(self, X: np.ndarray) -> None:
+        self.merge(NanMoments.of(X))
+
+    def merge(self, other: NanMoments) -> None:
+        """Chan's merge of ``other``'s rows into these: merging the moments of each chunk, in the
+        chunks' order, is the same arithmetic wherever the chunks were read."""
+        n = other.count
+        if not n.any():
+            return
         total = self.count + n
         safe_total = np.maximum(total, 1.0)
-        delta = mean - self.mean
+        delta = other.mean - self.mean
         self.mean = self.mean + delta * (n / safe_total)
-        self.squares = self.squares + squares + delta**2 * (self.count * n / safe_total)
+        self.squares = self.squares + other.squares + delta**2 * (self.count * n / safe_total)
         self.count = total
 
 

@@ -187,6 +187,12 @@ SCHEMA: dict[str, Spec | dict[str, Spec]] = {
             "on this machine), or null (dask's scheduler-address config, e.g. DASK_SCHEDULER_ADDRESS)",
         ),
         "workers": (2, number(1, integer=True), "engine.kind=dask: the workers that hold the shards"),
+        "worker_cache": (
+            None,
+            optional(text),
+            "engine.kind=dask: where softreg ingest has each worker keep its own shards (a directory on each "
+            "worker's own disk); null: each worker's dask local directory, which a worker deletes when it stops",
+        ),
     },
     "seed": (0, number(0, integer=True), "fixes the split, the initialization and the batch order"),
 }

@@ -76,6 +76,7 @@ class EngineConfig:
     kind: str = "numpy"  # or "dask": the shards' sums computed by Dask workers
     scheduler: str | None = None  # tcp://host:port, "local", or None: dask's own scheduler-address
     workers: int = 2
+    worker_cache: str | None = None  # softreg ingest on dask: each worker's own shard directory (None: dask's)
 
 
 @dataclass(frozen=True)
