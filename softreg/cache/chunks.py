@@ -103,7 +103,8 @@ def by_bucket(records: np.ndarray, bucket: np.ndarray, n_buckets: int) -> list[t
     """The records of each bucket met, in their order: ``(bucket, records)``."""
     order = np.argsort(bucket, kind="stable")
     bounds = np.searchsorted(bucket[order], np.arange(n_buckets + 1))
-    return [(index, records[order[bounds[index]:bounds[index + 1]]]) for index in np.flatnonzero(np.diff(bounds)).tolist()]
+    met = np.flatnonzero(np.diff(bounds)).tolist()
+    return [(index, records[order[bounds[index]:bounds[index + 1]]]) for index in met]
 
 
 @dataclass

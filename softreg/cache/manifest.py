@@ -31,6 +31,7 @@ ENDS_BYTES = 1 << 16  # read from each end of a shard for its fingerprint
 DENSE = ("X", "y")
 SPARSE = ("X_data", "X_indices", "X_indptr", "y")
 DTYPES = ("float32", "float64")
+PLACED = ("X", "y", "source_rows")  # a worker's shard files (`softreg.cache.pieces.SHARD_FILES`)
 
 
 def shard_ends(path: Path) -> str:
@@ -59,7 +60,10 @@ def problem(manifest: Manifest) -> str | None:
         return "manifest.json was changed after ingest wrote it (its digest differs)"
     try:
         _check_fields(document)
-        _check_shards(document, manifest.directory)
+        if "placement" in document:
+            _check_placement(document)
+        else:
+            _check_shards(document, manifest.directory)
     except ValueError as error:
         return f"manifest.json: {error}"
     return None
@@ -131,3 +135,33 @@ def _check_shards(document: dict[str, Any], directory: Path) -> None:
                 raise ValueError(f"shards.{part}.{name}: cannot read {expected} ({error.strerror or error})") from None
             if size != entry["bytes"] or ends != entry["ends"]:
                 raise ValueError(f"shards.{part}.{name}: {expected} is not the shard ingest wrote (other size or ends)")
+
+
+def _check_placement(document: dict[str, Any]) -> None:
+    """A cache whose shards are on Dask workers (`softreg.engine.ingest`): per part with rows,
+    ``worker_shards`` shards, each a worker's address, its rows and its files' paths, sizes and
+    ends; the rows adding up to the part's. The files are the workers' to check."""
+    placement, n_shards = document.get("placement"), document.get("worker_shards")
+    if not (isinstance(n_shards, int) and not isinstance(n_shards, bool) and n_shards > 0):
+        raise ValueError(f"worker_shards must be a positive count, got {n_shards!r:.80}")
+    held = [part for part in PARTS if document["n"][part] > 0]
+    if not isinstance(placement, dict) or sorted(placement) != sorted(held) or document.get("shards") != {}:
+        raise ValueError(f"placement must list the workers' shards of the parts with rows ({', '.join(held)})")
+    for part in held:
+        shards = placement[part]
+        if not (isinstance(shards, list) and len(shards) == n_shards):
+            raise ValueError(f"placement.{part} must list {n_shards} shards (worker_shards)")
+        for index, shard in enumerate(shards):
+            files = shard.get("files") if isinstance(shard, dict) else None
+            if not (isinstance(shard, dict) and isinstance(shard.get("worker"), str) and _count(shard.get("rows"))
+                    and isinstance(files, dict) and sorted(files) == sorted(PLACED)
+                    and all(_placed_file(files[name]) for name in PLACED)):
+                raise ValueError(f"placement.{part}[{index}] must give a worker, its rows and its files "
+                                 f"{', '.join(PLACED)} (path, bytes, ends)")
+        if sum(shard["rows"] for shard in shards) != document["n"][part]:
+            raise ValueError(f"placement.{part}: the shards' rows do not add up to n.{part}")
+
+
+def _placed_file(entry: object) -> bool:
+    return (isinstance(entry, dict) and isinstance(entry.get("file"), str) and os.path.isabs(entry["file"])
+            and _count(entry.get("bytes")) and isinstance(entry.get("ends"), str))

@@ -163,8 +163,15 @@ def _sparse_part(manifest: Manifest, part: str, arrays: list[np.ndarray], n: int
     scale = np.asarray(manifest.document["feature_scale"])
     return CacheData(X, y, center=mean / scale if np.any(mean) else None)
 
-def stale_reason(manifest: Manifest, config: Config) -> str | None:
-    """Why a cache does not hold ``config``'s data (None: it does)."""
+def stale_reason(manifest: Manifest, config: Config, on_workers: bool | None = None) -> str | None:
+    """Why a cache does not hold ``config``'s data (None: it does); with ``on_workers`` True (False),
+    also when its shards are not on Dask workers (are), `softreg.engine.ingest`'s placement."""
+    placed = "placement" in manifest.document
+    if on_workers is not None and placed != on_workers:
+        return ("its shards are on this machine; engine.kind: dask ingests them to the workers" if on_workers
+                else "its shards are on Dask workers; engine.kind: numpy reads a cache on this machine")
+    if placed and manifest.document.get("worker_shards") != config.data.shards:
+        return f"data.shards is {config.data.shards}, the workers hold {manifest.document.get('worker_shards')}"
     if manifest.document.get("options") != _plain(cache_options(config)):
         return "the data options, model.dtype or seed differ from the cache's"
     if manifest.document.get("fingerprint") != fingerprint(config.data.source):

@@ -19,6 +19,7 @@ from softreg.errors import DataError, warn
 from softreg.io.cells import label_policy, unlabelled_note
 from softreg.io.fingerprint import fingerprint
 from softreg.io.kinds import default_delimiter, source_kind
+from softreg.io.parquet_chunks import Window
 from softreg.io.selection import Selection
 from softreg.io.stream import ReadOptions, Rows, open_rows
 from softreg.prepare.columns import Column, Columns
@@ -198,10 +199,10 @@ def _whole_rows(config: Config) -> _Reader:
     chunk = CellChunk(X, np.empty((X.shape[0], 0), dtype=str), labels, None, unlabelled=dataset.unlabelled)
     return _Reader(info, iter([chunk]), layout)
 
-def _open_source(config: Config, stack: ExitStack) -> _Reader:
+def _open_source(config: Config, stack: ExitStack, window: Window | None = None) -> _Reader:
     """The source's rows through `open_rows`: delimited text and Parquet streamed (Parquet in chunks
     of exactly `READ_ROWS`, as delimited text gives them, so that the same rows make the same cache
-    in either format); other sources whole."""
+    in either format; only ``window``'s rows where one is given); other sources whole."""
     data = config.data
     if data.source == "-":
         raise DataError("a cache cannot be built from standard input; give a file")
@@ -213,7 +214,7 @@ def _open_source(config: Config, stack: ExitStack) -> _Reader:
         delimiter=data.delimiter or default_delimiter(data.source), header=data.header, encoding=data.encoding,
         numbers=not (isinstance(data.categorical, list) and data.categorical),  # named categories: the text path
         refuse_missing=PARQUET_MISSING_HINT if data.missing == "error" else None, exact_chunks=True,
-        missing_labels=label_policy(data.missing),
+        missing_labels=label_policy(data.missing), window=window,
     )
     rows = stack.enter_context(open_rows(data.source, selection, options, READ_ROWS))
     assert rows.target is not None, "a Selection always chooses a label"

@@ -45,10 +45,20 @@ def _ingest(
     start = time.perf_counter()
     remove_abandoned(Path(directory).resolve().parent)  # what killed ingests left there, up to date or not
     existing = read_manifest(directory)
-    reason = None if existing is None else problem(existing) or stale_reason(existing, config)
+    on_workers = config.engine.kind == "dask"
+    reason = None if existing is None else problem(existing) or stale_reason(existing, config, on_workers)
+    if existing is not None and reason is None and on_workers:
+        from softreg.engine.placement import missing_shards
+
+        reason = missing_shards(existing, config.engine)
     if existing is not None and reason is None:
         return IngestOutcome(existing, rebuilt=False, reason=None, seconds=time.perf_counter() - start)
-    manifest = ingest(config, directory, on_rows)
+    if on_workers:
+        from softreg.engine.ingest import distributed_ingest
+
+        manifest = distributed_ingest(config, directory, on_rows)
+    else:
+        manifest = ingest(config, directory, on_rows)
     return IngestOutcome(manifest, rebuilt=True, reason=reason, seconds=time.perf_counter() - start)
 
 

@@ -35,11 +35,27 @@ class EngineInfo:
     local: bool = False
 
 
-def connect(config: EngineConfig, specs: dict[str, list[ShardSpec]]) -> tuple[DaskEngine, EngineInfo]:
-    """A `DaskEngine` on the cluster of ``config`` holding ``specs``' shards, and what it found.
+@dataclass
+class Joined:
+    """A cluster joined: its client, the local cluster it owns (or None), the scheduler's address and
+    the ``engine.workers`` workers chosen (sorted by address)."""
+
+    client: Any
+    cluster: Any
+    address: str
+    workers: list[str]
+
+    def close(self) -> None:
+        self.client.close()
+        if self.cluster is not None:
+            self.cluster.close()
+
+
+def join(config: EngineConfig) -> Joined:
+    """The cluster of ``config``, its versions checked and ``config.workers`` workers joined.
 
     Raises ClusterError (exit 2) when dask is missing, the scheduler cannot be reached, fewer
-    than ``config.workers`` workers join, versions differ, or the workers cannot open the shards.
+    than ``config.workers`` workers join, or versions differ.
     """
     try:
         import distributed
@@ -49,6 +65,7 @@ def connect(config: EngineConfig, specs: dict[str, list[ShardSpec]]) -> tuple[Da
             "pip install '.[dask]')"
         ) from None
     client, cluster, address = _client(distributed, config)
+    joined = Joined(client, cluster, address, [])
     try:
         _check_versions(client, address)
         try:
@@ -59,14 +76,26 @@ def connect(config: EngineConfig, specs: dict[str, list[ShardSpec]]) -> tuple[Da
                 f"engine.scheduler {address}: {found} worker(s) joined within {dask_engine.WORKERS_SECONDS:g} s; "
                 f"engine.workers is {config.workers} (start more with: dask worker {address})"
             ) from None
-        workers = sorted(client.scheduler_info()["workers"])[: config.workers]
-        engine = DaskEngine(client, cluster, workers, specs)
+        joined.workers = sorted(client.scheduler_info()["workers"])[: config.workers]
     except BaseException:
-        client.close()
-        if cluster is not None:
-            cluster.close()
+        joined.close()
         raise
-    info = EngineInfo(address, _dashboard(client), workers, engine.placement("train"), local=cluster is not None)
+    return joined
+
+
+def connect(config: EngineConfig, specs: dict[str, list[ShardSpec]]) -> tuple[DaskEngine, EngineInfo]:
+    """A `DaskEngine` on the cluster of ``config`` holding ``specs``' shards, and what it found.
+
+    Raises ClusterError (exit 2) as `join` does, and when the workers cannot open the shards.
+    """
+    joined = join(config)
+    try:
+        engine = DaskEngine(joined.client, joined.cluster, joined.workers, specs)
+    except BaseException:
+        joined.close()
+        raise
+    info = EngineInfo(joined.address, _dashboard(joined.client), joined.workers, engine.placement("train"),
+                      local=joined.cluster is not None)
     return engine, info
 
 

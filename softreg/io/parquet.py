@@ -29,6 +29,7 @@ from softreg.escape import visible
 from softreg.io import remote
 from softreg.io.cells import missing_label_error, missing_mask
 from softreg.io.dataset import shown_names
+from softreg.io.parquet_chunks import ParquetBatch, Window, windowed
 from softreg.io.parquet_files import ParquetPath, RemoteFile, parquet_files
 from softreg.io.selection import ColumnChoice, Selection
 
@@ -152,48 +153,59 @@ def _check_numeric(pa: ModuleType, path: ParquetPath, schema: Any, feature_names
             )
 
 
-@dataclass
-class ParquetBatch:
-    """Consecutive rows of a Parquet source.
-
-    X : ndarray of shape (n_rows, n_features), float64 (NaN where a value is null)
-    label_texts : ndarray of shape (n_texts,), str: the distinct label texts, stripped (empty
-        without a label column)
-    label_codes : ndarray of shape (n_rows,), int: each row's label, an index into ``label_texts``
-        (empty without a label column)
-    ids : ndarray of shape (n_rows,), str, or None without ``data.id``
-    unlabelled : rows of the source left out of the batch for a missing label
-    """
-
-    X: np.ndarray
-    label_texts: np.ndarray
-    label_codes: np.ndarray
-    ids: np.ndarray | None
-    unlabelled: int = 0
-
-    def __len__(self) -> int:
-        return int(self.X.shape[0])
-
-    @property
-    def labels(self) -> np.ndarray:
-        return self.label_texts[self.label_codes]
-
-
 def read_batches(
     layout: ParquetLayout, batch_rows: int = BATCH_ROWS, refuse_missing: str | None = None,
-    missing_labels: str = "error",
+    missing_labels: str = "error", window: Window | None = None,
 ) -> Iterator[ParquetBatch]:
-    """The rows of every file in order, in batches of at most ``batch_rows``. A null or NaN
-    label, inf in a feature, and a null or NaN feature when ``refuse_missing`` says why not
-    (else it is read as NaN) are DataErrors naming the file, the row (1: its first) and the column."""
+    """The rows of every file in order (or of ``window``), in batches of at most ``batch_rows``. A
+    null or NaN label, inf in a feature, and a null or NaN feature when ``refuse_missing`` says why
+    not (else it is read as NaN) are DataErrors naming the file, the row (1: its first) and the column."""
+    batches = _batches(layout, batch_rows, refuse_missing, missing_labels, window)
+    return batches if window is None else windowed(batches, window.skip, window.count)
+
+
+def labelled_counts(layout: ParquetLayout, missing_labels: str) -> list[list[int]]:
+    """Per file, per row group: its rows that have a label (``missing_labels="error"``: all of them,
+    from the metadata; a missing label is refused when the rows are read)."""
+    pa, pc, pq = _pyarrow(layout.source)
+    counts = []
+    for path in layout.files:
+        with _opened(pa, pq, path) as parquet_file:
+            groups = range(parquet_file.num_row_groups)
+            if missing_labels == "error" or layout.target is None:
+                counts.append([parquet_file.metadata.row_group(group).num_rows for group in groups])
+                continue
+            name = layout.names[layout.target]
+            file_counts = []
+            for group in groups:
+                table = parquet_file.read_row_group(group, columns=[name], use_pandas_metadata=False)
+                column = table.column(name).combine_chunks()
+                texts, codes = _texts(pa, pc, column, path, name)
+                blank = np.isin(codes, np.flatnonzero(missing_mask(np.char.strip(texts)))) | (codes < 0)
+                file_counts.append(int(len(codes) - np.count_nonzero(blank)))
+            counts.append(file_counts)
+    return counts
+
+
+def _batches(
+    layout: ParquetLayout, batch_rows: int, refuse_missing: str | None, missing_labels: str, window: Window | None,
+) -> Iterator[ParquetBatch]:
     pa, pc, pq = _pyarrow(layout.source)
     chosen = {*layout.features} | {index for index in (layout.target, layout.ident) if index is not None}
     wanted = [layout.names[index] for index in sorted(chosen)]
-    for path in layout.files:
+    start_file, start_group = (0, 0) if window is None else (window.file, window.group)
+    for file_index, path in enumerate(layout.files):
+        if file_index < start_file:
+            continue
         first_row = 0
         with _opened(pa, pq, path) as parquet_file:
+            groups = None
+            if file_index == start_file and start_group:
+                first_row = sum(parquet_file.metadata.row_group(group).num_rows for group in range(start_group))
+                groups = list(range(start_group, parquet_file.num_row_groups))
             try:
-                for batch in parquet_file.iter_batches(batch_rows, columns=wanted, use_pandas_metadata=False):
+                for batch in parquet_file.iter_batches(batch_rows, row_groups=groups, columns=wanted,
+                                                       use_pandas_metadata=False):
                     batch_read = _batch(pa, pc, layout, batch, path, first_row, refuse_missing)
                     yield _labelled(batch_read, path, first_row, layout, missing_labels)
                     first_row += batch.num_rows
@@ -266,38 +278,3 @@ def _texts(pa: ModuleType, pc: ModuleType, column: Any, path: ParquetPath, name:
         nan = np.flatnonzero(np.asarray(pc.is_nan(dictionary).fill_null(False)))
         codes = np.where(np.isin(codes, nan), -1, codes)
     return texts, codes
-
-
-def rows_in_chunks(batches: Iterator[ParquetBatch], chunk_rows: int) -> Iterator[ParquetBatch]:
-    """The same rows in chunks of exactly ``chunk_rows`` (the last one shorter), wherever the
-    files and their row groups end: what is merged chunk by chunk then does not depend on them."""
-    pending: list[ParquetBatch] = []
-    held = 0
-    for batch in batches:
-        pending.append(batch)
-        held += len(batch)
-        while held >= chunk_rows:
-            whole = _joined(pending)
-            yield _rows(whole, 0, chunk_rows)
-            pending = [_rows(whole, chunk_rows, held)] if held > chunk_rows else []
-            held -= chunk_rows
-    if held:
-        yield _joined(pending)
-
-
-def _joined(batches: list[ParquetBatch]) -> ParquetBatch:
-    if len(batches) == 1:
-        return batches[0]
-    texts = np.concatenate([batch.label_texts for batch in batches])
-    offsets = np.cumsum([0] + [len(batch.label_texts) for batch in batches[:-1]])
-    codes = np.concatenate([batch.label_codes + offset for batch, offset in zip(batches, offsets, strict=True)])
-    ids = None if batches[0].ids is None else np.concatenate([batch.ids for batch in batches if batch.ids is not None])
-    unlabelled = sum(batch.unlabelled for batch in batches)
-    return ParquetBatch(np.concatenate([batch.X for batch in batches]), texts, codes, ids, unlabelled)
-
-
-def _rows(batch: ParquetBatch, start: int, stop: int) -> ParquetBatch:
-    ids = None if batch.ids is None else batch.ids[start:stop]
-    unlabelled = batch.unlabelled if start == 0 else 0  # counted once, with the first rows
-    return ParquetBatch(batch.X[start:stop], batch.label_texts, batch.label_codes[start:stop], ids, unlabelled)
-

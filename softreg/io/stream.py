@@ -28,7 +28,8 @@ from softreg.io.dataset import Dataset, generated_names
 from softreg.io.delimited import CHUNK_ROWS, DelimitedText, delimited_chunks, open_delimited
 from softreg.io.delimited_numbers import Layout, NotNumeric, RowsAfter
 from softreg.io.kinds import source_kind
-from softreg.io.parquet import ParquetLayout, parquet_column_names, read_batches, read_parquet_layout, rows_in_chunks
+from softreg.io.parquet import ParquetLayout, parquet_column_names, read_batches, read_parquet_layout
+from softreg.io.parquet_chunks import Window, rows_in_chunks
 from softreg.io.selection import ColumnChoice, Selection
 from softreg.io.whole import load_whole
 from softreg.kernels import Matrix
@@ -46,6 +47,8 @@ class ReadOptions:
         groups end (else at most ``chunk_rows``, a batch never spanning two files)
     missing_labels : a row without a label (`softreg.io.cells.missing_labels`): ``"error"``
         refuses it naming its line or row, ``"drop"`` leaves it out (counted in `RowChunk.unlabelled`)
+    window : Parquet: only these labelled rows (`softreg.io.parquet_chunks.Window`), for a reader
+        that reads part of a source (a Dask worker's share of an ingest)
     """
 
     delimiter: str | None = None
@@ -56,6 +59,7 @@ class ReadOptions:
     refuse_missing: str | None = None
     exact_chunks: bool = False
     missing_labels: str = "error"
+    window: Window | None = None
 
 
 @dataclass
@@ -237,7 +241,7 @@ def _parquet_rows(source: str, columns: ColumnChoice, options: ReadOptions, chun
 
 def _parquet_chunks(layout: ParquetLayout, options: ReadOptions, chunk_rows: int) -> Iterator[RowChunk]:
     batches = read_batches(layout, chunk_rows, refuse_missing=options.refuse_missing,
-                           missing_labels=options.missing_labels)
+                           missing_labels=options.missing_labels, window=options.window)
     if options.exact_chunks:
         batches = rows_in_chunks(batches, chunk_rows)
     total_rows, total_bytes = max(1, sum(layout.rows)), sum(path.stat().st_size for path in layout.files)

@@ -1,0 +1,306 @@
+"""``softreg ingest`` with ``engine.kind: dask``: the workers read the source and each keeps its
+own shards; the process that asks reads no row and keeps only the manifest.
+
+1. **Pieces.** A Parquet source is cut into pieces of whole chunks (`READ_ROWS` labelled rows; the
+   driver reads the files' footers, and where rows may lack a label the workers count each row
+   group's labelled rows); delimited text is one piece (one worker reads it).
+2. **Pass 1** (`softreg.cache.pieces.read_piece`), a piece per task: each row gets its part and
+   bucket from its index, and its record goes to the worker's scratch folder. Only counts travel
+   back: the moments of each chunk's training rows, the labels, the categories, the rows of each
+   part in each bucket. The driver merges the moments in the chunks' order (Chan's formula), as
+   one process reading the whole source does, and learns the classes, columns and standardizer.
+3. **Pass 2**, a bucket at a time: its records are gathered from the workers that read them (in
+   the pieces' order), permuted, encoded and standardized (`bucket_slices`), and each shard's rows
+   appended to the shard's files on the worker that holds it (shard s on worker s mod W).
+
+A row's shard and its place there depend only on the seed and its index, so the shards hold the
+same bytes for any number of workers, and shard s the rows ``plan.shard_ranges`` gives it of a
+one-machine `softreg.cache.ingest` of the same config. The manifest lists, per part and shard,
+the worker, the rows and each file's path there, size and fingerprint.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import shutil
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from softreg.cache import pieces
+from softreg.cache.build import _check_target, _commit, bucket_count, described, learn, warn_unseen
+from softreg.cache.cells import ColumnKinds, NanMoments
+from softreg.cache.chunks import ChunkPass, merged_categories, merged_labels, record_dtype
+from softreg.cache.rows import PARTS, READ_ROWS, Manifest, check_cacheable
+from softreg.cache.sparse import write_manifest
+from softreg.cache.staging import make_staging, remove_abandoned, unmark
+from softreg.engine import plan
+from softreg.errors import ClusterError, DataError, UsageError, cannot_write, warn
+from softreg.io.cells import label_policy
+from softreg.io.fingerprint import fingerprint
+from softreg.io.kinds import source_kind
+from softreg.io.parquet_chunks import Window
+from softreg.io.selection import Selection
+
+if TYPE_CHECKING:
+    from softreg.config import Config
+    from softreg.engine.cluster import Joined
+
+PIECES_PER_WORKER = 4  # pieces of a Parquet source per worker (at least a chunk each): a worker's share in turns
+BUCKETS_IN_FLIGHT = 2  # buckets whose rows may be on their way to the shards at once (the memory pass 2 holds)
+
+
+def cache_name(config: Config, source_print: dict[str, Any]) -> str:
+    """The folder of a cache's shards on every worker: a digest of what decides their bytes."""
+    from softreg.cache.rows import cache_options
+
+    what = {"options": cache_options(config), "fingerprint": source_print, "shards": config.data.shards}
+    return "softreg-cache-" + hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def distributed_ingest(
+    config: Config, cache_dir: str | os.PathLike[str], on_rows: Callable[[int, int | None], None] | None = None
+) -> Manifest:
+    """Build ``config``'s cache with its Dask workers (module docstring): the shards on the workers,
+    the manifest in ``cache_dir``. Raises DataError for the data, ClusterError for the cluster."""
+    from softreg.engine.cluster import join
+
+    check_cacheable(config)
+    if source_kind(config.data.source) not in ("delimited", "parquet"):
+        raise DataError(f"{config.data.source}: engine.kind: dask ingests delimited text or Parquet; "
+                        "ingest this source with engine.kind: numpy")
+    if Path(cache_dir).is_symlink():
+        raise UsageError(f"{cache_dir}: is a symbolic link; softreg does not write through links: "
+                         "give the real path as data.cache")
+    target = Path(cache_dir).resolve()
+    _check_target(target)
+    source_print = fingerprint(config.data.source)
+    joined = join(config.engine)
+    try:
+        document = _Ingest(config, joined, source_print, on_rows).run()
+        if fingerprint(config.data.source) != source_print:
+            raise DataError(f"{config.data.source}: changed while it was being read; ingest again")
+        return _write(config, target, source_print, document)
+    finally:
+        joined.close()
+
+
+def _write(config: Config, target: Path, source_print: dict[str, Any], document: dict[str, Any]) -> Manifest:
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        remove_abandoned(target.parent)
+        staging = make_staging(target)
+    except OSError as error:
+        raise cannot_write(target, error, "cannot create the cache") from None
+    try:
+        written = write_manifest(staging, config, source_print, document["counts"], document["classes"],
+                                 document["mean"], document["scale"], {}, document["described"])
+        unmark(staging)
+        _commit(staging, target)
+    except BaseException as error:
+        shutil.rmtree(staging, ignore_errors=True)
+        if isinstance(error, OSError):
+            raise cannot_write(target, error, "cannot write the cache") from None
+        raise
+    return Manifest(written, target)
+
+
+@dataclass
+class _Plan:
+    """Pass 2's plan: rows of each part per bucket, where each bucket's rows start in their part."""
+
+    counts: np.ndarray  # (n_buckets, 3)
+    starts: np.ndarray  # (n_buckets, 3): a bucket's first row's place in its part
+    ranges: list[list[tuple[int, int]]]  # per part, each shard's rows
+
+    def cuts(self, bucket: int) -> list[list[tuple[int, int, int]]]:
+        """Per part, ``(shard, start, stop)`` of the shards that bucket's rows of the part fall in."""
+        cuts = []
+        for part, shard_ranges in enumerate(self.ranges):
+            low, high = int(self.starts[bucket, part]), int(self.starts[bucket, part] + self.counts[bucket, part])
+            cuts.append([(shard, max(start, low) - low, min(stop, high) - low)
+                         for shard, (start, stop) in enumerate(shard_ranges) if start < high and low < stop])
+        return cuts
+
+
+class _Ingest:
+    """One distributed ingest on a joined cluster (`distributed_ingest`)."""
+
+    def __init__(self, config: Config, joined: Joined, source_print: dict[str, Any],
+                 on_rows: Callable[[int, int | None], None] | None) -> None:
+        self.config, self.joined, self.client, self.workers = config, joined, joined.client, joined.workers
+        self.source_print, self.on_rows = source_print, on_rows
+        self.n_buckets = bucket_count(config)
+        self.scratch: dict[str, str] = {}
+        self.unlabelled = 0  # a Parquet source's rows without a label (its windows' pieces do not count them)
+
+    def submit(self, function: Callable[..., Any], *args: Any, worker: str | None = None) -> Any:
+        where = {} if worker is None else {"workers": [worker], "allow_other_workers": False}
+        return self.client.submit(function, *args, pure=False, **where)
+
+    def run(self) -> dict[str, Any]:
+        name = cache_name(self.config, self.source_print)
+        shard_dirs = self._directories(name)
+        self.scratch = self._directories(f".softreg-ingest-{uuid.uuid4().hex[:12]}")
+        try:
+            piece_list = self._pieces()
+            owners = [self.workers[index % len(self.workers)] for index in range(len(piece_list))]
+            summaries = self._pass_one(piece_list, owners)
+            return self._pass_two(summaries, owners, shard_dirs)
+        finally:
+            for worker, path in self.scratch.items():
+                self.submit(pieces.remove_directory, path, worker=worker).result()
+
+    def _directories(self, name: str) -> dict[str, str]:
+        """Per worker, the folder ``name`` in its ``engine.worker_cache``, made; a worker that cannot is exit 2."""
+        cache = self.config.engine.worker_cache
+        futures = {worker: self.submit(pieces.prepare_directory, cache, name, worker=worker) for worker in self.workers}
+        found = {}
+        for worker, future in futures.items():
+            try:
+                found[worker] = future.result()
+            except OSError as error:
+                where = cache if cache is not None else "its dask local directory"
+                raise ClusterError(
+                    f"worker {worker} cannot write its cache directory {where} ({error.strerror or error}); "
+                    "set engine.worker_cache to a folder every worker can write"
+                ) from None
+        return found
+
+    def _pieces(self) -> list[pieces.Piece]:
+        """The source's pieces: delimited text whole; Parquet in runs of whole chunks of labelled rows."""
+        data = self.config.data
+        if source_kind(data.source) != "parquet":
+            return [pieces.Piece(0, 0, None)]
+        from softreg.io.parquet import labelled_counts, read_parquet_layout
+
+        selection = Selection(label=data.label, id=data.id, features=data.features, exclude=data.exclude or ())
+        layout = read_parquet_layout(data.source, selection)  # the files' footers: no rows
+        policy = label_policy(data.missing)
+        futures = [self.submit(labelled_counts, replace(layout, files=[path], rows=[rows]), policy)
+                   for path, rows in zip(layout.files, layout.rows, strict=True)]
+        groups = [(file, group, count) for file, future in enumerate(futures)
+                  for group, count in enumerate(future.result()[0])]
+        total = sum(count for _, _, count in groups)
+        self.unlabelled = sum(layout.rows) - total
+        chunks = math.ceil(total / READ_ROWS)
+        per_piece = max(1, math.ceil(chunks / (PIECES_PER_WORKER * len(self.workers))))
+        found: list[pieces.Piece] = []
+        before = group_index = 0
+        for start in range(0, total, per_piece * READ_ROWS):
+            while before + groups[group_index][2] <= start:  # the row group holding labelled row `start`
+                before += groups[group_index][2]
+                group_index += 1
+            file, group, _ = groups[group_index]
+            window = Window(file, group, start - before, min(per_piece * READ_ROWS, total - start))
+            found.append(pieces.Piece(len(found), start, window))
+        return found
+
+    def _pass_one(self, piece_list: list[pieces.Piece], owners: list[str]) -> list[dict[str, Any]]:
+        futures = [self.submit(pieces.read_piece, self.config, piece, self.n_buckets, self.scratch[owner],
+                               worker=owner) for piece, owner in zip(piece_list, owners, strict=True)]
+        summaries, read = [], 0
+        for future in futures:
+            summary = future.result()
+            read += summary["n_read"]
+            if self.on_rows is not None:
+                self.on_rows(read, None)
+            summaries.append(summary)
+        for message in dict.fromkeys(message for summary in summaries for message in summary["warnings"]):
+            warn(message)
+        return summaries
+
+    def _merged(self, summaries: list[dict[str, Any]]) -> tuple[ChunkPass, list[np.ndarray], list[list[np.ndarray]]]:
+        """The pieces' pass 1 as one `ChunkPass` over the whole source, and per piece the maps of its
+        label ids and category codes to the merged ones."""
+        layout: ColumnKinds = summaries[0]["layout"]
+        merged = ChunkPass(self.config, layout, self.n_buckets)
+        n_categorical = len(layout.categorical_positions)
+        labels, label_maps = merged_labels([summary["labels"] for summary in summaries])
+        categories, code_maps = merged_categories([summary["categories"] for summary in summaries], n_categorical)
+        merged.labels, merged.categories = labels, categories
+        moments = NanMoments.empty(len(layout.numeric_positions))
+        for summary in summaries:
+            for chunk_moments in summary["moments"]:
+                moments.merge(chunk_moments)
+            merged.counts += summary["counts"]
+            merged.n_rows += summary["n_rows"]
+            merged.n_read += summary["n_read"]
+            merged.unlabelled += summary["unlabelled"]
+        merged.moments = moments
+        return merged, label_maps, code_maps
+
+    def _pass_two(self, summaries: list[dict[str, Any]], owners: list[str],
+                  shard_dirs: dict[str, str]) -> dict[str, Any]:
+        config = self.config
+        merged, label_maps, code_maps = self._merged(summaries)
+        merged.unlabelled += self.unlabelled
+        counts = merged.counts.sum(axis=0).tolist()
+        info = summaries[0]["info"]
+        learnt = learn(config, info, merged.layout, merged, counts)
+        n_shards = config.data.shards
+        ranges = [plan.shard_ranges(count, n_shards) for count in counts]
+        starts = np.vstack([np.zeros((1, 3), dtype=np.int64), np.cumsum(merged.counts, axis=0)[:-1]])
+        the_plan = _Plan(merged.counts, starts, ranges)
+        holder = {shard: self.workers[shard % len(self.workers)] for shard in range(n_shards)}
+        d = len(learnt.how.mean)
+        last: dict[tuple[int, int], Any] = {}
+        for part, name in enumerate(PARTS):
+            for shard, (start, stop) in enumerate(ranges[part]):
+                if counts[part]:
+                    last[(part, shard)] = self.submit(pieces.open_shard, shard_dirs[holder[shard]], name, shard,
+                                                      stop - start, d, config.model.dtype, worker=holder[shard])
+        record = record_dtype(merged.layout)
+        unseen: dict[str, int] = {}
+        waves: list[tuple[Any, list[Any]]] = []
+        for bucket in range(self.n_buckets):
+            if len(waves) >= BUCKETS_IN_FLIGHT:
+                self._settle(waves.pop(0), unseen)
+            fragments = [
+                self.submit(pieces.read_fragment, self.scratch[owner], index, bucket, record, label_maps[index],
+                            code_maps[index], worker=owner)
+                for index, owner in enumerate(owners)
+            ]
+            slices = self.submit(pieces.bucket_slices, fragments, bucket, config.seed, learnt.how,
+                                 the_plan.cuts(bucket))
+            appends = []
+            for part, part_cuts in enumerate(the_plan.cuts(bucket)):
+                for shard, _, _ in part_cuts:
+                    rows = self.submit(pieces.pick, slices, (part, shard))
+                    last[(part, shard)] = self.submit(pieces.append_shard, shard_dirs[holder[shard]], PARTS[part],
+                                                      shard, rows, last[(part, shard)], worker=holder[shard])
+                    appends.append(last[(part, shard)])
+            waves.append((self.submit(pieces.unseen_of, slices), appends))
+        for wave in waves:
+            self._settle(wave, unseen)
+        warn_unseen(config.data.source, unseen)
+        placement: dict[str, list[dict[str, Any]]] = {}
+        for part, name in enumerate(PARTS):
+            if not counts[part]:
+                continue
+            closing = [self.submit(pieces.close_shard, shard_dirs[holder[shard]], name, shard, stop - start,
+                                   last[(part, shard)], worker=holder[shard])
+                       for shard, (start, stop) in enumerate(ranges[part])]
+            placement[name] = [{"worker": holder[shard], "rows": stop - start, "files": future.result()}
+                               for shard, ((start, stop), future) in enumerate(zip(ranges[part], closing, strict=True))]
+        document_fields = described(config, info, learnt, merged.unlabelled, self.n_buckets)
+        document_fields.update(placement=placement, worker_shards=n_shards,
+                               worker_folders=sorted(set(shard_dirs.values())))
+        return {"counts": counts, "classes": learnt.classes, "mean": learnt.how.mean, "scale": learnt.how.scale,
+                "described": document_fields}
+
+    @staticmethod
+    def _settle(wave: tuple[Any, list[Any]], unseen: dict[str, int]) -> None:
+        """Wait for a bucket's appends; count its unseen categories."""
+        counted, appends = wave
+        for future in appends:
+            future.result()
+        for name, count in counted.result().items():
+            unseen[name] = unseen.get(name, 0) + count
