@@ -2,11 +2,9 @@
 mid-run, the CLI against a scheduler and workers started here, and the cluster errors (exit 2)."""
 
 import json
-import os
 import shutil
 import subprocess
 import sys
-import time
 import warnings
 from pathlib import Path
 
@@ -22,13 +20,13 @@ from softreg.errors import ClusterError, SoftregWarning
 from softreg.prepare.data import random_streams
 from softreg.run import prepare_for, train_run
 from softreg.train import fit
-from tests.strategies import default_sigint, run
+from tests.clusters import Cluster
+from tests.strategies import run
 
 pytestmark = pytest.mark.slow  # starts clusters: scheduler and worker processes
 
 REPO = Path(__file__).resolve().parent.parent
 LETTERS = REPO / "data" / "letter-recognition.csv"
-DASK = Path(sys.executable).parent / "dask"
 COMMUNICATION = "dask: communication takes"  # the engine's warning on letters' tiny steps: not what these tests check
 
 
@@ -44,49 +42,6 @@ def letters(tmp_path_factory):
     code, _, stderr = run("train", "--config", config, "--out", folder / "numpy", "--quiet")
     assert code == 0, stderr
     return config, rundir.load_model(folder / "numpy"), rundir.read_history(folder / "numpy")
-
-
-class Cluster:
-    """A ``dask scheduler`` on 127.0.0.1 and ``dask worker`` processes (no nanny: a killed worker stays dead),
-    ended by their pids."""
-
-    def __init__(self, folder, n_workers, pythonpath=REPO):
-        self.folder, self.processes = folder, []
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(pythonpath), os.environ.get("PYTHONPATH", "")])}
-        scheduler_file = folder / "scheduler.json"
-        self.scheduler = self._start(
-            [DASK, "scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
-             "--scheduler-file", scheduler_file], env)
-        deadline = time.monotonic() + 60
-        while not scheduler_file.is_file() and time.monotonic() < deadline:
-            time.sleep(0.1)
-        self.address = json.loads(scheduler_file.read_text())["address"]
-        self.workers = [
-            self._start([DASK, "worker", self.address, "--no-nanny", "--nthreads", "1", "--no-dashboard"], env)
-            for _ in range(n_workers)
-        ]
-        import distributed
-
-        with distributed.Client(self.address, timeout=60) as client:
-            client.wait_for_workers(n_workers, timeout=60)
-
-    def _start(self, command, env):
-        log = open(self.folder / f"process-{len(self.processes)}.log", "wb")  # closed in stop()
-        process = subprocess.Popen([str(part) for part in command], stdout=log, stderr=subprocess.STDOUT, env=env,
-                                   cwd=REPO, preexec_fn=default_sigint)
-        self.processes.append((process, log))
-        return process
-
-    def stop(self):
-        for process, log in reversed(self.processes):
-            if process.poll() is None:
-                process.terminate()
-            try:
-                process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-            log.close()
 
 
 @pytest.fixture(scope="module")

@@ -43,7 +43,7 @@ from softreg.cache.sparse import write_manifest
 from softreg.cache.staging import make_staging, remove_abandoned, unmark
 from softreg.engine import plan
 from softreg.errors import ClusterError, DataError, UsageError, cannot_write, warn
-from softreg.io.cells import label_policy
+from softreg.io.cells import label_policy, unlabelled_note
 from softreg.io.fingerprint import fingerprint
 from softreg.io.kinds import source_kind
 from softreg.io.parquet_chunks import Window
@@ -241,7 +241,9 @@ class _Ingest:
                   shard_dirs: dict[str, str]) -> dict[str, Any]:
         config = self.config
         merged, label_maps, code_maps = self._merged(summaries)
-        merged.unlabelled += self.unlabelled
+        if self.unlabelled:  # a Parquet source's pieces are windows of its labelled rows: said here
+            merged.unlabelled += self.unlabelled
+            warn(unlabelled_note(config.data.source, self.unlabelled))
         counts = merged.counts.sum(axis=0).tolist()
         info = summaries[0]["info"]
         learnt = learn(config, info, merged.layout, merged, counts)

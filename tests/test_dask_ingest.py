@@ -1,0 +1,213 @@
+"""softreg ingest on Dask: the workers read the source and keep their own shards, the same bytes as a
+one-machine ingest's rows of each shard for 1 and 2 workers, the driver reading no row; and the
+errors (exit 2) of a cluster that cannot hold them."""
+
+import numpy as np
+import pytest
+
+from softreg.cache import read_manifest
+from softreg.cache.manifest import digest, problem
+from softreg.config import load_config
+from softreg.engine import plan
+from softreg.errors import SoftregWarning
+from tests.clusters import Cluster
+from tests.strategies import run
+
+pytestmark = pytest.mark.slow  # starts a cluster: a scheduler and worker processes
+
+pa = pytest.importorskip("pyarrow")
+pq = pytest.importorskip("pyarrow.parquet")
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    """Two workers, each with its own local directory: they share no folder."""
+    started = Cluster(tmp_path_factory.mktemp("cluster"), n_workers=2, own_directories=True)
+    yield started
+    started.stop()
+
+
+@pytest.fixture(scope="module")
+def parquet_source(tmp_path_factory):
+    """120000 rows in three Parquet files of row groups of 7000, 2% without a label, 1% missing cells."""
+    import pandas as pd
+
+    folder = tmp_path_factory.mktemp("parquet")
+    rng = np.random.default_rng(1)
+    n = 120_000
+    X = rng.normal(size=(n, 5)) * [1, 10, 100, 0.1, 1] + [0, 5, -3, 0, 1e3]
+    X[rng.random((n, 5)) < 0.01] = np.nan
+    labels = rng.choice(["a", "b", "c"], n).astype(object)
+    labels[rng.random(n) < 0.02] = None
+    table = pd.DataFrame(X, columns=list("pqrst")).assign(label=labels)
+    (folder / "src").mkdir()
+    for index, (start, stop) in enumerate([(0, 50_000), (50_000, 90_000), (90_000, n)]):
+        pq.write_table(pa.Table.from_pandas(table.iloc[start:stop], preserve_index=False),
+                       folder / "src" / f"part-{index}.parquet", row_group_size=7000)
+    return folder / "src"
+
+
+def write_config(path, source, cache, extra=""):
+    path.write_text(f"data:\n  source: {source}\n  label: label\n  missing: drop\n  val: 0.1\n  shards: 4\n"
+                    f"  cache: {cache}\n{extra}")
+    return path
+
+
+def ingest(config, *settings):
+    arguments = ["ingest", "--config", config, "--quiet"]
+    for setting in settings:
+        arguments += ["--set", setting]
+    return run(*arguments)
+
+
+def ingest_loud(config, *settings):
+    """`ingest` with its summary on standard output."""
+    return run("ingest", "--config", config, *[part for setting in settings for part in ("--set", setting)])
+
+
+def on_dask(cluster, workers=2):
+    return ("engine.kind=dask", f"engine.scheduler={cluster.address}", f"engine.workers={workers}")
+
+
+def assert_same_shards(distributed, reference):
+    """Each worker shard holds the bytes of the one-machine cache's rows of that shard (plan.shard_ranges)."""
+    placed, local = read_manifest(distributed).document, read_manifest(reference).document
+    for key in ("n", "classes", "feature_mean", "feature_scale", "feature_names", "columns", "unlabelled"):
+        assert placed[key] == local[key], key
+    for part, shards in placed["placement"].items():
+        ranges = plan.shard_ranges(local["n"][part], placed["worker_shards"])
+        for shard, (start, stop) in zip(shards, ranges, strict=True):
+            assert shard["rows"] == stop - start
+            for name in ("X", "y", "source_rows"):
+                whole = np.load(reference / part / f"{name}.npy")
+                mine = np.load(shard["files"][name]["file"])
+                assert mine.dtype == whole.dtype and mine.tobytes() == whole[start:stop].tobytes(), (part, name)
+
+
+def test_parquet_pieces_on_one_and_two_workers_hold_a_one_machine_ingests_bytes(cluster, parquet_source, tmp_path):
+    """A Parquet folder read in pieces by 1 and by 2 workers: every shard's X, y and source rows are the
+    bytes of the one-machine cache's rows of that shard, the standardizer and counts the same numbers."""
+    config = write_config(tmp_path / "c.yaml", parquet_source, tmp_path / "one")
+    code, _, stderr = ingest(config)
+    assert code == 0, stderr
+    workers_seen = set()
+    for workers in (1, 2):
+        cache = tmp_path / f"dask-{workers}"
+        code, _, stderr = ingest(config, f"data.cache={cache}", *on_dask(cluster, workers))
+        assert code == 0, stderr
+        assert "2370 rows without a label were left out" in stderr  # the workers' counts, said once
+        assert_same_shards(cache, tmp_path / "one")
+        placement = read_manifest(cache).document["placement"]
+        workers_seen = {shard["worker"] for shards in placement.values() for shard in shards}
+        assert len(workers_seen) == workers
+        folders = {shard["files"]["X"]["file"].split("/worker-")[1][0] for shard in placement["train"]}
+        assert len(folders) == workers  # each worker wrote into its own local directory
+
+
+def test_delimited_text_with_categories_over_several_buckets(cluster, tmp_path):
+    """A CSV with a categorical column and missing cells (data.missing: mean), shuffled through six
+    buckets: two workers write the one-machine cache's bytes."""
+    rng = np.random.default_rng(0)
+    n = 60_000
+    a = np.round(rng.normal(size=n), 6).astype(str)
+    a[rng.choice(n, 3000)] = ""
+    colour = rng.choice(["red", "green", "blue", "grey"], n)
+    colour[rng.choice(n, 1000)] = ""
+    rows = np.column_stack([a, np.round(rng.normal(size=n) * 100, 3).astype(str), colour, rng.choice(list("pqr"), n)])
+    source = tmp_path / "t.csv"
+    source.write_text("a,b,colour,label\n" + "\n".join(",".join(row) for row in rows) + "\n")
+    config = tmp_path / "c.yaml"
+    config.write_text(f"data:\n  source: {source}\n  label: label\n  missing: mean\n  val: 0.1\n  shards: 4\n"
+                      f"  memory_budget: 1MiB\n  cache: {tmp_path / 'one'}\n")
+    assert ingest(config)[0] == 0
+    code, _, stderr = ingest(config, f"data.cache={tmp_path / 'dask'}", *on_dask(cluster))
+    assert code == 0, stderr
+    assert read_manifest(tmp_path / "dask").document["buckets"] == 6
+    assert_same_shards(tmp_path / "dask", tmp_path / "one")
+
+
+def test_the_driver_reads_no_row(cluster, parquet_source, tmp_path, monkeypatch):
+    """With every row reader of this process made to fail, an ingest on the workers still completes."""
+    from softreg.cache import pieces
+    from softreg.cache import rows as cache_rows
+    from softreg.commands.ingest import ingest_run
+    from softreg.io import parquet, stream
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the driver read rows")
+
+    # the workers' tasks refer to their own modules (functions travel by name), so this affects this process only
+    for module, name in [(cache_rows, "open_rows"), (stream, "open_rows"), (parquet, "read_batches"),
+                         (cache_rows, "_open_source"), (pieces, "_open_source"), (pq.ParquetFile, "iter_batches"),
+                         (pq.ParquetFile, "read_row_group"), (pq.ParquetFile, "read"), (np, "fromfile"),
+                         (np, "load")]:
+        monkeypatch.setattr(module, name, refuse)
+    config = load_config(write_config(tmp_path / "c.yaml", parquet_source, tmp_path / "dask"),
+                         overrides=["engine.kind=dask", f"engine.scheduler={cluster.address}"])
+    with pytest.warns(SoftregWarning, match="2370 rows without a label were left out"):
+        outcome = ingest_run(config)
+    assert outcome.manifest.document["n"]["train"] == 80719
+
+
+def test_an_up_to_date_cache_is_kept_and_a_lost_shard_rebuilt(cluster, parquet_source, tmp_path):
+    """A second ingest finds every shard on a worker and keeps the cache; with a shard's file gone,
+    it says which and rebuilds the same bytes."""
+    config = write_config(tmp_path / "c.yaml", parquet_source, tmp_path / "dask")
+    assert ingest(config, *on_dask(cluster))[0] == 0
+    code, stdout, _ = ingest_loud(config, *on_dask(cluster))
+    assert code == 0 and "up to date" in stdout
+    before = read_manifest(tmp_path / "dask").document
+    lost = before["placement"]["train"][1]["files"]["y"]["file"]
+    np.save(lost, np.zeros(3, dtype=np.int64))  # another shard where it was: its size and ends differ
+    code, stdout, stderr = ingest_loud(config, *on_dask(cluster))
+    assert code == 0, stderr
+    writer = before["placement"]["train"][1]["worker"]
+    assert f"rebuilt because no live worker holds shard(s) train 1 (written by {writer})" in stdout
+    assert read_manifest(tmp_path / "dask").document["placement"] == before["placement"]
+
+
+def test_a_worker_that_cannot_write_its_cache_directory_is_exit_2(cluster, parquet_source, tmp_path):
+    """engine.worker_cache under a file: one line naming the worker, the folder and the setting."""
+    (tmp_path / "a-file").write_text("not a folder")
+    config = write_config(tmp_path / "c.yaml", parquet_source, tmp_path / "dask")
+    code, _, stderr = ingest(config, *on_dask(cluster), f"engine.worker_cache={tmp_path / 'a-file' / 'cache'}")
+    assert code == 2
+    assert stderr.count("\n") == 1 and stderr.startswith("softreg: error: worker tcp://127.0.0.1:")
+    assert (f"cannot write its cache directory {tmp_path / 'a-file' / 'cache'} (Not a directory); "
+            "set engine.worker_cache to a folder every worker can write") in stderr
+    assert not (tmp_path / "dask").exists()
+
+
+def test_a_whole_source_on_dask_is_exit_2(cluster, tmp_path):
+    """An .npz source is not read in pieces: exit 2, saying how to ingest it."""
+    np.savez(tmp_path / "d.npz", X=np.random.default_rng(0).normal(size=(40, 2)), y=np.arange(40) % 2)
+    config = tmp_path / "c.yaml"
+    config.write_text(f"data:\n  source: {tmp_path / 'd.npz'}\n  shards: 2\n  cache: {tmp_path / 'dask'}\n")
+    code, _, stderr = ingest(config, *on_dask(cluster))
+    assert code == 2
+    assert stderr == (f"softreg: error: {tmp_path / 'd.npz'}: engine.kind: dask ingests delimited text or Parquet; "
+                      "ingest this source with engine.kind: numpy\n")
+
+
+def test_a_cache_on_the_workers_is_rebuilt_here_for_the_numpy_engine(cluster, parquet_source, tmp_path):
+    """softreg ingest with engine.kind: numpy over a cache on the workers rebuilds it on this machine, saying why."""
+    config = write_config(tmp_path / "c.yaml", parquet_source, tmp_path / "cache")
+    assert ingest(config, *on_dask(cluster))[0] == 0
+    code, stdout, stderr = run("ingest", "--config", config)
+    assert code == 0, stderr
+    assert "rebuilt because its shards are on Dask workers; engine.kind: numpy reads a cache on this machine" in stdout
+    assert "placement" not in read_manifest(tmp_path / "cache").document
+
+
+def test_a_placement_that_does_not_add_up_is_a_problem(cluster, parquet_source, tmp_path):
+    """The manifest of a cache on the workers is checked like any other: rows that do not add up are named."""
+    config = write_config(tmp_path / "c.yaml", parquet_source, tmp_path / "dask")
+    assert ingest(config, *on_dask(cluster))[0] == 0
+    manifest = read_manifest(tmp_path / "dask")
+    assert problem(manifest) is None
+    manifest.document["placement"]["val"][0]["rows"] += 1
+    manifest.document["digest"] = digest(manifest.document)
+    assert problem(manifest) == "manifest.json: placement.val: the shards' rows do not add up to n.val"
+    manifest.document["placement"]["val"][0]["files"]["X"]["file"] = "relative/X.npy"
+    manifest.document["digest"] = digest(manifest.document)
+    assert problem(manifest).startswith("manifest.json: placement.val[0] must give a worker, its rows and its files")
