@@ -78,6 +78,11 @@ class ExactSums:
             for shift in np.flatnonzero(high | low).tolist()
         )
 
+    def merge(self, other: ExactSums) -> None:
+        """Add ``other``'s sums (of the same groups): exact, so the order of merging does not matter."""
+        self._high += other._high
+        self._low += other._low
+
     def mean(self, group: int, count: int) -> float:
         """The group's sum divided by ``count``, correctly rounded (Python's integer division is)."""
         return self.total(group) / (count << _OFFSET)
@@ -133,6 +138,16 @@ class MetricSums:
         self.bin_count += np.bincount(index, minlength=self.n_bins)
         self.bin_correct += np.bincount(index[predicted == y], minlength=self.n_bins)
         self.sums.add(confidence, _CONFIDENCE + index)
+        return self
+
+    def merge(self, other: MetricSums) -> MetricSums:
+        """Add the rows ``other`` counted (another part of the same data, e.g. a shard's). Returns self."""
+        self.n_samples += other.n_samples
+        self.confusion += other.confusion
+        self.top_k_hits += other.top_k_hits
+        self.bin_count += other.bin_count
+        self.bin_correct += other.bin_correct
+        self.sums.merge(other.sums)
         return self
 
     def reliability(self) -> dict[str, np.ndarray]:

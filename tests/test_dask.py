@@ -91,7 +91,7 @@ def test_a_worker_killed_mid_epoch_changes_nothing(letters, tmp_path):
 
         with warnings.catch_warnings(), pytest.warns(SoftregWarning, match="was lost; its shards are opened again"):
             warnings.filterwarnings("ignore", message=COMMUNICATION, category=SoftregWarning)
-            with open_engine(config, prepared.train, prepared.val) as (train, val):
+            with open_engine(config, prepared.train, prepared.val) as (train, val, _):
                 result = fit(train, 26, config.training_settings(), random_streams(config.seed).batches, val=val,
                              on_step=kill_in_epoch_two)
     finally:

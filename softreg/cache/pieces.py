@@ -160,9 +160,12 @@ def append_shard(directory: str, part: str, shard: int, rows: tuple[np.ndarray, 
             handle.write(np.ascontiguousarray(array).data)
 
 
-def close_shard(directory: str, part: str, shard: int, n_rows: int, after: Any = None) -> dict[str, dict[str, Any]]:
+def close_shard(
+    directory: str, part: str, shard: int, n_rows: int, n_classes: int, after: Any = None
+) -> tuple[dict[str, dict[str, Any]], list[int]]:
     """The shard's files synced, checked to hold ``n_rows`` rows and renamed into place: per file its
-    path on this worker, its size and the fingerprint of its ends (`softreg.cache.manifest.shard_ends`)."""
+    path on this worker, its size and the fingerprint of its ends (`softreg.cache.manifest.shard_ends`);
+    and its rows of each class."""
     entries = {}
     for name in SHARD_FILES:
         final = _shard_path(directory, part, shard, name)
@@ -176,4 +179,5 @@ def close_shard(directory: str, part: str, shard: int, n_rows: int, after: Any =
             raise OSError(f"{final}: holds {size} bytes, not the {expected} of {n_rows} rows")
         os.replace(_temporary(final), final)
         entries[name] = {"file": str(final), "bytes": final.stat().st_size, "ends": shard_ends(final)}
-    return entries
+    y = np.load(_shard_path(directory, part, shard, "y"), mmap_mode="r")
+    return entries, np.bincount(y, minlength=n_classes).tolist()

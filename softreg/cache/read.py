@@ -206,7 +206,9 @@ def open_cache(config: Config, rebuild: bool = True) -> Manifest:
     check_cacheable(config)  # before any word of rebuilding
     remove_abandoned(Path(cache_dir).resolve().parent)  # what killed ingests left there, whichever cache
     manifest = read_manifest(cache_dir)
-    reason = "there is no data cache there" if manifest is None else problem(manifest) or stale_reason(manifest, config)
+    on_workers = False if config.engine.kind == "numpy" else None  # only Dask reads shards on the workers
+    reason = "there is no data cache there" if manifest is None else (
+        problem(manifest) or stale_reason(manifest, config, on_workers))
     if reason is None:
         assert manifest is not None, "a reason is given when there is no manifest"
         return manifest
@@ -222,12 +224,12 @@ def open_cache(config: Config, rebuild: bool = True) -> Manifest:
 # the most of a cached test part a run directory keeps (test.npz, float64): this, or an eighth of the memory budget
 TEST_SPLIT_BYTES = 256 * 2**20
 
-def prepare_cached(config: Config, rebuild: bool = True) -> Prepared:
+def prepare_cached(config: Config, rebuild: bool = True, manifest: Manifest | None = None) -> Prepared:
     """`softreg.prepare.data.Prepared` from the cache: parts as `CacheData` over the shards (`open_cache`
-    with ``rebuild``)."""
+    with ``rebuild``, unless its ``manifest`` is given)."""
     from softreg.errors import warn
 
-    manifest = open_cache(config, rebuild=rebuild)
+    manifest = manifest or open_cache(config, rebuild=rebuild)
     document = manifest.document
     budget = memory_budget(config.data.memory_budget)
 

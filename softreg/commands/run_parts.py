@@ -228,7 +228,8 @@ def _engine_optimum(config: Config, prepared: Prepared, model: Model) -> tuple[O
 
     settings = config.training_settings()
     weight_decay = settings.weight_decay
-    with open_engine(config, prepared.train, None) as (train, _):
+    with open_engine(config, prepared.train, None) as parts:
+        train = parts.train
 
         def loss_gradient(coef: np.ndarray, intercept: np.ndarray) -> tuple[float, float, np.ndarray, np.ndarray]:
             sums = train.full_sums(coef, intercept)

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from softreg.engine import plan
 from softreg.engine.shards import CacheShard, NumpyEngine, ShardGroup, ShardSpec, shard_partial_sums
@@ -34,12 +34,21 @@ __all__ = [
     "ShardGroup",
     "ShardSpec",
     "ShardedData",
+    "ShardedParts",
     "open_engine",
     "plan",
     "shard_partial_sums",
     "shard_specs",
     "sharded",
 ]
+
+
+class ShardedParts(NamedTuple):
+    """The parts on an engine: training, validation (None without), test (on the workers only)."""
+
+    train: ShardedData
+    val: ShardedData | None
+    test: ShardedData | None = None
 
 
 def sharded(config: Config) -> bool:
@@ -75,35 +84,51 @@ def open_engine(
     train: TrainingData,
     val: TrainingData | None,
     on_engine: Callable[[Any], None] | None = None,
-) -> Iterator[tuple[ShardedData, ShardedData | None]]:
-    """The training and validation parts of ``config``'s cache as `ShardedData` on its engine.
+    test: TrainingData | None = None,
+) -> Iterator[ShardedParts]:
+    """The training and validation parts of ``config``'s cache as `ShardedData` on its engine, and
+    for a cache on the workers (`softreg.engine.placed`) the test part too.
 
-    ``train`` and ``val`` are the same parts readable in this process (``prepare_cached``'s).
+    ``train``, ``val`` and ``test`` are the same parts as this process knows them: readable here
+    (``prepare_cached``'s), or `PlacedPart` (``prepare_placed``'s: sizes only).
     With Dask, ``on_engine`` hears the `softreg.engine.cluster.EngineInfo` (scheduler, dashboard,
     workers) before training starts. The engine is closed (a local cluster stopped) on exit.
     """
+    from softreg.engine.placed import PlacedPart
+
     cache_dir, n_shards = config.data.cache, config.data.shards
     if cache_dir is None:
         raise ValueError("the sharded engine needs data.cache (the config checks it)")
     if train.n_samples < n_shards:
         raise DataError(f"{cache_dir}: data.shards {n_shards} is more than the {train.n_samples} training rows")
-    specs = {"train": shard_specs(cache_dir, "train", n_shards) or []}
-    val_specs = shard_specs(cache_dir, "val", n_shards) if val is not None else None
-    if val_specs is not None:
-        specs["val"] = val_specs
+    placed = isinstance(train, PlacedPart)
+    if placed:
+        from softreg.cache import read_manifest
+        from softreg.engine.placed import placed_specs
+
+        manifest = read_manifest(cache_dir)
+        assert manifest is not None, "prepare_placed read it"
+        specs = placed_specs(manifest)
+    else:
+        manifest = None
+        specs = {"train": shard_specs(cache_dir, "train", n_shards) or []}
+        val_specs = shard_specs(cache_dir, "val", n_shards) if val is not None else None
+        if val_specs is not None:
+            specs["val"] = val_specs
     engine: ShardEngine
     if config.engine.kind == "dask":
         from softreg.engine.cluster import connect
 
-        engine, info = connect(config.engine, specs)
+        engine, info = connect(config.engine, specs, manifest, config.path)
         if on_engine is not None:
             on_engine(info)
     else:
         engine = NumpyEngine(specs)
     try:
-        yield (
+        yield ShardedParts(
             ShardedData("train", engine, train, n_shards),
-            None if val is None or val_specs is None else ShardedData("val", engine, val, n_shards),
+            None if val is None or "val" not in specs else ShardedData("val", engine, val, n_shards),
+            ShardedData("test", engine, test, n_shards) if placed and test is not None and "test" in specs else None,
         )
     finally:
         engine.close()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import warnings
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from softreg.config import EngineConfig
 from softreg.engine import dask as dask_engine
@@ -18,6 +18,9 @@ from softreg.engine.dask import DaskEngine
 from softreg.engine.identity import running_code
 from softreg.engine.probe import NOT_DASK, check_scheduler
 from softreg.engine.shards import ShardSpec
+
+if TYPE_CHECKING:
+    from softreg.cache.rows import Manifest
 from softreg.errors import ClusterError, warn
 
 CONNECT_SECONDS = 10.0  # to reach the scheduler
@@ -83,14 +86,30 @@ def join(config: EngineConfig) -> Joined:
     return joined
 
 
-def connect(config: EngineConfig, specs: dict[str, list[ShardSpec]]) -> tuple[DaskEngine, EngineInfo]:
-    """A `DaskEngine` on the cluster of ``config`` holding ``specs``' shards, and what it found.
+def connect(
+    config: EngineConfig, specs: dict[str, list[ShardSpec]], placed: Manifest | None = None,
+    config_path: str | None = None,
+) -> tuple[DaskEngine, EngineInfo]:
+    """A `DaskEngine` on the cluster of ``config`` holding ``specs``' shards, and what it found;
+    for a cache on the workers (``placed``, its manifest) each shard on the worker that holds it.
 
-    Raises ClusterError (exit 2) as `join` does, and when the workers cannot open the shards.
+    Raises ClusterError (exit 2) as `join` does, when the workers cannot open the shards, and when
+    no live worker holds a shard of ``placed`` (naming the command that writes them again).
     """
+    from softreg.engine.placement import locate, lost
+
     joined = join(config)
     try:
-        engine = DaskEngine(joined.client, joined.cluster, joined.workers, specs)
+        holders = None
+        if placed is not None:
+            holders = locate(placed, joined)
+            missing = lost(holders, placed)
+            if missing is not None:
+                raise ClusterError(
+                    f"{placed.directory}: {missing}; write them again on the workers: softreg ingest --config "
+                    f"{config_path or 'CONFIG'} (with the same engine settings)"
+                )
+        engine = DaskEngine(joined.client, joined.cluster, joined.workers, specs, holders)
     except BaseException:
         joined.close()
         raise

@@ -15,13 +15,17 @@ from __future__ import annotations
 import contextlib
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
 from softreg.engine.shards import ShardGroup, ShardSpec
 from softreg.errors import ClusterError, SoftregError, warn
+from softreg.evaluate import MetricSums
+from softreg.model import Model
 from softreg.train import PartialSums
+
+Answer = TypeVar("Answer")  # what each shard answers a call with
 
 WORKERS_SECONDS = 30.0  # for engine.workers workers to join (and, after a loss, for one to be left)
 REPLAYS = 3  # times one call is replayed on a re-created actor before the run fails
@@ -71,16 +75,22 @@ class DaskEngine:
     """The shards on ``workers``, shard s of each part on worker s mod W, each worker's as one
     `ShardGroup` actor (one round trip per worker a step); answers in shard order."""
 
-    def __init__(self, client: Any, cluster: Any, workers: list[str], specs: dict[str, list[ShardSpec]]) -> None:
+    def __init__(self, client: Any, cluster: Any, workers: list[str], specs: dict[str, list[ShardSpec]],
+                 holders: dict[str, list[str | None]] | None = None) -> None:
         self.client, self.cluster, self.workers = client, cluster, workers
         self.epochs: dict[str, tuple[int, int]] = {}  # part -> its epoch's (key, rows), told to new actors
+        self.samples: dict[str, tuple[int, int, bool, float]] = {}  # part -> lr: auto's sample, taken by new actors
         self.timing = Timing()
         self.lost: set[str] = set()  # workers whose actors failed: not chosen again
         self.warned: set[str] = set()
         self.n_shards = {part: len(part_specs) for part, part_specs in specs.items()}
         self.groups: list[_Group] = []
+        if holders is not None:  # a cache on the workers: each shard where its files are
+            workers = sorted({worker for part in holders.values() for worker in part if worker is not None})
         for index, worker in enumerate(workers):
-            held = {part: [spec for spec in part_specs if spec.shard % len(workers) == index]
+            held = {part: [spec for spec in part_specs
+                           if (holders[part][spec.shard] == worker if holders is not None
+                               else spec.shard % len(workers) == index)]
                     for part, part_specs in specs.items()}
             self.groups.append(self._create(held, worker))
 
@@ -132,6 +142,16 @@ class DaskEngine:
         self._comm(answers, time.perf_counter() - started)
         return self._in_shard_order(part, answers)
 
+    def sample(self, part: str, rows: int, n_total: int, whole: bool, intercept: float) -> list[tuple[int, float]]:
+        self.samples[part] = (rows, n_total, whole, intercept)
+        return self._in_shard_order(part, self._gather(part, "sample", (rows, n_total, whole, intercept)))
+
+    def gram(self, part: str, vector: np.ndarray, intercept: float) -> list[np.ndarray]:
+        return self._in_shard_order(part, self._gather(part, "gram", (vector, intercept)))
+
+    def metrics(self, part: str, model: Model, keep: int) -> list[tuple[MetricSums, np.ndarray, np.ndarray]]:
+        return self._in_shard_order(part, self._gather(part, "metrics", (model, keep)))
+
     def comm_seconds(self) -> float | None:
         return self.timing.comm
 
@@ -142,8 +162,8 @@ class DaskEngine:
             if self.cluster is not None:
                 self.cluster.close()
 
-    def _in_shard_order(self, part: str, answers: list[list[PartialSums]]) -> list[PartialSums]:
-        ordered: list[PartialSums | None] = [None] * self.n_shards[part]
+    def _in_shard_order(self, part: str, answers: list[list[Answer]]) -> list[Answer]:
+        ordered: list[Answer | None] = [None] * self.n_shards[part]
         for group, sums in zip(self.groups, answers, strict=True):
             for spec, partial in zip(group.specs[part], sums, strict=True):
                 ordered[spec.shard] = partial
@@ -230,6 +250,8 @@ class DaskEngine:
         group = self.groups[index] = self._create(old.specs, worker)
         for part, (key, rows) in self.epochs.items():
             group.proxy.begin_epoch(part, key, rows).result()
+        for part, sample in self.samples.items():  # lr: auto's sample, which gram calls read
+            group.proxy.sample(part, *sample).result()
         if old.worker not in self.warned:
             self.warned.add(old.worker)
             warn(f"dask: worker {old.worker} was lost; its shards are opened again on {worker} "

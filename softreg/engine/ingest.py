@@ -288,10 +288,13 @@ class _Ingest:
             if not counts[part]:
                 continue
             closing = [self.submit(pieces.close_shard, shard_dirs[holder[shard]], name, shard, stop - start,
-                                   last[(part, shard)], worker=holder[shard])
+                                   len(learnt.classes), last[(part, shard)], worker=holder[shard])
                        for shard, (start, stop) in enumerate(ranges[part])]
-            placement[name] = [{"worker": holder[shard], "rows": stop - start, "files": future.result()}
-                               for shard, ((start, stop), future) in enumerate(zip(ranges[part], closing, strict=True))]
+            placement[name] = []
+            for shard, ((start, stop), future) in enumerate(zip(ranges[part], closing, strict=True)):
+                files, per_class = future.result()
+                placement[name].append({"worker": holder[shard], "rows": stop - start, "files": files,
+                                        "class_counts": per_class})
         document_fields = described(config, info, learnt, merged.unlabelled, self.n_buckets)
         document_fields.update(placement=placement, worker_shards=n_shards,
                                worker_folders=sorted(set(shard_dirs.values())))

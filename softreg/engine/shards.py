@@ -11,16 +11,22 @@ addition give the same bits on either.
 
 from __future__ import annotations
 
+import math
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from softreg.engine import plan
+from softreg.evaluate import MetricSums, model_metrics
+from softreg.model import Model
 from softreg.train import PartialSums, add_partials
+from softreg.train.rate import block_gram, block_squares
 
 FULL_PASS_ROWS = 8192  # rows per chunk of a shard's full pass: fixed, so that every engine adds the same chunks
+SAMPLE_KEY = 0  # the key of the order in which shards take ``lr: auto``'s sample (the batch plan's keys are drawn)
 
 
 def shard_partial_sums(
@@ -90,6 +96,7 @@ class CacheShard:
         self.X, self.y = X[spec.start:spec.stop], y[spec.start:spec.stop]
         self.order = np.arange(0)
         self.rows = 0
+        self.sampled: np.ndarray | None = None
 
     def begin_epoch(self, key: int, rows: int) -> None:
         """Order the rows for the epoch keyed ``key``; each step takes ``rows`` of them."""
@@ -119,6 +126,54 @@ class CacheShard:
         return sums
 
 
+    def sample(self, rows: int, n_total: int, whole: bool, intercept: float) -> tuple[int, float]:
+        """Take this shard's share of ``lr: auto``'s sample: ``ceil(rows * n_s / n_total)`` of its
+        ``n_s`` rows in the order of a fixed key (``whole``: all of them); their count and
+        ``sum_i ||x~_i||^2``. A function of the shard alone, wherever it is opened."""
+        n_rows = len(self.y)
+        if whole:
+            self.sampled = None
+        else:
+            count = min(n_rows, math.ceil(rows * n_rows / max(1, n_total)))
+            order = plan.shard_order(SAMPLE_KEY, self.spec.shard, n_rows)[:count]
+            self.sampled = np.take(self.X, np.sort(order), axis=0)
+        return sum(len(X) for X in self._sample_blocks()), sum(
+            block_squares(X, None, intercept) for X in self._sample_blocks()
+        )
+
+    def gram(self, vector: np.ndarray, intercept: float) -> np.ndarray:
+        """``X~^T X~ v`` (n_features + 1,) over the sample `sample` took, not divided."""
+        result = np.zeros_like(vector)
+        for X in self._sample_blocks():
+            result += block_gram(X, None, vector, intercept)
+        return result
+
+    def _sample_blocks(self) -> Iterator[np.ndarray]:
+        rows = self.X if self.sampled is None else self.sampled
+        for start in range(0, len(rows), FULL_PASS_ROWS):
+            yield np.asarray(rows[start:start + FULL_PASS_ROWS])
+
+    def metrics(self, model: Model, keep: int) -> tuple[MetricSums, np.ndarray, np.ndarray]:
+        """The metric sums of ``model`` over the shard's rows, raw again (x * scale + mean, as a run
+        keeps its test rows), chunk by chunk; and the classes and probabilities of its first ``keep`` rows."""
+        kept: list[tuple[np.ndarray, np.ndarray]] = []
+
+        def chunks() -> Iterator[tuple[np.ndarray, np.ndarray]]:
+            for start in range(0, len(self.y), FULL_PASS_ROWS):
+                X = np.asarray(self.X[start:start + FULL_PASS_ROWS], dtype=np.float64)
+                yield X * model.feature_scale + model.feature_mean, np.asarray(self.y[start:start + FULL_PASS_ROWS])
+
+        def keep_first(X: Any, y: np.ndarray, proba: np.ndarray) -> None:
+            held = sum(len(part) for part, _ in kept)
+            if held < keep:
+                kept.append((y[:keep - held], proba[:keep - held]))
+
+        sums = model_metrics(model, chunks(), on_chunk=keep_first)
+        y_kept = np.concatenate([y for y, _ in kept]) if kept else np.empty(0, dtype=np.int64)
+        proba_kept = np.concatenate([p for _, p in kept]) if kept else np.empty((0, model.n_classes))
+        return sums, y_kept, proba_kept
+
+
 class ShardGroup:
     """The shards one process holds, of one or more parts (``{"train": [...], "val": [...]}``):
     the numpy engine holds them all, a Dask worker those placed on it (as one actor, so that a
@@ -141,6 +196,19 @@ class ShardGroup:
         with one_blas_thread():
             coef, intercept = _fresh(coef, intercept)
             return [shard.full(coef, intercept) for shard in self.shards[part]]
+
+    def sample(self, part: str, rows: int, n_total: int, whole: bool, intercept: float) -> list[tuple[int, float]]:
+        with one_blas_thread():
+            return [shard.sample(rows, n_total, whole, intercept) for shard in self.shards[part]]
+
+    def gram(self, part: str, vector: np.ndarray, intercept: float) -> list[np.ndarray]:
+        with one_blas_thread():
+            vector = np.array(vector)
+            return [shard.gram(vector, intercept) for shard in self.shards[part]]
+
+    def metrics(self, part: str, model: Model, keep: int) -> list[tuple[MetricSums, np.ndarray, np.ndarray]]:
+        with one_blas_thread():
+            return [shard.metrics(model, keep) for shard in self.shards[part]]
 
 
 def _fresh(coef: np.ndarray, intercept: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -182,6 +250,15 @@ class NumpyEngine:
 
     def full(self, part: str, coef: np.ndarray, intercept: np.ndarray) -> list[PartialSums]:
         return self._group().full(part, coef, intercept)
+
+    def sample(self, part: str, rows: int, n_total: int, whole: bool, intercept: float) -> list[tuple[int, float]]:
+        return self._group().sample(part, rows, n_total, whole, intercept)
+
+    def gram(self, part: str, vector: np.ndarray, intercept: float) -> list[np.ndarray]:
+        return self._group().gram(part, vector, intercept)
+
+    def metrics(self, part: str, model: Model, keep: int) -> list[tuple[MetricSums, np.ndarray, np.ndarray]]:
+        return self._group().metrics(part, model, keep)
 
     def comm_seconds(self) -> float | None:
         return None

@@ -12,11 +12,13 @@ import numpy as np
 
 from softreg import rundir
 from softreg.config import Config
+from softreg.engine.placed import PlacedPart, class_counts
+from softreg.errors import DataError
 from softreg.evaluate import model_metrics
 from softreg.kernels import Matrix
 from softreg.model import Model
 from softreg.prepare.data import Prepared
-from softreg.train import FitResult
+from softreg.train import FitResult, TrainingData
 
 
 @dataclass
@@ -50,9 +52,13 @@ def score_part(
     return sums.metrics(model.classes), kept[0]
 
 
-def finish_run(config: Config, prepared: Prepared, result: FitResult, run_dir: str | PathLike[str]) -> TrainOutcome:
+def finish_run(
+    config: Config, prepared: Prepared, result: FitResult, run_dir: str | PathLike[str],
+    test: TrainingData | None = None,
+) -> TrainOutcome:
     """Evaluate the model on the test part (else validation, else training), then save the
-    run's files (`softreg.rundir.save_finished_run`; model.npz last)."""
+    run's files (`softreg.rundir.save_finished_run`; model.npz last). ``test``: the test part on
+    the engine, for a cache whose rows are on the Dask workers (they compute the metrics' sums)."""
     model = Model(
         coef=result.coef,
         intercept=result.intercept,
@@ -71,16 +77,22 @@ def finish_run(config: Config, prepared: Prepared, result: FitResult, run_dir: s
         normalizer=config.model.normalizer,
         temperature=config.model.temperature,
     )
-    if prepared.test is not None:
-        split_name, part = "test", prepared.test
-    elif prepared.val is not None:
-        split_name, part = "validation", prepared.val
+    bins = None
+    if isinstance(prepared.train, PlacedPart):
+        split_name, (metrics, y, proba, bins) = _placed_metrics(model, prepared, test)
+        evaluated: tuple[Matrix | None, np.ndarray, np.ndarray] = (None, y, proba)
     else:
-        split_name, part = "train", prepared.train
-    if prepared.test is not None:  # the saved test split's raw rows, as `softreg evaluate` reads them
-        metrics, proba = score_part(model, prepared.test_raw, part.y)
-    else:
-        metrics, proba = score_part(model, part.X, part.y, standardized=True, center=part.center)
+        if prepared.test is not None:
+            split_name, part = "test", prepared.test
+        elif prepared.val is not None:
+            split_name, part = "validation", prepared.val
+        else:
+            split_name, part = "train", prepared.train
+        if prepared.test is not None:  # the saved test split's raw rows, as `softreg evaluate` reads them
+            metrics, proba = score_part(model, prepared.test_raw, part.y)
+        else:
+            metrics, proba = score_part(model, part.X, part.y, standardized=True, center=part.center)
+        evaluated = (part.X, part.y, proba)
     metrics.update(split=split_name, objective=result.objective, grad_norm=result.grad_norm)
     metrics.update(converged=result.converged, gap_bound=result.gap_bound)
     training = {
@@ -94,12 +106,30 @@ def finish_run(config: Config, prepared: Prepared, result: FitResult, run_dir: s
         "class_counts": _class_counts(prepared),
         "svmlight_index_base": prepared.index_base,
     }
+    kept_test = prepared.test is not None and not isinstance(prepared.test, PlacedPart)
     rundir.save_finished_run(Path(run_dir), rundir.FinishedRun(
-        model, result.history, metrics, training, evaluated=(part.X, part.y, proba),
-        test_split=(prepared.test_raw, prepared.test.y) if prepared.test is not None else None,
-        split=prepared.split, plot_selection=config.output.plots, points=split_name,
+        model, result.history, metrics, training, evaluated=evaluated,
+        test_split=(prepared.test_raw, prepared.test.y) if kept_test and prepared.test is not None else None,
+        split=prepared.split, plot_selection=config.output.plots, points=split_name, bins=bins,
     ))
     return TrainOutcome(run_dir=Path(run_dir), metrics=metrics, training=training)
+
+
+PLOTTED_ROWS = 5000  # rows of a part on the workers whose probabilities the class-probabilities plot shows
+
+
+def _placed_metrics(
+    model: Model, prepared: Prepared, test: TrainingData | None
+) -> tuple[str, tuple[dict[str, Any], np.ndarray, np.ndarray, dict[str, np.ndarray]]]:
+    """The metrics of a run whose rows are on the Dask workers: the test part's, summed there
+    shard by shard (`softreg.engine.ShardedData.metric_sums`) and merged exactly, with the classes
+    and probabilities of a few of its rows and the reliability bins of all, for the plots."""
+    from softreg.engine import ShardedData
+
+    if not isinstance(test, ShardedData):
+        raise DataError("a cache on the Dask workers needs a test part for the run's metrics (data.test > 0)")
+    sums, y, proba = test.metric_sums(model, PLOTTED_ROWS)
+    return "test", (sums.metrics(model.classes), y, proba, sums.reliability())
 
 
 def _class_counts(prepared: Prepared) -> dict[str, dict[str, int]]:
@@ -107,7 +137,7 @@ def _class_counts(prepared: Prepared) -> dict[str, dict[str, int]]:
     names = [str(label) for label in prepared.classes]
     parts = {"train": prepared.train, "val": prepared.val, "test": prepared.test}
     return {
-        name: dict(zip(names, np.bincount(part.y, minlength=len(names)).tolist(), strict=True))
+        name: dict(zip(names, class_counts(part, len(names)).tolist(), strict=True))
         for name, part in parts.items()
         if part is not None
     }

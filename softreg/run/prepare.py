@@ -36,9 +36,11 @@ def prepare_for(config: Config, split_rng: np.random.Generator) -> Prepared:
 
 def _prepared(config: Config, split_rng: np.random.Generator) -> Prepared:
     if config.data.cache is not None:
-        from softreg.cache import prepare_cached
+        from softreg.cache import open_cache, prepare_cached
+        from softreg.engine.placed import is_placed, prepare_placed
 
-        return prepare_cached(config)
+        manifest = open_cache(config)
+        return prepare_placed(manifest) if is_placed(manifest) else prepare_cached(config, manifest=manifest)
     if config.data.source == "-":
         return prepare(config.data, np.dtype(config.model.dtype), split_rng)
     from softreg.cache import fingerprint
@@ -62,6 +64,10 @@ def data_fingerprint(prepared: Prepared) -> str:
 
     Dense rows are hashed a block at a time, so that a memory-mapped part is never copied whole.
     """
+    from softreg.engine.placed import PlacedPart
+
+    if isinstance(prepared.train, PlacedPart):  # the rows are on the workers: the fingerprints of their shards
+        return prepared.train.fingerprint
     digest = hashlib.sha256()
     X = prepared.train.X
     if isinstance(X, np.ndarray):

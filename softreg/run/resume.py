@@ -14,7 +14,7 @@ from softreg.errors import RunDirError, UsageError, warn
 from softreg.prepare.data import random_streams
 from softreg.run.finish import TrainOutcome
 from softreg.run.prepare import data_fingerprint, prepare_for
-from softreg.run.train import finish, fit_with_checkpoints
+from softreg.run.train import finish, fit_with_checkpoints, training_parts
 from softreg.train import EpochCallback, TrainingState
 from softreg.train.optim import resumed_schedule_note
 
@@ -78,19 +78,19 @@ def _resume(
         )
     if config.to_dict() != saved.to_dict():
         rundir.write_text(config_path, dump_config(config))
-    if state is not None and state.finished and not _extends(state, config):
-        result = state.result()  # killed while saving the final artifacts: write them, unchanged
-    else:
-        # a finished run trained further: its old model must not outlive the new epochs
-        (run_dir / rundir.MODEL).unlink(missing_ok=True)
-        note = resumed_schedule_note(config.optim.schedule, float(config.optim.lr), state.epoch if state else 0,
-                                     saved.optim.epochs, config.optim.epochs)
-        if note is not None:
-            warn(note)
-        result = fit_with_checkpoints(
-            config, prepared, streams.batches, run_dir, on_epoch, start=state, on_engine=on_engine
-        )
-    return finish(config, prepared, result, run_dir)
+    with training_parts(config, prepared, on_engine) as parts:
+        if state is not None and state.finished and not _extends(state, config):
+            result = state.result()  # killed while saving the final artifacts: write them, unchanged
+        else:
+            # a finished run trained further: its old model must not outlive the new epochs
+            (run_dir / rundir.MODEL).unlink(missing_ok=True)
+            note = resumed_schedule_note(config.optim.schedule, float(config.optim.lr), state.epoch if state else 0,
+                                         saved.optim.epochs, config.optim.epochs)
+            if note is not None:
+                warn(note)
+            result = fit_with_checkpoints(config, prepared, streams.batches, run_dir, on_epoch, start=state,
+                                          parts=parts)
+        return finish(config, prepared, result, run_dir, parts.test)
 
 
 def _loads(run_dir: Path) -> bool:

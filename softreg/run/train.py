@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from os import PathLike
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -43,27 +43,28 @@ def train_run(
     streams = random_streams(config.seed)
     prepared = prepare_for(config, streams.split)
     chosen = config.optim.lr == AUTO
-    if chosen:
-        config = config.with_learning_rate(auto_learning_rate(prepared.train, config.training_settings()))
-    with rundir.staging_dir(target, force=force, lock=True) as staging:
-        rundir.write_text(staging / rundir.CONFIG, dump_config(config))
-    if chosen and on_learning_rate is not None:  # said once the run directory is there, before epoch 1
-        on_learning_rate(float(config.optim.lr))
-    try:
+    with training_parts(config, prepared, on_engine) as parts:  # a cluster that cannot start leaves no trace
+        if chosen:
+            config = config.with_learning_rate(auto_learning_rate(parts.train, config.training_settings()))
+        with rundir.staging_dir(target, force=force, lock=True) as staging:
+            rundir.write_text(staging / rundir.CONFIG, dump_config(config))
+        if chosen and on_learning_rate is not None:  # said once the run directory is there, before epoch 1
+            on_learning_rate(float(config.optim.lr))
         try:
-            result = fit_with_checkpoints(config, prepared, streams.batches, target, on_epoch, on_engine=on_engine)
-        except DivergedError:
-            rundir.release(target)
-            shutil.rmtree(target, ignore_errors=True)
-            raise
-        except (ClusterError, KeyboardInterrupt):  # a run that could not start: rerunning the command must work
-            if not (Path(target) / rundir.CHECKPOINT).exists():
+            try:
+                result = fit_with_checkpoints(config, prepared, streams.batches, target, on_epoch, parts=parts)
+            except DivergedError:
                 rundir.release(target)
                 shutil.rmtree(target, ignore_errors=True)
-            raise
-        return finish(config, prepared, result, target)
-    finally:
-        rundir.release(target)
+                raise
+            except (ClusterError, KeyboardInterrupt):  # a run that could not start: rerunning the command must work
+                if not (Path(target) / rundir.CHECKPOINT).exists():
+                    rundir.release(target)
+                    shutil.rmtree(target, ignore_errors=True)
+                raise
+            return finish(config, prepared, result, target, parts.test)
+        finally:
+            rundir.release(target)
 
 
 def fit_with_checkpoints(
@@ -73,30 +74,30 @@ def fit_with_checkpoints(
     run_dir: str | PathLike[str],
     on_epoch: EpochCallback | None,
     start: TrainingState | None = None,
-    on_engine: Callable[[Any], None] | None = None,
+    parts: Parts | None = None,
 ) -> FitResult:
     """`fit` with a checkpoint every ``output.checkpoint_every`` epochs; on Ctrl-C or
     SIGTERM the last completed epoch is checkpointed before `Interrupted` propagates.
-    With ``data.shards > 1`` or ``engine.kind: dask`` the parts train through `softreg.engine`."""
+    ``parts``: what `training_parts` yields (default: ``prepared``'s own parts)."""
 
     fingerprint = data_fingerprint(prepared)
 
     def save(state: TrainingState) -> None:
         rundir.save_checkpoint(run_dir, state, {"data_fingerprint": fingerprint})
 
+    train, val = (prepared.train, prepared.val) if parts is None else (parts.train, parts.val)
     try:
-        with _training_parts(config, prepared, on_engine) as (train, val):
-            return fit(
-                train,
-                len(prepared.classes),
-                config.training_settings(),
-                batch_rng,
-                val=val,
-                on_epoch=on_epoch,
-                start=start,
-                on_checkpoint=save,
-                checkpoint_every=_checkpoint_every(config, train, len(prepared.classes)),
-            )
+        return fit(
+            train,
+            len(prepared.classes),
+            config.training_settings(),
+            batch_rng,
+            val=val,
+            on_epoch=on_epoch,
+            start=start,
+            on_checkpoint=save,
+            checkpoint_every=_checkpoint_every(config, train, len(prepared.classes)),
+        )
     except Interrupted as interrupted:
         if interrupted.state is not None and not interrupted.saved:
             save(interrupted.state)
@@ -104,24 +105,34 @@ def fit_with_checkpoints(
         raise
 
 
+class Parts(NamedTuple):
+    """The parts `fit` trains on and the engine's test part (a cache on the Dask workers only)."""
+
+    train: TrainingData
+    val: TrainingData | None
+    test: TrainingData | None = None
+
+
 @contextmanager
-def _training_parts(
-    config: Config, prepared: Prepared, on_engine: Callable[[Any], None] | None
-) -> Iterator[tuple[TrainingData, TrainingData | None]]:
-    """The parts `fit` trains on: ``prepared``'s own, or their shards on the configured engine."""
+def training_parts(config: Config, prepared: Prepared, on_engine: Callable[[Any], None] | None) -> Iterator[Parts]:
+    """The parts `fit` trains on: ``prepared``'s own, or their shards on the configured engine
+    (``data.shards > 1`` or ``engine.kind: dask``), which stays open until the run is finished."""
     from softreg import engine
 
     if not engine.sharded(config):
-        yield prepared.train, prepared.val
+        yield Parts(prepared.train, prepared.val)
         return
-    with engine.open_engine(config, prepared.train, prepared.val, on_engine) as parts:
-        yield parts
+    with engine.open_engine(config, prepared.train, prepared.val, on_engine, prepared.test) as sharded_parts:
+        yield Parts(*sharded_parts)
 
 
-def finish(config: Config, prepared: Prepared, result: FitResult, run_dir: str | PathLike[str]) -> TrainOutcome:
+def finish(
+    config: Config, prepared: Prepared, result: FitResult, run_dir: str | PathLike[str],
+    test: TrainingData | None = None,
+) -> TrainOutcome:
     """`finish_run`, where an interruption leaves the finished checkpoint for --resume."""
     try:
-        return finish_run(config, prepared, result, run_dir)
+        return finish_run(config, prepared, result, run_dir, test)
     except KeyboardInterrupt:
         stop = Interrupted(result.state, saved=True)
         stop.run_dir = Path(run_dir)

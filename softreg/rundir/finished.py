@@ -32,6 +32,8 @@ class FinishedRun:
     evaluated : tuple ``(X, y, proba)`` or None
         The part the metrics describe, for the plots: standardized X (n_samples, n_features),
         class indices (n_samples,), probabilities (n_samples, n_classes); None draws no plots.
+        X is None where the rows are elsewhere (on Dask workers): y and proba are then some of them.
+    bins : `reliability_bins` of every evaluated row when ``evaluated`` holds only some (None: from it)
     test_split : tuple ``(X_raw, y)`` or None, the rows ``test.npz`` keeps for ``softreg evaluate``
     split : dict or None, ``split.npz``: train, val and test, each part's data-row indices in the source
     plot_selection : ``output.plots``: true all, false none, or a list of plot names
@@ -43,12 +45,13 @@ class FinishedRun:
     history: list[EpochRecord]
     metrics: dict[str, Any]
     training: dict[str, Any]
-    evaluated: tuple[Matrix, np.ndarray, np.ndarray] | None = None
+    evaluated: tuple[Matrix | None, np.ndarray, np.ndarray] | None = None
     test_split: tuple[Matrix, np.ndarray] | None = None
     split: dict[str, np.ndarray] | None = None
     plot_selection: bool | list[str] = True
     points: str = "test"
     config_text: str | None = None
+    bins: dict[str, np.ndarray] | None = None
 
 
 def save_finished_run(run_dir: str | Path, run: FinishedRun) -> None:
@@ -72,6 +75,6 @@ def save_finished_run(run_dir: str | Path, run: FinishedRun) -> None:
         rows = [asdict(record) for record in run.history]
         draw_plots(
             run_dir / PLOTS, run.plot_selection, rows, run.model, run.metrics, y, proba,
-            X_raw=raw_points(X, run.model), points=run.points,
+            X_raw=None if X is None else raw_points(X, run.model), points=run.points, bins=run.bins,
         )
     save_model(run_dir, run.model, run.training)

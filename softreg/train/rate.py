@@ -39,9 +39,10 @@ from softreg.errors import DataError
 from softreg.train.settings import AUTO as AUTO  # "auto", re-exported where the rate is chosen
 
 if TYPE_CHECKING:
-    from softreg.kernels import Batch
+    from softreg.kernels import Batch, Matrix
     from softreg.train.data import TrainingData
     from softreg.train.settings import Settings
+    from softreg.train.sharded import ShardedSource
 
 CURVATURE_SHARE = 1.0  # of the worst-case stability bound (the softmax's curvature rarely reaches 1/2)
 NOISE_SHARE = {"none": 0.5, "svrg": 0.75}  # by optim.variance_reduction
@@ -72,8 +73,13 @@ def auto_learning_rate(data: TrainingData, settings: Settings) -> float:
         ``min(CURVATURE_SHARE * stable(L), NOISE_SHARE * (1 - momentum) / noise)``, see the
         module docstring.
     """
+    from softreg.train.sharded import ShardedSource
+
     with np.errstate(over="ignore", invalid="ignore"):
-        largest, mean_square = sample_curvature(data, settings.fit_intercept)
+        if isinstance(data, ShardedSource):
+            largest, mean_square = sharded_curvature(data, settings.fit_intercept)
+        else:
+            largest, mean_square = sample_curvature(data, settings.fit_intercept)
     if not (math.isfinite(largest) and math.isfinite(mean_square)):
         raise DataError(
             "optim.lr: auto finds no stable rate: the squares of the features overflow; standardize them "
@@ -110,27 +116,57 @@ def sample_curvature(data: TrainingData, fit_intercept: bool = True) -> tuple[fl
     intercept = 1.0 if fit_intercept else 0.0
     n_rows, weighted_squares = 0, 0.0
     for X, _, weight in blocks():
-        if isinstance(X, np.ndarray):
-            squares = np.einsum("ij,ij->i", X, X).astype(np.float64)
-        else:
-            squares = np.asarray(X.multiply(X).sum(axis=1), dtype=np.float64).ravel()
-        squares += intercept
-        weighted_squares += float(squares.sum() if weight is None else np.dot(weight, squares))
+        weighted_squares += block_squares(X, weight, intercept)
         n_rows += X.shape[0]
 
     def gram_times(vector: np.ndarray) -> np.ndarray:
         """``X~^T S X~ v / m`` for ``v = (coefficients, intercept)``, one block at a time."""
         result = np.zeros_like(vector)
         for X, _, weight in blocks():
-            projected = np.asarray(X @ vector[:-1].astype(X.dtype), dtype=np.float64).ravel()
-            projected += intercept * vector[-1]
-            if weight is not None:
-                projected *= weight
-            result[:-1] += np.asarray(X.T @ projected.astype(X.dtype), dtype=np.float64).ravel()
-            result[-1] += intercept * projected.sum()
+            result += block_gram(X, weight, vector, intercept)
         return result / n_rows
 
-    vector = rng.standard_normal(data.n_features + 1)
+    return largest_eigenvalue(gram_times, data.n_features, rng), weighted_squares / n_rows
+
+
+def sharded_curvature(data: ShardedSource, fit_intercept: bool = True) -> tuple[float, float]:
+    """`sample_curvature` of a `ShardedSource`, whose shards compute the sums over their share of
+    the sample (`ShardedSource.sample_sums`, `gram_sums`) wherever they are: no row comes here."""
+    rows = max(MIN_SAMPLE_ROWS, SAMPLE_VALUES // max(1, data.n_features))
+    intercept = 1.0 if fit_intercept else 0.0
+    n_rows, weighted_squares = data.sample_sums(rows, rows >= WHOLE_DATA_SHARE * data.n_samples, intercept)
+    rng = np.random.default_rng(SEED)
+    largest = largest_eigenvalue(lambda vector: data.gram_sums(vector, intercept) / n_rows, data.n_features, rng)
+    return largest, weighted_squares / n_rows
+
+
+def block_squares(X: Matrix, weight: np.ndarray | None, intercept: float) -> float:
+    """``sum_i s_i ||x~_i||^2`` over the rows of ``X`` (n, n_features), ``x~`` with ``intercept`` appended."""
+    if isinstance(X, np.ndarray):
+        squares = np.einsum("ij,ij->i", X, X).astype(np.float64)
+    else:
+        squares = np.asarray(X.multiply(X).sum(axis=1), dtype=np.float64).ravel()
+    squares += intercept
+    return float(squares.sum() if weight is None else np.dot(weight, squares))
+
+
+def block_gram(X: Matrix, weight: np.ndarray | None, vector: np.ndarray, intercept: float) -> np.ndarray:
+    """``X~^T S X~ v`` (n_features + 1,) over the rows of ``X`` (n, n_features), not divided."""
+    result = np.zeros_like(vector)
+    projected = np.asarray(X @ vector[:-1].astype(X.dtype), dtype=np.float64).ravel()
+    projected += intercept * vector[-1]
+    if weight is not None:
+        projected *= weight
+    result[:-1] += np.asarray(X.T @ projected.astype(X.dtype), dtype=np.float64).ravel()
+    result[-1] += intercept * projected.sum()
+    return result
+
+
+def largest_eigenvalue(gram_times: Callable[[np.ndarray], np.ndarray], n_features: int,
+                       rng: np.random.Generator) -> float:
+    """lambda_max of the symmetric positive semi-definite map ``gram_times`` on (n_features + 1,)
+    vectors, by a power iteration from a random start."""
+    vector = rng.standard_normal(n_features + 1)
     vector /= np.linalg.norm(vector)
     largest = 0.0
     for _ in range(MAX_ITERATIONS):
@@ -144,4 +180,4 @@ def sample_curvature(data: TrainingData, fit_intercept: bool = True) -> tuple[fl
         largest = max(largest, quotient)
         if converged:
             break
-    return largest, weighted_squares / n_rows
+    return largest

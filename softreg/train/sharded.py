@@ -84,6 +84,15 @@ class ShardedSource(TrainingData, Protocol):
         """The added sums over every row (``correct`` included)."""
         ...
 
+    def sample_sums(self, rows: int, whole: bool, intercept: float) -> tuple[int, float]:
+        """Choose ``lr: auto``'s sample of about ``rows`` rows (``whole``: every row), each shard its
+        share; the sample's rows and ``sum_i ||x~_i||^2`` (`softreg.train.rate.block_squares`)."""
+        ...
+
+    def gram_sums(self, vector: np.ndarray, intercept: float) -> np.ndarray:
+        """``X~^T X~ v`` (n_features + 1,) over the sample `sample_sums` chose, not divided."""
+        ...
+
     def comm_seconds(self) -> float | None:
         """Seconds spent communicating so far (None: the rows are in this process)."""
         ...
