@@ -50,12 +50,19 @@ def evaluate_run(
     if out is not None:
         _check_evaluation_out(run_dir, out, force)
     model = rundir.load_model(run_dir)
-    with evaluated_chunks(run_dir, model, data, label, header, chunk_rows) as (chunks, source):
-        calibration = fit_temperature(model, validation_part(run_dir, model)) if calibrate else None
-        solved = solve_optimum(run_dir, model) if optimum else None
-        scored = replace(model, temperature=model.temperature * calibration["temperature"]) if calibration else model
-        kept = _PlotRows(model.n_features == 2) if out is not None else None
-        sums, before, optimum_hits = _tally(chunks, model, scored, solved[0] if solved else None, kept)
+    placed = _placed_evaluation(run_dir, model, optimum, calibrate) if data is None else None
+    kept: _PlotRows | None
+    if placed is not None:  # the run's rows are on the Dask workers: so are its test metrics' sums
+        sums, before, optimum_hits, solved, kept = placed
+        calibration, scored, source = None, model, "test split (on the Dask workers)"
+    else:
+        with evaluated_chunks(run_dir, model, data, label, header, chunk_rows) as (chunks, source):
+            calibration = fit_temperature(model, validation_part(run_dir, model)) if calibrate else None
+            solved = solve_optimum(run_dir, model) if optimum else None
+            scored = model if calibration is None else replace(
+                model, temperature=model.temperature * calibration["temperature"])
+            kept = _PlotRows(model.n_features == 2) if out is not None else None
+            sums, before, optimum_hits = _tally(chunks, model, scored, solved[0] if solved else None, kept)
     metrics = sums.metrics(model.classes)
     if calibration is not None:
         calibration["evaluated"] = {
@@ -88,6 +95,28 @@ def evaluate_run(
                 bins=sums.reliability(),
             )
     return metrics
+
+
+def _placed_evaluation(
+    run_dir: str | PathLike[str], model: Model, optimum: bool, calibrate: bool
+) -> tuple[MetricSums, MetricSums, int, tuple[Optimum, float] | None, _PlotRows] | None:
+    """`evaluate_run`'s tally for a run whose rows are on the Dask workers (None for any other run):
+    the test part's metric sums computed there, the optimum's hits on the same rows, the plotted rows."""
+    from softreg.commands.run_parts import placed_test_sums, run_is_placed
+
+    if not run_is_placed(run_dir):
+        return None
+    if calibrate:
+        validation_part(run_dir, model)  # refuses, saying why
+    solved = solve_optimum(run_dir, model) if optimum else None
+    others = [] if solved is None else [replace(model, coef=solved[0].coef, intercept=solved[0].intercept)]
+    found = placed_test_sums(run_dir, model, others, PLOT_ROWS)
+    assert found is not None, "run_is_placed said so"
+    sums, y, proba, other_sums = found
+    kept = _PlotRows(False)
+    kept.add(np.empty((len(y), 0)), y, proba)
+    hits = int(np.trace(other_sums[0].confusion)) if other_sums else 0
+    return sums, sums, hits, solved, kept
 
 
 def _tally(

@@ -16,8 +16,9 @@ import numpy as np
 from softreg import losses, rundir
 from softreg.cache import CacheData
 from softreg.config import Config, read_yaml, resolve
+from softreg.engine.placed import PlacedPart
 from softreg.errors import DataError, RunDirError, UsageError
-from softreg.evaluate import classification_metrics
+from softreg.evaluate import MetricSums, classification_metrics
 from softreg.io.delimited import CHUNK_ROWS
 from softreg.io.remote import storage_options
 from softreg.model import Model
@@ -74,9 +75,13 @@ def as_trained(prepared: Prepared, model: Model) -> Prepared:
 
 def _cached_in_float64(config: Config) -> Prepared:
     """A cached run's parts (its shards hold ``model.dtype``), read as float64 a chunk at a time."""
-    from softreg.cache import CacheData, prepare_cached
+    from softreg.cache import CacheData, open_cache, prepare_cached
+    from softreg.engine.placed import is_placed, prepare_placed
 
-    prepared = prepare_cached(config, rebuild=False)  # a cache ingested since under another config stays as it is
+    manifest = open_cache(config, rebuild=False)  # a cache ingested since under another config stays as it is
+    if is_placed(manifest):  # on the Dask workers: their engine reads the rows (in the shards' dtype)
+        return prepare_placed(manifest)
+    prepared = prepare_cached(config, manifest=manifest)
 
     def in_float64(part: CacheData | None) -> CacheData | None:
         return None if part is None else replace(part, read_as="float64")
@@ -93,6 +98,9 @@ def _cached_in_float64(config: Config) -> Prepared:
 def validation_part(run_dir: str | PathLike[str], model: Model) -> ArrayData:
     """The run's validation split, standardized as in training; a UsageError when it has none."""
     config, prepared = rebuild_parts(run_dir, model, "--calibrate")
+    if isinstance(prepared.val, PlacedPart):
+        raise UsageError(f"{run_dir}: --calibrate reads the validation part into this process, and this run's "
+                         "rows are on the Dask workers (engine.worker_cache); it is not supported there yet")
     if prepared.val is None:
         raise UsageError(
             f"{run_dir}: has no validation split (data.val is {config.data.val:g}); --calibrate fits the temperature "
@@ -241,3 +249,39 @@ def _engine_optimum(config: Config, prepared: Prepared, model: Model) -> tuple[O
         optimum = optimum_of(loss_gradient, len(model.classes), train.n_features, settings.fit_intercept)
         model_objective = loss_gradient(model.coef.astype(np.float64), model.intercept.astype(np.float64))[1]
     return optimum, model_objective
+
+
+def run_is_placed(run_dir: str | PathLike[str]) -> bool:
+    """Whether the run trained on Dask from a cache whose shards are on the workers."""
+    from softreg.cache import read_manifest
+    from softreg.engine.placed import is_placed
+
+    path = Path(run_dir) / rundir.CONFIG
+    if not path.exists():
+        return False
+    config = resolve(read_yaml(path), origin=str(path))
+    if config.data.cache is None or config.engine.kind != "dask":
+        return False
+    manifest = read_manifest(config.data.cache)
+    return manifest is not None and is_placed(manifest)
+
+
+def placed_test_sums(
+    run_dir: str | PathLike[str], model: Model, others: list[Model], keep: int
+) -> tuple[MetricSums, np.ndarray, np.ndarray, list[MetricSums]] | None:
+    """For a run whose rows are on the Dask workers (None for any other run): the metric sums of
+    ``model`` on its test part, computed there as training computed them (so ``evaluate`` repeats
+    ``metrics.json``'s numbers), the classes and probabilities of about ``keep`` of its rows, and
+    the sums of each of ``others`` (e.g. the optimum's model) on the same rows."""
+    from softreg.engine import ShardedData, open_engine
+
+    if not run_is_placed(run_dir):
+        return None
+    config, prepared = rebuild_parts(run_dir, model, "evaluate")
+    if prepared.test is None:
+        raise UsageError(f"{run_dir}: its cache has no test part to evaluate on (data.test is {config.data.test}); "
+                         "give labelled data with --data")
+    with open_engine(config, prepared.train, None, test=prepared.test) as parts:
+        assert isinstance(parts.test, ShardedData), "a cache on the workers puts its test part on the engine"
+        sums, y, proba = parts.test.metric_sums(model, keep)
+        return sums, y, proba, [parts.test.metric_sums(other, 0)[0] for other in others]
