@@ -1,10 +1,14 @@
-"""softreg ingest on Dask: the workers read the source and keep their own shards, the same bytes as a
-one-machine ingest's rows of each shard for 1 and 2 workers, the driver reading no row; and the
-errors (exit 2) of a cluster that cannot hold them."""
+"""Caches on the workers (engine.worker_cache): softreg ingest on Dask has the workers read the source and
+keep their own shards, the same bytes as a one-machine ingest's rows of each shard for 1 and 2 workers;
+training there gives the numpy engine's bits; the driver reads no row; and the errors (exit 2)."""
+
+import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 
+from softreg import rundir
 from softreg.cache import read_manifest
 from softreg.cache.manifest import digest, problem
 from softreg.config import load_config
@@ -211,3 +215,97 @@ def test_a_placement_that_does_not_add_up_is_a_problem(cluster, parquet_source, 
     manifest.document["placement"]["val"][0]["files"]["X"]["file"] = "relative/X.npy"
     manifest.document["digest"] = digest(manifest.document)
     assert problem(manifest).startswith("manifest.json: placement.val[0] must give a worker, its rows and its files")
+
+
+LETTERS = Path(__file__).resolve().parent.parent / "data" / "letter-recognition.csv"
+
+
+@pytest.fixture(scope="module")
+def letters_numpy(tmp_path_factory):
+    """Letters with 4 shards, lr: auto and validation, trained by the numpy engine from a cache on this machine."""
+    folder = tmp_path_factory.mktemp("letters")
+    config = folder / "letters.yaml"
+    config.write_text(
+        f"data:\n  source: {LETTERS}\n  label: Letter\n  cache: {folder / 'local'}\n  val: 0.1\n  shards: 4\n"
+        "optim:\n  lr: auto\n  batch_size: 512\n  epochs: 3\noutput:\n  plots: [learning_curves, reliability]\n"
+    )
+    code, _, stderr = run("train", "--config", config, "--out", folder / "numpy", "--quiet")
+    assert code == 0, stderr
+    return config, folder / "numpy"
+
+
+def without_timing(history):
+    return [{key: value for key, value in row.items() if key not in ("seconds", "comm_seconds")} for row in history]
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_training_on_the_workers_shards_gives_the_numpy_engines_bits(cluster, letters_numpy, tmp_path, workers):
+    """Ingested to the workers' own folders and trained there (lr: auto's sample, steps, validation and
+    test metrics all the workers' sums): the rate, the weights and the history are the numpy engine's,
+    bit for bit; the test metrics' counts equal and their means agree to the last digits; evaluate
+    repeats metrics.json exactly."""
+    config, reference = letters_numpy
+    settings = [f"data.cache={tmp_path / 'dask'}", *on_dask(cluster, workers)]
+    assert ingest(config, *settings)[0] == 0
+    code, _, stderr = run("train", "--config", config, "--out", tmp_path / "run", "--quiet",
+                          *[part for setting in settings for part in ("--set", setting)])
+    assert code == 0, stderr
+    ours, theirs = rundir.load_model(tmp_path / "run"), rundir.load_model(reference)
+    assert np.array_equal(ours.coef, theirs.coef) and np.array_equal(ours.intercept, theirs.intercept)
+    assert (load_config(tmp_path / "run" / "config.yaml").optim.lr == load_config(reference / "config.yaml").optim.lr)
+    assert without_timing(rundir.read_history(tmp_path / "run")) == without_timing(rundir.read_history(reference))
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    expected = json.loads((reference / "metrics.json").read_text())
+    for key, value in expected.items():
+        if isinstance(value, float):
+            assert metrics[key] == pytest.approx(value, rel=1e-12, abs=1e-15), key
+        else:
+            assert metrics[key] == value, key
+    assert not (tmp_path / "run" / "test.npz").exists() and not (tmp_path / "run" / "split.npz").exists()
+    assert sorted(path.name for path in (tmp_path / "run" / "plots").iterdir()) == [
+        "learning_curves.png", "reliability.png"]
+    code, stdout, stderr = run("evaluate", "--run", tmp_path / "run", "--json")
+    assert code == 0, stderr
+    evaluated = json.loads(stdout)
+    assert {key: evaluated[key] for key in metrics if key != "split"} == {
+        key: value for key, value in metrics.items() if key != "split"}
+
+
+@pytest.mark.filterwarnings("ignore:dask. communication takes")  # letters' steps are tiny: not what this checks
+def test_the_driver_trains_without_reading_a_row(cluster, letters_numpy, tmp_path, monkeypatch):
+    """With every way this process reads a cache's rows made to fail, a run on the workers' shards finishes."""
+    from softreg.cache import read as cache_read
+    from softreg.run import train_run
+
+    config_path, _ = letters_numpy
+    config = load_config(config_path, [f"data.cache={tmp_path / 'dask'}", *on_dask(cluster)])
+    assert ingest(config_path, f"data.cache={tmp_path / 'dask'}", *on_dask(cluster))[0] == 0
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the driver read rows")
+
+    for module, name in [(cache_read, "load_part"), (cache_read, "prepare_cached"), (np, "fromfile"),
+                         (np, "memmap"), (cache_read.CacheData, "minibatches"), (cache_read.CacheData, "chunks")]:
+        monkeypatch.setattr(module, name, refuse)
+    outcome = train_run(config, tmp_path / "run")
+    assert outcome.metrics["n_samples"] == read_manifest(tmp_path / "dask").document["n"]["test"]
+    assert rundir.load_model(tmp_path / "run").coef.shape == (26, 16)
+
+
+def test_a_shard_no_worker_holds_stops_training_with_the_command_that_writes_it(cluster, letters_numpy, tmp_path):
+    """A worker's shard file removed: train stops with exit 2 before writing anything, naming the
+    shard, its writer and the ingest command."""
+    config, _ = letters_numpy
+    settings = [f"data.cache={tmp_path / 'dask'}", *on_dask(cluster)]
+    assert ingest(config, *settings)[0] == 0
+    placement = read_manifest(tmp_path / "dask").document["placement"]
+    Path(placement["val"][2]["files"]["X"]["file"]).unlink()
+    code, _, stderr = run("train", "--config", config, "--out", tmp_path / "run",
+                          *[part for setting in settings for part in ("--set", setting)])
+    assert code == 2
+    assert stderr == (
+        f"softreg: error: {tmp_path / 'dask'}: no live worker holds shard(s) val 2 (written by "
+        f"{placement['val'][2]['worker']}); write them again on the workers: softreg ingest --config {config} "
+        "(with the same engine settings)\n"
+    )
+    assert not (tmp_path / "run").exists()
