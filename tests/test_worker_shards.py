@@ -309,3 +309,53 @@ def test_a_shard_no_worker_holds_stops_training_with_the_command_that_writes_it(
         "(with the same engine settings)\n"
     )
     assert not (tmp_path / "run").exists()
+
+
+def test_a_worker_lost_with_its_disk_has_its_shards_written_again_and_changes_nothing(letters_numpy, tmp_path):
+    """One of two workers killed mid-epoch and its folder deleted: its shards are written again from the
+    source on the other worker (the manifest records where), the step replayed, and the weights are the
+    numpy engine's, bit for bit."""
+    import shutil
+    import warnings
+
+    from softreg.engine import open_engine
+    from softreg.prepare.data import random_streams
+    from softreg.run import prepare_for
+    from softreg.train import fit
+
+    config_path, reference = letters_numpy
+    started = Cluster(tmp_path, n_workers=2, own_directories=True)
+    try:
+        settings = [f"data.cache={tmp_path / 'dask'}", *on_dask(started)]
+        assert ingest(config_path, *settings)[0] == 0
+        before = read_manifest(tmp_path / "dask").document["placement"]
+        config = load_config(reference / "config.yaml", settings)  # the rate lr: auto chose, as a number
+        prepared = prepare_for(config, random_streams(config.seed).split)
+        steps = []
+        doomed = sorted({shard["worker"] for shard in before["train"]})[1]
+        folder = next(shard["files"]["X"]["file"] for shard in before["train"] if shard["worker"] == doomed)
+
+        def kill_in_epoch_two(coef, intercept):
+            steps.append(1)
+            if len(steps) == 40:  # 29 steps an epoch: the 11th step of epoch 2
+                process = started.workers[int(folder.split("/worker-")[1][0])]
+                process.kill()
+                process.wait()
+                shutil.rmtree(folder.split("/softreg-cache-")[0])  # its disk is gone too
+
+        with warnings.catch_warnings(), pytest.warns(SoftregWarning, match="written again from the source"):
+            warnings.filterwarnings("ignore", message="dask: communication takes", category=SoftregWarning)
+            with open_engine(config, prepared.train, prepared.val, test=prepared.test) as (train, val, _):
+                result = fit(train, 26, config.training_settings(), random_streams(config.seed).batches, val=val,
+                             on_step=kill_in_epoch_two)
+    finally:
+        started.stop()
+    expected = rundir.load_model(reference)
+    assert len(steps) == 3 * 29
+    assert np.array_equal(result.coef, expected.coef) and np.array_equal(result.intercept, expected.intercept)
+    after = read_manifest(tmp_path / "dask")
+    assert problem(after) is None
+    moved = [index for index, shard in enumerate(before["train"]) if shard["worker"] == doomed]
+    assert all(after.document["placement"]["train"][index]["worker"] != doomed for index in moved)
+    assert all(after.document["placement"]["train"][index]["files"]["X"]["ends"]
+               == before["train"][index]["files"]["X"]["ends"] for index in moved)

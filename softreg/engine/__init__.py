@@ -119,7 +119,7 @@ def open_engine(
     if config.engine.kind == "dask":
         from softreg.engine.cluster import connect
 
-        engine, info = connect(config.engine, specs, manifest, config.path)
+        engine, info = connect(config.engine, specs, manifest, config)
         if on_engine is not None:
             on_engine(info)
     else:

@@ -21,6 +21,7 @@ from softreg.engine.shards import ShardSpec
 
 if TYPE_CHECKING:
     from softreg.cache.rows import Manifest
+    from softreg.config import Config
 from softreg.errors import ClusterError, warn
 
 CONNECT_SECONDS = 10.0  # to reach the scheduler
@@ -88,10 +89,11 @@ def join(config: EngineConfig) -> Joined:
 
 def connect(
     config: EngineConfig, specs: dict[str, list[ShardSpec]], placed: Manifest | None = None,
-    config_path: str | None = None,
+    run_config: Config | None = None,
 ) -> tuple[DaskEngine, EngineInfo]:
     """A `DaskEngine` on the cluster of ``config`` holding ``specs``' shards, and what it found;
-    for a cache on the workers (``placed``, its manifest) each shard on the worker that holds it.
+    for a cache on the workers (``placed``, its manifest; ``run_config`` the config it was ingested
+    with, to write lost shards again) each shard on the worker that holds it.
 
     Raises ClusterError (exit 2) as `join` does, when the workers cannot open the shards, and when
     no live worker holds a shard of ``placed`` (naming the command that writes them again).
@@ -107,9 +109,11 @@ def connect(
             if missing is not None:
                 raise ClusterError(
                     f"{placed.directory}: {missing}; write them again on the workers: softreg ingest --config "
-                    f"{config_path or 'CONFIG'} (with the same engine settings)"
+                    f"{(run_config.path if run_config else None) or 'CONFIG'} (with the same engine settings)"
                 )
         engine = DaskEngine(joined.client, joined.cluster, joined.workers, specs, holders)
+        if placed is not None and run_config is not None:
+            engine.placed = (placed, run_config)
     except BaseException:
         joined.close()
         raise

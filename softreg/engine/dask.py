@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import time
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
@@ -24,6 +24,10 @@ from softreg.errors import ClusterError, SoftregError, warn
 from softreg.evaluate import MetricSums
 from softreg.model import Model
 from softreg.train import PartialSums
+
+if TYPE_CHECKING:
+    from softreg.cache.rows import Manifest
+    from softreg.config import Config
 
 Answer = TypeVar("Answer")  # what each shard answers a call with
 
@@ -84,6 +88,7 @@ class DaskEngine:
         self.lost: set[str] = set()  # workers whose actors failed: not chosen again
         self.warned: set[str] = set()
         self.n_shards = {part: len(part_specs) for part, part_specs in specs.items()}
+        self.placed: tuple[Manifest, Config] | None = None  # a cache on the workers: lost shards are written again
         self.groups: list[_Group] = []
         if holders is not None:  # a cache on the workers: each shard where its files are
             workers = sorted({worker for part in holders.values() for worker in part if worker is not None})
@@ -247,15 +252,46 @@ class DaskEngine:
             if group.worker in held:
                 held[group.worker] += sum(len(part_specs) for part_specs in group.specs.values())
         worker = min(live, key=lambda name: (held[name], name))
-        group = self.groups[index] = self._create(old.specs, worker)
+        specs, how = old.specs, "opened again"
+        if self.placed is not None:
+            specs, how = self._rewritten(old.specs, worker, live)
+        group = self.groups[index] = self._create(specs, worker)
         for part, (key, rows) in self.epochs.items():
             group.proxy.begin_epoch(part, key, rows).result()
         for part, sample in self.samples.items():  # lr: auto's sample, which gram calls read
             group.proxy.sample(part, *sample).result()
         if old.worker not in self.warned:
             self.warned.add(old.worker)
-            warn(f"dask: worker {old.worker} was lost; its shards are opened again on {worker} "
+            warn(f"dask: worker {old.worker} was lost; its shards are {how} on {worker} "
                  "and the step is replayed (the result is unchanged)")
+
+    def _rewritten(self, specs: dict[str, list[ShardSpec]], worker: str, live: list[str]
+                   ) -> tuple[dict[str, list[ShardSpec]], str]:
+        """``specs`` as ``worker`` opens them: the shards it holds as they are, the others written
+        again there from the source (`softreg.engine.ingest.rebuild_shards`) and recorded in the
+        manifest; and how, for the warning."""
+        from softreg.engine.cluster import Joined
+        from softreg.engine.ingest import rebuild_shards
+        from softreg.engine.placed import placed_specs
+        from softreg.engine.placement import held_shards, record
+
+        assert self.placed is not None
+        manifest, config = self.placed
+        placement = manifest.document["placement"]
+        found = self.client.run(held_shards, {part: placement[part] for part in specs}, workers=[worker])
+        held = {tuple(item) for item in found.get(worker, [])}
+        lost = {part: [spec.shard for spec in part_specs if (part, spec.shard) not in held]
+                for part, part_specs in specs.items()}
+        lost = {part: shards for part, shards in lost.items() if shards}
+        if not lost:
+            return specs, "opened again"
+        rebuilt = rebuild_shards(config, Joined(self.client, None, "", live), manifest, lost, worker)
+        for part, entries in rebuilt.items():
+            for shard, entry in zip(lost[part], entries, strict=True):
+                record(manifest, part, shard, entry)
+        now = placed_specs(manifest)
+        return {part: [now[part][spec.shard] for spec in part_specs] for part, part_specs in specs.items()}, (
+            "written again from the source")
 
     def _live_workers(self) -> list[str]:
         deadline = time.monotonic() + WORKERS_SECONDS

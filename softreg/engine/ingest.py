@@ -140,6 +140,7 @@ class _Ingest:
         self.n_buckets = bucket_count(config)
         self.scratch: dict[str, str] = {}
         self.unlabelled = 0  # a Parquet source's rows without a label (its windows' pieces do not count them)
+        self.wanted: dict[tuple[int, int], str] | None = None  # (part, shard) -> worker: rebuild only these
 
     def submit(self, function: Callable[..., Any], *args: Any, worker: str | None = None) -> Any:
         where = {} if worker is None else {"workers": [worker], "allow_other_workers": False}
@@ -251,14 +252,16 @@ class _Ingest:
         ranges = [plan.shard_ranges(count, n_shards) for count in counts]
         starts = np.vstack([np.zeros((1, 3), dtype=np.int64), np.cumsum(merged.counts, axis=0)[:-1]])
         the_plan = _Plan(merged.counts, starts, ranges)
-        holder = {shard: self.workers[shard % len(self.workers)] for shard in range(n_shards)}
+        placed = {(part, shard): self.workers[shard % len(self.workers)]
+                  for part in range(len(PARTS)) for shard in range(n_shards) if counts[part]}
+        if self.wanted is not None:
+            placed = self.wanted
         d = len(learnt.how.mean)
         last: dict[tuple[int, int], Any] = {}
-        for part, name in enumerate(PARTS):
-            for shard, (start, stop) in enumerate(ranges[part]):
-                if counts[part]:
-                    last[(part, shard)] = self.submit(pieces.open_shard, shard_dirs[holder[shard]], name, shard,
-                                                      stop - start, d, config.model.dtype, worker=holder[shard])
+        for (part, shard), worker in placed.items():
+            start, stop = ranges[part][shard]
+            last[(part, shard)] = self.submit(pieces.open_shard, shard_dirs[worker], PARTS[part], shard,
+                                              stop - start, d, config.model.dtype, worker=worker)
         record = record_dtype(merged.layout)
         unseen: dict[str, int] = {}
         waves: list[tuple[Any, list[Any]]] = []
@@ -275,26 +278,29 @@ class _Ingest:
             appends = []
             for part, part_cuts in enumerate(the_plan.cuts(bucket)):
                 for shard, _, _ in part_cuts:
+                    holder = placed.get((part, shard))
+                    if holder is None:
+                        continue
                     rows = self.submit(pieces.pick, slices, (part, shard))
-                    last[(part, shard)] = self.submit(pieces.append_shard, shard_dirs[holder[shard]], PARTS[part],
-                                                      shard, rows, last[(part, shard)], worker=holder[shard])
+                    last[(part, shard)] = self.submit(pieces.append_shard, shard_dirs[holder], PARTS[part],
+                                                      shard, rows, last[(part, shard)], worker=holder)
                     appends.append(last[(part, shard)])
             waves.append((self.submit(pieces.unseen_of, slices), appends))
         for wave in waves:
             self._settle(wave, unseen)
         warn_unseen(config.data.source, unseen)
+        closing = {
+            (part, shard): self.submit(pieces.close_shard, shard_dirs[worker], PARTS[part], shard,
+                                       ranges[part][shard][1] - ranges[part][shard][0], len(learnt.classes),
+                                       last[(part, shard)], worker=worker)
+            for (part, shard), worker in placed.items()
+        }
         placement: dict[str, list[dict[str, Any]]] = {}
-        for part, name in enumerate(PARTS):
-            if not counts[part]:
-                continue
-            closing = [self.submit(pieces.close_shard, shard_dirs[holder[shard]], name, shard, stop - start,
-                                   len(learnt.classes), last[(part, shard)], worker=holder[shard])
-                       for shard, (start, stop) in enumerate(ranges[part])]
-            placement[name] = []
-            for shard, ((start, stop), future) in enumerate(zip(ranges[part], closing, strict=True)):
-                files, per_class = future.result()
-                placement[name].append({"worker": holder[shard], "rows": stop - start, "files": files,
-                                        "class_counts": per_class})
+        for (part, shard), future in closing.items():
+            files, per_class = future.result()
+            start, stop = ranges[part][shard]
+            placement.setdefault(PARTS[part], []).append(
+                {"worker": placed[(part, shard)], "rows": stop - start, "files": files, "class_counts": per_class})
         document_fields = described(config, info, learnt, merged.unlabelled, self.n_buckets)
         document_fields.update(placement=placement, worker_shards=n_shards,
                                worker_folders=sorted(set(shard_dirs.values())))
@@ -309,3 +315,31 @@ class _Ingest:
             future.result()
         for name, count in counted.result().items():
             unseen[name] = unseen.get(name, 0) + count
+
+
+def rebuild_shards(
+    config: Config, joined: Joined, manifest: Manifest, lost: dict[str, list[int]], worker: str
+) -> dict[str, list[dict[str, Any]]]:
+    """Write the shards ``lost`` (per part, their numbers) of the cache ``manifest`` describes again,
+    from the source, on ``worker``: the source read again by ``joined``'s workers, and only those
+    shards' rows kept. Returns their placement entries (in the order of ``lost``), each checked to
+    hold the bytes the manifest recorded (else the source changed: a SoftregError)."""
+    import warnings
+
+    from softreg.errors import SoftregError, SoftregWarning
+
+    ingest = _Ingest(config, joined, manifest.document["fingerprint"], None)
+    ingest.wanted = {(PARTS.index(part), shard): worker for part, shards in lost.items() for shard in shards}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SoftregWarning)  # what ingest said about the data, it said before
+        rebuilt = ingest.run()["described"]["placement"]
+    recorded = manifest.document["placement"]
+    for part, entries in rebuilt.items():
+        for entry, shard in zip(entries, lost[part], strict=True):
+            for name, written in entry["files"].items():
+                if written["ends"] != recorded[part][shard]["files"][name]["ends"]:
+                    raise SoftregError(
+                        f"{config.data.source}: shard {part} {shard} written again differs from the one ingest wrote "
+                        "(the source changed?); ingest again: softreg ingest"
+                    )
+    return rebuilt

@@ -64,9 +64,12 @@ def placed_specs(manifest: Manifest) -> dict[str, list[ShardSpec]]:
 
 def placed_fingerprint(manifest: Manifest) -> str:
     """What `softreg.run.prepare.data_fingerprint` is for a cache on the workers: a digest of its
-    training shards' fingerprints (which cover their bytes' ends and sizes) and its classes."""
+    training shards' fingerprints (which cover their bytes' ends and sizes, not where they are)
+    and its classes and standardizer."""
     document = manifest.document
-    what = [document["placement"]["train"], document["classes"], document["feature_mean"], document["feature_scale"]]
+    train = document["placement"]["train"]
+    shards = [{name: entry["ends"] for name, entry in shard["files"].items()} for shard in train]
+    what = [shards, document["classes"], document["feature_mean"], document["feature_scale"]]
     return hashlib.sha256(repr(what).encode()).hexdigest()
 
 

@@ -71,3 +71,14 @@ def missing_shards(manifest: Manifest, engine: EngineConfig) -> str | None:
         return lost(locate(manifest, joined), manifest)
     finally:
         joined.close()
+
+
+def record(manifest: Manifest, part: str, shard: int, entry: dict[str, Any]) -> None:
+    """Record that shard ``shard`` of ``part`` is now ``entry`` (written again elsewhere), in the
+    manifest and its file (its digest renewed, written atomically)."""
+    from softreg.cache.manifest import digest
+    from softreg.rundir.files import write_json
+
+    manifest.document["placement"][part][shard] = entry
+    manifest.document["digest"] = digest(manifest.document)
+    write_json(manifest.directory / "manifest.json", manifest.document)
