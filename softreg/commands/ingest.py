@@ -47,18 +47,24 @@ def _ingest(
     existing = read_manifest(directory)
     on_workers = config.engine.kind == "dask"
     reason = None if existing is None else problem(existing) or stale_reason(existing, config, on_workers)
-    if existing is not None and reason is None and on_workers:
-        from softreg.engine.placement import missing_shards
-
-        reason = missing_shards(existing, config.engine)
-    if existing is not None and reason is None:
-        return IngestOutcome(existing, rebuilt=False, reason=None, seconds=time.perf_counter() - start)
-    if on_workers:
-        from softreg.engine.ingest import distributed_ingest
-
-        manifest = distributed_ingest(config, directory, on_rows)
-    else:
+    if not on_workers:
+        if existing is not None and reason is None:
+            return IngestOutcome(existing, rebuilt=False, reason=None, seconds=time.perf_counter() - start)
         manifest = ingest(config, directory, on_rows)
+        return IngestOutcome(manifest, rebuilt=True, reason=reason, seconds=time.perf_counter() - start)
+    from softreg.engine.cluster import join
+    from softreg.engine.ingest import distributed_ingest
+    from softreg.engine.placement import locate, lost
+
+    joined = join(config.engine)
+    try:
+        if existing is not None and reason is None:
+            reason = lost(locate(existing, joined), existing)  # the shards a worker no longer holds
+            if reason is None:
+                return IngestOutcome(existing, rebuilt=False, reason=None, seconds=time.perf_counter() - start)
+        manifest = distributed_ingest(config, directory, joined, on_rows)
+    finally:
+        joined.close()
     return IngestOutcome(manifest, rebuilt=True, reason=reason, seconds=time.perf_counter() - start)
 
 

@@ -16,6 +16,7 @@ from softreg.config import EngineConfig
 from softreg.engine import dask as dask_engine
 from softreg.engine.dask import DaskEngine
 from softreg.engine.identity import running_code
+from softreg.engine.joined import Joined
 from softreg.engine.probe import NOT_DASK, check_scheduler
 from softreg.engine.shards import ShardSpec
 
@@ -37,22 +38,6 @@ class EngineInfo:
     workers: list[str]
     placement: list[str]  # the worker of each training shard
     local: bool = False
-
-
-@dataclass
-class Joined:
-    """A cluster joined: its client, the local cluster it owns (or None), the scheduler's address and
-    the ``engine.workers`` workers chosen (sorted by address)."""
-
-    client: Any
-    cluster: Any
-    address: str
-    workers: list[str]
-
-    def close(self) -> None:
-        self.client.close()
-        if self.cluster is not None:
-            self.cluster.close()
 
 
 def join(config: EngineConfig) -> Joined:

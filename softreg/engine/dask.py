@@ -270,8 +270,8 @@ class DaskEngine:
         """``specs`` as ``worker`` opens them: the shards it holds as they are, the others written
         again there from the source (`softreg.engine.ingest.rebuild_shards`) and recorded in the
         manifest; and how, for the warning."""
-        from softreg.engine.cluster import Joined
         from softreg.engine.ingest import rebuild_shards
+        from softreg.engine.joined import Joined
         from softreg.engine.placed import placed_specs
         from softreg.engine.placement import held_shards, record
 

@@ -51,7 +51,7 @@ from softreg.io.selection import Selection
 
 if TYPE_CHECKING:
     from softreg.config import Config
-    from softreg.engine.cluster import Joined
+    from softreg.engine.joined import Joined
 
 PIECES_PER_WORKER = 4  # pieces of a Parquet source per worker (at least a chunk each): a worker's share in turns
 BUCKETS_IN_FLIGHT = 2  # buckets whose rows may be on their way to the shards at once (the memory pass 2 holds)
@@ -66,12 +66,11 @@ def cache_name(config: Config, source_print: dict[str, Any]) -> str:
 
 
 def distributed_ingest(
-    config: Config, cache_dir: str | os.PathLike[str], on_rows: Callable[[int, int | None], None] | None = None
+    config: Config, cache_dir: str | os.PathLike[str], joined: Joined,
+    on_rows: Callable[[int, int | None], None] | None = None,
 ) -> Manifest:
-    """Build ``config``'s cache with its Dask workers (module docstring): the shards on the workers,
-    the manifest in ``cache_dir``. Raises DataError for the data, ClusterError for the cluster."""
-    from softreg.engine.cluster import join
-
+    """Build ``config``'s cache with the workers of ``joined`` (module docstring): the shards on the
+    workers, the manifest in ``cache_dir``. Raises DataError for the data, ClusterError for the cluster."""
     check_cacheable(config)
     if source_kind(config.data.source) not in ("delimited", "parquet"):
         raise DataError(f"{config.data.source}: engine.kind: dask ingests delimited text or Parquet; "
@@ -82,14 +81,10 @@ def distributed_ingest(
     target = Path(cache_dir).resolve()
     _check_target(target)
     source_print = fingerprint(config.data.source)
-    joined = join(config.engine)
-    try:
-        document = _Ingest(config, joined, source_print, on_rows).run()
-        if fingerprint(config.data.source) != source_print:
-            raise DataError(f"{config.data.source}: changed while it was being read; ingest again")
-        return _write(config, target, source_print, document)
-    finally:
-        joined.close()
+    document = _Ingest(config, joined, source_print, on_rows).run()
+    if fingerprint(config.data.source) != source_print:
+        raise DataError(f"{config.data.source}: changed while it was being read; ingest again")
+    return _write(config, target, source_print, document)
 
 
 def _write(config: Config, target: Path, source_print: dict[str, Any], document: dict[str, Any]) -> Manifest:

@@ -16,8 +16,7 @@ from softreg.cache.manifest import PLACED, shard_ends
 
 if TYPE_CHECKING:
     from softreg.cache.rows import Manifest
-    from softreg.config import EngineConfig
-    from softreg.engine.cluster import Joined
+    from softreg.engine.joined import Joined
 
 
 def held_shards(placement: dict[str, list[dict[str, Any]]]) -> list[tuple[str, int]]:
@@ -62,15 +61,6 @@ def lost(found: dict[str, list[str | None]], manifest: Manifest) -> str | None:
     return f"no live worker holds shard(s) {shown} (written by {', '.join(writers)})"
 
 
-def missing_shards(manifest: Manifest, engine: EngineConfig) -> str | None:
-    """Why the workers of ``engine``'s cluster cannot train on ``manifest``'s shards (None: they can)."""
-    from softreg.engine.cluster import join
-
-    joined = join(engine)
-    try:
-        return lost(locate(manifest, joined), manifest)
-    finally:
-        joined.close()
 
 
 def record(manifest: Manifest, part: str, shard: int, entry: dict[str, Any]) -> None:

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -42,7 +42,6 @@ if TYPE_CHECKING:
     from softreg.kernels import Batch, Matrix
     from softreg.train.data import TrainingData
     from softreg.train.settings import Settings
-    from softreg.train.sharded import ShardedSource
 
 CURVATURE_SHARE = 1.0  # of the worst-case stability bound (the softmax's curvature rarely reaches 1/2)
 NOISE_SHARE = {"none": 0.5, "svrg": 0.75}  # by optim.variance_reduction
@@ -73,10 +72,8 @@ def auto_learning_rate(data: TrainingData, settings: Settings) -> float:
         ``min(CURVATURE_SHARE * stable(L), NOISE_SHARE * (1 - momentum) / noise)``, see the
         module docstring.
     """
-    from softreg.train.sharded import ShardedSource
-
     with np.errstate(over="ignore", invalid="ignore"):
-        if isinstance(data, ShardedSource):
+        if isinstance(data, SampledSource):
             largest, mean_square = sharded_curvature(data, settings.fit_intercept)
         else:
             largest, mean_square = sample_curvature(data, settings.fit_intercept)
@@ -129,9 +126,29 @@ def sample_curvature(data: TrainingData, fit_intercept: bool = True) -> tuple[fl
     return largest_eigenvalue(gram_times, data.n_features, rng), weighted_squares / n_rows
 
 
-def sharded_curvature(data: ShardedSource, fit_intercept: bool = True) -> tuple[float, float]:
-    """`sample_curvature` of a `ShardedSource`, whose shards compute the sums over their share of
-    the sample (`ShardedSource.sample_sums`, `gram_sums`) wherever they are: no row comes here."""
+@runtime_checkable
+class SampledSource(Protocol):
+    """Training data whose shards compute ``lr: auto``'s sums themselves (`softreg.train.ShardedSource`)."""
+
+    @property
+    def n_samples(self) -> int: ...
+
+    @property
+    def n_features(self) -> int: ...
+
+    def sample_sums(self, rows: int, whole: bool, intercept: float) -> tuple[int, float]:
+        """Choose the sample of about ``rows`` rows (``whole``: every row), each shard its share;
+        the sample's rows and ``sum_i ||x~_i||^2`` (`block_squares`)."""
+        ...
+
+    def gram_sums(self, vector: np.ndarray, intercept: float) -> np.ndarray:
+        """``X~^T X~ v`` (n_features + 1,) over the sample `sample_sums` chose, not divided."""
+        ...
+
+
+def sharded_curvature(data: SampledSource, fit_intercept: bool = True) -> tuple[float, float]:
+    """`sample_curvature` of a `SampledSource`, whose shards compute the sums over their share of
+    the sample wherever they are: no row comes here."""
     rows = max(MIN_SAMPLE_ROWS, SAMPLE_VALUES // max(1, data.n_features))
     intercept = 1.0 if fit_intercept else 0.0
     n_rows, weighted_squares = data.sample_sums(rows, rows >= WHOLE_DATA_SHARE * data.n_samples, intercept)

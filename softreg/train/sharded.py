@@ -85,12 +85,11 @@ class ShardedSource(TrainingData, Protocol):
         ...
 
     def sample_sums(self, rows: int, whole: bool, intercept: float) -> tuple[int, float]:
-        """Choose ``lr: auto``'s sample of about ``rows`` rows (``whole``: every row), each shard its
-        share; the sample's rows and ``sum_i ||x~_i||^2`` (`softreg.train.rate.block_squares`)."""
+        """`softreg.train.rate.SampledSource.sample_sums`: ``lr: auto``'s sample, summed by the shards."""
         ...
 
     def gram_sums(self, vector: np.ndarray, intercept: float) -> np.ndarray:
-        """``X~^T X~ v`` (n_features + 1,) over the sample `sample_sums` chose, not divided."""
+        """`softreg.train.rate.SampledSource.gram_sums`."""
         ...
 
     def comm_seconds(self) -> float | None:
