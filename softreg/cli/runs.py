@@ -138,11 +138,18 @@ def ingest(config_path: str, cache_dir: str | None, overrides: tuple[str, ...], 
     data.missing: drop or mean are learnt on the way; data.split: ordered, data.classes,
     a separate data.test file and data.missing: median or most_frequent are refused.
 
+    With engine.kind: dask the workers read the source (Parquet in pieces; delimited text
+    by one worker) and each keeps its shards in its own folder (engine.worker_cache, or
+    its dask local directory); this process keeps manifest.json only. The shards hold
+    the same bytes as a one-machine ingest's, for any number of workers.
+
     \b
     Example:
       softreg ingest --config configs/iris-csv.yaml --cache cache/iris
       softreg train --config configs/iris-csv.yaml --set data.cache=cache/iris
       softreg ingest --config configs/letters-cache.yaml   (data.cache set in the config)
+      softreg ingest --config configs/letters-cache.yaml --set engine.kind=dask \\
+          --set engine.scheduler=tcp://HOST:8786        (the shards on the workers' disks)
     """
     from softreg import console
     from softreg.cache import fingerprint

@@ -129,6 +129,10 @@ def resolve(
             _check_url(origin, f"data.{key}", data[key])
             base = "." if f"data.{key}" in from_command_line else base_dir
             data[key] = _resolve_path(data[key], base)
+    engine = resolved["engine"]
+    if engine["worker_cache"] is not None:  # a path on the workers; relative, as data paths are here
+        base = "." if "engine.worker_cache" in from_command_line else base_dir
+        engine["worker_cache"] = _resolve_path(engine["worker_cache"], base)
     _check_builtin(origin, data["source"])
     if resolved["model"]["normalizer"] == "spherical" and not resolved["model"]["fit_intercept"]:
         raise ConfigError(f"{origin}: model.normalizer: spherical needs model.fit_intercept: true ({SPHERICAL_START})")

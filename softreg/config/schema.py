@@ -191,7 +191,8 @@ SCHEMA: dict[str, Spec | dict[str, Spec]] = {
             None,
             optional(text),
             "engine.kind=dask: where softreg ingest has each worker keep its own shards (a directory on each "
-            "worker's own disk); null: each worker's dask local directory, which a worker deletes when it stops",
+            "worker's own disk; relative to the config's folder); null: each worker's dask local directory "
+            "(dask worker --local-directory; by default one it deletes when it stops)",
         ),
     },
     "seed": (0, number(0, integer=True), "fixes the split, the initialization and the batch order"),
