@@ -234,3 +234,32 @@ def test_history_and_checkpoints_of_earlier_versions_still_read(tmp_path):
     write_npz(tmp_path / "checkpoint.npz", meta=np.array(json_text(meta, indent=None)), weights=np.zeros(4))
     (tmp_path / "checkpoint-seconds.json").write_text(json.dumps({"epoch_seconds": [0.5], "seconds": None}))
     assert rundir.load_checkpoint(tmp_path)[0].history == [EpochRecord(epoch=1, lr=0.1, train_loss=2.0, seconds=0.5)]
+
+
+def test_the_sharded_certificate_is_the_local_one_and_stops_a_run_at_tol(tmp_path, letters_cache):
+    """The certificate from the shards' sums (their logits held shard by shard) equals the one over the
+    rows read here to 1e-12; a sharded run is certified and stops at optim.tol like any other."""
+    from softreg.config import load_config
+    from softreg.engine import open_engine
+    from softreg.prepare.data import random_streams
+    from softreg.run import prepare_for
+    from softreg.train.certificate import MAX_LOGITS, certify, certify_held
+
+    config_path = letters_config(tmp_path, letters_cache, "model:\n  weight_decay: 1.0e-3\n")
+    out = tmp_path / "run"
+    code, stdout, stderr = run("train", "--config", config_path, "--out", out, "--set", "optim.epochs=60",
+                               "--set", "optim.tol=0.05", "--set", "optim.schedule=constant")
+    assert code == 0, stderr
+    summary = rundir.read_model_json(out / "model.json")["training"]
+    assert summary["stopped_by"] == "tol" and summary["certifiable"] and 0 < summary["gap_bound"] <= 0.05
+    assert summary["epochs_run"] < 60 and "(certified)" in stdout
+    config = load_config(out / "config.yaml")
+    prepared = prepare_for(config, random_streams(config.seed).split)
+    model = rundir.load_model(out)
+    here = certify(model.coef, model.intercept, prepared.train, 1e-3, True, adopt=False)
+    with open_engine(config, prepared.train, None) as parts:
+        held = parts.train.held_logits(model.coef, MAX_LOGITS)
+        sharded = certify_held(model.coef, model.intercept, held, 1e-3, True, adopt=False)
+    assert sharded.relative_gap == pytest.approx(here.relative_gap, rel=1e-12)
+    assert sharded.relative_gap == pytest.approx(summary["gap_bound"], rel=1e-12)
+    assert sharded.objective == pytest.approx(here.objective, rel=1e-14)

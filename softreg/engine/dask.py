@@ -84,6 +84,7 @@ class DaskEngine:
         self.client, self.cluster, self.workers = client, cluster, workers
         self.epochs: dict[str, tuple[int, int]] = {}  # part -> its epoch's (key, rows), told to new actors
         self.samples: dict[str, tuple[int, int, bool, float]] = {}  # part -> lr: auto's sample, taken by new actors
+        self.held: dict[str, tuple[Any, ...]] = {}  # part -> the last cert_begin, made again by new actors
         self.timing = Timing()
         self.lost: set[str] = set()  # workers whose actors failed: not chosen again
         self.warned: set[str] = set()
@@ -156,6 +157,11 @@ class DaskEngine:
 
     def metrics(self, part: str, model: Model, keep: int) -> list[tuple[MetricSums, np.ndarray, np.ndarray]]:
         return self._in_shard_order(part, self._gather(part, "metrics", (model, keep)))
+
+    def each(self, part: str, method: str, args: tuple[Any, ...]) -> list[Any]:
+        if method == "cert_begin":
+            self.held[part] = args
+        return self._in_shard_order(part, self._gather(part, "each", (method, args)))
 
     def comm_seconds(self) -> float | None:
         return self.timing.comm
@@ -260,6 +266,8 @@ class DaskEngine:
             group.proxy.begin_epoch(part, key, rows).result()
         for part, sample in self.samples.items():  # lr: auto's sample, which gram calls read
             group.proxy.sample(part, *sample).result()
+        for part, began in self.held.items():  # the certificate's logits, which its later calls read
+            group.proxy.each(part, "cert_begin", began).result()
         if old.worker not in self.warned:
             self.warned.add(old.worker)
             warn(f"dask: worker {old.worker} was lost; its shards are {how} on {worker} "

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -12,6 +12,7 @@ from softreg.evaluate import MetricSums
 from softreg.kernels import Batch
 from softreg.model import Model
 from softreg.train import PartialSums, TrainingData, add_partials
+from softreg.train.certificate import HeldLogits, InterceptProblem
 
 
 class ShardEngine(Protocol):
@@ -31,6 +32,8 @@ class ShardEngine(Protocol):
     def gram(self, part: str, vector: np.ndarray, intercept: float) -> list[np.ndarray]: ...
 
     def metrics(self, part: str, model: Model, keep: int) -> list[tuple[MetricSums, np.ndarray, np.ndarray]]: ...
+
+    def each(self, part: str, method: str, args: tuple[Any, ...]) -> list[Any]: ...
 
     def comm_seconds(self) -> float | None: ...
 
@@ -94,5 +97,62 @@ class ShardedData:
         proba = np.concatenate([shard_proba for _, _, shard_proba in answers])
         return sums, y, proba
 
+    def held_logits(self, coef: np.ndarray, max_logits: int) -> HeldLogits | None:
+        """The certificate's logits Z = X W^T, held by the shards (None where a shard's would pass ``max_logits``)."""
+        answers = self.engine.each(self.part, "cert_begin", (coef, max_logits))
+        if not all(fits for _, _, fits in answers):
+            return None
+        return ShardedLogits(self, sum((counts for counts, _, _ in answers), np.zeros(coef.shape[0])),
+                             sum(norm for _, norm, _ in answers))
+
+    def each(self, method: str, *args: Any) -> list[Any]:
+        """Every shard's answer to a certificate call, in shard order."""
+        return self.engine.each(self.part, method, args)
+
     def comm_seconds(self) -> float | None:
         return self.engine.comm_seconds()
+
+
+class ShardedLogits:
+    """`softreg.train.certificate.HeldLogits` whose logits the shards hold: every quantity the
+    certificate needs is the shards' sums, added in shard order (the same on every engine)."""
+
+    def __init__(self, source: ShardedData, counts: np.ndarray, norm_sum: float) -> None:
+        self.source, self.counts = source, counts
+        self.n_samples = int(round(float(counts.sum())))
+        self.mean_norm = norm_sum / max(1, self.n_samples)
+
+    def intercept_problem(self, present: np.ndarray, shares: np.ndarray) -> InterceptProblem:
+        return _ShardedIntercept(self, present, shares)
+
+    def data_loss(self, b: np.ndarray) -> float:
+        return sum(self.source.each("cert_loss", b)) / max(1, self.n_samples)
+
+    def gradient(self, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        answers = self.source.each("cert_gradient", b)
+        grad, residual = answers[0][0].copy(), answers[0][1].copy()
+        for shard_grad, shard_residual in answers[1:]:
+            grad += shard_grad
+            residual += shard_residual
+        n = max(1, self.n_samples)
+        return grad / n, residual / n
+
+
+class _ShardedIntercept:
+    """`softreg.train.certificate.InterceptProblem` over the shards' logits of the classes ``present``."""
+
+    def __init__(self, held: ShardedLogits, present: np.ndarray, shares: np.ndarray) -> None:
+        self.held, self.present, self.shares = held, present, shares
+
+    def value(self, b: np.ndarray) -> float:
+        total = sum(self.held.source.each("cert_value", b, self.present))
+        return total / max(1, self.held.n_samples) - float(np.dot(self.shares, b))
+
+    def terms(self, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        answers = self.held.source.each("cert_terms", b, self.present)
+        proba, outer = answers[0][0].copy(), answers[0][1].copy()
+        for shard_proba, shard_outer in answers[1:]:
+            proba += shard_proba
+            outer += shard_outer
+        n = max(1, self.held.n_samples)
+        return proba / n, outer / n

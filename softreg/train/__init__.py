@@ -105,7 +105,8 @@ def fit(
     clock = time.perf_counter()
     settings = resolve_learning_rate(train, settings)
     choosing = time.perf_counter() - clock  # the time to choose lr: part of the first epoch's seconds
-    loop = (ShardedLoop if isinstance(train, ShardedSource) else _Loop)(train, val, n_classes, settings, rng, clock)
+    loop = (ShardedLoop(train, val, n_classes, settings, rng, clock) if isinstance(train, ShardedSource)
+            else _Loop(train, val, n_classes, settings, rng, clock))
     if start is not None:
         loop.restore(start)
     state, saved = start, True  # a start state is the checkpoint on disk already

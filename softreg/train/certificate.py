@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
@@ -71,7 +72,7 @@ class Certificate:
     relative_gap: float | None
 
 
-def _row_logsumexp(shifted: np.ndarray) -> np.ndarray:
+def row_logsumexp(shifted: np.ndarray) -> np.ndarray:
     """logsumexp of each row (n,), the row's max subtracted first (scipy's is slower on many short rows)."""
     top = shifted.max(axis=1)
     top = np.where(np.isfinite(top), top, 0.0)
@@ -80,9 +81,41 @@ def _row_logsumexp(shifted: np.ndarray) -> np.ndarray:
 
 def _intercept_objective(logits: np.ndarray, weight: np.ndarray | None, shares: np.ndarray, b: np.ndarray) -> float:
     """f(b) = (1/n) sum_i s_i logsumexp(z_i + b) - pi . b: J(W, b) up to a constant in b."""
-    lse = _row_logsumexp(logits + b)
+    lse = row_logsumexp(logits + b)
     mean = float(lse.mean() if weight is None else np.dot(weight, lse) / len(lse))
     return mean - float(np.dot(shares, b))
+
+
+class InterceptProblem(Protocol):
+    """f(b) = (1/n) sum_i s_i logsumexp(z_i + b) - pi . b over the classes present, as sums over
+    rows held wherever they are."""
+
+    def value(self, b: np.ndarray) -> float:
+        """f(b)."""
+        ...
+
+    def terms(self, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(1/n) sum_i s_i p_i(b) (K,) and (1/n) sum_i s_i p_i p_i^T (K, K)."""
+        ...
+
+
+@dataclass
+class _HeldIntercept:
+    """`InterceptProblem` over logits held in this process."""
+
+    logits: np.ndarray
+    weight: np.ndarray | None
+    shares: np.ndarray
+
+    def value(self, b: np.ndarray) -> float:
+        return _intercept_objective(self.logits, self.weight, self.shares, b)
+
+    def terms(self, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        n_samples = self.logits.shape[0]
+        shifted = self.logits + b
+        proba = np.exp(shifted - row_logsumexp(shifted)[:, None])  # (n, K)
+        weighted = proba if self.weight is None else proba * self.weight[:, None]
+        return weighted.sum(axis=0) / n_samples, (weighted.T @ proba) / n_samples
 
 
 def optimal_intercept(
@@ -103,16 +136,18 @@ def optimal_intercept(
     (1/n) sum_i s_i p_i(b) - pi, the Hessian (1/n) sum_i s_i (diag p_i - p_i p_i^T), singular only
     along the common shift, which the step removes by adding 11^T / K.
     """
-    n_samples, n_classes = logits.shape
+    return newton_intercept(_HeldIntercept(logits, weight, shares), shares, start)
+
+
+def newton_intercept(problem: InterceptProblem, shares: np.ndarray, start: np.ndarray) -> np.ndarray:
+    """`optimal_intercept` of ``problem`` (its rows anywhere), from ``start`` (n_classes,)."""
+    n_classes = len(shares)
     b = np.where(np.isfinite(start), start, 0.0).astype(np.float64)
     b -= b.mean()
-    value = _intercept_objective(logits, weight, shares, b)
+    value = problem.value(b)
     shift = np.full((n_classes, n_classes), 1.0 / n_classes)
     for _ in range(NEWTON_ITERATIONS):
-        shifted = logits + b
-        proba = np.exp(shifted - _row_logsumexp(shifted)[:, None])  # (n, K)
-        weighted = proba if weight is None else proba * weight[:, None]
-        mean_proba = weighted.sum(axis=0) / n_samples
+        mean_proba, outer = problem.terms(b)
         gradient = mean_proba - shares
         if np.abs(gradient).max() <= NEWTON_TOLERANCE:
             break
@@ -120,7 +155,7 @@ def optimal_intercept(
         if np.abs(ratio).max() > 1.0:  # far from b*: the fixed-point step b += log(pi / mean p) is robust
             step = ratio
         else:  # near b*: Newton converges quadratically
-            hessian = np.diag(mean_proba) - (weighted.T @ proba) / n_samples
+            hessian = np.diag(mean_proba) - outer
             try:
                 step = np.linalg.solve(hessian + shift, -gradient)
             except np.linalg.LinAlgError:
@@ -132,7 +167,7 @@ def optimal_intercept(
         rate = 1.0
         for _ in range(LINE_SEARCH_STEPS):
             candidate = b + rate * step
-            candidate_value = _intercept_objective(logits, weight, shares, candidate)
+            candidate_value = problem.value(candidate)
             if candidate_value <= value + ARMIJO * rate * slope:
                 break
             rate *= 0.5
@@ -140,6 +175,65 @@ def optimal_intercept(
             break  # no decrease left to find: rounding
         b, value = candidate, candidate_value
     return b - b.mean()
+
+
+class HeldLogits(Protocol):
+    """The logits Z = X W^T of every training row, held where the rows are, and what the certificate
+    asks of them (`certify_held`): this process's (`_LocalLogits`) or the shards' (`softreg.engine`)."""
+
+    @property
+    def n_samples(self) -> int: ...
+
+    @property
+    def counts(self) -> np.ndarray:
+        """(n_classes,): sum_i s_i per class."""
+        ...
+
+    @property
+    def mean_norm(self) -> float:
+        """mean_i s_i ||x_i - c||."""
+        ...
+
+    def intercept_problem(self, present: np.ndarray, shares: np.ndarray) -> InterceptProblem:
+        """f over the classes ``present`` (a boolean mask), ``shares`` theirs."""
+        ...
+
+    def data_loss(self, b: np.ndarray) -> float:
+        """(1/n) sum_i s_i [logsumexp(z_i + b) - z_{i,y_i} - b_{y_i}] (b_k = -inf drops class k)."""
+        ...
+
+    def gradient(self, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """A (n_classes, n_features) and r (n_classes,) at b (`_gradient_at`)."""
+        ...
+
+
+@dataclass
+class _LocalLogits:
+    """`HeldLogits` of rows read here (`Chunked`), in chunks of ``rows``."""
+
+    logits: np.ndarray
+    labels: np.ndarray
+    weight: np.ndarray | None
+    mean_norm: float
+    data: Chunked
+    rows: int
+
+    @property
+    def n_samples(self) -> int:
+        return len(self.labels)
+
+    @property
+    def counts(self) -> np.ndarray:
+        return np.bincount(self.labels, weights=self.weight, minlength=self.logits.shape[1]).astype(np.float64)
+
+    def intercept_problem(self, present: np.ndarray, shares: np.ndarray) -> InterceptProblem:
+        return _HeldIntercept(self.logits[:, present], self.weight, shares)
+
+    def data_loss(self, b: np.ndarray) -> float:
+        return _data_loss(self.logits, self.labels, self.weight, b)
+
+    def gradient(self, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return _gradient_at(self.logits, self.labels, self.weight, b, self.data, self.rows)
 
 
 def _logits_and_rows(
@@ -178,7 +272,7 @@ def _row_squares(X: object, center: np.ndarray | None) -> np.ndarray:
 def _data_loss(logits: np.ndarray, labels: np.ndarray, weight: np.ndarray | None, b: np.ndarray) -> float:
     """(1/n) sum_i s_i [logsumexp(z_i + b) - z_{i,y_i} - b_{y_i}] (b_k = -inf drops class k)."""
     shifted = logits + b
-    losses = _row_logsumexp(shifted) - shifted[np.arange(len(labels)), labels]
+    losses = row_logsumexp(shifted) - shifted[np.arange(len(labels)), labels]
     return float(losses.mean() if weight is None else np.dot(weight, losses) / len(losses))
 
 
@@ -216,28 +310,43 @@ def certify(
         The intercept is b*(W) when it does not raise J (it never does but for rounding).
     Two passes over the rows: one for the logits, one for dJ/dW at b*.
     """
-    n_classes = coef.shape[0]
     logits, labels, weight, mean_norm = _logits_and_rows(coef, data, rows)
-    n_samples = len(labels)
-    shares = np.bincount(labels, weights=weight, minlength=n_classes).astype(np.float64) / max(1, n_samples)
+    held = _LocalLogits(logits, labels, weight, mean_norm, data, rows)
+    return certify_held(coef, intercept, held, weight_decay, fit_intercept, solve, adopt)
+
+
+def certify_held(
+    coef: np.ndarray,
+    intercept: np.ndarray,
+    held: HeldLogits,
+    weight_decay: float,
+    fit_intercept: bool = True,
+    solve: bool = True,
+    adopt: bool = True,
+) -> Certificate:
+    """`certify` from logits held wherever the rows are (``held``): the same steps, each a sum over them."""
+    n_classes = coef.shape[0]
+    n_samples = held.n_samples
+    shares = held.counts / max(1, n_samples)
     present = shares > 0
     given = np.asarray(intercept, dtype=np.float64)
     model = given
     if fit_intercept and solve:
         solved = np.zeros(n_classes)
-        solved[present] = optimal_intercept(logits[:, present], weight, shares[present], given[present])
+        problem = held.intercept_problem(present, shares[present])
+        solved[present] = newton_intercept(problem, shares[present], given[present])
         solved[present] += given[present].mean()  # b* is centred; an absent class keeps its place relative to b
         # the model's intercept in its own dtype, so that the gradient below is the model's
         solved = np.where(present, solved, given).astype(coef.dtype).astype(np.float64)
-        if adopt and _data_loss(logits, labels, weight, solved) <= _data_loss(logits, labels, weight, given):
+        if adopt and held.data_loss(solved) <= held.data_loss(given):
             model = solved
-    data_loss = _data_loss(logits, labels, weight, model)
+    data_loss = held.data_loss(model)
     # the dual point is p(W, best): an absent class must get q_ik = 0, that is b_k = -inf
     best = model if model is not given or not fit_intercept or not solve else solved
     if fit_intercept and not present.all():
         best = np.where(present, best, -np.inf)
-    extra = 0.0 if best is model else max(0.0, data_loss - _data_loss(logits, labels, weight, best))
-    grad_coef, residual = _gradient_at(logits, labels, weight, best, data, rows)
+    extra = 0.0 if best is model else max(0.0, data_loss - held.data_loss(best))
+    grad_coef, residual = held.gradient(best)
     objective = data_loss + penalty(coef, weight_decay)
     exact = best is model  # the gradient was taken at the model's own intercept
     certificate = Certificate(
@@ -254,7 +363,7 @@ def certify(
     full = grad_coef + penalty_gradient(np.asarray(coef, dtype=np.float64), weight_decay)
     gap = float(np.vdot(full, full)) / (2 * weight_decay)
     if fit_intercept:
-        gap += extra + _rounding_terms(residual, shares, best, grad_coef, mean_norm, weight_decay)
+        gap += extra + _rounding_terms(residual, shares, best, grad_coef, held.mean_norm, weight_decay)
     certificate.gap = gap
     certificate.relative_gap = gap / (objective - gap) if objective > gap else math.inf
     return certificate
@@ -272,7 +381,7 @@ def _gradient_at(
     for X, _, _ in data.chunks(rows):
         stop = start + X.shape[0]
         shifted = logits[start:stop] + b
-        proba = np.exp(shifted - _row_logsumexp(shifted)[:, None])  # (rows, K)
+        proba = np.exp(shifted - row_logsumexp(shifted)[:, None])  # (rows, K)
         proba[np.arange(stop - start), labels[start:stop]] -= 1.0
         if weight is not None:
             proba *= weight[start:stop, None]

@@ -16,11 +16,13 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from softreg import losses
 from softreg.softmax import gradient_norm, penalty, penalty_gradient
+from softreg.train.certificate import MAX_LOGITS, HeldLogits, certify_held
 from softreg.train.data import TrainingData
 from softreg.train.loop import StepCallback, _Loop
 from softreg.train.measures import _exploded, diverged
@@ -92,6 +94,13 @@ class ShardedSource(TrainingData, Protocol):
         """`softreg.train.rate.SampledSource.gram_sums`."""
         ...
 
+    def held_logits(self, coef: np.ndarray, max_logits: int) -> HeldLogits | None:
+        """The certificate's logits Z = X W^T held by the shards (None where one shard's pass ``max_logits``)."""
+        ...
+
+    @property
+    def n_shards(self) -> int: ...
+
     def comm_seconds(self) -> float | None:
         """Seconds spent communicating so far (None: the rows are in this process)."""
         ...
@@ -101,7 +110,26 @@ class ShardedLoop(_Loop):
     """`_Loop` whose steps, objective and validation are sums from a `ShardedSource`."""
 
     train: ShardedSource
-    CERTIFIES = False  # the rows are on the shards: no certificate (gap_bound null)
+
+    def __init__(self, train: ShardedSource, *args: Any, **kwargs: Any) -> None:
+        super().__init__(train, *args, **kwargs)
+        # the certificate's logits are held shard by shard: a shard's must fit, not all of them
+        fast = losses.is_fast_path(self.settings.loss, self.settings.normalizer, self.settings.temperature)
+        largest = math.ceil(train.n_samples / max(1, train.n_shards)) + 1
+        self.certifying = fast and largest * self.n_classes <= MAX_LOGITS
+
+    def certify(self) -> float | None:
+        """The certified bound on (J - J*) / J* (`softreg.train.certificate.certify_held`), every sum
+        of it the shards': the logits stay where the rows are."""
+        if not self.certifying:
+            return None
+        held = self.train.held_logits(self.coef, MAX_LOGITS)
+        if held is None:
+            return None
+        found = certify_held(self.coef, self.intercept, held, self.settings.weight_decay,
+                             self.settings.fit_intercept, adopt=False)
+        bound = found.relative_gap
+        return bound if bound is not None and math.isfinite(bound) else None
 
     def sgd_epoch(self, epoch: int, on_step: StepCallback | None) -> float:
         """One pass of minibatch steps, each the exact gradient of the step's rows; returns the mean loss."""
@@ -129,8 +157,18 @@ class ShardedLoop(_Loop):
         return train_loss
 
     def evaluate(self, record: EpochRecord, objective_due: bool) -> None:
+        """The objective when due; its certificate when due or likely to succeed (as `_Loop`'s);
+        the validation figures, all the shards' sums."""
         if objective_due:
             record.objective, record.grad_norm = self.objective()
+        likely = self.certificate_likely(record)
+        if likely and record.objective is None:
+            record.objective, record.grad_norm = self.objective()
+        if objective_due or likely:
+            record.gap_bound = self.certify()
+            estimate = self.gap_estimate(record)
+            if likely and estimate and record.gap_bound is not None:
+                self.bound_ratio = max(1.0, record.gap_bound / estimate)
         if isinstance(self.val, ShardedSource):
             sums = self.val.full_sums(self.coef, self.intercept)
             record.val_loss, record.val_accuracy = sums.loss / sums.count, sums.correct / sums.count
