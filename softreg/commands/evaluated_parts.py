@@ -30,8 +30,8 @@ from softreg.commands.evaluated_data import (
     open_evaluated,
     raw_features,
 )
-from softreg.engine.score import map_parts, parquet_parts, saved_engine
-from softreg.errors import UsageError
+from softreg.engine.score import map_parts, parquet_parts, part_rows, saved_engine
+from softreg.errors import DataError, UsageError
 from softreg.evaluate import MetricSums, model_metrics
 from softreg.io.kinds import source_kind
 from softreg.io.remote import storage_options
@@ -141,6 +141,9 @@ class PartScoring:
 def score_part(task: PartScoring) -> Tally:
     """Read one part and tally it: the task each engine runs (its notes travel back, unwarned)."""
     notes = ReadNotes()
+    with storage_options(task.storage):
+        if part_rows(task.part) == 0:  # an empty part (the reader refuses one) adds nothing
+            return task.scoring.tally(iter(()))
     with storage_options(task.storage), open_evaluated(task.scoring.model, task.part, task.reading, notes) as chunks:
         tally = task.scoring.tally(chunks)
     tally.notes = notes
@@ -176,6 +179,8 @@ class PartSource:
         for tally in tallies[1:]:
             total.merge(tally)
         total.notes.warn(self.name)
+        if total.sums.n_samples == 0:
+            raise DataError(f"{self.name}: has no rows")
         return total
 
 

@@ -36,7 +36,7 @@ from softreg.cache import budget
 from softreg.commands.common import saved_storage_options
 from softreg.commands.predict import PredictionStream, stream_predictions, warn_unknown
 from softreg.config import EngineConfig
-from softreg.engine.score import map_parts, parquet_parts
+from softreg.engine.score import map_parts, parquet_parts, part_rows
 from softreg.errors import DataError, OutputExistsError, OutputPathError, UsageError, cannot_write
 from softreg.io.delimited import CHUNK_ROWS
 from softreg.io.parquet import parquet_column_names
@@ -131,6 +131,10 @@ def predict_part(task: PartPrediction) -> PartAnswer:
     if not folder.is_dir():
         raise OutputPathError(f"{folder}: this process cannot see the staging folder of --output; every Dask worker "
                               "must see --output at the same path (a shared file system)")
+    with storage_options(task.storage):
+        if part_rows(task.part) == 0:  # an empty part (the reader refuses one) gives an empty part
+            return PartAnswer(_write_part(task.output, PredictionStream(task.model.classes, None, iter(())),
+                                          task.id_name), {})
     with storage_options(task.storage), stream_predictions(
         task.model, task.part, task.part, task.chunk_rows, None
     ) as stream:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Callable, Sequence
+from contextlib import ExitStack
 from pathlib import Path
 from typing import TypeVar
 
@@ -95,3 +96,19 @@ def map_parts(engine: EngineConfig, work: Callable[[Task], Answer], tasks: Seque
     finally:
         with contextlib.suppress(OSError, RuntimeError, TimeoutError):
             joined.close()
+
+
+def part_rows(part: str) -> int | None:
+    """The rows the footer of Parquet file ``part`` counts (0 for a part a writer left empty, as
+    Spark and Dask do); None when it cannot be read, so that the reader says why."""
+    try:
+        import pyarrow
+        import pyarrow.parquet
+    except ImportError:
+        return None
+    with ExitStack() as stack:
+        source = stack.enter_context(remote.open_binary(part)) if remote.is_url(part) else part
+        try:
+            return int(pyarrow.parquet.ParquetFile(source).metadata.num_rows)
+        except (pyarrow.ArrowException, OSError):
+            return None
