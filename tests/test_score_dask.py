@@ -5,6 +5,9 @@ folder softreg did not write; bad input is one line, exit 2."""
 
 import json
 import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -14,8 +17,8 @@ import pytest
 
 from softreg.commands.predict_folder import MARKER, is_folder_output
 from tests.strategies import run
-from tests.test_dask import Cluster
-from tests.test_remote import BUCKET, SECRET, server, softreg, trained  # noqa: F401 (server: a fixture)
+from tests.test_dask import REPO, Cluster
+from tests.test_remote import BUCKET, SECRET, _credentials, server, softreg, trained  # noqa: F401 (server: a fixture)
 
 pytestmark = pytest.mark.slow  # starts clusters: scheduler and worker processes
 
@@ -202,21 +205,67 @@ def test_bad_input_is_one_line_and_leaves_no_folder(scored, tmp_path):
     assert sorted(os.listdir(tmp_path)) == ["parts"]
 
 
-def test_parquet_folder_on_s3_predicts_on_dask_as_the_local_folder(server, tmp_path):  # noqa: F811
+def test_parquet_folder_on_s3_predicts_on_dask_as_the_local_folder(server, tmp_path, monkeypatch):  # noqa: F811
     """A Parquet folder in S3 (moto's server) predicted into a folder by a local Dask cluster (workers reading the
     parts with the run's storage options and the environment's credentials) gives the bytes the numpy engine
-    writes, one part per object, and evaluate by parts the same JSON on either engine."""
+    writes, one part per object, and evaluate by parts the same JSON on either engine; a missing bucket is one
+    line."""
     url = f"s3://{BUCKET}/iris-parquet"
     run_dir = trained(tmp_path, "s3", url, {"endpoint_url": server})
-    for engine in ("numpy", "dask"):
-        code, _, stderr = softreg("predict", "--run", run_dir, "--input", url, "--output", f"{tmp_path / engine}/",
-                                  "--engine", engine, "--scheduler", "local")
-        assert code == 0 and SECRET not in stderr, stderr
+    for key, value in _credentials().items():
+        monkeypatch.setenv(key, value)  # the numpy engine runs in this process
+    code, _, stderr = softreg("predict", "--run", run_dir, "--input", url, "--output", f"{tmp_path / 'dask'}/",
+                              "--engine", "dask", "--scheduler", "local")
+    assert code == 0 and SECRET not in stderr, stderr
+    assert run("predict", "--run", run_dir, "--input", url, "--output", f"{tmp_path / 'numpy'}/")[0] == 0
     assert part_bytes(tmp_path / "numpy") == part_bytes(tmp_path / "dask")
     assert [len(pd.read_parquet(tmp_path / "dask" / f"part-0000{i}.parquet")) for i in (0, 1)] == [70, 80]
-    evaluated = [softreg("evaluate", "--run", run_dir, "--data", url, "--json", "--engine", engine,
-                         "--scheduler", "local") for engine in ("numpy", "dask")]
-    assert evaluated[0][0] == 0 and evaluated[0][1] == evaluated[1][1]
-    code, _, stderr = softreg("predict", "--run", run_dir, "--input", f"s3://{BUCKET}-missing/x",
-                              "--output", f"{tmp_path / 'gone'}/")
-    assert code == 2 and stderr.count("\n") == 1 and "not found" in stderr
+    on_dask = softreg("evaluate", "--run", run_dir, "--data", url, "--json", "--engine", "dask", "--scheduler", "local")
+    assert on_dask[0] == 0 and on_dask[1] == run("evaluate", "--run", run_dir, "--data", url, "--json")[1]
+    code, _, stderr = run("predict", "--run", run_dir, "--input", f"s3://{BUCKET}-missing/x",
+                          "--output", f"{tmp_path / 'gone'}/")
+    assert code == 2 and stderr == f"softreg: error: s3://{BUCKET}-missing/x: bucket or container not found\n"
+
+
+def test_an_empty_part_gives_an_empty_part_and_adds_nothing(scored, tmp_path):
+    """A part without rows (as Spark and Dask write them) gives an empty output part with the same columns, and
+    evaluate by parts prints the JSON of the folder without it (but the source's name); a folder of empty parts
+    alone is refused in one line."""
+    folder = tmp_path / "parts"
+    folder.mkdir()
+    for index, name in enumerate(["p0", "p1", "p2"]):
+        source = scored / "parts" / f"p{index}.parquet"
+        table_read = pq.read_table(source)
+        pq.write_table(table_read.slice(0, 0) if name == "p1" else table_read, folder / f"{name}.parquet")
+    assert run("predict", "--run", scored / "run", "--input", folder, "--output", f"{tmp_path / 'out'}/")[0] == 0
+    frames = [pd.read_parquet(tmp_path / "out" / f"part-0000{index}.parquet") for index in range(3)]
+    assert [len(frame) for frame in frames] == [PART_ROWS[0], 0, PART_ROWS[2]]
+    assert list(frames[1].columns) == list(frames[0].columns)
+    (folder / "p1.parquet").rename(tmp_path / "empty.parquet")
+    without = json.loads(run("evaluate", "--run", scored / "run", "--data", folder, "--json")[1])
+    (tmp_path / "empty.parquet").rename(folder / "p1.parquet")
+    with_empty = json.loads(run("evaluate", "--run", scored / "run", "--data", folder, "--json")[1])
+    assert with_empty == without
+    (tmp_path / "only").mkdir()
+    (folder / "p1.parquet").rename(tmp_path / "only" / "p1.parquet")
+    code, _, stderr = run("evaluate", "--run", scored / "run", "--data", tmp_path / "only")
+    assert (code, stderr) == (2, f"softreg: error: {tmp_path / 'only'}: has no rows\n")
+
+
+def test_the_readme_scoring_commands_run_as_written(tmp_path):
+    """The commands of "Scoring on the cluster" in the README (the install line left out) run as written from
+    a folder laid out as the repository, and write a predictions folder of two parts."""
+    readme = (REPO / "README.md").read_text()
+    section = readme.split("### Scoring on the cluster", 1)[1].split("\n## ", 1)[0]
+    commands = [line.strip() for line in section.splitlines() if line.startswith("    ") and "pip install" not in line]
+    assert len(commands) == 4
+    for name in ("configs", "data"):
+        (tmp_path / name).symlink_to(REPO / name)
+    bin_dir = Path(sys.executable).parent
+    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", "MPLBACKEND": "Agg"}
+    for command in commands:
+        done = subprocess.run(command.replace(".venv/bin/python", sys.executable), shell=True, cwd=tmp_path, env=env,
+                              capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, (command, done.stderr)
+    assert sorted(path.name for path in (tmp_path / "predictions").glob("part-*")) == [
+        "part-00000.parquet", "part-00001.parquet"]
