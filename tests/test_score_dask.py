@@ -199,7 +199,7 @@ def test_bad_input_is_one_line_and_leaves_no_folder(scored, tmp_path):
             "needs\n")
     code, _, stderr = run("predict", "--run", scored / "run", "--input", scored / "all.csv", "--output",
                           tmp_path / "p.csv", "--engine", "dask")
-    assert code == 2 and stderr.startswith("softreg: error: --engine and --scheduler apply to a Parquet folder")
+    assert code == 2 and stderr.startswith("softreg: error: --engine dask and --scheduler apply to a Parquet folder")
     code, _, stderr = predict(scored, out, "--engine", "dask", "--scheduler", "tcp://127.0.0.1:9")
     assert code == 2 and stderr.count("\n") == 1 and "tcp://127.0.0.1:9" in stderr
     assert sorted(os.listdir(tmp_path)) == ["parts"]

@@ -338,8 +338,8 @@ def predict(
         written = predict_folder(run_dir, input_path, output, engine, force=force)
         click.echo(f"wrote {written.rows} predictions in {written.parts} parts to {written.output}", err=True)
         return
-    if engine_kind is not None or scheduler is not None:
-        raise UsageError("--engine and --scheduler apply to a Parquet folder --output (a name ending in / or "
+    if engine_kind == "dask" or scheduler is not None:
+        raise UsageError("--engine dask and --scheduler apply to a Parquet folder --output (a name ending in / or "
                          ".parquet); other output is written by this process")
     refuse_existing(output, force)
     delimiter = "\t" if output is not None and output.lower().endswith((".tsv", ".tab")) else ","

@@ -30,6 +30,7 @@ from softreg.commands.evaluated_data import (
     open_evaluated,
     raw_features,
 )
+from softreg.config import EngineConfig
 from softreg.engine.score import map_parts, parquet_parts, part_rows, saved_engine
 from softreg.errors import DataError, UsageError
 from softreg.evaluate import MetricSums, model_metrics
@@ -169,7 +170,7 @@ class PartSource:
     parts: list[str]
     reading: EvaluatedReading
     storage: dict[str, Any] | None
-    engine: Any  # an EngineConfig
+    engine: EngineConfig
 
     def tally(self, scoring: Scoring) -> Tally:
         """The parts' tallies added in part order; the reading's notes warned once, naming ``--data``."""
