@@ -16,8 +16,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from softreg.commands.predict_folder import MARKER, is_folder_output
+from tests.clusters import REPO, Cluster
 from tests.strategies import run
-from tests.test_dask import REPO, Cluster
 from tests.test_remote import BUCKET, SECRET, _credentials, server, softreg, trained  # noqa: F401 (server: a fixture)
 
 pytestmark = pytest.mark.slow  # starts clusters: scheduler and worker processes
