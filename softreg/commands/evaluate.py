@@ -10,12 +10,10 @@ from typing import Any
 import numpy as np
 
 from softreg import rundir
-from softreg.commands.evaluated_data import EvaluatedChunks, evaluated_chunks, raw_features
+from softreg.commands.evaluated_parts import PLOT_ROWS, PlotRows, Scoring, Tally, evaluated_source
 from softreg.commands.run_parts import fit_temperature, solve_optimum, validation_part
 from softreg.errors import UsageError
-from softreg.evaluate import MetricSums, model_metrics
-from softreg.kernels import Matrix
-from softreg.model import Model, raw_logits
+from softreg.model import Model
 from softreg.rundir.figures import draw_plots
 from softreg.solve import Optimum
 
@@ -30,13 +28,18 @@ def evaluate_run(
     header: bool | None = None,
     calibrate: bool = False,
     chunk_rows: int | None = None,
+    engine: str | None = None,
+    scheduler: str | None = None,
 ) -> dict[str, Any]:
     """Metrics of a saved run on its test split, or on another labelled ``data`` source.
 
     Delimited ``data`` (a file, or ``-``) is read ``chunk_rows`` rows at a time (default: from
     the run's ``data.memory_budget``, `softreg.cache.budget.read_chunk_rows`) and the metrics are
     added up chunk by chunk (`MetricSums`): memory stays bounded whatever the file's size, and
-    the metrics are those of the whole file, bit for bit, whatever the chunk size.
+    the metrics are those of the whole file, bit for bit, whatever the chunk size. Parquet
+    ``data`` (a file, or a folder's files) is tallied part by part on ``engine`` (None: the run's
+    ``engine.kind``; ``dask``: one task per part on the workers of ``scheduler``, None: the run's
+    ``engine.scheduler``) and the parts' sums added in part order: the same metrics, bit for bit.
 
     With ``optimum``, ``metrics["optimum"]`` holds the exact optimum's objective J*, the
     saved model's relative gap to it and the optimum's accuracy on the same data. With
@@ -51,18 +54,20 @@ def evaluate_run(
         _check_evaluation_out(run_dir, out, force)
     model = rundir.load_model(run_dir)
     placed = _placed_evaluation(run_dir, model, optimum, calibrate) if data is None else None
-    kept: _PlotRows | None
+    scored: Model | None
     if placed is not None:  # the run's rows are on the Dask workers: so are its test metrics' sums
-        sums, before, optimum_hits, solved, kept = placed
-        calibration, scored, source = None, model, "test split (on the Dask workers)"
+        tally, solved = placed
+        calibration, scored, source_name = None, None, "test split (on the Dask workers)"
     else:
-        with evaluated_chunks(run_dir, model, data, label, header, chunk_rows) as (chunks, source):
+        with evaluated_source(run_dir, model, data, label, header, chunk_rows, engine, scheduler) as source:
             calibration = fit_temperature(model, validation_part(run_dir, model)) if calibrate else None
             solved = solve_optimum(run_dir, model) if optimum else None
-            scored = model if calibration is None else replace(
+            scored = None if calibration is None else replace(
                 model, temperature=model.temperature * calibration["temperature"])
-            kept = _PlotRows(model.n_features == 2) if out is not None else None
-            sums, before, optimum_hits = _tally(chunks, model, scored, solved[0] if solved else None, kept)
+            exact = (solved[0].coef, solved[0].intercept) if solved else None
+            tally = source.tally(Scoring(model, scored, exact, plots=out is not None))
+        source_name = source.name
+    sums, before = tally.sums, tally.before
     metrics = sums.metrics(model.classes)
     if calibration is not None:
         calibration["evaluated"] = {
@@ -71,7 +76,7 @@ def evaluate_run(
         }
         metrics["calibration"] = calibration
     training = rundir.read_model_json(Path(run_dir) / rundir.MODEL_JSON).get("training", {})
-    metrics.update(source=source, objective=training.get("objective"), grad_norm=training.get("grad_norm"))
+    metrics.update(source=source_name, objective=training.get("objective"), grad_norm=training.get("grad_norm"))
     if "converged" in training:  # runs of earlier versions have no certificate
         metrics.update(converged=training["converged"], gap_bound=training.get("gap_bound"))
         metrics["certifiable"] = training.get("certifiable", True)
@@ -80,17 +85,17 @@ def evaluate_run(
         metrics["optimum"] = {
             "objective": found.objective,
             "gap": (model_objective - found.objective) / abs(found.objective),
-            "accuracy": optimum_hits / sums.n_samples,
+            "accuracy": tally.optimum_hits / sums.n_samples,
             "model_objective": model_objective,
             "grad_norm": found.grad_norm,
             "iterations": found.iterations,
         }
-    if out is not None and kept is not None:
-        y, proba, X_raw = kept.arrays()
+    if out is not None and tally.kept is not None:
+        y, proba, X_raw = tally.kept.arrays()
         with rundir.staging_dir(out, force=force) as staging:
             rundir.write_json(staging / rundir.METRICS, metrics)
             draw_plots(
-                staging / rundir.PLOTS, True, _read_history_if_any(run_dir), scored, metrics, y, proba,
+                staging / rundir.PLOTS, True, _read_history_if_any(run_dir), scored or model, metrics, y, proba,
                 X_raw=X_raw, optimum_objective=solved[0].objective if solved else None, points="evaluated",
                 bins=sums.reliability(),
             )
@@ -99,9 +104,10 @@ def evaluate_run(
 
 def _placed_evaluation(
     run_dir: str | PathLike[str], model: Model, optimum: bool, calibrate: bool
-) -> tuple[MetricSums, MetricSums, int, tuple[Optimum, float] | None, _PlotRows] | None:
+) -> tuple[Tally, tuple[Optimum, float] | None] | None:
     """`evaluate_run`'s tally for a run whose rows are on the Dask workers (None for any other run):
-    the test part's metric sums computed there, the optimum's hits on the same rows, the plotted rows."""
+    the test part's metric sums computed there, the optimum's hits on the same rows, the plotted rows;
+    and the exact optimum when asked."""
     from softreg.commands.run_parts import placed_test_sums, run_is_placed
 
     if not run_is_placed(run_dir):
@@ -113,62 +119,10 @@ def _placed_evaluation(
     found = placed_test_sums(run_dir, model, others, PLOT_ROWS)
     assert found is not None, "run_is_placed said so"
     sums, y, proba, other_sums = found
-    kept = _PlotRows(False)
+    kept = PlotRows(False)
     kept.add(np.empty((len(y), 0)), y, proba)
     hits = int(np.trace(other_sums[0].confusion)) if other_sums else 0
-    return sums, sums, hits, solved, kept
-
-
-def _tally(
-    chunks: EvaluatedChunks, model: Model, scored: Model, optimum: Optimum | None, kept: _PlotRows | None
-) -> tuple[MetricSums, MetricSums, int]:
-    """One pass over the evaluated rows: the metric sums of the ``scored`` model (the calibrated
-    one, or ``model`` itself) and of ``model``, the rows the ``optimum`` classifies right, and the
-    rows ``kept`` for the plots."""
-    before = MetricSums(model.n_classes)
-    optimum_hits = 0
-
-    def also(X_raw: Matrix, y: np.ndarray, proba: np.ndarray) -> None:
-        nonlocal optimum_hits
-        if scored is not model:
-            before.add(y, model.predict_proba(X_raw))
-        if optimum is not None:
-            logits = raw_logits(optimum.coef, optimum.intercept, model.feature_mean, model.feature_scale, X_raw)
-            optimum_hits += int(np.count_nonzero(logits.argmax(axis=1) == y))
-        if kept is not None:
-            kept.add(X_raw, y, proba)
-
-    sums = model_metrics(scored, chunks, on_chunk=also)
-    return sums, before, optimum_hits
-
-
-PLOT_ROWS = 100_000  # rows of streamed data kept for the plots that draw rows (the first chunk always whole)
-
-
-class _PlotRows:
-    """The first rows of the evaluated data, for the plots that draw rows: class indices,
-    probabilities and (with two features) the raw features."""
-
-    def __init__(self, with_features: bool) -> None:
-        self.with_features = with_features
-        self.parts: list[tuple[np.ndarray, np.ndarray, np.ndarray | None]] = []
-        self.rows = 0
-
-    def add(self, X_raw: Matrix, y: np.ndarray, proba: np.ndarray) -> None:
-        if self.parts and self.rows >= PLOT_ROWS:
-            return
-        take = len(y) if not self.parts else min(len(y), PLOT_ROWS - self.rows)
-        features = raw_features(X_raw[:take], 2) if self.with_features else None
-        self.parts.append((y[:take], proba[:take], features))
-        self.rows += take
-
-    def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-        if len(self.parts) == 1:
-            return self.parts[0]
-        y = np.concatenate([part[0] for part in self.parts])
-        proba = np.concatenate([part[1] for part in self.parts])
-        features = [part[2] for part in self.parts if part[2] is not None]
-        return y, proba, np.concatenate(features) if self.with_features else None
+    return Tally(sums, sums, hits, kept), solved
 
 
 def _check_evaluation_out(run_dir: str | PathLike[str], out: str | PathLike[str], force: bool) -> None:

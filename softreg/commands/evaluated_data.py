@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from os import PathLike
 from pathlib import Path
 
@@ -57,16 +57,45 @@ def _streamed_chunks(
     run_dir: str | PathLike[str], model: Model, data: str, kind: str | None, label: str | int | None,
     header: bool | None, chunk_rows: int | None,
 ) -> Iterator[EvaluatedChunks]:
-    """Stream a labelled delimited file or Parquet source through `open_rows`: ``label`` (None: the
-    model's label column when the source has it, else the last column) and the model's input
-    columns among the others. Delimited text goes through the fast path when the model reads
-    plain numeric columns, as text cells otherwise and from wherever the fast path declines; a
-    null Parquet feature is a missing value, filled as the model's columns fill them, else refused
-    naming its row and column."""
-    flag = header if header is not None else model.header
-    label = label if label is not None else _label_for(data, model, flag)
+    """Stream a labelled delimited file or Parquet source (`open_evaluated`); one warning at the
+    end counts the rows left out without a label and the categories unseen in training."""
+    reading = evaluated_reading(run_dir, model, data, label, header, chunk_rows)
     if data != "-" and (kind == "delimited" or not os.path.isdir(data)):
         check_file(data, Path(data))  # as load_source does: a pipe named .parquet is refused, not read
+    notes = ReadNotes()
+    with open_evaluated(model, data, reading, notes) as chunks:
+        yield _warned_after(chunks, notes, data)
+
+
+def check_part_columns(model: Model, reading: EvaluatedReading, part: str) -> None:
+    """Refuse, naming ``part``, a part of a source that lacks the label or one of the model's input columns."""
+    _EvaluatedColumns(model, reading.label, part).columns(column_names(part))
+
+
+def _warned_after(chunks: EvaluatedChunks, notes: ReadNotes, data: str) -> EvaluatedChunks:
+    yield from chunks
+    notes.warn(data)
+
+
+@dataclass(frozen=True)
+class EvaluatedReading:
+    """How ``evaluate`` reads a labelled delimited or Parquet source (the same for each of its parts):
+    the label column (None: the last), the read options and the rows read at a time."""
+
+    label: str | int | None
+    options: ReadOptions
+    chunk_rows: int
+
+
+def evaluated_reading(
+    run_dir: str | PathLike[str], model: Model, data: str, label: str | int | None, header: bool | None,
+    chunk_rows: int | None,
+) -> EvaluatedReading:
+    """``label`` (None: the model's label column when the source has it, else the last column), the
+    header as in training unless ``header`` says, ``chunk_rows`` (None: from the run's
+    ``data.memory_budget``), missing values and labels as the run's config treats them."""
+    flag = header if header is not None else model.header
+    label = label if label is not None else _label_for(data, model, flag)
     rows = chunk_rows or budget.read_chunk_rows(budget.run_budget(run_dir), len(model.input_names) + 2, CHUNK_ROWS)
     columns = model.columns or Columns.numeric(model.feature_names)
     fills = any(column.fill is not None for column in columns.columns)
@@ -74,11 +103,48 @@ def _streamed_chunks(
         delimiter=default_delimiter(data), header=flag, numbers=columns.plain,
         refuse_missing=None if fills else MISSING_HINT, missing_labels=run_label_policy(run_dir),
     )
-    choice = _EvaluatedColumns(model, label, data)
-    with open_rows(data, choice, options, rows) as opened:
+    return EvaluatedReading(label, options, rows)
+
+
+@dataclass
+class ReadNotes:
+    """What reading met that the user hears about once, at the end: rows left out without a label
+    and categories unseen in training (cells per column). Adds up over chunks and parts."""
+
+    unlabelled: int = 0
+    unknown: dict[str, int] = field(default_factory=dict)
+
+    def add_unknown(self, unknown: dict[str, int]) -> None:
+        for name, count in unknown.items():
+            self.unknown[name] = self.unknown.get(name, 0) + count
+
+    def merge(self, other: ReadNotes) -> None:
+        self.unlabelled += other.unlabelled
+        self.add_unknown(other.unknown)
+
+    def warn(self, data: str) -> None:
+        """One warning for each kind of note, naming ``data``."""
+        if self.unlabelled:
+            warn(unlabelled_note(data, self.unlabelled))
+        if self.unknown:
+            counts = ", ".join(f"{name}: {count}" for name, count in self.unknown.items())
+            warn(f"{data}: categories unseen in training got all-zero indicators ({counts} cells)")
+
+
+@contextmanager
+def open_evaluated(model: Model, data: str, reading: EvaluatedReading, notes: ReadNotes) -> Iterator[EvaluatedChunks]:
+    """The chunks of a labelled delimited or Parquet source through `open_rows`: the label column and
+    the model's input columns among the others (missing ones refused on entry, naming ``data``).
+    Delimited text goes through the fast path when the model reads plain numeric columns, as text
+    cells otherwise and from wherever the fast path declines; a null Parquet feature is a missing
+    value, filled as the model's columns fill them, else refused naming its row and column. What
+    is left out or unseen is counted in ``notes``."""
+    columns = model.columns or Columns.numeric(model.feature_names)
+    choice = _EvaluatedColumns(model, reading.label, data)
+    with open_rows(data, choice, reading.options, reading.chunk_rows) as opened:
         if opened.target is not None and choice.hints(opened.target) and 0 not in opened.features:
             opened.decline()  # column 0 may hold text labels to warn about, which only the text path reads
-        yield _evaluated(model, columns, choice, opened)
+        yield _evaluated(model, columns, choice, opened, notes)
 
 
 @dataclass(frozen=True)
@@ -110,18 +176,18 @@ class _EvaluatedColumns:
         return target, None, positions
 
 
-def _evaluated(model: Model, columns: Columns, choice: _EvaluatedColumns, rows: Rows) -> EvaluatedChunks:
+def _evaluated(
+    model: Model, columns: Columns, choice: _EvaluatedColumns, rows: Rows, notes: ReadNotes
+) -> EvaluatedChunks:
     """Raw features and class indices of each chunk (errors name the line of text cells, the row of
-    Parquet); one warning at the end counts the categories unseen in training."""
+    Parquet); the rows left out and the categories unseen in training counted in ``notes``."""
     data = choice.where
-    unknown: dict[str, int] = {}
-    unlabelled = 0
     for chunk in rows.chunks:
-        unlabelled += chunk.unlabelled
+        notes.unlabelled += chunk.unlabelled
         if chunk.cells is not None:
             if chunk.first_row == 0 and rows.target is not None and choice.hints(rows.target):
                 hint_label_first(data, rows.names, chunk.cells)
-            X = _encoded(columns, chunk.cells[:, rows.features], data, chunk.lines, unknown)
+            X = _encoded(columns, chunk.cells[:, rows.features], data, chunk.lines, notes)
         elif rows.kind == "delimited":
             try:
                 numeric = _numeric_chunk(model, chunk, data)
@@ -131,23 +197,17 @@ def _evaluated(model: Model, columns: Columns, choice: _EvaluatedColumns, rows: 
             yield numeric
             continue
         else:
-            X = np.asarray(chunk.X) if columns.plain else _encoded(columns, np.asarray(chunk.X), data, None, unknown)
+            X = np.asarray(chunk.X) if columns.plain else _encoded(columns, np.asarray(chunk.X), data, None, notes)
         model.check_finite_standardized(X, data, chunk.lines, first_row=chunk.first_row)
         yield X, encode_with(model.classes, typed_labels(chunk.labels), data)
-    if unlabelled:
-        warn(unlabelled_note(data, unlabelled))
-    if unknown:
-        counts = ", ".join(f"{name}: {count}" for name, count in unknown.items())
-        warn(f"{data}: categories unseen in training got all-zero indicators ({counts} cells)")
 
 
-def _encoded(columns: Columns, cells: np.ndarray, data: str, lines: list[int] | None, unknown: dict[str, int]
+def _encoded(columns: Columns, cells: np.ndarray, data: str, lines: list[int] | None, notes: ReadNotes
              ) -> np.ndarray:
     """The features of ``cells`` (n, n_columns) under the model's columns; the unseen categories
-    met are added to ``unknown``."""
+    met are counted in ``notes``."""
     encoded = columns.encode(cells, data, lines)
-    for name, count in encoded.unknown.items():
-        unknown[name] = unknown.get(name, 0) + count
+    notes.add_unknown(encoded.unknown)
     return encoded.X
 
 

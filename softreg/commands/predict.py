@@ -95,7 +95,7 @@ def _prediction_stream(
     source = str(input_path)
     kind = source_kind(source)
     if kind not in ("delimited", "parquet"):
-        with _stream(model, source, source, CHUNK_ROWS, header) as stream:
+        with stream_predictions(model, source, source, CHUNK_ROWS, header) as stream:
             yield stream  # read whole, predicted before the first line is written
         return
     if chunk_rows is None:
@@ -116,20 +116,20 @@ def _prediction_stream(
 def _checked_stream(
     model: Model, path: str, where: str, chunk_rows: int, header: bool | None, validate: bool
 ) -> Iterator[PredictionStream]:
-    """`_stream`, read through once before when ``validate``; the unseen categories warned about after."""
+    """`stream_predictions`, read through once before when ``validate``; the unseen categories warned about after."""
     if validate:
-        with _stream(model, path, where, chunk_rows, header) as stream:
+        with stream_predictions(model, path, where, chunk_rows, header) as stream:
             for _ in stream.chunks:
                 pass
-    with _stream(model, path, where, chunk_rows, header) as stream:
+    with stream_predictions(model, path, where, chunk_rows, header) as stream:
         yield stream
-        _warn_unknown(where, stream)
+        warn_unknown(where, stream.unknown)
 
 
-def _warn_unknown(source: str, stream: PredictionStream) -> None:
-    """One warning counting the categories unseen in training that the stream met, if any."""
-    if stream.unknown:
-        counts = ", ".join(f"{name}: {count}" for name, count in stream.unknown.items())
+def warn_unknown(source: str, unknown: dict[str, int]) -> None:
+    """One warning counting the categories unseen in training met in ``source`` (per column), if any."""
+    if unknown:
+        counts = ", ".join(f"{name}: {count}" for name, count in unknown.items())
         warn(f"{source}: categories unseen in training got all-zero indicators ({counts} cells)")
 
 
@@ -171,7 +171,9 @@ class InputColumns:
 
 
 @contextmanager
-def _stream(model: Model, path: str, where: str, chunk_rows: int, header: bool | None) -> Iterator[PredictionStream]:
+def stream_predictions(
+    model: Model, path: str, where: str, chunk_rows: int, header: bool | None
+) -> Iterator[PredictionStream]:
     """Stream predictions of ``path`` (named ``where`` in messages) read through `open_rows`: the model's
     input columns (`InputColumns`; any other column, a label, is not used), the id column copied
     when the model has one and the file too. Delimited text goes through the fast path when the
