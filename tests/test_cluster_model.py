@@ -3,6 +3,8 @@ the model's equation, and the README and RESULTS.md quote what the committed fig
 
 import importlib.util
 import json
+import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -111,3 +113,26 @@ def test_a_changed_figure_names_both_blocks_and_write_mode_replaces_only_them():
         written = cluster_model.with_blocks(text, {key: made[key]}, key)
         assert cluster_model.differences({key: made[key]}, {key: written}) == []
         assert cluster_model.BLOCK.sub("", written) == cluster_model.BLOCK.sub("", text)
+
+
+@pytest.mark.slow  # builds the 60000 x 784 set and its cache, starts four local Dask clusters: a minute or two
+def test_cluster_py_measures_round_trips_and_steps_and_prints_the_model(tmp_path):
+    """benchmarks/cluster.py at two batch sizes exits 0, prints the table and the fitted model, and writes figures
+    with every engine's row and round trips on clusters of 1 and 2 workers, which the model's fit accepts."""
+    done = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "cluster.py"), "--batch-sizes", "256", "1024",
+         "--results", str(tmp_path)],
+        capture_output=True, text=True, timeout=900, cwd=tmp_path, env={**os.environ, "OPENBLAS_NUM_THREADS": "1"},
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "dask, 2 workers" in done.stdout.split("engine ")[1]
+    assert "model t(W, B) = rtt + a + b·W + c·B/W: rtt = " in done.stdout
+    (written,) = tmp_path.glob("cluster-*.json")
+    figures = json.loads(written.read_text())
+    engines = sorted((row["engine"], row["workers"] or 0, row["shards"], row["batch_size"]) for row in figures["rows"])
+    assert engines == sorted((engine, workers, shards, size) for size in (256, 1024)
+                             for engine, workers, shards in (("numpy", 0, 1), ("numpy", 0, 4), ("dask", 1, 4),
+                                                             ("dask", 2, 4)))
+    assert sorted({trip["workers"] for trip in figures["round_trips"]}) == [1, 2]
+    assert all(trip["empty"] > 0 for trip in figures["round_trips"])
+    assert cluster_model.fittable(figures)
