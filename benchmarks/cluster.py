@@ -119,7 +119,8 @@ def measure(config, steps):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the engine's own advice on the communication share: measured here
         if sharded(config):
-            with open_engine(config, prepared.train, None) as (train, _):
+            with open_engine(config, prepared.train, None) as parts:
+                train = parts[0]  # (train, val), or (train, val, test) where the engine opens a test part too
                 engine = train.engine
                 try:
                     fit(train, 10, config.training_settings(), random_streams(0).batches, on_step=on_step)
