@@ -127,8 +127,9 @@ SCHEMA: dict[str, Spec | dict[str, Spec]] = {
             "auto",
             count_or_auto,
             "the most passes over the training part (a run stops earlier at optim.tol), or auto: "
-            f"{CERTIFIED_EPOCHS} where a certificate can stop the run, {UNCERTIFIED_EPOCHS} where none can "
-            "(weight_decay 0, another loss or normalizer, tol null, the sharded engine)",
+            f"{CERTIFIED_EPOCHS} where a certificate can stop the run after SVRG and full-batch steps, "
+            f"{UNCERTIFIED_EPOCHS} otherwise (weight_decay 0, another loss or normalizer, tol null, or the sharded "
+            "engine, whose plain minibatch steps a certificate may still stop)",
         ),
         "momentum": (0.9, number(0.0, 1.0, max_open=True), "heavy-ball momentum (0 disables)"),
         "nesterov": (False, boolean, "use Nesterov momentum"),

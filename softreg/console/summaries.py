@@ -57,7 +57,8 @@ def certificate_line(summary: Mapping[str, Any]) -> str:
 def _no_bound(summary: Mapping[str, Any]) -> str:
     if summary.get("certifiable", True):  # absent from evaluate's metrics: the training summary had it
         return "no finite bound on the relative gap yet (J is still above twice J*)"
-    return "no bound on the gap at weight_decay 0, for losses other than cross_entropy, on shards or past 2^25 logits"
+    return ("no bound on the gap at weight_decay 0, for losses other than cross_entropy, or past 2^25 logits "
+            "(per shard on the sharded engine)")
 
 
 def not_converged_line(summary: Mapping[str, Any], run_dir: object, epochs: int) -> str | None:
