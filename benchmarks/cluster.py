@@ -9,7 +9,11 @@ not downloaded), ingested once into a softreg cache of 4 shards, it trains throu
 - numpy, 1 shard: the default path (the cache's block order, BLAS on its own threads);
 - numpy, 4 shards: the sharded batch plan in this process;
 - dask, W workers: the same plan, each shard an actor on a local cluster of W worker processes
-  of one thread each (``engine.scheduler: local``), the same bits as "numpy, 4 shards".
+  of one thread each (``engine.scheduler: local``), the same bits as "numpy, 4 shards";
+- dask, W workers, own disks: the cache ingested by the workers themselves (`softreg ingest` on
+  Dask, from a Parquet copy of the set), each keeping its shards in its own local directory, so
+  that they share no folder, and the process that trains holds no row (``--own-disks W``; also
+  the time of that ingest against a one-machine one).
 
 A step's time is the median interval between consecutive steps of an epoch (the first epoch,
 which warms up, each epoch's first step and the full-data evaluations left out); the
@@ -26,6 +30,7 @@ compared with should have one too.
 
 import argparse
 import json
+import shutil
 import statistics
 import sys
 import time
@@ -42,6 +47,7 @@ SHARDS = 4
 BATCH_SIZES = (256, 1024, 4096, 16384)
 STEPS = {256: 120, 1024: 60, 4096: 24, 16384: 16}  # steps timed per batch size: a second or so each
 ROUND_TRIPS = 200  # empty calls timed on each cluster
+OWN_DISKS = "dask-own-disks"  # the engine label of the run on the workers' own shards (cluster_model.OWN_DISKS)
 SAVED = HERE / "cluster-figures.json"  # the figures cluster_model.py derives the README's block from
 
 
@@ -71,23 +77,66 @@ def softreg_cache(cache_root, log=print):
     return folder
 
 
-def make_config(folder, batch_size, kind, workers, shards=SHARDS):
+def make_config(folder, batch_size, kind, workers, shards=SHARDS, source=None, cache=None, scheduler="local"):
     from softreg.config import resolve
 
     return resolve({
-        "data": {"source": str(folder / "synthetic-60k.npz"), "cache": str(folder / "cache"), "val": 0, "test": 0.0,
-                 "shards": shards},
+        "data": {"source": str(source or folder / "synthetic-60k.npz"), "cache": str(cache or folder / "cache"),
+                 "val": 0, "test": 0.0, "shards": shards, **({"label": "label"} if source else {})},
         "model": {"dtype": "float32", "weight_decay": workloads.WEIGHT_DECAY},
         # plain minibatch steps on every engine (the sharded ones take no others): by default one shard would
         # train with SVRG (two gradients a step) and then full-batch steps
         "optim": {"lr": 0.05, "batch_size": batch_size, "epochs": 1000, "momentum": 0.9,
                   "variance_reduction": "none", "full_batch": "never", "tol": None},
-        "engine": {"kind": kind, "scheduler": "local", "workers": workers},
+        "engine": {"kind": kind, "scheduler": scheduler, "workers": workers},
     })
 
 
 class _Stop(Exception):
     pass
+
+
+def own_disks_run(cache_root, batch_sizes, workers, steps_of, log=print):
+    """``workers`` workers of a local cluster, each its own local directory (dask's default), ingest the
+    set from Parquet to their own folders and train on them: per batch size a `measure`, and the
+    seconds of that ingest and of a one-machine ingest of the same Parquet file."""
+    import distributed
+
+    from softreg.commands.ingest import ingest_run
+
+    folder = softreg_cache(cache_root, log)
+    parquet = folder / "synthetic-60k.parquet"
+    if not parquet.exists():
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        X_train, y_train = cached_arrays(cache_root)
+        columns = {f"x{index}": X_train[:, index] for index in range(X_train.shape[1])}
+        pq.write_table(pa.table({**columns, "label": y_train}), parquet, row_group_size=8192)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        cluster = distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                                           dashboard_address=":0")
+    try:
+        def config_for(batch_size, kind, cache):
+            return make_config(folder, batch_size, kind, workers, source=parquet, cache=cache,
+                               scheduler=cluster.scheduler_address)
+
+        for built in ("cache-parquet", f"cache-own-disks-{workers}"):  # each timed from scratch
+            shutil.rmtree(folder / built, ignore_errors=True)
+        started = time.perf_counter()
+        ingest_run(config_for(batch_sizes[0], "numpy", folder / "cache-parquet"))
+        one_machine = time.perf_counter() - started
+        started = time.perf_counter()
+        ingest_run(config_for(batch_sizes[0], "dask", folder / f"cache-own-disks-{workers}"))
+        on_workers = time.perf_counter() - started
+        log(f"  ingest of the Parquet set: {one_machine:.1f} s in one process, {on_workers:.1f} s on {workers} "
+            "workers into their own folders")
+        timings = {size: measure(config_for(size, "dask", folder / f"cache-own-disks-{workers}"), steps_of(size))
+                   for size in batch_sizes}
+    finally:
+        cluster.close()
+    return timings, {"one_process": one_machine, "workers": on_workers}
 
 
 def measure(config, steps):
@@ -98,12 +147,12 @@ def measure(config, steps):
     of a step's busiest worker, by the workers' own clocks) and round_trip (`round_trips` on
     its cluster, after the steps); None for numpy.
     """
-    from softreg.cache import prepare_cached
     from softreg.engine import open_engine, sharded
     from softreg.prepare.data import random_streams
+    from softreg.run import prepare_for
     from softreg.train import fit
 
-    prepared = prepare_cached(config)
+    prepared = prepare_for(config, random_streams(config.seed).split)  # a cache here, or on the workers
     per_epoch = -(-prepared.train.n_samples // config.optim.batch_size)
     stamps = []  # (time, the engine's step seconds so far, of which not computing) at each step
     engine = None
@@ -192,9 +241,10 @@ def round_trips(client, workers, n_features, n_classes, calls=ROUND_TRIPS):
     return figures
 
 
-def run(cache_root, workers=(1, 2), batch_sizes=BATCH_SIZES, log=print, repeat=1):
-    """Measure every engine at every batch size (``repeat`` rounds, interleaved); print a table
-    and the model `cluster_model` fits to it; return the figures (medians over the rounds)."""
+def run(cache_root, workers=(1, 2), batch_sizes=BATCH_SIZES, log=print, repeat=1, own_disks=2):
+    """Measure every engine at every batch size (``repeat`` rounds, interleaved), and ``own_disks``
+    workers training on their own shards (0: not); print a table and the model `cluster_model` fits
+    to it; return the figures (medians over the rounds)."""
     try:
         import distributed  # noqa: F401
     except ImportError:
@@ -217,9 +267,20 @@ def run(cache_root, workers=(1, 2), batch_sizes=BATCH_SIZES, log=print, repeat=1
                 log(f"  batch {batch_size:>5}  {_name(_row(kind, count, shards, batch_size, [timed])):<22} "
                     f"{1e3 * timed['step_seconds']:9.2f} ms/step  "
                     f"{'' if share is None else f'communication {share:.0%}'}")
+    ingests = []  # per round: the seconds of the Parquet set's ingest in one process and on the workers
+    if own_disks:
+        for _ in range(repeat):
+            timed, seconds = own_disks_run(cache_root, batch_sizes, own_disks, lambda size: STEPS.get(size, 20), log)
+            ingests.append(seconds)
+            for batch_size, one in timed.items():
+                timings.setdefault((OWN_DISKS, own_disks, SHARDS, batch_size), []).append(one)
+                log(f"  batch {batch_size:>5}  {'dask, own disks':<22} {1e3 * one['step_seconds']:9.2f} ms/step  "
+                    f"communication {one['comm_share']:.0%}")
     rows = [_row(*key, timed) for key, timed in timings.items()]
     figures = {"shards": SHARDS, "n_samples": 60000, "n_features": 784, "n_classes": 10, "dtype": "float32",
-               "repeat": repeat, "rows": rows, "round_trips": trips}
+               "repeat": repeat, "rows": rows, "round_trips": trips,
+               "ingest_seconds": {key: statistics.median(round_[key] for round_ in ingests) for key in ingests[0]}
+               if ingests else None}
     log("")
     for line in table(rows):
         log(line)
@@ -239,7 +300,8 @@ def _row(kind, count, shards, batch_size, timed):
         values = [entry[key] for entry in timed if entry[key] is not None]
         return statistics.median(values) if values else None
 
-    return {"engine": kind, "workers": count if kind == "dask" else None, "shards": shards, "batch_size": batch_size,
+    return {"engine": kind, "workers": count if kind in ("dask", OWN_DISKS) else None, "shards": shards,
+            "batch_size": batch_size,
             "step_seconds": median("step_seconds"), "comm_share": median("comm_share"),
             "compute_seconds": median("compute_seconds"), "rounds": [entry["step_seconds"] for entry in timed]}
 
@@ -247,7 +309,8 @@ def _row(kind, count, shards, batch_size, timed):
 def _name(row):
     if row["engine"] == "numpy":
         return f"numpy, {row['shards']} shard{'s' if row['shards'] > 1 else ''}"
-    return f"dask, {row['workers']} worker{'s' if row['workers'] > 1 else ''}"
+    own = ", own disks" if row["engine"] == OWN_DISKS else ""
+    return f"dask, {row['workers']} worker{'s' if row['workers'] > 1 else ''}{own}"
 
 
 def table(rows):
@@ -274,11 +337,14 @@ def main(argv=None):
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=list(BATCH_SIZES))
     parser.add_argument("--repeat", type=int, default=1, help="rounds of every timing (medians are reported)")
+    parser.add_argument("--own-disks", type=int, default=2, metavar="W",
+                        help="workers for the run on the workers' own shards (0: none)")
     parser.add_argument("--save", action="store_true",
                         help=f"also write the figures to {SAVED.relative_to(HERE.parent)}, which the README's "
                              "cluster-model block is derived from (benchmarks/cluster_model.py --write)")
     args = parser.parse_args(argv)
-    figures = run(args.results / "cache", tuple(args.workers), tuple(args.batch_sizes), repeat=args.repeat)
+    figures = run(args.results / "cache", tuple(args.workers), tuple(args.batch_sizes), repeat=args.repeat,
+                  own_disks=args.own_disks)
     figures["measured"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     args.results.mkdir(parents=True, exist_ok=True)
     path = args.results / f"cluster-{time.strftime('%Y%m%d-%H%M%S')}.json"

@@ -238,6 +238,9 @@ def measured_table(figures: dict[str, Any], model: StepModel, one: OneProcess) -
     return "\n".join(lines) + "\n"
 
 
+OWN_DISKS = "dask-own-disks"  # cluster.py's run whose workers keep their shards in their own folders (not fitted)
+
+
 def steps_table(figures: dict[str, Any]) -> str:
     """Every engine's measured step (ms, and the communication share for Dask) at every batch size, as markdown."""
     sizes = sorted({row["batch_size"] for row in figures["rows"]})
@@ -248,7 +251,9 @@ def steps_table(figures: dict[str, Any]) -> str:
     for engine, count in keys:
         by_size = {row["batch_size"]: row for row in figures["rows"]
                    if (row["engine"], row["workers"] or row["shards"]) == (engine, count)}
-        name = names.get((engine, count)) if engine == "numpy" else f"dask, {count} worker{'s' if count > 1 else ''}"
+        own = ", own disks (no shared folder)" if engine == OWN_DISKS else ""
+        name = (names.get((engine, count), engine) if engine == "numpy"
+                else f"dask, {count} worker{'s' if count > 1 else ''}{own}")
         cells = [f"{1e3 * by_size[size]['step_seconds']:.2f}"
                  + ("" if by_size[size]["comm_share"] is None else f" ({by_size[size]['comm_share']:.0%})")
                  for size in sizes]
@@ -283,7 +288,19 @@ def _source(figures: dict[str, Any]) -> str:
     return (f"Medians of {_rounds(repeat)} on this machine, measured {figures.get('measured', 'on an unknown date')} "
             f"(`OPENBLAS_NUM_THREADS=1 python benchmarks/cluster.py --repeat {repeat} --save` writes them to "
             f"`benchmarks/{FIGURES.name}`; `python benchmarks/cluster_model.py --write` derives what follows and "
-            f"writes it here).")
+            f"writes it here).{_own_disks(figures)}")
+
+
+def _own_disks(figures: dict[str, Any]) -> str:
+    """What the run on the workers' own shards adds (nothing where the figures have none)."""
+    ingest = figures.get("ingest_seconds")
+    workers = sorted({row["workers"] for row in figures["rows"] if row["engine"] == OWN_DISKS})
+    if not ingest or not workers:
+        return ""
+    return (f" In the row \"own disks\", {workers[0]} workers ingested the set themselves from a Parquet copy "
+            f"(`softreg ingest` on Dask, {ingest['workers']:.1f} s against {ingest['one_process']:.1f} s in one "
+            "process), each keeping its shards in its own local directory, and trained on them with no folder "
+            "shared and no row in the process that trains; it is not part of the fit.")
 
 
 def derived(figures: dict[str, Any]) -> dict[str, str]:
