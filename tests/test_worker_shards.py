@@ -16,6 +16,7 @@ from softreg.engine import plan
 from softreg.errors import SoftregWarning
 from tests.clusters import Cluster
 from tests.strategies import run
+from tests.test_remote import server  # noqa: F401 (a fixture: moto's S3 server on 127.0.0.1)
 
 pytestmark = pytest.mark.slow  # starts a cluster: a scheduler and worker processes
 
@@ -359,3 +360,30 @@ def test_a_worker_lost_with_its_disk_has_its_shards_written_again_and_changes_no
     assert all(after.document["placement"]["train"][index]["worker"] != doomed for index in moved)
     assert all(after.document["placement"]["train"][index]["files"]["X"]["ends"]
                == before["train"][index]["files"]["X"]["ends"] for index in moved)
+
+
+def test_a_parquet_folder_in_s3_is_ingested_by_workers_reading_it_themselves(server, tmp_path, monkeypatch):  # noqa: F811
+    """The workers read a Parquet folder from S3 (moto's server) with data.storage_options and the credentials of
+    their own environment, and write the shards a one-machine ingest of the same URL writes; the secret is in
+    no file of the cache."""
+    from tests.test_remote import BUCKET, SECRET, _credentials
+
+    for key, value in _credentials().items():
+        monkeypatch.setenv(key, value)  # the workers started below inherit them, as this process's reads do
+    started = Cluster(tmp_path, n_workers=2, own_directories=True)
+    try:
+        config = tmp_path / "c.yaml"
+        config.write_text(f"data:\n  source: s3://{BUCKET}/iris-parquet\n  label: species\n  shards: 2\n"
+                          f"  storage_options:\n    endpoint_url: {server}\n  cache: {tmp_path / 'one'}\n")
+        code, _, stderr = ingest(config)
+        assert code == 0, stderr
+        code, _, stderr = ingest(config, f"data.cache={tmp_path / 'dask'}", *on_dask(started))
+        assert code == 0 and SECRET not in stderr, stderr
+        assert_same_shards(tmp_path / "dask", tmp_path / "one")
+        placement = read_manifest(tmp_path / "dask").document["placement"]
+        assert len({shard["worker"] for shard in placement["train"]}) == 2
+        for path in [tmp_path / "dask" / "manifest.json", *(Path(entry["files"][name]["file"])
+                     for shards in placement.values() for entry in shards for name in ("X", "y", "source_rows"))]:
+            assert SECRET.encode() not in path.read_bytes()
+    finally:
+        started.stop()

@@ -23,7 +23,9 @@ from softreg.cache.chunks import ChunkPass, Standardized, bucket_parts, by_bucke
 from softreg.cache.manifest import shard_ends
 from softreg.cache.rows import _open_source
 from softreg.errors import SoftregWarning
+from softreg.io.parquet import ParquetLayout
 from softreg.io.parquet_chunks import Window
+from softreg.io.remote import storage_options
 
 if TYPE_CHECKING:
     from softreg.config import Config
@@ -77,6 +79,7 @@ def read_piece(config: Config, piece: Piece, n_buckets: int, scratch: str) -> di
     the driver merges (`softreg.cache.chunks.piece_summary`), the columns read and the warnings met."""
     with warnings.catch_warnings(record=True) as caught, ExitStack() as stack:
         warnings.simplefilter("always", SoftregWarning)
+        stack.enter_context(storage_options(config.data.storage_options))  # a URL, as the driver opens it
         reader = _open_source(config, stack, piece.window)
         chunk_pass = ChunkPass(config, reader.layout, n_buckets, start=piece.start, fold=False)
         handles: dict[int, Any] = {}
@@ -90,6 +93,15 @@ def read_piece(config: Config, piece: Piece, n_buckets: int, scratch: str) -> di
     summary.update(info=reader.info, layout=reader.layout,
                    warnings=[str(item.message) for item in caught if issubclass(item.category, SoftregWarning)])
     return summary
+
+
+def labelled_rows(layout: ParquetLayout, policy: str, options: dict[str, Any] | None) -> list[list[int]]:
+    """`softreg.io.parquet.labelled_counts` of ``layout``'s files, opened with ``options``
+    (``data.storage_options``)."""
+    from softreg.io.parquet import labelled_counts
+
+    with storage_options(options):
+        return labelled_counts(layout, policy)
 
 
 def read_fragment(scratch: str, piece: int, bucket: int, record: np.dtype, labels: np.ndarray,

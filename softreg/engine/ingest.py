@@ -47,6 +47,7 @@ from softreg.io.cells import label_policy, unlabelled_note
 from softreg.io.fingerprint import fingerprint
 from softreg.io.kinds import source_kind
 from softreg.io.parquet_chunks import Window
+from softreg.io.remote import storage_options
 from softreg.io.selection import Selection
 
 if TYPE_CHECKING:
@@ -175,12 +176,13 @@ class _Ingest:
         data = self.config.data
         if source_kind(data.source) != "parquet":
             return [pieces.Piece(0, 0, None)]
-        from softreg.io.parquet import labelled_counts, read_parquet_layout
+        from softreg.io.parquet import read_parquet_layout
 
         selection = Selection(label=data.label, id=data.id, features=data.features, exclude=data.exclude or ())
         layout = read_parquet_layout(data.source, selection)  # the files' footers: no rows
         policy = label_policy(data.missing)
-        futures = [self.submit(labelled_counts, replace(layout, files=[path], rows=[rows]), policy)
+        futures = [self.submit(pieces.labelled_rows, replace(layout, files=[path], rows=[rows]), policy,
+                               data.storage_options)
                    for path, rows in zip(layout.files, layout.rows, strict=True)]
         groups = [(file, group, count) for file, future in enumerate(futures)
                   for group, count in enumerate(future.result()[0])]
@@ -325,7 +327,7 @@ def rebuild_shards(
 
     ingest = _Ingest(config, joined, manifest.document["fingerprint"], None)
     ingest.wanted = {(PARTS.index(part), shard): worker for part, shards in lost.items() for shard in shards}
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), storage_options(config.data.storage_options):
         warnings.simplefilter("ignore", SoftregWarning)  # what ingest said about the data, it said before
         rebuilt = ingest.run()["described"]["placement"]
     recorded = manifest.document["placement"]
