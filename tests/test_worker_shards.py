@@ -387,3 +387,17 @@ def test_a_parquet_folder_in_s3_is_ingested_by_workers_reading_it_themselves(ser
             assert SECRET.encode() not in path.read_bytes()
     finally:
         started.stop()
+
+
+def test_a_run_on_the_workers_shards_resumes_bit_for_bit(cluster, letters_numpy, tmp_path):
+    """2 epochs on the workers' shards, resumed to 3 there: the numpy engine's 3-epoch weights."""
+    config, reference = letters_numpy
+    settings = [f"data.cache={tmp_path / 'dask'}", *on_dask(cluster)]
+    assert ingest(config, *settings)[0] == 0
+    code, _, stderr = run("train", "--config", config, "--out", tmp_path / "run", "--quiet", "--set", "optim.epochs=2",
+                          *[part for setting in settings for part in ("--set", setting)])
+    assert code == 0, stderr
+    code, _, stderr = run("train", "--resume", tmp_path / "run", "--set", "optim.epochs=3", "--quiet")
+    assert code == 0, stderr
+    ours, theirs = rundir.load_model(tmp_path / "run"), rundir.load_model(reference)
+    assert np.array_equal(ours.coef, theirs.coef) and np.array_equal(ours.intercept, theirs.intercept)
