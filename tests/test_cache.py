@@ -636,3 +636,29 @@ def test_a_cache_that_is_a_link_is_refused_and_its_target_untouched(small):
     assert stderr == (f"softreg: error: {tmp_path / 'cache'}: is a symbolic link; softreg does not write through "
                       "links: give the real path as data.cache\n")
     assert sorted(p.name for p in elsewhere.iterdir()) == ["thesis.tex"]
+
+
+@pytest.mark.parametrize("at_least", [1, 3, 8, 100])
+def test_parquet_pieces_are_whole_chunks_that_cover_the_labelled_rows_once(at_least):
+    """The pieces of a distributed ingest start at multiples of READ_ROWS labelled rows (so a chunk never
+    spans two workers), each window pointing at the row group and offset of its first row, and together
+    cover every labelled row once."""
+    from softreg.cache import READ_ROWS
+    from softreg.cache.pieces import parquet_pieces
+
+    groups = [[7000] * 7 + [1000], [40000], [0, 30000, 5]]
+    flat = [count for counts in groups for count in counts]
+    found = parquet_pieces(groups, at_least)
+    assert [piece.index for piece in found] == list(range(len(found)))
+    assert sum(piece.window.count for piece in found) == sum(flat)
+    assert all(piece.start % READ_ROWS == 0 for piece in found)
+    assert [piece.start for piece in found] == [sum(p.window.count for p in found[:i]) for i in range(len(found))]
+    chunks = -(-sum(flat) // READ_ROWS)
+    per_piece = -(-chunks // at_least)  # whole chunks a piece, so that there are about at_least pieces
+    assert len(found) == -(-chunks // per_piece) <= at_least
+    assert all(piece.window.count == per_piece * READ_ROWS for piece in found[:-1])
+    for piece in found:
+        before = sum(sum(counts) for counts in groups[:piece.window.file])
+        before += sum(groups[piece.window.file][:piece.window.group])
+        assert before + piece.window.skip == piece.start
+        assert 0 <= piece.window.skip < groups[piece.window.file][piece.window.group]

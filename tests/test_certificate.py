@@ -9,8 +9,9 @@ import scipy.sparse as sp
 from softreg import kernels
 from softreg.solve import optimum_of
 from softreg.train import passes
-from softreg.train.certificate import certify, optimal_intercept
+from softreg.train.certificate import certify
 from softreg.train.data import ArrayData
+from softreg.train.intercept import optimal_intercept
 
 
 def problem(seed, n_classes, sparse, weighted, n_samples=240, n_features=6, absent=0):

@@ -206,3 +206,26 @@ def piece_summary(chunk_pass: ChunkPass) -> dict[str, Any]:
         "n_read": chunk_pass.n_read,
         "unlabelled": chunk_pass.unlabelled,
     }
+
+
+def merged_pass(
+    config: Config, summaries: list[dict[str, Any]], n_buckets: int
+) -> tuple[ChunkPass, list[np.ndarray], list[list[np.ndarray]]]:
+    """The pieces' pass 1 as one `ChunkPass` over the whole source, and per piece the maps of its
+    label ids and category codes to the merged ones."""
+    layout: ColumnKinds = summaries[0]["layout"]
+    merged = ChunkPass(config, layout, n_buckets)
+    n_categorical = len(layout.categorical_positions)
+    labels, label_maps = merged_labels([summary["labels"] for summary in summaries])
+    categories, code_maps = merged_categories([summary["categories"] for summary in summaries], n_categorical)
+    merged.labels, merged.categories = labels, categories
+    moments = NanMoments.empty(len(layout.numeric_positions))
+    for summary in summaries:
+        for chunk_moments in summary["moments"]:
+            moments.merge(chunk_moments)
+        merged.counts += summary["counts"]
+        merged.n_rows += summary["n_rows"]
+        merged.n_read += summary["n_read"]
+        merged.unlabelled += summary["unlabelled"]
+    merged.moments = moments
+    return merged, label_maps, code_maps

@@ -10,6 +10,7 @@ moments and fingerprints, never rows; rows travel only from worker to worker, a 
 
 from __future__ import annotations
 
+import math
 import os
 import warnings
 from contextlib import ExitStack
@@ -21,7 +22,7 @@ import numpy as np
 
 from softreg.cache.chunks import ChunkPass, Standardized, bucket_parts, by_bucket, piece_summary, renumbered
 from softreg.cache.manifest import shard_ends
-from softreg.cache.rows import _open_source
+from softreg.cache.rows import READ_ROWS, _open_source
 from softreg.errors import SoftregWarning
 from softreg.io.parquet import ParquetLayout
 from softreg.io.parquet_chunks import Window
@@ -41,6 +42,24 @@ class Piece:
     index: int
     start: int
     window: Window | None
+
+
+def parquet_pieces(groups: list[list[int]], at_least: int) -> list[Piece]:
+    """A Parquet source's pieces: runs of whole chunks (`READ_ROWS` labelled rows), about ``at_least``
+    of them, from the labelled rows of each row group of each file (``groups[file][group]``)."""
+    flat = [(file, group, count) for file, counts in enumerate(groups) for group, count in enumerate(counts)]
+    total = sum(count for _, _, count in flat)
+    per_piece = max(1, math.ceil(math.ceil(total / READ_ROWS) / max(1, at_least)))
+    found: list[Piece] = []
+    before = index = 0
+    for start in range(0, total, per_piece * READ_ROWS):
+        while before + flat[index][2] <= start:  # the row group holding labelled row `start`
+            before += flat[index][2]
+            index += 1
+        file, group, _ = flat[index]
+        found.append(Piece(len(found), start, Window(file, group, start - before, min(per_piece * READ_ROWS,
+                                                                                        total - start))))
+    return found
 
 
 def worker_directory(worker_cache: str | None) -> Path:

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
 import shutil
 import uuid
@@ -36,9 +35,8 @@ import numpy as np
 
 from softreg.cache import pieces
 from softreg.cache.build import _check_target, _commit, bucket_count, described, learn, warn_unseen
-from softreg.cache.cells import ColumnKinds, NanMoments
-from softreg.cache.chunks import ChunkPass, merged_categories, merged_labels, record_dtype
-from softreg.cache.rows import PARTS, READ_ROWS, Manifest, check_cacheable
+from softreg.cache.chunks import merged_pass, record_dtype
+from softreg.cache.rows import PARTS, Manifest, check_cacheable
 from softreg.cache.sparse import write_manifest
 from softreg.cache.staging import make_staging, remove_abandoned, unmark
 from softreg.engine import plan
@@ -46,7 +44,6 @@ from softreg.errors import ClusterError, DataError, UsageError, cannot_write, wa
 from softreg.io.cells import label_policy, unlabelled_note
 from softreg.io.fingerprint import fingerprint
 from softreg.io.kinds import source_kind
-from softreg.io.parquet_chunks import Window
 from softreg.io.remote import storage_options
 from softreg.io.selection import Selection
 
@@ -184,22 +181,9 @@ class _Ingest:
         futures = [self.submit(pieces.labelled_rows, replace(layout, files=[path], rows=[rows]), policy,
                                data.storage_options)
                    for path, rows in zip(layout.files, layout.rows, strict=True)]
-        groups = [(file, group, count) for file, future in enumerate(futures)
-                  for group, count in enumerate(future.result()[0])]
-        total = sum(count for _, _, count in groups)
-        self.unlabelled = sum(layout.rows) - total
-        chunks = math.ceil(total / READ_ROWS)
-        per_piece = max(1, math.ceil(chunks / (PIECES_PER_WORKER * len(self.workers))))
-        found: list[pieces.Piece] = []
-        before = group_index = 0
-        for start in range(0, total, per_piece * READ_ROWS):
-            while before + groups[group_index][2] <= start:  # the row group holding labelled row `start`
-                before += groups[group_index][2]
-                group_index += 1
-            file, group, _ = groups[group_index]
-            window = Window(file, group, start - before, min(per_piece * READ_ROWS, total - start))
-            found.append(pieces.Piece(len(found), start, window))
-        return found
+        groups = [future.result()[0] for future in futures]
+        self.unlabelled = sum(layout.rows) - sum(sum(counts) for counts in groups)
+        return pieces.parquet_pieces(groups, PIECES_PER_WORKER * len(self.workers))
 
     def _pass_one(self, piece_list: list[pieces.Piece], owners: list[str]) -> list[dict[str, Any]]:
         futures = [self.submit(pieces.read_piece, self.config, piece, self.n_buckets, self.scratch[owner],
@@ -215,30 +199,10 @@ class _Ingest:
             warn(message)
         return summaries
 
-    def _merged(self, summaries: list[dict[str, Any]]) -> tuple[ChunkPass, list[np.ndarray], list[list[np.ndarray]]]:
-        """The pieces' pass 1 as one `ChunkPass` over the whole source, and per piece the maps of its
-        label ids and category codes to the merged ones."""
-        layout: ColumnKinds = summaries[0]["layout"]
-        merged = ChunkPass(self.config, layout, self.n_buckets)
-        n_categorical = len(layout.categorical_positions)
-        labels, label_maps = merged_labels([summary["labels"] for summary in summaries])
-        categories, code_maps = merged_categories([summary["categories"] for summary in summaries], n_categorical)
-        merged.labels, merged.categories = labels, categories
-        moments = NanMoments.empty(len(layout.numeric_positions))
-        for summary in summaries:
-            for chunk_moments in summary["moments"]:
-                moments.merge(chunk_moments)
-            merged.counts += summary["counts"]
-            merged.n_rows += summary["n_rows"]
-            merged.n_read += summary["n_read"]
-            merged.unlabelled += summary["unlabelled"]
-        merged.moments = moments
-        return merged, label_maps, code_maps
-
     def _pass_two(self, summaries: list[dict[str, Any]], owners: list[str],
                   shard_dirs: dict[str, str]) -> dict[str, Any]:
         config = self.config
-        merged, label_maps, code_maps = self._merged(summaries)
+        merged, label_maps, code_maps = merged_pass(self.config, summaries, self.n_buckets)
         if self.unlabelled:  # a Parquet source's pieces are windows of its labelled rows: said here
             merged.unlabelled += self.unlabelled
             warn(unlabelled_note(config.data.source, self.unlabelled))

@@ -12,7 +12,8 @@ from softreg.evaluate import MetricSums
 from softreg.kernels import Batch
 from softreg.model import Model
 from softreg.train import PartialSums, TrainingData, add_partials
-from softreg.train.certificate import HeldLogits, InterceptProblem
+from softreg.train.certificate import HeldLogits
+from softreg.train.intercept import InterceptProblem
 
 
 class ShardEngine(Protocol):
