@@ -6,7 +6,7 @@ modules (numpy, scikit-learn, matplotlib) are imported inside the commands so th
 """
 
 # the commands register themselves on `main` when their modules load
-from softreg.cli import export, runs, studies  # noqa: F401
+from softreg.cli import export, runs, scoring, studies  # noqa: F401
 from softreg.cli.group import handle_errors, main
 
 __all__ = ["handle_errors", "main"]

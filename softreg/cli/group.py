@@ -149,3 +149,7 @@ def main(debug: bool) -> None:
       softreg report --run runs/digits
     """
 
+
+def label_column(label: str | None) -> str | int | None:
+    """A ``--label`` value: a 0-based column index when it is an integer, else a column name."""
+    return int(label) if label is not None and label.lstrip("-").isdigit() else label

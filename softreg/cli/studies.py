@@ -9,8 +9,7 @@ from typing import Any
 
 import click
 
-from softreg.cli.group import _fail, _interrupt, handle_errors, main
-from softreg.cli.runs import _column
+from softreg.cli.group import _fail, _interrupt, handle_errors, label_column, main
 from softreg.errors import EXIT_FAILURE, EXIT_INTERRUPTED
 
 
@@ -64,7 +63,7 @@ def compare_logistic(
     from softreg.commands import compare_logistic as command
     from softreg.rundir import check_output_dir
 
-    config = command.compare_config(config_path, data, _column(label), classes, overrides)
+    config = command.compare_config(config_path, data, label_column(label), classes, overrides)
     if out is not None:
         check_output_dir(out, force)
     problem = command.load_problem(config.data)
