@@ -118,7 +118,8 @@ def test_a_changed_figure_names_both_blocks_and_write_mode_replaces_only_them():
 @pytest.mark.slow  # builds the 60000 x 784 set and its cache, starts four local Dask clusters: a minute or two
 def test_cluster_py_measures_round_trips_and_steps_and_prints_the_model(tmp_path):
     """benchmarks/cluster.py at two batch sizes exits 0, prints the table and the fitted model, and writes figures
-    with every engine's row and round trips on clusters of 1 and 2 workers, which the model's fit accepts."""
+    with every engine's row (the run on the workers' own shards too, with its ingest's seconds) and round trips
+    on clusters of 1 and 2 workers, which the model's fit accepts."""
     done = subprocess.run(
         [sys.executable, str(REPO / "benchmarks" / "cluster.py"), "--batch-sizes", "256", "1024",
          "--results", str(tmp_path)],
@@ -132,7 +133,9 @@ def test_cluster_py_measures_round_trips_and_steps_and_prints_the_model(tmp_path
     engines = sorted((row["engine"], row["workers"] or 0, row["shards"], row["batch_size"]) for row in figures["rows"])
     assert engines == sorted((engine, workers, shards, size) for size in (256, 1024)
                              for engine, workers, shards in (("numpy", 0, 1), ("numpy", 0, 4), ("dask", 1, 4),
-                                                             ("dask", 2, 4)))
+                                                             ("dask", 2, 4), ("dask-own-disks", 2, 4)))
+    assert "dask, 2 workers, own disks" in done.stdout  # the workers ingested the set and trained on their own shards
+    assert figures["ingest_seconds"]["workers"] > 0 and figures["ingest_seconds"]["one_process"] > 0
     assert sorted({trip["workers"] for trip in figures["round_trips"]}) == [1, 2]
     assert all(trip["empty"] > 0 for trip in figures["round_trips"])
     assert cluster_model.fittable(figures)
