@@ -401,3 +401,15 @@ def test_a_run_on_the_workers_shards_resumes_bit_for_bit(cluster, letters_numpy,
     assert code == 0, stderr
     ours, theirs = rundir.load_model(tmp_path / "run"), rundir.load_model(reference)
     assert np.array_equal(ours.coef, theirs.coef) and np.array_equal(ours.intercept, theirs.intercept)
+
+
+def test_bad_data_read_by_a_worker_is_the_one_machine_ingests_one_line(cluster, parquet_source, tmp_path):
+    """A missing cell under data.missing: error, met by a worker, stops the ingest with exit 2 and the line a
+    one-machine ingest prints (the first piece's error: the first bad cell of the source); nothing is written."""
+    config = write_config(tmp_path / "c.yaml", parquet_source, tmp_path / "cache")
+    config.write_text(config.read_text().replace("missing: drop", "missing: error"))
+    here = ingest(config)
+    there = ingest(config, f"data.cache={tmp_path / 'dask'}", *on_dask(cluster))
+    assert here[0] == there[0] == 2
+    assert there[2] == here[2] and there[2].count("\n") == 1 and "missing" in there[2]
+    assert not (tmp_path / "dask").exists()

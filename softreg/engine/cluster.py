@@ -116,7 +116,7 @@ def _client(distributed: Any, config: EngineConfig) -> tuple[Any, Any, str]:
             warnings.simplefilter("ignore")  # "port in use, using another": dashboard_address ":0" asks for any
             cluster = distributed.LocalCluster(
                 n_workers=config.workers, threads_per_worker=1, processes=True, dashboard_address=":0",
-                silence_logs=logging.ERROR,
+                silence_logs=logging.CRITICAL,  # a task that raises is the error softreg reports once
             )
         return distributed.Client(cluster, direct_to_workers=True), cluster, cluster.scheduler_address
     address = config.scheduler or dask.config.get("scheduler-address", None)
