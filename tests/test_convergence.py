@@ -142,8 +142,8 @@ def test_no_bound_at_zero_weight_decay_is_said_on_stderr(tmp_path):
     )
     assert code == 0
     assert stderr == (
-        "not converged: no bound on the gap at weight_decay 0, for losses other than cross_entropy, on shards "
-        "or past 2^25 logits (optim.tol = 0.0001 after 3 epochs)\n"
+        "not converged: no bound on the gap at weight_decay 0, for losses other than cross_entropy, or past "
+        "2^25 logits in one process or shard (optim.tol = 0.0001 after 3 epochs)\n"
     )
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["gap_bound"] is None and metrics["converged"] is False

@@ -58,7 +58,7 @@ def _no_bound(summary: Mapping[str, Any]) -> str:
     if summary.get("certifiable", True):  # absent from evaluate's metrics: the training summary had it
         return "no finite bound on the relative gap yet (J is still above twice J*)"
     return ("no bound on the gap at weight_decay 0, for losses other than cross_entropy, or past 2^25 logits "
-            "(per shard on the sharded engine)")
+            "in one process or shard")
 
 
 def not_converged_line(summary: Mapping[str, Any], run_dir: object, epochs: int) -> str | None:
