@@ -5,7 +5,8 @@ from __future__ import annotations
 import math
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -55,13 +56,30 @@ def ingest(
     column), OutputError when it cannot write; either way ``cache_dir`` is left as it was.
     """
     check_cacheable(config)
+    target = cache_target(cache_dir)
+    before = fingerprint(config.data.source)
+    with staged_cache(target) as staging:
+        document = _build(config, staging, before, on_rows)
+        if fingerprint(config.data.source) != before:
+            raise DataError(f"{config.data.source}: changed while it was being read; ingest again")
+    return Manifest(document, target)
+
+
+def cache_target(cache_dir: str | os.PathLike[str]) -> Path:
+    """``data.cache`` resolved, refused when it is a link or holds what softreg did not write (`_check_target`)."""
     if Path(cache_dir).is_symlink():
         raise UsageError(
             f"{cache_dir}: is a symbolic link; softreg does not write through links: give the real path as data.cache"
         )
     target = Path(cache_dir).resolve()
     _check_target(target)
-    before = fingerprint(config.data.source)
+    return target
+
+
+@contextmanager
+def staged_cache(target: Path) -> Iterator[Path]:
+    """A hidden staging folder beside ``target`` to build a cache in: renamed into place when the block
+    ends, removed when it raises (an OSError as one line: the cache cannot be written)."""
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         remove_abandoned(target.parent)
@@ -69,9 +87,7 @@ def ingest(
     except OSError as error:
         raise cannot_write(target, error, "cannot create the cache") from None
     try:
-        document = _build(config, staging, before, on_rows)
-        if fingerprint(config.data.source) != before:
-            raise DataError(f"{config.data.source}: changed while it was being read; ingest again")
+        yield staging
         unmark(staging)
         _commit(staging, target)
     except BaseException as error:
@@ -79,7 +95,7 @@ def ingest(
         if isinstance(error, OSError):
             raise cannot_write(target, error, "cannot write the cache") from None
         raise
-    return Manifest(document, target)
+
 
 def _check_target(target: Path) -> None:
     """Refuse to replace a directory that holds something other than a cache, or a cache into which

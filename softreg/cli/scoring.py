@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import click
 
@@ -27,10 +29,23 @@ class _OutputPath(click.Path):
 ENGINE_HELP = (
     "numpy (this process) or dask (one task per part on the workers); default: the run's engine.kind."
 )
+F = TypeVar("F", bound=Callable[..., Any])
+
 SCHEDULER_HELP = (
     "The Dask scheduler for --engine dask: tcp://HOST:8786, or local (a cluster of the run's engine.workers "
     "processes); default: the run's engine.scheduler."
 )
+
+
+def engine_options(where: str) -> Callable[[F], F]:
+    """``--engine`` (``where`` says for what) and ``--scheduler``, as evaluate and predict take them."""
+
+    def decorate(command: F) -> F:
+        command = click.option("--scheduler", metavar="ADDRESS", help=SCHEDULER_HELP)(command)
+        return click.option("--engine", "engine_kind", type=click.Choice(["numpy", "dask"]),
+                            help=where + ENGINE_HELP)(command)
+
+    return decorate
 
 
 @main.command(short_help="Metrics of a saved model on its test split or a file.")
@@ -53,11 +68,7 @@ SCHEDULER_HELP = (
 @click.option(
     "--header/--no-header", default=None, help="Whether --data starts with a header row (default: as in training)."
 )
-@click.option(
-    "--engine", "engine_kind", type=click.Choice(["numpy", "dask"]),
-    help="Where the parts of Parquet --data are tallied: " + ENGINE_HELP,
-)
-@click.option("--scheduler", metavar="ADDRESS", help=SCHEDULER_HELP)
+@engine_options("Where the parts of Parquet --data are tallied: ")
 @handle_errors
 def evaluate(
     run_dir: str,
@@ -131,11 +142,7 @@ def evaluate(
     "--header/--no-header", default=None, help="Whether the input starts with a header row (default: as in training)."
 )
 @click.option("--force", is_flag=True, help="Overwrite an existing --output file (or folder of predictions).")
-@click.option(
-    "--engine", "engine_kind", type=click.Choice(["numpy", "dask"]),
-    help="Where the parts of a Parquet folder --output are predicted: " + ENGINE_HELP,
-)
-@click.option("--scheduler", metavar="ADDRESS", help=SCHEDULER_HELP)
+@engine_options("Where the parts of a Parquet folder --output are predicted: ")
 @handle_errors
 def predict(
     run_dir: str, input_path: str, output: str | None, header: bool | None, force: bool, engine_kind: str | None,

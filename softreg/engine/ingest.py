@@ -24,7 +24,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -34,13 +33,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from softreg.cache import pieces
-from softreg.cache.build import _check_target, _commit, bucket_count, described, learn, warn_unseen
+from softreg.cache.build import bucket_count, cache_target, described, learn, staged_cache, warn_unseen
 from softreg.cache.chunks import merged_pass, record_dtype
 from softreg.cache.rows import PARTS, Manifest, check_cacheable
 from softreg.cache.sparse import write_manifest
-from softreg.cache.staging import make_staging, remove_abandoned, unmark
 from softreg.engine import plan
-from softreg.errors import ClusterError, DataError, UsageError, cannot_write, warn
+from softreg.errors import ClusterError, DataError, warn
 from softreg.io.cells import label_policy, unlabelled_note
 from softreg.io.fingerprint import fingerprint
 from softreg.io.kinds import source_kind
@@ -73,11 +71,7 @@ def distributed_ingest(
     if source_kind(config.data.source) not in ("delimited", "parquet"):
         raise DataError(f"{config.data.source}: engine.kind: dask ingests delimited text or Parquet; "
                         "ingest this source with engine.kind: numpy")
-    if Path(cache_dir).is_symlink():
-        raise UsageError(f"{cache_dir}: is a symbolic link; softreg does not write through links: "
-                         "give the real path as data.cache")
-    target = Path(cache_dir).resolve()
-    _check_target(target)
+    target = cache_target(cache_dir)
     source_print = fingerprint(config.data.source)
     document = _Ingest(config, joined, source_print, on_rows).run()
     if fingerprint(config.data.source) != source_print:
@@ -86,22 +80,9 @@ def distributed_ingest(
 
 
 def _write(config: Config, target: Path, source_print: dict[str, Any], document: dict[str, Any]) -> Manifest:
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        remove_abandoned(target.parent)
-        staging = make_staging(target)
-    except OSError as error:
-        raise cannot_write(target, error, "cannot create the cache") from None
-    try:
+    with staged_cache(target) as staging:
         written = write_manifest(staging, config, source_print, document["counts"], document["classes"],
                                  document["mean"], document["scale"], {}, document["described"])
-        unmark(staging)
-        _commit(staging, target)
-    except BaseException as error:
-        shutil.rmtree(staging, ignore_errors=True)
-        if isinstance(error, OSError):
-            raise cannot_write(target, error, "cannot write the cache") from None
-        raise
     return Manifest(written, target)
 
 
