@@ -263,3 +263,31 @@ def test_the_sharded_certificate_is_the_local_one_and_stops_a_run_at_tol(tmp_pat
     assert sharded.relative_gap == pytest.approx(here.relative_gap, rel=1e-12)
     assert sharded.relative_gap == pytest.approx(summary["gap_bound"], rel=1e-12)
     assert sharded.objective == pytest.approx(here.objective, rel=1e-14)
+
+
+def test_an_ingest_whose_worker_left_stops_with_one_line_instead_of_waiting(monkeypatch):
+    """A task pinned to a worker that left would wait forever: the ingest looks its workers up while it waits,
+    and one the scheduler no longer has stops it with a ClusterError that says to ingest again."""
+    from softreg.engine import ingest as distributed
+    from softreg.errors import ClusterError
+
+    class Pending:
+        def result(self, timeout=None):
+            raise TimeoutError
+
+    class Client:
+        def __init__(self):
+            self.looks = 0
+
+        def scheduler_info(self):
+            self.looks += 1
+            return {"workers": {"tcp://a:1": {}} if self.looks > 2 else {"tcp://a:1": {}, "tcp://b:2": {}}}
+
+    monkeypatch.setattr(distributed, "POLL_SECONDS", 0.0)
+    ingest = distributed._Ingest.__new__(distributed._Ingest)
+    ingest.client, ingest.workers = Client(), ["tcp://a:1", "tcp://b:2"]
+    with pytest.raises(ClusterError) as raised:
+        ingest.wait(Pending())
+    assert str(raised.value) == ("worker tcp://b:2 left the cluster during the ingest, with its part of the rows; "
+                                 "run softreg ingest again (it starts over: nothing was written)")
+    assert ingest.client.looks == 3

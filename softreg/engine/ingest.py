@@ -21,6 +21,7 @@ the worker, the rows and each file's path there, size and fingerprint.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -49,6 +50,7 @@ if TYPE_CHECKING:
     from softreg.config import Config
     from softreg.engine.joined import Joined
 
+POLL_SECONDS = 1.0  # between looks at whether the ingest's workers are still there
 PIECES_PER_WORKER = 4  # pieces of a Parquet source per worker (at least a chunk each): a worker's share in turns
 BUCKETS_IN_FLIGHT = 2  # buckets whose rows may be on their way to the shards at once (the memory pass 2 holds)
 
@@ -131,7 +133,8 @@ class _Ingest:
             return self._pass_two(summaries, owners, shard_dirs)
         finally:
             for worker, path in self.scratch.items():
-                self.submit(pieces.remove_directory, path, worker=worker).result()
+                with contextlib.suppress(ClusterError):  # a worker gone has no folder left to remove
+                    self.wait(self.submit(pieces.remove_directory, path, worker=worker))
 
     def _directories(self, name: str) -> dict[str, str]:
         """Per worker, the folder ``name`` in its ``engine.worker_cache``, made; a worker that cannot is exit 2."""
@@ -140,7 +143,7 @@ class _Ingest:
         found = {}
         for worker, future in futures.items():
             try:
-                found[worker] = future.result()
+                found[worker] = self.wait(future)
             except OSError as error:
                 where = cache if cache is not None else "its dask local directory"
                 raise ClusterError(
@@ -162,7 +165,7 @@ class _Ingest:
         futures = [self.submit(pieces.labelled_rows, replace(layout, files=[path], rows=[rows]), policy,
                                data.storage_options)
                    for path, rows in zip(layout.files, layout.rows, strict=True)]
-        groups = [future.result()[0] for future in futures]
+        groups = [self.wait(future)[0] for future in futures]
         self.unlabelled = sum(layout.rows) - sum(sum(counts) for counts in groups)
         return pieces.parquet_pieces(groups, PIECES_PER_WORKER * len(self.workers))
 
@@ -171,7 +174,7 @@ class _Ingest:
                                worker=owner) for piece, owner in zip(piece_list, owners, strict=True)]
         summaries, read = [], 0
         for future in futures:
-            summary = future.result()
+            summary = self.wait(future)
             read += summary["n_read"]
             if self.on_rows is not None:
                 self.on_rows(read, None)
@@ -239,7 +242,7 @@ class _Ingest:
         }
         placement: dict[str, list[dict[str, Any]]] = {}
         for (part, shard), future in closing.items():
-            files, per_class = future.result()
+            files, per_class = self.wait(future)
             start, stop = ranges[part][shard]
             placement.setdefault(PARTS[part], []).append(
                 {"worker": placed[(part, shard)], "rows": stop - start, "files": files, "class_counts": per_class})
@@ -249,14 +252,29 @@ class _Ingest:
         return {"counts": counts, "classes": learnt.classes, "mean": learnt.how.mean, "scale": learnt.how.scale,
                 "described": document_fields}
 
-    @staticmethod
-    def _settle(wave: tuple[Any, list[Any]], unseen: dict[str, int]) -> None:
+    def _settle(self, wave: tuple[Any, list[Any]], unseen: dict[str, int]) -> None:
         """Wait for a bucket's appends; count its unseen categories."""
         counted, appends = wave
         for future in appends:
-            future.result()
-        for name, count in counted.result().items():
+            self.wait(future)
+        for name, count in self.wait(counted).items():
             unseen[name] = unseen.get(name, 0) + count
+
+    def wait(self, future: Any) -> Any:
+        """The future's result. Tasks are pinned to the worker holding their files, and dask waits
+        forever for a worker that left: every POLL_SECONDS the ingest's workers are looked up, and
+        one the scheduler no longer has stops the ingest (nothing is written: it starts over)."""
+        while True:
+            try:
+                return future.result(timeout=POLL_SECONDS)
+            except TimeoutError:
+                live = set(self.client.scheduler_info()["workers"])
+                gone = [worker for worker in self.workers if worker not in live]
+                if gone:
+                    raise ClusterError(
+                        f"worker {gone[0]} left the cluster during the ingest, with its part of the rows; "
+                        "run softreg ingest again (it starts over: nothing was written)"
+                    ) from None
 
 
 def rebuild_shards(
