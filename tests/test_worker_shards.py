@@ -413,3 +413,18 @@ def test_bad_data_read_by_a_worker_is_the_one_machine_ingests_one_line(cluster, 
     assert here[0] == there[0] == 2
     assert there[2] == here[2] and there[2].count("\n") == 1 and "missing" in there[2]
     assert not (tmp_path / "dask").exists()
+
+
+def test_training_with_the_numpy_engine_rebuilds_a_cache_on_the_workers_here(cluster, letters_numpy, tmp_path):
+    """A cache on the workers met by a numpy-engine run is rebuilt on this machine with a warning saying why,
+    and the run trains the numpy engine's bits."""
+    config, reference = letters_numpy
+    assert ingest(config, f"data.cache={tmp_path / 'cache'}", *on_dask(cluster))[0] == 0
+    code, _, stderr = run("train", "--config", config, "--out", tmp_path / "run", "--quiet",
+                          "--set", f"data.cache={tmp_path / 'cache'}")
+    assert code == 0, stderr
+    assert (f"softreg: warning: {tmp_path / 'cache'}: rebuilding the data cache: its shards are on Dask workers; "
+            "engine.kind: numpy reads a cache on this machine") in stderr
+    assert "placement" not in read_manifest(tmp_path / "cache").document
+    ours, theirs = rundir.load_model(tmp_path / "run"), rundir.load_model(reference)
+    assert np.array_equal(ours.coef, theirs.coef)
