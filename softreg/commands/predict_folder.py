@@ -17,7 +17,6 @@ the marker and parts (`check_folder_output`): never a folder of the user's.
 
 from __future__ import annotations
 
-import errno
 import os
 import re
 import shutil
@@ -228,24 +227,15 @@ def staging_folder(target: Path, force: bool) -> Iterator[Path]:
 def _commit(staging: Path, target: Path, force: bool) -> None:
     """Rename ``staging`` onto ``target``: a new name, an empty folder, or with ``force`` a
     predictions folder of softreg's (checked again, then removed last)."""
-    retired = None
-    try:
+
+    def make_way(target: Path) -> bool:
         if target.is_dir() and not target.is_symlink() and not any(target.iterdir()):
             target.rmdir()
-        elif target.exists() or target.is_symlink():
-            check_folder_output(target, force)  # again: files may have appeared while the parts were written
-            retired = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
-            os.replace(target, retired)
-        os.rename(staging, target)
-    except OSError as error:
-        if retired is not None and not target.exists():
-            os.rename(retired, target)
-        if error.errno in (errno.EEXIST, errno.ENOTEMPTY):
-            raise OutputExistsError(f"{target}: was created by another process meanwhile; "
-                                    "choose another --output") from None
-        raise cannot_write(target, error, "cannot create the predictions folder") from None
-    if retired is not None:
-        shutil.rmtree(retired, ignore_errors=True)
+            return False
+        check_folder_output(target, force)  # again: files may have appeared while the parts were written
+        return True
+
+    rundir.swap_into(staging, target, make_way, "--output", "the predictions folder")
 
 
 def _absolute(output: str) -> Path:

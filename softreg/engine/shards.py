@@ -139,9 +139,11 @@ class CacheShard(ShardLogits):
             count = min(n_rows, math.ceil(rows * n_rows / max(1, n_total)))
             order = plan.shard_order(SAMPLE_KEY, self.spec.shard, n_rows)[:count]
             self.sampled = np.take(self.X, np.sort(order), axis=0)
-        return sum(len(X) for X in self._sample_blocks()), sum(
-            block_squares(X, None, intercept) for X in self._sample_blocks()
-        )
+        count, squares = 0, 0.0
+        for X in self._sample_blocks():  # one read of the sample
+            count += len(X)
+            squares += block_squares(X, None, intercept)
+        return count, squares
 
     def gram(self, vector: np.ndarray, intercept: float) -> np.ndarray:
         """``X~^T X~ v`` (n_features + 1,) over the sample `sample` took, not divided."""

@@ -40,6 +40,7 @@ from softreg.rundir.directory import (
     release,
     remove_stale_temporaries,
     staging_dir,
+    swap_into,
     write_marker,
 )
 from softreg.rundir.files import (
@@ -121,6 +122,7 @@ __all__ = [
     "save_split",
     "save_test_split",
     "staging_dir",
+    "swap_into",
     "write_history",
     "write_marker",
     "write_json",

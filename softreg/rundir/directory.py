@@ -8,7 +8,7 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -236,17 +236,32 @@ def _unlock(key: str) -> None:
 def _commit(staging: Path, target: Path, force: bool) -> None:
     """Move ``staging`` onto ``target``: a new name, an empty directory of the user's (if
     writable), or, with ``force``, a run directory of softreg's not in use (removed last)."""
-    retired = None
-    try:
+
+    def make_way(target: Path) -> bool:
         if target.is_dir() and not any(target.iterdir()):
             mode = target.stat().st_mode
             if not os.access(target, os.W_OK) or not mode & 0o200:
                 raise OutputExistsError(f"{target}: exists and is not writable; choose another --out")
             target.rmdir()  # an empty directory of the user's gives way to the run directory
-        elif target.exists() and force:
+            return False
+        if target.exists() and force:
             check_output_dir(target, force)  # again: files may have appeared while the run trained
             if (target / LOCK_FILE).exists():
                 os.close(_lock(target, target))  # refuses a directory in use
+            return True
+        return False
+
+    swap_into(staging, target, make_way, "--out", "the run directory")
+
+
+def swap_into(staging: Path, target: Path, make_way: Callable[[Path], bool], option: str, what: str) -> None:
+    """Rename the folder ``staging`` onto ``target``. Where ``target`` is there, ``make_way(target)``
+    first checks it may go (raising when not) and either removes it itself (False) or asks for it to
+    be retired (True): moved aside, put back if the rename fails, removed only once ``staging`` is in
+    place. A name taken meanwhile is an OutputExistsError naming ``option``."""
+    retired = None
+    try:
+        if (target.exists() or target.is_symlink()) and make_way(target):
             retired = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
             os.replace(target, retired)
         os.rename(staging, target)
@@ -254,12 +269,12 @@ def _commit(staging: Path, target: Path, force: bool) -> None:
         if retired is not None and not target.exists():
             os.rename(retired, target)
         if error.errno in (errno.EEXIST, errno.ENOTEMPTY):
-            raise OutputExistsError(
-                f"{target}: was created by another process meanwhile; choose another --out"
-            ) from None
-        raise cannot_write(target, error, "cannot create the run directory") from None
+            raise OutputExistsError(f"{target}: was created by another process meanwhile; choose another {option}"
+                                    ) from None
+        raise cannot_write(target, error, f"cannot create {what}") from None
     if retired is not None:
         shutil.rmtree(retired, ignore_errors=True)
+
 
 def remove_stale_temporaries(directory: str | os.PathLike[str]) -> None:
     """Delete temporary files that a killed process left behind (``.NAME.*.tmp``)."""
