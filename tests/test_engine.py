@@ -291,3 +291,16 @@ def test_an_ingest_whose_worker_left_stops_with_one_line_instead_of_waiting(monk
     assert str(raised.value) == ("worker tcp://b:2 left the cluster during the ingest, with its part of the rows; "
                                  "run softreg ingest again (it starts over: nothing was written)")
     assert ingest.client.looks == 3
+
+
+def test_a_part_on_the_workers_has_its_sizes_here_and_no_rows():
+    """A PlacedPart reports the part's size, width and dtype; reading its rows here is a DataError, not
+    an empty epoch."""
+    from softreg.engine.placed import PlacedPart
+    from softreg.errors import DataError
+
+    part = PlacedPart(np.empty((0, 5), dtype=np.float32), np.empty(0, dtype=np.int64), n_rows=1000, part="val")
+    assert (part.n_samples, part.n_features, part.dtype) == (1000, 5, np.float32)
+    for read in (lambda: next(part.chunks(10)), lambda: next(part.minibatches(10, np.random.default_rng(0)))):
+        with pytest.raises(DataError, match="the val part's rows are on the Dask workers"):
+            read()

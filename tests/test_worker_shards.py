@@ -428,3 +428,22 @@ def test_training_with_the_numpy_engine_rebuilds_a_cache_on_the_workers_here(clu
     assert "placement" not in read_manifest(tmp_path / "cache").document
     ours, theirs = rundir.load_model(tmp_path / "run"), rundir.load_model(reference)
     assert np.array_equal(ours.coef, theirs.coef)
+
+
+def test_a_run_on_the_workers_shards_without_a_test_part_is_scored_on_validation(cluster, letters_numpy, tmp_path):
+    """data.test: 0 on the workers' shards: as in one process, the run's metrics are the validation
+    part's, summed there, and the numpy engine's run says the same counts."""
+    config, _ = letters_numpy
+    settings = [f"data.cache={tmp_path / 'dask'}", "data.test=0", *on_dask(cluster)]
+    assert ingest(config, *settings)[0] == 0
+    code, _, stderr = run("train", "--config", config, "--out", tmp_path / "run", "--quiet",
+                          *[part for setting in settings for part in ("--set", setting)])
+    assert code == 0, stderr
+    here = ["data.test=0", f"data.cache={tmp_path / 'local'}"]
+    assert run("train", "--config", config, "--out", tmp_path / "numpy", "--quiet",
+               *[part for setting in here for part in ("--set", setting)])[0] == 0
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    expected = json.loads((tmp_path / "numpy" / "metrics.json").read_text())
+    assert metrics["split"] == expected["split"] == "validation"
+    assert metrics["n_samples"] == read_manifest(tmp_path / "dask").document["n"]["val"]
+    assert metrics["confusion_matrix"] == expected["confusion_matrix"]

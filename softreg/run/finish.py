@@ -13,7 +13,6 @@ import numpy as np
 from softreg import rundir
 from softreg.config import Config
 from softreg.engine.placed import PlacedPart, class_counts
-from softreg.errors import DataError
 from softreg.evaluate import model_metrics
 from softreg.kernels import Matrix
 from softreg.model import Model
@@ -54,11 +53,11 @@ def score_part(
 
 def finish_run(
     config: Config, prepared: Prepared, result: FitResult, run_dir: str | PathLike[str],
-    test: TrainingData | None = None,
+    scored: tuple[str, TrainingData] | None = None,
 ) -> TrainOutcome:
     """Evaluate the model on the test part (else validation, else training), then save the
-    run's files (`softreg.rundir.save_finished_run`; model.npz last). ``test``: the test part on
-    the engine, for a cache whose rows are on the Dask workers (they compute the metrics' sums)."""
+    run's files (`softreg.rundir.save_finished_run`; model.npz last). ``scored``: that part on the
+    engine and its name, for a cache whose rows are on the Dask workers (they compute the metrics' sums)."""
     model = Model(
         coef=result.coef,
         intercept=result.intercept,
@@ -79,7 +78,7 @@ def finish_run(
     )
     bins = None
     if isinstance(prepared.train, PlacedPart):
-        split_name, (metrics, y, proba, bins) = _placed_metrics(model, prepared, test)
+        split_name, (metrics, y, proba, bins) = _placed_metrics(model, scored)
         evaluated: tuple[Matrix | None, np.ndarray, np.ndarray] = (None, y, proba)
     else:
         if prepared.test is not None:
@@ -119,17 +118,19 @@ PLOTTED_ROWS = 5000  # rows of a part on the workers whose probabilities the cla
 
 
 def _placed_metrics(
-    model: Model, prepared: Prepared, test: TrainingData | None
+    model: Model, scored: tuple[str, TrainingData] | None
 ) -> tuple[str, tuple[dict[str, Any], np.ndarray, np.ndarray, dict[str, np.ndarray]]]:
-    """The metrics of a run whose rows are on the Dask workers: the test part's, summed there
-    shard by shard (`softreg.engine.ShardedData.metric_sums`) and merged exactly, with the classes
-    and probabilities of a few of its rows and the reliability bins of all, for the plots."""
+    """The metrics of a run whose rows are on the Dask workers: its evaluated part's (test, else
+    validation, else training), summed there shard by shard (`softreg.engine.ShardedData.metric_sums`)
+    and merged exactly, with the classes and probabilities of a few of its rows and the reliability
+    bins of all, for the plots."""
     from softreg.engine import ShardedData
 
-    if not isinstance(test, ShardedData):
-        raise DataError("a cache on the Dask workers needs a test part for the run's metrics (data.test > 0)")
-    sums, y, proba = test.metric_sums(model, PLOTTED_ROWS)
-    return "test", (sums.metrics(model.classes), y, proba, sums.reliability())
+    name, part = scored if scored is not None else ("test", None)
+    if not isinstance(part, ShardedData):
+        raise ValueError("a run on the workers' shards is scored on the engine (run.train.training_parts)")
+    sums, y, proba = part.metric_sums(model, PLOTTED_ROWS)
+    return name, (sums.metrics(model.classes), y, proba, sums.reliability())
 
 
 def _class_counts(prepared: Prepared) -> dict[str, dict[str, int]]:

@@ -90,7 +90,7 @@ def _resume(
                 warn(note)
             result = fit_with_checkpoints(config, prepared, streams.batches, run_dir, on_epoch, start=state,
                                           parts=parts)
-        return finish(config, prepared, result, run_dir, parts.test)
+        return finish(config, prepared, result, run_dir, parts.scored)
 
 
 def _loads(run_dir: Path) -> bool:

@@ -14,6 +14,7 @@ import numpy as np
 
 from softreg import rundir
 from softreg.config import Config, dump_config
+from softreg.engine.placed import PlacedPart
 from softreg.errors import ClusterError, DivergedError, Interrupted
 from softreg.prepare.data import Prepared, random_streams
 from softreg.run.finish import TrainOutcome, finish_run
@@ -62,7 +63,7 @@ def train_run(
                     rundir.release(target)
                     shutil.rmtree(target, ignore_errors=True)
                 raise
-            return finish(config, prepared, result, target, parts.test)
+            return finish(config, prepared, result, target, parts.scored)
         finally:
             rundir.release(target)
 
@@ -106,11 +107,12 @@ def fit_with_checkpoints(
 
 
 class Parts(NamedTuple):
-    """The parts `fit` trains on and the engine's test part (a cache on the Dask workers only)."""
+    """The parts `fit` trains on; for a cache on the Dask workers, the part on the engine that the run's
+    metrics are summed over (``scored``: test, else validation, else training) and its name."""
 
     train: TrainingData
     val: TrainingData | None
-    test: TrainingData | None = None
+    scored: tuple[str, TrainingData] | None = None
 
 
 @contextmanager
@@ -122,17 +124,21 @@ def training_parts(config: Config, prepared: Prepared, on_engine: Callable[[Any]
     if not engine.sharded(config):
         yield Parts(prepared.train, prepared.val)
         return
-    with engine.open_engine(config, prepared.train, prepared.val, on_engine, prepared.test) as sharded_parts:
-        yield Parts(*sharded_parts)
+    with engine.open_engine(config, prepared.train, prepared.val, on_engine, prepared.test) as sharded:
+        scored = None
+        if isinstance(prepared.train, PlacedPart):  # as finish_run chooses the evaluated part
+            scored = ("test", sharded.test) if sharded.test is not None else (
+                ("validation", sharded.val) if sharded.val is not None else ("train", sharded.train))
+        yield Parts(sharded.train, sharded.val, scored)
 
 
 def finish(
     config: Config, prepared: Prepared, result: FitResult, run_dir: str | PathLike[str],
-    test: TrainingData | None = None,
+    scored: tuple[str, TrainingData] | None = None,
 ) -> TrainOutcome:
     """`finish_run`, where an interruption leaves the finished checkpoint for --resume."""
     try:
-        return finish_run(config, prepared, result, run_dir, test)
+        return finish_run(config, prepared, result, run_dir, scored)
     except KeyboardInterrupt:
         stop = Interrupted(result.state, saved=True)
         stop.run_dir = Path(run_dir)
