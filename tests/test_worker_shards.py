@@ -131,12 +131,124 @@ def test_delimited_text_with_categories_over_several_buckets(cluster, tmp_path):
     assert_same_shards(tmp_path / "dask", tmp_path / "one")
 
 
-def test_the_driver_reads_no_row(cluster, parquet_source, tmp_path, monkeypatch):
-    """With every row reader of this process made to fail, an ingest on the workers still completes."""
+def awkward_csv(path, n=140_000, seed=0):
+    """A CSV with CRLF line ends, a quoted id column (commas and line feeds inside quotes), missing cells,
+    a categorical column (some of it quoted), blank lines, and labels missing as empty cells and as "NA"."""
+    rng = np.random.default_rng(seed)
+    ids = np.array([f'"r{i}, x"' if i % 7 else f'"r{i}\nsecond line"' for i in range(n)], dtype=object)
+    a = np.round(rng.normal(size=n), 6).astype(str).astype(object)
+    a[rng.random(n) < 0.01] = ""
+    b = np.round(rng.normal(size=n) * 100, 3).astype(str).astype(object)
+    colour = rng.choice(["red", "green", '"blue"', "grey"], n).astype(object)
+    colour[rng.random(n) < 0.01] = ""
+    label = rng.choice(list("pqr"), n).astype(object)
+    label[rng.random(n) < 0.02] = ""
+    label[rng.random(n) < 0.01] = '"NA"'
+    lines = [",".join(row) for row in zip(ids, a, b, colour, label, strict=True)]
+    for index in rng.choice(n, 50):
+        lines[index] = ""
+    path.write_bytes(("id,a,b,colour,label\r\n" + "\r\n".join(lines) + "\r\n").encode())
+    return path
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_one_csv_is_read_in_byte_ranges_by_the_workers_and_holds_a_one_machine_ingests_bytes(cluster, tmp_path,
+                                                                                            workers):
+    """One CSV (quoted fields holding commas and line feeds, CRLF, blank lines, missing cells and labels)
+    cut into byte ranges that the workers read: the one-machine cache's bytes, for 1 and 2 workers."""
+    source = awkward_csv(tmp_path / "t.csv")
+    config = tmp_path / "c.yaml"
+    config.write_text(f"data:\n  source: {source}\n  label: label\n  id: id\n  missing: mean\n  val: 0.1\n"
+                      f"  shards: 4\n  memory_budget: 2MiB\n  cache: {tmp_path / 'one'}\n")
+    code, _, stderr = ingest(config)
+    assert code == 0, stderr
+    said = stderr.count("rows without a label were left out")
+    code, _, stderr = ingest(config, f"data.cache={tmp_path / 'dask'}", *on_dask(cluster, workers))
+    assert code == 0, stderr
+    assert stderr.count("rows without a label were left out") == said == 1  # the total, said once
+    assert "reads it whole" not in stderr
+    document = read_manifest(tmp_path / "dask").document
+    assert document["pieces"] == {1: 3, 2: 5}[workers] and document["buckets"] > 1  # 5 chunks, 4 pieces a worker
+    assert_same_shards(tmp_path / "dask", tmp_path / "one")
+
+
+def test_a_csv_quoted_other_than_rfc_4180_is_read_whole_by_one_worker_with_the_same_bytes(cluster, tmp_path):
+    """A quote inside an unquoted field (12" pipe) makes quote parity no guide to where records end:
+    the ingest says one worker reads the file whole, and writes the one-machine bytes."""
+    rng = np.random.default_rng(3)
+    n = 150_000
+    names = rng.choice(['12" pipe', "plain"], n)
+    rows = [f"{name},{x:.6f},{'ab'[int(x > 0)]}" for name, x in zip(names, rng.normal(size=n), strict=True)]
+    source = tmp_path / "t.csv"
+    source.write_text("item,x,label\n" + "\n".join(rows) + "\n")
+    config = tmp_path / "c.yaml"
+    config.write_text(f"data:\n  source: {source}\n  label: label\n  features: [x]\n  val: 0.1\n  shards: 2\n"
+                      f"  cache: {tmp_path / 'one'}\n")
+    assert ingest(config)[0] == 0
+    code, _, stderr = ingest(config, f"data.cache={tmp_path / 'dask'}", *on_dask(cluster))
+    assert code == 0, stderr
+    assert f"{source}: one worker reads it whole, since it has a quote inside a field" in stderr
+    assert read_manifest(tmp_path / "dask").document["pieces"] == 1
+    assert_same_shards(tmp_path / "dask", tmp_path / "one")
+
+
+def test_a_bad_cell_in_a_later_byte_range_is_the_one_machine_ingests_one_line(cluster, tmp_path):
+    """A cell that is not a number far into the file (quoted line feeds before it) stops the ingest on
+    the workers with the line a one-machine ingest names."""
+    source = awkward_csv(tmp_path / "t.csv", n=100_000)
+    text = source.read_bytes().split(b"\r\n")
+    row = text[90_000].split(b",")
+    text[90_000] = b",".join([*row[:-4], b"oops", *row[-3:]])  # column a of that record
+    source.write_bytes(b"\r\n".join(text))
+    config = tmp_path / "c.yaml"
+    config.write_text(f"data:\n  source: {source}\n  label: label\n  id: id\n  missing: mean\n"
+                      f"  categorical: [colour]\n  shards: 2\n  cache: {tmp_path / 'one'}\n")
+    code, _, expected = ingest(config)
+    assert code == 2 and "'oops'" in expected and "line 102" in expected, expected  # (line feeds in quotes count)
+    code, _, stderr = ingest(config, f"data.cache={tmp_path / 'dask'}", *on_dask(cluster))
+    assert (code, stderr.strip().splitlines()[-1]) == (2, expected.strip().splitlines()[-1])
+
+
+def test_byte_ranges_whose_rows_differ_from_the_plan_are_read_whole_again_with_the_same_bytes(cluster, tmp_path,
+                                                                                         monkeypatch):
+    """Should a cut disagree with the readers (here: a plan with one piece's first labelled row moved by
+    one), the pieces' counts show it, and the file is read again whole: a warning, the same bytes."""
+    from dataclasses import replace
+
+    from softreg.engine import text_pieces
+
+    planned = text_pieces.delimited_pieces
+
+    def moved(*args, **kwargs):
+        found = planned(*args, **kwargs)
+        return [*found[:2], replace(found[2], start=found[2].start + 1), *found[3:]]
+
+    source = awkward_csv(tmp_path / "t.csv")
+    config = write_config(tmp_path / "c.yaml", source, tmp_path / "one", "  id: id\n")
+    assert ingest(config)[0] == 0
+    monkeypatch.setattr(text_pieces, "delimited_pieces", moved)
+    code, _, stderr = ingest(config, f"data.cache={tmp_path / 'dask'}", *on_dask(cluster))
+    assert code == 0, stderr
+    assert "t.csv: its byte ranges did not hold the rows planned; one worker reads it whole" in stderr
+    assert read_manifest(tmp_path / "dask").document["pieces"] == 1
+    assert_same_shards(tmp_path / "dask", tmp_path / "one")
+
+
+@pytest.mark.parametrize("kind", ["parquet", "csv"])
+def test_the_driver_reads_no_row(cluster, parquet_source, tmp_path, monkeypatch, kind):
+    """With every row reader of this process made to fail, an ingest on the workers still completes,
+    of a Parquet folder and of one CSV cut into byte ranges."""
     from softreg.cache import pieces
     from softreg.cache import rows as cache_rows
     from softreg.commands.ingest import ingest_run
-    from softreg.io import parquet, stream
+    from softreg.engine import text_pieces
+    from softreg.io import delimited, delimited_numbers, parquet, records, stream
+
+    source = parquet_source if kind == "parquet" else awkward_csv(tmp_path / "t.csv")
+    extra = "" if kind == "parquet" else "  id: id\n"
+    config_path = write_config(tmp_path / "c.yaml", source, tmp_path / "dask", extra)
+    assert ingest(config_path, f"data.cache={tmp_path / 'one'}")[0] == 0  # here, before the readers go
+    expected = read_manifest(tmp_path / "one").document["n"]
 
     def refuse(*args, **kwargs):
         raise AssertionError("the driver read rows")
@@ -145,13 +257,16 @@ def test_the_driver_reads_no_row(cluster, parquet_source, tmp_path, monkeypatch)
     for module, name in [(cache_rows, "open_rows"), (stream, "open_rows"), (parquet, "read_batches"),
                          (cache_rows, "_open_source"), (pieces, "_open_source"), (pq.ParquetFile, "iter_batches"),
                          (pq.ParquetFile, "read_row_group"), (pq.ParquetFile, "read"), (np, "fromfile"),
-                         (np, "load")]:
+                         (np, "load"), (text_pieces, "_open_source"), (text_pieces, "open_delimited"),
+                         (delimited, "open_delimited"), (delimited_numbers, "read_chunks"),
+                         (records, "scan_records"), (records, "quote_count"), (text_pieces, "scan_records"),
+                         (text_pieces, "quote_count")]:
         monkeypatch.setattr(module, name, refuse)
-    config = load_config(write_config(tmp_path / "c.yaml", parquet_source, tmp_path / "dask"),
-                         overrides=["engine.kind=dask", f"engine.scheduler={cluster.address}"])
-    with pytest.warns(SoftregWarning, match="2370 rows without a label were left out"):
+    config = load_config(config_path, overrides=["engine.kind=dask", f"engine.scheduler={cluster.address}"])
+    with pytest.warns(SoftregWarning, match="rows without a label were left out"):
         outcome = ingest_run(config)
-    assert outcome.manifest.document["n"]["train"] == 80719
+    assert outcome.manifest.document["n"] == expected
+    assert outcome.manifest.document["pieces"] == (4 if kind == "parquet" else 5)
 
 
 def test_an_up_to_date_cache_is_kept_and_a_lost_shard_rebuilt(cluster, parquet_source, tmp_path):

@@ -20,13 +20,16 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from softreg.cache.cells import ColumnKinds
 from softreg.cache.chunks import ChunkPass, Standardized, bucket_parts, by_bucket, piece_summary, renumbered
 from softreg.cache.manifest import shard_ends
 from softreg.cache.rows import READ_ROWS, _open_source
 from softreg.errors import SoftregWarning
+from softreg.io.cells import unlabelled_note
 from softreg.io.parquet import ParquetLayout
 from softreg.io.parquet_chunks import Window
 from softreg.io.remote import storage_options
+from softreg.io.spans import Span
 
 if TYPE_CHECKING:
     from softreg.config import Config
@@ -37,11 +40,16 @@ SHARD_FILES = ("X", "y", "source_rows")
 @dataclass(frozen=True)
 class Piece:
     """Consecutive rows of a source that one worker reads: the source's ``start``-th labelled row
-    on, ``window``'s rows of a Parquet source (None: the whole source)."""
+    on, ``window``'s rows of a Parquet source or ``span``'s bytes of delimited text (both None:
+    the whole source). ``layout``: the columns' kinds the source's head decided (None: decided
+    on the piece's first chunk, which is the source's); ``rows``: the data rows a span holds."""
 
     index: int
     start: int
     window: Window | None
+    span: Span | None = None
+    layout: ColumnKinds | None = None
+    rows: int | None = None
 
 
 def parquet_pieces(groups: list[list[int]], at_least: int) -> list[Piece]:
@@ -99,7 +107,7 @@ def read_piece(config: Config, piece: Piece, n_buckets: int, scratch: str) -> di
     with warnings.catch_warnings(record=True) as caught, ExitStack() as stack:
         warnings.simplefilter("always", SoftregWarning)
         stack.enter_context(storage_options(config.data.storage_options))  # a URL, as the driver opens it
-        reader = _open_source(config, stack, piece.window)
+        reader = _open_source(config, stack, piece.window, piece.span, piece.layout)
         chunk_pass = ChunkPass(config, reader.layout, n_buckets, start=piece.start, fold=False)
         handles: dict[int, Any] = {}
         for chunk in reader.chunks:
@@ -109,8 +117,9 @@ def read_piece(config: Config, piece: Piece, n_buckets: int, scratch: str) -> di
                     handles[index] = stack.enter_context(open(_fragment(scratch, piece.index, index), "wb"))
                 handles[index].write(held.tobytes())
     summary = piece_summary(chunk_pass)
-    summary.update(info=reader.info, layout=reader.layout,
-                   warnings=[str(item.message) for item in caught if issubclass(item.category, SoftregWarning)])
+    own = unlabelled_note(config.data.source, chunk_pass.unlabelled)  # the driver counts them all, once
+    said = [str(item.message) for item in caught if issubclass(item.category, SoftregWarning)]
+    summary.update(info=reader.info, layout=reader.layout, warnings=[message for message in said if message != own])
     return summary
 
 

@@ -21,6 +21,7 @@ from softreg.io.fingerprint import fingerprint
 from softreg.io.kinds import default_delimiter, source_kind
 from softreg.io.parquet_chunks import Window
 from softreg.io.selection import Selection
+from softreg.io.spans import Span
 from softreg.io.stream import ReadOptions, Rows, open_rows
 from softreg.prepare.columns import Column, Columns
 from softreg.prepare.features import categorical_names
@@ -144,21 +145,26 @@ def check_cacheable(config: Config) -> None:
     if unsupported is not None:
         raise DataError(f"{config.path or 'config'}: {unsupported} is not supported with a data cache yet")
 
-def _cell_chunks(config: Config, rows: Rows) -> tuple[ColumnKinds, Iterator[CellChunk]]:
+def _cell_chunks(
+    config: Config, rows: Rows, layout: ColumnKinds | None = None
+) -> tuple[ColumnKinds, Iterator[CellChunk]]:
     """The feature columns' layout (numeric ones only when the rows start as numbers, else with the
-    categorical columns decided on the first chunk) and the rows as `CellChunk` (text cells
-    checked cell by cell: every error names the line and column)."""
+    categorical columns decided on the first chunk; ``layout`` when given, the one its source's
+    head decided) and the rows as `CellChunk` (text cells checked cell by cell: every error
+    names the line and column)."""
     data = config.data
     feature_names = [rows.names[index] for index in rows.features]
     chunks = iter(rows.chunks)
-    first = None if rows.numbers else next(chunks, None)
-    if rows.numbers:
+    first = None if rows.numbers or layout is not None else next(chunks, None)
+    if layout is None and rows.numbers:
         layout = ColumnKinds(feature_names, [])
-    elif first is None or first.cells is None:
+    elif layout is None and (first is None or first.cells is None):
         raise DataError(f"{data.source}: has a header but no data rows")
-    else:
+    elif layout is None:
+        assert first is not None and first.cells is not None
         layout = ColumnKinds(feature_names, categorical_names(
             feature_names, first.cells[:, rows.features], data.categorical, data.source))
+    kinds = layout
 
     def read() -> Iterator[CellChunk]:
         unlabelled = 0
@@ -170,12 +176,12 @@ def _cell_chunks(config: Config, rows: Rows) -> tuple[ColumnKinds, Iterator[Cell
                 yield CellChunk(np.asarray(chunk.X), no_text, labels, None, chunk.offset, chunk.unlabelled)
                 continue
             cells = chunk.cells[:, rows.features]
-            numbers, text = split_cells(layout, cells, data.missing, data.source, chunk.lines)
+            numbers, text = split_cells(kinds, cells, data.missing, data.source, chunk.lines)
             yield CellChunk(numbers, text, labels, chunk.lines, chunk.offset, chunk.unlabelled)
         if unlabelled:
             warn(unlabelled_note(data.source, unlabelled))
 
-    return layout, read()
+    return kinds, read()
 
 def _whole_rows(config: Config) -> _Reader:
     """A numeric source (.npz, builtin), loaded whole: streaming them is a later step."""
@@ -199,10 +205,12 @@ def _whole_rows(config: Config) -> _Reader:
     chunk = CellChunk(X, np.empty((X.shape[0], 0), dtype=str), labels, None, unlabelled=dataset.unlabelled)
     return _Reader(info, iter([chunk]), layout)
 
-def _open_source(config: Config, stack: ExitStack, window: Window | None = None) -> _Reader:
+def _open_source(config: Config, stack: ExitStack, window: Window | None = None, span: Span | None = None,
+                 layout: ColumnKinds | None = None) -> _Reader:
     """The source's rows through `open_rows`: delimited text and Parquet streamed (Parquet in chunks
     of exactly `READ_ROWS`, as delimited text gives them, so that the same rows make the same cache
-    in either format; only ``window``'s rows where one is given); other sources whole."""
+    in either format; only ``window``'s rows, or ``span``'s bytes of delimited text, where one is
+    given, their columns' ``layout`` the one the source's head decided); other sources whole."""
     data = config.data
     if data.source == "-":
         raise DataError("a cache cannot be built from standard input; give a file")
@@ -212,13 +220,14 @@ def _open_source(config: Config, stack: ExitStack, window: Window | None = None)
     selection = Selection(label=data.label, id=data.id, features=data.features, exclude=data.exclude or ())
     options = ReadOptions(
         delimiter=data.delimiter or default_delimiter(data.source), header=data.header, encoding=data.encoding,
-        numbers=not (isinstance(data.categorical, list) and data.categorical),  # named categories: the text path
+        numbers=not (isinstance(data.categorical, list) and data.categorical)  # named categories: the text path
+        and not (layout is not None and layout.categorical),  # (as are categories the head found)
         refuse_missing=PARQUET_MISSING_HINT if data.missing == "error" else None, exact_chunks=True,
-        missing_labels=label_policy(data.missing), window=window,
+        missing_labels=label_policy(data.missing), window=window, span=span,
     )
     rows = stack.enter_context(open_rows(data.source, selection, options, READ_ROWS))
     assert rows.target is not None, "a Selection always chooses a label"
-    layout, chunks = _cell_chunks(config, rows)
+    layout, chunks = _cell_chunks(config, rows, layout)
     delimited = rows.kind == "delimited"
     id_name = None if rows.ident is None else rows.names[rows.ident]
     info = SourceInfo(layout.names, rows.names[rows.target], rows.named if delimited else None,

@@ -3,7 +3,8 @@ own shards; the process that asks reads no row and keeps only the manifest.
 
 1. **Pieces.** A Parquet source is cut into pieces of whole chunks (`READ_ROWS` labelled rows; the
    driver reads the files' footers, and where rows may lack a label the workers count each row
-   group's labelled rows); delimited text is one piece (one worker reads it).
+   group's labelled rows); a delimited file into byte ranges of whole chunks of data rows, which
+   the workers find in its bytes (`softreg.engine.text_pieces`).
 2. **Pass 1** (`softreg.cache.pieces.read_piece`), a piece per task: each row gets its part and
    bucket from its index, and its record goes to the worker's scratch folder. Only counts travel
    back: the moments of each chunk's training rows, the labels, the categories, the rows of each
@@ -38,7 +39,7 @@ from softreg.cache.build import bucket_count, cache_target, described, learn, st
 from softreg.cache.chunks import merged_pass, record_dtype
 from softreg.cache.rows import PARTS, Manifest, check_cacheable
 from softreg.cache.sparse import write_manifest
-from softreg.engine import plan
+from softreg.engine import plan, text_pieces
 from softreg.errors import ClusterError, DataError, warn
 from softreg.io.cells import label_policy, unlabelled_note
 from softreg.io.fingerprint import fingerprint
@@ -130,6 +131,11 @@ class _Ingest:
             piece_list = self._pieces()
             owners = [self.workers[index % len(self.workers)] for index in range(len(piece_list))]
             summaries = self._pass_one(piece_list, owners)
+            if not text_pieces.check_counts(piece_list, summaries):  # a cut the readers disagree with
+                warn(f"{self.config.data.source}: its byte ranges did not hold the rows planned; "
+                     "one worker reads it whole")
+                owners = self.workers[:1]
+                summaries = self._pass_one([pieces.Piece(0, 0, None)], owners)
             return self._pass_two(summaries, owners, shard_dirs)
         finally:
             for worker, path in self.scratch.items():
@@ -153,10 +159,13 @@ class _Ingest:
         return found
 
     def _pieces(self) -> list[pieces.Piece]:
-        """The source's pieces: delimited text whole; Parquet in runs of whole chunks of labelled rows."""
+        """The source's pieces: delimited text in byte ranges of whole chunks of data rows
+        (`softreg.engine.text_pieces`); Parquet in runs of whole chunks of labelled rows."""
         data = self.config.data
         if source_kind(data.source) != "parquet":
-            return [pieces.Piece(0, 0, None)]
+            return text_pieces.delimited_pieces(self.config, int(self.source_print.get("size", 0)),
+                                                PIECES_PER_WORKER * len(self.workers), self.workers, self.submit,
+                                                self.wait)
         from softreg.io.parquet import read_parquet_layout
 
         selection = Selection(label=data.label, id=data.id, features=data.features, exclude=data.exclude or ())
@@ -187,9 +196,9 @@ class _Ingest:
                   shard_dirs: dict[str, str]) -> dict[str, Any]:
         config = self.config
         merged, label_maps, code_maps = merged_pass(self.config, summaries, self.n_buckets)
-        if self.unlabelled:  # a Parquet source's pieces are windows of its labelled rows: said here
-            merged.unlabelled += self.unlabelled
-            warn(unlabelled_note(config.data.source, self.unlabelled))
+        merged.unlabelled += self.unlabelled  # a Parquet source's pieces are windows of its labelled rows
+        if merged.unlabelled:  # said here once, for every piece
+            warn(unlabelled_note(config.data.source, merged.unlabelled))
         counts = merged.counts.sum(axis=0).tolist()
         info = summaries[0]["info"]
         learnt = learn(config, info, merged.layout, merged, counts)
@@ -247,7 +256,7 @@ class _Ingest:
             placement.setdefault(PARTS[part], []).append(
                 {"worker": placed[(part, shard)], "rows": stop - start, "files": files, "class_counts": per_class})
         document_fields = described(config, info, learnt, merged.unlabelled, self.n_buckets)
-        document_fields.update(placement=placement, worker_shards=n_shards,
+        document_fields.update(placement=placement, worker_shards=n_shards, pieces=len(owners),
                                worker_folders=sorted(set(shard_dirs.values())))
         return {"counts": counts, "classes": learnt.classes, "mean": learnt.how.mean, "scale": learnt.how.scale,
                 "described": document_fields}

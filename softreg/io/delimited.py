@@ -27,6 +27,7 @@ from softreg.io.cells import missing_labels as missing_labels_of
 from softreg.io.dataset import Dataset, generated_names, shown_names
 from softreg.io.header import HEADER_LOOKAHEAD, is_missing, looks_like_header, sniff_delimiter
 from softreg.io.selection import Selection
+from softreg.io.spans import Span, open_span
 
 CHUNK_ROWS = 65536
 
@@ -52,12 +53,18 @@ def _data_rows(
         ) from None
 
 
-def _open_text(path: str | PathLike[str], encoding: str) -> TextIO:
-    """The file as text (``-``: standard input; a URL through `softreg.io.remote`); a UTF-8
-    byte-order mark is skipped."""
+def _open_text(path: str | PathLike[str], encoding: str, span: Span | None = None) -> TextIO:
+    """The file (or ``span`` of it) as text (``-``: standard input; a URL through
+    `softreg.io.remote`); a UTF-8 byte-order mark at its head is skipped."""
     if str(path) == "-":
         return io.TextIOWrapper(sys.stdin.buffer, encoding=python_encoding(encoding), newline="")
     try:
+        if span is not None:
+            codec = python_encoding(encoding)
+            if not span.at_head and codecs.lookup(codec).name == "utf-8-sig":
+                codec = "utf-8"  # a byte-order mark is one only at the file's head
+            codecs.lookup(codec)
+            return io.TextIOWrapper(open_span(str(path), span), encoding=codec, newline="")
         if remote.is_url(path):
             codecs.lookup(python_encoding(encoding))  # an unknown encoding refused before the file is opened
             return io.TextIOWrapper(remote.open_binary(str(path)), encoding=python_encoding(encoding), newline="")
@@ -85,6 +92,7 @@ class DelimitedText:
     separator: str
     chunks: Iterator[Chunk]
     handle: TextIO | None = None
+    header: bool = True  # whether the first row was read as the header
 
     def position(self) -> int | None:
         """Bytes of the file read so far (a little ahead of the rows); None for standard input."""
@@ -101,11 +109,20 @@ def open_delimited(
     chunk_rows: int = CHUNK_ROWS,
     header: bool | None = None,
     encoding: str = "utf-8",
+    span: Span | None = None,
 ) -> Iterator[DelimitedText]:
     """Open a delimited file (``-``: standard input): see `delimited_chunks`, which yields
-    the same header and chunks; this also tells the delimiter."""
-    handle = _open_text(path, encoding)
+    the same header and chunks; this also tells the delimiter. ``span``: only those bytes
+    (`softreg.io.spans.Span`), read after the file's head with the columns and delimiter it
+    decided, or at the head as usual."""
+    handle = _open_text(path, encoding, span)
     with handle:
+        if span is not None and not span.at_head:
+            assert span.names is not None and span.separator is not None
+            names, separator = list(span.names), span.separator
+            rows = _data_rows(path, handle, separator, span.first_line, encoding)
+            yield DelimitedText(names, separator, _chunks(path, names, rows, chunk_rows), handle)
+            return
         lines, first_line = _skip_blank(path, handle, encoding)
         if not lines:
             raise DataError(f"{path}: file is empty")
@@ -125,7 +142,7 @@ def open_delimited(
         if duplicates:
             raise DataError(f"{path}: duplicate column name(s) {shown_names(duplicates)} in the header")
         chunks = _chunks(path, names, itertools.chain(pending, rows), chunk_rows)
-        yield DelimitedText(names, separator, chunks, handle if str(path) != "-" else None)
+        yield DelimitedText(names, separator, chunks, handle if str(path) != "-" else None, is_header)
 
 
 @contextmanager

@@ -42,6 +42,7 @@ from softreg.io.dataset import generated_names
 from softreg.io.delimited import Chunk, DelimitedText, open_delimited, python_encoding
 from softreg.io.header import HEADER_LOOKAHEAD
 from softreg.io.selection import ColumnChoice, Selection
+from softreg.io.spans import Span, open_span
 
 CHUNK_ROWS = 65536
 
@@ -102,6 +103,7 @@ class Layout:
     delimiter: str | None  # as asked (None: sniffed)
     header: bool | None
     encoding: str
+    span: Span | None = None  # only these bytes of the file (`softreg.io.spans.Span`)
 
     @property
     def named(self) -> bool:
@@ -115,18 +117,19 @@ def read_layout(
     delimiter: str | None = None,
     header: bool | None = None,
     encoding: str = "utf-8",
+    span: Span | None = None,
 ) -> Layout:
     """The layout of a delimited file whose first rows are numeric; NotNumeric when the fast path
     cannot read it (the text path then says why, if anything is wrong).
 
     ``selection`` chooses the columns (default: `Selection()`, the last one the label); a
     `ColumnChoice` may choose no label (the rows to predict), and may raise NotNumeric itself
-    to leave the file to the text path."""
-    codec = _byte_lines_codec(encoding)
+    to leave the file to the text path. ``span``: only those bytes of the file."""
+    codec = byte_lines_codec(encoding)
     if str(path) == "-" or codec is None:
         raise NotNumeric
     try:
-        with open_delimited(path, delimiter, HEADER_LOOKAHEAD, header, encoding) as text:
+        with open_delimited(path, delimiter, HEADER_LOOKAHEAD, header, encoding, span) as text:
             rows, lines = next(text.chunks)
         if len(text.names) < 2 or text.separator in '"\r\n':
             raise NotNumeric
@@ -134,11 +137,12 @@ def read_layout(
     except (DataError, StopIteration):
         raise NotNumeric from None
     head = _head(rows, target, ident, features)
-    return Layout(str(path), text.separator, codec, text.names, target, ident, features, lines[0] - 1, head,
-                  delimiter, header, encoding)
+    first_line = 1 if span is None else span.first_line
+    return Layout(str(path), text.separator, codec, text.names, target, ident, features, lines[0] - first_line, head,
+                  delimiter, header, encoding, span)
 
 
-def _byte_lines_codec(encoding: str) -> str | None:
+def byte_lines_codec(encoding: str) -> str | None:
     """The codec to hand pandas when the file's line ends, delimiters and digits are their ASCII
     bytes (UTF-8, Latin-1, cp1252, ...), so that lines can be skipped as bytes; else None."""
     try:
@@ -180,8 +184,8 @@ def read_chunks(layout: Layout, chunk_rows: int = CHUNK_ROWS) -> Iterator[Numeri
     dtype: dict[str, Any] = {name: "category" for name in columns}
     dtype.update({columns[index]: np.float64 for index in layout.features})
     try:
-        with remote.open_binary(layout.path) if remote.is_url(layout.path) else open(layout.path, "rb") as handle:
-            _skip_head(handle, layout.skip_lines, layout.codec)
+        with _open_binary(layout) as handle:
+            _skip_head(handle, layout.skip_lines, layout.codec, layout.span is None or layout.span.at_head)
             reader = pd.read_csv(
                 handle, sep=layout.separator, header=None, names=columns, index_col=False,
                 dtype=dtype, na_filter=False, keep_default_na=False, skip_blank_lines=True, quotechar='"',
@@ -201,9 +205,17 @@ def read_chunks(layout: Layout, chunk_rows: int = CHUNK_ROWS) -> Iterator[Numeri
         raise NotNumeric from None
 
 
-def _skip_head(handle: IO[bytes], skip_lines: int, codec: str) -> None:
-    """Move past the header and the blank lines before the first data row (and a byte-order mark)."""
-    if skip_lines == 0 and codec == "utf-8" and handle.read(len(_BOM)) != _BOM:
+def _open_binary(layout: Layout) -> IO[bytes]:
+    """The layout's file (or its span) for reading bytes."""
+    if layout.span is not None:
+        return open_span(layout.path, layout.span)
+    return remote.open_binary(layout.path) if remote.is_url(layout.path) else open(layout.path, "rb")
+
+
+def _skip_head(handle: IO[bytes], skip_lines: int, codec: str, at_head: bool = True) -> None:
+    """Move past the header and the blank lines before the first data row (and a byte-order mark
+    at the file's head)."""
+    if at_head and skip_lines == 0 and codec == "utf-8" and handle.read(len(_BOM)) != _BOM:
         handle.seek(0)
     for _ in range(skip_lines):
         handle.readline()

@@ -31,6 +31,7 @@ from softreg.io.kinds import source_kind
 from softreg.io.parquet import ParquetLayout, parquet_column_names, read_batches, read_parquet_layout
 from softreg.io.parquet_chunks import Window, rows_in_chunks
 from softreg.io.selection import ColumnChoice, Selection
+from softreg.io.spans import Span
 from softreg.io.whole import load_whole
 from softreg.kernels import Matrix
 
@@ -49,6 +50,7 @@ class ReadOptions:
         refuses it naming its line or row, ``"drop"`` leaves it out (counted in `RowChunk.unlabelled`)
     window : Parquet: only these labelled rows (`softreg.io.parquet_chunks.Window`), for a reader
         that reads part of a source (a Dask worker's share of an ingest)
+    span : delimited text: only these bytes (`softreg.io.spans.Span`), for the same
     """
 
     delimiter: str | None = None
@@ -60,6 +62,7 @@ class ReadOptions:
     exact_chunks: bool = False
     missing_labels: str = "error"
     window: Window | None = None
+    span: Span | None = None
 
 
 @dataclass
@@ -155,7 +158,8 @@ def _delimited_rows(
     layout = None
     if options.numbers:
         try:
-            layout = delimited_numbers.read_layout(source, columns, options.delimiter, options.header, options.encoding)
+            layout = delimited_numbers.read_layout(source, columns, options.delimiter, options.header, options.encoding,
+                                                   options.span)
         except NotNumeric:  # the text path opens it, and says what is wrong with it if anything is
             layout = None
     if layout is not None:
@@ -163,7 +167,7 @@ def _delimited_rows(
         rows.chunks = stack.enter_context(_closing(_numbers_then_text(rows, layout, options, chunk_rows, where)))
         return rows
     opened = stack.enter_context(
-        open_delimited(source, options.delimiter, chunk_rows, options.header, options.encoding)
+        open_delimited(source, options.delimiter, chunk_rows, options.header, options.encoding, options.span)
     )
     target, ident, features = columns.resolve(where, opened.names)  # missing columns refused here, up front
     named = opened.names != generated_names(len(opened.names))
@@ -200,7 +204,8 @@ def _numbers_then_text(
         return
     except NotNumeric:
         pass
-    with open_delimited(layout.path, layout.delimiter, chunk_rows, layout.header, layout.encoding) as opened:
+    with open_delimited(layout.path, layout.delimiter, chunk_rows, layout.header, layout.encoding,
+                        layout.span) as opened:
         yield from _text_chunks(rows, opened, RowsAfter(opened, done), done, where, options.missing_labels)
 
 

@@ -1,0 +1,192 @@
+"""One delimited file cut into byte ranges for a distributed ingest (`softreg.engine.ingest`), each
+a piece of whole chunks (`READ_ROWS` data rows) that one worker reads, as Parquet row groups are.
+
+The workers find the cuts in three short passes over the file's bytes, a range each
+(`softreg.io.records`): its quotes and line feeds (so that each range knows whether it starts
+inside quotes and on which line); its records, data rows and rows without a label; and where the
+data rows at the cuts start. The driver adds up counts and reads no row. The first piece starts
+at the file's head and reads its header as one reader of the whole file does; every later one
+is handed the columns, the delimiter and the columns' kinds the head decided (`head`), and the
+index of its first row among the labelled rows, which decides each row's part and bucket.
+
+A file that cannot be cut so (compressed, an encoding whose line end is not the byte ``\\n``,
+quoting other than RFC 4180's, a lone carriage return) is one piece, and the ingest says why.
+Each piece's reader later counts what it read; a count that differs from the plan reads the
+file as one piece again (`check_counts`), so a cut can cost time but never change a byte.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from contextlib import ExitStack
+from typing import IO, TYPE_CHECKING, Any
+
+from softreg.cache.cells import ColumnKinds
+from softreg.cache.pieces import Piece
+from softreg.cache.rows import READ_ROWS, _open_source
+from softreg.errors import warn
+from softreg.io import remote
+from softreg.io.cells import label_policy
+from softreg.io.delimited import open_delimited, python_encoding
+from softreg.io.delimited_numbers import byte_lines_codec
+from softreg.io.header import HEADER_LOOKAHEAD
+from softreg.io.kinds import default_delimiter
+from softreg.io.records import Reading, Scan, quote_count, scan_records
+from softreg.io.remote import storage_options
+from softreg.io.selection import Selection
+from softreg.io.spans import Span
+
+if TYPE_CHECKING:
+    from softreg.config import Config
+
+MIN_RANGE_BYTES = 1 << 20  # a range scanned by one task is at least this large
+
+
+def head(config: Config) -> dict[str, Any]:
+    """(A worker's task.) What the file's head decides: its columns, delimiter and header, the
+    label's column, the feature columns' kinds (`ColumnKinds`, from its first chunk), the codec;
+    ``refused``: why the file cannot be cut into byte ranges (None: it can)."""
+    data = config.data
+    delimiter = data.delimiter or default_delimiter(data.source)
+    with ExitStack() as stack:
+        stack.enter_context(storage_options(data.storage_options))
+        text = stack.enter_context(open_delimited(data.source, delimiter, HEADER_LOOKAHEAD, data.header,
+                                                  data.encoding))
+        layout = _open_source(config, stack).layout
+    target = Selection(label=data.label, id=data.id, features=data.features,
+                       exclude=data.exclude or ()).resolve(data.source, text.names)[0]
+    refused = None
+    if remote.is_url(data.source) and remote.compression(data.source) is not None:
+        refused = "it is compressed"
+    elif byte_lines_codec(data.encoding) is None:
+        refused = f"its encoding {data.encoding} does not end lines with the byte \\n"
+    elif len(text.separator) != 1 or not text.separator.isascii() or text.separator in '"\r\n':
+        refused = f"its delimiter {text.separator!r} is not one ASCII character"
+    return {"names": tuple(text.names), "separator": text.separator, "header": text.header, "target": target,
+            "layout": layout, "codec": python_encoding(data.encoding), "refused": refused}
+
+
+def _binary(source: str, options: dict[str, Any] | None) -> IO[bytes]:
+    if remote.is_url(source):
+        with storage_options(options):
+            return remote.open_binary(source)
+    return open(source, "rb")  # noqa: SIM115 (the caller closes it)
+
+
+def count_range(source: str, options: dict[str, Any] | None, start: int, stop: int | None) -> tuple[int, int, bool]:
+    """(A worker's task.) `softreg.io.records.quote_count` of bytes ``start`` to ``stop``."""
+    with _binary(source, options) as handle:
+        return quote_count(handle, start, stop)
+
+
+def scan_range(source: str, options: dict[str, Any] | None, start: int, stop: int | None, quoted: bool,
+               first_line: int, reading: Reading, wanted: list[int]) -> Scan:
+    """(A worker's task.) `softreg.io.records.scan_records` of the records starting in bytes ``start`` to ``stop``."""
+    with _binary(source, options) as handle:
+        return scan_records(handle, start, stop, quoted, first_line, reading, wanted)
+
+
+Submit = Callable[..., Any]
+
+
+def delimited_pieces(config: Config, size: int, at_least: int, workers: list[str], submit: Submit,
+                     wait: Callable[[Any], Any]) -> list[Piece]:
+    """The pieces of ``config``'s delimited source (``size`` bytes): about ``at_least`` of them,
+    each whole chunks of data rows; one piece (the whole file) where it cannot be cut. ``submit(
+    function, *args, worker=...)`` runs a task on a worker, ``wait`` gives its result."""
+    whole = [Piece(0, 0, None)]
+    n_ranges = min(at_least, size // MIN_RANGE_BYTES)
+    if n_ranges < 2:
+        return whole
+    data = config.data
+    found = wait(submit(head, config, worker=workers[0]))
+    if found["refused"] is not None:
+        _say_whole(data.source, found["refused"])
+        return whole
+    starts = [size * index // n_ranges for index in range(n_ranges)]
+    ranges: list[tuple[int, int | None]] = list(zip(starts, [*starts[1:], None], strict=True))
+    where = [workers[index % len(workers)] for index in range(n_ranges)]
+    options = data.storage_options
+    counted = [wait(future) for future in [submit(count_range, data.source, options, start, stop, worker=worker)
+                                           for (start, stop), worker in zip(ranges, where, strict=True)]]
+    if any(lone for _, _, lone in counted):
+        _say_whole(data.source, "a carriage return in it ends no line")
+        return whole
+    quoted, lines = [False], [1]
+    for quotes, feeds, _ in counted[:-1]:
+        quoted.append(bool((quoted[-1] + quotes) & 1))
+        lines.append(lines[-1] + feeds)
+    target = found["target"] if label_policy(data.missing) == "drop" else None
+
+    def scans(wanted: list[list[int] | None]) -> list[Scan]:
+        """The scans of the ranges whose ``wanted`` is not None."""
+        futures = [submit(scan_range, data.source, options, start, stop, quoted[index], lines[index],
+                          Reading(found["separator"], target, found["codec"], found["header"] and index == 0),
+                          wanted[index], worker=where[index])
+                   for index, (start, stop) in enumerate(ranges) if wanted[index] is not None]
+        return [wait(future) for future in futures]
+
+    scanned = scans([[] for _ in ranges])  # every range, no row wanted
+    irregular = next((scan.irregular for scan in scanned if scan.irregular is not None), None)
+    if irregular is not None or scanned[0].header_left:
+        _say_whole(data.source, f"it has {irregular}" if irregular else "its header is not near its head")
+        return whole
+    n_rows = sum(scan.rows for scan in scanned)
+    per_piece = READ_ROWS * max(1, math.ceil(math.ceil(n_rows / READ_ROWS) / at_least))
+    cuts = list(range(per_piece, n_rows, per_piece))
+    if not cuts:
+        return whole
+    return _cut(found, cuts, n_rows, scanned, scans, ranges)
+
+
+def _cut(found: dict[str, Any], cuts: list[int], n_rows: int, scanned: list[Scan],
+         scans: Callable[[list[list[int] | None]], list[Scan]], ranges: list[tuple[int, int | None]]) -> list[Piece]:
+    """The pieces whose first data rows are the file's first and ``cuts``."""
+    firsts, unlabelled_before = [0], [0]
+    for scan in scanned:
+        firsts.append(firsts[-1] + scan.rows)
+        unlabelled_before.append(unlabelled_before[-1] + scan.unlabelled)
+    wanted: list[list[int]] = [[] for _ in ranges]
+    for cut in cuts:
+        index = max(index for index in range(len(ranges)) if firsts[index] <= cut)
+        wanted[index].append(cut - firsts[index])
+    asked = [index for index, rows in enumerate(wanted) if rows]
+    located = sorted(
+        (firsts[index] + local, place, index)
+        for index, scan in zip(asked, scans([rows or None for rows in wanted]), strict=True)
+        for local, place in zip(wanted[index], scan.found, strict=True)
+    )
+    spans = [(0, 1, 0)]  # per piece: its first byte, line and labelled-row index
+    for cut, (byte, line, unlabelled), index in located:
+        spans.append((byte, line, cut - unlabelled_before[index] - unlabelled))
+    layout: ColumnKinds = found["layout"]
+    pieces = []
+    bounds = [*cuts, n_rows]
+    for number, (byte, line, labelled) in enumerate(spans):
+        stop = spans[number + 1][0] if number + 1 < len(spans) else None
+        first_row = 0 if number == 0 else cuts[number - 1]
+        if number == 0:
+            span = Span(0, stop)
+        else:
+            span = Span(byte, stop, line, found["names"], found["separator"])
+        pieces.append(Piece(number, labelled, None, span, None if number == 0 else layout,
+                            bounds[number] - first_row))
+    return pieces
+
+
+def check_counts(pieces: list[Piece], summaries: list[dict[str, Any]]) -> bool:
+    """Whether every piece read the data rows the plan gave it, and its labelled rows end where
+    the next piece's start."""
+    for number, (piece, summary) in enumerate(zip(pieces, summaries, strict=True)):
+        if piece.rows is None:
+            continue
+        if summary["n_read"] + summary["unlabelled"] != piece.rows:
+            return False
+        if number + 1 < len(pieces) and piece.start + summary["n_read"] != pieces[number + 1].start:
+            return False
+    return True
+
+
+def _say_whole(source: str, why: str) -> None:
+    warn(f"{source}: one worker reads it whole, since {why} (byte ranges need RFC 4180 quoting and \\n line ends)")
