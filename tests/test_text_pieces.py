@@ -19,6 +19,7 @@ from softreg.cache.rows import _open_source
 from softreg.config import load_config
 from softreg.engine import text_pieces
 from softreg.errors import SoftregWarning
+from softreg.io import records
 from softreg.io.cells import missing_mask
 from softreg.io.records import Reading, quote_count, scan_records
 
@@ -50,15 +51,17 @@ def scanned(data, target, cuts):
     counts = [quote_count(handle, start, stop) for start, stop in ranges]
     if any(lone for _, _, lone in counts):
         return "lone"
-    quoted, line, rows, unlabelled, found = False, 1, 0, 0, []
+    quoted, line, rows, unlabelled, found, marks = False, 1, 0, 0, [], []
     for index, ((start, stop), (quotes, feeds, _)) in enumerate(zip(ranges, counts, strict=True)):
         scan = scan_records(handle, start, stop, quoted, line, Reading(",", target, "utf-8", index == 0),
                             list(range(len(data))))
         if scan.irregular is not None:
             return scan.irregular
         found += [(byte, at, unlabelled + before) for byte, at, before in scan.found]
+        marks += [(rows + row, byte, at, unlabelled + before) for row, byte, at, before in scan.marks]
         rows, unlabelled = rows + scan.rows, unlabelled + scan.unlabelled
         quoted, line = bool((quoted + quotes) & 1), line + feeds
+    assert marks and all(mark == (mark[0], *found[mark[0]]) for mark in marks) or not rows  # marks are rows found
     return rows, unlabelled, found
 
 
@@ -69,6 +72,12 @@ def reference(text):
 
 
 def check(case, cells_regular):
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(records, "MARK_ROWS", 3)
+        checked(case, cells_regular)
+
+
+def checked(case, cells_regular):
     n_columns, rows, line_end, trailing, target, random = case
     text = file_of(rows, n_columns, line_end) + trailing
     data = text.encode()
@@ -104,7 +113,9 @@ def test_quoting_other_than_rfc_4180_is_refused_or_read_exactly(case):
 
 @pytest.fixture
 def small_chunks(monkeypatch):
-    """Chunks of 100 rows and ranges of 2000 bytes, so that small files make many pieces."""
+    """Chunks of 100 rows, ranges of 2000 bytes and marks every 37 rows, so that small files make
+    many pieces, and cuts are found from marks."""
+    monkeypatch.setattr(records, "MARK_ROWS", 37)
     monkeypatch.setattr(cache_rows, "READ_ROWS", 100)
     monkeypatch.setattr(text_pieces, "READ_ROWS", 100)
     monkeypatch.setattr(text_pieces, "MIN_RANGE_BYTES", 2000)

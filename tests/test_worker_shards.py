@@ -504,6 +504,32 @@ def test_a_parquet_folder_in_s3_is_ingested_by_workers_reading_it_themselves(ser
         started.stop()
 
 
+def test_one_csv_in_s3_is_read_in_byte_ranges_by_the_workers(server, tmp_path, monkeypatch):  # noqa: F811
+    """One CSV in S3 (moto's server), cut into byte ranges that two workers read with the URL's ranged
+    reads: the shards a one-machine ingest of the same URL writes."""
+    import fsspec
+
+    from tests.test_remote import BUCKET, _credentials
+
+    for key, value in _credentials().items():
+        monkeypatch.setenv(key, value)
+    fs = fsspec.filesystem("s3", endpoint_url=server, skip_instance_cache=True)
+    fs.pipe(f"{BUCKET}/awkward.csv", awkward_csv(tmp_path / "t.csv").read_bytes())
+    started = Cluster(tmp_path, n_workers=2, own_directories=True)
+    try:
+        config = tmp_path / "c.yaml"
+        config.write_text(f"data:\n  source: s3://{BUCKET}/awkward.csv\n  label: label\n  id: id\n  missing: drop\n"
+                          f"  shards: 2\n  storage_options:\n    endpoint_url: {server}\n  cache: {tmp_path / 'one'}\n")
+        code, _, stderr = ingest(config)
+        assert code == 0, stderr
+        code, _, stderr = ingest(config, f"data.cache={tmp_path / 'dask'}", *on_dask(started))
+        assert code == 0, stderr
+        assert read_manifest(tmp_path / "dask").document["pieces"] == 5
+        assert_same_shards(tmp_path / "dask", tmp_path / "one")
+    finally:
+        started.stop()
+
+
 def test_a_run_on_the_workers_shards_resumes_bit_for_bit(cluster, letters_numpy, tmp_path):
     """2 epochs on the workers' shards, resumed to 3 there: the numpy engine's 3-epoch weights."""
     config, reference = letters_numpy

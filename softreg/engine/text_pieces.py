@@ -17,6 +17,8 @@ file as one piece again (`check_counts`), so a cut can cost time but never chang
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import math
 from collections.abc import Callable
 from contextlib import ExitStack
@@ -119,15 +121,13 @@ def delimited_pieces(config: Config, size: int, at_least: int, workers: list[str
         lines.append(lines[-1] + feeds)
     target = found["target"] if label_policy(data.missing) == "drop" else None
 
-    def scans(wanted: list[list[int] | None]) -> list[Scan]:
-        """The scans of the ranges whose ``wanted`` is not None."""
-        futures = [submit(scan_range, data.source, options, start, stop, quoted[index], lines[index],
-                          Reading(found["separator"], target, found["codec"], found["header"] and index == 0),
-                          wanted[index], worker=where[index])
-                   for index, (start, stop) in enumerate(ranges) if wanted[index] is not None]
-        return [wait(future) for future in futures]
+    def reading(header: bool) -> Reading:
+        return Reading(found["separator"], target, found["codec"], header)
 
-    scanned = scans([[] for _ in ranges])  # every range, no row wanted
+    scanned = [wait(future) for future in [
+        submit(scan_range, data.source, options, start, stop, quoted[index], lines[index],
+               reading(found["header"] and index == 0), [], worker=where[index])
+        for index, (start, stop) in enumerate(ranges)]]
     irregular = next((scan.irregular for scan in scanned if scan.irregular is not None), None)
     if irregular is not None or scanned[0].header_left:
         _say_whole(data.source, f"it has {irregular}" if irregular else "its header is not near its head")
@@ -137,41 +137,34 @@ def delimited_pieces(config: Config, size: int, at_least: int, workers: list[str
     cuts = list(range(per_piece, n_rows, per_piece))
     if not cuts:
         return whole
-    return _cut(found, cuts, n_rows, scanned, scans, ranges)
-
-
-def _cut(found: dict[str, Any], cuts: list[int], n_rows: int, scanned: list[Scan],
-         scans: Callable[[list[list[int] | None]], list[Scan]], ranges: list[tuple[int, int | None]]) -> list[Piece]:
-    """The pieces whose first data rows are the file's first and ``cuts``."""
-    firsts, unlabelled_before = [0], [0]
-    for scan in scanned:
-        firsts.append(firsts[-1] + scan.rows)
-        unlabelled_before.append(unlabelled_before[-1] + scan.unlabelled)
-    wanted: list[list[int]] = [[] for _ in ranges]
-    for cut in cuts:
-        index = max(index for index in range(len(ranges)) if firsts[index] <= cut)
-        wanted[index].append(cut - firsts[index])
-    asked = [index for index, rows in enumerate(wanted) if rows]
-    located = sorted(
-        (firsts[index] + local, place, index)
-        for index, scan in zip(asked, scans([rows or None for rows in wanted]), strict=True)
-        for local, place in zip(wanted[index], scan.found, strict=True)
-    )
+    # each cut's row found by a scan from the mark before it (a record start outside quotes)
+    firsts = list(itertools.accumulate((scan.rows for scan in scanned), initial=0))
+    unlabelled_before = list(itertools.accumulate((scan.unlabelled for scan in scanned), initial=0))
+    futures = []
+    for number, cut in enumerate(cuts):
+        index = bisect.bisect_right(firsts, cut) - 1
+        marks = scanned[index].marks
+        local, byte, line, unlabelled = marks[bisect.bisect_right(marks, (cut - firsts[index], math.inf)) - 1]
+        futures.append((cut, unlabelled_before[index] + unlabelled, submit(
+            scan_range, data.source, options, byte, None, False, line, reading(False), [cut - firsts[index] - local],
+            worker=workers[number % len(workers)])))
     spans = [(0, 1, 0)]  # per piece: its first byte, line and labelled-row index
-    for cut, (byte, line, unlabelled), index in located:
-        spans.append((byte, line, cut - unlabelled_before[index] - unlabelled))
+    for cut, unlabelled, future in futures:
+        byte, line, more = wait(future).found[0]
+        spans.append((byte, line, cut - unlabelled - more))
+    return _pieces(found, spans, [0, *cuts, n_rows])
+
+
+def _pieces(found: dict[str, Any], spans: list[tuple[int, int, int]], firsts: list[int]) -> list[Piece]:
+    """The pieces starting at ``spans`` (byte, line, labelled-row index), holding data rows
+    ``firsts[k]`` to ``firsts[k + 1]`` each; the first reads the file's head."""
     layout: ColumnKinds = found["layout"]
     pieces = []
-    bounds = [*cuts, n_rows]
     for number, (byte, line, labelled) in enumerate(spans):
         stop = spans[number + 1][0] if number + 1 < len(spans) else None
-        first_row = 0 if number == 0 else cuts[number - 1]
-        if number == 0:
-            span = Span(0, stop)
-        else:
-            span = Span(byte, stop, line, found["names"], found["separator"])
+        span = Span(0, stop) if number == 0 else Span(byte, stop, line, found["names"], found["separator"])
         pieces.append(Piece(number, labelled, None, span, None if number == 0 else layout,
-                            bounds[number] - first_row))
+                            firsts[number + 1] - firsts[number]))
     return pieces
 
 

@@ -29,6 +29,7 @@ from softreg.io.cells import missing_mask
 
 QUOTE, LINE_FEED, RETURN = 0x22, 0x0A, 0x0D
 BLOCK_BYTES = 1 << 23  # bytes scanned at a time
+MARK_ROWS = 8192  # rows between marks
 SHORT = 16  # doubtful label cells up to this many bytes are read as one array; longer ones one by one
 _LONGEST_TOKEN = 4  # characters of the longest missing-label token ("null", "none"): a cell with more
 # visible ASCII characters has a label; one with fewer is read (non-ASCII whitespace strips too)
@@ -48,7 +49,8 @@ def quote_count(handle: IO[bytes], start: int, stop: int | None) -> tuple[int, i
         position += len(block)
         quotes += block.count(b'"')
         feeds += block.count(b"\n")
-        if block.count(b"\r") != block.count(b"\r\n") + block.endswith(b"\r"):
+        returns = block.count(b"\r")
+        if returns and returns != block.count(b"\r\n") + block.endswith(b"\r"):
             lone = True
         if block.endswith(b"\r"):
             lone = lone or handle.read(1) != b"\n"
@@ -76,6 +78,7 @@ class Scan:
     rows: int = 0
     unlabelled: int = 0
     found: list[tuple[int, int, int]] = field(default_factory=list)
+    marks: list[tuple[int, int, int, int]] = field(default_factory=list)  # every MARK_ROWS-th row: index, found
     irregular: str | None = None
     header_left: bool = False
     wanted: list[int] = field(default_factory=list)
@@ -87,7 +90,8 @@ def scan_records(
 ) -> Scan:
     """Scan the records that start in bytes ``start`` to ``stop`` of the file ``handle`` reads
     (``start`` inside quotes when ``quoted``, on file line ``first_line``). ``wanted``: range-local
-    data-row indices whose start, line and unlabelled rows before are wanted (in `Scan.found`)."""
+    data-row indices whose start, line and unlabelled rows before are wanted (in `Scan.found`;
+    the scan ends once it has found them)."""
     scan = Scan(header_left=reading.header, wanted=sorted(wanted or []))
     located = _first_record(handle, start, quoted, first_line)
     if located is None:
@@ -109,7 +113,7 @@ def scan_records(
             if len(data) and (not len(ends) or ends[-1] != len(data) - 1):
                 ends = np.append(ends, len(data))  # the last record, without a line end
         past = _records(scan, Bytes(data, quotes, feeds), ends, at, line, stop, reading)
-        if past or scan.irregular is not None or not block:
+        if past or scan.irregular is not None or not block or wanted and not scan.wanted:
             return scan
         used = int(ends[-1]) + 1 if len(ends) else 0
         line += int(np.searchsorted(feeds, used))
@@ -189,11 +193,16 @@ def _records(scan: Scan, buffer: Bytes, ends: np.ndarray, base: int, line: int, 
     if reading.target is not None and len(rows):
         unlabelled = _unlabelled(buffer, starts[rows], content_ends[rows], reading)
     first = scan.rows
-    while scan.wanted and scan.wanted[0] < first + len(rows):
-        local = scan.wanted.pop(0) - first
+    before = np.concatenate([[0], np.cumsum(unlabelled)])
+
+    def place(local: int) -> tuple[int, int, int]:
         record = int(starts[rows[local]])
-        scan.found.append((base + record, line + int(np.searchsorted(buffer.feeds, record)),
-                           scan.unlabelled + int(unlabelled[:local].sum())))
+        return (base + record, line + int(np.searchsorted(buffer.feeds, record)),
+                scan.unlabelled + int(before[local]))
+
+    while scan.wanted and scan.wanted[0] < first + len(rows):
+        scan.found.append(place(scan.wanted.pop(0) - first))
+    scan.marks += [(first + local, *place(local)) for local in range(-first % MARK_ROWS, len(rows), MARK_ROWS)]
     scan.rows += len(rows)
     scan.unlabelled += int(unlabelled.sum())
     return past
