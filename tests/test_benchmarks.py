@@ -67,3 +67,15 @@ def test_quick_benchmark_writes_raw_figures_and_caches_the_optimum(quick_run):
     outofcore = document["outofcore"]
     assert outofcore["epoch"]["ratio"] > 0 and outofcore["bounded"]["csv_bytes"] > 8 * outofcore["budget_mb"] * 10**6
     assert outofcore["bounded"]["predict"]["peak_bytes"] > 0 and not (results / "outofcore").exists()
+
+
+def test_the_csv_ingest_benchmark_cuts_the_file_and_checks_the_workers_bytes():
+    """benchmarks/csv_ingest.py on a small table: exit 0 only if the workers read more than one byte range and
+    their shards hold the one-process cache's bytes; it prints both timings and their ratio."""
+    done = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "csv_ingest.py"), "--rows", "70000", "--features", "4",
+         "--repeat", "1"], capture_output=True, text=True, timeout=300, cwd=REPO,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "2 workers, 3 byte ranges" in done.stdout and "x one process" in done.stdout
+    assert "the workers' shards hold the one-process cache's bytes: yes" in done.stdout
