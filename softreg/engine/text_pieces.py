@@ -9,8 +9,9 @@ at the file's head and reads its header as one reader of the whole file does; ev
 is handed the columns, the delimiter and the columns' kinds the head decided (`head`), and the
 index of its first row among the labelled rows, which decides each row's part and bucket.
 
-A file that cannot be cut so (compressed, an encoding whose line end is not the byte ``\\n``,
-quoting other than RFC 4180's, a lone carriage return) is one piece, and the ingest says why.
+A file that cannot be cut so (compressed, an encoding whose characters may hold ASCII bytes,
+quoting other than RFC 4180's, a lone carriage return, bytes that are not text in its encoding)
+is one piece, and the ingest says why.
 Each piece's reader later counts what it read; a count that differs from the plan reads the
 file as one piece again (`check_counts`), so a cut can cost time but never change a byte.
 """
@@ -18,6 +19,7 @@ file as one piece again (`check_counts`), so a cut can cost time but never chang
 from __future__ import annotations
 
 import bisect
+import codecs
 import itertools
 import math
 from collections.abc import Callable
@@ -31,10 +33,9 @@ from softreg.errors import warn
 from softreg.io import remote
 from softreg.io.cells import label_policy
 from softreg.io.delimited import open_delimited, python_encoding
-from softreg.io.delimited_numbers import byte_lines_codec
 from softreg.io.header import HEADER_LOOKAHEAD
 from softreg.io.kinds import default_delimiter
-from softreg.io.records import Reading, Scan, quote_count, scan_records
+from softreg.io.records import Reading, Scan, ascii_safe, quote_count, scan_records
 from softreg.io.remote import storage_options
 from softreg.io.selection import Selection
 from softreg.io.spans import Span
@@ -58,15 +59,17 @@ def head(config: Config) -> dict[str, Any]:
         layout = _open_source(config, stack).layout
     target = Selection(label=data.label, id=data.id, features=data.features,
                        exclude=data.exclude or ()).resolve(data.source, text.names)[0]
+    codec = codecs.lookup(python_encoding(data.encoding)).name  # known: the head was read with it
     refused = None
     if remote.is_url(data.source) and remote.compression(data.source) is not None:
         refused = "it is compressed"
-    elif byte_lines_codec(data.encoding) is None:
-        refused = f"its encoding {data.encoding} does not end lines with the byte \\n"
+    elif not ascii_safe(codec):
+        refused = f"its encoding {data.encoding} may hold quote, delimiter or line-feed bytes inside a character"
     elif len(text.separator) != 1 or not text.separator.isascii() or text.separator in '"\r\n':
         refused = f"its delimiter {text.separator!r} is not one ASCII character"
     return {"names": tuple(text.names), "separator": text.separator, "header": text.header, "target": target,
-            "layout": layout, "codec": python_encoding(data.encoding), "refused": refused}
+            "layout": layout, "codec": "utf-8" if codec == "utf-8-sig" else codec, "bom": codec == "utf-8-sig",
+            "refused": refused}
 
 
 def _binary(source: str, options: dict[str, Any] | None) -> IO[bytes]:
@@ -122,7 +125,7 @@ def delimited_pieces(config: Config, size: int, at_least: int, workers: list[str
     target = found["target"] if label_policy(data.missing) == "drop" else None
 
     def reading(header: bool) -> Reading:
-        return Reading(found["separator"], target, found["codec"], header)
+        return Reading(found["separator"], target, found["codec"], header, found["bom"])
 
     scanned = [wait(future) for future in [
         submit(scan_range, data.source, options, start, stop, quoted[index], lines[index],

@@ -18,6 +18,7 @@ token) are read by the csv module, as the text path reads them.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 from dataclasses import dataclass, field
@@ -33,6 +34,14 @@ MARK_ROWS = 8192  # rows between marks
 SHORT = 16  # doubtful label cells up to this many bytes are read as one array; longer ones one by one
 _LONGEST_TOKEN = 4  # characters of the longest missing-label token ("null", "none"): a cell with more
 # visible ASCII characters has a label; one with fewer is read (non-ASCII whitespace strips too)
+
+
+def ascii_safe(codec: str) -> bool:
+    """Whether every byte below 0x80 of text in ``codec`` (a `codecs.lookup` name) is that ASCII
+    character, never part of another: what finding quotes, delimiters and line feeds in the bytes
+    needs (not so in Shift JIS, Big5, GBK or ISO-2022, whose characters may hold such bytes)."""
+    return codec in ("utf-8", "utf-8-sig", "ascii", "cp437", "cp850") or codec.startswith(
+        ("iso8859-", "cp125", "koi8-", "mac-", "euc_"))
 
 
 def quote_count(handle: IO[bytes], start: int, stop: int | None) -> tuple[int, int, bool]:
@@ -61,12 +70,14 @@ def quote_count(handle: IO[bytes], start: int, stop: int | None) -> tuple[int, i
 @dataclass(frozen=True)
 class Reading:
     """How the records are read: the delimiter, the label's column (None: labels not looked at),
-    the Python codec, and whether the range's first non-blank record is the header (not a row)."""
+    the Python codec (an ASCII-compatible one: `ascii_safe`), and whether the range's first
+    non-blank record is the header (not a row)."""
 
     separator: str
     target: int | None
     codec: str
     header: bool = False
+    bom: bool = False  # a UTF-8 byte-order mark at the file's head is not text (the text path skips it)
 
 
 @dataclass
@@ -93,7 +104,9 @@ def scan_records(
     data-row indices whose start, line and unlabelled rows before are wanted (in `Scan.found`;
     the scan ends once it has found them)."""
     scan = Scan(header_left=reading.header, wanted=sorted(wanted or []))
-    located = _first_record(handle, start, quoted, first_line)
+    handle.seek(0)
+    skipped = len(codecs.BOM_UTF8) if reading.bom and handle.read(len(codecs.BOM_UTF8)) == codecs.BOM_UTF8 else 0
+    located = (skipped, first_line) if start <= skipped else _first_record(handle, start, quoted, first_line)
     if located is None:
         return scan
     at, line = located
@@ -175,6 +188,10 @@ def _records(scan: Scan, buffer: Bytes, ends: np.ndarray, base: int, line: int, 
     region = int(ends[-1]) + 1  # the records' bytes and the last one's line feed
     scan.irregular = _irregular(Bytes(data[:region], buffer.quotes[buffer.quotes < region], buffer.feeds),
                                 reading.separator)
+    try:  # the text path says where the text is not the codec's; one reader of the whole file names that line
+        data[:region].tobytes().decode(reading.codec)
+    except UnicodeDecodeError:
+        scan.irregular = scan.irregular or f"bytes that are not {reading.codec} text"
     if scan.irregular is not None:
         return past
     content_ends = ends - ((ends > starts) & (data[np.maximum(ends - 1, 0)] == RETURN))
@@ -232,7 +249,10 @@ def _irregular(buffer: Bytes, separator: str) -> str | None:
 def _parsed(data: np.ndarray, start: int, stop: int, reading: Reading) -> list[str]:
     """The cells of the record at bytes ``start`` to ``stop``, as the csv module reads them."""
     text = data[start:stop].tobytes().decode(reading.codec, errors="replace")
-    return next(csv.reader(io.StringIO(text, newline=""), delimiter=reading.separator), [])
+    try:
+        return next(csv.reader(io.StringIO(text, newline=""), delimiter=reading.separator), [])
+    except csv.Error:  # (a field over the csv module's limit) a row with a label: its reader says what is wrong
+        return ["\0"] * (1 + (reading.target or 0))
 
 
 def _unlabelled(buffer: Bytes, starts: np.ndarray, ends: np.ndarray, reading: Reading) -> np.ndarray:
