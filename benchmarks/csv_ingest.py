@@ -5,8 +5,9 @@
 Writes a numeric CSV of ``--rows`` rows (a seeded normal table and a two-class label) into a
 scratch folder, starts a local cluster of ``--workers`` processes (one thread each, not timed),
 and times ``softreg ingest`` of it, median of ``--repeat`` rounds: in one process (``engine.kind:
-numpy``) and on the workers (``engine.kind: dask``: they find the cuts in the file's bytes, read a
-byte range each and write their own shards). Prints the seconds, their ratio, the pieces the
+numpy``), on the workers (``engine.kind: dask``: they find the cuts in the file's bytes, read a
+byte range each and write their own shards), and on the workers with the file read whole by one
+of them (as before byte ranges, for comparison). Prints the seconds, their ratio, the pieces the
 workers read and the seconds spent finding the cuts, and checks that the shards hold the
 one-process cache's bytes. On one machine the workers share its cores (and its disk): the ratio
 says what the cuts cost and what reading in parallel gains here, not on W machines.
@@ -65,14 +66,18 @@ def main(argv: list[str] | None = None) -> int:
 
     import distributed
 
+    from softreg.cache.pieces import Piece
     from softreg.commands.ingest import ingest_run
     from softreg.config import load_config
     from softreg.engine import text_pieces
 
     planning: list[float] = []
     planned = text_pieces.delimited_pieces
+    cut = [True]
 
     def timed_plan(*args, **kwargs):  # type: ignore[no-untyped-def]
+        if not cut[0]:
+            return [Piece(0, 0, None)]  # the file whole, read by one worker (before byte ranges)
         started = time.perf_counter()
         found = planned(*args, **kwargs)
         planning.append(time.perf_counter() - started)
@@ -99,10 +104,13 @@ def main(argv: list[str] | None = None) -> int:
             ingest_run(config)
             return time.perf_counter() - started
 
-        one, many = [], []
+        one, many, whole = [], [], []
         for _ in range(options.repeat):
             one.append(ingest("numpy", folder / "one"))
             many.append(ingest("dask", folder / "dask"))
+            cut[0] = False
+            whole.append(ingest("dask", folder / "dask-whole"))
+            cut[0] = True
         from softreg.cache import read_manifest
 
         pieces = read_manifest(folder / "dask").document["pieces"]
@@ -110,12 +118,14 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         cluster.close()
         shutil.rmtree(folder, ignore_errors=True)
-    one_s, many_s = statistics.median(one), statistics.median(many)
+    one_s, many_s, whole_s = statistics.median(one), statistics.median(many), statistics.median(whole)
     print(f"softreg ingest of one CSV, {options.rows:,} rows x {options.features} features ({size / 2**20:.0f} MiB), "
           f"median of {options.repeat}:")
     print(f"  one process                          {one_s:7.2f} s")
     print(f"  {options.workers} workers, {pieces} byte ranges            {many_s:7.2f} s   "
           f"({many_s / one_s:.2f}x one process; finding the cuts {statistics.median(planning):.2f} s)")
+    print(f"  {options.workers} workers, the file whole (one reads it) {whole_s:7.2f} s   "
+          f"({whole_s / one_s:.2f}x one process; byte ranges {whole_s / many_s:.2f}x faster)")
     print(f"  the workers' shards hold the one-process cache's bytes: {'yes' if identical else 'NO'}")
     return 0 if identical and pieces > 1 else 1
 
