@@ -163,12 +163,14 @@ def test_one_csv_is_read_in_byte_ranges_by_the_workers_and_holds_a_one_machine_i
     code, _, stderr = ingest(config)
     assert code == 0, stderr
     said = stderr.count("rows without a label were left out")
-    code, _, stderr = ingest(config, f"data.cache={tmp_path / 'dask'}", *on_dask(cluster, workers))
+    code, stdout, stderr = ingest_loud(config, f"data.cache={tmp_path / 'dask'}", *on_dask(cluster, workers))
     assert code == 0, stderr
+    pieces = {1: 3, 2: 5}[workers]  # 5 chunks, 4 pieces a worker at most
+    assert f"shards on {workers} worker{'s' if workers > 1 else ''}, the source read in {pieces} pieces" in stdout
     assert stderr.count("rows without a label were left out") == said == 1  # the total, said once
     assert "reads it whole" not in stderr
     document = read_manifest(tmp_path / "dask").document
-    assert document["pieces"] == {1: 3, 2: 5}[workers] and document["buckets"] > 1  # 5 chunks, 4 pieces a worker
+    assert document["pieces"] == pieces and document["buckets"] > 1
     assert_same_shards(tmp_path / "dask", tmp_path / "one")
 
 

@@ -78,6 +78,10 @@ def ingest_summary(outcome: IngestOutcome) -> str:
         f"rows: {counts['train']} train, {counts['val']} val, {counts['test']} test; "
         f"{document['n_features']} features, {len(document['classes'])} classes",
     ]
+    if document.get("placement"):  # a cache on the workers
+        workers = len({entry["worker"] for entries in document["placement"].values() for entry in entries})
+        read = f", the source read in {document['pieces']} pieces" if document.get("pieces", 1) > 1 else ""
+        lines.append(f"shards on {workers} worker{'s' if workers > 1 else ''}{read}")
     if outcome.reason is not None:
         lines.append(f"rebuilt because {outcome.reason}")
     if outcome.rebuilt:
