@@ -479,57 +479,61 @@ def test_a_worker_lost_with_its_disk_has_its_shards_written_again_and_changes_no
                == before["train"][index]["files"]["X"]["ends"] for index in moved)
 
 
-def test_a_parquet_folder_in_s3_is_ingested_by_workers_reading_it_themselves(server, tmp_path, monkeypatch):  # noqa: F811
-    """The workers read a Parquet folder from S3 (moto's server) with data.storage_options and the credentials of
-    their own environment, and write the shards a one-machine ingest of the same URL writes; the secret is in
-    no file of the cache."""
-    from tests.test_remote import BUCKET, SECRET, _credentials
+@pytest.fixture
+def s3_cluster(server, tmp_path, monkeypatch):  # noqa: F811
+    """Two workers with their own folders, started with the S3 credentials of moto's server in their
+    environment (as this process has them); yields the cluster."""
+    from tests.test_remote import _credentials
 
     for key, value in _credentials().items():
         monkeypatch.setenv(key, value)  # the workers started below inherit them, as this process's reads do
     started = Cluster(tmp_path, n_workers=2, own_directories=True)
-    try:
-        config = tmp_path / "c.yaml"
-        config.write_text(f"data:\n  source: s3://{BUCKET}/iris-parquet\n  label: species\n  shards: 2\n"
-                          f"  storage_options:\n    endpoint_url: {server}\n  cache: {tmp_path / 'one'}\n")
-        code, _, stderr = ingest(config)
-        assert code == 0, stderr
-        code, _, stderr = ingest(config, f"data.cache={tmp_path / 'dask'}", *on_dask(started))
-        assert code == 0 and SECRET not in stderr, stderr
-        assert_same_shards(tmp_path / "dask", tmp_path / "one")
-        placement = read_manifest(tmp_path / "dask").document["placement"]
-        assert len({shard["worker"] for shard in placement["train"]}) == 2
-        for path in [tmp_path / "dask" / "manifest.json", *(Path(entry["files"][name]["file"])
-                     for shards in placement.values() for entry in shards for name in ("X", "y", "source_rows"))]:
-            assert SECRET.encode() not in path.read_bytes()
-    finally:
-        started.stop()
+    yield started
+    started.stop()
 
 
-def test_one_csv_in_s3_is_read_in_byte_ranges_by_the_workers(server, tmp_path, monkeypatch):  # noqa: F811
+def ingest_here_and_there(config, cluster, tmp_path):
+    """``config`` ingested in this process into ``one`` and by ``cluster``'s workers into ``dask``: their
+    shards hold the same bytes; returns the workers' ingest's standard error."""
+    code, _, stderr = ingest(config, f"data.cache={tmp_path / 'one'}")
+    assert code == 0, stderr
+    code, _, stderr = ingest(config, f"data.cache={tmp_path / 'dask'}", *on_dask(cluster))
+    assert code == 0, stderr
+    assert_same_shards(tmp_path / "dask", tmp_path / "one")
+    return stderr
+
+
+def test_a_parquet_folder_in_s3_is_ingested_by_workers_reading_it_themselves(server, s3_cluster, tmp_path):  # noqa: F811
+    """The workers read a Parquet folder from S3 (moto's server) with data.storage_options and the credentials of
+    their own environment, and write the shards a one-machine ingest of the same URL writes; the secret is in
+    no file of the cache."""
+    from tests.test_remote import BUCKET, SECRET
+
+    config = tmp_path / "c.yaml"
+    config.write_text(f"data:\n  source: s3://{BUCKET}/iris-parquet\n  label: species\n  shards: 2\n"
+                      f"  storage_options:\n    endpoint_url: {server}\n")
+    assert SECRET not in ingest_here_and_there(config, s3_cluster, tmp_path)
+    placement = read_manifest(tmp_path / "dask").document["placement"]
+    assert len({shard["worker"] for shard in placement["train"]}) == 2
+    for path in [tmp_path / "dask" / "manifest.json", *(Path(entry["files"][name]["file"])
+                 for shards in placement.values() for entry in shards for name in ("X", "y", "source_rows"))]:
+        assert SECRET.encode() not in path.read_bytes()
+
+
+def test_one_csv_in_s3_is_read_in_byte_ranges_by_the_workers(server, s3_cluster, tmp_path):  # noqa: F811
     """One CSV in S3 (moto's server), cut into byte ranges that two workers read with the URL's ranged
     reads: the shards a one-machine ingest of the same URL writes."""
     import fsspec
 
-    from tests.test_remote import BUCKET, _credentials
+    from tests.test_remote import BUCKET
 
-    for key, value in _credentials().items():
-        monkeypatch.setenv(key, value)
     fs = fsspec.filesystem("s3", endpoint_url=server, skip_instance_cache=True)
     fs.pipe(f"{BUCKET}/awkward.csv", awkward_csv(tmp_path / "t.csv").read_bytes())
-    started = Cluster(tmp_path, n_workers=2, own_directories=True)
-    try:
-        config = tmp_path / "c.yaml"
-        config.write_text(f"data:\n  source: s3://{BUCKET}/awkward.csv\n  label: label\n  id: id\n  missing: drop\n"
-                          f"  shards: 2\n  storage_options:\n    endpoint_url: {server}\n  cache: {tmp_path / 'one'}\n")
-        code, _, stderr = ingest(config)
-        assert code == 0, stderr
-        code, _, stderr = ingest(config, f"data.cache={tmp_path / 'dask'}", *on_dask(started))
-        assert code == 0, stderr
-        assert read_manifest(tmp_path / "dask").document["pieces"] == 5
-        assert_same_shards(tmp_path / "dask", tmp_path / "one")
-    finally:
-        started.stop()
+    config = tmp_path / "c.yaml"
+    config.write_text(f"data:\n  source: s3://{BUCKET}/awkward.csv\n  label: label\n  id: id\n  missing: drop\n"
+                      f"  shards: 2\n  storage_options:\n    endpoint_url: {server}\n")
+    ingest_here_and_there(config, s3_cluster, tmp_path)
+    assert read_manifest(tmp_path / "dask").document["pieces"] == 5
 
 
 def test_a_run_on_the_workers_shards_resumes_bit_for_bit(cluster, letters_numpy, tmp_path):
