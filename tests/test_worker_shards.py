@@ -534,6 +534,11 @@ def test_one_csv_in_s3_is_read_in_byte_ranges_by_the_workers(server, s3_cluster,
                       f"  shards: 2\n  storage_options:\n    endpoint_url: {server}\n")
     ingest_here_and_there(config, s3_cluster, tmp_path)
     assert read_manifest(tmp_path / "dask").document["pieces"] == 5
+    from softreg.engine import text_pieces
+
+    compressed = load_config(config, overrides=[f"data.source=s3://{BUCKET}/iris.csv.gz", "data.label=species",
+                                                "data.id=null", f"data.cache={tmp_path / 'gz'}"])
+    assert text_pieces.head(compressed)["refused"] == "it is compressed"  # read whole: no byte lands mid-stream
 
 
 def test_a_run_on_the_workers_shards_resumes_bit_for_bit(cluster, letters_numpy, tmp_path):

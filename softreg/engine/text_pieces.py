@@ -116,7 +116,7 @@ def delimited_pieces(config: Config, size: int, at_least: int, workers: list[str
     counted = [wait(future) for future in [submit(count_range, data.source, options, start, stop, worker=worker)
                                            for (start, stop), worker in zip(ranges, where, strict=True)]]
     if any(lone for _, _, lone in counted):
-        _say_whole(data.source, "a carriage return in it ends no line")
+        _say_whole(data.source, "a carriage return in it ends no line (byte ranges need \\n or \\r\\n line ends)")
         return whole
     quoted, lines = [False], [1]
     for quotes, feeds, _ in counted[:-1]:
@@ -185,4 +185,4 @@ def check_counts(pieces: list[Piece], summaries: list[dict[str, Any]]) -> bool:
 
 
 def _say_whole(source: str, why: str) -> None:
-    warn(f"{source}: one worker reads it whole, since {why} (byte ranges need RFC 4180 quoting and \\n line ends)")
+    warn(f"{source}: one worker reads it whole, since {why}")

@@ -121,7 +121,7 @@ def scan_records(
         ends = feeds[(np.searchsorted(quotes, feeds) & 1) == 0]
         if not block:
             if len(quotes) & 1:
-                scan.irregular = "a quote left open at the end of the file"
+                scan.irregular = "a quote left open at the end of the file (byte ranges need RFC 4180 quoting)"
                 return scan
             if len(data) and (not len(ends) or ends[-1] != len(data) - 1):
                 ends = np.append(ends, len(data))  # the last record, without a line end
@@ -230,19 +230,19 @@ def _irregular(buffer: Bytes, separator: str) -> str | None:
     data = buffer.data
     following = np.flatnonzero(data == RETURN) + 1
     if np.any(following >= len(data)) or np.any(data[following[following < len(data)]] != LINE_FEED):
-        return "a carriage return that ends no line"
+        return "a carriage return that ends no line (byte ranges need \\n or \\r\\n line ends)"
     if not len(buffer.quotes):
         return None
     sep = ord(separator)
     opening = buffer.quotes[0::2]  # an even number of quotes before it
     previous = data[np.maximum(opening - 1, 0)]
     if not np.all((opening == 0) | (previous == LINE_FEED) | (previous == sep) | (previous == QUOTE)):
-        return "a quote inside a field"
+        return "a quote inside a field (byte ranges need RFC 4180 quoting)"
     closing = buffer.quotes[1::2]
     after = data[np.minimum(closing + 1, len(data) - 1)]
     last = closing + 1 >= len(data)
     if not np.all(last | (after == sep) | (after == QUOTE) | (after == RETURN) | (after == LINE_FEED)):
-        return "a quote followed by more of its field"
+        return "a quote followed by more of its field (byte ranges need RFC 4180 quoting)"
     return None
 
 
