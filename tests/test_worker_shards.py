@@ -124,11 +124,8 @@ def test_delimited_text_with_categories_over_several_buckets(cluster, tmp_path):
     config = tmp_path / "c.yaml"
     config.write_text(f"data:\n  source: {source}\n  label: label\n  missing: mean\n  val: 0.1\n  shards: 4\n"
                       f"  memory_budget: 1MiB\n  cache: {tmp_path / 'one'}\n")
-    assert ingest(config)[0] == 0
-    code, _, stderr = ingest(config, f"data.cache={tmp_path / 'dask'}", *on_dask(cluster))
-    assert code == 0, stderr
+    ingest_here_and_there(config, cluster, tmp_path)
     assert read_manifest(tmp_path / "dask").document["buckets"] == 6
-    assert_same_shards(tmp_path / "dask", tmp_path / "one")
 
 
 def awkward_csv(path, n=140_000, seed=0):
@@ -186,12 +183,9 @@ def test_a_csv_quoted_other_than_rfc_4180_is_read_whole_by_one_worker_with_the_s
     config = tmp_path / "c.yaml"
     config.write_text(f"data:\n  source: {source}\n  label: label\n  features: [x]\n  val: 0.1\n  shards: 2\n"
                       f"  cache: {tmp_path / 'one'}\n")
-    assert ingest(config)[0] == 0
-    code, _, stderr = ingest(config, f"data.cache={tmp_path / 'dask'}", *on_dask(cluster))
-    assert code == 0, stderr
+    stderr = ingest_here_and_there(config, cluster, tmp_path)
     assert f"{source}: one worker reads it whole, since it has a quote inside a field" in stderr
     assert read_manifest(tmp_path / "dask").document["pieces"] == 1
-    assert_same_shards(tmp_path / "dask", tmp_path / "one")
 
 
 def test_a_bad_cell_in_a_later_byte_range_is_the_one_machine_ingests_one_line(cluster, tmp_path):
