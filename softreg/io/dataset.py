@@ -14,6 +14,32 @@ from softreg.kernels import Matrix
 
 
 @dataclass
+class NumberRows:
+    """Consecutive rows of a source read as numbers, their labels coded.
+
+    X : ndarray of shape (n_rows, n_features), float64 (NaN where a value is missing)
+    label_texts : ndarray of shape (n_texts,), str: the distinct label texts, stripped (empty
+        without a label column: the rows to predict)
+    label_codes : ndarray of shape (n_rows,), int: each row's label, an index into ``label_texts``
+        (empty without a label column)
+    ids : ndarray of shape (n_rows,), str as written, or None without ``data.id``
+    """
+
+    X: np.ndarray
+    label_texts: np.ndarray
+    label_codes: np.ndarray
+    ids: np.ndarray | None
+
+    def __len__(self) -> int:
+        return int(self.X.shape[0])
+
+    @property
+    def labels(self) -> np.ndarray:
+        """The label text of each row, shape (n_rows,) (empty without a label column)."""
+        return self.label_texts[self.label_codes]
+
+
+@dataclass
 class Dataset:
     """Features and raw labels as loaded from a source.
 

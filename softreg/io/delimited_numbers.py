@@ -38,7 +38,7 @@ import numpy as np
 from softreg.errors import DataError
 from softreg.io import remote
 from softreg.io.cells import missing_mask
-from softreg.io.dataset import generated_names
+from softreg.io.dataset import NumberRows, generated_names
 from softreg.io.delimited import Chunk, DelimitedText, open_delimited, python_encoding
 from softreg.io.header import HEADER_LOOKAHEAD
 from softreg.io.selection import ColumnChoice, Selection
@@ -57,32 +57,11 @@ class NotNumeric(Exception):
 
 
 @dataclass
-class NumericChunk:
-    """Consecutive data rows of a delimited file.
+class NumericChunk(NumberRows):
+    """Consecutive data rows of a delimited file (`NumberRows`; every feature a finite number), and
+    ``offset``: bytes of the file read so far (the parser reads a little ahead of the rows)."""
 
-    X : ndarray of shape (n_rows, n_features), float64
-    label_texts : ndarray of shape (n_texts,), str
-        The distinct labels, stripped (as `softreg.io.delimited.load_delimited` has them); empty
-        when the layout has no label column (the rows to predict).
-    label_codes : ndarray of shape (n_rows,), int
-        The label of each row, an index into ``label_texts``; empty without a label column.
-    ids : ndarray of shape (n_rows,), str as written, or None without ``data.id``
-    offset : bytes of the file read so far (the parser reads a little ahead of the rows)
-    """
-
-    X: np.ndarray
-    label_texts: np.ndarray
-    label_codes: np.ndarray
-    ids: np.ndarray | None
     offset: int = 0
-
-    def __len__(self) -> int:
-        return int(self.X.shape[0])
-
-    @property
-    def labels(self) -> np.ndarray:
-        """The label text of each row, shape (n_rows,) (empty without a label column)."""
-        return self.label_texts[self.label_codes]
 
 
 @dataclass(frozen=True)

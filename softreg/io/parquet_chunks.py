@@ -8,32 +8,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from softreg.io.dataset import NumberRows
+
 
 @dataclass
-class ParquetBatch:
-    """Consecutive rows of a Parquet source.
+class ParquetBatch(NumberRows):
+    """Consecutive rows of a Parquet source (`NumberRows`; X is NaN where a value is null), and
+    ``unlabelled``: rows of the source left out of the batch for a missing label."""
 
-    X : ndarray of shape (n_rows, n_features), float64 (NaN where a value is null)
-    label_texts : ndarray of shape (n_texts,), str: the distinct label texts, stripped (empty
-        without a label column)
-    label_codes : ndarray of shape (n_rows,), int: each row's label, an index into ``label_texts``
-        (empty without a label column)
-    ids : ndarray of shape (n_rows,), str, or None without ``data.id``
-    unlabelled : rows of the source left out of the batch for a missing label
-    """
-
-    X: np.ndarray
-    label_texts: np.ndarray
-    label_codes: np.ndarray
-    ids: np.ndarray | None
     unlabelled: int = 0
-
-    def __len__(self) -> int:
-        return int(self.X.shape[0])
-
-    @property
-    def labels(self) -> np.ndarray:
-        return self.label_texts[self.label_codes]
 
 
 @dataclass(frozen=True)
