@@ -208,6 +208,16 @@ def test_a_file_that_cannot_be_cut_is_one_piece_and_the_ingest_says_why(tmp_path
     assert [(piece.span, piece.window) for piece in pieces] == [(None, None)]
 
 
+def test_a_header_after_more_blank_lines_than_the_first_range_holds_is_read_whole(tmp_path, small_chunks):
+    source = tmp_path / "t.csv"
+    source.write_text("\n" * 3000 + "x,label\n" + "".join(f"{index},{'ab'[index % 2]}\n" for index in range(2000)))
+    (tmp_path / "c.yaml").write_text(f"data:\n  source: {source}\n  label: label\n")
+    config = load_config(tmp_path / "c.yaml")
+    with pytest.warns(UserWarning, match="one worker reads it whole, since its header is not near its head"):
+        pieces = text_pieces.delimited_pieces(config, source.stat().st_size, 6, ["w"], here, lambda value: value)
+    assert len(pieces) == 1
+
+
 def test_bytes_that_are_not_text_in_the_encoding_are_read_whole_so_the_error_names_the_same_line(tmp_path,
                                                                                                small_chunks):
     """Invalid UTF-8 deep in the file: the text path's error names a line that depends on where its

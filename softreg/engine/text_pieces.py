@@ -60,13 +60,12 @@ def head(config: Config) -> dict[str, Any]:
     target = Selection(label=data.label, id=data.id, features=data.features,
                        exclude=data.exclude or ()).resolve(data.source, text.names)[0]
     codec = codecs.lookup(python_encoding(data.encoding)).name  # known: the head was read with it
+    # (the delimiter is one of , ; TAB | and space, as data.delimiter allows and the sniffer finds)
     refused = None
     if remote.is_url(data.source) and remote.compression(data.source) is not None:
         refused = "it is compressed"
     elif not ascii_safe(codec):
         refused = f"its encoding {data.encoding} may hold quote, delimiter or line-feed bytes inside a character"
-    elif len(text.separator) != 1 or not text.separator.isascii() or text.separator in '"\r\n':
-        refused = f"its delimiter {text.separator!r} is not one ASCII character"
     return {"names": tuple(text.names), "separator": text.separator, "header": text.header, "target": target,
             "layout": layout, "codec": "utf-8" if codec == "utf-8-sig" else codec, "bom": codec == "utf-8-sig",
             "refused": refused}
